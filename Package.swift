@@ -1,0 +1,80 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Every daemon is a thin `@main` over the shared libraries; this factory keeps the list readable.
+func daemon(_ name: String) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: ["CortexCore", "CortexOrchestration"],
+        path: "Sources/Executables/\(name)"
+    )
+}
+
+let masters = [
+    "security-master", "development-master", "inventory-master",
+    "cicd-master", "testing-master", "monitoring-master",
+]
+let daemons = ["coordinator"] + masters + ["worker"]
+
+let package = Package(
+    name: "cortex",
+    platforms: [.macOS(.v14)],
+    products: daemons.map { .executable(name: $0, targets: [$0]) } + [
+        .executable(name: "cortexctl", targets: ["cortexctl"]),
+        .library(name: "CortexCore", targets: ["CortexCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            path: "Sources/CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            path: "Sources/CCurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "CortexCore",
+            dependencies: [
+                "CHiredis",
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .target(
+            name: "CortexOrchestration",
+            dependencies: ["CortexCore"]
+        ),
+        .target(
+            name: "CortexControl",
+            dependencies: ["CortexCore", "CortexOrchestration"]
+        ),
+        .executableTarget(
+            name: "cortexctl",
+            dependencies: [
+                "CortexControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Executables/cortexctl"
+        ),
+        .testTarget(
+            name: "CortexCoreTests",
+            dependencies: ["CortexCore", "CortexOrchestration"]
+        ),
+        .testTarget(
+            name: "CortexIntegrationTests",
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl"]
+        ),
+    ] + daemons.map(daemon)
+)

@@ -1,0 +1,108 @@
+import CortexCore
+import CortexOrchestration
+import Foundation
+import Logging
+
+/// The logic behind `cortexctl`'s subcommands; the executable only parses arguments.
+public enum ControlCommands {
+    /// A bus for the CLI itself (source `cortexctl`), with logs on stderr-free JSON off.
+    public static func bus(redisURL: String) throws -> MessageBus {
+        let endpoint: RedisEndpoint
+        do { endpoint = try RedisEndpoint(url: redisURL) } catch { throw ConfigurationError("\(error)") }
+        var logger = Logger(label: "cortexctl")
+        logger.logLevel = .error
+        return MessageBus(redis: RedisClient(endpoint: endpoint, configuration: .init(initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(500))),
+                          source: "cortexctl", metrics: CortexMetrics(), decoder: EnvelopeDecoder(maxBytes: 64 * 1024 * 1024), logger: logger)
+    }
+
+    /// Resolves target paths to absolute ones and checks they exist.
+    public static func resolveTargets(_ targets: [String]) throws -> [String] {
+        let list = targets.isEmpty ? [FileManager.default.currentDirectoryPath] : targets
+        return try list.map { t in
+            let url = URL(fileURLWithPath: t, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+                throw ConfigurationError("target \(t) is not a directory")
+            }
+            return url.path
+        }
+    }
+
+    /// Submits a run, prints progress until it ends, prints the executive summary; returns the final state.
+    public static func runAndFollow(bus: MessageBus, goal: String, targets: [String], timeout: Duration, verbose: Bool = false) async throws -> RunState {
+        let client = RunClient(bus: bus)
+        guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+        let subscription = bus.subscribe(CortexNames.Channel.allCases)
+        _ = await subscription.subscriber.waitUntilSubscribed()
+        let request = RunRequest(goal: goal, targets: targets, requestedBy: "cortexctl@\(ProcessIdentity.hostname)")
+        print("submitted \(request.runID): goal '\(goal)' on \(targets.joined(separator: ", "))")
+        try await client.submit(request)
+        let state = try await client.follow(runID: request.runID, subscribedBeforeSubmit: subscription, timeout: timeout) { e in
+            if verbose { print(EventFormatter.line(e)) } else if let line = EventFormatter.progress(e) { print(line) }
+            fflush(nil)  // progress must show as it happens, also when piped
+        }
+        print("")
+        if let dir = state.reportDir, let summary = try? String(contentsOfFile: dir + "/" + ReportWriter.summaryMarkdown, encoding: .utf8) {
+            // The executive summary is the fenced block at the top of summary.md.
+            let parts = summary.components(separatedBy: "```\n")
+            print(parts.count > 1 ? parts[1] : summary, terminator: "")
+            print("Report: \(dir)/\(ReportWriter.summaryMarkdown)")
+        } else {
+            print("Run \(state.runID): \(state.status)\(state.reason.map { " — \($0)" } ?? "")")
+        }
+        return state
+    }
+
+    /// `cortexctl status`: masters, workers, recent runs (or one run).
+    public static func status(bus: MessageBus, runID: String?) async throws -> String {
+        let redis = bus.redis
+        if let runID {
+            guard let s = try await RunState.load(runID, redis: redis) else { throw ConfigurationError("no run \(runID)") }
+            return "run \(s.runID): \(s.status), phase \(s.phase.map(String.init) ?? "-")\n  goal: \(s.goal)\n  targets: \(s.targets.joined(separator: ", "))\n" +
+                (s.reason.map { "  reason: \($0)\n" } ?? "") + (s.reportDir.map { "  report: \($0)\n" } ?? "")
+        }
+        let now = epochMilliseconds()
+        var out = "MASTER               STATUS   INSTANCE                     TASKS  WORKERS  LAST HEARTBEAT\n"
+        for role in MasterRole.allCases {
+            let f = try await redis.send("HGETALL", CortexNames.masterRegistry(role)).orThrow().fieldMap
+            let age = f["last_heartbeat"].flatMap(Int.init).map { "\((now - $0) / 1000)s ago" } ?? "never"
+            out += "\(role.processName.padding(toLength: 20, withPad: " ", startingAt: 0)) \((f["status"] ?? "absent").padding(toLength: 8, withPad: " ", startingAt: 0)) \((f["instance"] ?? "-").padding(toLength: 28, withPad: " ", startingAt: 0)) \((f["tasks_active"] ?? "0").padding(toLength: 6, withPad: " ", startingAt: 0)) \((f["workers_spawned"] ?? "0").padding(toLength: 8, withPad: " ", startingAt: 0)) \(age)\n"
+        }
+        out += "\nWORKER               NODE             STATUS   POOLS                          ITEMS  ALIVE\n"
+        let workers = (try await redis.send("SMEMBERS", CortexNames.workerSet).orThrow().array ?? []).compactMap(\.string).sorted()
+        for w in workers {
+            let replies = try await redis.pipeline([["HGETALL", CortexNames.workerRegistry(w)], ["EXISTS", CortexNames.workerHeartbeat(w)]])
+            let f = replies[0].fieldMap
+            out += "\(w.padding(toLength: 20, withPad: " ", startingAt: 0)) \((f["node"] ?? "-").padding(toLength: 16, withPad: " ", startingAt: 0)) \((f["status"] ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)) \((f["pools"] ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)) \((f["items_done"] ?? "0").padding(toLength: 6, withPad: " ", startingAt: 0)) \(replies[1].int == 1 ? "yes" : "no")\n"
+        }
+        out += "\nRECENT RUNS\n"
+        let runs = (try await redis.send("ZREVRANGE", CortexNames.runIndex, 0, 9).orThrow().array ?? []).compactMap(\.string)
+        for id in runs {
+            if let s = try await RunState.load(id, redis: redis) {
+                out += "  \(id)  \(s.status.padding(toLength: 9, withPad: " ", startingAt: 0)) \(s.goal)\(s.reason.map { " — \($0)" } ?? "")\n"
+            }
+        }
+        if runs.isEmpty { out += "  (none)\n" }
+        return out
+    }
+
+    /// Validates and publishes a message given as channel, type and data JSON; returns the envelope sent.
+    public static func publish(bus: MessageBus, channel: String, type: String, data: String, runID: String?) async throws -> Envelope {
+        guard let ch = CortexNames.Channel(name: channel) else {
+            throw ConfigurationError("unknown channel '\(channel)'; use one of \(CortexNames.Channel.allCases.map { "\($0.rawValue) (\($0.shortName))" }.joined(separator: ", "))")
+        }
+        guard let t = MessageType(rawValue: type) else {
+            throw ConfigurationError("unknown message type '\(type)'; see docs/protocol.md for the list")
+        }
+        let parsed: JSONValue
+        do { parsed = try JSONDecoder().decode(JSONValue.self, from: Data(data.utf8)) } catch {
+            throw ConfigurationError("--data is not valid JSON: \(data)")
+        }
+        let envelope = Envelope(type: t, source: "cortexctl", runID: runID, data: parsed)
+        if case .failure(let rejection) = bus.decoder.decode(envelope.encoded(), channel: ch) {
+            throw ConfigurationError("not sent: \(rejection)")
+        }
+        try await bus.publish(envelope)
+        return envelope
+    }
+}

@@ -1,0 +1,186 @@
+import CortexCore
+import Foundation
+
+/// Finds Cortex's own executables: next to the running binary, or in `CORTEX_BIN_DIR`.
+public enum ExecutableLocator {
+    /// The directory holding `cortexctl` and the daemons.
+    public static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["CORTEX_BIN_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent()
+    }
+
+    /// The path of one executable, or an error naming where it was looked for.
+    public static func path(of name: String, in dir: URL = binDirectory) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        guard FileManager.default.isExecutableFile(atPath: url.path) else {
+            throw ConfigurationError("\(name) not found in \(dir.path); build it with `swift build` or set CORTEX_BIN_DIR")
+        }
+        return url
+    }
+
+    /// Searches PATH (and the usual sbin directories) for a system program.
+    public static func system(_ name: String) -> URL? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/bin"
+        for dir in path.split(separator: ":") {
+            let url = URL(fileURLWithPath: String(dir)).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return nil
+    }
+}
+
+/// Free TCP ports on the loopback interface.
+public enum FreePort {
+    /// Asks the kernel for an unused port (bind to port 0, read it back, close).
+    public static func find() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ConfigurationError("socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard bound == 0 else { throw ConfigurationError("bind() failed: errno \(errno)") }
+        let named = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard named == 0 else { throw ConfigurationError("getsockname() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+/// A child process started by `cortexctl up` (or a test), with its output in a log file.
+public final class ChildProcess: @unchecked Sendable {
+    public let name: String
+    public let process: Process
+    public let logFile: URL
+
+    init(name: String, process: Process, logFile: URL) {
+        self.name = name
+        self.process = process
+        self.logFile = logFile
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Sends a signal (SIGTERM by default).
+    public func signal(_ sig: Int32 = SIGTERM) {
+        if process.isRunning { kill(process.processIdentifier, sig) }
+    }
+
+    /// Waits for the process to end; returns its exit status, or nil if it still runs after `timeout`.
+    public func wait(timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// The log written so far.
+    public func output() -> String {
+        (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+    }
+}
+
+/// Starts and stops a set of child processes; stopping is SIGTERM, then SIGKILL for stragglers.
+public final class ProcessSupervisor: @unchecked Sendable {
+    private let lock = NSLock()
+    private var children: [ChildProcess] = []
+    public let logDirectory: URL
+
+    public init(logDirectory: URL) throws {
+        self.logDirectory = logDirectory
+        try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
+    }
+
+    /// Starts `executable` with `arguments` and extra environment; stdout and stderr go to `<logDirectory>/<name>.log`.
+    @discardableResult
+    public func start(name: String, executable: URL, arguments: [String] = [], environment: [String: String] = [:]) throws -> ChildProcess {
+        let log = logDirectory.appendingPathComponent("\(name).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        p.standardOutput = handle
+        p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        try? handle.close()
+        let child = ChildProcess(name: name, process: p, logFile: log)
+        lock.withLock { children.append(child) }
+        return child
+    }
+
+    /// Every child started so far.
+    public var all: [ChildProcess] { lock.withLock { children } }
+
+    /// SIGTERM to every running child (newest first), then SIGKILL to those still running after `grace`.
+    public func stopAll(grace: Duration = .seconds(10)) async {
+        let running = all.reversed().filter(\.isRunning)
+        for c in running { c.signal(SIGTERM) }
+        for c in running where await c.wait(timeout: grace) == nil {
+            c.signal(SIGKILL)
+            _ = await c.wait(timeout: .seconds(2))
+        }
+    }
+
+    /// Synchronous last resort (signal handlers, exit paths): SIGKILL everything still running.
+    public func killAll() {
+        for c in all where c.isRunning { c.signal(SIGKILL) }
+    }
+}
+
+/// A private redis-server on a free loopback port in a temporary directory.
+public final class LocalRedis: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    public let child: ChildProcess
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    /// Starts redis-server (persistence off unless `appendOnly`) and waits until it answers PING.
+    public init(supervisor: ProcessSupervisor, directory: URL, appendOnly: Bool = false) async throws {
+        guard let server = ExecutableLocator.system("redis-server") else {
+            throw ConfigurationError("redis-server not found on PATH: install it with `sudo apt-get install redis-server` (Debian/Ubuntu)")
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.directory = directory
+        var lastError: Error = ConfigurationError("redis-server did not start")
+        for _ in 0..<3 {  // a port found free can be taken by someone else before redis binds it
+            let port = try FreePort.find()
+            let child = try supervisor.start(name: "redis-server-\(port)", executable: server, arguments: [
+                "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
+                "--appendonly", appendOnly ? "yes" : "no", "--daemonize", "no", "--protected-mode", "yes",
+            ])
+            let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(200), initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20)))
+            defer { client.close() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline && child.isRunning {
+                if await client.ping() {
+                    self.port = port
+                    self.child = child
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            child.signal(SIGKILL)
+            lastError = ConfigurationError("redis-server on port \(port) did not answer: \(child.output().suffix(500))")
+        }
+        throw lastError
+    }
+
+    /// Stops the server: SHUTDOWN over the protocol (prompt and certain), then signals as a fallback.
+    public func stop() async {
+        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)))
+        _ = try? await client.send("SHUTDOWN", "NOSAVE")  // the connection closes instead of a reply
+        client.close()
+        if await child.wait(timeout: .seconds(3)) != nil { return }
+        child.signal(SIGTERM)
+        if await child.wait(timeout: .seconds(3)) == nil { child.signal(SIGKILL) }
+    }
+}

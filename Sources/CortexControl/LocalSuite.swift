@@ -1,0 +1,70 @@
+import CortexCore
+import Foundation
+
+/// The whole suite on one machine: a private redis-server, the coordinator, the six masters and N workers
+/// as child processes. `cortexctl up` uses it; so do the integration tests, so they run what users run.
+public final class LocalSuite: @unchecked Sendable {
+    public let supervisor: ProcessSupervisor
+    public let redis: LocalRedis
+    public let workDirectory: URL
+    public let binDirectory: URL
+    public let outputDirectory: URL
+    /// Extra environment for every daemon (e.g. shorter timeouts in tests).
+    public let environment: [String: String]
+    private let workerCounter = Locked(0)
+
+    /// Starts redis only; call `startAll` (or the single starters) for the daemons.
+    public init(workDirectory: URL, outputDirectory: URL, binDirectory: URL = ExecutableLocator.binDirectory, environment: [String: String] = [:], appendOnly: Bool = false) async throws {
+        self.workDirectory = workDirectory
+        self.outputDirectory = outputDirectory
+        self.binDirectory = binDirectory
+        self.environment = environment
+        supervisor = try ProcessSupervisor(logDirectory: workDirectory.appendingPathComponent("logs"))
+        redis = try await LocalRedis(supervisor: supervisor, directory: workDirectory.appendingPathComponent("redis"), appendOnly: appendOnly)
+    }
+
+    private func env(instance: String) -> [String: String] {
+        [
+            "CORTEX_REDIS_URL": redis.url, "CORTEX_HTTP_HOST": "127.0.0.1", "CORTEX_HTTP_PORT": "0",
+            "CORTEX_OUTPUT_DIR": outputDirectory.path, "CORTEX_INSTANCE_ID": instance,
+        ].merging(environment) { $1 }
+    }
+
+    /// Starts the coordinator.
+    @discardableResult
+    public func startCoordinator() throws -> ChildProcess {
+        try supervisor.start(name: "coordinator", executable: ExecutableLocator.path(of: "coordinator", in: binDirectory), environment: env(instance: "coordinator-local"))
+    }
+
+    /// Starts one master; `instance` distinguishes a restarted or second instance.
+    @discardableResult
+    public func startMaster(_ role: MasterRole, instance: String? = nil) throws -> ChildProcess {
+        let id = instance ?? "\(role.processName)-local"
+        return try supervisor.start(name: id, executable: ExecutableLocator.path(of: role.processName, in: binDirectory), environment: env(instance: id))
+    }
+
+    /// Starts one worker serving `pools` (all pools when empty).
+    @discardableResult
+    public func startWorker(pools: [WorkerPool] = []) throws -> ChildProcess {
+        let n = workerCounter.withLock { c -> Int in c += 1; return c }
+        let id = "worker-\(n)"
+        var e = env(instance: id)
+        if !pools.isEmpty { e["CORTEX_WORKER_POOLS"] = pools.map(\.rawValue).joined(separator: ",") }
+        return try supervisor.start(name: id, executable: ExecutableLocator.path(of: "worker", in: binDirectory), environment: e)
+    }
+
+    /// Starts the coordinator, every master and `workers` workers.
+    public func startAll(workers: Int) throws {
+        try startCoordinator()
+        for role in MasterRole.allCases { try startMaster(role) }
+        for _ in 0..<workers { try startWorker() }
+    }
+
+    /// Stops every daemon (SIGTERM, then SIGKILL after the grace period), then redis.
+    public func stop(grace: Duration = .seconds(10)) async {
+        let daemons = supervisor.all.filter { $0.process.processIdentifier != redis.child.pid }
+        for c in daemons where c.isRunning { c.signal(SIGTERM) }
+        for c in daemons where await c.wait(timeout: grace) == nil { c.signal(SIGKILL) }
+        await redis.stop()
+    }
+}

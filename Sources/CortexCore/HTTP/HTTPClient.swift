@@ -1,0 +1,88 @@
+import CCurl
+import Foundation
+
+/// An HTTP response: status, headers (lower-cased names) and body.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A failed HTTP exchange (no response at all); HTTP error statuses are responses, not errors.
+public struct HTTPClientError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A small blocking HTTP client over libcurl; each request runs on its own thread, never on the cooperative pool.
+public enum HTTPClient {
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    /// Performs one request.
+    public static func request(
+        _ method: String = "GET", url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
+        timeout: Duration = .seconds(10)
+    ) async throws -> HTTPResponse {
+        let executor = BlockingExecutor(name: "cortex-http")
+        defer { executor.shutdown() }
+        return try await executor.run { try perform(method, url: url, headers: headers, body: body, timeout: timeout) }
+    }
+
+    private final class Sink {
+        var body: [UInt8] = []
+        var headers: [String: String] = [:]
+    }
+
+    static func perform(_ method: String, url: String, headers: [String: String], body: [UInt8]?, timeout: Duration) throws -> HTTPResponse {
+        _ = globalInit
+        guard let handle = curl_easy_init() else { throw HTTPClientError(description: "curl_easy_init failed") }
+        defer { curl_easy_cleanup(handle) }
+        let sink = Sink()
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (k, v) in headers { list = curl_slist_append(list, "\(k): \(v)") }
+        defer { curl_slist_free_all(list) }
+
+        cortex_curl_set_string(handle, CURLOPT_URL, url)
+        cortex_curl_set_string(handle, CURLOPT_CUSTOMREQUEST, method)
+        cortex_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        cortex_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        cortex_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
+        if let list { cortex_curl_set_slist(handle, CURLOPT_HTTPHEADER, list) }
+        let unmanaged = Unmanaged.passRetained(sink)
+        defer { unmanaged.release() }
+        cortex_curl_set_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
+        cortex_curl_set_pointer(handle, CURLOPT_HEADERDATA, unmanaged.toOpaque())
+        cortex_curl_set_write_function(handle) { ptr, size, count, context in
+            let n = size * count
+            guard let ptr, let context else { return n }
+            let sink = Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue()
+            sink.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: n))
+            return n
+        }
+        cortex_curl_set_header_function(handle) { ptr, size, count, context in
+            let n = size * count
+            guard let ptr, let context else { return n }
+            let sink = Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue()
+            let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                sink.headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            return n
+        }
+        var bodyCopy = body ?? []
+        let code: CURLcode = bodyCopy.withUnsafeMutableBytes { raw in
+            if body != nil {
+                cortex_curl_set_long(handle, CURLOPT_POSTFIELDSIZE, raw.count)
+                cortex_curl_set_pointer(handle, CURLOPT_POSTFIELDS, raw.baseAddress)
+            }
+            return curl_easy_perform(handle)
+        }
+        guard code == CURLE_OK else {
+            throw HTTPClientError(description: "\(method) \(url): \(String(cString: curl_easy_strerror(code)))")
+        }
+        var status = 0
+        cortex_curl_get_response_code(handle, &status)
+        return HTTPResponse(status: status, headers: sink.headers, body: sink.body)
+    }
+}

@@ -1,0 +1,111 @@
+/// Every Redis name Cortex uses: channels, streams, consumer groups and keys.
+///
+/// This is the protocol's single source of truth; no other file spells a key. docs/protocol.md
+/// is generated from here (`cortexctl docs protocol`) and a test keeps the two in step.
+public enum CortexNames {
+    /// The three pub/sub channels of the design.
+    public enum Channel: String, CaseIterable, Sendable, Codable {
+        /// master <-> master and coordinator <-> master messages.
+        case mastersCoordination = "cortex:masters:coordination"
+        /// worker progress, heartbeats and result notifications.
+        case workersStatus = "cortex:workers:status"
+        /// coordinator broadcasts: phase changes, run lifecycle.
+        case eventsSystem = "cortex:events:system"
+
+        /// The short name accepted on the command line (`coordination`, `workers`, `system`).
+        public var shortName: String {
+            switch self {
+            case .mastersCoordination: return "coordination"
+            case .workersStatus: return "workers"
+            case .eventsSystem: return "system"
+            }
+        }
+
+        /// Accepts the full channel name or its short name.
+        public init?(name: String) {
+            if let c = Channel(rawValue: name) { self = c; return }
+            guard let c = Channel.allCases.first(where: { $0.shortName == name }) else { return nil }
+            self = c
+        }
+    }
+
+    /// Consumer groups on the durable streams.
+    public enum Group {
+        public static let coordinators = "coordinators"
+        public static let masters = "masters"
+        public static let workers = "workers"
+    }
+
+    /// Run requests (durable): `cortexctl run` appends, the coordinator consumes.
+    public static let runRequests = "cortex:runs:requests"
+    /// Sorted set of run ids by start time, newest last.
+    public static let runIndex = "cortex:runs:index"
+    /// Master reports for the coordinator (durable).
+    public static let coordinatorInbox = "cortex:coordinator:inbox"
+    /// Capped history of every message published on a channel.
+    public static let eventHistory = "cortex:events:history"
+    /// Set of master names that ever registered.
+    public static let masterSet = "cortex:masters"
+    /// Entries that could not be processed, with the reason (kept for the operator, never retried).
+    public static let deadLetters = "cortex:work:dead-letters"
+    /// Set of worker ids that ever registered.
+    public static let workerSet = "cortex:workers"
+
+    /// Hash with a run's state: status, phase, goal, targets, timestamps, report directory.
+    public static func run(_ runID: String) -> String { "cortex:run:\(runID)" }
+    /// Hash master -> instance that acknowledged activation for the run.
+    public static func runActivation(_ runID: String) -> String { "cortex:run:\(runID):activation" }
+    /// Hash task id -> task JSON for every task the run distributed.
+    public static func runTasks(_ runID: String) -> String { "cortex:run:\(runID):tasks" }
+    /// Hash master -> master report JSON.
+    public static func runResults(_ runID: String) -> String { "cortex:run:\(runID):results" }
+    /// Stream of tasks for one master (durable).
+    public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
+    /// Stream of work items for one worker pool (durable).
+    public static func workStream(_ pool: WorkerPool) -> String { "cortex:work:\(pool.rawValue)" }
+    /// Hash item id -> result JSON for one task; written once per item (HSETNX), so a redelivered item counts once.
+    public static func taskResults(_ taskID: String) -> String { "cortex:task:\(taskID):results" }
+    /// Stream that wakes the master waiting for a task's results.
+    public static func taskResultEvents(_ taskID: String) -> String { "cortex:task:\(taskID):done" }
+    /// Registry hash of a master: status, tasks_active, workers_spawned, last_heartbeat, instance.
+    public static func masterRegistry(_ master: MasterRole) -> String { "cortex:master:\(master.rawValue)" }
+    /// Liveness key of one master instance; expires when heartbeats stop.
+    public static func masterHeartbeat(_ master: MasterRole, instance: String) -> String {
+        "cortex:heartbeat:master:\(master.rawValue):\(instance)"
+    }
+    /// Registry hash of a worker: pools, node, status, items_done, last_heartbeat.
+    public static func workerRegistry(_ workerID: String) -> String { "cortex:worker:\(workerID)" }
+    /// Liveness key of a worker; expires when heartbeats stop.
+    public static func workerHeartbeat(_ workerID: String) -> String { "cortex:heartbeat:worker:\(workerID)" }
+}
+
+/// The six domain masters.
+public enum MasterRole: String, CaseIterable, Sendable, Codable {
+    case security, development, inventory, cicd, testing, monitoring
+
+    /// The executable, container and process name, e.g. `security-master`.
+    public var processName: String { "\(rawValue)-master" }
+
+    /// The pool whose workers run this master's built-in skill.
+    public var pool: WorkerPool {
+        switch self {
+        case .inventory: return .catalog
+        case .security: return .scan
+        case .development: return .documentation
+        case .cicd: return .analysis
+        case .testing: return .test
+        case .monitoring: return .analysis
+        }
+    }
+
+    /// Accepts `security` or `security-master`.
+    public init?(name: String) {
+        let bare = name.hasSuffix("-master") ? String(name.dropLast(7)) : name
+        self.init(rawValue: bare)
+    }
+}
+
+/// Named worker pools; a worker serves one or more, and replicas share a pool through its consumer group.
+public enum WorkerPool: String, CaseIterable, Sendable, Codable {
+    case catalog, scan, implementation, documentation, analysis, test, review
+}

@@ -1,0 +1,162 @@
+/// The closed list of message types, each bound to one channel with a documented payload.
+public enum MessageType: String, CaseIterable, Sendable, Codable {
+    // cortex:events:system — coordinator broadcasts
+    case RUN_REQUESTED, PHASE_0_START, PHASE_1_START, PHASE_2_START, PHASE_3_START, PHASE_4_START, PHASE_5_START
+    case MASTER_ACTIVATION_START, RUN_COMPLETE, RUN_FAILED
+    // cortex:masters:coordination
+    case MASTER_REGISTERED, MASTER_HEARTBEAT, MASTER_ACTIVATION_ACK, TASK_ASSIGNED, WORKER_SPAWN
+    case MASTER_REPORT, ESCALATION, HANDOFF_REQUEST, MASTER_SHUTDOWN
+    // cortex:workers:status
+    case WORKER_REGISTERED, WORKER_HEARTBEAT, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED, WORKER_SHUTDOWN
+
+    /// The phase-start type for phase `n` (0...5).
+    public static func phaseStart(_ n: Int) -> MessageType {
+        [.PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START][n]
+    }
+
+    /// The one channel this type travels on.
+    public var channel: CortexNames.Channel {
+        switch self {
+        case .RUN_REQUESTED, .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START,
+            .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_COMPLETE, .RUN_FAILED:
+            return .eventsSystem
+        case .MASTER_REGISTERED, .MASTER_HEARTBEAT, .MASTER_ACTIVATION_ACK, .TASK_ASSIGNED, .WORKER_SPAWN,
+            .MASTER_REPORT, .ESCALATION, .HANDOFF_REQUEST, .MASTER_SHUTDOWN:
+            return .mastersCoordination
+        case .WORKER_REGISTERED, .WORKER_HEARTBEAT, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED,
+            .WORKER_SHUTDOWN:
+            return .workersStatus
+        }
+    }
+
+    /// What the message means, for docs/protocol.md.
+    public var summary: String {
+        switch self {
+        case .RUN_REQUESTED: return "A run was queued on the durable run stream (notification; the stream entry is what counts)."
+        case .PHASE_0_START: return "Phase 0, pre-flight: Redis reachable, the six masters registered."
+        case .PHASE_1_START: return "Phase 1, master activation."
+        case .PHASE_2_START: return "Phase 2, work distribution: the goal decomposed into tasks, one stream per master."
+        case .PHASE_3_START: return "Phase 3, parallel execution: masters fan work out to worker pools."
+        case .PHASE_4_START: return "Phase 4, aggregation of each master's result summary."
+        case .PHASE_5_START: return "Phase 5, reports written and run state saved."
+        case .MASTER_ACTIVATION_START: return "The coordinator asks every master to activate for the run; each answers MASTER_ACTIVATION_ACK."
+        case .RUN_COMPLETE: return "The run finished; `status` is `succeeded` or `partial`, reports are in `report_dir`."
+        case .RUN_FAILED: return "The run stopped with the given reason."
+        case .MASTER_REGISTERED: return "A master instance started and wrote its registry hash."
+        case .MASTER_HEARTBEAT: return "A master instance is alive (also kept as a key with a TTL)."
+        case .MASTER_ACTIVATION_ACK: return "A master acknowledges MASTER_ACTIVATION_START for the run."
+        case .TASK_ASSIGNED: return "The coordinator queued a task on a master's task stream."
+        case .WORKER_SPAWN: return "A master queued work items for a worker pool."
+        case .MASTER_REPORT: return "A master finished a task; its full report is on the coordinator inbox stream."
+        case .ESCALATION: return "Something needs the human operator."
+        case .HANDOFF_REQUEST: return "One master asks another to take over follow-up work."
+        case .MASTER_SHUTDOWN: return "A master instance is stopping; `handed_back` tasks were returned to its stream."
+        case .WORKER_REGISTERED: return "A worker started and serves the listed pools."
+        case .WORKER_HEARTBEAT: return "A worker is alive (also kept as a key with a TTL)."
+        case .TASK_STARTED: return "A worker took a work item."
+        case .TASK_PROGRESS: return "A worker's progress through a work item."
+        case .TASK_COMPLETE: return "A worker committed a work item's result."
+        case .TASK_FAILED: return "A work item failed; the reason says why."
+        case .WORKER_SHUTDOWN: return "A worker is stopping."
+        }
+    }
+
+    /// The payload's fields; extra fields are allowed so that the protocol can grow.
+    public var fields: [FieldSpec] {
+        switch self {
+        case .RUN_REQUESTED:
+            return [.init("goal", .string), .init("targets", .array)]
+        case .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START:
+            return [.init("phase", .integer), .init("name", .string)]
+        case .MASTER_ACTIVATION_START:
+            return [.init("masters", .array)]
+        case .RUN_COMPLETE:
+            return [.init("status", .string), .init("report_dir", .string), .init("duration_ms", .integer)]
+        case .RUN_FAILED:
+            return [.init("reason", .string)]
+        case .MASTER_REGISTERED, .MASTER_ACTIVATION_ACK:
+            return [.init("master", .string), .init("instance", .string)]
+        case .MASTER_HEARTBEAT:
+            return [.init("master", .string), .init("instance", .string), .init("tasks_active", .integer)]
+        case .TASK_ASSIGNED:
+            return [.init("task_id", .string), .init("master", .string), .init("target", .string)]
+        case .WORKER_SPAWN:
+            return [.init("task_id", .string), .init("master", .string), .init("pool", .string), .init("items", .integer)]
+        case .MASTER_REPORT:
+            return [.init("task_id", .string), .init("master", .string), .init("status", .string), .init("summary", .string)]
+        case .ESCALATION:
+            return [.init("severity", .string), .init("reason", .string), .init("subject", .string, required: false)]
+        case .HANDOFF_REQUEST:
+            return [.init("from", .string), .init("to", .string), .init("reason", .string)]
+        case .MASTER_SHUTDOWN:
+            return [.init("master", .string), .init("instance", .string), .init("handed_back", .integer)]
+        case .WORKER_REGISTERED:
+            return [.init("worker", .string), .init("node", .string), .init("pools", .array)]
+        case .WORKER_HEARTBEAT:
+            return [.init("worker", .string), .init("node", .string), .init("status", .string)]
+        case .TASK_STARTED:
+            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("node", .string), .init("pool", .string)]
+        case .TASK_PROGRESS:
+            return [.init("item_id", .string), .init("worker", .string), .init("done", .integer), .init("total", .integer)]
+        case .TASK_COMPLETE:
+            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("node", .string), .init("duration_ms", .integer)]
+        case .TASK_FAILED:
+            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("reason", .string)]
+        case .WORKER_SHUTDOWN:
+            return [.init("worker", .string), .init("node", .string)]
+        }
+    }
+
+    /// A valid payload, used for the `redis-cli PUBLISH` example in docs/protocol.md.
+    public var exampleData: JSONValue {
+        switch self {
+        case .RUN_REQUESTED: return ["goal": "full-orchestration", "targets": ["/srv/repos/shop"]]
+        case .PHASE_0_START: return ["phase": 0, "name": "pre-flight"]
+        case .PHASE_1_START: return ["phase": 1, "name": "master-activation"]
+        case .PHASE_2_START: return ["phase": 2, "name": "work-distribution"]
+        case .PHASE_3_START: return ["phase": 3, "name": "parallel-execution"]
+        case .PHASE_4_START: return ["phase": 4, "name": "aggregation"]
+        case .PHASE_5_START: return ["phase": 5, "name": "reporting"]
+        case .MASTER_ACTIVATION_START: return ["masters": ["security", "development", "inventory", "cicd", "testing", "monitoring"]]
+        case .RUN_COMPLETE: return ["status": "succeeded", "report_dir": "/coordination/reports/run-debug", "duration_ms": 1200]
+        case .RUN_FAILED: return ["reason": "pre-flight: masters not registered after 30s: monitoring"]
+        case .MASTER_REGISTERED: return ["master": "security", "instance": "security-master-7d9f"]
+        case .MASTER_HEARTBEAT: return ["master": "security", "instance": "security-master-7d9f", "tasks_active": 0]
+        case .MASTER_ACTIVATION_ACK: return ["master": "security", "instance": "security-master-7d9f"]
+        case .TASK_ASSIGNED: return ["task_id": "run-debug.security.0", "master": "security", "target": "/srv/repos/shop"]
+        case .WORKER_SPAWN: return ["task_id": "run-debug.security.0", "master": "security", "pool": "scan", "items": 4]
+        case .MASTER_REPORT: return ["task_id": "run-debug.security.0", "master": "security", "status": "succeeded", "summary": "3 manifests"]
+        case .ESCALATION: return ["severity": "high", "reason": "inventory-master missed its heartbeat", "subject": "inventory-master"]
+        case .HANDOFF_REQUEST: return ["from": "security", "to": "development", "reason": "Found 3 critical CVEs, need dev input"]
+        case .MASTER_SHUTDOWN: return ["master": "security", "instance": "security-master-7d9f", "handed_back": 0]
+        case .WORKER_REGISTERED: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "pools": ["scan", "catalog"]]
+        case .WORKER_HEARTBEAT: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "status": "idle"]
+        case .TASK_STARTED: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "node": "k3s-worker01", "pool": "scan"]
+        case .TASK_PROGRESS: return ["item_id": "run-debug.security.0.1", "worker": "worker-k3s01-1", "done": 10, "total": 40]
+        case .TASK_COMPLETE: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "node": "k3s-worker01", "duration_ms": 35]
+        case .TASK_FAILED: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "reason": "target not found"]
+        case .WORKER_SHUTDOWN: return ["worker": "worker-k3s01-1", "node": "k3s-worker01"]
+        }
+    }
+}
+
+/// One payload field: its name, JSON kind and whether it must be present.
+public struct FieldSpec: Sendable {
+    public enum Kind: String, Sendable { case string, integer, number, boolean, array, object }
+    public var name: String
+    public var kind: Kind
+    public var required: Bool
+    public init(_ name: String, _ kind: Kind, required: Bool = true) {
+        self.name = name
+        self.kind = kind
+        self.required = required
+    }
+
+    func accepts(_ value: JSONValue) -> Bool {
+        switch (kind, value) {
+        case (.string, .string), (.boolean, .bool), (.array, .array), (.object, .object), (.number, .number): return true
+        case (.integer, .number(let n)): return n.rounded() == n
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import CHiredis
+import Foundation
+
+/// One synchronous hiredis connection. Not thread-safe: callers confine it to one thread
+/// (a `BlockingExecutor`), which is how `RedisClient` and `RedisSubscriber` use it.
+final class RedisConnection: @unchecked Sendable {  // confined to one executor thread
+    private var context: UnsafeMutablePointer<redisContext>?
+    let endpoint: RedisEndpoint
+    let connectTimeout: Duration
+    let commandTimeout: Duration?
+
+    init(endpoint: RedisEndpoint, connectTimeout: Duration, commandTimeout: Duration?) {
+        self.endpoint = endpoint
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+    }
+
+    deinit { close() }
+
+    var isOpen: Bool { context != nil }
+
+    /// Opens the socket, then AUTH and SELECT as the endpoint asks.
+    func open() throws {
+        close()
+        guard let ctx = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), Self.timeval(connectTimeout)) else {
+            throw RedisError.disconnected("cannot allocate a hiredis context")
+        }
+        if ctx.pointee.err != 0 {
+            let reason = Self.errorText(ctx)
+            redisFree(ctx)
+            throw RedisError.disconnected("\(endpoint.host):\(endpoint.port): \(reason)")
+        }
+        context = ctx
+        if let commandTimeout { redisSetTimeout(ctx, Self.timeval(commandTimeout)) }
+        redisEnableKeepAlive(ctx)
+        do {
+            if let password = endpoint.password {
+                let args = endpoint.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+                try command(args.map { Array($0.utf8) }).orThrow()
+            }
+            if endpoint.database != 0 {
+                try command(["SELECT", String(endpoint.database)].map { Array($0.utf8) }).orThrow()
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    func close() {
+        if let ctx = context { redisFree(ctx) }
+        context = nil
+    }
+
+    /// Sends one command and reads its reply.
+    func command(_ args: [[UInt8]]) throws -> RedisReply {
+        try append(args)
+        return try readReply()
+    }
+
+    /// Sends every command, then reads every reply: one round trip for the batch.
+    func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
+        for args in commands { try append(args) }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands { replies.append(try readReply()) }
+        return replies
+    }
+
+    /// Queues a command in the output buffer (written on the next read).
+    func append(_ args: [[UInt8]]) throws {
+        guard let ctx = context else { throw RedisError.disconnected("not connected") }
+        let count = args.count
+        // hiredis copies the arguments into its output buffer, so the pointers need only live for this call.
+        let lengths = args.map { $0.count }
+        let storage = args.map { bytes -> UnsafeMutablePointer<CChar> in
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
+            bytes.withUnsafeBufferPointer { src in
+                src.baseAddress.map { UnsafeMutableRawPointer(p).copyMemory(from: $0, byteCount: bytes.count) }
+            }
+            return p
+        }
+        defer { storage.forEach { $0.deallocate() } }
+        var argv: [UnsafePointer<CChar>?] = storage.map { UnsafePointer($0) }
+        let status = lengths.withUnsafeBufferPointer { lens in
+            argv.withUnsafeMutableBufferPointer { av in
+                redisAppendCommandArgv(ctx, Int32(count), av.baseAddress, lens.baseAddress)
+            }
+        }
+        if status != REDIS_OK { throw failure() }
+    }
+
+    /// Reads the next reply, blocking up to the command timeout.
+    func readReply() throws -> RedisReply {
+        guard let ctx = context else { throw RedisError.disconnected("not connected") }
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReply(ctx, &raw) != REDIS_OK || raw == nil { throw failure() }
+        let reply = raw!.assumingMemoryBound(to: redisReply.self)
+        defer { cortex_free_reply(reply) }
+        return Self.convert(reply)
+    }
+
+    /// Returns a reply already buffered, or waits up to `timeoutMilliseconds` for one; nil on timeout.
+    func readReply(timeoutMilliseconds: Int32) throws -> RedisReply? {
+        guard let ctx = context else { throw RedisError.disconnected("not connected") }
+        var buffered: UnsafeMutablePointer<redisReply>?
+        if cortex_buffered_reply(ctx, &buffered) != REDIS_OK { throw failure() }
+        if let reply = buffered {
+            defer { cortex_free_reply(reply) }
+            return Self.convert(reply)
+        }
+        let ready = cortex_wait_readable(ctx, timeoutMilliseconds)
+        if ready == 0 { return nil }
+        if ready < 0 { throw failure(fallback: "socket closed") }
+        if redisBufferRead(ctx) != REDIS_OK { throw failure() }
+        if cortex_buffered_reply(ctx, &buffered) != REDIS_OK { throw failure() }
+        guard let reply = buffered else { return nil }
+        defer { cortex_free_reply(reply) }
+        return Self.convert(reply)
+    }
+
+    /// Writes whatever is queued without reading (the subscriber sends PING this way).
+    func flush() throws {
+        guard let ctx = context else { throw RedisError.disconnected("not connected") }
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(ctx, &done) != REDIS_OK { throw failure() }
+        }
+    }
+
+    private func failure(fallback: String = "connection lost") -> RedisError {
+        let reason = context.map { Self.errorText($0) } ?? fallback
+        close()  // a hiredis context that reported an I/O error cannot be reused
+        return .disconnected("\(endpoint.host):\(endpoint.port): \(reason.isEmpty ? fallback : reason)")
+    }
+
+    private static func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    private static func timeval(_ d: Duration) -> timeval {
+        let (seconds, attoseconds) = d.components
+        return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+
+    static func convert(_ r: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let reply = r.pointee
+        switch reply.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(reply.str.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(reply.len))) } ?? [])
+        case REDIS_REPLY_STATUS:
+            return .status(reply.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_ERROR:
+            return .error(reply.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int(reply.integer))
+        case REDIS_REPLY_ARRAY:
+            var items: [RedisReply] = []
+            items.reserveCapacity(Int(reply.elements))
+            for i in 0..<Int(reply.elements) {
+                if let child = reply.element[i] { items.append(convert(child)) } else { items.append(.null) }
+            }
+            return .array(items)
+        default:
+            return .null
+        }
+    }
+}

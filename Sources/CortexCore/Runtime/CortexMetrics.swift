@@ -1,0 +1,82 @@
+import Prometheus
+
+/// Every Prometheus metric a Cortex process exports, defined once (the registry traps on conflicting labels).
+///
+/// docs/metrics.md lists them; dashboards and alert rules only use names from here.
+public final class CortexMetrics: Sendable {
+    /// The process's one registry, served on /metrics.
+    public let registry = PrometheusCollectorRegistry()
+
+    public init() {
+        // Pre-create the label sets people alert on, so they read 0 rather than "no data".
+        for reason in RejectionReason.allCases { _ = registry.makeCounter(descriptor: d("cortex_messages_rejected_total"), labels: [("reason", reason.rawValue)]) }
+        redisConnected(false)
+    }
+
+    static let help: [String: String] = [
+        "cortex_messages_received_total": "Valid channel messages received, by channel and type.",
+        "cortex_messages_rejected_total": "Channel messages refused (malformed, oversized, unknown type...), by reason.",
+        "cortex_messages_published_total": "Channel messages published, by channel and type.",
+        "cortex_redis_connected": "1 while this process reaches Redis, else 0.",
+        "cortex_redis_errors_total": "Redis commands that failed, by operation.",
+        "cortex_phase": "The coordinator's current phase (0-5; -1 when idle).",
+        "cortex_runs_total": "Runs finished, by outcome (succeeded, partial, failed).",
+        "cortex_tasks_total": "Tasks finished by masters, by master and outcome.",
+        "cortex_tasks_active": "Tasks a master is working on now.",
+        "cortex_work_items_total": "Work items finished by workers, by pool and outcome.",
+        "cortex_work_item_seconds": "Time a worker spent on a work item, by pool.",
+        "cortex_stream_redeliveries_total": "Stream entries processed again after a consumer died or handed them back, by stream kind.",
+    ]
+
+    private func d(_ name: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: Self.help[name] ?? "")
+    }
+
+    public func messageReceived(channel: CortexNames.Channel, type: MessageType) {
+        registry.makeCounter(descriptor: d("cortex_messages_received_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)]).increment()
+    }
+
+    public func messageRejected(_ reason: RejectionReason) {
+        registry.makeCounter(descriptor: d("cortex_messages_rejected_total"), labels: [("reason", reason.rawValue)]).increment()
+    }
+
+    public func messagePublished(channel: CortexNames.Channel, type: MessageType) {
+        registry.makeCounter(descriptor: d("cortex_messages_published_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)]).increment()
+    }
+
+    public func redisConnected(_ up: Bool) {
+        registry.makeGauge(descriptor: d("cortex_redis_connected")).set(to: up ? 1.0 : 0.0)
+    }
+
+    public func redisError(operation: String) {
+        registry.makeCounter(descriptor: d("cortex_redis_errors_total"), labels: [("operation", operation)]).increment()
+    }
+
+    public func phase(_ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_phase")).set(to: Double(n))
+    }
+
+    public func runFinished(outcome: String) {
+        registry.makeCounter(descriptor: d("cortex_runs_total"), labels: [("outcome", outcome)]).increment()
+    }
+
+    public func taskFinished(master: MasterRole, outcome: String) {
+        registry.makeCounter(descriptor: d("cortex_tasks_total"), labels: [("master", master.rawValue), ("outcome", outcome)]).increment()
+    }
+
+    public func tasksActive(master: MasterRole, _ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_tasks_active"), labels: [("master", master.rawValue)]).set(to: Double(n))
+    }
+
+    public func workItemFinished(pool: WorkerPool, outcome: String, seconds: Double) {
+        registry.makeCounter(descriptor: d("cortex_work_items_total"), labels: [("pool", pool.rawValue), ("outcome", outcome)]).increment()
+        registry.makeValueHistogram(descriptor: d("cortex_work_item_seconds"), labels: [("pool", pool.rawValue)], buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600]).record(seconds)
+    }
+
+    public func redelivered(kind: String) {
+        registry.makeCounter(descriptor: d("cortex_stream_redeliveries_total"), labels: [("kind", kind)]).increment()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> String { registry.emitToString() }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A process's role (coordinator, a master, a worker): a service that can also say whether it is ready.
+public protocol RoleService: Service {
+    /// Whether the role can take work now; /readyz answers with this.
+    func readiness() async -> Readiness
+}
+
+/// Everything a role needs from the process it runs in, built once from the settings.
+public struct ProcessContext: Sendable {
+    /// The executable name, e.g. `security-master`.
+    public let processName: String
+    public let instanceID: String
+    public let nodeName: String
+    public let settings: SettingValues
+    public let logger: Logger
+    public let metrics: CortexMetrics
+    /// For ordinary commands; roles open further clients for blocking reads.
+    public let redis: RedisClient
+    public let bus: MessageBus
+    public let heartbeatInterval: Duration
+    public let heartbeatTimeout: Duration
+
+    /// A second client for blocking stream reads, whose command timeout outlasts its BLOCK time.
+    public func blockingClient(name: String, block: Duration) -> RedisClient {
+        RedisClient(endpoint: redis.endpoint, configuration: .init(commandTimeout: block + .seconds(5)), name: name)
+    }
+}
+
+/// The shared `main` of every Cortex daemon: settings, JSON logging, metrics, the ops endpoint and
+/// graceful shutdown on SIGTERM/SIGINT around one role service.
+public enum CortexRuntime {
+    /// Parses the command line and environment, runs the role until it ends or a signal arrives, and exits.
+    public static func main(
+        process: String,
+        defaultPort: Int,
+        arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+        makeRole: @escaping @Sendable (ProcessContext) throws -> any RoleService
+    ) async -> Never {
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print(SettingValues.help(process: process, settings: Setting.all))
+            exit(0)
+        }
+        let settings: SettingValues
+        do {
+            settings = try SettingValues(arguments: arguments, settings: Setting.all)
+        } catch {
+            FileHandle.standardError.write(Data("\(process): \(error)\n".utf8))
+            exit(2)
+        }
+        let levelText = settings.string(.logLevel)
+        guard let level = Logger.Level(rawValue: levelText) else {
+            FileHandle.standardError.write(Data("\(process): CORTEX_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical; got '\(levelText)'\n".utf8))
+            exit(2)
+        }
+        JSONLogHandler.bootstrap(process: process, level: level)
+        let logger = Logger(label: "cortex.\(process)")
+        do {
+            let context = try makeContext(process: process, settings: settings, logger: logger)
+            let role = try makeRole(context)
+            let ops = OpsServer(
+                host: settings.string(.httpHost), port: try settings.int(.httpPort, default: defaultPort, range: 0...65535),
+                metrics: context.metrics, logger: logger,
+                readiness: {
+                    guard await context.redis.ping() else { return .notReady(["redis unreachable at \(context.redis.endpoint)"]) }
+                    return await role.readiness()
+                }
+            )
+            logger.info("starting", metadata: ["cortex.instance": "\(context.instanceID)", "cortex.node": "\(context.nodeName)", "cortex.redis": "\(context.redis.endpoint)"])
+            // Services shut down in reverse order: the role stops taking work first, the ops endpoint last.
+            let group = ServiceGroup(configuration: .init(
+                services: [
+                    .init(service: ops),
+                    .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+            try await group.run()
+            logger.info("stopped")
+            exit(0)
+        } catch let error as ConfigurationError {
+            logger.critical("configuration error: \(error)")
+            exit(2)
+        } catch {
+            logger.critical("exiting after error: \(error)")
+            exit(1)
+        }
+    }
+
+    /// Builds the shared context (also used by tests to run a role in-process).
+    public static func makeContext(process: String, settings: SettingValues, logger: Logger) throws -> ProcessContext {
+        let endpoint: RedisEndpoint
+        do { endpoint = try RedisEndpoint(url: settings.string(.redisURL)) } catch { throw ConfigurationError("\(error)") }
+        let metrics = CortexMetrics()
+        let redis = RedisClient(endpoint: endpoint, configuration: .init(), name: "redis", onConnectionChange: { up in
+            metrics.redisConnected(up)
+            if up { logger.info("redis connected") } else { logger.warning("redis connection lost; reconnecting with backoff") }
+        })
+        let instance = settings.raw(.instanceID) ?? ProcessIdentity.instanceID(prefix: process)
+        let bus = MessageBus(redis: redis, source: process, metrics: metrics,
+                             decoder: EnvelopeDecoder(maxBytes: try settings.int(.maxMessageBytes, range: 1024...64 * 1024 * 1024)), logger: logger)
+        return ProcessContext(
+            processName: process, instanceID: instance, nodeName: settings.raw(.nodeName) ?? ProcessIdentity.hostname,
+            settings: settings, logger: logger, metrics: metrics, redis: redis, bus: bus,
+            heartbeatInterval: try settings.seconds(.heartbeatInterval), heartbeatTimeout: try settings.seconds(.heartbeatTimeout)
+        )
+    }
+}
+
+/// Milliseconds since the epoch, the unit of every timestamp field in registry hashes.
+public func epochMilliseconds(_ date: Date = Date()) -> Int { Int(date.timeIntervalSince1970 * 1000) }

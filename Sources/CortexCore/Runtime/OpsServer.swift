@@ -1,0 +1,62 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// What /readyz answers: ready, or not ready with the reasons.
+public struct Readiness: Sendable {
+    public var ready: Bool
+    public var reasons: [String]
+    public static let ready = Readiness(ready: true, reasons: [])
+    public static func notReady(_ reasons: [String]) -> Readiness { Readiness(ready: false, reasons: reasons) }
+}
+
+/// The per-process HTTP endpoint: /healthz (alive), /readyz (Redis reachable and registered), /metrics.
+public struct OpsServer: Service {
+    private let application: Application<RouterResponder<BasicRequestContext>>
+    /// The port actually bound (useful when configured as 0); set once the server listens.
+    public let boundPort: Locked<Int?>
+
+    public init(host: String, port: Int, metrics: CortexMetrics, logger: Logger, readiness: @escaping @Sendable () async -> Readiness) {
+        let router = Router()
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}\n")))
+        }
+        router.get("/readyz") { _, _ in
+            let r = await readiness()
+            let body = JSONValue.object(["ready": .bool(r.ready), "reasons": .array(r.reasons.map { .string($0) })]).description + "\n"
+            return Response(status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
+        let bound = Locked<Int?>(nil)
+        self.boundPort = bound
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .notice)  // one line per request would drown the process's own logs
+        application = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "cortex"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? port
+                bound.withLock { $0 = port }
+                logger.info("ops endpoint listening", metadata: ["cortex.http.port": "\(port)"])
+            },
+            logger: quiet
+        )
+    }
+
+    public func run() async throws {
+        try await application.run()
+    }
+
+    /// Waits (briefly) until the server has bound its port and returns it.
+    public func waitForPort(timeout: Duration = .seconds(10)) async -> Int? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let p = boundPort.value { return p }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+
+/// One configuration setting: its environment variable, its flag, default and meaning.
+///
+/// The table in `Setting.all` is the only place settings are declared; `--help` and
+/// docs/configuration.md are generated from it.
+public struct Setting: Sendable, Hashable {
+    public var env: String
+    public var flag: String
+    public var defaultValue: String
+    public var help: String
+    /// Which processes read it ("all", "coordinator", "masters", "worker", ...), for the docs.
+    public var usedBy: String
+
+    public static let redisURL = Setting(env: "CORTEX_REDIS_URL", flag: "redis", defaultValue: "redis://127.0.0.1:6379/0",
+        help: "Redis to coordinate through: redis://[user:password@]host:port[/db].", usedBy: "all")
+    public static let httpHost = Setting(env: "CORTEX_HTTP_HOST", flag: "http-host", defaultValue: "0.0.0.0",
+        help: "Address the ops endpoint (/healthz, /readyz, /metrics) listens on.", usedBy: "all")
+    public static let httpPort = Setting(env: "CORTEX_HTTP_PORT", flag: "http-port", defaultValue: "(per process)",
+        help: "Port of the ops endpoint; 0 picks a free one. Defaults: coordinator 9100, security 9101, development 9102, inventory 9103, cicd 9104, testing 9105, monitoring 9106, worker 9110.", usedBy: "all")
+    public static let logLevel = Setting(env: "CORTEX_LOG_LEVEL", flag: "log-level", defaultValue: "info",
+        help: "trace, debug, info, notice, warning, error or critical.", usedBy: "all")
+    public static let maxMessageBytes = Setting(env: "CORTEX_MAX_MESSAGE_BYTES", flag: "max-message-bytes", defaultValue: "262144",
+        help: "Channel messages larger than this are rejected (reason `oversized`).", usedBy: "all")
+    public static let instanceID = Setting(env: "CORTEX_INSTANCE_ID", flag: "instance-id", defaultValue: "(hostname-pid)",
+        help: "This process's identity in registries and consumer groups; in Kubernetes the pod name.", usedBy: "all")
+    public static let nodeName = Setting(env: "NODE_NAME", flag: "node-name", defaultValue: "(hostname)",
+        help: "The node this process runs on (the chart sets it from the downward API).", usedBy: "all")
+    public static let heartbeatInterval = Setting(env: "CORTEX_HEARTBEAT_INTERVAL", flag: "heartbeat-interval", defaultValue: "5",
+        help: "Seconds between heartbeats of masters and workers.", usedBy: "masters, worker")
+    public static let heartbeatTimeout = Setting(env: "CORTEX_HEARTBEAT_TIMEOUT", flag: "heartbeat-timeout", defaultValue: "15",
+        help: "Seconds after the last heartbeat at which a master or worker counts as gone (TTL of its liveness key).", usedBy: "all")
+    public static let preflightTimeout = Setting(env: "CORTEX_PREFLIGHT_TIMEOUT", flag: "preflight-timeout", defaultValue: "30",
+        help: "Seconds phase 0 waits for the six masters to register before failing the run, naming the missing ones.", usedBy: "coordinator")
+    public static let activationTimeout = Setting(env: "CORTEX_ACTIVATION_TIMEOUT", flag: "activation-timeout", defaultValue: "30",
+        help: "Seconds phase 1 waits for every master's MASTER_ACTIVATION_ACK.", usedBy: "coordinator")
+    public static let runTimeout = Setting(env: "CORTEX_RUN_TIMEOUT", flag: "run-timeout", defaultValue: "3600",
+        help: "Seconds phase 3 waits for master reports; after that the run ends with a partial report.", usedBy: "coordinator")
+    public static let outputDir = Setting(env: "CORTEX_OUTPUT_DIR", flag: "output-dir", defaultValue: "./cortex-reports",
+        help: "Where the coordinator writes run reports (one directory per run, Markdown and JSON).", usedBy: "coordinator")
+    public static let itemsPerTask = Setting(env: "CORTEX_ITEMS_PER_TASK", flag: "items-per-task", defaultValue: "4",
+        help: "How many work items (shards of a target) a master splits each task into.", usedBy: "masters")
+    public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
+        help: "Seconds a delivered but unacknowledged stream entry may sit idle before another consumer claims it (XAUTOCLAIM).", usedBy: "masters, worker")
+    public static let workerPools = Setting(env: "CORTEX_WORKER_POOLS", flag: "pools", defaultValue: "(all pools)",
+        help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test, review.", usedBy: "worker")
+
+    /// Every setting, in documentation order.
+    public static let all: [Setting] = [
+        redisURL, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, outputDir, itemsPerTask, claimIdle, workerPools,
+    ]
+}
+
+/// A bad flag or setting value, reported to the user as is.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Settings resolved from flags (which win) and environment variables.
+public struct SettingValues: Sendable {
+    private var values: [String: String]
+
+    /// Parses `--flag value` / `--flag=value` pairs for the given settings; anything else is an error.
+    public init(arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment, settings: [Setting]) throws {
+        var values: [String: String] = [:]
+        for s in settings { if let v = environment[s.env], !v.isEmpty { values[s.env] = v } }
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            guard arg.hasPrefix("--") else { throw ConfigurationError("unexpected argument '\(arg)'; see --help") }
+            var name = String(arg.dropFirst(2))
+            var value: String?
+            if let eq = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard let setting = settings.first(where: { $0.flag == name }) else {
+                throw ConfigurationError("unknown flag --\(name); see --help")
+            }
+            if value == nil {
+                i += 1
+                guard i < arguments.count else { throw ConfigurationError("--\(name) needs a value") }
+                value = arguments[i]
+            }
+            values[setting.env] = value
+            i += 1
+        }
+        self.values = values
+    }
+
+    /// The raw value, if set.
+    public func raw(_ s: Setting) -> String? { values[s.env] }
+
+    /// The value or the setting's default.
+    public func string(_ s: Setting, default fallback: String? = nil) -> String { values[s.env] ?? fallback ?? s.defaultValue }
+
+    /// An integer value; a malformed one is an error naming the setting.
+    public func int(_ s: Setting, default fallback: Int? = nil, range: ClosedRange<Int> = 0...Int.max) throws -> Int {
+        guard let text = values[s.env] else {
+            if let fallback { return fallback }
+            guard let d = Int(s.defaultValue) else { throw ConfigurationError("\(s.env) has no default") }
+            return d
+        }
+        guard let v = Int(text), range.contains(v) else {
+            throw ConfigurationError("\(s.env) / --\(s.flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return v
+    }
+
+    /// A duration given in (possibly fractional) seconds.
+    public func seconds(_ s: Setting) throws -> Duration {
+        let text = values[s.env] ?? s.defaultValue
+        guard let v = Double(text), v > 0, v.isFinite else {
+            throw ConfigurationError("\(s.env) / --\(s.flag) must be a positive number of seconds, got '\(text)'")
+        }
+        return .milliseconds(Int64(v * 1000))
+    }
+
+    /// Help text listing the settings, for `--help`.
+    public static func help(process: String, settings: [Setting]) -> String {
+        var out = "Usage: \(process) [--flag value]...\n\nEvery flag can also be set by its environment variable; flags win.\n\n"
+        for s in settings {
+            out += "  --\(s.flag) (\(s.env), default \(s.defaultValue))\n      \(s.help)\n"
+        }
+        return out
+    }
+}
+
+/// Host name and pid based identities.
+public enum ProcessIdentity {
+    /// The machine's host name.
+    public static var hostname: String { ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost" }
+    /// `<prefix>-<hostname>-<pid>`: unique per process on a machine, stable for its lifetime.
+    public static func instanceID(prefix: String) -> String {
+        "\(prefix)-\(hostname)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+}

@@ -1,0 +1,278 @@
+import CortexCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The coordinator ("Larry"): takes run requests from the durable run stream and drives each run
+/// through phases 0-5, advancing on events rather than timers.
+public struct CoordinatorService: RoleService {
+    let context: ProcessContext
+    let preflightTimeout: Duration
+    let activationTimeout: Duration
+    let runTimeout: Duration
+    let outputDir: URL
+    let claimIdle: Duration
+    private let signal = EventSignal()
+    private let ready = Locked(false)
+
+    public init(context: ProcessContext) throws {
+        self.context = context
+        preflightTimeout = try context.settings.seconds(.preflightTimeout)
+        activationTimeout = try context.settings.seconds(.activationTimeout)
+        runTimeout = try context.settings.seconds(.runTimeout)
+        claimIdle = try context.settings.seconds(.claimIdle)
+        outputDir = URL(fileURLWithPath: context.settings.string(.outputDir)).standardizedFileURL
+    }
+
+    public func readiness() async -> Readiness {
+        ready.value ? .ready : .notReady(["coordinator not subscribed yet"])
+    }
+
+    public func run() async throws {
+        let log = context.logger
+        let (subscriber, events) = context.bus.subscribe(CortexNames.Channel.allCases)
+        defer { subscriber.stop() }
+        let reader = context.blockingClient(name: "run-reader", block: .seconds(1))
+        defer { reader.close() }
+        var consumer = StreamConsumer(redis: reader, group: CortexNames.Group.coordinators, consumer: context.instanceID,
+                                      streams: [CortexNames.runRequests], claimIdle: claimIdle)
+        try await retryingRedis(log) { try await consumer.prepare() }
+        _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
+        ready.withLock { $0 = true }
+        context.metrics.phase(-1)
+        log.info("coordinator ready; waiting for run requests on \(CortexNames.runRequests)")
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [signal] in
+                for await envelope in events {
+                    if envelope.type == .ESCALATION {
+                        log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: ["cortex.severity": "\(envelope.string("severity") ?? "")"])
+                    }
+                    await signal.fire()
+                }
+            }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    for delivery in try await consumer.next() {
+                        await handle(delivery)
+                    }
+                } catch {
+                    context.metrics.redisError(operation: "run-read")
+                    log.warning("reading run requests failed: \(error)")
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+            group.cancelAll()
+        }
+        log.info("coordinator stopped")
+    }
+
+    private func handle(_ delivery: StreamConsumer.Delivery) async {
+        guard let text = delivery.entry.fields["request"], let request = try? WireJSON.decode(RunRequest.self, from: text) else {
+            context.logger.error("malformed run request moved to the dead-letter stream", metadata: ["cortex.entry": "\(delivery.entry.id)"])
+            _ = try? await context.redis.pipeline([
+                ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id, "reason", "malformed run request",
+                 "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
+                ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id],
+            ])
+            return
+        }
+        if let state = try? await RunState.load(request.runID, redis: context.redis), state.isFinished {
+            _ = try? await context.redis.xack(delivery.stream, group: CortexNames.Group.coordinators, ids: [delivery.entry.id])
+            return
+        }
+        JSONLogHandler.currentRunID.withLock { $0 = request.runID }
+        defer { JSONLogHandler.currentRunID.withLock { $0 = nil } }
+        let execution = RunExecution(service: self, request: request)
+        let finished = await execution.execute()
+        if finished {
+            // Acknowledged only once the run ended: a coordinator stopped mid-run gets it again and resumes.
+            try? await retryingRedis(context.logger) {
+                _ = try await context.redis.xack(delivery.stream, group: CortexNames.Group.coordinators, ids: [delivery.entry.id])
+            }
+        }
+    }
+
+    /// Re-checks `condition` whenever an event arrives (and at least every second) until it holds or `timeout` passes.
+    func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if Task.isCancelled { return false }
+            if (try? await condition()) == true { return true }
+            let left = deadline - ContinuousClock.now
+            if left <= .zero { return false }
+            await signal.wait(timeout: min(left, .seconds(1)))
+        }
+    }
+}
+
+/// One run, phase by phase.
+struct RunExecution {
+    let service: CoordinatorService
+    let request: RunRequest
+    var context: ProcessContext { service.context }
+    var runID: String { request.runID }
+
+    final class Progress: @unchecked Sendable {  // touched by one task only
+        var phases: [(phase: Int, name: String, startedAt: Date)] = []
+        var tasks: [TaskSpec] = []
+    }
+
+    static let phaseNames = ["pre-flight", "master-activation", "work-distribution", "parallel-execution", "aggregation", "reporting"]
+
+    /// Runs every phase; returns false only when shutdown interrupted the run (it resumes on redelivery).
+    func execute() async -> Bool {
+        let log = context.logger
+        let progress = Progress()
+        let started = Date()
+        log.info("run started", metadata: ["cortex.run.goal": "\(request.goal)", "cortex.run.targets": "\(request.targets.joined(separator: ","))"])
+        _ = try? await context.redis.pipeline([
+            ["HSET", CortexNames.run(runID), "status", "running", "goal", request.goal, "targets", (try? WireJSON.encode(request.targets)) ?? "[]",
+             "started_at", Timestamp.format(started), "coordinator", context.instanceID],
+            ["ZADD", CortexNames.runIndex, epochMilliseconds(request.requestedAt), runID],
+        ])
+
+        // Phase 0: pre-flight.
+        await enter(0, progress)
+        var missing: [String] = []
+        let mastersUp = await service.waitUntil(timeout: service.preflightTimeout) {
+            missing = try await missingMasters()
+            return missing.isEmpty
+        }
+        if Task.isShuttingDownGracefully { return false }
+        guard mastersUp else {
+            return await finish(status: "failed", reason: "pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))", progress: progress, started: started)
+        }
+
+        // Phase 1: master activation.
+        await enter(1, progress)
+        await context.bus.notify(.MASTER_ACTIVATION_START, runID: runID, data: ["masters": .array(MasterRole.allCases.map { .string($0.rawValue) })])
+        var unacknowledged: [String] = []
+        let activated = await service.waitUntil(timeout: service.activationTimeout) {
+            let acked = Set(try await context.redis.send("HKEYS", CortexNames.runActivation(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            unacknowledged = MasterRole.allCases.map(\.rawValue).filter { !acked.contains($0) }
+            return unacknowledged.isEmpty
+        }
+        if Task.isShuttingDownGracefully { return false }
+        guard activated else {
+            return await finish(status: "failed", reason: "master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))", progress: progress, started: started)
+        }
+
+        // Phase 2: decompose the goal into tasks and route each to its master's stream.
+        await enter(2, progress)
+        progress.tasks = TaskRouter.decompose(request)
+        do {
+            var commands: [[any RedisArgument]] = []
+            let existing = Set(try await context.redis.send("HKEYS", CortexNames.runTasks(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            for task in progress.tasks where !existing.contains(task.id) {
+                let json = try WireJSON.encode(task)
+                commands.append(["HSET", CortexNames.runTasks(runID), task.id, json])
+                commands.append(["XADD", CortexNames.taskStream(task.master), "*", "task", json])
+            }
+            commands.append(["HSET", CortexNames.run(runID), "tasks", progress.tasks.count])
+            try await retryingRedis(log) { for r in try await context.redis.pipeline(commands) { try r.orThrow() } }
+        } catch {
+            return await finish(status: "failed", reason: "work distribution: \(error)", progress: progress, started: started)
+        }
+        for task in progress.tasks {
+            await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": .string(task.master.rawValue), "target": .string(task.target)])
+        }
+
+        // Phase 3: masters fan out to workers; we wait for every task's report.
+        await enter(3, progress)
+        let ids = Set(progress.tasks.map(\.id))
+        let allReported = await service.waitUntil(timeout: service.runTimeout) {
+            let reported = Set(try await context.redis.send("HKEYS", CortexNames.runResults(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            return ids.isSubset(of: reported)
+        }
+        if Task.isShuttingDownGracefully && !allReported { return false }
+
+        // Phase 4: aggregation.
+        await enter(4, progress)
+        var reports: [MasterReport] = []
+        if let raw = try? await context.redis.send("HGETALL", CortexNames.runResults(runID)).orThrow().fieldMap {
+            for (id, text) in raw where ids.contains(id) {
+                do { reports.append(try WireJSON.decode(MasterReport.self, from: text)) } catch { log.warning("unreadable report for \(id): \(error)") }
+            }
+        }
+        let missingTasks = progress.tasks.filter { t in !reports.contains { $0.taskID == t.id } }
+        let failedReports = reports.filter { $0.status != "succeeded" }
+        let status = missingTasks.isEmpty && failedReports.isEmpty ? "succeeded" : "partial"
+        var reason: String?
+        if !missingTasks.isEmpty {
+            reason = "no report after \(service.runTimeout) from " + missingTasks.map { $0.master.processName }.joined(separator: ", ")
+        } else if !failedReports.isEmpty {
+            reason = "incomplete results from " + failedReports.map { $0.master.processName }.joined(separator: ", ")
+        }
+        return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports)
+    }
+
+    private func enter(_ phase: Int, _ progress: Progress) async {
+        progress.phases.append((phase, Self.phaseNames[phase], Date()))
+        context.metrics.phase(phase)
+        _ = try? await context.redis.send("HSET", CortexNames.run(runID), "phase", phase)
+        await context.bus.notify(.phaseStart(phase), runID: runID, data: ["phase": .number(Double(phase)), "name": .string(Self.phaseNames[phase])])
+        context.logger.info("phase \(phase) \(Self.phaseNames[phase])")
+    }
+
+    private func missingMasters() async throws -> [String] {
+        let commands: [[any RedisArgument]] = MasterRole.allCases.map { ["HGETALL", CortexNames.masterRegistry($0)] }
+        let replies = try await context.redis.pipeline(commands)
+        let now = epochMilliseconds()
+        let timeoutMs = Int(context.heartbeatTimeout / .milliseconds(1))
+        return zip(MasterRole.allCases, replies).compactMap { role, reply in
+            let f = reply.fieldMap
+            let fresh = f["last_heartbeat"].flatMap(Int.init).map { now - $0 <= timeoutMs } ?? false
+            return (f["status"] != "stopped" && fresh) ? nil : role.processName
+        }
+    }
+
+    /// Phase 5: reports, run state, RUN_COMPLETE / RUN_FAILED.
+    private func finish(status: String, reason: String?, progress: Progress, started: Date, reports: [MasterReport] = []) async -> Bool {
+        await enter(5, progress)
+        let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
+                                 reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date())
+        var reportDir = ""
+        do {
+            reportDir = try ReportWriter.write(outcome, to: service.outputDir).path
+        } catch {
+            context.logger.error("could not write the report under \(service.outputDir.path): \(error)")
+        }
+        let durationMs = Int(outcome.finishedAt.timeIntervalSince(started) * 1000)
+        try? await retryingRedis(context.logger) {
+            try await context.redis.send("HSET", CortexNames.run(runID), "status", status, "reason", reason ?? "", "report_dir", reportDir,
+                                         "finished_at", Timestamp.format(outcome.finishedAt)).orThrow()
+        }
+        if status == "failed" {
+            await context.bus.notify(.RUN_FAILED, runID: runID, data: ["reason": .string(reason ?? "failed"), "report_dir": .string(reportDir)])
+            context.logger.error("run failed: \(reason ?? "")")
+        } else {
+            await context.bus.notify(.RUN_COMPLETE, runID: runID, data: ["status": .string(status), "report_dir": .string(reportDir), "duration_ms": .number(Double(durationMs))])
+            context.logger.info("run \(status) in \(durationMs) ms; report in \(reportDir)")
+        }
+        context.metrics.runFinished(outcome: status)
+        context.metrics.phase(-1)
+        return true
+    }
+}
+
+/// Decomposes a run's goal into tasks and routes each to the master whose domain it is.
+public enum TaskRouter {
+    /// The masters a goal concerns: all six for a full orchestration, or those named in the goal
+    /// (`security`, `inventory,testing`).
+    public static func masters(for goal: String) -> [MasterRole] {
+        let words = goal.lowercased().split { !$0.isLetter }.map(String.init)
+        let named = MasterRole.allCases.filter { words.contains($0.rawValue) }
+        return named.isEmpty ? MasterRole.allCases : named
+    }
+
+    /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice.
+    public static func decompose(_ request: RunRequest) -> [TaskSpec] {
+        masters(for: request.goal).flatMap { master in
+            request.targets.enumerated().map { index, target in
+                TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
+                         skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? 1 : 2, attempt: 1)
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import CortexCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A domain master: registers and heartbeats, acknowledges activation, consumes its task stream,
+/// fans each task out as work items to its worker pool, merges the results and reports to the coordinator.
+public struct MasterService: RoleService {
+    let context: ProcessContext
+    let role: MasterRole
+    let itemsPerTask: Int
+    let claimIdle: Duration
+    private let state = Locked(State())
+
+    struct State {
+        var registered = false
+        var tasksActive = 0
+        var workersSeen: Set<String> = []
+    }
+
+    public init(role: MasterRole, context: ProcessContext) throws {
+        self.role = role
+        self.context = context
+        self.itemsPerTask = try context.settings.int(.itemsPerTask, range: 1...256)
+        self.claimIdle = try context.settings.seconds(.claimIdle)
+    }
+
+    public func readiness() async -> Readiness {
+        state.value.registered ? .ready : .notReady(["\(role.processName) not registered yet"])
+    }
+
+    public func run() async throws {
+        let log = context.logger
+        let (subscriber, events) = context.bus.subscribe([.eventsSystem])
+        defer { subscriber.stop() }
+        let reader = context.blockingClient(name: "task-reader", block: .seconds(1))
+        defer { reader.close() }
+        var consumer = StreamConsumer(redis: reader, group: CortexNames.Group.masters, consumer: context.instanceID,
+                                      streams: [CortexNames.taskStream(role)], claimIdle: claimIdle)
+        try await retryingRedis(log) { try await consumer.prepare() }
+        // Subscribed before registering: once the coordinator sees us registered, we hear its broadcasts.
+        _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
+        try await retryingRedis(log) { try await writeRegistry(status: "ready") }
+        try await context.bus.publish(.MASTER_REGISTERED, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
+        state.withLock { $0.registered = true }
+        log.info("master registered")
+
+        var handedBack = 0
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await heartbeats() }
+            group.addTask {
+                for await envelope in events where envelope.type == .MASTER_ACTIVATION_START {
+                    await acknowledgeActivation(envelope)
+                }
+            }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    for delivery in try await consumer.next() {
+                        if await handle(delivery) == .handedBack { handedBack += 1 }
+                    }
+                } catch {
+                    context.metrics.redisError(operation: "task-read")
+                    log.warning("reading tasks failed: \(error)")
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+            group.cancelAll()
+        }
+        await context.bus.notify(.MASTER_SHUTDOWN, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID), "handed_back": .number(Double(handedBack))])
+        _ = try? await context.redis.pipeline([
+            ["HSET", CortexNames.masterRegistry(role), "status", "stopped", "tasks_active", 0, "last_heartbeat", epochMilliseconds()],
+            ["DEL", CortexNames.masterHeartbeat(role, instance: context.instanceID)],
+        ])
+        log.info("master stopped", metadata: ["cortex.tasks.handed_back": "\(handedBack)"])
+    }
+
+    private func writeRegistry(status: String) async throws {
+        let s = state.value
+        let replies = try await context.redis.pipeline([
+            ["HSET", CortexNames.masterRegistry(role), "master", role.rawValue, "instance", context.instanceID, "node", context.nodeName,
+             "status", status, "tasks_active", s.tasksActive, "workers_spawned", s.workersSeen.count, "last_heartbeat", epochMilliseconds()],
+            ["SADD", CortexNames.masterSet, role.rawValue],
+            ["SET", CortexNames.masterHeartbeat(role, instance: context.instanceID), context.nodeName, "PX", Int(context.heartbeatTimeout / .milliseconds(1))],
+        ])
+        for r in replies { try r.orThrow() }
+    }
+
+    private func heartbeats() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: context.heartbeatInterval)
+            if Task.isCancelled { return }
+            let active = state.value.tasksActive
+            do {
+                try await writeRegistry(status: active > 0 ? "busy" : "ready")
+                await context.bus.notify(.MASTER_HEARTBEAT, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID), "tasks_active": .number(Double(active))])
+            } catch {
+                context.logger.warning("heartbeat failed: \(error)")
+            }
+        }
+    }
+
+    private func acknowledgeActivation(_ envelope: Envelope) async {
+        guard let runID = envelope.runID else {
+            context.logger.warning("MASTER_ACTIVATION_START without run_id ignored")
+            return
+        }
+        if let masters = envelope.data["masters"]?.arrayValue?.compactMap(\.stringValue), !masters.contains(role.rawValue) { return }
+        do {
+            try await context.redis.send("HSET", CortexNames.runActivation(runID), role.rawValue, context.instanceID).orThrow()
+            try await context.bus.publish(.MASTER_ACTIVATION_ACK, runID: runID, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
+            context.logger.info("activated", metadata: ["cortex.run.id": "\(runID)"])
+        } catch {
+            context.logger.warning("could not acknowledge activation: \(error)")
+        }
+    }
+
+    enum Outcome { case reported, skipped, handedBack, dropped }
+
+    private func handle(_ delivery: StreamConsumer.Delivery) async -> Outcome {
+        let log = context.logger
+        let stream = delivery.stream
+        guard let text = delivery.entry.fields["task"], let task = try? WireJSON.decode(TaskSpec.self, from: text) else {
+            log.error("malformed task moved to the dead-letter stream", metadata: ["cortex.entry": "\(delivery.entry.id)"])
+            _ = try? await context.redis.pipeline([
+                ["XADD", CortexNames.deadLetters, "*", "stream", stream, "entry", delivery.entry.id, "reason", "malformed task",
+                 "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
+                ["XACK", stream, CortexNames.Group.masters, delivery.entry.id],
+            ])
+            return .dropped
+        }
+        if delivery.redelivered { context.metrics.redelivered(kind: "task") }
+        JSONLogHandler.currentRunID.withLock { $0 = task.runID }
+        defer { JSONLogHandler.currentRunID.withLock { $0 = nil } }
+        var taskLog = log
+        taskLog[metadataKey: "cortex.task.id"] = "\(task.id)"
+
+        // A task reported before (by us or an earlier instance) is only acknowledged again.
+        if (try? await context.redis.send("HEXISTS", CortexNames.runResults(task.runID), task.id).int) == 1 {
+            _ = try? await context.redis.xack(stream, group: CortexNames.Group.masters, ids: [delivery.entry.id])
+            return .skipped
+        }
+        setActive(+1)
+        defer { setActive(-1) }
+        let started = Date()
+        let items = (0..<itemsPerTask).map { shard in
+            WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
+                     skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
+        }
+        taskLog.info("task received; dispatching \(items.count) work items to pool \(role.pool.rawValue)", metadata: ["cortex.task.attempt": "\(task.attempt)"])
+        do {
+            // Item ids are derived from the task id, so dispatching again after a redelivery cannot double-count.
+            let commands: [[any RedisArgument]] = try items.map { ["XADD", CortexNames.workStream(role.pool), "*", "item", try WireJSON.encode($0)] }
+            for r in try await context.redis.pipeline(commands) { try r.orThrow() }
+        } catch {
+            taskLog.warning("dispatch failed, the task stays pending for redelivery: \(error)")
+            return .dropped
+        }
+        await context.bus.notify(.WORKER_SPAWN, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "pool": .string(role.pool.rawValue), "items": .number(Double(items.count))])
+
+        guard let results = await awaitResults(task: task, expected: items.map(\.id), log: taskLog) else {
+            return await handBack(task: task, delivery: delivery, log: taskLog)
+        }
+        let report = makeReport(task: task, items: items, results: results, started: started)
+        do {
+            let json = try WireJSON.encode(report)
+            try await retryingRedis(taskLog) {
+                let replies = try await context.redis.pipeline([
+                    ["HSET", CortexNames.runResults(task.runID), task.id, json],
+                    ["XACK", stream, CortexNames.Group.masters, delivery.entry.id],
+                ])
+                for r in replies { try r.orThrow() }
+            }
+        } catch {
+            taskLog.error("could not store the report: \(error)")
+            return .dropped
+        }
+        await context.bus.notify(.MASTER_REPORT, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "status": .string(report.status), "summary": .string(report.summary)])
+        context.metrics.taskFinished(master: role, outcome: report.status)
+        taskLog.info("task reported: \(report.summary)", metadata: ["cortex.task.status": "\(report.status)"])
+        return .reported
+    }
+
+    /// Waits for every item's result, woken by the task's result stream. Nil when shutdown began first.
+    private func awaitResults(task: TaskSpec, expected: [String], log: Logger) async -> [String: WorkResult]? {
+        let waiter = context.blockingClient(name: "result-wait", block: .seconds(1))
+        defer { waiter.close() }
+        var lastSeen = "0"
+        while true {
+            if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
+            do {
+                let raw = try await context.redis.send("HGETALL", CortexNames.taskResults(task.id)).orThrow().fieldMap
+                var results: [String: WorkResult] = [:]
+                for (id, text) in raw where expected.contains(id) {
+                    if let r = try? WireJSON.decode(WorkResult.self, from: text) { results[id] = r }
+                    else { log.warning("unreadable result for \(id) ignored") }
+                }
+                if results.count == expected.count { return results }
+                let woken = try await waiter.xread(CortexNames.taskResultEvents(task.id), after: lastSeen, block: .seconds(1))
+                if let last = woken.last { lastSeen = last.id }
+            } catch {
+                log.warning("waiting for results: \(error)")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Returns an unfinished task to the stream (XADD a copy + XACK, atomically) so another instance,
+    /// or this master after a restart, takes it at once instead of after the claim timeout.
+    private func handBack(task: TaskSpec, delivery: StreamConsumer.Delivery, log: Logger) async -> Outcome {
+        var next = task
+        next.attempt += 1
+        let script = "redis.call('XADD', KEYS[1], '*', 'task', ARGV[1]); return redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])"
+        do {
+            try await context.redis.send("EVAL", script, 1, delivery.stream, try WireJSON.encode(next), CortexNames.Group.masters, delivery.entry.id).orThrow()
+            log.info("shutting down mid-task: task handed back to \(delivery.stream)")
+            return .handedBack
+        } catch {
+            // Still pending under our name: XAUTOCLAIM by another instance recovers it after the idle timeout.
+            log.warning("could not hand the task back (it stays pending for redelivery): \(error)")
+            return .dropped
+        }
+    }
+
+    private func setActive(_ delta: Int) {
+        let n = state.withLock { s -> Int in s.tasksActive += delta; return s.tasksActive }
+        context.metrics.tasksActive(master: role, n)
+    }
+
+    private func makeReport(task: TaskSpec, items: [WorkItem], results: [String: WorkResult], started: Date) -> MasterReport {
+        let ordered = items.compactMap { results[$0.id] }
+        state.withLock { s in for r in ordered { s.workersSeen.insert(r.worker) } }
+        let records = ordered.filter { $0.status == .succeeded }.flatMap { ($0.output.arrayValue ?? []).compactMap(\.objectValue) }
+        let summary = task.skill.skill.summarize(records)
+        let failed = ordered.filter { $0.status == .failed }
+        let status = failed.isEmpty ? "succeeded" : (failed.count == ordered.count ? "failed" : "partial")
+        var markdown = summary.markdown
+        if !failed.isEmpty {
+            markdown += "\n### Failed work items\n\n" + failed.map { "- `\($0.itemID)` on \($0.worker): \($0.error ?? "failed")" }.joined(separator: "\n") + "\n"
+        }
+        let headline = failed.isEmpty ? summary.headline : "\(summary.headline); \(failed.count) of \(ordered.count) items failed: \(failed.first?.error ?? "")"
+        return MasterReport(
+            taskID: task.id, runID: task.runID, master: role, instance: context.instanceID, target: task.target, status: status,
+            summary: headline, markdown: markdown, details: summary.details,
+            items: items.compactMap { item in
+                results[item.id].map { r in
+                    .init(itemID: r.itemID, pool: item.pool, worker: r.worker, node: r.node, status: r.status, durationMs: r.durationMs, filesExamined: r.filesExamined, error: r.error)
+                }
+            },
+            startedAt: started, finishedAt: Date()
+        )
+    }
+}

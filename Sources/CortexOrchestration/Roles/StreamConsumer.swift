@@ -1,0 +1,90 @@
+import CortexCore
+
+/// Reads a consumer group's streams with at-least-once delivery: first this consumer's own pending
+/// entries (left by an earlier life of the same identity), then entries other consumers left idle
+/// for longer than `claimIdle` (XAUTOCLAIM), then new entries (blocking XREADGROUP).
+struct StreamConsumer {
+    /// A delivered entry; `redelivered` when it had been delivered before.
+    struct Delivery {
+        var stream: String
+        var entry: StreamEntry
+        var redelivered: Bool
+    }
+
+    let redis: RedisClient
+    let group: String
+    let consumer: String
+    let streams: [String]
+    let claimIdle: Duration
+    let block: Duration
+    private var pendingChecked = false
+    private var lastClaim: ContinuousClock.Instant? = nil
+
+    init(redis: RedisClient, group: String, consumer: String, streams: [String], claimIdle: Duration, block: Duration = .seconds(1)) {
+        self.redis = redis
+        self.group = group
+        self.consumer = consumer
+        self.streams = streams
+        self.claimIdle = claimIdle
+        self.block = block
+    }
+
+    /// Creates the consumer groups (idempotent).
+    func prepare() async throws {
+        for s in streams { try await redis.ensureGroup(s, group: group) }
+    }
+
+    /// The next deliveries; empty when the block time passed with nothing new.
+    mutating func next(count: Int = 1) async throws -> [Delivery] {
+        if !pendingChecked {
+            pendingChecked = true
+            let own = try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, ids: streams.map { _ in "0" }, count: 100)
+            if !own.isEmpty { return own.map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: true) } }
+        }
+        // Claiming more often than half the idle time would only find nothing.
+        if lastClaim.map({ ContinuousClock.now - $0 >= claimIdle / 2 }) ?? true {
+            lastClaim = .now
+            for s in streams {
+                let claimed = try await redis.xautoclaim(s, group: group, consumer: consumer, minIdle: claimIdle, count: count)
+                if !claimed.isEmpty { return claimed.map { Delivery(stream: s, entry: $0, redelivered: true) } }
+            }
+        }
+        return try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, count: count, block: block)
+            .map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: false) }
+    }
+}
+
+/// Wakes waiters when something relevant happened (an event arrived), so waits are event-driven
+/// with a bounded re-check instead of fixed sleeps.
+actor EventSignal {
+    private var generation = 0
+    private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+
+    func fire() {
+        generation += 1
+        let all = waiters
+        waiters = [:]
+        for (_, c) in all { c.resume() }
+    }
+
+    /// Returns when `fire()` is called or `timeout` passes.
+    func wait(timeout: Duration) async {
+        let id = UUID()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [weak self] in
+                try? await Task.sleep(for: timeout)
+                await self?.release(id)
+            }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                waiters[id] = c
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func release(_ id: UUID) {
+        waiters.removeValue(forKey: id)?.resume()
+    }
+}
+
+import Foundation

@@ -1,0 +1,107 @@
+import CortexCore
+import Foundation
+
+/// What the coordinator knows at the end of a run, written as the executive summary and per-master reports.
+public struct RunOutcome: Sendable {
+    public var request: RunRequest
+    /// succeeded, partial or failed.
+    public var status: String
+    public var reason: String?
+    public var phases: [(phase: Int, name: String, startedAt: Date)]
+    public var tasks: [TaskSpec]
+    public var reports: [MasterReport]
+    public var startedAt: Date
+    public var finishedAt: Date
+}
+
+/// Writes a run's reports (Markdown and JSON) into `<output>/<run id>/`.
+public enum ReportWriter {
+    public static let summaryMarkdown = "summary.md"
+    public static let summaryJSON = "summary.json"
+
+    /// Writes every file and returns the run's report directory.
+    public static func write(_ outcome: RunOutcome, to outputDir: URL) throws -> URL {
+        let dir = outputDir.appendingPathComponent(outcome.request.runID, isDirectory: true)
+        let masters = dir.appendingPathComponent("masters", isDirectory: true)
+        try FileManager.default.createDirectory(at: masters, withIntermediateDirectories: true)
+        for report in outcome.reports {
+            let base = "\(report.master.rawValue)-\(report.taskID.split(separator: ".").last ?? "0")"
+            try Data(masterMarkdown(report).utf8).write(to: masters.appendingPathComponent("\(base).md"))
+            try Data(WireJSON.encode(report).utf8).write(to: masters.appendingPathComponent("\(base).json"))
+        }
+        try Data(summaryMarkdownText(outcome).utf8).write(to: dir.appendingPathComponent(summaryMarkdown))
+        try Data(summaryJSONText(outcome).utf8).write(to: dir.appendingPathComponent(summaryJSON))
+        return dir
+    }
+
+    static func duration(_ from: Date, _ to: Date) -> String {
+        String(format: "%.2f s", to.timeIntervalSince(from))
+    }
+
+    /// The executive summary (the first section of summary.md), also printed by `cortexctl`.
+    public static func executiveSummary(_ o: RunOutcome) -> String {
+        var out = "Run \(o.request.runID): \(o.status.uppercased()) in \(duration(o.startedAt, o.finishedAt))\n"
+        out += "Goal: \(o.request.goal)\nTargets: \(o.request.targets.joined(separator: ", "))\n"
+        if let reason = o.reason { out += "Reason: \(reason)\n" }
+        for master in MasterRole.allCases {
+            let reports = o.reports.filter { $0.master == master }
+            let assigned = o.tasks.filter { $0.master == master }.count
+            if reports.isEmpty {
+                out += "  \(master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(assigned == 0 ? "not assigned" : "NO REPORT (\(assigned) task(s) unfinished)")\n"
+            }
+            for r in reports {
+                let workers = Set(r.items.map(\.worker)).count
+                out += "  \(master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(r.status.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.summary) [\(r.items.count) items, \(workers) workers]\n"
+            }
+        }
+        let workers = Set(o.reports.flatMap { $0.items.map { "\($0.worker)@\($0.node)" } })
+        out += "Workers used: \(workers.count)\n"
+        return out
+    }
+
+    static func summaryMarkdownText(_ o: RunOutcome) -> String {
+        var md = "# Cortex run \(o.request.runID)\n\n## Executive summary\n\n```\n\(executiveSummary(o))```\n\n"
+        md += "## Phases\n\n| Phase | Name | Started | Until next |\n|---|---|---|---|\n"
+        for (i, p) in o.phases.enumerated() {
+            let end = i + 1 < o.phases.count ? o.phases[i + 1].startedAt : o.finishedAt
+            md += "| \(p.phase) | \(p.name) | \(Timestamp.format(p.startedAt)) | \(duration(p.startedAt, end)) |\n"
+        }
+        md += "\n## Masters\n\n| Master | Target | Status | Result | Items | Report |\n|---|---|---|---|---|---|\n"
+        for r in o.reports.sorted(by: { $0.taskID < $1.taskID }) {
+            let base = "\(r.master.rawValue)-\(r.taskID.split(separator: ".").last ?? "0")"
+            md += "| \(r.master.processName) | \(r.target) | \(r.status) | \(r.summary.replacingOccurrences(of: "|", with: "\\|")) | \(r.items.count) | [\(base).md](masters/\(base).md) |\n"
+        }
+        let missing = o.tasks.filter { t in !o.reports.contains { $0.taskID == t.id } }
+        if !missing.isEmpty {
+            md += "\nUnfinished tasks: " + missing.map { "`\($0.id)` (\($0.master.processName))" }.joined(separator: ", ") + "\n"
+        }
+        md += "\n## Work distribution\n\n| Worker | Node | Items | Busy time |\n|---|---|---|---|\n"
+        var byWorker: [String: (node: String, items: Int, ms: Int)] = [:]
+        for item in o.reports.flatMap(\.items) {
+            byWorker[item.worker, default: (item.node, 0, 0)].items += 1
+            byWorker[item.worker, default: (item.node, 0, 0)].ms += item.durationMs
+        }
+        for (w, v) in byWorker.sorted(by: { $0.key < $1.key }) { md += "| \(w) | \(v.node) | \(v.items) | \(v.ms) ms |\n" }
+        return md
+    }
+
+    static func masterMarkdown(_ r: MasterReport) -> String {
+        var md = "# \(r.master.processName): \(r.target)\n\nTask `\(r.taskID)` — \(r.status) — \(r.summary)\n\n"
+        md += "Handled by \(r.instance), \(duration(r.startedAt, r.finishedAt)).\n\n\(r.markdown)\n"
+        md += "### Work items\n\n| Item | Worker | Node | Status | Files | Time |\n|---|---|---|---|---|---|\n"
+        for i in r.items { md += "| \(i.itemID) | \(i.worker) | \(i.node) | \(i.status.rawValue) | \(i.filesExamined) | \(i.durationMs) ms |\n" }
+        return md
+    }
+
+    static func summaryJSONText(_ o: RunOutcome) throws -> String {
+        struct Phase: Encodable { var phase: Int; var name: String; var startedAt: Date }
+        struct Summary: Encodable {
+            var runID: String; var goal: String; var targets: [String]; var status: String; var reason: String?
+            var startedAt: Date; var finishedAt: Date; var phases: [Phase]; var tasks: [TaskSpec]; var reports: [MasterReport]
+        }
+        return try WireJSON.encode(Summary(
+            runID: o.request.runID, goal: o.request.goal, targets: o.request.targets, status: o.status, reason: o.reason,
+            startedAt: o.startedAt, finishedAt: o.finishedAt, phases: o.phases.map { Phase(phase: $0.phase, name: $0.name, startedAt: $0.startedAt) },
+            tasks: o.tasks, reports: o.reports))
+    }
+}

@@ -1,0 +1,47 @@
+import CortexCore
+import Foundation
+import Logging
+
+/// Submits runs and follows them: what `cortexctl run` and `cortexctl up` use.
+public struct RunClient: Sendable {
+    public let bus: MessageBus
+    public var redis: RedisClient { bus.redis }
+
+    public init(bus: MessageBus) { self.bus = bus }
+
+    /// Queues a run on the durable run stream and announces it; returns its id.
+    @discardableResult
+    public func submit(_ request: RunRequest) async throws -> String {
+        let json = try WireJSON.encode(request)
+        let replies = try await redis.pipeline([
+            ["HSET", CortexNames.run(request.runID), "status", "queued", "goal", request.goal,
+             "targets", try WireJSON.encode(request.targets), "requested_by", request.requestedBy],
+            ["ZADD", CortexNames.runIndex, epochMilliseconds(request.requestedAt), request.runID],
+            ["XADD", CortexNames.runRequests, "*", "request", json],
+        ])
+        for r in replies { try r.orThrow() }
+        try await bus.publish(.RUN_REQUESTED, runID: request.runID, data: ["goal": .string(request.goal), "targets": .array(request.targets.map { .string($0) })])
+        return request.runID
+    }
+
+    /// Calls `onEvent` for each message of the run as it arrives, until the run ends or `timeout` passes.
+    /// The run's hash is re-read every second, so a missed RUN_COMPLETE cannot leave the caller hanging.
+    public func follow(runID: String, subscribedBeforeSubmit subscription: (RedisSubscriber, AsyncStream<Envelope>)? = nil,
+                       timeout: Duration, onEvent: @escaping @Sendable (Envelope) -> Void) async throws -> RunState {
+        let (subscriber, events) = subscription ?? bus.subscribe(CortexNames.Channel.allCases)
+        defer { subscriber.stop() }
+        let deadline = ContinuousClock.now + timeout
+        let relay = Task {
+            for await e in events where e.runID == runID { onEvent(e) }
+        }
+        defer { relay.cancel() }
+        while ContinuousClock.now < deadline {
+            if let state = try? await RunState.load(runID, redis: redis), state.isFinished {
+                try? await Task.sleep(for: .milliseconds(100))  // let the final events reach the printer
+                return state
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw ConfigurationError("run \(runID) did not finish within \(timeout)")
+    }
+}

@@ -1,0 +1,116 @@
+import CortexCore
+import Foundation
+
+/// A request to run one orchestration, as queued on the durable run stream.
+public struct RunRequest: Codable, Sendable, Equatable {
+    public var runID: String
+    public var goal: String
+    /// Target repositories (local paths).
+    public var targets: [String]
+    public var requestedBy: String
+    public var requestedAt: Date
+
+    public init(runID: String = RunRequest.newRunID(), goal: String, targets: [String], requestedBy: String, requestedAt: Date = Date()) {
+        self.runID = runID
+        self.goal = goal
+        self.targets = targets
+        self.requestedBy = requestedBy
+        self.requestedAt = requestedAt
+    }
+
+    /// `run-20261128-031500-ab12`: sortable by time, unique enough for one cluster.
+    public static func newRunID(now: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return "run-\(f.string(from: now))-\(UUID().uuidString.prefix(4).lowercased())"
+    }
+}
+
+/// One task the coordinator routed to a master.
+public struct TaskSpec: Codable, Sendable, Equatable {
+    public var id: String
+    public var runID: String
+    public var master: MasterRole
+    public var skill: SkillName
+    public var target: String
+    public var priority: Int
+    /// 1 on first delivery; a handed-back task comes again with the next number.
+    public var attempt: Int
+}
+
+/// One shard of a task for a worker pool.
+public struct WorkItem: Codable, Sendable, Equatable {
+    public var id: String
+    public var taskID: String
+    public var runID: String
+    public var master: MasterRole
+    public var pool: WorkerPool
+    public var skill: SkillName
+    public var target: String
+    /// This item covers the target's files whose path hash modulo `shards` equals `shard`.
+    public var shard: Int
+    public var shards: Int
+}
+
+/// What a worker committed for one work item.
+public struct WorkResult: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case succeeded, failed }
+    public var itemID: String
+    public var taskID: String
+    public var worker: String
+    public var node: String
+    public var status: Status
+    public var error: String?
+    public var durationMs: Int
+    public var filesExamined: Int
+    public var output: JSONValue
+}
+
+/// A master's report on one task: what its workers found, merged.
+public struct MasterReport: Codable, Sendable, Equatable {
+    public var taskID: String
+    public var runID: String
+    public var master: MasterRole
+    public var instance: String
+    public var target: String
+    /// `succeeded`, `partial` (some items failed) or `failed`.
+    public var status: String
+    /// One line for the executive summary.
+    public var summary: String
+    /// Sections for the per-master Markdown report.
+    public var markdown: String
+    public var details: JSONValue
+    public var items: [ItemSummary]
+    public var startedAt: Date
+    public var finishedAt: Date
+
+    /// Who did one item, where, and how long it took.
+    public struct ItemSummary: Codable, Sendable, Equatable {
+        public var itemID: String
+        public var pool: WorkerPool
+        public var worker: String
+        public var node: String
+        public var status: WorkResult.Status
+        public var durationMs: Int
+        public var filesExamined: Int
+        public var error: String?
+    }
+}
+
+/// JSON coding shared by everything stored in Redis (ISO 8601 dates, sorted keys).
+public enum WireJSON {
+    public static func encode<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return try d.decode(T.self, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,58 @@
+import CortexCore
+import Foundation
+
+/// inventory: classifies a repository's files by language, with file and line counts.
+public struct LanguageCensus: Skill {
+    public init() {}
+
+    static let byExtension: [String: String] = [
+        "swift": "Swift", "py": "Python", "go": "Go", "rs": "Rust", "js": "JavaScript", "mjs": "JavaScript", "cjs": "JavaScript",
+        "ts": "TypeScript", "tsx": "TypeScript", "jsx": "JavaScript", "java": "Java", "kt": "Kotlin", "rb": "Ruby",
+        "c": "C", "h": "C", "cc": "C++", "cpp": "C++", "hpp": "C++", "cs": "C#", "php": "PHP", "sh": "Shell", "bash": "Shell",
+        "yml": "YAML", "yaml": "YAML", "json": "JSON", "toml": "TOML", "md": "Markdown", "rst": "reStructuredText",
+        "html": "HTML", "css": "CSS", "scss": "CSS", "sql": "SQL", "tf": "HCL", "proto": "Protocol Buffers",
+        "gradle": "Gradle", "xml": "XML", "modulemap": "Module map", "tpl": "Go template", "lua": "Lua",
+    ]
+    static let byName: [String: String] = ["Dockerfile": "Dockerfile", "Makefile": "Makefile", "Jenkinsfile": "Groovy", "Gemfile": "Ruby", "Rakefile": "Ruby"]
+
+    /// The language of a path, or "Other".
+    public static func language(of path: String) -> String {
+        let name = (path as NSString).lastPathComponent
+        if let l = byName[name] { return l }
+        if name.hasPrefix("Dockerfile") { return "Dockerfile" }
+        let ext = (name as NSString).pathExtension.lowercased()
+        return byExtension[ext] ?? "Other"
+    }
+
+    public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
+        var tally: [String: (files: Int, lines: Int)] = [:]
+        for (i, path) in files.enumerated() {
+            let lang = Self.language(of: path)
+            let lines = readText(root, path).map { text in text.utf8.reduce(0) { $1 == 10 ? $0 + 1 : $0 } + (text.hasSuffix("\n") || text.isEmpty ? 0 : 1) } ?? 0
+            tally[lang, default: (0, 0)].files += 1
+            tally[lang, default: (0, 0)].lines += lines
+            if i % 200 == 199 { progress(i + 1) }
+        }
+        return tally.map { ["language": .string($0.key), "files": .number(Double($0.value.files)), "lines": .number(Double($0.value.lines))] }
+    }
+
+    public func summarize(_ records: [SkillRecord]) -> SkillSummary {
+        var tally: [String: (files: Int, lines: Int)] = [:]
+        for r in records {
+            guard let lang = r["language"]?.stringValue else { continue }
+            tally[lang, default: (0, 0)].files += r["files"]?.intValue ?? 0
+            tally[lang, default: (0, 0)].lines += r["lines"]?.intValue ?? 0
+        }
+        let ordered = tally.sorted { $0.value.lines != $1.value.lines ? $0.value.lines > $1.value.lines : $0.key < $1.key }
+        let files = ordered.reduce(0) { $0 + $1.value.files }
+        let lines = ordered.reduce(0) { $0 + $1.value.lines }
+        let top = ordered.prefix(3).map { "\($0.key) \($0.value.files) files" }.joined(separator: ", ")
+        let headline = "\(files) files, \(lines) lines in \(ordered.count) languages" + (top.isEmpty ? "" : " (\(top))")
+        let md = "### Languages\n\n" + table(["Language", "Files", "Lines"], ordered.map { [$0.key, "\($0.value.files)", "\($0.value.lines)"] })
+        let details: JSONValue = .object([
+            "files": .number(Double(files)), "lines": .number(Double(lines)),
+            "languages": .array(ordered.map { .object(["language": .string($0.key), "files": .number(Double($0.value.files)), "lines": .number(Double($0.value.lines))]) }),
+        ])
+        return SkillSummary(headline: headline, markdown: md, details: details)
+    }
+}

@@ -1,0 +1,82 @@
+import CortexCore
+import Foundation
+
+/// The built-in skills; a work item names the one its worker runs.
+public enum SkillName: String, Codable, Sendable, CaseIterable {
+    case languageCensus = "language-census"
+    case manifestFinder = "manifest-finder"
+    case documentationSurvey = "documentation-survey"
+    case workflowFinder = "workflow-finder"
+    case testSurvey = "test-survey"
+    case monitoringSurvey = "monitoring-survey"
+
+    /// The skill each master runs on a target.
+    public static func builtIn(for master: MasterRole) -> SkillName {
+        switch master {
+        case .inventory: return .languageCensus
+        case .security: return .manifestFinder
+        case .development: return .documentationSurvey
+        case .cicd: return .workflowFinder
+        case .testing: return .testSurvey
+        case .monitoring: return .monitoringSurvey
+        }
+    }
+
+    /// The implementation.
+    public var skill: any Skill {
+        switch self {
+        case .languageCensus: return LanguageCensus()
+        case .manifestFinder: return ManifestFinder()
+        case .documentationSurvey: return DocumentationSurvey()
+        case .workflowFinder: return WorkflowFinder()
+        case .testSurvey: return TestSurvey()
+        case .monitoringSurvey: return MonitoringSurvey()
+        }
+    }
+}
+
+/// One finding or tally a skill reports, as a flat JSON object.
+public typealias SkillRecord = [String: JSONValue]
+
+/// What a master makes of its workers' records.
+public struct SkillSummary: Sendable {
+    /// One line for the executive summary.
+    public var headline: String
+    /// The master's report section (Markdown).
+    public var markdown: String
+    /// Machine-readable details for the JSON report.
+    public var details: JSONValue
+}
+
+/// A deterministic piece of work a worker runs on a shard of a target's files; the master merges the shards.
+public protocol Skill: Sendable {
+    /// Examines the given files (paths relative to `root`) and returns records.
+    func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord]
+    /// Merges the records of every shard into the master's summary.
+    func summarize(_ records: [SkillRecord]) -> SkillSummary
+}
+
+extension Skill {
+    /// Reads a text file, skipping large and binary files (nil), so one odd file cannot stall a shard.
+    func readText(_ root: URL, _ path: String, limit: Int = 2 * 1024 * 1024) -> String? {
+        let url = root.appendingPathComponent(path)
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: url.path),
+              let size = attrs[.size] as? Int, size <= limit,
+              let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        if data.prefix(8000).contains(0) { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Records sorted by their `path` (or first string field) so reports are stable across runs.
+    func sorted(_ records: [SkillRecord], by key: String = "path") -> [SkillRecord] {
+        records.sorted { ($0[key]?.stringValue ?? "") < ($1[key]?.stringValue ?? "") }
+    }
+
+    /// A Markdown table.
+    func table(_ header: [String], _ rows: [[String]]) -> String {
+        guard !rows.isEmpty else { return "_none found_\n" }
+        var out = "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---" }.joined(separator: "|") + "|\n"
+        for r in rows { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+        return out
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import CortexControl
+import CortexCore
+import CortexOrchestration
+import Foundation
+
+/// Options shared by the subcommands that talk to an existing Redis.
+struct RedisOptions: ParsableArguments {
+    @Option(name: .long, help: "Redis URL (default: $CORTEX_REDIS_URL or redis://127.0.0.1:6379/0).")
+    var redis: String?
+
+    var url: String { redis ?? ProcessInfo.processInfo.environment["CORTEX_REDIS_URL"] ?? "redis://127.0.0.1:6379/0" }
+}
+
+@main
+struct Cortexctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cortexctl",
+        abstract: "Operate Cortex: run the suite locally, submit and watch runs, inspect and debug the Redis bus.",
+        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Docs.self]
+    )
+}
+
+/// Turns library errors into a clean one-line message and exit status.
+func fail(_ error: Error) -> ExitCode {
+    FileHandle.standardError.write(Data("cortexctl: \(error)\n".utf8))
+    return ExitCode(2)
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a private redis-server and the whole suite locally, run one orchestration, print the summary, stop everything.")
+
+    @Option(name: .long, help: "A repository to work on (repeatable; default: the current directory).")
+    var target: [String] = []
+    @Option(name: .long, help: "How many workers to start.")
+    var workers: Int = 4
+    @Option(name: .long, help: "The run's goal; naming masters (e.g. 'security testing') limits the run to them.")
+    var goal: String = "full-orchestration"
+    @Option(name: .long, help: "Where reports go.")
+    var outputDir: String = "./cortex-reports"
+    @Option(name: .long, help: "Seconds to wait for the run before giving up.")
+    var timeout: Int = 600
+    @Flag(name: .long, help: "Show every message instead of progress lines.")
+    var verbose = false
+
+    func run() async throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        let targets: [String]
+        do { targets = try ControlCommands.resolveTargets(target) } catch { throw fail(error) }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-up-\(ProcessInfo.processInfo.processIdentifier)")
+        let output = URL(fileURLWithPath: outputDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
+        let started = ContinuousClock.now
+        let suite: LocalSuite
+        do {
+            suite = try await LocalSuite(workDirectory: work, outputDirectory: output, environment: ["CORTEX_PREFLIGHT_TIMEOUT": "20", "CORTEX_ACTIVATION_TIMEOUT": "20"])
+        } catch { throw fail(error) }
+        // Ctrl-C or SIGTERM: stop every child we started before leaving.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        var handlers: [DispatchSourceSignal] = []
+        for sig: Int32 in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("\ncortexctl: interrupted; stopping the suite\n".utf8))
+                let done = DispatchSemaphore(value: 0)
+                Task { await suite.stop(grace: .seconds(5)); done.signal() }
+                _ = done.wait(timeout: .now() + 8)
+                suite.supervisor.killAll()
+                Foundation.exit(130)
+            }
+            source.resume()
+            handlers.append(source)
+        }
+        defer { handlers.forEach { $0.cancel() } }
+        print("redis-server on 127.0.0.1:\(suite.redis.port); logs in \(suite.supervisor.logDirectory.path)")
+        var state: RunState?
+        var failure: Error?
+        do {
+            try suite.startAll(workers: workers)
+            print("started coordinator, 6 masters, \(workers) workers")
+            let bus = try ControlCommands.bus(redisURL: suite.redis.url)
+            state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: targets, timeout: .seconds(timeout), verbose: verbose)
+        } catch {
+            failure = error
+        }
+        await suite.stop()
+        let elapsed = ContinuousClock.now - started
+        print("suite stopped; \(String(format: "%.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s wall")
+        if let failure { throw fail(failure) }
+        if state?.status != "succeeded" { throw ExitCode(1) }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Submit a run to a running suite and follow it to the end.")
+    @OptionGroup var redis: RedisOptions
+    @Option(name: .long, help: "A repository path as the workers see it (repeatable; default: the current directory).")
+    var target: [String] = []
+    @Option(name: .long, help: "The run's goal.")
+    var goal: String = "full-orchestration"
+    @Option(name: .long, help: "Seconds to wait.")
+    var timeout: Int = 3600
+    @Flag(name: .long, help: "Show every message.")
+    var verbose = false
+
+    func run() async throws {
+        do {
+            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout), verbose: verbose)
+            if state.status != "succeeded" { throw ExitCode(1) }
+        } catch let e as ExitCode { throw e } catch { throw fail(error) }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show masters, workers and recent runs, or one run.")
+    @OptionGroup var redis: RedisOptions
+    @Argument(help: "A run id.") var runID: String?
+
+    func run() async throws {
+        do {
+            let bus = try ControlCommands.bus(redisURL: redis.url)
+            guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+            print(try await ControlCommands.status(bus: bus, runID: runID), terminator: "")
+        } catch { throw fail(error) }
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Tail channel messages, one readable line each (rejected messages are shown too).")
+    @OptionGroup var redis: RedisOptions
+    @Option(name: .long, help: "coordination, workers, system or all.")
+    var channel: String = "all"
+    @Option(name: .long, help: "Only messages of this run.")
+    var run: String?
+    @Option(name: .long, help: "Stop after this many messages.")
+    var count: Int?
+    @Flag(name: .long, help: "Print the raw JSON instead.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let channels: [CortexNames.Channel]
+            if channel == "all" { channels = CortexNames.Channel.allCases } else {
+                guard let c = CortexNames.Channel(name: channel) else { throw ConfigurationError("unknown channel '\(channel)': use coordination, workers, system or all") }
+                channels = [c]
+            }
+            let subscriber = RedisSubscriber(endpoint: bus.redis.endpoint, channels: channels.map(\.rawValue))
+            defer { subscriber.stop() }
+            var seen = 0
+            for await message in subscriber.messages {
+                switch bus.decoder.decode(message.payload, channel: CortexNames.Channel(rawValue: message.channel)) {
+                case .success(let e):
+                    if let run, e.runID != run { continue }
+                    print(json ? e.encodedString : EventFormatter.line(e))
+                case .failure(let r):
+                    if run != nil { continue }
+                    print("REJECTED on \(message.channel): \(r)")
+                }
+                fflush(nil)
+                seen += 1
+                if let count, seen >= count { break }
+            }
+        } catch { throw fail(error) }
+    }
+}
+
+struct Publish: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate and publish one message: cortexctl publish system PHASE_0_START --data '{\"phase\":0,\"name\":\"pre-flight\"}'")
+    @OptionGroup var redis: RedisOptions
+    @Argument(help: "Channel: full name or coordination / workers / system.") var channel: String
+    @Argument(help: "Message type, e.g. ESCALATION.") var type: String
+    @Option(name: .long, help: "The data object as JSON.") var data: String = "{}"
+    @Option(name: .long, help: "The run id to stamp on the envelope.") var runID: String?
+
+    func run() async throws {
+        do {
+            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let e = try await ControlCommands.publish(bus: bus, channel: channel, type: type, data: data, runID: runID)
+            print("published \(e.type.rawValue) on \(e.channel.rawValue): \(e.encodedString)")
+        } catch { throw fail(error) }
+    }
+}
+
+struct Docs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print generated documentation: protocol or configuration.")
+    @Argument(help: "protocol or configuration") var which: String
+
+    func run() throws {
+        switch which {
+        case "protocol": print(GeneratedDocs.protocolMarkdown(), terminator: "")
+        case "configuration": print(GeneratedDocs.configurationMarkdown(), terminator: "")
+        default: throw ValidationError("unknown document '\(which)': use protocol or configuration")
+        }
+    }
+}
