@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl"]
         ),
         .testTarget(
             name: "CortexIntegrationTests",

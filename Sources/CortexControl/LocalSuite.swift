@@ -26,7 +26,7 @@ public final class LocalSuite: @unchecked Sendable {
     private func env(instance: String) -> [String: String] {
         [
             "CORTEX_REDIS_URL": redis.url, "CORTEX_HTTP_HOST": "127.0.0.1", "CORTEX_HTTP_PORT": "0",
-            "CORTEX_OUTPUT_DIR": outputDirectory.path, "CORTEX_INSTANCE_ID": instance,
+            "CORTEX_OUTPUT_DIR": outputDirectory.path, "CORTEX_INSTANCE_ID": instance, "CORTEX_EXIT_WITH_PARENT": "1",
         ].merging(environment) { $1 }
     }
 

@@ -70,11 +70,15 @@ public enum CortexRuntime {
             )
             logger.info("starting", metadata: ["cortex.instance": "\(context.instanceID)", "cortex.node": "\(context.nodeName)", "cortex.redis": "\(context.redis.endpoint)"])
             // Services shut down in reverse order: the role stops taking work first, the ops endpoint last.
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: ops),
+                .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
+            ]
+            if ProcessInfo.processInfo.environment["CORTEX_EXIT_WITH_PARENT"] == "1" {
+                services.append(.init(service: ParentWatch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup))
+            }
             let group = ServiceGroup(configuration: .init(
-                services: [
-                    .init(service: ops),
-                    .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             ))
@@ -112,3 +116,20 @@ public enum CortexRuntime {
 
 /// Milliseconds since the epoch, the unit of every timestamp field in registry hashes.
 public func epochMilliseconds(_ date: Date = Date()) -> Int { Int(date.timeIntervalSince1970 * 1000) }
+
+/// Ends the process gracefully when the process that started it is gone (local mode: a `cortexctl up`
+/// killed without a chance to clean up must not leave daemons behind).
+struct ParentWatch: Service {
+    let logger: Logger
+
+    func run() async throws {
+        let parent = getppid()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            if getppid() != parent {
+                logger.warning("parent process \(parent) is gone; shutting down")
+                return
+            }
+        }
+    }
+}

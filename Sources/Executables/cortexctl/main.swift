@@ -57,6 +57,7 @@ struct Up: AsyncParsableCommand {
         // Ctrl-C or SIGTERM: stop every child we started before leaving.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)  // a closed stdout (`| head`) must not skip the clean-up
         var handlers: [DispatchSourceSignal] = []
         for sig: Int32 in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())

@@ -1,0 +1,97 @@
+import CortexControl
+import CortexCore
+import Foundation
+import Testing
+
+/// A fresh temporary directory.
+func temporaryDirectory(_ prefix: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A private redis-server for one test, stopped by `stop()`.
+struct PrivateRedis {
+    let supervisor: ProcessSupervisor
+    let server: LocalRedis
+    var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: server.port) }
+
+    static func start() async throws -> PrivateRedis {
+        let dir = try temporaryDirectory("cortex-test-redis")
+        let supervisor = try ProcessSupervisor(logDirectory: dir.appendingPathComponent("logs"))
+        return PrivateRedis(supervisor: supervisor, server: try await LocalRedis(supervisor: supervisor, directory: dir))
+    }
+
+    func stop() async { await server.stop() }
+}
+
+/// The Redis the test script started (CORTEX_TEST_REDIS_URL), else nil: tests then start a private one.
+var sharedTestRedisURL: String? { ProcessInfo.processInfo.environment["CORTEX_TEST_REDIS_URL"] }
+
+/// Where the built executables are (the test script exports CORTEX_BIN_DIR).
+var binDirectory: URL {
+    if let dir = ProcessInfo.processInfo.environment["CORTEX_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug")
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(15), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// The JSON log lines a daemon wrote.
+func logLines(_ child: ChildProcess) -> [[String: Any]] {
+    child.output().split(separator: "\n").compactMap { line in
+        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+}
+
+/// The ops port a daemon logged when its endpoint came up.
+func opsPort(_ child: ChildProcess) async -> Int? {
+    var port: Int?
+    _ = await eventually {
+        port = logLines(child).first { $0["msg"] as? String == "ops endpoint listening" }.flatMap { ($0["cortex.http.port"] as? String).flatMap(Int.init) }
+        return port != nil
+    }
+    return port
+}
+
+/// The value of one sample in a Prometheus exposition, e.g. `cortex_messages_rejected_total{reason="oversized"}`.
+func metric(_ text: String, _ sample: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
+        return Double(line.dropFirst(sample.count + 1).trimmingCharacters(in: .whitespaces))
+    }
+    return nil
+}
+
+/// Fetches a daemon's /metrics.
+func scrape(port: Int) async throws -> String {
+    try await HTTPClient.request(url: "http://127.0.0.1:\(port)/metrics").text
+}
+
+/// A fixture repository with known contents (same as the unit tests' one, smaller).
+func makeRepository() throws -> URL {
+    let root = try temporaryDirectory("cortex-target")
+    let files: [String: String] = [
+        "README.md": "# Demo\n",
+        "Package.swift": "// swift-tools-version:6.0\n",
+        "Sources/App/main.swift": "print(1)\nprint(2)\n",
+        "Sources/App/Util.swift": "let x = 1\n",
+        "Tests/AppTests/AppTests.swift": "import Testing\n@Test func one() {}\n",
+        "requirements.txt": "flask==3.0.0\n",
+        ".github/workflows/ci.yml": "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n",
+        "ops/rules.yml": "groups:\n- name: demo\n  rules:\n  - alert: DemoDown\n    expr: up == 0\n",
+    ]
+    for (path, text) in files {
+        let url = root.appendingPathComponent(path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: url)
+    }
+    return root
+}
