@@ -1,0 +1,140 @@
+import CortexControl
+import CortexCore
+import CortexOrchestration
+import Foundation
+import Logging
+import Testing
+
+/// Whole runs with every daemon as a separate process on a private redis-server.
+@Suite(.serialized) struct OrchestrationRunTests {
+    static func bus(_ suite: LocalSuite) -> MessageBus {
+        MessageBus(redis: RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port)), source: "test",
+                   metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: Logger(label: "test"))
+    }
+
+    @Test func fullRunWithSixMastersAndTwoWorkers() async throws {
+        let target = try makeRepository()
+        let work = try temporaryDirectory("cortex-fullrun")
+        let output = work.appendingPathComponent("reports")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: output, binDirectory: binDirectory)
+        try suite.startAll(workers: 2)
+        let bus = Self.bus(suite)
+        let client = RunClient(bus: bus)
+        let events = Locked<[Envelope]>([])
+        let subscription = bus.subscribe(CortexNames.Channel.allCases)
+        _ = await subscription.subscriber.waitUntilSubscribed()
+        let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, subscribedBeforeSubmit: subscription, timeout: .seconds(60)) { e in events.withLock { $0.append(e) } }
+        await suite.stop()
+
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        // Phases advanced in order, each announced on cortex:events:system.
+        let phases = events.value.filter { $0.channel == .eventsSystem }.compactMap { $0.type.rawValue.hasPrefix("PHASE_") ? $0.int("phase") : nil }
+        #expect(phases == [0, 1, 2, 3, 4, 5])
+        #expect(Set(events.value.filter { $0.type == .MASTER_ACTIVATION_ACK }.compactMap { $0.string("master") }) == Set(MasterRole.allCases.map(\.rawValue)))
+
+        // The report names every master and what it found in the fixture.
+        let dir = try #require(state.reportDir)
+        let summary = try String(contentsOfFile: dir + "/summary.md", encoding: .utf8)
+        for role in MasterRole.allCases { #expect(summary.contains(role.processName)) }
+        let json = try String(contentsOfFile: dir + "/summary.json", encoding: .utf8)
+        struct Summary: Decodable { var status: String; var reports: [MasterReport] }
+        let parsed = try WireJSON.decode(Summary.self, from: json)
+        #expect(parsed.status == "succeeded")
+        let byMaster = Dictionary(uniqueKeysWithValues: parsed.reports.map { ($0.master, $0) })
+        #expect(Set(byMaster.keys) == Set(MasterRole.allCases))
+        #expect(byMaster[.inventory]?.details["files"]?.intValue == 8)
+        #expect(byMaster[.inventory]?.summary.contains("Swift 4 files") == true)
+        #expect(byMaster[.security]?.details["manifests"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == ["Package.swift", "requirements.txt"])
+        #expect(byMaster[.testing]?.details["cases"]?.intValue == 1)
+        #expect(byMaster[.cicd]?.details["pipelines"]?.arrayValue?.first?["jobs"] == ["test"])
+        #expect(byMaster[.monitoring]?.summary.hasPrefix("1 alert rules") == true)
+        #expect(byMaster[.development]?.details["readme"] == true)
+        // 6 tasks x 4 items, all done by the two workers; each item counted once.
+        let items = parsed.reports.flatMap(\.items)
+        #expect(items.count == 24)
+        #expect(Set(items.map(\.itemID)).count == 24)
+        #expect(Set(items.map(\.worker)).isSubset(of: ["worker-1", "worker-2"]))
+        #expect(items.allSatisfy { $0.status == .succeeded })
+        #expect(FileManager.default.fileExists(atPath: dir + "/masters/inventory-0.md"))
+
+        // Every daemon logged JSON lines only, each with its own process name.
+        for child in suite.supervisor.all where !child.name.hasPrefix("redis-server") {
+            let raw = child.output().split(separator: "\n")
+            #expect(!raw.isEmpty)
+            let expected = child.name.hasPrefix("worker") ? "worker" : child.name.replacingOccurrences(of: "-local", with: "")
+            for line in raw {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object?["process"] as? String == expected, "\(child.name): \(line)")
+            }
+            #expect(child.process.terminationStatus == 0, "\(child.name) exited \(child.process.terminationStatus)")
+        }
+        let coordinatorLines = logLines(try #require(suite.supervisor.all.first { $0.name == "coordinator" }))
+        #expect(coordinatorLines.contains { $0["run_id"] as? String == runID && ($0["msg"] as? String)?.hasPrefix("phase 3") == true })
+    }
+
+    @Test func preflightFailsClearlyWhenMastersAreMissing() async throws {
+        let work = try temporaryDirectory("cortex-preflight")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["CORTEX_PREFLIGHT_TIMEOUT": "1"])
+        try suite.startCoordinator()
+        for role in MasterRole.allCases where role != .monitoring && role != .cicd { try suite.startMaster(role) }
+        let client = RunClient(bus: Self.bus(suite))
+        let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [work.path], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, timeout: .seconds(30)) { _ in }
+        await suite.stop()
+        #expect(state.status == "failed")
+        #expect(state.reason?.contains("pre-flight: masters not registered") == true)
+        #expect(state.reason?.contains("cicd-master, monitoring-master") == true)
+        let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("FAILED"))
+    }
+
+    @Test func sigtermToAMasterMidRunHandsItsTaskBack() async throws {
+        let target = try makeRepository()
+        let work = try temporaryDirectory("cortex-sigterm")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
+        try suite.startCoordinator()
+        for role in MasterRole.allCases { try suite.startMaster(role) }
+        // No worker serves the scan pool yet, so the security task cannot finish.
+        try suite.startWorker(pools: WorkerPool.allCases.filter { $0 != .scan })
+        let bus = Self.bus(suite)
+        let client = RunClient(bus: bus)
+        let events = Locked<[Envelope]>([])
+        let subscription = bus.subscribe(CortexNames.Channel.allCases)
+        _ = await subscription.subscriber.waitUntilSubscribed()
+        let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
+        let follower = Task { try await client.follow(runID: runID, subscribedBeforeSubmit: subscription, timeout: .seconds(90)) { e in events.withLock { $0.append(e) } } }
+
+        let dispatched = await eventually(timeout: .seconds(30)) {
+            events.value.contains { $0.type == .WORKER_SPAWN && $0.string("master") == "security" }
+        }
+        #expect(dispatched)
+        let security = try #require(suite.supervisor.all.first { $0.name == "security-master-local" })
+        let stopAsked = ContinuousClock.now
+        security.signal(SIGTERM)
+        let status = await security.wait(timeout: .seconds(10))
+        #expect(status == 0, "exit status \(String(describing: status)) within 10 s")
+        #expect(ContinuousClock.now - stopAsked < .seconds(10))
+        #expect(logLines(security).contains { $0["msg"] as? String == "master stopped" && $0["cortex.tasks.handed_back"] as? String == "1" })
+        // The task is back on the stream, acknowledged by nobody yet.
+        let redis = bus.redis
+        let stream = CortexNames.taskStream(.security)
+        #expect(try await redis.send("XLEN", stream).int == 2)
+        #expect(try await redis.xpending(stream, group: CortexNames.Group.masters).isEmpty)
+
+        // A new instance and a scan worker: the redelivered task completes the run.
+        try suite.startMaster(.security, instance: "security-master-2")
+        try suite.startWorker(pools: [.scan])
+        let state = try await follower.value
+        await suite.stop()
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let json = try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)
+        struct Summary: Decodable { var reports: [MasterReport] }
+        let reports = try WireJSON.decode(Summary.self, from: json).reports
+        let securityReport = try #require(reports.first { $0.master == .security })
+        #expect(securityReport.instance == "security-master-2")
+        #expect(securityReport.items.count == 4)
+        #expect(securityReport.items.allSatisfy { $0.worker == "worker-2" })
+    }
+}
