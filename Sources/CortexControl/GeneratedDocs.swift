@@ -56,18 +56,18 @@ public enum GeneratedDocs {
         |---|---|---|
         | `\(CortexNames.runRequests)` | stream, group `\(CortexNames.Group.coordinators)` | run requests (`request` = RunRequest JSON) |
         | `\(CortexNames.runIndex)` | sorted set | run ids by request time |
-        | `cortex:run:<run>` | hash | run state: status, phase, goal, targets, report_dir, reason |
-        | `cortex:run:<run>:activation` | hash | master -> instance that acknowledged activation |
-        | `cortex:run:<run>:tasks` | hash | task id -> TaskSpec JSON |
-        | `cortex:run:<run>:results` | hash | task id -> MasterReport JSON |
-        | `cortex:tasks:<master>` | stream, group `\(CortexNames.Group.masters)` | tasks for one master (`task` = TaskSpec JSON) |
-        | `cortex:work:<pool>` | stream, group `\(CortexNames.Group.workers)` | work items for one pool (`item` = WorkItem JSON) |
-        | `cortex:task:<task>:results` | hash | item id -> WorkResult JSON, written once (HSETNX) |
-        | `cortex:task:<task>:done` | stream | wakes the master waiting for the task's results |
-        | `cortex:master:<master>` | hash | registry: status, tasks_active, workers_spawned, last_heartbeat, instance, node |
-        | `cortex:heartbeat:master:<master>:<instance>` | string with TTL | liveness of one master instance |
-        | `cortex:worker:<worker>` | hash | registry: pools, node, status, items_done, last_heartbeat |
-        | `cortex:heartbeat:worker:<worker>` | string with TTL | liveness of one worker |
+        | `\(CortexNames.run("<run>"))` | hash | run state: status, phase, goal, targets, report_dir, reason |
+        | `\(CortexNames.runActivation("<run>"))` | hash | master -> instance that acknowledged activation |
+        | `\(CortexNames.runTasks("<run>"))` | hash | task id -> TaskSpec JSON |
+        | `\(CortexNames.runResults("<run>"))` | hash | task id -> MasterReport JSON |
+        | `\(CortexNames.taskStream(.security).replacingOccurrences(of: "security", with: "<master>"))` | stream, group `\(CortexNames.Group.masters)` | tasks for one master (`task` = TaskSpec JSON) |
+        | `\(CortexNames.workStream(.scan).replacingOccurrences(of: "scan", with: "<pool>"))` | stream, group `\(CortexNames.Group.workers)` | work items for one pool (`item` = WorkItem JSON) |
+        | `\(CortexNames.taskResults("<task>"))` | hash | item id -> WorkResult JSON, written once (HSETNX) |
+        | `\(CortexNames.taskResultEvents("<task>"))` | stream | wakes the master waiting for the task's results |
+        | `\(CortexNames.masterRegistry(.security).replacingOccurrences(of: "security", with: "<master>"))` | hash | registry: status, tasks_active, workers_spawned, last_heartbeat, instance, node |
+        | `\(CortexNames.masterHeartbeat(.security, instance: "<instance>").replacingOccurrences(of: "security", with: "<master>"))` | string with TTL | liveness of one master instance |
+        | `\(CortexNames.workerRegistry("<worker>"))` | hash | registry: pools, node, status, items_done, last_heartbeat |
+        | `\(CortexNames.workerHeartbeat("<worker>"))` | string with TTL | liveness of one worker |
         | `\(CortexNames.masterSet)`, `\(CortexNames.workerSet)` | sets | names that ever registered |
         | `\(CortexNames.deadLetters)` | stream | entries that could not be processed, with the reason |
         | `\(CortexNames.eventHistory)` | capped stream | every channel message (`channel`, `message`) |

@@ -51,17 +51,7 @@ public struct CoordinatorService: RoleService {
                     await signal.fire()
                 }
             }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    for delivery in try await consumer.next() {
-                        await handle(delivery)
-                    }
-                } catch {
-                    context.metrics.redisError(operation: "run-read")
-                    log.warning("reading run requests failed: \(error)")
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
+            await consumer.consume(context: context, operation: "reading run requests") { await handle($0) }
             group.cancelAll()
         }
         log.info("coordinator stopped")
@@ -69,12 +59,7 @@ public struct CoordinatorService: RoleService {
 
     private func handle(_ delivery: StreamConsumer.Delivery) async {
         guard let text = delivery.entry.fields["request"], let request = try? WireJSON.decode(RunRequest.self, from: text) else {
-            context.logger.error("malformed run request moved to the dead-letter stream", metadata: ["cortex.entry": "\(delivery.entry.id)"])
-            _ = try? await context.redis.pipeline([
-                ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id, "reason", "malformed run request",
-                 "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
-                ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id],
-            ])
+            await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.coordinators, reason: "malformed run request", context: context)
             return
         }
         if let state = try? await RunState.load(request.runID, redis: context.redis), state.isFinished {
@@ -97,8 +82,9 @@ public struct CoordinatorService: RoleService {
     func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            if Task.isCancelled { return false }
             if (try? await condition()) == true { return true }
+            // On SIGTERM the run is left unacknowledged: the next coordinator resumes it.
+            if Task.isCancelled || Task.isShuttingDownGracefully { return false }
             let left = deadline - ContinuousClock.now
             if left <= .zero { return false }
             await signal.wait(timeout: min(left, .seconds(1)))

@@ -53,16 +53,8 @@ public struct MasterService: RoleService {
                     await acknowledgeActivation(envelope)
                 }
             }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    for delivery in try await consumer.next() {
-                        if await handle(delivery) == .handedBack { handedBack += 1 }
-                    }
-                } catch {
-                    context.metrics.redisError(operation: "task-read")
-                    log.warning("reading tasks failed: \(error)")
-                    try? await Task.sleep(for: .seconds(1))
-                }
+            await consumer.consume(context: context, operation: "reading tasks") { delivery in
+                if await handle(delivery) == .handedBack { handedBack += 1 }
             }
             group.cancelAll()
         }
@@ -120,12 +112,7 @@ public struct MasterService: RoleService {
         let log = context.logger
         let stream = delivery.stream
         guard let text = delivery.entry.fields["task"], let task = try? WireJSON.decode(TaskSpec.self, from: text) else {
-            log.error("malformed task moved to the dead-letter stream", metadata: ["cortex.entry": "\(delivery.entry.id)"])
-            _ = try? await context.redis.pipeline([
-                ["XADD", CortexNames.deadLetters, "*", "stream", stream, "entry", delivery.entry.id, "reason", "malformed task",
-                 "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
-                ["XACK", stream, CortexNames.Group.masters, delivery.entry.id],
-            ])
+            await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.masters, reason: "malformed task", context: context)
             return .dropped
         }
         if delivery.redelivered { context.metrics.redelivered(kind: "task") }

@@ -52,6 +52,31 @@ struct StreamConsumer {
         return try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, count: count, block: block)
             .map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: false) }
     }
+
+    /// Hands each delivery to `handle` until graceful shutdown begins; read errors (Redis away) are
+    /// logged, counted and retried after a second, never fatal.
+    mutating func consume(context: ProcessContext, operation: String, handle: (Delivery) async -> Void) async {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                for delivery in try await next() { await handle(delivery) }
+            } catch {
+                context.metrics.redisError(operation: operation)
+                context.logger.warning("\(operation) failed: \(error)")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Moves an entry that cannot be read to the dead-letter stream, with the reason, and acknowledges it:
+    /// kept for the operator instead of dropped or retried forever.
+    static func deadLetter(_ delivery: Delivery, group: String, reason: String, context: ProcessContext) async {
+        context.logger.error("\(reason): entry moved to \(CortexNames.deadLetters)", metadata: ["cortex.stream": "\(delivery.stream)", "cortex.entry": "\(delivery.entry.id)"])
+        _ = try? await context.redis.pipeline([
+            ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id, "reason", reason,
+             "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
+            ["XACK", delivery.stream, group, delivery.entry.id],
+        ])
+    }
 }
 
 /// Wakes waiters when something relevant happened (an event arrived), so waits are event-driven

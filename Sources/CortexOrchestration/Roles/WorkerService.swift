@@ -44,17 +44,7 @@ public struct WorkerService: RoleService {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await heartbeats() }
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                do {
-                    for delivery in try await consumer.next() {
-                        await process(delivery)
-                    }
-                } catch {
-                    context.metrics.redisError(operation: "work-read")
-                    log.warning("reading work failed: \(error)")
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
+            await consumer.consume(context: context, operation: "reading work") { await process($0) }
             group.cancelAll()
         }
         await context.bus.notify(.WORKER_SHUTDOWN, data: ["worker": .string(workerID), "node": .string(context.nodeName)])
@@ -96,13 +86,7 @@ public struct WorkerService: RoleService {
     private func process(_ delivery: StreamConsumer.Delivery) async {
         let log = context.logger
         guard let text = delivery.entry.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text) else {
-            // Keep what cannot be read, with the reason, instead of dropping it or retrying it forever.
-            log.error("malformed work item moved to the dead-letter stream", metadata: ["cortex.stream": "\(delivery.stream)", "cortex.entry": "\(delivery.entry.id)"])
-            _ = try? await context.redis.pipeline([
-                ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id,
-                 "reason", "malformed work item", "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
-                ["XACK", delivery.stream, CortexNames.Group.workers, delivery.entry.id],
-            ])
+            await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context)
             return
         }
         if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }

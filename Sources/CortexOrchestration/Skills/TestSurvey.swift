@@ -9,22 +9,23 @@ public struct TestSurvey: Skill {
     static func frameworks(for path: String) -> [(String, String)] {
         let name = (path as NSString).lastPathComponent
         let ext = (name as NSString).pathExtension
-        switch ext {
-        case "swift" where path.hasPrefix("Tests/") || path.contains("/Tests/"):
+        let isJS = ["js", "ts", "mjs", "tsx", "jsx"].contains(ext)
+        let isJVM = ["java", "kt"].contains(ext)
+        if ext == "swift" && (path.hasPrefix("Tests/") || path.contains("/Tests/")) {
             return [("swift-testing", #"@Test\b"#), ("xctest", #"func\s+test\w*\s*\("#)]
-        case "py" where name.hasPrefix("test_") || name.hasSuffix("_test.py"):
-            return [("pytest", #"^\s*(async\s+)?def\s+test\w*\s*\("#)]
-        case "go" where name.hasSuffix("_test.go"):
-            return [("go test", #"^func\s+Test\w*\s*\(\s*\w+\s+\*testing\.T"#)]
-        case "rs":
-            return [("cargo test", #"#\[(tokio::)?test\]"#)]
-        case "js", "ts", "mjs", "tsx", "jsx" where name.contains(".test.") || name.contains(".spec.") || path.contains("__tests__/"):
-            return [("js test", #"^\s*(it|test)\s*\("#)]
-        case "java", "kt" where path.contains("src/test/"):
-            return [("junit", #"@Test\b"#)]
-        default:
-            return []
         }
+        if ext == "py" && (name.hasPrefix("test_") || name.hasSuffix("_test.py")) {
+            return [("pytest", #"^\s*(async\s+)?def\s+test\w*\s*\("#)]
+        }
+        if ext == "go" && name.hasSuffix("_test.go") {
+            return [("go test", #"^func\s+Test\w*\s*\(\s*\w+\s+\*testing\.T"#)]
+        }
+        if ext == "rs" { return [("cargo test", #"#\[(tokio::)?test\]"#)] }
+        if isJS && (name.contains(".test.") || name.contains(".spec.") || path.contains("__tests__/")) {
+            return [("js test", #"^\s*(it|test)\s*\("#)]
+        }
+        if isJVM && path.contains("src/test/") { return [("junit", #"@Test\b"#)] }
+        return []
     }
 
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {

@@ -1,34 +1,5 @@
-/// The closed list of message types, each bound to one channel with a documented payload.
-public enum MessageType: String, CaseIterable, Sendable, Codable {
-    // cortex:events:system — coordinator broadcasts
-    case RUN_REQUESTED, PHASE_0_START, PHASE_1_START, PHASE_2_START, PHASE_3_START, PHASE_4_START, PHASE_5_START
-    case MASTER_ACTIVATION_START, RUN_COMPLETE, RUN_FAILED
-    // cortex:masters:coordination
-    case MASTER_REGISTERED, MASTER_HEARTBEAT, MASTER_ACTIVATION_ACK, TASK_ASSIGNED, WORKER_SPAWN
-    case MASTER_REPORT, ESCALATION, HANDOFF_REQUEST, MASTER_SHUTDOWN
-    // cortex:workers:status
-    case WORKER_REGISTERED, WORKER_HEARTBEAT, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED, WORKER_SHUTDOWN
-
-    /// The phase-start type for phase `n` (0...5).
-    public static func phaseStart(_ n: Int) -> MessageType {
-        [.PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START][n]
-    }
-
-    /// The one channel this type travels on.
-    public var channel: CortexNames.Channel {
-        switch self {
-        case .RUN_REQUESTED, .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START,
-            .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_COMPLETE, .RUN_FAILED:
-            return .eventsSystem
-        case .MASTER_REGISTERED, .MASTER_HEARTBEAT, .MASTER_ACTIVATION_ACK, .TASK_ASSIGNED, .WORKER_SPAWN,
-            .MASTER_REPORT, .ESCALATION, .HANDOFF_REQUEST, .MASTER_SHUTDOWN:
-            return .mastersCoordination
-        case .WORKER_REGISTERED, .WORKER_HEARTBEAT, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED,
-            .WORKER_SHUTDOWN:
-            return .workersStatus
-        }
-    }
-
+// What each message type carries: its fields, meaning and a valid example.
+extension MessageType {
     /// What the message means, for docs/protocol.md.
     public var summary: String {
         switch self {
