@@ -27,6 +27,7 @@ public final class LocalSuite: @unchecked Sendable {
         [
             "CORTEX_REDIS_URL": redis.url, "CORTEX_HTTP_HOST": "127.0.0.1", "CORTEX_HTTP_PORT": "0",
             "CORTEX_OUTPUT_DIR": outputDirectory.path, "CORTEX_INSTANCE_ID": instance, "CORTEX_EXIT_WITH_PARENT": "1",
+            "CORTEX_COORDINATION_DIR": workDirectory.appendingPathComponent("coordination").path,
         ].merging(environment) { $1 }
     }
 

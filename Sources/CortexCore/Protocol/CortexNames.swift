@@ -33,6 +33,8 @@ public enum CortexNames {
     public enum Group {
         public static let coordinators = "coordinators"
         public static let masters = "masters"
+        /// The consumer that holds a dead master's tasks until an instance of that master is back.
+        public static let heldByCoordinator = "coordinator-held"
         public static let workers = "workers"
     }
 
@@ -69,12 +71,20 @@ public enum CortexNames {
     public static func taskResultEvents(_ taskID: String) -> String { "cortex:task:\(taskID):done" }
     /// Registry hash of a master: status, tasks_active, workers_spawned, last_heartbeat, instance.
     public static func masterRegistry(_ master: MasterRole) -> String { "cortex:master:\(master.rawValue)" }
+    /// Set of instance ids that registered for a master (their heartbeat keys say which are alive).
+    public static func masterInstances(_ master: MasterRole) -> String { "cortex:master:\(master.rawValue):instances" }
     /// Liveness key of one master instance; expires when heartbeats stop.
     public static func masterHeartbeat(_ master: MasterRole, instance: String) -> String {
         "cortex:heartbeat:master:\(master.rawValue):\(instance)"
     }
     /// Registry hash of a worker: pools, node, status, items_done, last_heartbeat.
     public static func workerRegistry(_ workerID: String) -> String { "cortex:worker:\(workerID)" }
+    /// Marker that a journal record was applied (replay is exactly-once per record).
+    public static func journalMarker(_ recordID: String) -> String { "cortex:journal:applied:\(recordID)" }
+    /// A work item's checkpoint (skill progress), with a TTL.
+    public static func checkpoint(_ itemID: String) -> String { "cortex:checkpoint:\(itemID)" }
+    /// Count of results committed again for a task's items (redone after a redelivery, ignored).
+    public static func taskDuplicates(_ taskID: String) -> String { "cortex:task:\(taskID):duplicates" }
     /// Liveness key of a worker; expires when heartbeats stop.
     public static func workerHeartbeat(_ workerID: String) -> String { "cortex:heartbeat:worker:\(workerID)" }
 }
@@ -114,12 +124,12 @@ public enum WorkerPool: String, CaseIterable, Sendable, Codable {
 public enum MessageType: String, CaseIterable, Sendable, Codable {
     // cortex:events:system — coordinator broadcasts
     case RUN_REQUESTED, PHASE_0_START, PHASE_1_START, PHASE_2_START, PHASE_3_START, PHASE_4_START, PHASE_5_START
-    case MASTER_ACTIVATION_START, RUN_COMPLETE, RUN_FAILED
+    case MASTER_ACTIVATION_START, RUN_COMPLETE, RUN_FAILED, MASTER_DOWN
     // cortex:masters:coordination
     case MASTER_REGISTERED, MASTER_HEARTBEAT, MASTER_ACTIVATION_ACK, TASK_ASSIGNED, WORKER_SPAWN
     case MASTER_REPORT, ESCALATION, HANDOFF_REQUEST, MASTER_SHUTDOWN
     // cortex:workers:status
-    case WORKER_REGISTERED, WORKER_HEARTBEAT, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED, WORKER_SHUTDOWN
+    case WORKER_REGISTERED, WORKER_HEARTBEAT, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED, WORKER_SHUTDOWN, WORKER_LOST
 
     /// The phase-start type for phase `n` (0...5).
     public static func phaseStart(_ n: Int) -> MessageType {
@@ -130,13 +140,13 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
     public var channel: CortexNames.Channel {
         switch self {
         case .RUN_REQUESTED, .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START,
-            .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_COMPLETE, .RUN_FAILED:
+            .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_COMPLETE, .RUN_FAILED, .MASTER_DOWN:
             return .eventsSystem
         case .MASTER_REGISTERED, .MASTER_HEARTBEAT, .MASTER_ACTIVATION_ACK, .TASK_ASSIGNED, .WORKER_SPAWN,
             .MASTER_REPORT, .ESCALATION, .HANDOFF_REQUEST, .MASTER_SHUTDOWN:
             return .mastersCoordination
         case .WORKER_REGISTERED, .WORKER_HEARTBEAT, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED,
-            .WORKER_SHUTDOWN:
+            .WORKER_SHUTDOWN, .WORKER_LOST:
             return .workersStatus
         }
     }

@@ -1,5 +1,8 @@
 // What each message type carries: its fields, meaning and a valid example.
 extension MessageType {
+    /// Heartbeats are worth nothing late, so they are never journaled.
+    public var isHeartbeat: Bool { self == .MASTER_HEARTBEAT || self == .WORKER_HEARTBEAT }
+
     /// What the message means, for docs/protocol.md.
     public var summary: String {
         switch self {
@@ -29,6 +32,8 @@ extension MessageType {
         case .TASK_COMPLETE: return "A worker committed a work item's result."
         case .TASK_FAILED: return "A work item failed; the reason says why."
         case .WORKER_SHUTDOWN: return "A worker is stopping."
+        case .WORKER_LOST: return "The coordinator marked a worker lost: its heartbeat key expired without a WORKER_SHUTDOWN. Its pending items are claimed by other workers after the visibility timeout."
+        case .MASTER_DOWN: return "No instance of a master is alive (heartbeat timeout or stopped). Its pending tasks are held by the coordinator and handed back when an instance registers; an ESCALATION follows."
         }
     }
 
@@ -75,6 +80,10 @@ extension MessageType {
             return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("reason", .string)]
         case .WORKER_SHUTDOWN:
             return [.init("worker", .string), .init("node", .string)]
+        case .WORKER_LOST:
+            return [.init("worker", .string), .init("node", .string), .init("last_heartbeat", .integer)]
+        case .MASTER_DOWN:
+            return [.init("master", .string), .init("last_heartbeat", .integer), .init("held_tasks", .integer)]
         }
     }
 
@@ -107,6 +116,8 @@ extension MessageType {
         case .TASK_COMPLETE: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "node": "k3s-worker01", "duration_ms": 35]
         case .TASK_FAILED: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "reason": "target not found"]
         case .WORKER_SHUTDOWN: return ["worker": "worker-k3s01-1", "node": "k3s-worker01"]
+        case .WORKER_LOST: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "last_heartbeat": 1795000000000]
+        case .MASTER_DOWN: return ["master": "inventory", "last_heartbeat": 1795000000000, "held_tasks": 1]
         }
     }
 }

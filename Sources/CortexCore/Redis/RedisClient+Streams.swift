@@ -88,6 +88,21 @@ extension RedisClient {
         return Self.parseEntries(parts[1])
     }
 
+    /// XCLAIM: takes the given entries for `consumer` if idle at least `minIdle`; returns those it took.
+    public func xclaim(_ stream: String, group: String, consumer: String, minIdle: Duration, ids: [String]) async throws -> [StreamEntry] {
+        guard !ids.isEmpty else { return [] }
+        let ms = Int(minIdle.components.seconds * 1000 + minIdle.components.attoseconds / 1_000_000_000_000_000)
+        let reply = try await send(["XCLAIM", stream, group, consumer, ms] + ids.map { $0 as any RedisArgument }).orThrow()
+        return Self.parseEntries(reply)
+    }
+
+    /// XRANGE from `start` to `end` (inclusive).
+    public func xrange(_ stream: String, from start: String = "-", to end: String = "+", count: Int? = nil) async throws -> [StreamEntry] {
+        var args: [any RedisArgument] = ["XRANGE", stream, start, end]
+        if let count { args += ["COUNT", count] }
+        return Self.parseEntries(try await send(args).orThrow())
+    }
+
     static func parseStreams(_ reply: RedisReply) -> [(stream: String, entry: StreamEntry)] {
         var out: [(String, StreamEntry)] = []
         for streamReply in reply.array ?? [] {

@@ -10,6 +10,7 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
     let commandTimeout: Duration?
 
     init(endpoint: RedisEndpoint, connectTimeout: Duration, commandTimeout: Duration?) {
+        self.address = (endpoint.host, endpoint.port)
         self.endpoint = endpoint
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -20,17 +21,14 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
     var isOpen: Bool { context != nil }
 
     /// Opens the socket, then AUTH and SELECT as the endpoint asks.
+    /// Where the connection actually went (the primary a sentinel named, or the endpoint's address).
+    private(set) var address: (host: String, port: Int)
+
     func open() throws {
         close()
-        guard let ctx = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), Self.timeval(connectTimeout)) else {
-            throw RedisError.disconnected("cannot allocate a hiredis context")
-        }
-        if ctx.pointee.err != 0 {
-            let reason = Self.errorText(ctx)
-            redisFree(ctx)
-            throw RedisError.disconnected("\(endpoint.host):\(endpoint.port): \(reason)")
-        }
-        context = ctx
+        address = endpoint.sentinels.isEmpty ? (endpoint.host, endpoint.port) : try resolvePrimary()
+        context = try Self.connect(address.host, address.port, timeout: connectTimeout)
+        let ctx = context!
         if let commandTimeout { redisSetTimeout(ctx, Self.timeval(commandTimeout)) }
         redisEnableKeepAlive(ctx)
         do {
@@ -41,10 +39,50 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
             if endpoint.database != 0 {
                 try command(["SELECT", String(endpoint.database)].map { Array($0.utf8) }).orThrow()
             }
+            if !endpoint.sentinels.isEmpty {
+                // A sentinel can answer with a stale address during a failover: only a primary will do.
+                let role = try command([Array("ROLE".utf8)]).orThrow()
+                guard role.array?.first?.string == "master" else {
+                    throw RedisError.disconnected("\(address.host):\(address.port) is not the primary (\(role.array?.first?.string ?? "?")); asking the sentinels again")
+                }
+            }
         } catch {
             close()
             throw error
         }
+    }
+
+    private static func connect(_ host: String, _ port: Int, timeout: Duration) throws -> UnsafeMutablePointer<redisContext> {
+        guard let ctx = redisConnectWithTimeout(host, Int32(port), timeval(timeout)) else {
+            throw RedisError.disconnected("cannot allocate a hiredis context")
+        }
+        if ctx.pointee.err != 0 {
+            let reason = errorText(ctx)
+            redisFree(ctx)
+            throw RedisError.disconnected("\(host):\(port): \(reason)")
+        }
+        return ctx
+    }
+
+    /// Asks each sentinel in turn for the primary's address (SENTINEL get-master-addr-by-name).
+    private func resolvePrimary() throws -> (host: String, port: Int) {
+        var reasons: [String] = []
+        for sentinel in endpoint.sentinels {
+            do {
+                let probe = RedisConnection(endpoint: RedisEndpoint(host: sentinel.host, port: sentinel.port), connectTimeout: connectTimeout, commandTimeout: connectTimeout)
+                probe.context = try Self.connect(sentinel.host, sentinel.port, timeout: connectTimeout)
+                redisSetTimeout(probe.context!, Self.timeval(connectTimeout))
+                defer { probe.close() }
+                let reply = try probe.command(["SENTINEL", "get-master-addr-by-name", endpoint.masterName].map { Array($0.utf8) }).orThrow()
+                if let parts = reply.array, parts.count == 2, let host = parts[0].string, let port = parts[1].int {
+                    return (host, port)
+                }
+                reasons.append("\(sentinel.host):\(sentinel.port) does not know '\(endpoint.masterName)'")
+            } catch {
+                reasons.append("\(sentinel.host):\(sentinel.port): \(error)")
+            }
+        }
+        throw RedisError.disconnected("no sentinel named a primary for '\(endpoint.masterName)': \(reasons.joined(separator: "; "))")
     }
 
     func close() {
@@ -55,7 +93,17 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
     /// Sends one command and reads its reply.
     func command(_ args: [[UInt8]]) throws -> RedisReply {
         try append(args)
-        return try readReply()
+        return try checkRole(readReply())
+    }
+
+    /// A READONLY error means this server was demoted in a failover: drop the connection so the
+    /// next attempt finds the new primary.
+    private func checkRole(_ reply: RedisReply) throws -> RedisReply {
+        if case .error(let message) = reply, message.hasPrefix("READONLY") {
+            close()
+            throw RedisError.disconnected("\(address.host):\(address.port) is read-only now (failover?): \(message)")
+        }
+        return reply
     }
 
     /// Sends every command, then reads every reply: one round trip for the batch.
@@ -64,6 +112,7 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)
         for _ in commands { replies.append(try readReply()) }
+        for r in replies { _ = try checkRole(r) }
         return replies
     }
 
@@ -131,7 +180,7 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
     private func failure(fallback: String = "connection lost") -> RedisError {
         let reason = context.map { Self.errorText($0) } ?? fallback
         close()  // a hiredis context that reported an I/O error cannot be reused
-        return .disconnected("\(endpoint.host):\(endpoint.port): \(reason.isEmpty ? fallback : reason)")
+        return .disconnected("\(address.host):\(address.port): \(reason.isEmpty ? fallback : reason)")
     }
 
     private static func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {

@@ -7,6 +7,20 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var username: String?
     public var password: String?
     public var database: Int
+    /// Sentinels to ask for the current primary; when set, `host`/`port` are only a fallback label.
+    public var sentinels: [SentinelAddress] = []
+    /// The primary's name as the sentinels know it (`sentinel monitor <name> ...`).
+    public var masterName: String = "cortex"
+
+    /// One sentinel's address.
+    public struct SentinelAddress: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.host = host
@@ -40,8 +54,24 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Adds sentinels from `host:port,host:port` (the CORTEX_REDIS_SENTINELS form).
+    public mutating func useSentinels(_ list: String, masterName: String) throws {
+        sentinels = try list.split(separator: ",").map { item in
+            let parts = item.trimmingCharacters(in: .whitespaces).split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port), !parts[0].isEmpty else {
+                throw RedisError.invalidURL("sentinel address '\(item)' is not host:port")
+            }
+            return SentinelAddress(host: String(parts[0]), port: port)
+        }
+        guard !masterName.isEmpty else { throw RedisError.invalidURL("a sentinel master name is required") }
+        self.masterName = masterName
+    }
+
     /// The URL form, with the password masked so it can be logged.
     public var description: String {
+        if !sentinels.isEmpty {
+            return "sentinel://\(sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ","))/\(masterName)/\(database)"
+        }
         var auth = ""
         if username != nil || password != nil {
             auth = "\(username ?? "")\(password != nil ? ":***" : "")@"

@@ -26,6 +26,11 @@ public final class CortexMetrics: Sendable {
         "cortex_work_items_total": "Work items finished by workers, by pool and outcome.",
         "cortex_work_item_seconds": "Time a worker spent on a work item, by pool.",
         "cortex_stream_redeliveries_total": "Stream entries processed again after a consumer died or handed them back, by stream kind.",
+        "cortex_journal_records_total": "Local journal records, by event (appended, replayed, duplicate, corrupt, refused).",
+        "cortex_dead_letters_total": "Stream entries moved to the dead-letter stream, by reason.",
+        "cortex_duplicate_results_total": "Work item results committed a second time and ignored (the item had been redone after a redelivery).",
+        "cortex_checkpoints_total": "Work item checkpoints, by event (saved, resumed, unreadable).",
+        "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
 
     private func d(_ name: String) -> MetricNameDescriptor {
@@ -75,6 +80,26 @@ public final class CortexMetrics: Sendable {
 
     public func redelivered(kind: String) {
         registry.makeCounter(descriptor: d("cortex_stream_redeliveries_total"), labels: [("kind", kind)]).increment()
+    }
+
+    public func journal(event: String) {
+        registry.makeCounter(descriptor: d("cortex_journal_records_total"), labels: [("event", event)]).increment()
+    }
+
+    public func deadLettered(reason: String) {
+        registry.makeCounter(descriptor: d("cortex_dead_letters_total"), labels: [("reason", reason)]).increment()
+    }
+
+    public func duplicateResult() {
+        registry.makeCounter(descriptor: d("cortex_duplicate_results_total")).increment()
+    }
+
+    public func checkpoint(event: String) {
+        registry.makeCounter(descriptor: d("cortex_checkpoints_total"), labels: [("event", event)]).increment()
+    }
+
+    public func liveness(event: String, by n: Int = 1) {
+        registry.makeCounter(descriptor: d("cortex_liveness_events_total"), labels: [("event", event)]).increment(by: Int64(n))
     }
 
     /// The Prometheus text exposition of every metric.

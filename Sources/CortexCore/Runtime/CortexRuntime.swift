@@ -20,6 +20,10 @@ public struct ProcessContext: Sendable {
     /// For ordinary commands; roles open further clients for blocking reads.
     public let redis: RedisClient
     public let bus: MessageBus
+    /// Where writes wait while Redis is unreachable.
+    public let journal: Journal
+    /// The coordination directory (journal, snapshots).
+    public let coordinationDirectory: URL
     public let heartbeatInterval: Duration
     public let heartbeatTimeout: Duration
 
@@ -94,21 +98,41 @@ public enum CortexRuntime {
         }
     }
 
+    /// The Redis endpoint from the URL plus, when configured, the sentinels.
+    public static func endpoint(_ settings: SettingValues) throws -> RedisEndpoint {
+        do {
+            var endpoint = try RedisEndpoint(url: settings.string(.redisURL))
+            if let sentinels = settings.raw(.redisSentinels), !sentinels.isEmpty {
+                try endpoint.useSentinels(sentinels, masterName: settings.string(.redisMasterName))
+            }
+            return endpoint
+        } catch { throw ConfigurationError("\(error)") }
+    }
+
     /// Builds the shared context (also used by tests to run a role in-process).
     public static func makeContext(process: String, settings: SettingValues, logger: Logger) throws -> ProcessContext {
-        let endpoint: RedisEndpoint
-        do { endpoint = try RedisEndpoint(url: settings.string(.redisURL)) } catch { throw ConfigurationError("\(error)") }
+        let endpoint = try endpoint(settings)
         let metrics = CortexMetrics()
+        let instance = settings.raw(.instanceID) ?? ProcessIdentity.instanceID(prefix: process)
+        let coordination = URL(fileURLWithPath: settings.string(.coordinationDir)).standardizedFileURL
+        let journal = Journal(directory: coordination, name: "\(process)-\(instance)", logger: logger, metrics: metrics)
+        let client = Locked<RedisClient?>(nil)
         let redis = RedisClient(endpoint: endpoint, configuration: .init(), name: "redis", onConnectionChange: { up in
             metrics.redisConnected(up)
-            if up { logger.info("redis connected") } else { logger.warning("redis connection lost; reconnecting with backoff") }
+            if up {
+                logger.info("redis connected")
+                // What could not be written while Redis was away goes out first, in order.
+                if let redis = client.value { Task { await journal.replay(redis: redis) } }
+            } else {
+                logger.warning("redis connection lost; reconnecting with backoff")
+            }
         })
-        let instance = settings.raw(.instanceID) ?? ProcessIdentity.instanceID(prefix: process)
+        client.withLock { $0 = redis }
         let bus = MessageBus(redis: redis, source: process, metrics: metrics,
-                             decoder: EnvelopeDecoder(maxBytes: try settings.int(.maxMessageBytes, range: 1024...64 * 1024 * 1024)), logger: logger)
+                             decoder: EnvelopeDecoder(maxBytes: try settings.int(.maxMessageBytes, range: 1024...64 * 1024 * 1024)), logger: logger, journal: journal)
         return ProcessContext(
             processName: process, instanceID: instance, nodeName: settings.raw(.nodeName) ?? ProcessIdentity.hostname,
-            settings: settings, logger: logger, metrics: metrics, redis: redis, bus: bus,
+            settings: settings, logger: logger, metrics: metrics, redis: redis, bus: bus, journal: journal, coordinationDirectory: coordination,
             heartbeatInterval: try settings.seconds(.heartbeatInterval), heartbeatTimeout: try settings.seconds(.heartbeatTimeout)
         )
     }

@@ -7,10 +7,13 @@ public struct MessageBus: Sendable {
     public let metrics: CortexMetrics
     public let decoder: EnvelopeDecoder
     public let logger: Logger
+    /// Where failed notifications wait for Redis (nil: they are only logged).
+    public let journal: Journal?
     /// Entries kept in the capped event history stream.
     public static let historyLength = 10_000
 
-    public init(redis: RedisClient, source: String, metrics: CortexMetrics, decoder: EnvelopeDecoder, logger: Logger) {
+    public init(redis: RedisClient, source: String, metrics: CortexMetrics, decoder: EnvelopeDecoder, logger: Logger, journal: Journal? = nil) {
+        self.journal = journal
         self.redis = redis
         self.source = source
         self.metrics = metrics
@@ -26,23 +29,39 @@ public struct MessageBus: Sendable {
         return envelope
     }
 
+    /// The commands that publish an envelope: PUBLISH plus XADD to the history.
+    static func commands(for envelope: Envelope) -> [[String]] {
+        let payload = envelope.encodedString
+        return [
+            ["PUBLISH", envelope.channel.rawValue, payload],
+            ["XADD", CortexNames.eventHistory, "MAXLEN", "~", String(historyLength), "*", "channel", envelope.channel.rawValue, "message", payload],
+        ]
+    }
+
     /// Publishes a ready-made envelope (PUBLISH + XADD to the history in one round trip).
     public func publish(_ envelope: Envelope) async throws {
-        let payload = envelope.encoded()
-        let replies = try await redis.pipeline([
-            ["PUBLISH", envelope.channel.rawValue, payload],
-            ["XADD", CortexNames.eventHistory, "MAXLEN", "~", Self.historyLength, "*", "channel", envelope.channel.rawValue, "message", payload],
-        ])
+        let replies = try await redis.pipeline(Self.commands(for: envelope).map { $0.map { $0 as any RedisArgument } })
         for r in replies { try r.orThrow() }
         metrics.messagePublished(channel: envelope.channel, type: envelope.type)
     }
 
-    /// Publishes, but only logs a failure: for notifications whose loss the durable streams cover.
+    /// Publishes without throwing: while Redis is unreachable the message goes to the journal and is
+    /// published on reconnect (heartbeats excepted: a late heartbeat says nothing true).
     public func notify(_ type: MessageType, runID: String? = nil, data: JSONValue) async {
+        let envelope = Envelope(type: type, source: source, runID: runID, data: data)
         do {
-            try await publish(type, runID: runID, data: data)
+            try await publish(envelope)
         } catch {
             metrics.redisError(operation: "publish")
+            if let journal, !type.isHeartbeat, (error as? RedisError)?.isConnectionError == true {
+                do {
+                    try await journal.append(Self.commands(for: envelope))
+                    logger.notice("\(type.rawValue) journaled until Redis is back: \(error)")
+                    return
+                } catch {
+                    logger.error("journal write failed: \(error)")
+                }
+            }
             logger.warning("could not publish \(type.rawValue): \(error)")
         }
     }

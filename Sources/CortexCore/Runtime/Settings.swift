@@ -14,6 +14,12 @@ public struct Setting: Sendable, Hashable {
 
     public static let redisURL = Setting(env: "CORTEX_REDIS_URL", flag: "redis", defaultValue: "redis://127.0.0.1:6379/0",
         help: "Redis to coordinate through: redis://[user:password@]host:port[/db].", usedBy: "all")
+    public static let redisSentinels = Setting(env: "CORTEX_REDIS_SENTINELS", flag: "redis-sentinels", defaultValue: "(none)",
+        help: "Comma-separated host:port of Redis Sentinels; when set, the primary is found (and followed through failovers) through them, and the URL supplies only credentials and db.", usedBy: "all")
+    public static let redisMasterName = Setting(env: "CORTEX_REDIS_MASTER_NAME", flag: "redis-master-name", defaultValue: "cortex",
+        help: "The primary's name in the sentinels' configuration.", usedBy: "all")
+    public static let coordinationDir = Setting(env: "CORTEX_COORDINATION_DIR", flag: "coordination-dir", defaultValue: "./coordination",
+        help: "Local directory for the journal of writes made while Redis was unreachable (replayed on reconnect) and the coordinator's run-state snapshots.", usedBy: "all")
     public static let httpHost = Setting(env: "CORTEX_HTTP_HOST", flag: "http-host", defaultValue: "0.0.0.0",
         help: "Address the ops endpoint (/healthz, /readyz, /metrics) listens on.", usedBy: "all")
     public static let httpPort = Setting(env: "CORTEX_HTTP_PORT", flag: "http-port", defaultValue: "(per process)",
@@ -41,14 +47,18 @@ public struct Setting: Sendable, Hashable {
     public static let itemsPerTask = Setting(env: "CORTEX_ITEMS_PER_TASK", flag: "items-per-task", defaultValue: "4",
         help: "How many work items (shards of a target) a master splits each task into.", usedBy: "masters")
     public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
-        help: "Seconds a delivered but unacknowledged stream entry may sit idle before another consumer claims it (XAUTOCLAIM).", usedBy: "masters, worker")
+        help: "Visibility timeout: seconds a delivered but unacknowledged stream entry (a work item, a task, a run request) may sit idle before another consumer claims it (XAUTOCLAIM).", usedBy: "all")
+    public static let maxDeliveries = Setting(env: "CORTEX_MAX_DELIVERIES", flag: "max-deliveries", defaultValue: "5",
+        help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream.", usedBy: "worker")
+    public static let masterDownTimeout = Setting(env: "CORTEX_MASTER_DOWN_TIMEOUT", flag: "master-down-timeout", defaultValue: "300",
+        help: "Seconds a run waits for a master that went down to come back before it ends with a partial report.", usedBy: "coordinator")
     public static let workerPools = Setting(env: "CORTEX_WORKER_POOLS", flag: "pools", defaultValue: "(all pools)",
         help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test, review.", usedBy: "worker")
 
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
-        redisURL, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, outputDir, itemsPerTask, claimIdle, workerPools,
+        redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, workerPools,
     ]
 }
 

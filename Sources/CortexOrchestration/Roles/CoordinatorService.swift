@@ -12,6 +12,9 @@ public struct CoordinatorService: RoleService {
     let runTimeout: Duration
     let outputDir: URL
     let claimIdle: Duration
+    let masterDownTimeout: Duration
+    let monitor: LivenessMonitor
+    let snapshots: CoordinationSnapshots
     private let signal = EventSignal()
     private let ready = Locked(false)
 
@@ -21,6 +24,9 @@ public struct CoordinatorService: RoleService {
         activationTimeout = try context.settings.seconds(.activationTimeout)
         runTimeout = try context.settings.seconds(.runTimeout)
         claimIdle = try context.settings.seconds(.claimIdle)
+        masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
+        monitor = LivenessMonitor(context: context)
+        snapshots = CoordinationSnapshots(directory: context.coordinationDirectory, logger: context.logger)
         outputDir = URL(fileURLWithPath: context.settings.string(.outputDir)).standardizedFileURL
     }
 
@@ -43,6 +49,7 @@ public struct CoordinatorService: RoleService {
         log.info("coordinator ready; waiting for run requests on \(CortexNames.runRequests)")
 
         await withTaskGroup(of: Void.self) { group in
+            group.addTask { [monitor] in await monitor.run() }
             group.addTask { [signal] in
                 for await envelope in events {
                     if envelope.type == .ESCALATION {
@@ -167,9 +174,15 @@ struct RunExecution {
         // Phase 3: masters fan out to workers; we wait for every task's report.
         await enter(3, progress)
         let ids = Set(progress.tasks.map(\.id))
+        var abandoned: [(MasterRole, Date)] = []
         let allReported = await service.waitUntil(timeout: service.runTimeout) {
             let reported = Set(try await context.redis.send("HKEYS", CortexNames.runResults(runID)).orThrow().array?.compactMap(\.string) ?? [])
-            return ids.isSubset(of: reported)
+            if ids.isSubset(of: reported) { return true }
+            // A master that stays down longer than the limit ends the wait: a partial report beats a hang.
+            let waitingOn = Set(progress.tasks.filter { !reported.contains($0.id) }.map(\.master))
+            abandoned = service.monitor.downSince.value.filter { waitingOn.contains($0.key) && Date().timeIntervalSince($0.value) * 1000 >= Double(service.masterDownTimeout / .milliseconds(1)) }
+                .map { ($0.key, $0.value) }.sorted { $0.0.rawValue < $1.0.rawValue }
+            return !abandoned.isEmpty
         }
         if Task.isShuttingDownGracefully && !allReported { return false }
 
@@ -185,7 +198,10 @@ struct RunExecution {
         let failedReports = reports.filter { $0.status != "succeeded" }
         let status = missingTasks.isEmpty && failedReports.isEmpty ? "succeeded" : "partial"
         var reason: String?
-        if !missingTasks.isEmpty {
+        if !abandoned.isEmpty {
+            reason = abandoned.map { "\($0.0.processName) down since \(Timestamp.format($0.1)) and not back within \(service.masterDownTimeout)" }.joined(separator: "; ")
+                + "; unfinished: " + missingTasks.map(\.id).joined(separator: ", ")
+        } else if !missingTasks.isEmpty {
             reason = "no report after \(service.runTimeout) from " + missingTasks.map { $0.master.processName }.joined(separator: ", ")
         } else if !failedReports.isEmpty {
             reason = "incomplete results from " + failedReports.map { $0.master.processName }.joined(separator: ", ")
@@ -195,10 +211,18 @@ struct RunExecution {
 
     private func enter(_ phase: Int, _ progress: Progress) async {
         progress.phases.append((phase, Self.phaseNames[phase], Date()))
+        await snapshot(progress, status: "running", phase: phase)
         context.metrics.phase(phase)
         _ = try? await context.redis.send("HSET", CortexNames.run(runID), "phase", phase)
         await context.bus.notify(.phaseStart(phase), runID: runID, data: ["phase": .number(Double(phase)), "name": .string(Self.phaseNames[phase])])
         context.logger.info("phase \(phase) \(Self.phaseNames[phase])")
+    }
+
+    /// The file copies of the run's state in the coordination directory, readable while Redis is not.
+    private func snapshot(_ progress: Progress, status: String, phase: Int, reports: [MasterReport] = []) async {
+        let acks = (try? await context.redis.send("HGETALL", CortexNames.runActivation(runID)).orThrow().fieldMap) ?? [:]
+        service.snapshots.write(runID: runID, request: request, status: status, phase: phase, phases: progress.phases,
+                                activation: acks, tasks: progress.tasks, reports: reports)
     }
 
     private func missingMasters() async throws -> [String] {
@@ -225,6 +249,7 @@ struct RunExecution {
             context.logger.error("could not write the report under \(service.outputDir.path): \(error)")
         }
         let durationMs = Int(outcome.finishedAt.timeIntervalSince(started) * 1000)
+        await snapshot(progress, status: status, phase: 5, reports: outcome.reports)
         try? await retryingRedis(context.logger) {
             try await context.redis.send("HSET", CortexNames.run(runID), "status", status, "reason", reason ?? "", "report_dir", reportDir,
                                          "finished_at", Timestamp.format(outcome.finishedAt)).orThrow()

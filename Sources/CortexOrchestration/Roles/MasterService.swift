@@ -72,6 +72,7 @@ public struct MasterService: RoleService {
             ["HSET", CortexNames.masterRegistry(role), "master", role.rawValue, "instance", context.instanceID, "node", context.nodeName,
              "status", status, "tasks_active", s.tasksActive, "workers_spawned", s.workersSeen.count, "last_heartbeat", epochMilliseconds()],
             ["SADD", CortexNames.masterSet, role.rawValue],
+            ["SADD", CortexNames.masterInstances(role), context.instanceID],
             ["SET", CortexNames.masterHeartbeat(role, instance: context.instanceID), context.nodeName, "PX", Int(context.heartbeatTimeout / .milliseconds(1))],
         ])
         for r in replies { try r.orThrow() }
@@ -196,9 +197,9 @@ public struct MasterService: RoleService {
     private func handBack(task: TaskSpec, delivery: StreamConsumer.Delivery, log: Logger) async -> Outcome {
         var next = task
         next.attempt += 1
-        let script = "redis.call('XADD', KEYS[1], '*', 'task', ARGV[1]); return redis.call('XACK', KEYS[1], ARGV[2], ARGV[3])"
         do {
-            try await context.redis.send("EVAL", script, 1, delivery.stream, try WireJSON.encode(next), CortexNames.Group.masters, delivery.entry.id).orThrow()
+            try await StreamConsumer.handBack(stream: delivery.stream, group: CortexNames.Group.masters, entryID: delivery.entry.id,
+                                              fields: ["task": try WireJSON.encode(next)], redis: context.redis)
             log.info("shutting down mid-task: task handed back to \(delivery.stream)")
             return .handedBack
         } catch {

@@ -9,6 +9,8 @@ struct StreamConsumer {
         var stream: String
         var entry: StreamEntry
         var redelivered: Bool
+        /// How many times Redis has delivered the entry, counting this time (known for redeliveries).
+        var deliveries: Int?
     }
 
     let redis: RedisClient
@@ -39,18 +41,28 @@ struct StreamConsumer {
         if !pendingChecked {
             pendingChecked = true
             let own = try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, ids: streams.map { _ in "0" }, count: 100)
-            if !own.isEmpty { return own.map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: true) } }
+            if !own.isEmpty { return try await withDeliveryCounts(own.map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: true) }) }
         }
         // Claiming more often than half the idle time would only find nothing.
         if lastClaim.map({ ContinuousClock.now - $0 >= claimIdle / 2 }) ?? true {
             lastClaim = .now
             for s in streams {
                 let claimed = try await redis.xautoclaim(s, group: group, consumer: consumer, minIdle: claimIdle, count: count)
-                if !claimed.isEmpty { return claimed.map { Delivery(stream: s, entry: $0, redelivered: true) } }
+                if !claimed.isEmpty { return try await withDeliveryCounts(claimed.map { Delivery(stream: s, entry: $0, redelivered: true) }) }
             }
         }
         return try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, count: count, block: block)
             .map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: false) }
+    }
+
+    /// Looks up how often each redelivered entry has been delivered (one XPENDING per entry; redeliveries are rare).
+    private func withDeliveryCounts(_ deliveries: [Delivery]) async throws -> [Delivery] {
+        var out = deliveries
+        for i in out.indices {
+            let reply = try await redis.send("XPENDING", out[i].stream, group, out[i].entry.id, out[i].entry.id, 1).orThrow()
+            out[i].deliveries = reply.array?.first?.array.flatMap { $0.count >= 4 ? $0[3].int : nil }
+        }
+        return out
     }
 
     /// Hands each delivery to `handle` until graceful shutdown begins; read errors (Redis away) are
@@ -65,6 +77,20 @@ struct StreamConsumer {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
+    }
+
+    /// Returns an entry to its stream as a new entry (with `fields`) and acknowledges the old one, atomically,
+    /// so the next reader takes it at once instead of after the visibility timeout.
+    static func handBack(stream: String, group: String, entryID: String, fields: [String: String], redis: RedisClient) async throws {
+        let script = """
+            local args = {'XADD', KEYS[1], '*'}
+            for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+            redis.call(unpack(args))
+            return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            """
+        var args: [any RedisArgument] = ["EVAL", script, 1, stream, group, entryID]
+        for (k, v) in fields.sorted(by: { $0.key < $1.key }) { args += [k, v] }
+        try await redis.send(args).orThrow()
     }
 
     /// Moves an entry that cannot be read to the dead-letter stream, with the reason, and acknowledges it:

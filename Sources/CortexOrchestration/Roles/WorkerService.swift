@@ -9,6 +9,9 @@ public struct WorkerService: RoleService {
     let context: ProcessContext
     let pools: [WorkerPool]
     let claimIdle: Duration
+    let maxDeliveries: Int
+    /// How often a long item saves its progress.
+    let checkpointEvery: Duration
     private let registered = Locked(false)
 
     public init(context: ProcessContext) throws {
@@ -24,6 +27,8 @@ public struct WorkerService: RoleService {
         guard !pools.isEmpty else { throw ConfigurationError("CORTEX_WORKER_POOLS / --pools names no pool") }
         self.pools = pools
         self.claimIdle = try context.settings.seconds(.claimIdle)
+        self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
+        self.checkpointEvery = .seconds(1)
     }
 
     var workerID: String { context.instanceID }
@@ -89,10 +94,14 @@ public struct WorkerService: RoleService {
             await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context)
             return
         }
-        if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }
         var itemLog = log
         itemLog[metadataKey: "cortex.item.id"] = "\(item.id)"
         itemLog[metadataKey: "cortex.run.id"] = "\(item.runID)"
+        if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }
+        if let deliveries = delivery.deliveries, deliveries > maxDeliveries {
+            await bury(item, delivery: delivery, deliveries: deliveries, log: itemLog)
+            return
+        }
         await context.bus.notify(.TASK_STARTED, runID: item.runID, data: [
             "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID),
             "node": .string(context.nodeName), "pool": .string(item.pool.rawValue),
@@ -101,47 +110,136 @@ public struct WorkerService: RoleService {
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
                                 status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
         do {
-            let root = URL(fileURLWithPath: item.target)
-            let files = try RepositoryFiles.list(root: root).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
-            result.filesExamined = files.count
-            let records = try item.skill.skill.examine(root: root, files: files) { done in
-                Task { await context.bus.notify(.TASK_PROGRESS, runID: item.runID, data: ["item_id": .string(item.id), "worker": .string(workerID), "done": .number(Double(done)), "total": .number(Double(files.count))]) }
-            }
+            let (records, examined, resumedFrom) = try await examine(item, log: itemLog)
             result.output = .array(records.map { .object($0) })
+            result.filesExamined = examined
+            result.resumedFrom = resumedFrom
         } catch {
             result.status = .failed
             result.error = "\(error)"
         }
-        let elapsed = ContinuousClock.now - started
-        result.durationMs = Int(elapsed / .milliseconds(1))
+        result.durationMs = Int((ContinuousClock.now - started) / .milliseconds(1))
+        result.finishedAtMs = epochMilliseconds()
         await commit(result, item: item, delivery: delivery, log: itemLog)
         context.metrics.workItemFinished(pool: item.pool, outcome: result.status.rawValue, seconds: Double(result.durationMs) / 1000)
     }
 
-    /// Writes the result once (HSETNX: a redelivered item that finishes again changes nothing), wakes the master, acks.
-    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger) async {
+    /// Runs the item's skill file by file, saving a checkpoint (progress plus records so far) at most
+    /// every `checkpointEvery`, and resuming from the last one when the item was started before.
+    /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
+    private func examine(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
+        let root = URL(fileURLWithPath: item.target)
+        let files = try RepositoryFiles.list(root: root).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
+        let skill = item.skill.skill
+        var records: [SkillRecord] = []
+        var next = 0
+        var resumedFrom: Int?
+        if let checkpoint = await loadCheckpoint(item, files: files, log: log) {
+            records = checkpoint.records
+            next = checkpoint.next
+            resumedFrom = next
+            context.metrics.checkpoint(event: "resumed")
+            log.info("resuming from checkpoint at file \(next) of \(files.count)")
+        }
+        var lastSaved = ContinuousClock.now
+        for index in next..<files.count {
+            records += try skill.examine(root: root, files: [files[index]]) { _ in }
+            if ContinuousClock.now - lastSaved >= checkpointEvery && index + 1 < files.count {
+                records = skill.compact(records)
+                await saveCheckpoint(item, Checkpoint(next: index + 1, fileCount: files.count, lastPath: files[index], records: records), log: log)
+                await context.bus.notify(.TASK_PROGRESS, runID: item.runID, data: [
+                    "item_id": .string(item.id), "worker": .string(workerID), "done": .number(Double(index + 1)), "total": .number(Double(files.count)),
+                ])
+                lastSaved = .now
+            }
+        }
+        return (skill.compact(records), files.count - next, resumedFrom)
+    }
+
+    /// A skill's progress through one item, kept in Redis so a worker killed mid-item is not starting over.
+    struct Checkpoint: Codable {
+        var next: Int
+        var fileCount: Int
+        var lastPath: String?
+        var records: [[String: JSONValue]]
+    }
+
+    private func loadCheckpoint(_ item: WorkItem, files: [String], log: Logger) async -> Checkpoint? {
+        guard let text = try? await context.redis.send("GET", CortexNames.checkpoint(item.id)).string else { return nil }
+        guard let checkpoint = try? WireJSON.decode(Checkpoint.self, from: text) else {
+            context.metrics.checkpoint(event: "unreadable")
+            log.warning("checkpoint of \(item.id) is not a checkpoint (\(text.prefix(80))); starting the item over")
+            return nil
+        }
+        // The listing must be the one the checkpoint was taken on, or its position means nothing.
+        guard checkpoint.fileCount == files.count, checkpoint.next > 0, checkpoint.next <= files.count,
+              checkpoint.lastPath == files[checkpoint.next - 1] else {
+            context.metrics.checkpoint(event: "unreadable")
+            log.warning("checkpoint of \(item.id) does not match the target's files any more; starting the item over")
+            return nil
+        }
+        return checkpoint
+    }
+
+    private func saveCheckpoint(_ item: WorkItem, _ checkpoint: Checkpoint, log: Logger) async {
+        do {
+            try await context.redis.send("SET", CortexNames.checkpoint(item.id), try WireJSON.encode(checkpoint), "EX", Self.checkpointTTL).orThrow()
+            context.metrics.checkpoint(event: "saved")
+        } catch {
+            log.debug("checkpoint not saved: \(error)")  // only progress is at stake
+        }
+    }
+
+    static let checkpointTTL = 24 * 3600
+    static let resultRetention = 7 * 24 * 3600
+
+    /// A poison item: moved to the dead-letter stream and reported as failed, so its task can finish.
+    private func bury(_ item: WorkItem, delivery: StreamConsumer.Delivery, deliveries: Int, log: Logger) async {
+        let reason = "dead-lettered after \(deliveries) deliveries without completing"
+        log.error("poison work item: \(reason)")
+        context.metrics.deadLettered(reason: "max_deliveries")
+        let result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName, status: .failed,
+                                error: reason, durationMs: 0, filesExamined: 0, output: .null, finishedAtMs: epochMilliseconds())
+        let fields = JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description
+        await commit(result, item: item, delivery: delivery, log: log, extra: [
+            ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id, "reason", reason,
+             "run_id", item.runID, "item_id", item.id, "fields", fields],
+        ])
+    }
+
+    /// Writes the result once (HSETNX: an item finished again after a redelivery changes nothing), wakes
+    /// the master and acknowledges, in one round trip. While Redis is unreachable the same commands go
+    /// to the journal and are applied on reconnect.
+    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [[String]] = []) async {
         let encoded: String
         do { encoded = try WireJSON.encode(result) } catch { log.error("cannot encode result: \(error)"); return }
-        let retention = 7 * 24 * 3600
-        while true {
-            do {
-                let replies = try await context.redis.pipeline([
-                    ["HSETNX", CortexNames.taskResults(item.taskID), item.id, encoded],
-                    ["EXPIRE", CortexNames.taskResults(item.taskID), retention],
-                    ["XADD", CortexNames.taskResultEvents(item.taskID), "MAXLEN", "~", 1000, "*", "item", item.id],
-                    ["EXPIRE", CortexNames.taskResultEvents(item.taskID), retention],
-                    ["XACK", delivery.stream, CortexNames.Group.workers, delivery.entry.id],
-                    ["HINCRBY", CortexNames.workerRegistry(workerID), "items_done", 1],
-                ])
-                for r in replies { try r.orThrow() }
-                break
-            } catch {
-                // The item stays pending until committed; retry until Redis is back or we are told to stop
-                // (then another worker claims it after the idle timeout).
-                log.warning("committing result failed, retrying: \(error)")
-                if Task.isShuttingDownGracefully { return }
-                try? await Task.sleep(for: .seconds(1))
+        let commands: [[String]] = [
+            ["HSETNX", CortexNames.taskResults(item.taskID), item.id, encoded],
+            ["EXPIRE", CortexNames.taskResults(item.taskID), String(Self.resultRetention)],
+            ["XADD", CortexNames.taskResultEvents(item.taskID), "MAXLEN", "~", "1000", "*", "item", item.id],
+            ["EXPIRE", CortexNames.taskResultEvents(item.taskID), String(Self.resultRetention)],
+            ["XACK", delivery.stream, CortexNames.Group.workers, delivery.entry.id],
+            ["DEL", CortexNames.checkpoint(item.id)],
+            ["HINCRBY", CortexNames.workerRegistry(workerID), "items_done", "1"],
+        ] + extra
+        do {
+            let replies = try await context.redis.pipeline(commands.map { $0.map { $0 as any RedisArgument } })
+            for r in replies { try r.orThrow() }
+            if replies[0].int == 0 {
+                // Another worker committed this item first (we were presumed dead): counted once, noted here.
+                context.metrics.duplicateResult()
+                _ = try? await context.redis.send("HINCRBY", CortexNames.taskDuplicates(item.taskID), "count", 1)
+                log.notice("result already committed by another worker; this one is ignored")
             }
+        } catch let error as RedisError where error.isConnectionError {
+            do {
+                try await context.journal.append(commands)
+                log.notice("Redis unreachable; result journaled for replay: \(error)")
+            } catch {
+                log.error("result could not be committed nor journaled (the item stays pending and will be redone): \(error)")
+            }
+        } catch {
+            log.error("result refused by Redis (the item stays pending and will be redone): \(error)")
         }
         if result.status == .succeeded {
             await context.bus.notify(.TASK_COMPLETE, runID: item.runID, data: [

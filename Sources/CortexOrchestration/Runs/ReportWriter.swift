@@ -75,6 +75,11 @@ public enum ReportWriter {
         if !missing.isEmpty {
             md += "\nUnfinished tasks: " + missing.map { "`\($0.id)` (\($0.master.processName))" }.joined(separator: ", ") + "\n"
         }
+        let buried = o.reports.flatMap { r in r.items.filter { $0.error?.hasPrefix("dead-lettered") == true }.map { (r, $0) } }
+        if !buried.isEmpty {
+            md += "\n## Dead-lettered work items\n\nThese kept killing or failing workers and were moved to `\(CortexNames.deadLetters)`:\n\n"
+            for (r, item) in buried { md += "- `\(item.itemID)` (\(r.master.processName), \(r.target)): \(item.error ?? "")\n" }
+        }
         md += "\n## Work distribution\n\n| Worker | Node | Items | Busy time |\n|---|---|---|---|\n"
         var byWorker: [String: (node: String, items: Int, ms: Int)] = [:]
         for item in o.reports.flatMap(\.items) {

@@ -66,6 +66,25 @@ public struct WorkResult: Codable, Sendable, Equatable {
     public var durationMs: Int
     public var filesExamined: Int
     public var output: JSONValue
+    /// When the worker finished (ms since the epoch); with the stream entry id, the item's latency.
+    public var finishedAtMs: Int?
+    /// The file index a checkpoint let this attempt start from.
+    public var resumedFrom: Int?
+
+    public init(itemID: String, taskID: String, worker: String, node: String, status: Status, error: String?, durationMs: Int,
+                filesExamined: Int, output: JSONValue, finishedAtMs: Int? = nil, resumedFrom: Int? = nil) {
+        self.itemID = itemID
+        self.taskID = taskID
+        self.worker = worker
+        self.node = node
+        self.status = status
+        self.error = error
+        self.durationMs = durationMs
+        self.filesExamined = filesExamined
+        self.output = output
+        self.finishedAtMs = finishedAtMs
+        self.resumedFrom = resumedFrom
+    }
 }
 
 /// A master's report on one task: what its workers found, merged.

@@ -36,6 +36,17 @@ public struct LanguageCensus: Skill {
         return tally.map { ["language": .string($0.key), "files": .number(Double($0.value.files)), "lines": .number(Double($0.value.lines))] }
     }
 
+    /// One record per language, however many files were examined.
+    public func compact(_ records: [SkillRecord]) -> [SkillRecord] {
+        var tally: [String: (files: Int, lines: Int)] = [:]
+        for r in records {
+            guard let lang = r["language"]?.stringValue else { continue }
+            tally[lang, default: (0, 0)].files += r["files"]?.intValue ?? 0
+            tally[lang, default: (0, 0)].lines += r["lines"]?.intValue ?? 0
+        }
+        return tally.sorted { $0.key < $1.key }.map { ["language": .string($0.key), "files": .number(Double($0.value.files)), "lines": .number(Double($0.value.lines))] }
+    }
+
     public func summarize(_ records: [SkillRecord]) -> SkillSummary {
         var tally: [String: (files: Int, lines: Int)] = [:]
         for r in records {

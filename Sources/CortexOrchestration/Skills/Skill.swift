@@ -54,9 +54,13 @@ public protocol Skill: Sendable {
     func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord]
     /// Merges the records of every shard into the master's summary.
     func summarize(_ records: [SkillRecord]) -> SkillSummary
+    /// Folds records that can be added up into fewer (checkpoints and results stay small); default: as is.
+    func compact(_ records: [SkillRecord]) -> [SkillRecord]
 }
 
 extension Skill {
+    public func compact(_ records: [SkillRecord]) -> [SkillRecord] { records }
+
     /// Reads a text file, skipping large and binary files (nil), so one odd file cannot stall a shard.
     func readText(_ root: URL, _ path: String, limit: Int = 2 * 1024 * 1024) -> String? {
         let url = root.appendingPathComponent(path)

@@ -1,0 +1,130 @@
+import CortexCore
+import Foundation
+import Logging
+
+/// The coordinator's watch over heartbeats.
+///
+/// - A worker whose heartbeat key expired without a clean shutdown is marked `lost` and announced
+///   (WORKER_LOST); its pending items are claimed by other workers after the visibility timeout.
+/// - A master with no live instance is announced (MASTER_DOWN on cortex:events:system, ESCALATION on
+///   cortex:masters:coordination). Tasks pending under dead instances are claimed by the coordinator
+///   (consumer `coordinator-held`) and handed back to the stream as soon as any instance is alive,
+///   so a restarted master, whatever its new name, picks them up at once.
+struct LivenessMonitor: Sendable {
+    let context: ProcessContext
+    /// When each master went down, for runs that give up on a master after a while.
+    let downSince = Locked<[MasterRole: Date]>([:])
+    private let known = Locked<[MasterRole: Bool]>([:])
+
+    static let markLostScript = """
+        if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+        local status = redis.call('HGET', KEYS[1], 'status')
+        if status == false or status == 'stopped' or status == 'lost' then return false end
+        redis.call('HSET', KEYS[1], 'status', 'lost', 'lost_at', ARGV[1])
+        return {redis.call('HGET', KEYS[1], 'node') or '', redis.call('HGET', KEYS[1], 'last_heartbeat') or '0'}
+        """
+
+    var interval: Duration { max(min(context.heartbeatInterval / 2, .seconds(2)), .milliseconds(250)) }
+
+    /// Checks until cancelled; a failed check (Redis away) is logged and retried next time.
+    func run() async {
+        while !Task.isCancelled {
+            do { try await check() } catch { context.logger.debug("liveness check failed: \(error)") }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One pass over workers and masters.
+    func check() async throws {
+        try await checkWorkers()
+        for role in MasterRole.allCases { try await checkMaster(role) }
+    }
+
+    private func checkWorkers() async throws {
+        let workers = (try await context.redis.send("SMEMBERS", CortexNames.workerSet).orThrow().array ?? []).compactMap(\.string)
+        guard !workers.isEmpty else { return }
+        let now = epochMilliseconds()
+        let replies = try await context.redis.pipeline(workers.map {
+            ["EVAL", Self.markLostScript, 2, CortexNames.workerRegistry($0), CortexNames.workerHeartbeat($0), now]
+        })
+        for (worker, reply) in zip(workers, replies) {
+            guard let parts = reply.array, parts.count == 2 else { continue }
+            let node = parts[0].string ?? ""
+            let last = parts[1].int ?? 0
+            context.metrics.liveness(event: "worker_lost")
+            context.logger.warning("worker \(worker) on \(node) lost: no heartbeat for \((now - last) / 1000) s")
+            await context.bus.notify(.WORKER_LOST, data: ["worker": .string(worker), "node": .string(node), "last_heartbeat": .number(Double(last))])
+        }
+    }
+
+    /// Instances of `role` whose heartbeat key is alive.
+    func liveInstances(_ role: MasterRole) async throws -> Set<String> {
+        let instances = (try await context.redis.send("SMEMBERS", CortexNames.masterInstances(role)).orThrow().array ?? []).compactMap(\.string)
+        guard !instances.isEmpty else { return [] }
+        let replies = try await context.redis.pipeline(instances.map { ["EXISTS", CortexNames.masterHeartbeat(role, instance: $0)] })
+        return Set(zip(instances, replies).filter { $0.1.int == 1 }.map(\.0))
+    }
+
+    private func checkMaster(_ role: MasterRole) async throws {
+        let live = try await liveInstances(role)
+        let stream = CortexNames.taskStream(role)
+        let group = CortexNames.Group.masters
+        var held = 0
+        // Tasks stuck with instances that are gone: the coordinator takes them.
+        let pending = try await context.redis.xpending(stream, group: group, count: 1000)
+        // Idle for a heartbeat interval at least: a task just delivered to a starting instance is not orphaned.
+        let minIdle = Int(context.heartbeatInterval / .milliseconds(1))
+        let orphaned = pending.filter { $0.consumer != CortexNames.Group.heldByCoordinator && !live.contains($0.consumer) && $0.idleMilliseconds >= minIdle }
+        if !orphaned.isEmpty {
+            let claimed = try await context.redis.xclaim(stream, group: group, consumer: CortexNames.Group.heldByCoordinator,
+                                                         minIdle: context.heartbeatInterval, ids: orphaned.map(\.id))
+            if !claimed.isEmpty {
+                context.metrics.liveness(event: "tasks_held", by: claimed.count)
+                context.logger.warning("holding \(claimed.count) task(s) of \(role.processName) from dead instance(s) \(Set(orphaned.map(\.consumer)).sorted().joined(separator: ", "))")
+            }
+        }
+        let heldEntries = try await context.redis.xpending(stream, group: group, count: 1000, consumer: CortexNames.Group.heldByCoordinator)
+        held = heldEntries.count
+
+        let wasUp = known.value[role]
+        let up = !live.isEmpty
+        known.withLock { $0[role] = up }
+        if up {
+            if wasUp == false {
+                downSince.withLock { $0[role] = nil }
+                context.metrics.liveness(event: "master_up")
+                context.logger.notice("\(role.processName) is back (\(live.sorted().joined(separator: ", ")))")
+            }
+            if held > 0 { try await handBack(role, entries: heldEntries) }
+        } else if wasUp == true {
+            downSince.withLock { $0[role] = Date() }
+            let last = try await context.redis.send("HGET", CortexNames.masterRegistry(role), "last_heartbeat").int ?? 0
+            _ = try? await context.redis.send("HSET", CortexNames.masterRegistry(role), "status", "down")
+            context.metrics.liveness(event: "master_down")
+            context.logger.error("\(role.processName) is down: no live instance; \(held) task(s) held until it returns")
+            await context.bus.notify(.MASTER_DOWN, data: ["master": .string(role.rawValue), "last_heartbeat": .number(Double(last)), "held_tasks": .number(Double(held))])
+            await context.bus.notify(.ESCALATION, data: [
+                "severity": "high", "subject": .string(role.processName),
+                "reason": .string("\(role.processName) missed its heartbeat (timeout \(context.heartbeatTimeout)); \(held) task(s) held until it is restarted"),
+            ])
+        }
+    }
+
+    /// Returns held tasks to the stream (attempt + 1) for the live instances to take.
+    private func handBack(_ role: MasterRole, entries: [PendingEntry]) async throws {
+        let stream = CortexNames.taskStream(role)
+        for entry in entries {
+            guard var fields = try await context.redis.xrange(stream, from: entry.id, to: entry.id).first?.fields else {
+                _ = try await context.redis.xack(stream, group: CortexNames.Group.masters, ids: [entry.id])  // trimmed away: nothing to return
+                continue
+            }
+            if let text = fields["task"], var task = try? WireJSON.decode(TaskSpec.self, from: text) {
+                task.attempt += 1
+                fields["task"] = try WireJSON.encode(task)
+            }
+            try await StreamConsumer.handBack(stream: stream, group: CortexNames.Group.masters, entryID: entry.id, fields: fields, redis: context.redis)
+        }
+        context.metrics.liveness(event: "tasks_handed_back", by: entries.count)
+        context.logger.notice("handed \(entries.count) held task(s) back to \(role.processName)")
+    }
+}
