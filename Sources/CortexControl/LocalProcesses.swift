@@ -140,42 +140,69 @@ public final class ProcessSupervisor: @unchecked Sendable {
 public final class LocalRedis: @unchecked Sendable {
     public let port: Int
     public let directory: URL
-    public let child: ChildProcess
+    public let appendOnly: Bool
+    public let extraArguments: [String]
+    private let supervisor: ProcessSupervisor
+    private let current: Locked<ChildProcess>
+    /// The running server process.
+    public var child: ChildProcess { current.value }
     public var url: String { "redis://127.0.0.1:\(port)/0" }
 
-    /// Starts redis-server (persistence off unless `appendOnly`) and waits until it answers PING.
-    public init(supervisor: ProcessSupervisor, directory: URL, appendOnly: Bool = false) async throws {
-        guard let server = ExecutableLocator.system("redis-server") else {
-            throw ConfigurationError("redis-server not found on PATH: install it with `sudo apt-get install redis-server` (Debian/Ubuntu)")
-        }
+    /// Starts redis-server and waits until it answers PING. With `appendOnly`, every write is fsynced
+    /// before it is acknowledged (`appendfsync always`), so a killed server loses nothing it confirmed.
+    public init(supervisor: ProcessSupervisor, directory: URL, appendOnly: Bool = false, port: Int? = nil, extraArguments: [String] = []) async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.directory = directory
+        self.appendOnly = appendOnly
+        self.extraArguments = extraArguments
+        self.supervisor = supervisor
         var lastError: Error = ConfigurationError("redis-server did not start")
-        for _ in 0..<3 {  // a port found free can be taken by someone else before redis binds it
-            let port = try FreePort.find()
-            let child = try supervisor.start(name: "redis-server-\(port)", executable: server, arguments: [
-                "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
-                "--appendonly", appendOnly ? "yes" : "no", "--daemonize", "no", "--protected-mode", "yes",
-            ])
-            let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(200), initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20)))
-            defer { client.close() }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline && child.isRunning {
-                if await client.ping() {
-                    self.port = port
-                    self.child = child
-                    return
-                }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            child.signal(SIGKILL)
-            lastError = ConfigurationError("redis-server on port \(port) did not answer: \(child.output().suffix(500))")
+        for _ in 0..<(port == nil ? 3 : 1) {  // a port found free can be taken by someone else before redis binds it
+            let candidate = try port ?? FreePort.find()
+            do {
+                let child = try await Self.launch(supervisor: supervisor, port: candidate, directory: directory, appendOnly: appendOnly, extra: extraArguments)
+                self.port = candidate
+                self.current = Locked(child)
+                return
+            } catch { lastError = error }
         }
         throw lastError
     }
 
+    private static func launch(supervisor: ProcessSupervisor, port: Int, directory: URL, appendOnly: Bool, extra: [String]) async throws -> ChildProcess {
+        guard let server = ExecutableLocator.system("redis-server") else {
+            throw ConfigurationError("redis-server not found on PATH: install it with `sudo apt-get install redis-server` (Debian/Ubuntu)")
+        }
+        var args = ["--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
+                    "--appendonly", appendOnly ? "yes" : "no", "--daemonize", "no", "--protected-mode", "yes"]
+        if appendOnly { args += ["--appendfsync", "always"] }
+        let child = try supervisor.start(name: "redis-server-\(port)", executable: server, arguments: args + extra)
+        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(200), initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20)))
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline && child.isRunning {
+            if await client.ping() { return child }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        child.signal(SIGKILL)
+        throw ConfigurationError("redis-server on port \(port) did not answer: \(child.output().suffix(500))")
+    }
+
+    /// Kills the server outright (SIGKILL), as a crash would.
+    public func kill() async {
+        child.signal(SIGKILL)
+        _ = await child.wait(timeout: .seconds(5))
+    }
+
+    /// Starts the server again on the same port and directory (AOF, if on, is loaded back).
+    public func restart() async throws {
+        let child = try await Self.launch(supervisor: supervisor, port: port, directory: directory, appendOnly: appendOnly, extra: extraArguments)
+        current.withLock { $0 = child }
+    }
+
     /// Stops the server: SHUTDOWN over the protocol (prompt and certain), then signals as a fallback.
     public func stop() async {
+        guard child.isRunning else { return }
         let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)))
         _ = try? await client.send("SHUTDOWN", "NOSAVE")  // the connection closes instead of a reply
         client.close()

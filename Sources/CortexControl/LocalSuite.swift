@@ -63,7 +63,7 @@ public final class LocalSuite: @unchecked Sendable {
 
     /// Stops every daemon (SIGTERM, then SIGKILL after the grace period), then redis.
     public func stop(grace: Duration = .seconds(10)) async {
-        let daemons = supervisor.all.filter { $0.process.processIdentifier != redis.child.pid }
+        let daemons = supervisor.all.filter { !$0.name.hasPrefix("redis-server") }
         for c in daemons where c.isRunning { c.signal(SIGTERM) }
         for c in daemons where await c.wait(timeout: grace) == nil { c.signal(SIGKILL) }
         await redis.stop()

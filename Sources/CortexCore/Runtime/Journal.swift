@@ -8,7 +8,7 @@ import Logging
 /// Replay runs every record's commands in one Lua script that first claims a marker key
 /// (`SET NX`), so a record applied before a crash is never applied twice.
 public actor Journal {
-    public let file: URL
+    public nonisolated let file: URL
     private let logger: Logger
     private let metrics: CortexMetrics
     private var replaying = false
