@@ -21,6 +21,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: daemons.map { .executable(name: $0, targets: [$0]) } + [
         .executable(name: "cortexctl", targets: ["cortexctl"]),
+        .executable(name: "cortex-lab", targets: ["cortex-lab"]),
         .library(name: "CortexCore", targets: ["CortexCore"]),
     ],
     dependencies: [
@@ -67,6 +68,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Executables/cortexctl"
+        ),
+        .executableTarget(
+            name: "cortex-lab",
+            dependencies: [
+                "CortexControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Executables/cortex-lab"
         ),
         .testTarget(
             name: "CortexCoreTests",

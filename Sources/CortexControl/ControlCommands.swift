@@ -6,9 +6,12 @@ import Logging
 /// The logic behind `cortexctl`'s subcommands; the executable only parses arguments.
 public enum ControlCommands {
     /// A bus for the CLI itself (source `cortexctl`), with logs on stderr-free JSON off.
-    public static func bus(redisURL: String) throws -> MessageBus {
-        let endpoint: RedisEndpoint
-        do { endpoint = try RedisEndpoint(url: redisURL) } catch { throw ConfigurationError("\(error)") }
+    public static func bus(redisURL: String, sentinels: String? = nil, masterName: String = "cortex") throws -> MessageBus {
+        var endpoint: RedisEndpoint
+        do {
+            endpoint = try RedisEndpoint(url: redisURL)
+            if let sentinels, !sentinels.isEmpty { try endpoint.useSentinels(sentinels, masterName: masterName) }
+        } catch { throw ConfigurationError("\(error)") }
         var logger = Logger(label: "cortexctl")
         logger.logLevel = .error
         return MessageBus(redis: RedisClient(endpoint: endpoint, configuration: .init(initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(500))),

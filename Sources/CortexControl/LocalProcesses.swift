@@ -84,6 +84,20 @@ public final class ChildProcess: @unchecked Sendable {
     public func output() -> String {
         (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
     }
+
+    /// The ops port a Cortex daemon logged when its endpoint came up (waits up to `timeout`).
+    public func opsPort(timeout: Duration = .seconds(15)) async -> Int? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for line in output().split(separator: "\n") where line.contains("\"ops endpoint listening\"") {
+                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                   let port = (object["cortex.http.port"] as? String).flatMap(Int.init) { return port }
+            }
+            if !isRunning { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
 }
 
 /// Starts and stops a set of child processes; stopping is SIGTERM, then SIGKILL for stragglers.
@@ -174,7 +188,8 @@ public final class LocalRedis: @unchecked Sendable {
             throw ConfigurationError("redis-server not found on PATH: install it with `sudo apt-get install redis-server` (Debian/Ubuntu)")
         }
         var args = ["--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
-                    "--appendonly", appendOnly ? "yes" : "no", "--daemonize", "no", "--protected-mode", "yes"]
+                    "--appendonly", appendOnly ? "yes" : "no", "--daemonize", "no", "--protected-mode", "yes",
+                    "--repl-diskless-sync-delay", "0"]  // a local replica syncs at once instead of after 5 s
         if appendOnly { args += ["--appendfsync", "always"] }
         let child = try supervisor.start(name: "redis-server-\(port)", executable: server, arguments: args + extra)
         let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(200), initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20)))
@@ -186,6 +201,18 @@ public final class LocalRedis: @unchecked Sendable {
         }
         child.signal(SIGKILL)
         throw ConfigurationError("redis-server on port \(port) did not answer: \(child.output().suffix(500))")
+    }
+
+    /// Waits until this server, started as a replica, has finished its initial sync.
+    public func waitForReplicationLink(timeout: Duration = .seconds(30)) async throws {
+        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port))
+        defer { client.close() }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let info = try? await client.send("INFO", "replication").string, info.contains("master_link_status:up") { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ConfigurationError("replica on port \(port) did not finish its sync within \(timeout)")
     }
 
     /// Kills the server outright (SIGKILL), as a crash would.

@@ -9,8 +9,12 @@ public final class LocalSuite: @unchecked Sendable {
     public let workDirectory: URL
     public let binDirectory: URL
     public let outputDirectory: URL
-    /// Extra environment for every daemon (e.g. shorter timeouts in tests).
-    public let environment: [String: String]
+    /// Extra environment for every daemon started from now on (e.g. shorter timeouts in tests).
+    public var environment: [String: String] {
+        get { extraEnvironment.value }
+        set { extraEnvironment.withLock { $0 = newValue } }
+    }
+    private let extraEnvironment: Locked<[String: String]>
     private let workerCounter = Locked(0)
 
     /// Starts redis only; call `startAll` (or the single starters) for the daemons.
@@ -18,7 +22,7 @@ public final class LocalSuite: @unchecked Sendable {
         self.workDirectory = workDirectory
         self.outputDirectory = outputDirectory
         self.binDirectory = binDirectory
-        self.environment = environment
+        self.extraEnvironment = Locked(environment)
         supervisor = try ProcessSupervisor(logDirectory: workDirectory.appendingPathComponent("logs"))
         redis = try await LocalRedis(supervisor: supervisor, directory: workDirectory.appendingPathComponent("redis"), appendOnly: appendOnly)
     }

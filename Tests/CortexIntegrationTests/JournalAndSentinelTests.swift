@@ -56,6 +56,7 @@ import Testing
         let primary = try await LocalRedis(supervisor: supervisor, directory: dir.appendingPathComponent("primary"), appendOnly: true)
         let replica = try await LocalRedis(supervisor: supervisor, directory: dir.appendingPathComponent("replica"), appendOnly: true,
                                            extraArguments: ["--replicaof", "127.0.0.1", "\(primary.port)"])
+        try await replica.waitForReplicationLink()
         let sentinel = try await SentinelProcess.start(supervisor: supervisor, directory: dir.appendingPathComponent("sentinel"),
                                                        masterName: "cortex", primaryPort: primary.port)
         defer { supervisor.killAll() }

@@ -49,6 +49,7 @@ public final class RedisClient: Sendable {
         var lastError: String?
         var closed = false
         var connected = false
+        var skipReplicationWaitUntil: ContinuousClock.Instant?
     }
 
     /// - Parameter onConnectionChange: called with the new state whenever the connection opens or drops.
@@ -92,6 +93,19 @@ public final class RedisClient: Sendable {
     public func pipeline(_ commands: [[any RedisArgument]]) async throws -> [RedisReply] {
         let bytes = commands.map { $0.map { $0.redisBytes } }
         return try await withConnection { try $0.pipeline(bytes) }
+    }
+
+    /// With Sentinel, waits (briefly) until a replica has the writes made so far, so a failover right
+    /// after cannot lose them (WAIT). Without Sentinel there is no replica to wait for: returns at once.
+    /// When no replica acknowledges (none is connected, e.g. right after a failover), further waits are
+    /// skipped for 10 s rather than costing `timeout` on every write.
+    public func awaitReplication(replicas: Int = 1, timeout: Duration = .seconds(1)) async {
+        guard !endpoint.sentinels.isEmpty else { return }
+        if let until = state.withLock({ $0.skipReplicationWaitUntil }), ContinuousClock.now < until { return }
+        let acked = try? await send("WAIT", replicas, Int(timeout / .milliseconds(1))).int
+        if (acked ?? 0) < replicas {
+            state.withLock { $0.skipReplicationWaitUntil = ContinuousClock.now + .seconds(10) }
+        }
     }
 
     /// Checks reachability with PING.

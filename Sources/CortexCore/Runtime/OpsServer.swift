@@ -40,7 +40,8 @@ public struct OpsServer: Service {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? port
                 bound.withLock { $0 = port }
-                logger.info("ops endpoint listening", metadata: ["cortex.http.port": "\(port)"])
+                // notice, not info: operators (and cortexctl) look for this line at any log level.
+                logger.notice("ops endpoint listening", metadata: ["cortex.http.port": "\(port)"])
             },
             logger: quiet
         )

@@ -125,11 +125,12 @@ struct RunExecution {
             ["ZADD", CortexNames.runIndex, epochMilliseconds(request.requestedAt), runID],
         ])
 
-        // Phase 0: pre-flight.
+        // Phase 0: pre-flight. The masters the goal concerns must be up (all six for a full orchestration).
+        let needed = TaskRouter.masters(for: request.goal)
         await enter(0, progress)
         var missing: [String] = []
         let mastersUp = await service.waitUntil(timeout: service.preflightTimeout) {
-            missing = try await missingMasters()
+            missing = try await missingMasters(needed)
             return missing.isEmpty
         }
         if Task.isShuttingDownGracefully { return false }
@@ -139,11 +140,11 @@ struct RunExecution {
 
         // Phase 1: master activation.
         await enter(1, progress)
-        await context.bus.notify(.MASTER_ACTIVATION_START, runID: runID, data: ["masters": .array(MasterRole.allCases.map { .string($0.rawValue) })])
+        await context.bus.notify(.MASTER_ACTIVATION_START, runID: runID, data: ["masters": .array(needed.map { .string($0.rawValue) })])
         var unacknowledged: [String] = []
         let activated = await service.waitUntil(timeout: service.activationTimeout) {
             let acked = Set(try await context.redis.send("HKEYS", CortexNames.runActivation(runID)).orThrow().array?.compactMap(\.string) ?? [])
-            unacknowledged = MasterRole.allCases.map(\.rawValue).filter { !acked.contains($0) }
+            unacknowledged = needed.map(\.rawValue).filter { !acked.contains($0) }
             return unacknowledged.isEmpty
         }
         if Task.isShuttingDownGracefully { return false }
@@ -164,6 +165,7 @@ struct RunExecution {
             }
             commands.append(["HSET", CortexNames.run(runID), "tasks", progress.tasks.count])
             try await retryingRedis(log) { for r in try await context.redis.pipeline(commands) { try r.orThrow() } }
+            await context.redis.awaitReplication()
         } catch {
             return await finish(status: "failed", reason: "work distribution: \(error)", progress: progress, started: started)
         }
@@ -225,12 +227,12 @@ struct RunExecution {
                                 activation: acks, tasks: progress.tasks, reports: reports)
     }
 
-    private func missingMasters() async throws -> [String] {
-        let commands: [[any RedisArgument]] = MasterRole.allCases.map { ["HGETALL", CortexNames.masterRegistry($0)] }
+    private func missingMasters(_ needed: [MasterRole]) async throws -> [String] {
+        let commands: [[any RedisArgument]] = needed.map { ["HGETALL", CortexNames.masterRegistry($0)] }
         let replies = try await context.redis.pipeline(commands)
         let now = epochMilliseconds()
         let timeoutMs = Int(context.heartbeatTimeout / .milliseconds(1))
-        return zip(MasterRole.allCases, replies).compactMap { role, reply in
+        return zip(needed, replies).compactMap { role, reply in
             let f = reply.fieldMap
             let fresh = f["last_heartbeat"].flatMap(Int.init).map { now - $0 <= timeoutMs } ?? false
             return (f["status"] != "stopped" && fresh) ? nil : role.processName

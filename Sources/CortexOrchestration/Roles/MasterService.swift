@@ -139,6 +139,7 @@ public struct MasterService: RoleService {
             // Item ids are derived from the task id, so dispatching again after a redelivery cannot double-count.
             let commands: [[any RedisArgument]] = try items.map { ["XADD", CortexNames.workStream(role.pool), "*", "item", try WireJSON.encode($0)] }
             for r in try await context.redis.pipeline(commands) { try r.orThrow() }
+            await context.redis.awaitReplication()
         } catch {
             taskLog.warning("dispatch failed, the task stays pending for redelivery: \(error)")
             return .dropped
@@ -158,6 +159,7 @@ public struct MasterService: RoleService {
                 ])
                 for r in replies { try r.orThrow() }
             }
+            await context.redis.awaitReplication()
         } catch {
             taskLog.error("could not store the report: \(error)")
             return .dropped

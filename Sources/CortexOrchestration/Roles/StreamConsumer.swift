@@ -71,6 +71,10 @@ struct StreamConsumer {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 for delivery in try await next() { await handle(delivery) }
+            } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
+                // The stream or group vanished (a failover to a replica that never had it, a FLUSHALL): recreate, carry on.
+                context.logger.warning("\(operation): \(message); recreating the consumer group")
+                try? await prepare()
             } catch {
                 context.metrics.redisError(operation: operation)
                 context.logger.warning("\(operation) failed: \(error)")

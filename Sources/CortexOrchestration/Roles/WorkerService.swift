@@ -13,6 +13,7 @@ public struct WorkerService: RoleService {
     /// How often a long item saves its progress.
     let checkpointEvery: Duration
     private let registered = Locked(false)
+    private let listings = Locked<[(task: String, files: [String])]>([])
 
     public init(context: ProcessContext) throws {
         self.context = context
@@ -129,7 +130,7 @@ public struct WorkerService: RoleService {
     /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
     private func examine(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         let root = URL(fileURLWithPath: item.target)
-        let files = try RepositoryFiles.list(root: root).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
+        let files = try listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
         var records: [SkillRecord] = []
         var next = 0
@@ -154,6 +155,18 @@ public struct WorkerService: RoleService {
             }
         }
         return (skill.compact(records), files.count - next, resumedFrom)
+    }
+
+    /// The target's file list, listed once per task: a task's items all shard the same listing, and
+    /// walking a large tree for every item would cost more than the items themselves.
+    private func listing(for item: WorkItem) throws -> [String] {
+        if let cached = listings.withLock({ $0.first { $0.task == item.taskID }?.files }) { return cached }
+        let files = try RepositoryFiles.list(root: URL(fileURLWithPath: item.target))
+        listings.withLock { cache in
+            cache.insert((item.taskID, files), at: 0)
+            if cache.count > 4 { cache.removeLast() }
+        }
+        return files
     }
 
     /// A skill's progress through one item, kept in Redis so a worker killed mid-item is not starting over.
@@ -225,6 +238,7 @@ public struct WorkerService: RoleService {
         do {
             let replies = try await context.redis.pipeline(commands.map { $0.map { $0 as any RedisArgument } })
             for r in replies { try r.orThrow() }
+            await context.redis.awaitReplication()
             if replies[0].int == 0 {
                 // Another worker committed this item first (we were presumed dead): counted once, noted here.
                 context.metrics.duplicateResult()

@@ -20,6 +20,7 @@ public struct RunClient: Sendable {
             ["XADD", CortexNames.runRequests, "*", "request", json],
         ])
         for r in replies { try r.orThrow() }
+        await redis.awaitReplication()
         try await bus.publish(.RUN_REQUESTED, runID: request.runID, data: ["goal": .string(request.goal), "targets": .array(request.targets.map { .string($0) })])
         return request.runID
     }

@@ -52,6 +52,18 @@ public struct WorkItem: Codable, Sendable, Equatable {
     /// This item covers the target's files whose path hash modulo `shards` equals `shard`.
     public var shard: Int
     public var shards: Int
+
+    public init(id: String, taskID: String, runID: String, master: MasterRole, pool: WorkerPool, skill: SkillName, target: String, shard: Int, shards: Int) {
+        self.id = id
+        self.taskID = taskID
+        self.runID = runID
+        self.master = master
+        self.pool = pool
+        self.skill = skill
+        self.target = target
+        self.shard = shard
+        self.shards = shards
+    }
 }
 
 /// What a worker committed for one work item.

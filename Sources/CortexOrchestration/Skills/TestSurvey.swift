@@ -28,13 +28,22 @@ public struct TestSurvey: Skill {
         return []
     }
 
+    /// Compiled once per pattern: the worker calls `examine` file by file.
+    private static let compiled = Locked<[String: NSRegularExpression]>([:])
+    static func regex(_ pattern: String) throws -> NSRegularExpression {
+        if let r = compiled.withLock({ $0[pattern] }) { return r }
+        let r = try NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines])
+        compiled.withLock { $0[pattern] = r }
+        return r
+    }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         var out: [SkillRecord] = []
         for path in files {
             let kinds = Self.frameworks(for: path)
             guard !kinds.isEmpty, let text = readText(root, path) else { continue }
             for (framework, pattern) in kinds {
-                let regex = try NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines])
+                let regex = try Self.regex(pattern)
                 let cases = regex.numberOfMatches(in: text, range: NSRange(text.startIndex..., in: text))
                 if cases > 0 {
                     out.append(["path": .string(path), "framework": .string(framework), "cases": .number(Double(cases))])

@@ -9,7 +9,19 @@ struct RedisOptions: ParsableArguments {
     @Option(name: .long, help: "Redis URL (default: $CORTEX_REDIS_URL or redis://127.0.0.1:6379/0).")
     var redis: String?
 
+    @Option(name: .long, help: "Redis Sentinels host:port,... (default: $CORTEX_REDIS_SENTINELS).")
+    var redisSentinels: String?
+    @Option(name: .long, help: "The primary's name in the sentinels (default: $CORTEX_REDIS_MASTER_NAME or cortex).")
+    var redisMasterName: String?
+
     var url: String { redis ?? ProcessInfo.processInfo.environment["CORTEX_REDIS_URL"] ?? "redis://127.0.0.1:6379/0" }
+
+    /// A bus for the CLI on the configured Redis (through the sentinels when given).
+    func bus() throws -> MessageBus {
+        let env = ProcessInfo.processInfo.environment
+        return try ControlCommands.bus(redisURL: url, sentinels: redisSentinels ?? env["CORTEX_REDIS_SENTINELS"],
+                                       masterName: redisMasterName ?? env["CORTEX_REDIS_MASTER_NAME"] ?? "cortex")
+    }
 }
 
 @main
@@ -106,7 +118,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let bus = try redis.bus()
             let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout), verbose: verbose)
             if state.status != "succeeded" { throw ExitCode(1) }
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
@@ -120,7 +132,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let bus = try redis.bus()
             guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
             print(try await ControlCommands.status(bus: bus, runID: runID), terminator: "")
         } catch { throw fail(error) }
@@ -141,7 +153,7 @@ struct Events: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let bus = try redis.bus()
             let channels: [CortexNames.Channel]
             if channel == "all" { channels = CortexNames.Channel.allCases } else {
                 guard let c = CortexNames.Channel(name: channel) else { throw ConfigurationError("unknown channel '\(channel)': use coordination, workers, system or all") }
@@ -177,7 +189,7 @@ struct Publish: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let bus = try ControlCommands.bus(redisURL: redis.url)
+            let bus = try redis.bus()
             let e = try await ControlCommands.publish(bus: bus, channel: channel, type: type, data: data, runID: runID)
             print("published \(e.type.rawValue) on \(e.channel.rawValue): \(e.encodedString)")
         } catch { throw fail(error) }
