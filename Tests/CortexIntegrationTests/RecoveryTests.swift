@@ -150,7 +150,7 @@ import Testing
         let security = try #require(suite.supervisor.all.first { $0.name == "security-master-local" })
         security.signal(SIGKILL)
         #expect(await eventually { events.value.contains { $0.type == .MASTER_DOWN && $0.string("master") == "security" } })
-        #expect(events.value.contains { $0.type == .ESCALATION && $0.string("subject") == "security-master" })
+        #expect(await eventually { events.value.contains { $0.type == .ESCALATION && $0.string("subject") == "security-master" } })
         let down = try #require(events.value.first { $0.type == .MASTER_DOWN })
         #expect(down.int("held_tasks") == 1)
         // Restarted under a new name (as a new pod would be), with a scan worker this time.

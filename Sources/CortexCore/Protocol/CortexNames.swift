@@ -83,6 +83,9 @@ public enum CortexNames {
     public static func journalMarker(_ recordID: String) -> String { "cortex:journal:applied:\(recordID)" }
     /// A work item's checkpoint (skill progress), with a TTL.
     public static func checkpoint(_ itemID: String) -> String { "cortex:checkpoint:\(itemID)" }
+    /// The target's file list as the task's first worker saw it (JSON array, TTL): every item of the task
+    /// shards this one listing, so items agree even if the tree changes, and no worker walks it twice.
+    public static func taskFiles(_ taskID: String) -> String { "cortex:task:\(taskID):files" }
     /// Count of results committed again for a task's items (redone after a redelivery, ignored).
     public static func taskDuplicates(_ taskID: String) -> String { "cortex:task:\(taskID):duplicates" }
     /// Liveness key of a worker; expires when heartbeats stop.

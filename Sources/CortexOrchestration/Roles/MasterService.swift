@@ -21,7 +21,7 @@ public struct MasterService: RoleService {
     public init(role: MasterRole, context: ProcessContext) throws {
         self.role = role
         self.context = context
-        self.itemsPerTask = try context.settings.int(.itemsPerTask, range: 1...256)
+        self.itemsPerTask = try context.settings.int(.itemsPerTask, range: 1...10_000)
         self.claimIdle = try context.settings.seconds(.claimIdle)
     }
 
@@ -134,17 +134,21 @@ public struct MasterService: RoleService {
             WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
                      skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
         }
-        taskLog.info("task received; dispatching \(items.count) work items to pool \(role.pool.rawValue)", metadata: ["cortex.task.attempt": "\(task.attempt)"])
+        // A redelivered task (its master died) may have items done already: dispatch only the rest.
+        // Item ids are derived from the task id, so anything dispatched twice still counts once.
+        let done = Set((try? await context.redis.send("HKEYS", CortexNames.taskResults(task.id)).orThrow().array?.compactMap(\.string)) ?? [])
+        let toDispatch = items.filter { !done.contains($0.id) }
+        taskLog.info("task received; dispatching \(toDispatch.count) work items to pool \(role.pool.rawValue)",
+                     metadata: ["cortex.task.attempt": "\(task.attempt)", "cortex.task.items_done": "\(done.count)"])
         do {
-            // Item ids are derived from the task id, so dispatching again after a redelivery cannot double-count.
-            let commands: [[any RedisArgument]] = try items.map { ["XADD", CortexNames.workStream(role.pool), "*", "item", try WireJSON.encode($0)] }
+            let commands: [[any RedisArgument]] = try toDispatch.map { ["XADD", CortexNames.workStream(role.pool), "*", "item", try WireJSON.encode($0)] }
             for r in try await context.redis.pipeline(commands) { try r.orThrow() }
             await context.redis.awaitReplication()
         } catch {
             taskLog.warning("dispatch failed, the task stays pending for redelivery: \(error)")
             return .dropped
         }
-        await context.bus.notify(.WORKER_SPAWN, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "pool": .string(role.pool.rawValue), "items": .number(Double(items.count))])
+        await context.bus.notify(.WORKER_SPAWN, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "pool": .string(role.pool.rawValue), "items": .number(Double(toDispatch.count))])
 
         guard let results = await awaitResults(task: task, expected: items.map(\.id), log: taskLog) else {
             return await handBack(task: task, delivery: delivery, log: taskLog)

@@ -110,6 +110,16 @@ public struct WorkerService: RoleService {
         let started = ContinuousClock.now
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
                                 status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
+        // Keep the entry's idle time low while we work, so a long item is not claimed by another worker
+        // as if we had died (XCLAIM ... JUSTID to ourselves resets idle without counting a delivery).
+        let keepAlive = Task { [context, workerID, claimIdle] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: max(claimIdle / 3, .milliseconds(200)))
+                if Task.isCancelled { break }
+                _ = try? await context.redis.send("XCLAIM", delivery.stream, CortexNames.Group.workers, workerID, 0, delivery.entry.id, "JUSTID")
+            }
+        }
+        defer { keepAlive.cancel() }
         do {
             let (records, examined, resumedFrom) = try await examine(item, log: itemLog)
             result.output = .array(records.map { .object($0) })
@@ -130,7 +140,7 @@ public struct WorkerService: RoleService {
     /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
     private func examine(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         let root = URL(fileURLWithPath: item.target)
-        let files = try listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
+        let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
         var records: [SkillRecord] = []
         var next = 0
@@ -157,16 +167,30 @@ public struct WorkerService: RoleService {
         return (skill.compact(records), files.count - next, resumedFrom)
     }
 
-    /// The target's file list, listed once per task: a task's items all shard the same listing, and
-    /// walking a large tree for every item would cost more than the items themselves.
-    private func listing(for item: WorkItem) throws -> [String] {
+    /// The target's file list for the item's task: from this worker's cache, else the listing the task's
+    /// first worker stored in Redis, else walked here and stored (SET NX) for the others. Every item of
+    /// a task shards the same listing, and a worker started mid-task does not walk a large tree again.
+    private func listing(for item: WorkItem) async throws -> [String] {
         if let cached = listings.withLock({ $0.first { $0.task == item.taskID }?.files }) { return cached }
-        let files = try RepositoryFiles.list(root: URL(fileURLWithPath: item.target))
+        let key = CortexNames.taskFiles(item.taskID)
+        var files: [String]?
+        if let text = try? await context.redis.send("GET", key).string {
+            files = try? WireJSON.decode([String].self, from: text)
+        }
+        if files == nil {
+            let walked = try RepositoryFiles.list(root: URL(fileURLWithPath: item.target))
+            let stored = try? await context.redis.send("SET", key, try WireJSON.encode(walked), "NX", "EX", Self.resultRetention)
+            if stored?.isNull == true, let text = try? await context.redis.send("GET", key).string {
+                files = try? WireJSON.decode([String].self, from: text)  // another worker stored it first: use theirs
+            }
+            files = files ?? walked
+        }
+        let result = files ?? []
         listings.withLock { cache in
-            cache.insert((item.taskID, files), at: 0)
+            cache.insert((item.taskID, result), at: 0)
             if cache.count > 4 { cache.removeLast() }
         }
-        return files
+        return result
     }
 
     /// A skill's progress through one item, kept in Redis so a worker killed mid-item is not starting over.
