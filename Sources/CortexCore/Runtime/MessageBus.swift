@@ -30,7 +30,7 @@ public struct MessageBus: Sendable {
     }
 
     /// The commands that publish an envelope: PUBLISH plus XADD to the history.
-    static func commands(for envelope: Envelope) -> [[String]] {
+    public static func commands(for envelope: Envelope) -> [[String]] {
         let payload = envelope.encodedString
         return [
             ["PUBLISH", envelope.channel.rawValue, payload],

@@ -245,11 +245,20 @@ public struct WorkerService: RoleService {
     }
 
     /// Writes the result once (HSETNX: an item finished again after a redelivery changes nothing), wakes
-    /// the master and acknowledges, in one round trip. While Redis is unreachable the same commands go
-    /// to the journal and are applied on reconnect.
+    /// the master, acknowledges and announces TASK_COMPLETE / TASK_FAILED, all in one round trip — so the
+    /// announcement never runs ahead of the commit. While Redis is unreachable the same commands go to
+    /// the journal and are applied on reconnect.
     private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [[String]] = []) async {
         let encoded: String
         do { encoded = try WireJSON.encode(result) } catch { log.error("cannot encode result: \(error)"); return }
+        let announcement: Envelope = result.status == .succeeded
+            ? Envelope(type: .TASK_COMPLETE, source: context.processName, runID: item.runID, data: [
+                "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID),
+                "node": .string(context.nodeName), "duration_ms": .number(Double(result.durationMs)),
+            ])
+            : Envelope(type: .TASK_FAILED, source: context.processName, runID: item.runID, data: [
+                "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID), "reason": .string(result.error ?? "failed"),
+            ])
         let commands: [[String]] = [
             ["HSETNX", CortexNames.taskResults(item.taskID), item.id, encoded],
             ["EXPIRE", CortexNames.taskResults(item.taskID), String(Self.resultRetention)],
@@ -258,10 +267,11 @@ public struct WorkerService: RoleService {
             ["XACK", delivery.stream, CortexNames.Group.workers, delivery.entry.id],
             ["DEL", CortexNames.checkpoint(item.id)],
             ["HINCRBY", CortexNames.workerRegistry(workerID), "items_done", "1"],
-        ] + extra
+        ] + extra + MessageBus.commands(for: announcement)
         do {
             let replies = try await context.redis.pipeline(commands.map { $0.map { $0 as any RedisArgument } })
             for r in replies { try r.orThrow() }
+            context.metrics.messagePublished(channel: announcement.channel, type: announcement.type)
             await context.redis.awaitReplication()
             if replies[0].int == 0 {
                 // Another worker committed this item first (we were presumed dead): counted once, noted here.
@@ -280,15 +290,8 @@ public struct WorkerService: RoleService {
             log.error("result refused by Redis (the item stays pending and will be redone): \(error)")
         }
         if result.status == .succeeded {
-            await context.bus.notify(.TASK_COMPLETE, runID: item.runID, data: [
-                "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID),
-                "node": .string(context.nodeName), "duration_ms": .number(Double(result.durationMs)),
-            ])
             log.info("work item done", metadata: ["cortex.item.files": "\(result.filesExamined)", "cortex.item.ms": "\(result.durationMs)"])
         } else {
-            await context.bus.notify(.TASK_FAILED, runID: item.runID, data: [
-                "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID), "reason": .string(result.error ?? "failed"),
-            ])
             log.warning("work item failed: \(result.error ?? "")")
         }
     }
