@@ -91,25 +91,10 @@ import Testing
     }
 
     @Test func sigtermToAMasterMidRunHandsItsTaskBack() async throws {
-        let target = try makeRepository()
         let work = try temporaryDirectory("cortex-sigterm")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
-        try suite.startCoordinator()
-        for role in MasterRole.allCases { try suite.startMaster(role) }
         // No worker serves the scan pool yet, so the security task cannot finish.
-        try suite.startWorker(pools: WorkerPool.allCases.filter { $0 != .scan })
-        let bus = Self.bus(suite)
-        let client = RunClient(bus: bus)
-        let events = Locked<[Envelope]>([])
-        let subscription = bus.subscribe(CortexNames.Channel.allCases)
-        _ = await subscription.subscriber.waitUntilSubscribed()
-        let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
-        let follower = Task { try await client.follow(runID: runID, subscribedBeforeSubmit: subscription, timeout: .seconds(90)) { e in events.withLock { $0.append(e) } } }
-
-        let dispatched = await eventually(timeout: .seconds(30)) {
-            events.value.contains { $0.type == .WORKER_SPAWN && $0.string("master") == "security" }
-        }
-        #expect(dispatched)
+        let (_, _, follower, _) = try await RecoveryTests.runBlockedOnSecurity(suite)
         let security = try #require(suite.supervisor.all.first { $0.name == "security-master-local" })
         let stopAsked = ContinuousClock.now
         security.signal(SIGTERM)
@@ -118,7 +103,7 @@ import Testing
         #expect(ContinuousClock.now - stopAsked < .seconds(10))
         #expect(logLines(security).contains { $0["msg"] as? String == "master stopped" && $0["cortex.tasks.handed_back"] as? String == "1" })
         // The task is back on the stream, acknowledged by nobody yet.
-        let redis = bus.redis
+        let redis = RecoveryTests.client(suite)
         let stream = CortexNames.taskStream(.security)
         #expect(try await redis.send("XLEN", stream).int == 2)
         #expect(try await redis.xpending(stream, group: CortexNames.Group.masters).isEmpty)
