@@ -125,6 +125,20 @@ import Testing
         await suite.stop()
     }
 
+    @Test func workersGoneForADayAreForgotten() async throws {
+        let suite = try await Self.suite("forget")
+        let redis = Self.client(suite)
+        let twoDaysAgo = epochMilliseconds() - 2 * 24 * 3600 * 1000
+        try await redis.send("HSET", CortexNames.workerRegistry("old-pod"), "status", "stopped", "last_heartbeat", twoDaysAgo).orThrow()
+        try await redis.send("HSET", CortexNames.workerRegistry("recent-pod"), "status", "lost", "last_heartbeat", epochMilliseconds()).orThrow()
+        try await redis.send("SADD", CortexNames.workerSet, "old-pod", "recent-pod").orThrow()
+        try suite.startCoordinator()
+        #expect(await eventually { (try? await redis.send("SISMEMBER", CortexNames.workerSet, "old-pod").int) == 0 })
+        #expect(try await redis.send("EXISTS", CortexNames.workerRegistry("old-pod")).int == 0)
+        #expect(try await redis.send("SISMEMBER", CortexNames.workerSet, "recent-pod").int == 1)
+        await suite.stop()
+    }
+
     /// Starts everything but the scan pool, submits a run and waits until security-master is waiting on its items.
     static func runBlockedOnSecurity(_ suite: LocalSuite) async throws -> (RunClient, String, Task<RunState, Error>, Locked<[Envelope]>) {
         try suite.startCoordinator()

@@ -16,13 +16,25 @@ struct LivenessMonitor: Sendable {
     let downSince = Locked<[MasterRole: Date]>([:])
     private let known = Locked<[MasterRole: Bool]>([:])
 
+    /// Marks a worker lost when its heartbeat key is gone; forgets workers gone for longer than the
+    /// retention (pods come and go under new names: the registry must not grow forever).
     static let markLostScript = """
         if redis.call('EXISTS', KEYS[2]) == 1 then return false end
         local status = redis.call('HGET', KEYS[1], 'status')
-        if status == false or status == 'stopped' or status == 'lost' then return false end
+        if status == false or status == 'stopped' or status == 'lost' then
+          local last = tonumber(redis.call('HGET', KEYS[1], 'last_heartbeat') or '0') or 0
+          if tonumber(ARGV[1]) - last > tonumber(ARGV[2]) then
+            redis.call('DEL', KEYS[1])
+            redis.call('SREM', KEYS[3], ARGV[3])
+          end
+          return false
+        end
         redis.call('HSET', KEYS[1], 'status', 'lost', 'lost_at', ARGV[1])
         return {redis.call('HGET', KEYS[1], 'node') or '', redis.call('HGET', KEYS[1], 'last_heartbeat') or '0'}
         """
+
+    /// Workers stopped or lost for a day are dropped from the registry.
+    static let forgetAfterMilliseconds = 24 * 3600 * 1000
 
     var interval: Duration { max(min(context.heartbeatInterval / 2, .seconds(2)), .milliseconds(250)) }
 
@@ -45,7 +57,8 @@ struct LivenessMonitor: Sendable {
         guard !workers.isEmpty else { return }
         let now = epochMilliseconds()
         let replies = try await context.redis.pipeline(workers.map {
-            ["EVAL", Self.markLostScript, 2, CortexNames.workerRegistry($0), CortexNames.workerHeartbeat($0), now]
+            ["EVAL", Self.markLostScript, 3, CortexNames.workerRegistry($0), CortexNames.workerHeartbeat($0), CortexNames.workerSet,
+             now, Self.forgetAfterMilliseconds, $0]
         })
         for (worker, reply) in zip(workers, replies) {
             guard let parts = reply.array, parts.count == 2 else { continue }
