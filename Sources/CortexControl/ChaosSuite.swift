@@ -44,6 +44,15 @@ public enum ChaosSuite {
         public var run = "-"
         public var recovery = "-"
         public var seconds = 0.0
+
+        /// The counts with the scenario's description attached.
+        func labelled(_ scenario: String, faults: String, recovery: String) -> Row {
+            var r = self
+            r.scenario = scenario
+            r.faults = faults
+            r.recovery = recovery
+            return r
+        }
     }
 
     /// Runs the scenarios one after another.
@@ -112,11 +121,7 @@ public enum ChaosSuite {
         }
         for w in watchers.value { await w.value }
         await suite.stop()
-        var r = row
-        r.scenario = "\(items) items, a random worker killed -9 every second (and replaced)"
-        r.faults = "\(kills.value) × SIGKILL worker"
-        r.recovery = recoveries.value.isEmpty ? "-" : String(format: "stranded items re-done within %.1f s (max), %.1f s (median)", recoveries.value.max()!, median(recoveries.value))
-        return r
+        return row.labelled("\(items) items, a random worker killed -9 every second (and replaced)", faults: "\(kills.value) × SIGKILL worker", recovery: recoveries.value.isEmpty ? "-" : String(format: "stranded items re-done within %.1f s (max), %.1f s (median)", recoveries.value.max()!, median(recoveries.value)))
     }
 
     static func masterRestart(_ o: Options) async throws -> Row {
@@ -138,11 +143,7 @@ public enum ChaosSuite {
             }
         }
         await suite.stop()
-        var r = row
-        r.scenario = "master killed mid-run, restarted \(seconds(pause)) s later"
-        r.faults = "SIGKILL inventory-master"
-        r.recovery = recovery.value
-        return r
+        return row.labelled("master killed mid-run, restarted \(seconds(pause)) s later", faults: "SIGKILL inventory-master", recovery: recovery.value)
     }
 
     static func redisRestart(_ o: Options) async throws -> Row {
@@ -167,11 +168,7 @@ public enum ChaosSuite {
             }
         }
         await suite.stop()
-        var r = row
-        r.scenario = "redis-server killed mid-run, restarted 1 s later (AOF, fsync always)"
-        r.faults = "SIGKILL redis-server"
-        r.recovery = recovery.value
-        return r
+        return row.labelled("redis-server killed mid-run, restarted 1 s later (AOF, fsync always)", faults: "SIGKILL redis-server", recovery: recovery.value)
     }
 
     static func sentinelFailover(_ o: Options) async throws -> Row {
@@ -209,11 +206,7 @@ public enum ChaosSuite {
         await suite.stop()
         replica.child.signal(SIGKILL)
         sentinel.child.signal(SIGKILL)
-        var r = row
-        r.scenario = "Sentinel failover mid-run (primary killed, replica promoted)"
-        r.faults = "SIGKILL primary redis-server"
-        r.recovery = recovery.value
-        return r
+        return row.labelled("Sentinel failover mid-run (primary killed, replica promoted)", faults: "SIGKILL primary redis-server", recovery: recovery.value)
     }
 
     // MARK: - Support
