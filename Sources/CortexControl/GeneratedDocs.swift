@@ -70,6 +70,14 @@ public enum GeneratedDocs {
         | `\(CortexNames.workerHeartbeat("<worker>"))` | string with TTL | liveness of one worker |
         | `\(CortexNames.masterSet)`, `\(CortexNames.workerSet)` | sets | names that ever registered |
         | `\(CortexNames.deadLetters)` | stream | entries that could not be processed, with the reason |
+        | `\(CortexNames.checkpoint("<item>"))` | string with TTL | a work item's checkpoint: files done and records so far |
+        | `\(CortexNames.taskFiles("<task>"))` | string with TTL | the target's file listing every item of the task shards |
+        | `\(CortexNames.taskDuplicates("<task>"))` | hash | `count` of results committed again and ignored |
+        | `\(CortexNames.masterInstances(.security).replacingOccurrences(of: "security", with: "<master>"))` | set | instances that registered for a master |
+        | `\(CortexNames.journalMarker("<record>"))` | string with TTL | a journal record was applied (replay is exactly-once) |
+        | `\(CortexNames.budgetAccount("<run>", "<account>"))` | hash | token budget: limit, reserved, used |
+        | `\(CortexNames.budgetAccounts("<run>"))` | set | a run's budget account names |
+        | `\(CortexNames.budgetReservation("<run>", "<id>"))` | hash with TTL | a held estimate: amount and the account keys |
         | `\(CortexNames.eventHistory)` | capped stream | every channel message (`channel`, `message`) |
 
         Masters: \(MasterRole.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", ")).

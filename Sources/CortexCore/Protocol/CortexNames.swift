@@ -88,6 +88,12 @@ public enum CortexNames {
     public static func taskFiles(_ taskID: String) -> String { "cortex:task:\(taskID):files" }
     /// Count of results committed again for a task's items (redone after a redelivery, ignored).
     public static func taskDuplicates(_ taskID: String) -> String { "cortex:task:\(taskID):duplicates" }
+    /// A budget account of a run: hash limit, reserved, used (tokens).
+    public static func budgetAccount(_ runID: String, _ account: String) -> String { "cortex:budget:\(runID):account:\(account)" }
+    /// Set of a run's budget account names.
+    public static func budgetAccounts(_ runID: String) -> String { "cortex:budget:\(runID):accounts" }
+    /// A held estimate: hash amount, account1..n (keys), with a TTL.
+    public static func budgetReservation(_ runID: String, _ id: String) -> String { "cortex:budget:\(runID):reservation:\(id)" }
     /// Liveness key of a worker; expires when heartbeats stop.
     public static func workerHeartbeat(_ workerID: String) -> String { "cortex:heartbeat:worker:\(workerID)" }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CortexControl
+import CortexCore
 import Foundation
 
 /// Reliability drills and benchmarks on this machine (private redis-servers, real daemons).
@@ -8,7 +9,7 @@ struct CortexLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex-lab",
         abstract: "Fault injection and benchmarks against a local Cortex suite.",
-        subcommands: [Chaos.self, BenchQueue.self]
+        subcommands: [Chaos.self, BenchQueue.self, LedgerHammer.self]
     )
 }
 
@@ -45,5 +46,47 @@ struct BenchQueue: AsyncParsableCommand {
         })
         print(QueueBenchmark.table(result), terminator: "")
         try? FileManager.default.removeItem(at: work)
+    }
+}
+
+struct LedgerHammer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger-hammer",
+        abstract: "Reserve and commit tokens against a run's budget accounts as fast as possible, from many tasks at once; prints a JSON summary. Used by the ledger's multi-process test.")
+    @Option(name: .long, help: "Redis URL.") var redis: String
+    @Option(name: .long, help: "Run id whose accounts to draw from.") var run: String
+    @Option(name: .long, help: "Comma-separated accounts each reservation draws from.") var accounts: String
+    @Option(name: .long, help: "Reservations to attempt.") var attempts = 200
+    @Option(name: .long, help: "Tokens per reservation.") var amount = 37
+    @Option(name: .long, help: "Reservations in flight at once.") var concurrency = 8
+
+    func run() async throws {
+        let client = try RedisClient(url: redis)
+        let ledger = BudgetLedger(redis: client, runID: run)
+        let names = accounts.split(separator: ",").map(String.init)
+        let tally = Locked((granted: 0, refused: 0, used: 0))
+        let (attempts, amount, concurrency) = (self.attempts, self.amount, self.concurrency)
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<concurrency {
+                group.addTask {
+                    var i = lane
+                    while i < attempts {
+                        do {
+                            let r = try await ledger.reserve(amount, from: names)
+                            let actual = amount - (i % 5)  // real calls use less than their estimate
+                            try await ledger.commit(r, actual: actual)
+                            tally.withLock { $0.granted += 1; $0.used += actual }
+                        } catch is BudgetLedger.Refusal {
+                            tally.withLock { $0.refused += 1 }
+                        } catch {
+                            FileHandle.standardError.write(Data("ledger-hammer: \(error)\n".utf8))
+                        }
+                        i += concurrency
+                    }
+                }
+            }
+        }
+        let t = tally.value
+        print("{\"granted\":\(t.granted),\"refused\":\(t.refused),\"used\":\(t.used)}")
     }
 }
