@@ -34,3 +34,27 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: written.appendingPathComponent("masters/security-0.json").path))
     }
 }
+
+@Suite struct BudgetPlanTests {
+    @Test func designDefaultsAndOverrides() throws {
+        let plan = try BudgetPlan.configured(total: nil, reserve: nil, agents: nil)
+        #expect(plan == .design)
+        #expect(plan.accounts["development:workers"] == 20_000 && plan.accounts["reserve"] == 25_000)
+        #expect(plan.accounts["run"] == 270_000 && plan.accounts.count == 16)
+        #expect(plan.workerTypes["implementation"] == 10_000)
+        let custom = try BudgetPlan.configured(total: 400_000, reserve: 50_000, agents: "development=100000+40000, security=10000+5000")
+        #expect(custom.agents["development"] == .init(100_000, 40_000))
+        #expect(custom.agents["inventory"] == .init(35_000, 15_000))
+    }
+
+    @Test func badBudgetsAreClearErrors() {
+        #expect(throws: ConfigurationError.self) { try BudgetPlan.configured(total: nil, reserve: nil, agents: "developer=1+2") }
+        #expect(throws: ConfigurationError.self) { try BudgetPlan.configured(total: nil, reserve: nil, agents: "development=lots") }
+        do {
+            _ = try BudgetPlan.configured(total: 20_000, reserve: nil, agents: nil)
+            Issue.record("expected an error")
+        } catch let e as ConfigurationError {
+            #expect(e.description.contains("must be less than the total budget (20000)"))
+        } catch { Issue.record("\(error)") }
+    }
+}

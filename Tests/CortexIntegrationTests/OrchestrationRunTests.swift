@@ -58,6 +58,17 @@ import Testing
         #expect(items.allSatisfy { $0.status == .succeeded })
         #expect(FileManager.default.fileExists(atPath: dir + "/masters/inventory-0.md"))
 
+        // No model is configured: the report says so and the ledger, opened with the design's budgets, shows zero.
+        #expect(summary.contains("## Token budget"))
+        #expect(summary.contains("No model configured: every LLM step was skipped"))
+        #expect(summary.contains("| development | 30000 | 20000 | 50000 | 0 | 0 % | 50000 |"))
+        #expect(summary.contains("| **agents** | | | 340000 | 0 | 0 % | 340000 |"))
+        #expect(summary.contains("Run cap: 0 of 270000 used (0 % efficiency)"))
+        #expect(summary.contains("Emergency reserve: 25000 held, 0 used."))
+        struct Budget: Decodable { var budget: [BudgetLedger.AccountRecord] }
+        let budget = try WireJSON.decode(Budget.self, from: json).budget
+        #expect(budget.count == 16 && budget.allSatisfy { $0.used == 0 && $0.reserved == 0 })
+
         // Every daemon logged JSON lines only, each with its own process name.
         for child in suite.supervisor.all where !child.name.hasPrefix("redis-server") {
             let raw = child.output().split(separator: "\n")

@@ -32,6 +32,20 @@ public struct BudgetLedger: Sendable {
         }
     }
 
+    /// An account as the run report's JSON stores it.
+    public struct AccountRecord: Codable, Sendable, Equatable {
+        public var name: String
+        public var limit: Int
+        public var reserved: Int
+        public var used: Int
+        public init(name: String, limit: Int, reserved: Int, used: Int) {
+            self.name = name
+            self.limit = limit
+            self.reserved = reserved
+            self.used = used
+        }
+    }
+
     /// A held estimate, to be committed or released.
     public struct Reservation: Sendable, Equatable {
         public var id: String

@@ -30,6 +30,8 @@ public final class CortexMetrics: Sendable {
         "cortex_dead_letters_total": "Stream entries moved to the dead-letter stream, by reason.",
         "cortex_duplicate_results_total": "Work item results committed a second time and ignored (the item had been redone after a redelivery).",
         "cortex_checkpoints_total": "Work item checkpoints, by event (saved, resumed, unreadable).",
+        "cortex_tokens_budget": "A run's token budget per agent account (latest run), by agent.",
+        "cortex_tokens_used_total": "LLM tokens used, by agent account, as reconciled at the end of each run.",
         "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
 
@@ -100,6 +102,11 @@ public final class CortexMetrics: Sendable {
 
     public func liveness(event: String, by n: Int = 1) {
         registry.makeCounter(descriptor: d("cortex_liveness_events_total"), labels: [("event", event)]).increment(by: Int64(n))
+    }
+
+    public func tokens(agent: String, budget: Int, used: Int) {
+        registry.makeGauge(descriptor: d("cortex_tokens_budget"), labels: [("agent", agent)]).set(to: Double(budget))
+        registry.makeCounter(descriptor: d("cortex_tokens_used_total"), labels: [("agent", agent)]).increment(by: Int64(used))
     }
 
     /// The Prometheus text exposition of every metric.

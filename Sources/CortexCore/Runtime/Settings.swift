@@ -52,13 +52,19 @@ public struct Setting: Sendable, Hashable {
         help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream.", usedBy: "worker")
     public static let masterDownTimeout = Setting(env: "CORTEX_MASTER_DOWN_TIMEOUT", flag: "master-down-timeout", defaultValue: "300",
         help: "Seconds a run waits for a master that went down to come back before it ends with a partial report.", usedBy: "coordinator")
+    public static let budgetTotal = Setting(env: "CORTEX_BUDGET_TOTAL", flag: "budget-total", defaultValue: "295000",
+        help: "A run's total token budget.", usedBy: "coordinator")
+    public static let budgetReserve = Setting(env: "CORTEX_BUDGET_RESERVE", flag: "budget-reserve", defaultValue: "25000",
+        help: "Tokens of the total held back by the coordinator as the emergency reserve.", usedBy: "coordinator")
+    public static let budgets = Setting(env: "CORTEX_BUDGETS", flag: "budgets", defaultValue: "(the design's table)",
+        help: "Per-agent budgets as agent=personal+workers, comma-separated, e.g. development=40000+20000. Defaults: coordinator 50000+30000, security 30000+15000, development 30000+20000, inventory 35000+15000, cicd 25000+20000, testing 25000+15000, monitoring 20000+10000. Agent budgets are caps within the run's cap (total less reserve), as in the design, where they add up to more than it.", usedBy: "coordinator")
     public static let workerPools = Setting(env: "CORTEX_WORKER_POOLS", flag: "pools", defaultValue: "(all pools)",
         help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test, review.", usedBy: "worker")
 
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
     ]
 }
 

@@ -13,6 +13,7 @@ public struct CoordinatorService: RoleService {
     let outputDir: URL
     let claimIdle: Duration
     let masterDownTimeout: Duration
+    let budgetPlan: BudgetPlan
     let monitor: LivenessMonitor
     let snapshots: CoordinationSnapshots
     private let signal = EventSignal()
@@ -25,6 +26,10 @@ public struct CoordinatorService: RoleService {
         runTimeout = try context.settings.seconds(.runTimeout)
         claimIdle = try context.settings.seconds(.claimIdle)
         masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
+        budgetPlan = try BudgetPlan.configured(
+            total: context.settings.raw(.budgetTotal) == nil ? nil : try context.settings.int(.budgetTotal),
+            reserve: context.settings.raw(.budgetReserve) == nil ? nil : try context.settings.int(.budgetReserve),
+            agents: context.settings.raw(.budgets))
         monitor = LivenessMonitor(context: context)
         snapshots = CoordinationSnapshots(directory: context.coordinationDirectory, logger: context.logger)
         outputDir = URL(fileURLWithPath: context.settings.string(.outputDir)).standardizedFileURL
@@ -152,8 +157,15 @@ struct RunExecution {
             return await finish(status: "failed", reason: "master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))", progress: progress, started: started)
         }
 
-        // Phase 2: decompose the goal into tasks and route each to its master's stream.
+        // Phase 2: open the run's token budgets, decompose the goal into tasks, route each to its master's stream.
         await enter(2, progress)
+        let ledger = BudgetLedger(redis: context.redis, runID: runID)
+        do {
+            // A resumed run keeps the ledger it had.
+            if try await context.redis.send("EXISTS", CortexNames.budgetAccounts(runID)).int != 1 { try await ledger.open(service.budgetPlan.accounts) }
+        } catch {
+            log.warning("could not open the run's token budgets: \(error)")
+        }
         progress.tasks = TaskRouter.decompose(request)
         do {
             var commands: [[any RedisArgument]] = []
@@ -208,7 +220,12 @@ struct RunExecution {
         } else if !failedReports.isEmpty {
             reason = "incomplete results from " + failedReports.map { $0.master.processName }.joined(separator: ", ")
         }
-        return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports)
+        let budget = (try? await ledger.accounts()) ?? []
+        for agent in BudgetPlan.agentOrder {
+            let mine = budget.filter { $0.name == agent || $0.name == "\(agent):workers" }
+            context.metrics.tokens(agent: agent, budget: mine.reduce(0) { $0 + $1.limit }, used: mine.reduce(0) { $0 + $1.used })
+        }
+        return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports, budget: budget)
     }
 
     private func enter(_ phase: Int, _ progress: Progress) async {
@@ -240,10 +257,12 @@ struct RunExecution {
     }
 
     /// Phase 5: reports, run state, RUN_COMPLETE / RUN_FAILED.
-    private func finish(status: String, reason: String?, progress: Progress, started: Date, reports: [MasterReport] = []) async -> Bool {
+    private func finish(status: String, reason: String?, progress: Progress, started: Date, reports: [MasterReport] = [],
+                        budget: [BudgetLedger.Account] = []) async -> Bool {
         await enter(5, progress)
         let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
-                                 reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date())
+                                 reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date(),
+                                 budget: budget, model: nil)
         var reportDir = ""
         do {
             reportDir = try ReportWriter.write(outcome, to: service.outputDir).path

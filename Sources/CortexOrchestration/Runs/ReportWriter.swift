@@ -12,6 +12,10 @@ public struct RunOutcome: Sendable {
     public var reports: [MasterReport]
     public var startedAt: Date
     public var finishedAt: Date
+    /// The run's token accounts at reconciliation (phase 4); empty when the run ended before phase 2.
+    public var budget: [BudgetLedger.Account] = []
+    /// The LLM the run used, or nil when none is configured.
+    public var model: String?
 }
 
 /// Writes a run's reports (Markdown and JSON) into `<output>/<run id>/`.
@@ -56,7 +60,39 @@ public enum ReportWriter {
         }
         let workers = Set(o.reports.flatMap { $0.items.map { "\($0.worker)@\($0.node)" } })
         out += "Workers used: \(workers.count)\n"
+        if let run = o.budget.first(where: { $0.name == BudgetPlan.runAccount }) {
+            let limit = run.limit
+            let used = run.used
+            out += "Tokens: \(used) of \(limit) used" + (o.model == nil ? " (no model configured: LLM steps skipped)" : " (model \(o.model!))") + "\n"
+        }
         return out
+    }
+
+    /// The design's "ACTUAL USAGE" table: per agent budget, used, percent and unused, then the total.
+    static func budgetMarkdown(_ o: RunOutcome) -> String {
+        guard !o.budget.isEmpty else { return "" }
+        let byName = Dictionary(uniqueKeysWithValues: o.budget.map { ($0.name, $0) })
+        var md = "\n## Token budget\n\n"
+        md += o.model == nil ? "No model configured: every LLM step was skipped, so the ledger shows no use.\n\n" : "Model: \(o.model!)\n\n"
+        md += "| Agent | Personal | Workers | Budget | Used | Used % | Unused |\n|---|---|---|---|---|---|---|\n"
+        var totalBudget = 0, totalUsed = 0
+        for agent in BudgetPlan.agentOrder {
+            let personal = byName[agent], workers = byName["\(agent):workers"]
+            let budget = (personal?.limit ?? 0) + (workers?.limit ?? 0)
+            let used = (personal?.used ?? 0) + (workers?.used ?? 0)
+            totalBudget += budget
+            totalUsed += used
+            md += "| \(agent) | \(personal?.limit ?? 0) | \(workers?.limit ?? 0) | \(budget) | \(used) | \(percent(used, budget)) | \(budget - used) |\n"
+        }
+        let reserve = byName["reserve"], run = byName[BudgetPlan.runAccount]
+        md += "| **agents** | | | \(totalBudget) | \(totalUsed) | \(percent(totalUsed, totalBudget)) | \(totalBudget - totalUsed) |\n"
+        md += "\nRun cap: \(run?.used ?? 0) of \(run?.limit ?? 0) used (\(percent(run?.used ?? 0, run?.limit ?? 0)) efficiency); agent budgets are caps within it.\n"
+        md += "Emergency reserve: \(reserve?.limit ?? 0) held, \(reserve?.used ?? 0) used.\n"
+        return md
+    }
+
+    static func percent(_ part: Int, _ whole: Int) -> String {
+        whole == 0 ? "-" : String(format: "%.0f %%", 100 * Double(part) / Double(whole))
     }
 
     static func summaryMarkdownText(_ o: RunOutcome) -> String {
@@ -80,6 +116,7 @@ public enum ReportWriter {
             md += "\n## Dead-lettered work items\n\nThese kept killing or failing workers and were moved to `\(CortexNames.deadLetters)`:\n\n"
             for (r, item) in buried { md += "- `\(item.itemID)` (\(r.master.processName), \(r.target)): \(item.error ?? "")\n" }
         }
+        md += budgetMarkdown(o)
         md += "\n## Work distribution\n\n| Worker | Node | Items | Busy time |\n|---|---|---|---|\n"
         var byWorker: [String: (node: String, items: Int, ms: Int)] = [:]
         for item in o.reports.flatMap(\.items) {
@@ -103,10 +140,12 @@ public enum ReportWriter {
         struct Summary: Encodable {
             var runID: String; var goal: String; var targets: [String]; var status: String; var reason: String?
             var startedAt: Date; var finishedAt: Date; var phases: [Phase]; var tasks: [TaskSpec]; var reports: [MasterReport]
+            var model: String?; var budget: [BudgetLedger.AccountRecord]
         }
         return try WireJSON.encode(Summary(
             runID: o.request.runID, goal: o.request.goal, targets: o.request.targets, status: o.status, reason: o.reason,
             startedAt: o.startedAt, finishedAt: o.finishedAt, phases: o.phases.map { Phase(phase: $0.phase, name: $0.name, startedAt: $0.startedAt) },
-            tasks: o.tasks, reports: o.reports))
+            tasks: o.tasks, reports: o.reports, model: o.model,
+            budget: o.budget.map { BudgetLedger.AccountRecord(name: $0.name, limit: $0.limit, reserved: $0.reserved, used: $0.used) }))
     }
 }

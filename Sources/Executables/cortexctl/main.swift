@@ -88,6 +88,19 @@ struct Up: AsyncParsableCommand {
         print("redis-server on 127.0.0.1:\(suite.redis.port); logs in \(suite.supervisor.logDirectory.path)")
         var state: RunState?
         var failure: Error?
+        // A daemon that dies (a bad setting, a crash) must end the command with its reason, not leave it waiting.
+        let watchdog = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(200))
+                if let dead = suite.supervisor.all.first(where: { !$0.name.hasPrefix("redis") && !$0.isRunning && $0.process.terminationStatus != 0 }) {
+                    let last = dead.output().split(separator: "\n").last.map(String.init) ?? ""
+                    FileHandle.standardError.write(Data("cortexctl: \(dead.name) exited with status \(dead.process.terminationStatus): \(last)\n".utf8))
+                    await suite.stop(grace: .seconds(5))
+                    Foundation.exit(1)
+                }
+            }
+        }
+        defer { watchdog.cancel() }
         do {
             try suite.startAll(workers: workers)
             print("started coordinator, 6 masters, \(workers) workers")
