@@ -89,6 +89,25 @@ public enum ControlCommands {
         return out
     }
 
+    /// `cortexctl budget`: a run's token accounts as a table (the latest run when none is named).
+    public static func budget(bus: MessageBus, runID: String?) async throws -> String {
+        let redis = bus.redis
+        var latest: String?
+        if runID == nil { latest = try await redis.send("ZREVRANGE", CortexNames.runIndex, 0, 0).orThrow().array?.first?.string }
+        guard let run = runID ?? latest else { throw ConfigurationError("no run yet") }
+        let accounts = try await BudgetLedger(redis: redis, runID: run).accounts()
+        guard !accounts.isEmpty else { throw ConfigurationError("run \(run) has no budget accounts (it ended before phase 2, or does not exist)") }
+        let state = try await RunState.load(run, redis: redis)
+        var out = "run \(run) (\(state?.status ?? "unknown"))\n"
+        out += "ACCOUNT                  LIMIT   RESERVED       USED  AVAILABLE   USED %\n"
+        for a in accounts {
+            let pct = a.limit == 0 ? "-" : String(format: "%.0f %%", 100 * Double(a.used) / Double(a.limit))
+            out += a.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                + String(format: " %10d %10d %10d %10d %8@\n", a.limit, a.reserved, a.used, a.available, pct)
+        }
+        return out
+    }
+
     /// Validates and publishes a message given as channel, type and data JSON; returns the envelope sent.
     public static func publish(bus: MessageBus, channel: String, type: String, data: String, runID: String?) async throws -> Envelope {
         guard let ch = CortexNames.Channel(name: channel) else {

@@ -29,7 +29,7 @@ struct Cortexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortexctl",
         abstract: "Operate Cortex: run the suite locally, submit and watch runs, inspect and debug the Redis bus.",
-        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Docs.self]
+        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Docs.self]
     )
 }
 
@@ -148,6 +148,28 @@ struct Status: AsyncParsableCommand {
             let bus = try redis.bus()
             guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
             print(try await ControlCommands.status(bus: bus, runID: runID), terminator: "")
+        } catch { throw fail(error) }
+    }
+}
+
+struct Budget: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a run's token ledger (the latest run by default); --watch refreshes it until the run ends.")
+    @OptionGroup var redis: RedisOptions
+    @Argument(help: "A run id.") var runID: String?
+    @Flag(name: .long, help: "Refresh every second until the run ends.") var watch = false
+
+    func run() async throws {
+        do {
+            let bus = try redis.bus()
+            guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+            while true {
+                let table = try await ControlCommands.budget(bus: bus, runID: runID)
+                if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                print(table, terminator: "")
+                fflush(nil)
+                guard watch, !table.contains("(succeeded)"), !table.contains("(partial)"), !table.contains("(failed)") else { break }
+                try await Task.sleep(for: .seconds(1))
+            }
         } catch { throw fail(error) }
     }
 }
