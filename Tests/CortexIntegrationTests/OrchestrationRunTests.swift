@@ -65,7 +65,7 @@ import Testing
         #expect(summary.contains("| **agents** | | | 340000 | 0 | 0 % | 340000 |"))
         #expect(summary.contains("Run cap: 0 of 270000 used (0 % efficiency)"))
         #expect(summary.contains("Emergency reserve: 25000 held, 0 used."))
-        struct Budget: Decodable { var budget: [BudgetLedger.AccountRecord] }
+        struct Budget: Decodable { var budget: [BudgetLedger.Account] }
         let budget = try WireJSON.decode(Budget.self, from: json).budget
         #expect(budget.count == 16 && budget.allSatisfy { $0.used == 0 && $0.reserved == 0 })
 

@@ -17,27 +17,13 @@ public struct BudgetLedger: Sendable {
     }
 
     /// An account's figures.
-    public struct Account: Sendable, Equatable {
+    public struct Account: Codable, Sendable, Equatable {
         public var name: String
         public var limit: Int
         public var reserved: Int
         public var used: Int
         /// What can still be reserved.
         public var available: Int { limit - reserved - used }
-        public init(name: String, limit: Int, reserved: Int, used: Int) {
-            self.name = name
-            self.limit = limit
-            self.reserved = reserved
-            self.used = used
-        }
-    }
-
-    /// An account as the run report's JSON stores it.
-    public struct AccountRecord: Codable, Sendable, Equatable {
-        public var name: String
-        public var limit: Int
-        public var reserved: Int
-        public var used: Int
         public init(name: String, limit: Int, reserved: Int, used: Int) {
             self.name = name
             self.limit = limit

@@ -140,12 +140,12 @@ public enum ReportWriter {
         struct Summary: Encodable {
             var runID: String; var goal: String; var targets: [String]; var status: String; var reason: String?
             var startedAt: Date; var finishedAt: Date; var phases: [Phase]; var tasks: [TaskSpec]; var reports: [MasterReport]
-            var model: String?; var budget: [BudgetLedger.AccountRecord]
+            var model: String?; var budget: [BudgetLedger.Account]
         }
         return try WireJSON.encode(Summary(
             runID: o.request.runID, goal: o.request.goal, targets: o.request.targets, status: o.status, reason: o.reason,
             startedAt: o.startedAt, finishedAt: o.finishedAt, phases: o.phases.map { Phase(phase: $0.phase, name: $0.name, startedAt: $0.startedAt) },
             tasks: o.tasks, reports: o.reports, model: o.model,
-            budget: o.budget.map { BudgetLedger.AccountRecord(name: $0.name, limit: $0.limit, reserved: $0.reserved, used: $0.used) }))
+            budget: o.budget))
     }
 }
