@@ -285,6 +285,7 @@ struct Harness {
         }
         progress.finish()
         await injector.value
+        defer { redis.close() }
         return try await count(state: state, itemsPerTask: itemsPerTask)
     }
 

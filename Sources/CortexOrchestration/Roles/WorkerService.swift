@@ -121,7 +121,7 @@ public struct WorkerService: RoleService {
         }
         defer { keepAlive.cancel() }
         do {
-            let (records, examined, resumedFrom) = try await examine(item, log: itemLog)
+            let (records, examined, resumedFrom) = try await examine(item, redelivered: delivery.redelivered, log: itemLog)
             result.output = .array(records.map { .object($0) })
             result.filesExamined = examined
             result.resumedFrom = resumedFrom
@@ -138,14 +138,15 @@ public struct WorkerService: RoleService {
     /// Runs the item's skill file by file, saving a checkpoint (progress plus records so far) at most
     /// every `checkpointEvery`, and resuming from the last one when the item was started before.
     /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
-    private func examine(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
+    private func examine(_ item: WorkItem, redelivered: Bool, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         let root = URL(fileURLWithPath: item.target)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
         var records: [SkillRecord] = []
         var next = 0
         var resumedFrom: Int?
-        if let checkpoint = await loadCheckpoint(item, files: files, log: log) {
+        // Only an item delivered before can have a checkpoint: a first delivery skips the lookup.
+        if redelivered, let checkpoint = await loadCheckpoint(item, files: files, log: log) {
             records = checkpoint.records
             next = checkpoint.next
             resumedFrom = next
