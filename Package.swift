@@ -20,6 +20,7 @@ let package = Package(
     name: "cortex",
     platforms: [.macOS(.v14)],
     products: daemons.map { .executable(name: $0, targets: [$0]) } + [
+        .executable(name: "catalog-api", targets: ["catalog-api"]),
         .executable(name: "cortexctl", targets: ["cortexctl"]),
         .executable(name: "cortex-lab", targets: ["cortex-lab"]),
         .library(name: "CortexCore", targets: ["CortexCore"]),
@@ -30,6 +31,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/GraphQLSwift/GraphQL.git", from: "4.3.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -55,11 +59,31 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
+            dependencies: ["CortexCore", "CortexCatalog"]
+        ),
+        .target(
+            name: "CortexCatalog",
             dependencies: ["CortexCore"]
         ),
         .target(
+            name: "CatalogServer",
+            dependencies: [
+                "CortexCore",
+                "CortexCatalog",
+                .product(name: "GraphQL", package: "GraphQL"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            ]
+        ),
+        .executableTarget(
+            name: "catalog-api",
+            dependencies: ["CortexCore", "CatalogServer"],
+            path: "Sources/Executables/catalog-api"
+        ),
+        .target(
             name: "CortexControl",
-            dependencies: ["CortexCore", "CortexOrchestration"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexCatalog"]
         ),
         .executableTarget(
             name: "cortexctl",
@@ -79,11 +103,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer"]
         ),
         .testTarget(
             name: "CortexIntegrationTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer"]
         ),
     ] + daemons.map(daemon)
 )

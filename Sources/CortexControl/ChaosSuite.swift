@@ -270,7 +270,7 @@ struct Harness {
         let bus = MessageBus(redis: redis, source: "cortex-lab", metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: logger)
         let client = RunClient(bus: bus)
         let progress = RunProgress()
-        let subscription = bus.subscribe(CortexNames.Channel.allCases)
+        let subscription = bus.subscribe(CortexNames.Channel.orchestration)
         _ = await subscription.subscriber.waitUntilSubscribed()
         let request = RunRequest(goal: goal, targets: [target.path], requestedBy: "cortex-lab")
         try await client.submit(request)

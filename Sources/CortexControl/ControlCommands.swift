@@ -35,7 +35,7 @@ public enum ControlCommands {
     public static func runAndFollow(bus: MessageBus, goal: String, targets: [String], timeout: Duration, verbose: Bool = false) async throws -> RunState {
         let client = RunClient(bus: bus)
         guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
-        let subscription = bus.subscribe(CortexNames.Channel.allCases)
+        let subscription = bus.subscribe(CortexNames.Channel.orchestration)
         _ = await subscription.subscriber.waitUntilSubscribed()
         let request = RunRequest(goal: goal, targets: targets, requestedBy: "cortexctl@\(ProcessIdentity.hostname)")
         print("submitted \(request.runID): goal '\(goal)' on \(targets.joined(separator: ", "))")

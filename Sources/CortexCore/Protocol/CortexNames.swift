@@ -3,7 +3,7 @@
 /// This is the protocol's single source of truth; no other file spells a key. docs/protocol.md
 /// is generated from here (`cortexctl docs protocol`) and a test keeps the two in step.
 public enum CortexNames {
-    /// The three pub/sub channels of the design.
+    /// The pub/sub channels: the design's three, plus the catalog's change feed.
     public enum Channel: String, CaseIterable, Sendable, Codable {
         /// master <-> master and coordinator <-> master messages.
         case mastersCoordination = "cortex:masters:coordination"
@@ -11,6 +11,12 @@ public enum CortexNames {
         case workersStatus = "cortex:workers:status"
         /// coordinator broadcasts: phase changes, run lifecycle.
         case eventsSystem = "cortex:events:system"
+        /// catalog-api change notifications (assets added, changed, deleted); every replica relays them
+        /// to its GraphQL subscriptions and Server-Sent Events clients.
+        case catalogEvents = "cortex:catalog:events"
+
+        /// The design's three orchestration channels (what the coordinator and `cortexctl run` follow).
+        public static let orchestration: [Channel] = [.mastersCoordination, .workersStatus, .eventsSystem]
 
         /// The short name accepted on the command line (`coordination`, `workers`, `system`).
         public var shortName: String {
@@ -18,6 +24,7 @@ public enum CortexNames {
             case .mastersCoordination: return "coordination"
             case .workersStatus: return "workers"
             case .eventsSystem: return "system"
+            case .catalogEvents: return "catalog"
             }
         }
 
@@ -94,6 +101,34 @@ public enum CortexNames {
     public static func budgetAccounts(_ runID: String) -> String { "cortex:budget:\(runID):accounts" }
     /// A held estimate: hash amount, account1..n (keys), with a TTL.
     public static func budgetReservation(_ runID: String, _ id: String) -> String { "cortex:budget:\(runID):reservation:\(id)" }
+    /// The catalog's key layout (catalog-api keeps no state of its own: everything is here).
+    ///
+    /// The Lua scripts of the catalog store receive these prefixes as an argument rather than spelling them.
+    public enum Catalog {
+        /// Hash per asset: `doc` (the asset's JSON content), `version`, `first_seen`, `last_seen`, `fp`
+        /// (content fingerprint) and the indexed fields (`type`, `ns`, `owner`, `health`, `labels`, `words`).
+        public static let assetPrefix = "cortex:catalog:asset:"
+        /// Sorted set (all scores 0, ordered by id) of every asset id: the unfiltered listing and cursor order.
+        public static let allAssets = "cortex:catalog:ids"
+        /// Prefix of the index sorted sets: `idx:type:<TYPE>`, `idx:ns:<namespace>`, `idx:owner:<owner>`,
+        /// `idx:health:<STATUS>`, `idx:label:<key>=<value>`, `idx:word:<token>` (ids, scores 0).
+        public static let indexPrefix = "cortex:catalog:idx:"
+        /// Hash per asset of its outgoing lineage edges: field `<KIND>\t<to>`, value the relation JSON.
+        public static let outEdgesPrefix = "cortex:catalog:rel:out:"
+        /// Hash per asset of its incoming lineage edges: field `<KIND>\t<from>`, value the relation JSON.
+        public static let inEdgesPrefix = "cortex:catalog:rel:in:"
+        /// Prefix of the counter hashes `count:type`, `count:ns`, `count:health`, `count:meta` (field `relations`).
+        public static let countPrefix = "cortex:catalog:count:"
+        /// Hash hour (epoch hours) -> assets first seen in that hour.
+        public static let discoveries = "cortex:catalog:discoveries"
+
+        public static func asset(_ id: String) -> String { assetPrefix + id }
+        public static func index(_ field: String, _ value: String) -> String { "\(indexPrefix)\(field):\(value)" }
+        public static func outEdges(_ id: String) -> String { outEdgesPrefix + id }
+        public static func inEdges(_ id: String) -> String { inEdgesPrefix + id }
+        public static func counts(_ dimension: String) -> String { countPrefix + dimension }
+    }
+
     /// Liveness key of a worker; expires when heartbeats stop.
     public static func workerHeartbeat(_ workerID: String) -> String { "cortex:heartbeat:worker:\(workerID)" }
 }
@@ -139,6 +174,8 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
     case MASTER_REPORT, ESCALATION, HANDOFF_REQUEST, MASTER_SHUTDOWN
     // cortex:workers:status
     case WORKER_REGISTERED, WORKER_HEARTBEAT, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED, WORKER_SHUTDOWN, WORKER_LOST
+    // cortex:catalog:events
+    case ASSET_ADDED, ASSET_CHANGED, ASSET_DELETED
 
     /// The phase-start type for phase `n` (0...5).
     public static func phaseStart(_ n: Int) -> MessageType {
@@ -157,6 +194,8 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
         case .WORKER_REGISTERED, .WORKER_HEARTBEAT, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED,
             .WORKER_SHUTDOWN, .WORKER_LOST:
             return .workersStatus
+        case .ASSET_ADDED, .ASSET_CHANGED, .ASSET_DELETED:
+            return .catalogEvents
         }
     }
 }

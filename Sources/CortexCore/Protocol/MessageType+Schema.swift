@@ -33,6 +33,9 @@ extension MessageType {
         case .TASK_FAILED: return "A work item failed; the reason says why."
         case .WORKER_SHUTDOWN: return "A worker is stopping."
         case .WORKER_LOST: return "The coordinator marked a worker lost: its heartbeat key expired without a WORKER_SHUTDOWN. Its pending items are claimed by other workers after the visibility timeout."
+        case .ASSET_ADDED: return "catalog-api registered a new asset; `asset` is the asset as the API returns it."
+        case .ASSET_CHANGED: return "An asset's content changed (new `version`); `previous_health` is its health status before."
+        case .ASSET_DELETED: return "An asset and its lineage edges were deleted."
         case .MASTER_DOWN: return "No instance of a master is alive (heartbeat timeout or stopped). Its pending tasks are held by the coordinator and handed back when an instance registers; an ESCALATION follows."
         }
     }
@@ -84,6 +87,12 @@ extension MessageType {
             return [.init("worker", .string), .init("node", .string), .init("last_heartbeat", .integer)]
         case .MASTER_DOWN:
             return [.init("master", .string), .init("last_heartbeat", .integer), .init("held_tasks", .integer)]
+        case .ASSET_ADDED:
+            return [.init("asset", .object)]
+        case .ASSET_CHANGED:
+            return [.init("asset", .object), .init("previous_health", .string)]
+        case .ASSET_DELETED:
+            return [.init("id", .string), .init("type", .string)]
         }
     }
 
@@ -118,7 +127,19 @@ extension MessageType {
         case .WORKER_SHUTDOWN: return ["worker": "worker-k3s01-1", "node": "k3s-worker01"]
         case .WORKER_LOST: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "last_heartbeat": 1795000000000]
         case .MASTER_DOWN: return ["master": "inventory", "last_heartbeat": 1795000000000, "held_tasks": 1]
+        case .ASSET_ADDED: return ["asset": Self.exampleAsset]
+        case .ASSET_CHANGED: return ["asset": Self.exampleAsset, "previous_health": "OK"]
+        case .ASSET_DELETED: return ["id": "pod:shop/web-7d9f", "type": "POD"]
         }
+    }
+
+    private static var exampleAsset: JSONValue {
+        [
+            "id": "pod:shop/web-7d9f", "type": "POD", "name": "web-7d9f", "namespace": "shop", "owner": "team-shop",
+            "labels": ["app": "web"], "properties": ["restarts": 4],
+            "health": ["status": "DEGRADED", "reason": "4 restarts", "checkedAt": "2026-11-28T03:00:00Z"],
+            "discoveredBy": "worker-k3s01-1", "firstSeen": "2026-11-28T02:00:00Z", "lastSeen": "2026-11-28T03:00:00Z", "version": 2,
+        ]
     }
 }
 

@@ -32,6 +32,12 @@ public final class CortexMetrics: Sendable {
         "cortex_checkpoints_total": "Work item checkpoints, by event (saved, resumed, unreadable).",
         "cortex_tokens_budget": "A run's token budget per agent account (latest run), by agent.",
         "cortex_tokens_used_total": "LLM tokens used, by agent account, as reconciled at the end of each run.",
+        "cortex_catalog_request_seconds": "catalog-api HTTP request latency, by route template, method and status.",
+        "cortex_catalog_graphql_seconds": "catalog-api GraphQL operation latency, by operation type and root field.",
+        "cortex_catalog_assets": "Assets in the catalog, by type (read from Redis at each scrape).",
+        "cortex_catalog_writes_total": "Asset writes by outcome (created, updated, unchanged) and relations added.",
+        "cortex_catalog_subscribers": "Live catalog subscribers on this replica, by transport (websocket, sse).",
+        "cortex_catalog_registrations_total": "Work items whose discoveries a worker sent to catalog-api, by outcome (ok, failed).",
         "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
 
@@ -107,6 +113,37 @@ public final class CortexMetrics: Sendable {
     public func tokens(agent: String, budget: Int, used: Int) {
         registry.makeGauge(descriptor: d("cortex_tokens_budget"), labels: [("agent", agent)]).set(to: Double(budget))
         registry.makeCounter(descriptor: d("cortex_tokens_used_total"), labels: [("agent", agent)]).increment(by: Int64(used))
+    }
+
+    static let latencyBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+    public func catalogRequest(route: String, method: String, status: Int, seconds: Double) {
+        registry.makeValueHistogram(descriptor: d("cortex_catalog_request_seconds"),
+                                    labels: [("route", route), ("method", method), ("status", String(status))],
+                                    buckets: Self.latencyBuckets).record(seconds)
+    }
+
+    public func catalogGraphQL(operation: String, field: String, seconds: Double) {
+        registry.makeValueHistogram(descriptor: d("cortex_catalog_graphql_seconds"), labels: [("operation", operation), ("field", field)],
+                                    buckets: Self.latencyBuckets).record(seconds)
+    }
+
+    public func catalogAssets(type: String, count: Int) {
+        registry.makeGauge(descriptor: d("cortex_catalog_assets"), labels: [("type", type)]).set(to: Double(count))
+    }
+
+    public func catalogWrites(created: Int, updated: Int, unchanged: Int, relations: Int) {
+        for (outcome, n) in [("created", created), ("updated", updated), ("unchanged", unchanged), ("relation_added", relations)] where n > 0 {
+            registry.makeCounter(descriptor: d("cortex_catalog_writes_total"), labels: [("outcome", outcome)]).increment(by: Int64(n))
+        }
+    }
+
+    public func catalogSubscribers(transport: String, delta: Int) {
+        registry.makeGauge(descriptor: d("cortex_catalog_subscribers"), labels: [("transport", transport)]).increment(by: Double(delta))
+    }
+
+    public func catalogRegistration(outcome: String) {
+        registry.makeCounter(descriptor: d("cortex_catalog_registrations_total"), labels: [("outcome", outcome)]).increment()
     }
 
     /// The Prometheus text exposition of every metric.

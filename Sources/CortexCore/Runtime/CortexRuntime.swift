@@ -43,6 +43,29 @@ public enum CortexRuntime {
         arguments: [String] = Array(CommandLine.arguments.dropFirst()),
         makeRole: @escaping @Sendable (ProcessContext) throws -> any RoleService
     ) async -> Never {
+        let (settings, logger) = bootstrap(process: process, arguments: arguments)
+        await run(logger: logger) {
+            let context = try makeContext(process: process, settings: settings, logger: logger)
+            let role = try makeRole(context)
+            let ops = OpsServer(
+                host: settings.string(.httpHost), port: try settings.int(.httpPort, default: defaultPort, range: 0...65535),
+                metrics: context.metrics, logger: logger,
+                readiness: {
+                    guard await context.redis.ping() else { return .notReady(["redis unreachable at \(context.redis.endpoint)"]) }
+                    return await role.readiness()
+                }
+            )
+            logger.info("starting", metadata: ["cortex.instance": "\(context.instanceID)", "cortex.node": "\(context.nodeName)", "cortex.redis": "\(context.redis.endpoint)"])
+            // Services shut down in reverse order: the role stops taking work first, the ops endpoint last.
+            return [
+                .init(service: ops),
+                .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
+            ]
+        }
+    }
+
+    /// `--help`, settings from flags and environment (exit 2 with the reason when wrong), JSON logging.
+    public static func bootstrap(process: String, arguments: [String]) -> (SettingValues, Logger) {
         if arguments.contains("--help") || arguments.contains("-h") {
             print(SettingValues.help(process: process, settings: Setting.all))
             exit(0)
@@ -60,24 +83,14 @@ public enum CortexRuntime {
             exit(2)
         }
         JSONLogHandler.bootstrap(process: process, level: level)
-        let logger = Logger(label: "cortex.\(process)")
+        return (settings, Logger(label: "cortex.\(process)"))
+    }
+
+    /// Runs the services `build` returns in one group with graceful shutdown on SIGTERM/SIGINT, then exits:
+    /// 0 after a clean stop, 2 for a configuration error, 1 for any other failure.
+    public static func run(logger: Logger, build: () throws -> [ServiceGroupConfiguration.ServiceConfiguration]) async -> Never {
         do {
-            let context = try makeContext(process: process, settings: settings, logger: logger)
-            let role = try makeRole(context)
-            let ops = OpsServer(
-                host: settings.string(.httpHost), port: try settings.int(.httpPort, default: defaultPort, range: 0...65535),
-                metrics: context.metrics, logger: logger,
-                readiness: {
-                    guard await context.redis.ping() else { return .notReady(["redis unreachable at \(context.redis.endpoint)"]) }
-                    return await role.readiness()
-                }
-            )
-            logger.info("starting", metadata: ["cortex.instance": "\(context.instanceID)", "cortex.node": "\(context.nodeName)", "cortex.redis": "\(context.redis.endpoint)"])
-            // Services shut down in reverse order: the role stops taking work first, the ops endpoint last.
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-                .init(service: ops),
-                .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
-            ]
+            var services = try build()
             if ProcessInfo.processInfo.environment["CORTEX_EXIT_WITH_PARENT"] == "1" {
                 services.append(.init(service: ParentWatch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup))
             }

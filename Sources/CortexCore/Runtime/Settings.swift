@@ -61,10 +61,30 @@ public struct Setting: Sendable, Hashable {
     public static let workerPools = Setting(env: "CORTEX_WORKER_POOLS", flag: "pools", defaultValue: "(all pools)",
         help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test, review.", usedBy: "worker")
 
+    public static let catalogURL = Setting(env: "CORTEX_CATALOG_URL", flag: "catalog-url", defaultValue: "(none)",
+        help: "Base URL of catalog-api, e.g. http://catalog-api:8080. Workers register what they discover there; the coordinator reports catalog totals before and after a run. Unset: no catalog.", usedBy: "worker, coordinator")
+    public static let catalogToken = Setting(env: "CORTEX_CATALOG_TOKEN", flag: "catalog-token", defaultValue: "(none)",
+        help: "Bearer token for catalog-api (write scope for workers). Never logged.", usedBy: "worker, coordinator")
+    public static let catalogTokens = Setting(env: "CORTEX_CATALOG_TOKENS", flag: "tokens", defaultValue: "(none)",
+        help: "Accepted bearer tokens as scope:token[:name], comma-separated; scope is read or write (write includes read); tokens have 16+ characters.", usedBy: "catalog-api")
+    public static let catalogTokensFile = Setting(env: "CORTEX_CATALOG_TOKENS_FILE", flag: "tokens-file", defaultValue: "(none)",
+        help: "A file with more scope:token[:name] entries, one per line (e.g. a mounted Secret).", usedBy: "catalog-api")
+    public static let catalogAllowAnonymous = Setting(env: "CORTEX_CATALOG_ALLOW_ANONYMOUS", flag: "allow-anonymous", defaultValue: "false",
+        help: "true: accept requests without a token, with write scope (local use; cortexctl up sets it). Without tokens and without this, catalog-api refuses to start.", usedBy: "catalog-api")
+    public static let catalogMaxDepth = Setting(env: "CORTEX_CATALOG_MAX_DEPTH", flag: "max-depth", defaultValue: "12",
+        help: "Deepest GraphQL selection accepted (introspection excepted).", usedBy: "catalog-api")
+    public static let catalogMaxCost = Setting(env: "CORTEX_CATALOG_MAX_COST", flag: "max-cost", defaultValue: "50000",
+        help: "Highest GraphQL query cost accepted: one per field, list fields multiplied by the items they may return.", usedBy: "catalog-api")
+    public static let catalogMaxPage = Setting(env: "CORTEX_CATALOG_MAX_PAGE", flag: "max-page", defaultValue: "500",
+        help: "Largest page (`first`, `limit`) a listing returns.", usedBy: "catalog-api")
+    public static let catalogMaxBody = Setting(env: "CORTEX_CATALOG_MAX_BODY", flag: "max-body", defaultValue: "8388608",
+        help: "Largest request body in bytes (batch upserts are the big ones); larger is refused with 413.", usedBy: "catalog-api")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
+        catalogURL, catalogToken, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
     ]
 }
 
@@ -123,6 +143,16 @@ public struct SettingValues: Sendable {
             throw ConfigurationError("\(s.env) / --\(s.flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
         }
         return v
+    }
+
+    /// A boolean: true/false, 1/0, yes/no.
+    public func bool(_ s: Setting) throws -> Bool {
+        let text = (values[s.env] ?? s.defaultValue).lowercased()
+        switch text {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw ConfigurationError("\(s.env) / --\(s.flag) must be true or false, got '\(text)'")
+        }
     }
 
     /// A duration given in (possibly fractional) seconds.

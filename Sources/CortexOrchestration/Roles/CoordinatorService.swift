@@ -41,7 +41,7 @@ public struct CoordinatorService: RoleService {
 
     public func run() async throws {
         let log = context.logger
-        let (subscriber, events) = context.bus.subscribe(CortexNames.Channel.allCases)
+        let (subscriber, events) = context.bus.subscribe(CortexNames.Channel.orchestration)
         defer { subscriber.stop() }
         let reader = context.blockingClient(name: "run-reader", block: .seconds(1))
         defer { reader.close() }

@@ -29,7 +29,7 @@ public struct RunClient: Sendable {
     /// The run's hash is re-read every second, so a missed RUN_COMPLETE cannot leave the caller hanging.
     public func follow(runID: String, subscribedBeforeSubmit subscription: (RedisSubscriber, AsyncStream<Envelope>)? = nil,
                        timeout: Duration, onEvent: @escaping @Sendable (Envelope) -> Void) async throws -> RunState {
-        let (subscriber, events) = subscription ?? bus.subscribe(CortexNames.Channel.allCases)
+        let (subscriber, events) = subscription ?? bus.subscribe(CortexNames.Channel.orchestration)
         defer { subscriber.stop() }
         let deadline = ContinuousClock.now + timeout
         let relay = Task {

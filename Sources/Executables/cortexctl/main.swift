@@ -191,7 +191,7 @@ struct Events: AsyncParsableCommand {
             let bus = try redis.bus()
             let channels: [CortexNames.Channel]
             if channel == "all" { channels = CortexNames.Channel.allCases } else {
-                guard let c = CortexNames.Channel(name: channel) else { throw ConfigurationError("unknown channel '\(channel)': use coordination, workers, system or all") }
+                guard let c = CortexNames.Channel(name: channel) else { throw ConfigurationError("unknown channel '\(channel)': use coordination, workers, system, catalog or all") }
                 channels = [c]
             }
             let subscriber = RedisSubscriber(endpoint: bus.redis.endpoint, channels: channels.map(\.rawValue))
@@ -217,7 +217,7 @@ struct Events: AsyncParsableCommand {
 struct Publish: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Validate and publish one message: cortexctl publish system PHASE_0_START --data '{\"phase\":0,\"name\":\"pre-flight\"}'")
     @OptionGroup var redis: RedisOptions
-    @Argument(help: "Channel: full name or coordination / workers / system.") var channel: String
+    @Argument(help: "Channel: full name or coordination / workers / system / catalog.") var channel: String
     @Argument(help: "Message type, e.g. ESCALATION.") var type: String
     @Option(name: .long, help: "The data object as JSON.") var data: String = "{}"
     @Option(name: .long, help: "The run id to stamp on the envelope.") var runID: String?

@@ -1,0 +1,3 @@
+import CatalogServer
+
+await CatalogAPIMain.main()
