@@ -76,6 +76,15 @@ struct CatalogMiddleware: RouterMiddleware {
         let response: Response
         do {
             response = try await next(request, context)
+        } catch let e as HTTPError where e.status == .notFound {
+            // The router knows paths per method (handlers report a missing asset as a CatalogError, not an
+            // HTTPError): a documented path asked with another method is a 405.
+            if let allowed = OpenAPIDocument.allowedMethods(path: request.uri.path), !allowed.contains(request.method.rawValue) {
+                response = jsonResponse(.methodNotAllowed, ["error": ["code": "METHOD_NOT_ALLOWED", "message": .string("\(request.method) is not allowed on \(request.uri.path); use \(allowed.joined(separator: ", "))")]],
+                                        headers: [.allow: allowed.joined(separator: ", ")])
+            } else {
+                response = Self.errorResponse(e, request: request, logger: logger)
+            }
         } catch {
             response = Self.errorResponse(error, request: request, logger: logger)
         }

@@ -67,15 +67,20 @@ struct CatalogRoutes: Sendable {
             let principal = try authorize(request, .write)
             let id = try pathID(context)
             var input = try decode(AssetInput.self, try await jsonBody(request))
-            if let given = input.id, given != id { throw CatalogError(.invalid, "body id \(given) differs from the path's \(id)") }
+            if let given = input.id, !given.isEmpty, given != id { throw CatalogError(.invalid, "body id \(given) differs from the path's \(id)") }
             input.id = id
-            if let ifMatch = request.headers[.ifMatch] {
-                guard let v = Int(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\" W/"))) else {
-                    throw CatalogError(.invalid, "If-Match must be the asset's version, got '\(ifMatch)'")
+            var mode = CatalogStore.WriteMode.upsert
+            if let ifMatch = request.headers[.ifMatch]?.trimmingCharacters(in: .whitespaces), !ifMatch.isEmpty {
+                if ifMatch == "*" {
+                    mode = .update  // any version, but the asset must exist
+                } else {
+                    guard let v = Int(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\"W/"))) else {
+                        throw CatalogError(.invalid, "If-Match must be the asset's version or *, got '\(ifMatch)'")
+                    }
+                    input.expectedVersion = v
                 }
-                input.expectedVersion = v
             }
-            let (summary, assets) = try await store.write([input], mode: .upsert, by: principal.name)
+            let (summary, assets) = try await store.write([input], mode: mode, by: principal.name)
             return try encoded(summary.created == 1 ? .created : .ok, assets[0])
         }
         api.delete("/assets/{id}") { request, context in
@@ -101,8 +106,9 @@ struct CatalogRoutes: Sendable {
             guard let text = string(request.uri.queryParameters.get("text")), !text.isEmpty else {
                 throw CatalogError(.invalid, "text is required")
             }
-            let page = try await store.list(filter: AssetFilter(text: text), first: try limit(request),
-                                            after: string(request.uri.queryParameters.get("after")))
+            let first = try limit(request)
+            guard !CatalogValidation.words(text).isEmpty else { return try pageResponse(AssetPage(items: [], hasNextPage: false, endCursor: nil)) }
+            let page = try await store.list(filter: AssetFilter(text: text), first: first, after: string(request.uri.queryParameters.get("after")))
             return try pageResponse(page)
         }
         api.post("/batch") { request, _ in
@@ -255,7 +261,7 @@ struct CatalogRoutes: Sendable {
 
     func limit(_ request: Request) throws -> Int {
         let n = try intParameter(request, "limit") ?? 50
-        guard n >= 1 else { throw CatalogError(.invalid, "limit must be 1 or more, got \(n)") }
+        guard (1...10_000).contains(n) else { throw CatalogError(.invalid, "limit must be 1...10000, got \(n)") }
         return min(n, maxPage)
     }
 

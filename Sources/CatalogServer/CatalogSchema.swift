@@ -181,7 +181,10 @@ public enum CatalogSchema {
             },
             "search": GraphQLField(type: GraphQLNonNull(connection), args: searchArgs) { _, args, context, _ in
                 let c = ctx(context)
-                return MapConversion.source(try await c.store.list(filter: AssetFilter(text: args["text"].string ?? ""), first: try page(args, c), after: args["after"].string))
+                let text = args["text"].string ?? ""
+                let first = try page(args, c)
+                guard !CatalogValidation.words(text).isEmpty else { return MapConversion.source(AssetPage(items: [], hasNextPage: false, endCursor: nil)) }
+                return MapConversion.source(try await c.store.list(filter: AssetFilter(text: text), first: first, after: args["after"].string))
             },
             "lineage": GraphQLField(type: lineage, args: [
                 "id": GraphQLArgument(type: GraphQLNonNull(GraphQLID)),

@@ -155,6 +155,12 @@ public struct AssetPage: Sendable, Codable, Equatable {
     public var hasNextPage: Bool
     /// Pass as `after` for the next page; nil when the page is empty.
     public var endCursor: String?
+
+    public init(items: [Asset], hasNextPage: Bool, endCursor: String?) {
+        self.items = items
+        self.hasNextPage = hasNextPage
+        self.endCursor = endCursor
+    }
 }
 
 /// A lineage walk's result.
@@ -188,6 +194,16 @@ public struct CatalogStats: Sendable, Codable, Equatable {
     public var byHealth: [KeyCount]
     /// The last 24 hours that saw discoveries, oldest first.
     public var discoveriesPerHour: [HourCount]
+}
+
+/// Asset and relation totals of the catalog at one moment (the run report's before and after).
+public struct CatalogTotals: Sendable, Codable, Equatable {
+    public var assets: Int
+    public var relations: Int
+    public init(assets: Int, relations: Int) {
+        self.assets = assets
+        self.relations = relations
+    }
 }
 
 /// What a batch upsert did.

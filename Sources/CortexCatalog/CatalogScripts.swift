@@ -126,8 +126,12 @@ enum CatalogScripts {
     local ins = redis.call('HGETALL', N['in'] .. id)
     for i = 1, #ins, 2 do
       local tab = string.find(ins[i], '\\t', 1, true)
-      redis.call('HDEL', N.out .. string.sub(ins[i], tab + 1), string.sub(ins[i], 1, tab - 1) .. '\\t' .. id)
-      removed = removed + 1
+      local from = string.sub(ins[i], tab + 1)
+      -- A self-relation was counted with the outgoing edges already.
+      if from ~= id then
+        redis.call('HDEL', N.out .. from, string.sub(ins[i], 1, tab - 1) .. '\\t' .. id)
+        removed = removed + 1
+      end
     end
     if removed > 0 then redis.call('HINCRBY', N.count .. 'meta', 'relations', -removed) end
     redis.call('DEL', key, N.out .. id, N['in'] .. id)

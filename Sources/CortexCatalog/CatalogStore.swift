@@ -67,11 +67,10 @@ public struct CatalogStore: Sendable {
             keys.append(CortexNames.Catalog.index("label", "\(k)=\(v)"))
         }
         if let text = filter.text {
-            let words = CatalogValidation.words(text)
-            guard !words.isEmpty else { throw CatalogError(.invalid, "text filter '\(text)' has no words (letters or digits)") }
-            keys += Set(words).sorted().map { CortexNames.Catalog.index("word", $0) }
+            // Text without a letter or digit constrains nothing.
+            keys += Set(CatalogValidation.words(text)).sorted().map { CortexNames.Catalog.index("word", $0) }
         }
-        let afterID = try after.map(Self.decodeCursor) ?? ""
+        let afterID = try after.flatMap { $0.isEmpty ? nil : try Self.decodeCursor($0) } ?? ""
         let reply = try await CatalogScripts.list.run(redis, keys: keys, args: [CatalogScripts.names, afterID, first]).orThrow()
         guard let parts = reply.array, parts.count == 2, let ids = parts[1].array?.compactMap(\.string) else {
             throw RedisError.server("unexpected listing reply \(reply)")
@@ -132,17 +131,23 @@ public struct CatalogStore: Sendable {
         guard inputs.count <= CatalogLimits.maxBatch, relations.count <= CatalogLimits.maxBatch else {
             throw CatalogError(.tooLarge, "at most \(CatalogLimits.maxBatch) assets and \(CatalogLimits.maxBatch) relations per batch")
         }
-        var seen = Set<String>()
         var prepared: [JSONValue] = []
         var contents: [Asset] = []
+        var position: [String: Int] = [:]
         let nowMs = epochMilliseconds(now)
         for (i, input) in inputs.enumerated() {
             try CatalogValidation.check(input, at: inputs.count == 1 ? "asset" : "assets[\(i)]")
             let id = input.resolvedID
-            guard seen.insert(id).inserted else { throw CatalogError(.invalid, "assets[\(i)]: id \(id) appears twice in the batch") }
             let (record, asset) = try Self.prepare(input, id: id, by: principal, nowMs: nowMs)
-            prepared.append(record)
-            contents.append(asset)
+            // An asset named twice in one batch: the later entry wins, as if the two were sent in order.
+            if let earlier = position[id] {
+                prepared[earlier] = record
+                contents[earlier] = asset
+            } else {
+                position[id] = prepared.count
+                prepared.append(record)
+                contents.append(asset)
+            }
         }
         var edges: [JSONValue] = []
         for (i, r) in relations.enumerated() {
@@ -310,9 +315,10 @@ public struct CatalogStore: Sendable {
     public static func decodeCursor(_ cursor: String) throws -> String {
         var b64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while b64.count % 4 != 0 { b64 += "=" }
-        guard let data = Data(base64Encoded: b64), let id = String(data: data, encoding: .utf8), !id.isEmpty else {
+        guard let data = Data(base64Encoded: b64), !data.isEmpty else {
             throw CatalogError(.invalid, "after: '\(cursor)' is not a cursor from this API")
         }
-        return id
+        // Any position is a valid place to continue from, even one no listing returned.
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -55,7 +55,6 @@ public enum CatalogValidation {
         try checkText(relation.from, "\(position).from", max: CatalogLimits.maxIDLength)
         try checkText(relation.to, "\(position).to", max: CatalogLimits.maxIDLength)
         if let by = relation.discoveredBy { try checkText(by, "\(position).discoveredBy", max: CatalogLimits.maxNameLength) }
-        guard relation.from != relation.to else { throw CatalogError(.invalid, "\(position): an asset cannot relate to itself (\(relation.from))") }
     }
 
     static func checkText(_ text: String, _ field: String, max: Int, allowEmpty: Bool = false) throws {

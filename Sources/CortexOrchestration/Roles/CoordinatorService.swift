@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexCore
 import Foundation
 import Logging
@@ -14,6 +15,8 @@ public struct CoordinatorService: RoleService {
     let claimIdle: Duration
     let masterDownTimeout: Duration
     let budgetPlan: BudgetPlan
+    /// catalog-api, when configured: totals before and after each run go in the report.
+    let catalog: CatalogClient?
     let monitor: LivenessMonitor
     let snapshots: CoordinationSnapshots
     private let signal = EventSignal()
@@ -26,6 +29,7 @@ public struct CoordinatorService: RoleService {
         runTimeout = try context.settings.seconds(.runTimeout)
         claimIdle = try context.settings.seconds(.claimIdle)
         masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
+        catalog = CatalogClient(settings: context.settings)
         budgetPlan = try BudgetPlan.configured(
             total: context.settings.raw(.budgetTotal) == nil ? nil : try context.settings.int(.budgetTotal),
             reserve: context.settings.raw(.budgetReserve) == nil ? nil : try context.settings.int(.budgetReserve),
@@ -114,6 +118,9 @@ struct RunExecution {
     final class Progress: @unchecked Sendable {  // touched by one task only
         var phases: [(phase: Int, name: String, startedAt: Date)] = []
         var tasks: [TaskSpec] = []
+        var catalogBefore: CatalogTotals?
+        var catalogAfter: CatalogTotals?
+        var catalogProblem: String?
     }
 
     static let phaseNames = ["pre-flight", "master-activation", "work-distribution", "parallel-execution", "aggregation", "reporting"]
@@ -166,6 +173,8 @@ struct RunExecution {
         } catch {
             log.warning("could not open the run's token budgets: \(error)")
         }
+        // The catalog's baseline, before any worker registers anything for this run.
+        await readCatalog(progress, before: true)
         progress.tasks = TaskRouter.decompose(request)
         do {
             var commands: [[any RedisArgument]] = []
@@ -220,12 +229,26 @@ struct RunExecution {
         } else if !failedReports.isEmpty {
             reason = "incomplete results from " + failedReports.map { $0.master.processName }.joined(separator: ", ")
         }
+        // Workers register before they commit a result, so every report in hand is in the catalog too.
+        await readCatalog(progress, before: false)
         let budget = (try? await ledger.accounts()) ?? []
         for agent in BudgetPlan.agentOrder {
             let mine = budget.filter { $0.name == agent || $0.name == "\(agent):workers" }
             context.metrics.tokens(agent: agent, budget: mine.reduce(0) { $0 + $1.limit }, used: mine.reduce(0) { $0 + $1.used })
         }
         return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports, budget: budget)
+    }
+
+    /// Reads catalog-api's totals (when one is configured) for the report's before / after line.
+    private func readCatalog(_ progress: Progress, before: Bool) async {
+        guard let catalog = service.catalog else { return }
+        do {
+            let totals = try await catalog.totals()
+            if before { progress.catalogBefore = totals } else { progress.catalogAfter = totals }
+        } catch {
+            progress.catalogProblem = "\(error)"
+            context.logger.warning("could not read the catalog's totals: \(error)")
+        }
     }
 
     private func enter(_ phase: Int, _ progress: Progress) async {
@@ -262,7 +285,8 @@ struct RunExecution {
         await enter(5, progress)
         let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
                                  reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date(),
-                                 budget: budget, model: nil)
+                                 budget: budget, model: nil, catalogBefore: progress.catalogBefore, catalogAfter: progress.catalogAfter,
+                                 catalogProblem: progress.catalogProblem)
         var reportDir = ""
         do {
             reportDir = try ReportWriter.write(outcome, to: service.outputDir).path

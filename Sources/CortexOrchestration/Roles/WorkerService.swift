@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexCore
 import Foundation
 import Logging
@@ -13,6 +14,8 @@ public struct WorkerService: RoleService {
     /// How often a long item saves its progress.
     let checkpointEvery: Duration
     private let registered = Locked(false)
+    /// catalog-api, when configured: each item's findings are registered there.
+    let catalog: CatalogClient?
     private let listings = Locked<[(task: String, files: [String])]>([])
 
     public init(context: ProcessContext) throws {
@@ -30,6 +33,7 @@ public struct WorkerService: RoleService {
         self.claimIdle = try context.settings.seconds(.claimIdle)
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.checkpointEvery = .seconds(1)
+        self.catalog = CatalogClient(settings: context.settings)
     }
 
     var workerID: String { context.instanceID }
@@ -129,10 +133,28 @@ public struct WorkerService: RoleService {
             result.status = .failed
             result.error = "\(error)"
         }
+        if result.status == .succeeded, let catalog, let records = result.output.arrayValue {
+            await register(records.compactMap(\.objectValue), item: item, in: catalog, log: itemLog)
+        }
         result.durationMs = Int((ContinuousClock.now - started) / .milliseconds(1))
         result.finishedAtMs = epochMilliseconds()
         await commit(result, item: item, delivery: delivery, log: itemLog)
         context.metrics.workItemFinished(pool: item.pool, outcome: result.status.rawValue, seconds: Double(result.durationMs) / 1000)
+    }
+
+    /// Registers the item's findings in the catalog (one idempotent GraphQL batch). A catalog that is down
+    /// costs the catalog entries, not the item: the result is committed either way, and the next run
+    /// registers them again.
+    private func register(_ records: [SkillRecord], item: WorkItem, in catalog: CatalogClient, log: Logger) async {
+        let (assets, relations) = SkillCatalog.entries(skill: item.skill, target: item.target, records: records, worker: workerID)
+        do {
+            let summary = try await catalog.upsert(assets, relations: relations)
+            context.metrics.catalogRegistration(outcome: "ok")
+            log.debug("registered in the catalog", metadata: ["cortex.catalog.created": "\(summary.created)", "cortex.catalog.updated": "\(summary.updated)"])
+        } catch {
+            context.metrics.catalogRegistration(outcome: "failed")
+            log.warning("could not register \(assets.count) assets in the catalog: \(error)")
+        }
     }
 
     /// Runs the item's skill file by file, saving a checkpoint (progress plus records so far) at most

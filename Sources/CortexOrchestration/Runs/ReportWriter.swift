@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexCore
 import Foundation
 
@@ -16,6 +17,11 @@ public struct RunOutcome: Sendable {
     public var budget: [BudgetLedger.Account] = []
     /// The LLM the run used, or nil when none is configured.
     public var model: String?
+    /// catalog-api totals when the run started work (phase 2) and after aggregation (phase 4); nil without a catalog.
+    public var catalogBefore: CatalogTotals?
+    public var catalogAfter: CatalogTotals?
+    /// Why the catalog could not be read, when it is configured but was not.
+    public var catalogProblem: String?
 }
 
 /// Writes a run's reports (Markdown and JSON) into `<output>/<run id>/`.
@@ -60,6 +66,12 @@ public enum ReportWriter {
         }
         let workers = Set(o.reports.flatMap { $0.items.map { "\($0.worker)@\($0.node)" } })
         out += "Workers used: \(workers.count)\n"
+        if let before = o.catalogBefore, let after = o.catalogAfter {
+            out += "Catalog: \(before.assets) -> \(after.assets) assets (\(signed(after.assets - before.assets))), "
+                + "\(before.relations) -> \(after.relations) relations (\(signed(after.relations - before.relations)))\n"
+        } else if let problem = o.catalogProblem {
+            out += "Catalog: unavailable (\(problem))\n"
+        }
         if let run = o.budget.first(where: { $0.name == BudgetPlan.runAccount }) {
             let limit = run.limit
             let used = run.used
@@ -67,6 +79,8 @@ public enum ReportWriter {
         }
         return out
     }
+
+    static func signed(_ n: Int) -> String { n >= 0 ? "+\(n)" : "\(n)" }
 
     /// The design's "ACTUAL USAGE" table: per agent budget, used, percent and unused, then the total.
     static func budgetMarkdown(_ o: RunOutcome) -> String {
@@ -141,11 +155,12 @@ public enum ReportWriter {
             var runID: String; var goal: String; var targets: [String]; var status: String; var reason: String?
             var startedAt: Date; var finishedAt: Date; var phases: [Phase]; var tasks: [TaskSpec]; var reports: [MasterReport]
             var model: String?; var budget: [BudgetLedger.Account]
+            var catalogBefore: CatalogTotals?; var catalogAfter: CatalogTotals?
         }
         return try WireJSON.encode(Summary(
             runID: o.request.runID, goal: o.request.goal, targets: o.request.targets, status: o.status, reason: o.reason,
             startedAt: o.startedAt, finishedAt: o.finishedAt, phases: o.phases.map { Phase(phase: $0.phase, name: $0.name, startedAt: $0.startedAt) },
             tasks: o.tasks, reports: o.reports, model: o.model,
-            budget: o.budget))
+            budget: o.budget, catalogBefore: o.catalogBefore, catalogAfter: o.catalogAfter))
     }
 }

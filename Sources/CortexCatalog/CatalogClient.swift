@@ -1,0 +1,80 @@
+import CortexCore
+import Foundation
+
+/// A client of catalog-api's GraphQL endpoint, for workers (register what they found) and the
+/// coordinator (catalog totals before and after a run). Uses Cortex's libcurl client.
+public struct CatalogClient: Sendable {
+    public let baseURL: String
+    private let token: String?
+    public let timeout: Duration
+
+    public init(baseURL: String, token: String?, timeout: Duration = .seconds(10)) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        self.timeout = timeout
+    }
+
+    /// The client configured by CORTEX_CATALOG_URL / CORTEX_CATALOG_TOKEN, or nil when no catalog is configured.
+    public init?(settings: SettingValues) {
+        guard let url = settings.raw(.catalogURL), !url.isEmpty else { return nil }
+        self.init(baseURL: url, token: settings.raw(.catalogToken))
+    }
+
+    static let upsertMutation = """
+    mutation Register($assets: [AssetInput!]!, $relations: [RelationInput!]) {
+      upsertAssets(assets: $assets, relations: $relations) { created updated unchanged relations }
+    }
+    """
+
+    /// Registers assets and relations in one idempotent batch (the design's WORKER-TO-CATALOG pattern).
+    public func upsert(_ assets: [AssetInput], relations: [RelationInput] = []) async throws -> UpsertSummary {
+        let variables: JSONValue = [
+            "assets": .array(try assets.map(Self.graphQLInput)),
+            "relations": .array(try relations.map { try JSONValue(encoding: $0) }),
+        ]
+        let data = try await graphQL(Self.upsertMutation, variables: variables)
+        guard let result = data["upsertAssets"] else { throw CatalogClientError("no upsertAssets in the answer") }
+        return try result.decode(UpsertSummary.self)
+    }
+
+    /// The catalog's asset and relation totals.
+    public func totals() async throws -> CatalogTotals {
+        let data = try await graphQL("{ stats { total relations } }", variables: [:])
+        guard let total = data["stats"]?["total"]?.intValue, let relations = data["stats"]?["relations"]?.intValue else {
+            throw CatalogClientError("no stats in the answer")
+        }
+        return CatalogTotals(assets: total, relations: relations)
+    }
+
+    /// Runs a GraphQL operation; GraphQL errors and HTTP failures are thrown with their message.
+    public func graphQL(_ query: String, variables: JSONValue) async throws -> JSONValue {
+        var headers = ["Content-Type": "application/json"]
+        if let token, !token.isEmpty { headers["Authorization"] = "Bearer \(token)" }
+        let body: JSONValue = ["query": .string(query), "variables": variables]
+        let response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
+        guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
+            throw CatalogClientError("catalog-api answered \(response.status) without JSON")
+        }
+        if let errors = json["errors"]?.arrayValue, !errors.isEmpty {
+            let messages = errors.compactMap { $0["message"]?.stringValue }.joined(separator: "; ")
+            throw CatalogClientError("catalog-api (\(response.status)): \(messages)")
+        }
+        guard response.status == 200, let data = json["data"] else { throw CatalogClientError("catalog-api answered \(response.status)") }
+        return data
+    }
+
+    /// GraphQL's AssetInput takes labels as a list of {key, value}.
+    static func graphQLInput(_ input: AssetInput) throws -> JSONValue {
+        var object = try JSONValue(encoding: input).objectValue ?? [:]
+        object["expectedVersion"] = nil
+        if let labels = input.labels {
+            object["labels"] = .array(labels.sorted { $0.key < $1.key }.map { ["key": .string($0.key), "value": .string($0.value)] })
+        }
+        return .object(object)
+    }
+}
+
+public struct CatalogClientError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
