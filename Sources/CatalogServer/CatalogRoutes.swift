@@ -28,7 +28,8 @@ struct CatalogRoutes: Sendable {
         router.get("/metrics") { _, _ in
             // Asset counts come from Redis at scrape time, so every replica reports the shared catalog.
             if let stats = try? await store.stats() {
-                for c in stats.byType { metrics.catalogAssets(type: c.key, count: c.count) }
+                let counts = Dictionary(stats.byType.map { ($0.key, $0.count) }, uniquingKeysWith: +)
+                for t in AssetType.allCases { metrics.catalogAssets(type: t.rawValue, count: counts[t.rawValue] ?? 0) }
             }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))

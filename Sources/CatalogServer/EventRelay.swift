@@ -23,6 +23,10 @@ public final class EventRelay: Service, Sendable {
         self.logger = logger
     }
 
+    private func countListeners() {
+        bus.metrics.catalogListeners(listeners.value.count)
+    }
+
     /// Whether the Redis subscription is live (part of /readyz).
     public var isSubscribed: Bool { subscribed.value }
 
@@ -32,7 +36,11 @@ public final class EventRelay: Service, Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: Envelope.self, bufferingPolicy: .bufferingNewest(1000))
         let id = nextID.withLock { n -> Int in n += 1; return n }
         listeners.withLock { $0[id] = Listener(types: types, continuation: continuation) }
-        continuation.onTermination = { [listeners] _ in _ = listeners.withLock { $0.removeValue(forKey: id) } }
+        countListeners()
+        continuation.onTermination = { [self] _ in
+            _ = listeners.withLock { $0.removeValue(forKey: id) }
+            countListeners()
+        }
         return stream
     }
 

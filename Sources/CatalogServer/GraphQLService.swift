@@ -64,7 +64,7 @@ public struct GraphQLService: Sendable {
         do {
             document = try parse(source: Source(body: request.query, name: "GraphQL request"))
         } catch let e as GraphQLError {
-            throw Refusal(400, [e])
+            throw Refusal(400, Self.coded([e], "GRAPHQL_PARSE_FAILED"))
         } catch {
             throw Refusal(CatalogError(.invalid, "\(error)"))
         }
@@ -89,7 +89,7 @@ public struct GraphQLService: Sendable {
             throw Refusal(CatalogError(.unauthenticated, "\(error)"))
         }
         let validationErrors = validate(schema: schema, ast: document)
-        guard validationErrors.isEmpty else { throw Refusal(400, validationErrors) }
+        guard validationErrors.isEmpty else { throw Refusal(400, Self.coded(validationErrors, "GRAPHQL_VALIDATION_FAILED")) }
         do {
             try limits.check(document, operationName: request.operationName, variables: request.variables)
         } catch let e as CatalogError {
@@ -152,9 +152,35 @@ public struct GraphQLService: Sendable {
         return out
     }
 
-    /// The JSON text of a result.
+    /// The JSON text of a result. Errors carry `path` only when a field failed (the library writes an
+    /// empty one for request errors, which clients then take for a resolver failure).
     public static func encode(_ result: GraphQLResult) -> String {
-        (try? String(decoding: GraphQLJSONEncoder().encode(result), as: UTF8.self)) ?? #"{"errors":[{"message":"result could not be encoded"}]}"#
+        var parts: [String] = []
+        if !result.errors.isEmpty { parts.append(#""errors":"# + encode(result.errors)) }
+        if let data = result.data {
+            parts.append(#""data":"# + ((try? String(decoding: GraphQLJSONEncoder().encode(data), as: UTF8.self)) ?? "null"))
+        }
+        return "{" + parts.joined(separator: ",") + "}"
+    }
+
+    /// A JSON array of GraphQL errors, without empty paths.
+    public static func encode(_ errors: [GraphQLError]) -> String {
+        let items: [String] = errors.map { error in
+            guard let data = try? GraphQLJSONEncoder().encode(error),
+                  var object = (try? JSONDecoder().decode(JSONValue.self, from: data))?.objectValue else {
+                return JSONValue.object(["message": .string(error.message)]).description
+            }
+            if object["path"]?.arrayValue?.isEmpty == true { object["path"] = nil }
+            return JSONValue.object(object).description
+        }
+        return "[" + items.joined(separator: ",") + "]"
+    }
+
+    /// Request errors with the code clients branch on (Apollo's names for the two kinds).
+    static func coded(_ errors: [GraphQLError], _ code: String) -> [GraphQLError] {
+        errors.map { e in
+            e.extensions["code"] != nil ? e : GraphQLError(message: e.message, locations: e.locations, extensions: e.extensions.merging(["code": .string(code)]) { $1 })
+        }
     }
 }
 

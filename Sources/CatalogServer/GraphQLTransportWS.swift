@@ -175,7 +175,5 @@ public struct GraphQLTransportWS: Sendable {
         if !Task.isCancelled { send.yield(.message(message("complete", nil))) }
     }
 
-    func errorsJSON(_ errors: [GraphQLError]) -> String {
-        (try? String(decoding: GraphQLJSONEncoder().encode(errors), as: UTF8.self)) ?? "[]"
-    }
+    func errorsJSON(_ errors: [GraphQLError]) -> String { GraphQLService.encode(errors) }
 }

@@ -6,9 +6,18 @@ import Foundation
 public enum GeneratedDocs {
     /// The example envelope for a type, with fixed id and time so the document is stable.
     public static func example(_ type: MessageType) -> Envelope {
-        Envelope(type: type, source: type.channel == .workersStatus ? "worker-k3s01-1" : (type.channel == .eventsSystem ? "coordinator" : (type == .TASK_ASSIGNED ? "coordinator" : "security-master")),
+        Envelope(type: type, source: exampleSource(type),
                  runID: "run-debug", data: type.exampleData, id: "debug-\(type.rawValue.lowercased().replacingOccurrences(of: "_", with: "-"))",
                  timestamp: Date(timeIntervalSince1970: 1_795_000_000))
+    }
+
+    static func exampleSource(_ type: MessageType) -> String {
+        switch type.channel {
+        case .workersStatus: return "worker-k3s01-1"
+        case .eventsSystem: return "coordinator"
+        case .catalogEvents: return "catalog-api"
+        case .mastersCoordination: return type == .TASK_ASSIGNED ? "coordinator" : "security-master"
+        }
     }
 
     public static func protocolMarkdown() -> String {
@@ -47,8 +56,10 @@ public enum GeneratedDocs {
         | `\(CortexNames.Channel.mastersCoordination.rawValue)` | master <-> master and coordinator <-> master messages |
         | `\(CortexNames.Channel.workersStatus.rawValue)` | worker progress, heartbeats, result notifications |
         | `\(CortexNames.Channel.eventsSystem.rawValue)` | coordinator broadcasts: phases, run lifecycle |
+        | `\(CortexNames.Channel.catalogEvents.rawValue)` | catalog-api changes (assets added, changed, deleted), relayed by every replica to GraphQL subscriptions and SSE |
 
-        Every published message is also appended to the capped stream `\(CortexNames.eventHistory)`.
+        Every message published on the first three is also appended to the capped stream `\(CortexNames.eventHistory)`
+        (catalog changes are too many for it).
 
         ## Streams and keys
 
@@ -79,6 +90,12 @@ public enum GeneratedDocs {
         | `\(CortexNames.budgetAccounts("<run>"))` | set | a run's budget account names |
         | `\(CortexNames.budgetReservation("<run>", "<id>"))` | hash with TTL | a held estimate: amount and the account keys |
         | `\(CortexNames.eventHistory)` | capped stream | every channel message (`channel`, `message`) |
+        | `\(CortexNames.Catalog.asset("<id>"))` | hash | an asset: `doc` (JSON content), `version`, `first_seen`, `last_seen`, `checked_at`, `fp` and its indexed fields |
+        | `\(CortexNames.Catalog.allAssets)` | sorted set (scores 0) | every asset id, in id order (listing and cursors) |
+        | `\(CortexNames.Catalog.index("<field>", "<value>"))` | sorted set (scores 0) | ids by `type`, `ns`, `owner`, `health`, `label` (`key=value`) and `word` |
+        | `\(CortexNames.Catalog.outEdges("<id>"))`, `\(CortexNames.Catalog.inEdges("<id>"))` | hash | lineage edges from / to the asset: `<KIND>\\t<other id>` -> relation JSON |
+        | `\(CortexNames.Catalog.counts("<dimension>"))` | hash | asset counts by `type`, `ns`, `health`; `meta` holds `relations` |
+        | `\(CortexNames.Catalog.discoveries)` | hash | epoch hour -> assets first seen in it |
 
         Masters: \(MasterRole.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", ")).
         Worker pools: \(WorkerPool.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", ")).

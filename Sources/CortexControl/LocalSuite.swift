@@ -58,6 +58,21 @@ public final class LocalSuite: @unchecked Sendable {
         return try supervisor.start(name: id, executable: ExecutableLocator.path(of: "worker", in: binDirectory), environment: e)
     }
 
+    /// Starts catalog-api and points every daemon started afterwards at it (CORTEX_CATALOG_URL).
+    /// Token-less by default, as for local use; pass tokens in `environment` to test authentication.
+    /// Returns the process and its port.
+    @discardableResult
+    public func startCatalog(name: String = "catalog-api", environment extra: [String: String] = ["CORTEX_CATALOG_ALLOW_ANONYMOUS": "true"]) async throws -> (process: ChildProcess, port: Int) {
+        let child = try supervisor.start(name: name, executable: ExecutableLocator.path(of: "catalog-api", in: binDirectory),
+                                         environment: env(instance: name).merging(extra) { $1 })
+        guard let port = await child.opsPort() else {
+            let last = child.output().split(separator: "\n").last.map(String.init) ?? ""
+            throw ConfigurationError("catalog-api did not start: \(last)")
+        }
+        if environment["CORTEX_CATALOG_URL"] == nil { environment["CORTEX_CATALOG_URL"] = "http://127.0.0.1:\(port)" }
+        return (child, port)
+    }
+
     /// Starts the coordinator, every master and `workers` workers.
     public func startAll(workers: Int) throws {
         try startCoordinator()

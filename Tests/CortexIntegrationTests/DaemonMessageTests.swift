@@ -31,27 +31,38 @@ import Testing
         #expect(examples.count == MessageType.allCases.count)
         let work = try temporaryDirectory("cortex-examples")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
+        let (catalog, catalogPort) = try await suite.startCatalog()
         let coordinator = try suite.startCoordinator()
         let port = try #require(await opsPort(coordinator))
-        #expect(await eventually { (try? await HTTPClient.request(url: "http://127.0.0.1:\(port)/readyz").status) == 200 })
+        for p in [port, catalogPort] {
+            #expect(await eventually { (try? await HTTPClient.request(url: "http://127.0.0.1:\(p)/readyz").status) == 200 })
+        }
         for line in examples {
             let r = try Self.sh(line, port: suite.redis.port)
             #expect(r.status == 0, "\(line): \(r.output)")
-            #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "the coordinator should be the one subscriber: \(line)")
+            // The coordinator listens on the three orchestration channels, catalog-api on the catalog's and the workers'.
+            let listeners = line.contains(CortexNames.Channel.workersStatus.rawValue) ? "2" : "1"
+            #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines) == listeners, "\(line)")
         }
-        // The coordinator listens on all three channels: each type arrives once, none is rejected.
-        var text = ""
-        let all = await eventually {
-            text = (try? await scrape(port: port)) ?? ""
-            return MessageType.allCases.allSatisfy { metric(text, #"cortex_messages_received_total{channel="\#($0.channel.rawValue)",type="\#($0.rawValue)"}"#) == 1 }
+        // Each type arrives once where it is listened to, and none is rejected.
+        func received(_ text: String, _ type: MessageType) -> Double? {
+            metric(text, #"cortex_messages_received_total{channel="\#(type.channel.rawValue)",type="\#(type.rawValue)"}"#)
         }
-        #expect(all, "missing: \(MessageType.allCases.filter { metric(text, #"cortex_messages_received_total{channel="\#($0.channel.rawValue)",type="\#($0.rawValue)"}"#) != 1 })")
-        for reason in RejectionReason.allCases {
-            #expect(metric(text, #"cortex_messages_rejected_total{reason="\#(reason.rawValue)"}"#) == 0)
+        for (p, types) in [(port, MessageType.allCases.filter { $0.channel != .catalogEvents }), (catalogPort, MessageType.allCases.filter { $0.channel == .catalogEvents })] {
+            var text = ""
+            let all = await eventually {
+                text = (try? await scrape(port: p)) ?? ""
+                return types.allSatisfy { received(text, $0) == 1 }
+            }
+            #expect(all, "missing: \(types.filter { received(text, $0) != 1 })")
+            for reason in RejectionReason.allCases {
+                #expect(metric(text, #"cortex_messages_rejected_total{reason="\#(reason.rawValue)"}"#) == 0)
+            }
         }
-        #expect(coordinator.isRunning)
+        #expect(coordinator.isRunning && catalog.isRunning)
         await suite.stop()
         #expect(coordinator.process.terminationStatus == 0)
+        #expect(catalog.process.terminationStatus == 0)
     }
 
     @Test func badMessagesAreRejectedCountedAndSurvived() async throws {

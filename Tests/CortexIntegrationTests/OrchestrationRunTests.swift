@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexControl
 import CortexCore
 import CortexOrchestration
@@ -17,6 +18,7 @@ import Testing
         let work = try temporaryDirectory("cortex-fullrun")
         let output = work.appendingPathComponent("reports")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: output, binDirectory: binDirectory)
+        let catalog = try await suite.startCatalog()
         try suite.startAll(workers: 2)
         let bus = Self.bus(suite)
         let client = RunClient(bus: bus)
@@ -25,6 +27,22 @@ import Testing
         _ = await subscription.subscriber.waitUntilSubscribed()
         let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
         let state = try await client.follow(runID: runID, subscribedBeforeSubmit: subscription, timeout: .seconds(60)) { e in events.withLock { $0.append(e) } }
+
+        // The workers registered what they found through catalog-api's GraphQL mutation (WORKER-TO-CATALOG).
+        let catalogClient = CatalogClient(baseURL: "http://127.0.0.1:\(catalog.port)", token: nil)
+        let found = try await catalogClient.graphQL("""
+            { assets(first: 50) { nodes { id type name discoveredBy } }
+              lineage(id: "repository:\(target.path)", direction: UPSTREAM, depth: 1) { nodes { type } edges { kind } } }
+            """, variables: [:])
+        let assets = found["assets"]?["nodes"]?.arrayValue ?? []
+        let types = assets.compactMap { $0["type"]?.stringValue }.sorted()
+        #expect(types == ["ALERT_RULE", "DOCUMENT", "MANIFEST", "MANIFEST", "REPOSITORY", "TEST_SUITE", "WORKFLOW"], "\(assets)")
+        #expect(assets.allSatisfy { ["worker-1", "worker-2"].contains($0["discoveredBy"]?.stringValue ?? "") })
+        #expect(found["lineage"]?["edges"]?.arrayValue?.count == 6)
+        #expect(found["lineage"]?["edges"]?.arrayValue?.allSatisfy { $0["kind"] == "DEFINED_IN" } == true)
+        let worker1 = try #require(suite.supervisor.all.first { $0.name == "worker-1" })
+        let registrations = try await scrape(port: try #require(await opsPort(worker1)))
+        #expect((metric(registrations, #"cortex_catalog_registrations_total{outcome="ok"}"#) ?? 0) >= 1)
         await suite.stop()
 
         #expect(state.status == "succeeded", "\(state.reason ?? "")")
@@ -57,6 +75,9 @@ import Testing
         #expect(Set(items.map(\.worker)).isSubset(of: ["worker-1", "worker-2"]))
         #expect(items.allSatisfy { $0.status == .succeeded })
         #expect(FileManager.default.fileExists(atPath: dir + "/masters/inventory-0.md"))
+
+        // The report states the catalog's totals before and after the run.
+        #expect(summary.contains("Catalog: 0 -> 7 assets (+7), 0 -> 6 relations (+6)"), "\(summary)")
 
         // No model is configured: the report says so and the ledger, opened with the design's budgets, shows zero.
         #expect(summary.contains("## Token budget"))

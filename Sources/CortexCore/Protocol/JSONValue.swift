@@ -37,6 +37,12 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
         return nil
     }
 
+    /// The element at `index` of an array (nil for anything else, or out of range).
+    public subscript(index: Int) -> JSONValue? {
+        if case .array(let a) = self, a.indices.contains(index) { return a[index] }
+        return nil
+    }
+
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var intValue: Int? { if case .number(let n) = self, n.rounded() == n { return Int(n) }; return nil }
     public var doubleValue: Double? { if case .number(let n) = self { return n }; return nil }

@@ -37,6 +37,7 @@ public final class CortexMetrics: Sendable {
         "cortex_catalog_assets": "Assets in the catalog, by type (read from Redis at each scrape).",
         "cortex_catalog_writes_total": "Asset writes by outcome (created, updated, unchanged) and relations added.",
         "cortex_catalog_subscribers": "Live catalog subscribers on this replica, by transport (websocket, sse).",
+        "cortex_catalog_event_listeners": "Live event streams on this replica (one per GraphQL subscription or SSE client).",
         "cortex_catalog_registrations_total": "Work items whose discoveries a worker sent to catalog-api, by outcome (ok, failed).",
         "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
@@ -140,6 +141,10 @@ public final class CortexMetrics: Sendable {
 
     public func catalogSubscribers(transport: String, delta: Int) {
         registry.makeGauge(descriptor: d("cortex_catalog_subscribers"), labels: [("transport", transport)]).increment(by: Double(delta))
+    }
+
+    public func catalogListeners(_ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_catalog_event_listeners")).set(to: Double(n))
     }
 
     public func catalogRegistration(outcome: String) {

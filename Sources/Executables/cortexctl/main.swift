@@ -102,6 +102,8 @@ struct Up: AsyncParsableCommand {
         }
         defer { watchdog.cancel() }
         do {
+            let catalog = try await suite.startCatalog()
+            print("catalog-api on http://127.0.0.1:\(catalog.port) (token-less, local use)")
             try suite.startAll(workers: workers)
             print("started coordinator, 6 masters, \(workers) workers")
             let bus = try ControlCommands.bus(redisURL: suite.redis.url)
