@@ -53,7 +53,7 @@ public struct GraphQLService: Sendable {
             self.errors = errors
         }
         init(_ error: CatalogError) {
-            self.init(error.httpStatus, [GraphQLError(message: error.message, extensions: ["code": .string(error.code.rawValue)])])
+            self.init(error.httpStatus, [GraphQLError(message: error.message, extensions: GraphQLService.extensions(error))])
         }
         public var result: GraphQLResult { GraphQLResult(errors: errors) }
     }
@@ -136,6 +136,10 @@ public struct GraphQLService: Sendable {
         CatalogContext(store: store, principal: principal, relay: relay, maxPage: limits.maxPage)
     }
 
+    static func extensions(_ e: CatalogError) -> [String: Map] {
+        ["code": .string(e.code.rawValue), "classification": .string(e.classification)]
+    }
+
     /// Resolver errors from the catalog carry their code (`extensions.code`), as clients branch on it.
     static func withCodes(_ result: GraphQLResult) -> GraphQLResult {
         guard !result.errors.isEmpty else { return result }
@@ -143,11 +147,12 @@ public struct GraphQLService: Sendable {
         out.errors = result.errors.map { e in
             guard let c = e.originalError as? CatalogError else {
                 if e.originalError is RedisError {
-                    return GraphQLError(message: "storage unavailable: \(e.message)", locations: e.locations, path: e.path, extensions: ["code": "UNAVAILABLE"])
+                    return GraphQLError(message: "storage unavailable: \(e.message)", locations: e.locations, path: e.path,
+                                        extensions: extensions(CatalogError(.unavailable, "")))
                 }
                 return e
             }
-            return GraphQLError(message: c.message, locations: e.locations, path: e.path, extensions: ["code": .string(c.code.rawValue)])
+            return GraphQLError(message: c.message, locations: e.locations, path: e.path, extensions: extensions(c))
         }
         return out
     }

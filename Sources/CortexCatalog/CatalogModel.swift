@@ -236,6 +236,17 @@ public struct CatalogError: Error, CustomStringConvertible, Sendable, Equatable 
 
     public var description: String { message }
 
+    /// The error's class in the Spring for GraphQL `ErrorType` convention (graphql-java's `classification`):
+    /// whether the caller or the server is at fault, for clients that branch on that rather than on `code`.
+    public var classification: String {
+        switch code {
+        case .invalid, .notFound, .conflict, .tooLarge: return "BAD_REQUEST"
+        case .unauthenticated: return "UNAUTHORIZED"
+        case .forbidden: return "FORBIDDEN"
+        case .unavailable: return "INTERNAL_ERROR"
+        }
+    }
+
     /// The HTTP status for this error.
     public var httpStatus: Int {
         switch code {
