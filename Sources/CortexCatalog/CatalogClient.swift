@@ -76,5 +76,5 @@ public struct CatalogClient: Sendable {
 
 public struct CatalogClientError: Error, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }

@@ -9,7 +9,7 @@ struct CortexLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex-lab",
         abstract: "Fault injection and benchmarks against a local Cortex suite.",
-        subcommands: [Chaos.self, BenchQueue.self, LedgerHammer.self]
+        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, LedgerHammer.self]
     )
 }
 
@@ -45,6 +45,23 @@ struct BenchQueue: AsyncParsableCommand {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         })
         print(QueueBenchmark.table(result), terminator: "")
+        try? FileManager.default.removeItem(at: work)
+    }
+}
+
+struct BenchCatalog: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-catalog", abstract: "Measure catalog-api: batch upsert of a 100,000-asset cluster with lineage, then filtered pages and lineage walks.")
+    @Option(name: .long, help: "Assets to register.") var assets = 100_000
+    @Option(name: .long, help: "Assets per upsertAssets batch.") var batch = 1000
+    @Option(name: .long, help: "Batches in flight at once.") var concurrency = 2
+    @Option(name: .long, help: "Samples of each query.") var samples = 300
+
+    func run() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-bench-catalog-\(ProcessInfo.processInfo.processIdentifier)")
+        let result = try await CatalogBenchmark.run(assets: assets, batchSize: batch, concurrency: concurrency, samples: samples, workDirectory: work, log: { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        })
+        print(CatalogBenchmark.table(result), terminator: "")
         try? FileManager.default.removeItem(at: work)
     }
 }
