@@ -29,4 +29,11 @@ import Testing
             #expect(decoded == e)
         }
     }
+
+    @Test func metricsDocListsEveryMetric() throws {
+        let doc = try String(contentsOf: Self.repoRoot.appendingPathComponent("docs/metrics.md"), encoding: .utf8)
+        for name in CortexMetrics.help.keys.sorted() {
+            #expect(doc.contains("| `\(name)` |"), "docs/metrics.md does not list \(name)")
+        }
+    }
 }

@@ -13,7 +13,8 @@ public final class CortexMetrics: Sendable {
         redisConnected(false)
     }
 
-    static let help: [String: String] = [
+    /// Every metric name with its help text (docs/metrics.md lists each; a test checks).
+    public static let help: [String: String] = [
         "cortex_messages_received_total": "Valid channel messages received, by channel and type.",
         "cortex_messages_rejected_total": "Channel messages refused (malformed, oversized, unknown type...), by reason.",
         "cortex_messages_published_total": "Channel messages published, by channel and type.",
