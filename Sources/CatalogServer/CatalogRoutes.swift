@@ -222,9 +222,9 @@ struct CatalogRoutes: Sendable {
         let buffer = try await request.body.collect(upTo: maxBody)
         guard buffer.readableBytes > 0 else { throw CatalogError(.invalid, "the request needs a JSON body") }
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer))
+            return try JSONText.parse(Array(buffer: buffer))
         } catch {
-            throw CatalogError(.invalid, "the body is not valid JSON")
+            throw CatalogError(.invalid, "the body is not valid JSON: \(error)")
         }
     }
 

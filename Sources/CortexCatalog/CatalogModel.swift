@@ -263,16 +263,5 @@ public struct CatalogError: Error, CustomStringConvertible, Sendable, Equatable 
 
 /// Timestamps in the API are ISO 8601 (UTC, milliseconds); Redis keeps epoch milliseconds.
 public enum CatalogTime {
-    /// `2026-11-28T03:00:00.123Z` (gmtime_r: thread-safe and cheap on the listing hot path, unlike a shared formatter).
-    public static func iso(milliseconds: Int) -> String {
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
-    }
+    public static func iso(milliseconds: Int) -> String { Timestamp.format(milliseconds: milliseconds) }
 }

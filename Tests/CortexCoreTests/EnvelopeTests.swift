@@ -54,7 +54,8 @@ import Testing
             #expect(!type.fields.isEmpty)
         }
         #expect(MessageType.phaseStart(3) == .PHASE_3_START)
-        #expect(Set(CortexNames.Channel.allCases.map(\.rawValue)) == ["cortex:masters:coordination", "cortex:workers:status", "cortex:events:system"])
+        #expect(Set(CortexNames.Channel.allCases.map(\.rawValue)) == ["cortex:masters:coordination", "cortex:workers:status", "cortex:events:system", "cortex:catalog:events"])
+        #expect(CortexNames.Channel.orchestration.count == 3 && !CortexNames.Channel.orchestration.contains(.catalogEvents))
     }
 }
 

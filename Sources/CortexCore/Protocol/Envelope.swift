@@ -76,9 +76,9 @@ public struct EnvelopeDecoder: Sendable {
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(payload))
+            value = try JSONText.parse(payload)
         } catch {
-            return reject(.invalid_json, "not JSON: \(Self.describe(error))")
+            return reject(.invalid_json, "not JSON: \(error)")
         }
         guard case .object(let o) = value else { return reject(.invalid_envelope, "the message is not a JSON object") }
         guard let v = o["v"] else { return reject(.invalid_envelope, "missing field 'v'") }
@@ -120,12 +120,6 @@ public struct EnvelopeDecoder: Sendable {
         return .success(Envelope(type: type, source: o["source"]!.stringValue!, runID: runID, data: data, id: o["id"]!.stringValue!, timestamp: ts))
     }
 
-    private static func describe(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let ctx) = error {
-            return (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? ctx.debugDescription
-        }
-        return "\(error)"
-    }
 }
 
 /// ISO 8601 timestamps as the protocol writes them (UTC, milliseconds).
@@ -136,11 +130,58 @@ public enum Timestamp {
         return f
     }
 
-    /// `2026-11-28T03:00:00.123Z`
-    public static func format(_ date: Date) -> String { formatter(fractional: true).string(from: date) }
+    /// `2026-11-28T03:00:00.123Z` (by hand: a formatter costs more than the message it stamps).
+    public static func format(_ date: Date) -> String { format(milliseconds: Int((date.timeIntervalSince1970 * 1000).rounded(.down))) }
 
-    /// Accepts the protocol's form with or without fractional seconds.
+    /// The same from epoch milliseconds.
+    public static func format(milliseconds: Int) -> String {
+        var seconds = time_t(milliseconds.quotientAndRemainder(dividingBy: 1000).quotient - (milliseconds < 0 && milliseconds % 1000 != 0 ? 1 : 0))
+        let ms = ((milliseconds % 1000) + 1000) % 1000
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ v: Int, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(ms, 3))Z"
+    }
+
+    /// Accepts the protocol's form with or without fractional seconds (any ISO 8601 offset via the formatter).
     public static func parse(_ text: String) -> Date? {
-        formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text)
+        if let d = parseUTC(text) { return d }
+        return formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fff...]Z`, the form Cortex writes, without a formatter.
+    static func parseUTC(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b.last == UInt8(ascii: "Z"), b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+              b[10] == UInt8(ascii: "T"), b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":") else { return nil }
+        func num(_ r: Range<Int>) -> Int? {
+            var v = 0
+            for i in r {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b[i]) else { return nil }
+                v = v * 10 + Int(b[i] - UInt8(ascii: "0"))
+            }
+            return v
+        }
+        guard let year = num(0..<4), let month = num(5..<7), let day = num(8..<10), let hour = num(11..<13),
+              let minute = num(14..<16), let second = num(17..<19),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var fraction = 0.0
+        if b.count > 20 {
+            guard b[19] == UInt8(ascii: "."), b.count > 21, let digits = num(20..<(b.count - 1)) else { return nil }
+            fraction = Double(digits) / pow(10, Double(b.count - 21))
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let seconds = timegm(&parts)
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 }

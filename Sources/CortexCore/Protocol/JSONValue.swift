@@ -51,7 +51,7 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
 
     /// Compact JSON text with sorted keys (stable output for docs and tests).
-    public var description: String { (try? String(decoding: JSONValue.encoder.encode(self), as: UTF8.self)) ?? "null" }
+    public var description: String { JSONText.serialize(self) }
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -62,12 +62,12 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Converts an `Encodable` value (e.g. a result struct) to a JSON value.
     public init<T: Encodable>(encoding value: T) throws {
         let data = try JSONValue.encoder.encode(value)
-        self = try JSONDecoder().decode(JSONValue.self, from: data)
+        self = try JSONText.parse([UInt8](data))
     }
 
     /// Decodes this value as `T`.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try JSONDecoder().decode(T.self, from: JSONValue.encoder.encode(self))
+        try JSONDecoder().decode(T.self, from: Data(JSONText.serialize(self).utf8))
     }
 }
 
