@@ -24,6 +24,8 @@ public struct BudgetPlan: Sendable, Equatable {
 
     /// The run-wide cap every call draws on besides its agent's accounts.
     public static let runAccount = "run"
+    /// The emergency reserve the coordinator holds (outside the run's cap).
+    public static let reserveAccount = "reserve"
 
     /// The agents in report order.
     public static let agentOrder = ["coordinator"] + MasterRole.allCases.map(\.rawValue)

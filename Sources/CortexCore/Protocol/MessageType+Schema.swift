@@ -33,6 +33,8 @@ extension MessageType {
         case .TASK_FAILED: return "A work item failed; the reason says why."
         case .WORKER_SHUTDOWN: return "A worker is stopping."
         case .WORKER_LOST: return "The coordinator marked a worker lost: its heartbeat key expired without a WORKER_SHUTDOWN. Its pending items are claimed by other workers after the visibility timeout."
+        case .BUDGET_REQUEST: return "An agent's LLM call was refused by the ledger: it asks the coordinator for `amount` more tokens on `account` (priority low, normal, high or critical)."
+        case .BUDGET_DECISION: return "The coordinator's answer to BUDGET_REQUEST `request_id`: `granted` (with the `sources` budget was moved from) or `denied`, with the reason."
         case .ASSET_ADDED: return "catalog-api registered a new asset; `asset` is the asset as the API returns it."
         case .ASSET_CHANGED: return "An asset's content changed (new `version`); `previous_health` is its health status before."
         case .ASSET_DELETED: return "An asset and its lineage edges were deleted."
@@ -87,6 +89,12 @@ extension MessageType {
             return [.init("worker", .string), .init("node", .string), .init("last_heartbeat", .integer)]
         case .MASTER_DOWN:
             return [.init("master", .string), .init("last_heartbeat", .integer), .init("held_tasks", .integer)]
+        case .BUDGET_REQUEST:
+            return [.init("request_id", .string), .init("agent", .string), .init("account", .string), .init("amount", .integer),
+                    .init("priority", .string), .init("reason", .string)]
+        case .BUDGET_DECISION:
+            return [.init("request_id", .string), .init("agent", .string), .init("decision", .string), .init("amount", .integer),
+                    .init("reason", .string), .init("sources", .array, required: false)]
         case .ASSET_ADDED:
             return [.init("asset", .object)]
         case .ASSET_CHANGED:
@@ -127,6 +135,12 @@ extension MessageType {
         case .WORKER_SHUTDOWN: return ["worker": "worker-k3s01-1", "node": "k3s-worker01"]
         case .WORKER_LOST: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "last_heartbeat": 1795000000000]
         case .MASTER_DOWN: return ["master": "inventory", "last_heartbeat": 1795000000000, "held_tasks": 1]
+        case .BUDGET_REQUEST:
+            return ["request_id": "5f0c", "agent": "security", "account": "security", "amount": 1400, "priority": "high",
+                    "reason": "security-master assessment of run-debug.security.0: budget security has 200 tokens available, 1400 requested"]
+        case .BUDGET_DECISION:
+            return ["request_id": "5f0c", "agent": "security", "account": "security", "decision": "granted", "amount": 1400,
+                    "reason": "moved coordinator:1200", "sources": ["coordinator:1200"]]
         case .ASSET_ADDED: return ["asset": Self.exampleAsset]
         case .ASSET_CHANGED: return ["asset": Self.exampleAsset, "previous_health": "OK"]
         case .ASSET_DELETED: return ["id": "pod:shop/web-7d9f", "type": "POD"]

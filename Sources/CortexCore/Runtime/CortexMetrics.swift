@@ -11,6 +11,7 @@ public final class CortexMetrics: Sendable {
         // Pre-create the label sets people alert on, so they read 0 rather than "no data".
         for reason in RejectionReason.allCases { _ = registry.makeCounter(descriptor: d("cortex_messages_rejected_total"), labels: [("reason", reason.rawValue)]) }
         redisConnected(false)
+        for decision in ["granted", "denied"] { _ = registry.makeCounter(descriptor: d("cortex_budget_requests_total"), labels: [("decision", decision)]) }
     }
 
     /// Every metric name with its help text (docs/metrics.md lists each; a test checks).
@@ -40,6 +41,9 @@ public final class CortexMetrics: Sendable {
         "cortex_catalog_subscribers": "Live catalog subscribers on this replica, by transport (websocket, sse).",
         "cortex_catalog_event_listeners": "Live event streams on this replica (one per GraphQL subscription or SSE client).",
         "cortex_catalog_registrations_total": "Work items whose discoveries a worker sent to catalog-api, by outcome (ok, failed).",
+        "cortex_budget_requests_total": "Budget requests decided by the coordinator, by decision (granted, denied).",
+        "cortex_llm_calls_total": "LLM calls by agent and outcome (done, denied, failed).",
+        "cortex_llm_tokens_total": "LLM tokens charged to the ledger by agent (the provider's usage, or the estimate when it reports none).",
         "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
 
@@ -142,6 +146,15 @@ public final class CortexMetrics: Sendable {
 
     public func catalogSubscribers(transport: String, delta: Int) {
         registry.makeGauge(descriptor: d("cortex_catalog_subscribers"), labels: [("transport", transport)]).increment(by: Double(delta))
+    }
+
+    public func budgetRequest(decision: String) {
+        registry.makeCounter(descriptor: d("cortex_budget_requests_total"), labels: [("decision", decision)]).increment()
+    }
+
+    public func llmCall(agent: String, outcome: String, tokens: Int) {
+        registry.makeCounter(descriptor: d("cortex_llm_calls_total"), labels: [("agent", agent), ("outcome", outcome)]).increment()
+        if tokens > 0 { registry.makeCounter(descriptor: d("cortex_llm_tokens_total"), labels: [("agent", agent)]).increment(by: Int64(tokens)) }
     }
 
     public func catalogListeners(_ n: Int) {

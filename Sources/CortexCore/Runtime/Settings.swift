@@ -80,11 +80,31 @@ public struct Setting: Sendable, Hashable {
     public static let catalogMaxBody = Setting(env: "CORTEX_CATALOG_MAX_BODY", flag: "max-body", defaultValue: "8388608",
         help: "Largest request body in bytes (batch upserts are the big ones); larger is refused with 413.", usedBy: "catalog-api")
 
+    public static let llmProvider = Setting(env: "CORTEX_LLM_PROVIDER", flag: "llm-provider", defaultValue: "none",
+        help: "none (LLM steps are skipped and reported so), anthropic (the Messages API) or openai (any OpenAI-compatible chat-completions server: OpenAI, Ollama, vLLM, llama.cpp).", usedBy: "masters")
+    public static let llmModel = Setting(env: "CORTEX_LLM_MODEL", flag: "llm-model", defaultValue: "(none; required with a provider)",
+        help: "The model name the provider knows, e.g. claude-sonnet-4-5 or llama3.1:8b.", usedBy: "masters")
+    public static let llmBaseURL = Setting(env: "CORTEX_LLM_BASE_URL", flag: "llm-base-url", defaultValue: "(the provider's)",
+        help: "The API's base URL: default https://api.anthropic.com or https://api.openai.com; e.g. http://ollama:11434 for Ollama.", usedBy: "masters")
+    public static let llmAPIKey = Setting(env: "CORTEX_LLM_API_KEY", flag: "llm-api-key", defaultValue: "(none)",
+        help: "The API key (x-api-key for Anthropic, a bearer token for OpenAI-compatible servers). Never logged; prefer the file.", usedBy: "masters")
+    public static let llmAPIKeyFile = Setting(env: "CORTEX_LLM_API_KEY_FILE", flag: "llm-api-key-file", defaultValue: "(none)",
+        help: "A file holding the API key (e.g. a mounted Secret); wins over CORTEX_LLM_API_KEY.", usedBy: "masters")
+    public static let llmTimeout = Setting(env: "CORTEX_LLM_TIMEOUT", flag: "llm-timeout", defaultValue: "60",
+        help: "Seconds one LLM HTTP request may take.", usedBy: "masters")
+    public static let llmMaxRetries = Setting(env: "CORTEX_LLM_MAX_RETRIES", flag: "llm-max-retries", defaultValue: "3",
+        help: "Retries after 429, 5xx or a connection failure, with exponential backoff honouring Retry-After (each wait at most 30 s).", usedBy: "masters")
+    public static let llmMaxTokens = Setting(env: "CORTEX_LLM_MAX_TOKENS", flag: "llm-max-tokens", defaultValue: "1024",
+        help: "Output cap per LLM call (part of the estimate reserved on the ledger before the call).", usedBy: "masters")
+    public static let budgetRequestTimeout = Setting(env: "CORTEX_BUDGET_REQUEST_TIMEOUT", flag: "budget-request-timeout", defaultValue: "10",
+        help: "Seconds an agent waits for the coordinator's BUDGET_DECISION before treating the request as denied.", usedBy: "masters")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
+        llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
     ]
 }
 

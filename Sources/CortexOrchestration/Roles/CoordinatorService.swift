@@ -17,6 +17,8 @@ public struct CoordinatorService: RoleService {
     let budgetPlan: BudgetPlan
     /// catalog-api, when configured: totals before and after each run go in the report.
     let catalog: CatalogClient?
+    /// The model the masters' LLM steps use (for the report), nil without a provider.
+    let llmModel: String?
     let monitor: LivenessMonitor
     let snapshots: CoordinationSnapshots
     private let signal = EventSignal()
@@ -30,6 +32,7 @@ public struct CoordinatorService: RoleService {
         claimIdle = try context.settings.seconds(.claimIdle)
         masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
         catalog = CatalogClient(settings: context.settings)
+        llmModel = try LLMConfiguration.from(context.settings)?.model
         budgetPlan = try BudgetPlan.configured(
             total: context.settings.raw(.budgetTotal) == nil ? nil : try context.settings.int(.budgetTotal),
             reserve: context.settings.raw(.budgetReserve) == nil ? nil : try context.settings.int(.budgetReserve),
@@ -59,10 +62,15 @@ public struct CoordinatorService: RoleService {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [monitor] in await monitor.run() }
+            let broker = BudgetBroker(redis: context.redis, bus: context.bus, metrics: context.metrics, logger: log)
             group.addTask { [signal] in
                 for await envelope in events {
                     if envelope.type == .ESCALATION {
                         log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: ["cortex.severity": "\(envelope.string("severity") ?? "")"])
+                    }
+                    if envelope.type == .BUDGET_REQUEST {
+                        // Decided off the event loop: a slow decision must not hold up other messages.
+                        Task { await broker.handle(envelope) }
                     }
                     await signal.fire()
                 }
@@ -285,7 +293,7 @@ struct RunExecution {
         await enter(5, progress)
         let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
                                  reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date(),
-                                 budget: budget, model: nil, catalogBefore: progress.catalogBefore, catalogAfter: progress.catalogAfter,
+                                 budget: budget, model: service.llmModel, catalogBefore: progress.catalogBefore, catalogAfter: progress.catalogAfter,
                                  catalogProblem: progress.catalogProblem)
         var reportDir = ""
         do {

@@ -10,6 +10,9 @@ public struct MasterService: RoleService {
     let role: MasterRole
     let itemsPerTask: Int
     let claimIdle: Duration
+    /// The model behind the master's assessment step, metered on the run's ledger; nil without a provider.
+    let llm: MeteredLLM?
+    let llmMaxTokens: Int
     private let state = Locked(State())
 
     struct State {
@@ -23,6 +26,12 @@ public struct MasterService: RoleService {
         self.context = context
         self.itemsPerTask = try context.settings.int(.itemsPerTask, range: 1...10_000)
         self.claimIdle = try context.settings.seconds(.claimIdle)
+        let llmConfiguration = try LLMConfiguration.from(context.settings)
+        self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
+        self.llm = try llmConfiguration.map {
+            MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: role.rawValue, logger: context.logger,
+                       decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
+        }
     }
 
     public func readiness() async -> Readiness {
@@ -153,7 +162,8 @@ public struct MasterService: RoleService {
         guard let results = await awaitResults(task: task, expected: items.map(\.id), log: taskLog) else {
             return await handBack(task: task, delivery: delivery, log: taskLog)
         }
-        let report = makeReport(task: task, items: items, results: results, started: started)
+        var report = makeReport(task: task, items: items, results: results, started: started)
+        if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
         do {
             let json = try WireJSON.encode(report)
             try await retryingRedis(taskLog) {
@@ -212,6 +222,31 @@ public struct MasterService: RoleService {
             // Still pending under our name: XAUTOCLAIM by another instance recovers it after the idle timeout.
             log.warning("could not hand the task back (it stays pending for redelivery): \(error)")
             return .dropped
+        }
+    }
+
+    /// The master's LLM step: a short assessment of its findings for the operator, charged to the
+    /// master's own budget and the run's. Without budget it ends `denied` with the coordinator's reason;
+    /// the findings are reported either way.
+    private func assess(_ report: MasterReport, task: TaskSpec, llm: MeteredLLM, log: Logger) async -> MasterReport.Assessment {
+        let findings = String(report.markdown.prefix(1200))
+        let request = LLMRequest(
+            system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",
+            messages: [.init(.user, "Target: \(task.target)\nSummary: \(report.summary)\n\nFindings:\n\(findings)\n\nIn at most three sentences: what matters most here, and what should the operator do next?")],
+            maxTokens: llmMaxTokens)
+        let outcome = await llm.complete(request, runID: task.runID, account: role.rawValue, purpose: "\(role.processName) assessment of \(task.id)")
+        switch outcome {
+        case .done(let response, let charged):
+            context.metrics.llmCall(agent: role.rawValue, outcome: "done", tokens: charged)
+            return .init(status: "done", model: response.model, text: response.text, tokens: charged, reason: response.usage == nil ? "no usage reported; charged the estimate" : nil)
+        case .denied(let reason):
+            context.metrics.llmCall(agent: role.rawValue, outcome: "denied", tokens: 0)
+            log.warning("assessment skipped: budget denied: \(reason)")
+            return .init(status: "denied", model: llm.client.model, text: nil, tokens: 0, reason: reason)
+        case .failed(let reason):
+            context.metrics.llmCall(agent: role.rawValue, outcome: "failed", tokens: 0)
+            log.warning("assessment failed: \(reason)")
+            return .init(status: "failed", model: llm.client.model, text: nil, tokens: 0, reason: reason)
         }
     }
 

@@ -77,6 +77,14 @@ public enum ReportWriter {
             let used = run.used
             out += "Tokens: \(used) of \(limit) used" + (o.model == nil ? " (no model configured: LLM steps skipped)" : " (model \(o.model!))") + "\n"
         }
+        let assessments = o.reports.compactMap { r in r.assessment.map { (r.master, $0) } }
+        if !assessments.isEmpty {
+            let by = Dictionary(grouping: assessments, by: { $0.1.status })
+            out += "LLM assessments: \(by["done"]?.count ?? 0) done, \(by["denied"]?.count ?? 0) denied, \(by["failed"]?.count ?? 0) failed\n"
+            for (master, a) in assessments where a.status != "done" {
+                out += "  \(master.processName) \(a.status): \(a.reason ?? "")\n"
+            }
+        }
         return out
     }
 
@@ -144,6 +152,12 @@ public enum ReportWriter {
     static func masterMarkdown(_ r: MasterReport) -> String {
         var md = "# \(r.master.processName): \(r.target)\n\nTask `\(r.taskID)` — \(r.status) — \(r.summary)\n\n"
         md += "Handled by \(r.instance), \(duration(r.startedAt, r.finishedAt)).\n\n\(r.markdown)\n"
+        if let a = r.assessment {
+            switch a.status {
+            case "done": md += "### Assessment (\(a.model), \(a.tokens) tokens)\n\n\(a.text ?? "")\n\n"
+            default: md += "### Assessment\n\nLLM step \(a.status.uppercased()): \(a.reason ?? "")\n\n"
+            }
+        }
         md += "### Work items\n\n| Item | Worker | Node | Status | Files | Time |\n|---|---|---|---|---|---|\n"
         for i in r.items { md += "| \(i.itemID) | \(i.worker) | \(i.node) | \(i.status.rawValue) | \(i.filesExamined) | \(i.durationMs) ms |\n" }
         return md

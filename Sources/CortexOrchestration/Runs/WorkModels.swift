@@ -116,6 +116,18 @@ public struct MasterReport: Codable, Sendable, Equatable {
     public var items: [ItemSummary]
     public var startedAt: Date
     public var finishedAt: Date
+    /// The master's LLM assessment, when a model is configured.
+    public var assessment: Assessment?
+
+    /// What the LLM step came to: `done` (with the text), `denied` (no budget, with the coordinator's
+    /// reason) or `failed` (the provider's error).
+    public struct Assessment: Codable, Sendable, Equatable {
+        public var status: String
+        public var model: String
+        public var text: String?
+        public var tokens: Int
+        public var reason: String?
+    }
 
     /// Who did one item, where, and how long it took.
     public struct ItemSummary: Codable, Sendable, Equatable {

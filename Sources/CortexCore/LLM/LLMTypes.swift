@@ -1,0 +1,92 @@
+import Foundation
+
+/// One request to a language model: a system prompt, the conversation, an output cap and optional tools.
+public struct LLMRequest: Sendable, Equatable {
+    public struct Message: Sendable, Equatable {
+        public enum Role: String, Sendable { case user, assistant }
+        public var role: Role
+        public var content: String
+        public init(_ role: Role, _ content: String) {
+            self.role = role
+            self.content = content
+        }
+    }
+
+    /// A tool the model may call, with its input as a JSON Schema.
+    public struct Tool: Sendable, Equatable {
+        public var name: String
+        public var description: String
+        public var inputSchema: JSONValue
+        public init(name: String, description: String, inputSchema: JSONValue) {
+            self.name = name
+            self.description = description
+            self.inputSchema = inputSchema
+        }
+    }
+
+    public var system: String?
+    public var messages: [Message]
+    public var maxTokens: Int
+    public var tools: [Tool]
+
+    public init(system: String? = nil, messages: [Message], maxTokens: Int, tools: [Tool] = []) {
+        self.system = system
+        self.messages = messages
+        self.maxTokens = maxTokens
+        self.tools = tools
+    }
+
+    /// A conservative token estimate for reserving budget before the call: the output cap plus the
+    /// prompt at one token per three bytes (English runs nearer four), plus a little per message.
+    public var estimatedTokens: Int {
+        let bytes = (system?.utf8.count ?? 0) + messages.reduce(0) { $0 + $1.content.utf8.count }
+            + tools.reduce(0) { $0 + $1.name.utf8.count + $1.description.utf8.count + $1.inputSchema.description.utf8.count }
+        return maxTokens + (bytes + 2) / 3 + 8 * (messages.count + 1)
+    }
+}
+
+/// Tokens a call consumed, as the provider reported them.
+public struct LLMUsage: Sendable, Equatable, Codable {
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var total: Int { inputTokens + outputTokens }
+    public init(inputTokens: Int, outputTokens: Int) {
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+    }
+}
+
+/// What the model answered.
+public struct LLMResponse: Sendable, Equatable {
+    public struct ToolCall: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var input: JSONValue
+    }
+
+    public var text: String
+    public var toolCalls: [ToolCall]
+    /// nil when the provider did not report usage (the caller is then charged the estimate).
+    public var usage: LLMUsage?
+    public var model: String
+    public var stopReason: String?
+}
+
+/// A failed call, with whether trying again could help.
+public struct LLMError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public var status: Int?
+    public var retryable: Bool
+    public init(_ description: String, status: Int? = nil, retryable: Bool = false) {
+        self.description = description
+        self.status = status
+        self.retryable = retryable
+    }
+}
+
+/// A language model behind some wire format.
+public protocol LLMClient: Sendable {
+    /// The model name, for reports.
+    var model: String { get }
+    func complete(_ request: LLMRequest) async throws -> LLMResponse
+}

@@ -1,0 +1,135 @@
+import CortexCore
+import Foundation
+import Logging
+
+/// The coordinator's side of budget requests (the design's failure scenario 4): an agent whose call the
+/// ledger refused asks on cortex:masters:coordination; the broker decides from the request's priority,
+/// the reserve left and the other agents' unused budget, moves budget with `BudgetLedger.transfer`, and
+/// answers BUDGET_DECISION with the reason.
+public struct BudgetBroker: Sendable {
+    public let redis: RedisClient
+    public let bus: MessageBus
+    public let metrics: CortexMetrics
+    public let logger: Logger
+
+    public init(redis: RedisClient, bus: MessageBus, metrics: CortexMetrics, logger: Logger) {
+        self.redis = redis
+        self.bus = bus
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// A request as it travels in BUDGET_REQUEST.
+    public struct Request: Sendable, Equatable {
+        public var id: String
+        public var runID: String
+        public var agent: String
+        /// The account that refused (the agent's own, e.g. `security`, or its workers', `security:workers`).
+        public var account: String
+        public var amount: Int
+        /// low, normal, high or critical; only high and critical may draw on the emergency reserve.
+        public var priority: String
+        public var reason: String
+
+        public init(id: String, runID: String, agent: String, account: String, amount: Int, priority: String, reason: String) {
+            self.id = id
+            self.runID = runID
+            self.agent = agent
+            self.account = account
+            self.amount = amount
+            self.priority = priority
+            self.reason = reason
+        }
+
+        public init?(_ e: Envelope) {
+            guard e.type == .BUDGET_REQUEST, let runID = e.runID, let id = e.string("request_id"), let agent = e.string("agent"),
+                  let account = e.string("account"), let amount = e.int("amount"), amount > 0 else { return nil }
+            self.init(id: id, runID: runID, agent: agent, account: account, amount: amount,
+                      priority: e.string("priority") ?? "normal", reason: e.string("reason") ?? "")
+        }
+
+        public var data: JSONValue {
+            ["request_id": .string(id), "agent": .string(agent), "account": .string(account), "amount": .number(Double(amount)),
+             "priority": .string(priority), "reason": .string(reason)]
+        }
+    }
+
+    public struct Decision: Sendable, Equatable {
+        public var granted: Bool
+        public var amount: Int
+        public var reason: String
+        /// Where the tokens came from: `account:amount` each.
+        public var sources: [String]
+
+        public var data: JSONValue { ["decision": .string(granted ? "granted" : "denied"), "amount": .number(Double(amount)), "reason": .string(reason),
+                                      "sources": .array(sources.map(JSONValue.string))] }
+    }
+
+    static let reservePriorities: Set<String> = ["high", "critical"]
+
+    /// Decides and moves budget. The run's cap is looked at first (only the reserve can raise it, and only
+    /// for high or critical work), then the account's own cap (raised from other agents' unused budget,
+    /// the largest first; the run and reserve accounts are never donors).
+    public func decide(_ r: Request) async -> Decision {
+        let ledger = BudgetLedger(redis: redis, runID: r.runID)
+        func deny(_ reason: String) -> Decision { Decision(granted: false, amount: 0, reason: reason, sources: []) }
+        let accounts: [BudgetLedger.Account]
+        do { accounts = try await ledger.accounts() } catch { return deny("ledger unreadable: \(error)") }
+        guard let target = accounts.first(where: { $0.name == r.account }) else { return deny("no budget account '\(r.account)' in run \(r.runID)") }
+        guard let run = accounts.first(where: { $0.name == BudgetPlan.runAccount }) else { return deny("run \(r.runID) has no run account") }
+        let reserve = accounts.first { $0.name == BudgetPlan.reserveAccount }
+        var sources: [String] = []
+        do {
+            let runShort = r.amount - run.available
+            if runShort > 0 {
+                guard Self.reservePriorities.contains(r.priority) else {
+                    return deny("the run's budget has \(run.available) of \(run.limit) tokens left; the emergency reserve is kept for high or critical work (this is \(r.priority))")
+                }
+                guard let reserve, reserve.available >= runShort else {
+                    return deny("the run's budget has \(run.available) tokens left and the emergency reserve \(reserve?.available ?? 0), \(runShort) needed")
+                }
+                try await ledger.transfer(runShort, from: BudgetPlan.reserveAccount, to: BudgetPlan.runAccount)
+                sources.append("\(BudgetPlan.reserveAccount):\(runShort)")
+            }
+            var short = r.amount - target.available
+            if short > 0 {
+                let donors = accounts.filter { ![r.account, BudgetPlan.runAccount, BudgetPlan.reserveAccount].contains($0.name) && $0.available > 0 }
+                    .sorted { ($0.available, $1.name) > ($1.available, $0.name) }
+                let unused = donors.reduce(0) { $0 + $1.available }
+                guard unused >= short else {
+                    return deny("\(r.account) has \(target.available) tokens left and the other agents \(unused) unused, \(short) needed")
+                }
+                for donor in donors where short > 0 {
+                    let take = min(short, donor.available)
+                    try await ledger.transfer(take, from: donor.name, to: r.account)
+                    sources.append("\(donor.name):\(take)")
+                    short -= take
+                }
+            }
+        } catch {
+            // Another agent spent the budget between our read and the transfer: the transfer refused atomically.
+            return deny("budget moved while deciding: \(error)")
+        }
+        let reason = sources.isEmpty ? "\(r.account) and the run already have \(r.amount) tokens available" : "moved " + sources.joined(separator: ", ")
+        return Decision(granted: true, amount: r.amount, reason: reason, sources: sources)
+    }
+
+    /// Decides one BUDGET_REQUEST envelope and publishes the BUDGET_DECISION.
+    public func handle(_ envelope: Envelope) async {
+        guard let request = Request(envelope) else {
+            logger.warning("BUDGET_REQUEST without a usable run, account or amount ignored", metadata: ["cortex.message.id": "\(envelope.id)"])
+            return
+        }
+        let decision = await decide(request)
+        metrics.budgetRequest(decision: decision.granted ? "granted" : "denied")
+        logger.notice("budget request \(decision.granted ? "granted" : "denied")", metadata: [
+            "cortex.run.id": "\(request.runID)", "cortex.budget.agent": "\(request.agent)", "cortex.budget.account": "\(request.account)",
+            "cortex.budget.amount": "\(request.amount)", "cortex.budget.priority": "\(request.priority)", "cortex.budget.reason": "\(decision.reason)",
+        ])
+        var data = decision.data.objectValue ?? [:]
+        data["request_id"] = .string(request.id)
+        data["agent"] = .string(request.agent)
+        data["account"] = .string(request.account)
+        await bus.notify(.BUDGET_DECISION, runID: request.runID, data: .object(data))
+    }
+}
