@@ -105,6 +105,84 @@ import Testing
         #expect(coordinatorLines.contains { $0["run_id"] as? String == runID && ($0["msg"] as? String)?.hasPrefix("phase 3") == true })
     }
 
+    /// A run with a model (a local server speaking the Anthropic Messages API): every master's assessment is
+    /// charged to the ledger; security's own budget is too small, so it asks and the coordinator grants.
+    @Test func llmStepsAreMeteredAndABudgetRequestIsGranted() async throws {
+        let llm = FakeLLMServer()
+        try await llm.start()
+        defer { llm.stop() }
+        let key = "sk-ant-test-never-logged-7731"
+        let target = try makeRepository()
+        let work = try temporaryDirectory("cortex-llmrun")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
+            "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": key,
+            "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGETS": "security=100+15000",
+        ])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: Self.bus(suite))
+        let decisions = Locked<[Envelope]>([])
+        let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { e in
+            if e.type == .BUDGET_DECISION { decisions.withLock { $0.append(e) } }
+        }
+        let coordinator = try #require(suite.supervisor.all.first { $0.name == "coordinator" })
+        let coordinatorPort = try #require(await opsPort(coordinator))
+        let metrics = try await scrape(port: coordinatorPort)
+        let ledger = try await BudgetLedger(redis: RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port)), runID: runID).accounts()
+        await suite.stop()
+
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("LLM assessments: 6 done, 0 denied, 0 failed"), "\(summary)")
+        #expect(summary.contains("Tokens: 900 of 270000 used (model claude-test)"))
+        let security = try String(contentsOfFile: try #require(state.reportDir) + "/masters/security-0.md", encoding: .utf8)
+        #expect(security.contains("### Assessment (claude-test, 150 tokens)\n\n\(FakeLLMServer.anthropicText)"))
+        // Six calls, each with the key in its header and the master's findings in the prompt.
+        let calls = llm.recorded.value
+        #expect(calls.count == 6 && calls.allSatisfy { $0.headers["x-api-key"] == key && $0.body["max_tokens"] == 200 })
+        #expect(calls.contains { ($0.body["messages"]?[0]?["content"]?.stringValue ?? "").contains("requirements.txt") })
+        // Every call on the ledger: 150 tokens each, on the agent and the run; nothing left reserved.
+        let byName = Dictionary(uniqueKeysWithValues: ledger.map { ($0.name, $0) })
+        for role in MasterRole.allCases { #expect(byName[role.rawValue]?.used == 150, "\(role)") }
+        #expect(byName["run"]?.used == 900 && ledger.allSatisfy { $0.reserved == 0 })
+        // Security's 100-token budget could not hold the estimate: one request, granted from unused budget.
+        let decision = try #require(decisions.value.first)
+        #expect(decisions.value.count == 1 && decision.string("agent") == "security" && decision.string("decision") == "granted")
+        #expect(decision.string("reason")?.hasPrefix("moved coordinator:") == true)
+        #expect(metric(metrics, #"cortex_budget_requests_total{decision="granted"}"#) == 1)
+        // The key is never written to any log.
+        for child in suite.supervisor.all { #expect(!child.output().contains(key), "\(child.name) logged the API key") }
+    }
+
+    /// The run's cap cannot hold one call: every master asks, the coordinator denies (the reserve is for
+    /// urgent work), and the run still ends with its findings and a clear status for each LLM step.
+    @Test func deniedBudgetEndsTheLLMStepClearlyAndTheRunFinishes() async throws {
+        let llm = FakeLLMServer()
+        try await llm.start()
+        defer { llm.stop() }
+        let work = try temporaryDirectory("cortex-llmdeny")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
+            "CORTEX_LLM_PROVIDER": "openai", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "llama-test",
+            "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGET_TOTAL": "300", "CORTEX_BUDGET_RESERVE": "100",
+        ])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: Self.bus(suite))
+        let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [try makeRepository().path], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
+        let coordinator = try #require(suite.supervisor.all.first { $0.name == "coordinator" })
+        let coordinatorPort = try #require(await opsPort(coordinator))
+        let metrics = try await scrape(port: coordinatorPort)
+        await suite.stop()
+
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("LLM assessments: 0 done, 6 denied, 0 failed"), "\(summary)")
+        #expect(summary.contains("security-master denied: the run's budget has 200 of 200 tokens left; the emergency reserve is kept for high or critical work (this is normal)"))
+        #expect(summary.contains("Tokens: 0 of 200 used (model llama-test)"))
+        #expect(llm.recorded.value.isEmpty, "no call is made without budget")
+        #expect(metric(metrics, #"cortex_budget_requests_total{decision="denied"}"#) == 6)
+    }
+
     @Test func preflightFailsClearlyWhenMastersAreMissing() async throws {
         let work = try temporaryDirectory("cortex-preflight")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,

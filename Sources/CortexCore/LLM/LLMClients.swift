@@ -190,7 +190,7 @@ public struct OpenAICompatibleClient: LLMClient {
     }
 
     /// `<base>/v1/chat/completions`, or `<base>/chat/completions` when the base already ends in /v1.
-    var url: String { configuration.baseURL.hasSuffix("/v1") ? "\(configuration.baseURL)/chat/completions" : "\(configuration.baseURL)/v1/chat/completions" }
+    public var url: String { configuration.baseURL.hasSuffix("/v1") ? "\(configuration.baseURL)/chat/completions" : "\(configuration.baseURL)/v1/chat/completions" }
 
     public func complete(_ request: LLMRequest) async throws -> LLMResponse {
         var messages: [JSONValue] = []

@@ -62,6 +62,11 @@ public struct LLMResponse: Sendable, Equatable {
         public var id: String
         public var name: String
         public var input: JSONValue
+        public init(id: String, name: String, input: JSONValue) {
+            self.id = id
+            self.name = name
+            self.input = input
+        }
     }
 
     public var text: String

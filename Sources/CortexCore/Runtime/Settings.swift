@@ -109,7 +109,7 @@ public struct Setting: Sendable, Hashable {
 }
 
 /// A bad flag or setting value, reported to the user as is.
-public struct ConfigurationError: Error, CustomStringConvertible {
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }

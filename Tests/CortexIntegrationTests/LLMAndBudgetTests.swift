@@ -1,0 +1,201 @@
+import CortexControl
+import CortexCore
+import CortexOrchestration
+import Foundation
+import Logging
+import Testing
+
+/// LLM clients against a local server speaking the providers' wire formats, and every call metered on
+/// the ledger, with budget requests decided by the coordinator's broker.
+@Suite(.serialized) struct LLMAndBudgetTests {
+    static let logger = Logger(label: "test")
+    static let key = "sk-test-secret-key-0042"
+
+    static func configuration(_ server: FakeLLMServer, _ provider: LLMProvider, retries: Int = 3) -> LLMConfiguration {
+        LLMConfiguration(provider: provider, model: "test-model", baseURL: server.baseURL, apiKey: key, timeout: .seconds(5),
+                         maxRetries: retries, maxRetryWait: .seconds(5), maxTokens: 200)
+    }
+
+    static let request = LLMRequest(
+        system: "You are terse.", messages: [.init(.user, "Assess: 3 critical CVEs in openssl.")], maxTokens: 200,
+        tools: [.init(name: "open_ticket", description: "Open a ticket", inputSchema: ["type": "object", "properties": ["title": ["type": "string"]]])])
+
+    @Test func anthropicMessagesWireFormat() async throws {
+        let server = FakeLLMServer()
+        try await server.start()
+        defer { server.stop() }
+        server.script.withLock { $0 = [.init(status: 200, body: #"""
+            {"id":"msg_1","type":"message","role":"assistant","model":"test-model-2026","stop_reason":"tool_use",
+             "content":[{"type":"text","text":"Patch first."},{"type":"tool_use","id":"toolu_1","name":"open_ticket","input":{"title":"Patch openssl"}}],
+             "usage":{"input_tokens":120,"output_tokens":30,"cache_read_input_tokens":7}}
+            """#)] }
+        let response = try await Self.configuration(server, .anthropic).client(logger: Self.logger).complete(Self.request)
+        #expect(response.text == "Patch first." && response.model == "test-model-2026" && response.stopReason == "tool_use")
+        #expect(response.toolCalls == [.init(id: "toolu_1", name: "open_ticket", input: ["title": "Patch openssl"])])
+        #expect(response.usage == LLMUsage(inputTokens: 127, outputTokens: 30))
+        let sent = try #require(server.recorded.value.first)
+        #expect(sent.path == "/v1/messages")
+        #expect(sent.headers["x-api-key"] == Self.key && sent.headers["anthropic-version"] == "2023-06-01")
+        #expect(sent.body["model"] == "test-model" && sent.body["max_tokens"] == 200 && sent.body["system"] == "You are terse.")
+        #expect(sent.body["messages"] == [["role": "user", "content": "Assess: 3 critical CVEs in openssl."]])
+        #expect(sent.body["tools"]?[0]?["name"] == "open_ticket" && sent.body["tools"]?[0]?["input_schema"]?["type"] == "object")
+    }
+
+    @Test func openAICompatibleWireFormat() async throws {
+        let server = FakeLLMServer()
+        try await server.start()
+        defer { server.stop() }
+        server.script.withLock { $0 = [.init(status: 200, body: #"""
+            {"id":"c1","object":"chat.completion","model":"llama3.1:8b","choices":[{"index":0,"finish_reason":"tool_calls",
+             "message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"open_ticket","arguments":"{\"title\":\"Patch openssl\"}"}}]}}],
+             "usage":{"prompt_tokens":80,"completion_tokens":12,"total_tokens":92}}
+            """#)] }
+        let response = try await Self.configuration(server, .openai).client(logger: Self.logger).complete(Self.request)
+        #expect(response.toolCalls == [.init(id: "call_1", name: "open_ticket", input: ["title": "Patch openssl"])])
+        #expect(response.usage == LLMUsage(inputTokens: 80, outputTokens: 12) && response.model == "llama3.1:8b")
+        let sent = try #require(server.recorded.value.first)
+        #expect(sent.path == "/v1/chat/completions" && sent.headers["authorization"] == "Bearer \(Self.key)")
+        #expect(sent.body["messages"] == [["role": "system", "content": "You are terse."], ["role": "user", "content": "Assess: 3 critical CVEs in openssl."]])
+        #expect(sent.body["tools"]?[0]?["type"] == "function" && sent.body["tools"]?[0]?["function"]?["parameters"]?["type"] == "object")
+        // A server that reports no usage: the response says so (the caller is charged the estimate).
+        server.usage.withLock { $0 = nil }
+        #expect(try await Self.configuration(server, .openai).client(logger: Self.logger).complete(Self.request).usage == nil)
+    }
+
+    @Test func retriesHonourRetryAfterAndClientErrorsAreNot() async throws {
+        let server = FakeLLMServer()
+        try await server.start()
+        defer { server.stop() }
+        let overloaded = #"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+        server.script.withLock { $0 = [.init(status: 429, headers: ["Retry-After": "1"], body: overloaded), .init(status: 529, body: overloaded)] }
+        let started = ContinuousClock.now
+        let response = try await Self.configuration(server, .anthropic).client(logger: Self.logger).complete(Self.request)
+        #expect(response.text == FakeLLMServer.anthropicText && server.recorded.value.count == 3)
+        #expect(ContinuousClock.now - started >= .seconds(1), "Retry-After: 1 was honoured")
+
+        server.script.withLock { $0 = [.init(status: 400, body: #"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too large"}}"#)] }
+        do {
+            _ = try await Self.configuration(server, .anthropic).client(logger: Self.logger).complete(Self.request)
+            Issue.record("a 400 was accepted")
+        } catch let e as LLMError {
+            #expect(e.status == 400 && !e.retryable && e.description.contains("max_tokens: too large"))
+            #expect(!e.description.contains(Self.key))
+        }
+        #expect(server.recorded.value.count == 4, "a client error is not retried")
+
+        server.script.withLock { $0 = [.init(status: 500, body: "oops"), .init(status: 500, body: "oops")] }
+        await #expect(throws: LLMError.self) { try await Self.configuration(server, .anthropic, retries: 1).client(logger: Self.logger).complete(Self.request) }
+        #expect(server.recorded.value.count == 6, "one retry, then the error")
+    }
+
+    @Test func configurationErrorsNameTheSetting() throws {
+        func config(_ env: [String: String]) throws -> LLMConfiguration? {
+            try LLMConfiguration.from(try SettingValues(arguments: [], environment: env, settings: Setting.all))
+        }
+        #expect(try config([:]) == nil)
+        #expect(throws: ConfigurationError.self) { try config(["CORTEX_LLM_PROVIDER": "gpt"]) }
+        #expect(throws: ConfigurationError("CORTEX_LLM_MODEL is required with CORTEX_LLM_PROVIDER=openai")) { try config(["CORTEX_LLM_PROVIDER": "openai"]) }
+        #expect(throws: ConfigurationError("CORTEX_LLM_API_KEY (or CORTEX_LLM_API_KEY_FILE) is required with CORTEX_LLM_PROVIDER=anthropic")) {
+            try config(["CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_MODEL": "m"])
+        }
+        let ollama = try #require(try config(["CORTEX_LLM_PROVIDER": "openai", "CORTEX_LLM_MODEL": "llama3.1:8b", "CORTEX_LLM_BASE_URL": "http://ollama:11434/v1"]))
+        #expect(OpenAICompatibleClient(configuration: ollama, logger: Self.logger).url == "http://ollama:11434/v1/chat/completions")
+    }
+
+    // MARK: the broker
+
+    static func ledger(_ redis: RedisClient, _ limits: [String: Int]) async throws -> (BudgetLedger, String) {
+        let runID = "run-broker-\(UUID().uuidString.prefix(6))"
+        let ledger = BudgetLedger(redis: redis, runID: runID)
+        try await ledger.open(limits)
+        return (ledger, runID)
+    }
+
+    static func broker(_ redis: RedisClient) -> BudgetBroker {
+        BudgetBroker(redis: redis, bus: MessageBus(redis: redis, source: "coordinator", metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: logger),
+                     metrics: CortexMetrics(), logger: logger)
+    }
+
+    @Test func brokerMovesUnusedBudgetAndKeepsTheReserveForUrgentWork() async throws {
+        let server = try await PrivateRedis.start()
+        defer { Task { await server.stop() } }
+        let redis = RedisClient(endpoint: server.endpoint)
+        defer { redis.close() }
+        let broker = Self.broker(redis)
+        let (ledger, runID) = try await Self.ledger(redis, ["security": 100, "development": 600, "testing": 300, "run": 2000, "reserve": 1000])
+        func request(_ account: String, _ amount: Int, _ priority: String = "normal") -> BudgetBroker.Request {
+            .init(id: UUID().uuidString, runID: runID, agent: account, account: account, amount: amount, priority: priority, reason: "test")
+        }
+        func limits() async throws -> [String: Int] { Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0.limit) }) }
+
+        // The account is short by 700: taken from the agent with the most unused budget, then the next.
+        var d = await broker.decide(request("security", 800))
+        #expect(d.granted && d.sources == ["development:600", "testing:100"], "\(d)")
+        #expect(try await limits() == ["security": 800, "development": 0, "testing": 200, "run": 2000, "reserve": 1000])
+        // Nobody has 500 unused any more: denied, and nothing moved.
+        d = await broker.decide(request("security", 1300))
+        #expect(!d.granted && d.reason == "security has 800 tokens left and the other agents 200 unused, 500 needed")
+        #expect(try await limits()["security"] == 800)
+        // The run's cap is spent: normal work is refused, urgent work gets the reserve.
+        let r = try await ledger.reserve(1900, from: ["run"])
+        d = await broker.decide(request("testing", 150))
+        #expect(!d.granted && d.reason.contains("the emergency reserve is kept for high or critical work (this is normal)"))
+        d = await broker.decide(request("testing", 150, "critical"))
+        #expect(d.granted && d.sources == ["reserve:50"], "\(d)")
+        let after = try await limits()
+        #expect(after["run"] == 2050 && after["reserve"] == 950)
+        _ = try await ledger.release(r)
+        d = await broker.decide(request("nobody", 1))
+        #expect(!d.granted && d.reason.hasPrefix("no budget account 'nobody'"))
+    }
+
+    @Test func everyCallIsMeteredAndABudgetRequestIsAnswered() async throws {
+        let server = try await PrivateRedis.start()
+        defer { Task { await server.stop() } }
+        let llmServer = FakeLLMServer()
+        try await llmServer.start()
+        defer { llmServer.stop() }
+        let redis = RedisClient(endpoint: server.endpoint)
+        defer { redis.close() }
+        let bus = MessageBus(redis: redis, source: "security-master", metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: Self.logger)
+        let (ledger, runID) = try await Self.ledger(redis, ["security": 100, "coordinator": 5000, "run": 10_000, "reserve": 1000])
+        let client = Self.configuration(llmServer, .anthropic).client(logger: Self.logger)
+        // No coordinator answering yet: the request times out into a clear denial, and nothing is charged.
+        let lonely = MeteredLLM(client: client, bus: bus, agent: "security", logger: Self.logger, decisionTimeout: .milliseconds(500))
+        guard case .denied(let why) = await lonely.complete(Self.request, runID: runID, account: "security", purpose: "test") else {
+            Issue.record("expected a denial"); return
+        }
+        #expect(why.hasPrefix("no BUDGET_DECISION within"))
+        #expect(llmServer.recorded.value.isEmpty)
+
+        // A broker answering on cortex:masters:coordination, as the coordinator does.
+        let broker = Self.broker(redis)
+        let (subscriber, envelopes) = bus.subscribe([.mastersCoordination])
+        defer { subscriber.stop() }
+        _ = await subscriber.waitUntilSubscribed()
+        let coordinator = Task { for await e in envelopes where e.type == .BUDGET_REQUEST { await broker.handle(e) } }
+        defer { coordinator.cancel() }
+        let llm = MeteredLLM(client: client, bus: bus, agent: "security", logger: Self.logger, decisionTimeout: .seconds(5))
+        guard case .done(let response, let charged) = await llm.complete(Self.request, runID: runID, account: "security", purpose: "test") else {
+            Issue.record("expected the call to go through after the grant"); return
+        }
+        #expect(response.text == FakeLLMServer.anthropicText && charged == 150)
+        var accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
+        #expect(accounts["security"]?.used == 150 && accounts["run"]?.used == 150 && accounts["run"]?.reserved == 0)
+        #expect(accounts["security"]?.limit == Self.request.estimatedTokens, "granted exactly the estimate it asked for")
+
+        // A provider that reports no usage is charged the estimate; a failed call is released.
+        llmServer.usage.withLock { $0 = nil }
+        guard case .done(_, let estimate) = await llm.complete(Self.request, runID: runID, account: "coordinator", purpose: "test") else {
+            Issue.record("expected done"); return
+        }
+        #expect(estimate == Self.request.estimatedTokens)
+        llmServer.script.withLock { $0 = [.init(status: 400, body: #"{"error":{"message":"bad"}}"#)] }
+        guard case .failed = await llm.complete(Self.request, runID: runID, account: "coordinator", purpose: "test") else {
+            Issue.record("expected failed"); return
+        }
+        accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
+        #expect(accounts["coordinator"]?.used == estimate && accounts["coordinator"]?.reserved == 0)
+        #expect(accounts["run"]?.used == 150 + estimate && accounts["run"]?.reserved == 0)
+    }
+}
