@@ -271,10 +271,24 @@ import Testing
 
     /// Runs scripts/catalog-stream (a Python graphql-transport-ws / SSE client) and returns it.
     static func streamClient(_ suite: LocalSuite, name: String, _ arguments: [String]) throws -> ChildProcess {
-        let python = ProcessInfo.processInfo.environment["CORTEX_TEST_PYTHON"] ?? "/usr/bin/python3"
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/catalog-stream")
-        return try suite.supervisor.start(name: name, executable: URL(fileURLWithPath: python), arguments: [script.path] + arguments)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try suite.supervisor.start(name: name, executable: URL(fileURLWithPath: try python(root)),
+                                          arguments: [root.appendingPathComponent("scripts/catalog-stream").path] + arguments)
+    }
+
+    /// The Python with `websockets`: CORTEX_TEST_PYTHON (scripts/test sets it), else whatever scripts/python-env makes.
+    static func python(_ root: URL) throws -> String {
+        if let p = ProcessInfo.processInfo.environment["CORTEX_TEST_PYTHON"] { return p }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [root.appendingPathComponent("scripts/python-env").path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        process.waitUntilExit()
+        let path = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus == 0, !path.isEmpty else { throw ConfigurationError("scripts/python-env failed: no Python with websockets for the catalog-stream client") }
+        return path
     }
 
     static func messages(_ client: ChildProcess) -> [JSONValue] {

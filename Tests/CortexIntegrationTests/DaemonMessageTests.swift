@@ -44,9 +44,11 @@ import Testing
             let listeners = line.contains(CortexNames.Channel.workersStatus.rawValue) ? "2" : "1"
             #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines) == listeners, "\(line)")
         }
-        // Each type arrives once where it is listened to, and none is rejected.
+        // Each type arrives once where it is listened to, and none is rejected. The example BUDGET_REQUEST
+        // also gets an answer: the coordinator's own BUDGET_DECISION (a denial: run-debug has no ledger).
         func received(_ text: String, _ type: MessageType) -> Double? {
-            metric(text, #"cortex_messages_received_total{channel="\#(type.channel.rawValue)",type="\#(type.rawValue)"}"#)
+            let n = metric(text, #"cortex_messages_received_total{channel="\#(type.channel.rawValue)",type="\#(type.rawValue)"}"#)
+            return type == .BUDGET_DECISION ? n.map { $0 - 1 } : n
         }
         for (p, types) in [(port, MessageType.allCases.filter { $0.channel != .catalogEvents }), (catalogPort, MessageType.allCases.filter { $0.channel == .catalogEvents })] {
             var text = ""
@@ -59,6 +61,7 @@ import Testing
                 #expect(metric(text, #"cortex_messages_rejected_total{reason="\#(reason.rawValue)"}"#) == 0)
             }
         }
+        #expect(coordinator.output().contains("budget request denied"))
         #expect(coordinator.isRunning && catalog.isRunning)
         await suite.stop()
         #expect(coordinator.process.terminationStatus == 0)
