@@ -86,6 +86,17 @@ import Testing
         server.script.withLock { $0 = [.init(status: 500, body: "oops"), .init(status: 500, body: "oops")] }
         await #expect(throws: LLMError.self) { try await Self.configuration(server, .anthropic, retries: 1).client(logger: Self.logger).complete(Self.request) }
         #expect(server.recorded.value.count == 6, "one retry, then the error")
+
+        // Malformed answers are errors that say what was wrong, not crashes or empty successes.
+        server.script.withLock { $0 = [.init(status: 200, body: "{\"content\": [tru"), .init(status: 200, body: #"{"id":"x","object":"chat.completion"}"#)] }
+        do {
+            _ = try await Self.configuration(server, .anthropic).client(logger: Self.logger).complete(Self.request)
+            Issue.record("malformed JSON was accepted")
+        } catch let e as LLMError { #expect(e.description.hasSuffix("answered 200 with a body that is not JSON")) }
+        do {
+            _ = try await Self.configuration(server, .openai).client(logger: Self.logger).complete(Self.request)
+            Issue.record("an answer without choices was accepted")
+        } catch let e as LLMError { #expect(e.description.hasPrefix("chat-completions answer without choices")) }
     }
 
     @Test func configurationErrorsNameTheSetting() throws {
