@@ -20,20 +20,12 @@ struct CatalogRoutes: Sendable {
     let maxPage: Int
 
     func register(on router: Router<Context>, readiness: @escaping @Sendable () async -> Readiness) {
-        router.get("/healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
-        router.get("/readyz") { _, _ in
-            let r = await readiness()
-            return jsonResponse(r.ready ? .ok : .serviceUnavailable, ["ready": .bool(r.ready), "reasons": .array(r.reasons.map { .string($0) })])
-        }
-        router.get("/metrics") { _, _ in
-            // Asset counts come from Redis at scrape time, so every replica reports the shared catalog.
-            if let stats = try? await store.stats() {
-                let counts = Dictionary(stats.byType.map { ($0.key, $0.count) }, uniquingKeysWith: +)
-                for t in AssetType.allCases { metrics.catalogAssets(type: t.rawValue, count: counts[t.rawValue] ?? 0) }
-            }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
-        }
+        // Asset counts come from Redis at scrape time, so every replica reports the shared catalog.
+        OpsServer.addRoutes(to: router, metrics: metrics, readiness: readiness, beforeScrape: { [store, metrics] in
+            guard let stats = try? await store.stats() else { return }
+            let counts = Dictionary(stats.byType.map { ($0.key, $0.count) }, uniquingKeysWith: +)
+            for t in AssetType.allCases { metrics.catalogAssets(type: t.rawValue, count: counts[t.rawValue] ?? 0) }
+        })
         router.get("/openapi.json") { _, _ in jsonResponse(.ok, text: OpenAPIDocument.text) }
 
         router.post("/graphql") { request, _ in try await graphQL(request, body: try await jsonBody(request)) }

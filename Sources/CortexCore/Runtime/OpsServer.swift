@@ -19,17 +19,7 @@ public struct OpsServer: Service {
 
     public init(host: String, port: Int, metrics: CortexMetrics, logger: Logger, readiness: @escaping @Sendable () async -> Readiness) {
         let router = Router()
-        router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}\n")))
-        }
-        router.get("/readyz") { _, _ in
-            let r = await readiness()
-            let body = JSONValue.object(["ready": .bool(r.ready), "reasons": .array(r.reasons.map { .string($0) })]).description + "\n"
-            return Response(status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
-        }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
-        }
+        Self.addRoutes(to: router, metrics: metrics, readiness: readiness)
         let bound = Locked<Int?>(nil)
         self.boundPort = bound
         var quiet = logger
@@ -49,6 +39,25 @@ public struct OpsServer: Service {
 
     public func run() async throws {
         try await application.run()
+    }
+
+    /// /healthz, /readyz and /metrics on any router (catalog-api serves them beside its API);
+    /// `beforeScrape` refreshes gauges that are read rather than counted.
+    public static func addRoutes<Context: RequestContext>(to router: Router<Context>, metrics: CortexMetrics,
+                                                          readiness: @escaping @Sendable () async -> Readiness,
+                                                          beforeScrape: @escaping @Sendable () async -> Void = {}) {
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}\n")))
+        }
+        router.get("/readyz") { _, _ in
+            let r = await readiness()
+            let body = JSONValue.object(["ready": .bool(r.ready), "reasons": .array(r.reasons.map { .string($0) })]).description + "\n"
+            return Response(status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("/metrics") { _, _ in
+            await beforeScrape()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
     }
 
     /// Waits (briefly) until the server has bound its port and returns it.
