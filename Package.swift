@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/GraphQLSwift/GraphQL.git", from: "4.3.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -60,7 +61,11 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
-            dependencies: ["CortexCore", "CortexCatalog"]
+            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes"]
+        ),
+        .target(
+            name: "CortexKubernetes",
+            dependencies: ["CortexCore", "CortexCatalog", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "CortexCatalog",
@@ -108,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexIntegrationTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer",
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexKubernetes",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types")]
         ),

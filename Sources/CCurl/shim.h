@@ -13,5 +13,10 @@ static inline CURLcode cortex_curl_set_write_function(CURL *h, size_t (*f)(char 
 static inline CURLcode cortex_curl_set_header_function(CURL *h, size_t (*f)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, f);
 }
+/* PEM data in memory (CA bundle, client certificate, client key), copied by libcurl. */
+static inline CURLcode cortex_curl_set_blob(CURL *h, CURLoption o, const void *data, size_t len) {
+    struct curl_blob blob = { (void *)data, len, CURL_BLOB_COPY };
+    return curl_easy_setopt(h, o, &blob);
+}
 static inline CURLcode cortex_curl_get_response_code(CURL *h, long *code) { return curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code); }
 #endif

@@ -14,6 +14,22 @@ public struct HTTPClientError: Error, CustomStringConvertible {
     public var description: String
 }
 
+/// TLS material for a request: a CA bundle to trust, a client certificate and key (all PEM, in memory),
+/// or no verification at all (only when a kubeconfig asks for it).
+public struct TLSOptions: Sendable, Equatable {
+    public var caPEM: [UInt8]?
+    public var clientCertificatePEM: [UInt8]?
+    public var clientKeyPEM: [UInt8]?
+    public var insecureSkipVerify: Bool
+
+    public init(caPEM: [UInt8]? = nil, clientCertificatePEM: [UInt8]? = nil, clientKeyPEM: [UInt8]? = nil, insecureSkipVerify: Bool = false) {
+        self.caPEM = caPEM
+        self.clientCertificatePEM = clientCertificatePEM
+        self.clientKeyPEM = clientKeyPEM
+        self.insecureSkipVerify = insecureSkipVerify
+    }
+}
+
 /// A small blocking HTTP client over libcurl; each request runs on its own thread, never on the cooperative pool.
 public enum HTTPClient {
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
@@ -21,11 +37,11 @@ public enum HTTPClient {
     /// Performs one request.
     public static func request(
         _ method: String = "GET", url: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-        timeout: Duration = .seconds(10)
+        timeout: Duration = .seconds(10), tls: TLSOptions? = nil
     ) async throws -> HTTPResponse {
         let executor = BlockingExecutor(name: "cortex-http")
         defer { executor.shutdown() }
-        return try await executor.run { try perform(method, url: url, headers: headers, body: body, timeout: timeout) }
+        return try await executor.run { try perform(method, url: url, headers: headers, body: body, timeout: timeout, tls: tls) }
     }
 
     private final class Sink {
@@ -33,7 +49,7 @@ public enum HTTPClient {
         var headers: [String: String] = [:]
     }
 
-    static func perform(_ method: String, url: String, headers: [String: String], body: [UInt8]?, timeout: Duration) throws -> HTTPResponse {
+    static func perform(_ method: String, url: String, headers: [String: String], body: [UInt8]?, timeout: Duration, tls: TLSOptions? = nil) throws -> HTTPResponse {
         _ = globalInit
         guard let handle = curl_easy_init() else { throw HTTPClientError(description: "curl_easy_init failed") }
         defer { curl_easy_cleanup(handle) }
@@ -48,6 +64,21 @@ public enum HTTPClient {
         cortex_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         cortex_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
         if let list { cortex_curl_set_slist(handle, CURLOPT_HTTPHEADER, list) }
+        if let tls {
+            if let ca = tls.caPEM { ca.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) } }
+            if let cert = tls.clientCertificatePEM {
+                cert.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
+                cortex_curl_set_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
+            }
+            if let key = tls.clientKeyPEM {
+                key.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
+                cortex_curl_set_string(handle, CURLOPT_SSLKEYTYPE, "PEM")
+            }
+            if tls.insecureSkipVerify {
+                cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
+                cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
+            }
+        }
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
         cortex_curl_set_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
