@@ -36,7 +36,8 @@ import Testing
             """, variables: [:])
         let assets = found["assets"]?["nodes"]?.arrayValue ?? []
         let types = assets.compactMap { $0["type"]?.stringValue }.sorted()
-        #expect(types == ["ALERT_RULE", "DOCUMENT", "MANIFEST", "MANIFEST", "REPOSITORY", "TEST_SUITE", "WORKFLOW"], "\(assets)")
+        #expect(types == ["ALERT_RULE", "DOCUMENT", "MANIFEST", "MANIFEST", "PACKAGE", "REPOSITORY", "TEST_SUITE", "WORKFLOW"], "\(assets)")
+        #expect(assets.contains { $0["id"] == "package:PyPI/flask@3.0.0" })
         #expect(assets.allSatisfy { ["worker-1", "worker-2"].contains($0["discoveredBy"]?.stringValue ?? "") })
         #expect(found["lineage"]?["edges"]?.arrayValue?.count == 6)
         #expect(found["lineage"]?["edges"]?.arrayValue?.allSatisfy { $0["kind"] == "DEFINED_IN" } == true)
@@ -77,7 +78,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir + "/masters/inventory-0.md"))
 
         // The report states the catalog's totals before and after the run.
-        #expect(summary.contains("Catalog: 0 -> 7 assets (+7), 0 -> 6 relations (+6)"), "\(summary)")
+        #expect(summary.contains("Catalog: 0 -> 8 assets (+8), 0 -> 7 relations (+7)"), "\(summary)")
 
         // No model is configured: the report says so and the ledger, opened with the design's budgets, shows zero.
         #expect(summary.contains("## Token budget"))

@@ -25,7 +25,9 @@ public struct ManifestFinder: Skill {
         case "gradle.lockfile": return ("Maven", "lockfile")
         case "composer.json": return ("Packagist", "manifest")
         case "composer.lock": return ("Packagist", "lockfile")
+        case "Dockerfile", "Containerfile": return ("docker", "dockerfile")
         default:
+            if name.hasPrefix("Dockerfile.") || name.hasSuffix(".Dockerfile") { return ("docker", "dockerfile") }
             if name.hasPrefix("requirements") && name.hasSuffix(".txt") { return ("PyPI", "lockfile") }
             return nil
         }
@@ -34,8 +36,23 @@ public struct ManifestFinder: Skill {
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { path in
             guard let c = Self.classify(path) else { return nil }
-            let lines = readText(root, path)?.split(separator: "\n", omittingEmptySubsequences: true).count ?? 0
-            return ["path": .string(path), "ecosystem": .string(c.ecosystem), "kind": .string(c.kind), "lines": .number(Double(lines))]
+            let text = readText(root, path)
+            let lines = text?.split(separator: "\n", omittingEmptySubsequences: true).count ?? 0
+            var record: SkillRecord = ["path": .string(path), "ecosystem": .string(c.ecosystem), "kind": .string(c.kind), "lines": .number(Double(lines))]
+            guard let text else { return record }
+            if c.kind == "dockerfile" {
+                record["base_images"] = .array(Lockfiles.dockerBaseImages(text).map(JSONValue.string))
+                return record
+            }
+            // A broken lockfile is reported with its file and line; the rest of the repository is still inventoried.
+            do {
+                if let packages = try Lockfiles.parse(path: path, text: text) {
+                    record["packages"] = .array(packages.map { ["name": .string($0.name), "version": .string($0.version)] })
+                }
+            } catch {
+                record["error"] = .string("\(error)")
+            }
+            return record
         }
     }
 
@@ -43,10 +60,15 @@ public struct ManifestFinder: Skill {
         let rows = sorted(records)
         let lockfiles = rows.filter { $0["kind"]?.stringValue == "lockfile" }.count
         let ecosystems = Set(rows.compactMap { $0["ecosystem"]?.stringValue }).sorted()
+        let pinned = rows.reduce(0) { $0 + ($1["packages"]?.arrayValue?.count ?? 0) }
+        let broken = rows.compactMap { $0["error"]?.stringValue }
         let headline = "\(rows.count) dependency files (\(lockfiles) lockfiles)" + (ecosystems.isEmpty ? "" : " for \(ecosystems.joined(separator: ", "))")
-        let md = "### Dependency manifests and lockfiles\n\n" + table(["File", "Ecosystem", "Kind", "Lines"], rows.map {
-            [$0["path"]?.stringValue ?? "", $0["ecosystem"]?.stringValue ?? "", $0["kind"]?.stringValue ?? "", "\($0["lines"]?.intValue ?? 0)"]
+            + (pinned > 0 ? ", \(pinned) packages pinned" : "") + (broken.isEmpty ? "" : "; \(broken.count) unreadable")
+        var md = "### Dependency manifests and lockfiles\n\n" + table(["File", "Ecosystem", "Kind", "Lines", "Packages"], rows.map {
+            [$0["path"]?.stringValue ?? "", $0["ecosystem"]?.stringValue ?? "", $0["kind"]?.stringValue ?? "", "\($0["lines"]?.intValue ?? 0)",
+             $0["error"] != nil ? "unreadable" : ($0["packages"]?.arrayValue.map { "\($0.count)" } ?? ($0["base_images"]?.arrayValue.map { "base: " + $0.compactMap(\.stringValue).joined(separator: ", ") } ?? ""))]
         }) + (lockfiles == 0 && !rows.isEmpty ? "\nNo lockfile: versions are not pinned, so a scan can only report ranges.\n" : "")
+        if !broken.isEmpty { md += "\nUnreadable files (the rest was inventoried):\n\n" + broken.map { "- \($0)" }.joined(separator: "\n") + "\n" }
         return SkillSummary(headline: headline, markdown: md, details: .object(["manifests": .array(rows.map { .object($0) })]))
     }
 }

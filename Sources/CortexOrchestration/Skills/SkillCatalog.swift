@@ -17,6 +17,7 @@ public enum SkillCatalog {
         )
         var assets = [repo]
         var relations: [RelationInput] = []
+        var seen: Set<String> = []
         for record in records {
             guard let path = record["path"]?.stringValue, let type = assetType(skill: skill, record: record) else { continue }
             var properties = record
@@ -26,6 +27,20 @@ public enum SkillCatalog {
                 labels: ["cortex.io/repository": repoName], properties: .object(properties), discoveredBy: worker
             ))
             relations.append(RelationInput(from: assets.last!.resolvedID, to: repoID, kind: .DEFINED_IN, discoveredBy: worker))
+            // What the repository depends on: each pinned package, and the base images its Dockerfiles build on.
+            let ecosystem = record["ecosystem"]?.stringValue ?? "?"
+            for p in record["packages"]?.arrayValue ?? [] {
+                guard let name = p["name"]?.stringValue, let version = p["version"]?.stringValue else { continue }
+                let package = AssetInput(id: "package:\(ecosystem)/\(name)@\(version)", type: .PACKAGE, name: name,
+                                         properties: ["ecosystem": .string(ecosystem), "version": .string(version)], discoveredBy: worker)
+                if !seen.contains(package.resolvedID) { seen.insert(package.resolvedID); assets.append(package) }
+                relations.append(RelationInput(from: repoID, to: package.resolvedID, kind: .DEPENDS_ON, discoveredBy: worker))
+            }
+            for image in record["base_images"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                let asset = AssetInput(type: .CONTAINER_IMAGE, name: image, discoveredBy: worker)
+                if !seen.contains(asset.resolvedID) { seen.insert(asset.resolvedID); assets.append(asset) }
+                relations.append(RelationInput(from: repoID, to: asset.resolvedID, kind: .DEPENDS_ON, discoveredBy: worker))
+            }
         }
         return (assets, relations)
     }
@@ -33,7 +48,7 @@ public enum SkillCatalog {
     static func assetType(skill: SkillName, record: SkillRecord) -> AssetType? {
         switch skill {
         case .languageCensus: return nil  // tallies per language, not per file
-        case .manifestFinder: return .MANIFEST
+        case .manifestFinder: return .MANIFEST  // Dockerfiles too: the images they build on are linked from the repository
         case .documentationSurvey: return .DOCUMENT
         case .workflowFinder: return .WORKFLOW
         case .testSurvey: return .TEST_SUITE
