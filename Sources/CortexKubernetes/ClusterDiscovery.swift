@@ -53,12 +53,30 @@ public struct ClusterDiscovery: Sendable {
         public var skipped: [(resource: String, reason: String)] = []
     }
 
-    /// Lists every kind (within `namespace` for namespaced kinds when given; cluster-scoped kinds only
-    /// when `namespace` is nil) and maps the objects.
-    public func discover(namespace: String? = nil) async throws -> Result {
+    /// What one discovery covers.
+    public enum Scope: Sendable, Equatable {
+        /// Every kind, cluster-wide.
+        case all
+        /// Nodes and namespaces only.
+        case clusterScoped
+        /// One namespace's objects, plus the nodes (so that its pods' RUNS_ON edges have both ends in one
+        /// all-or-nothing catalog batch).
+        case namespace(String)
+    }
+
+    /// Lists the scope's kinds and maps the objects.
+    public func discover(_ scope: Scope = .all) async throws -> Result {
         var objects: [AssetType: [JSONValue]] = [:]
         var result = Result()
-        for r in Self.resources where namespace == nil || r.namespaced {
+        for r in Self.resources {
+            var namespace: String?
+            switch scope {
+            case .all: break
+            case .clusterScoped: if r.namespaced { continue }
+            case .namespace(let ns):
+                if !r.namespaced && r.type != .NODE { continue }
+                namespace = ns
+            }
             let path = r.path(namespace: namespace)
             do {
                 objects[r.type] = try await client.list(path, labelSelector: r.labelSelector, metadataOnly: r.metadataOnly)

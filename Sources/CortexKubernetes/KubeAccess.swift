@@ -103,6 +103,16 @@ public struct KubeAccess: Sendable, Equatable {
         return KubeAccess(server: server, bearerToken: token, tls: tls, origin: "kubeconfig \(origin) context \(contextName)")
     }
 
+    /// The access CORTEX_KUBERNETES asks for: nil when `off`, or `auto` finds none; an error when `on` finds none.
+    public static func configured(_ mode: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> KubeAccess? {
+        switch mode {
+        case "off": return nil
+        case "on": return try discover(environment: environment)
+        case "auto": return try? discover(environment: environment)
+        default: throw ConfigurationError("CORTEX_KUBERNETES must be on, off or auto, got '\(mode)'")
+        }
+    }
+
     /// In-cluster when running in a pod, else KUBECONFIG (its first file) or ~/.kube/config.
     public static func discover(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> KubeAccess {
         if let access = try inCluster(environment: environment) { return access }

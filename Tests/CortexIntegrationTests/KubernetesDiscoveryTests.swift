@@ -2,6 +2,7 @@ import CortexCatalog
 import CortexControl
 import CortexCore
 import CortexKubernetes
+import CortexOrchestration
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -86,11 +87,20 @@ final class FakeKubernetesAPI: @unchecked Sendable {
             func json(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
                 Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body.description)))
             }
-            if path == "/apis/batch/v1/jobs" {
+            if path.hasPrefix("/apis/batch/v1/") && path.hasSuffix("/jobs") {
                 return json(.forbidden, ["kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
                                          "message": "jobs.batch is forbidden: User \"system:serviceaccount:cortex:cortex-inventory\" cannot list resource \"jobs\" in API group \"batch\" at the cluster scope"])
             }
-            guard let items = Self.objects[path] else { return json(.notFound, ["kind": "Status", "code": 404, "message": "the server could not find the requested resource"]) }
+            // Namespaced lists (`/api/v1/namespaces/shop/pods`) are the cluster-wide list filtered by namespace.
+            var lookup = path
+            var namespace: String?
+            let parts = path.split(separator: "/").map(String.init)
+            if let i = parts.firstIndex(of: "namespaces"), i + 2 < parts.count {
+                namespace = parts[i + 1]
+                lookup = "/" + (parts[..<i] + parts[(i + 2)...]).joined(separator: "/")
+            }
+            guard let all = Self.objects[lookup] else { return json(.notFound, ["kind": "Status", "code": 404, "message": "the server could not find the requested resource"]) }
+            let items = namespace.map { ns in all.filter { $0["metadata"]?["namespace"]?.stringValue == ns } } ?? all
             // Pages of `limit` items; the continue token is the next offset, opaque to the client.
             let params = request.uri.queryParameters
             let limit = Int(params.get("limit") ?? "") ?? 500
@@ -185,7 +195,7 @@ final class FakeKubernetesAPI: @unchecked Sendable {
         let yaml = Self.kubeconfig.replacingOccurrences(of: "SERVER", with: "http://127.0.0.1:\(api.port)")
         let access = try KubeAccess.kubeconfig(yaml: yaml, origin: "test", relativeTo: URL(fileURLWithPath: "/tmp"))
         let discovery = ClusterDiscovery(client: KubernetesClient(access: access, pageSize: 2), discoveredBy: "worker-test")
-        let result = try await discovery.discover()
+        let result = try await discovery.discover(.all)
 
         // Pagination: 4 pods in pages of 2, the second page asked with the continue token; the bearer token sent.
         let podRequests = api.requests.value.filter { $0.path == "/api/v1/pods" }
@@ -233,5 +243,49 @@ final class FakeKubernetesAPI: @unchecked Sendable {
         #expect(Set(lineage["lineage"]?["nodes"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) ==
                 ["deployment:shop/web", "replicaset:shop/web-7d9f", "pod:shop/web-7d9f-a", "pod:shop/web-7d9f-b", "pod:shop/web-7d9f-c"])
         await suite.stop()
+    }
+
+    /// An inventory run with a cluster: the master splits it by namespace, the workers discover and
+    /// register through catalog-api, and the report lists the cluster by type and who found what.
+    @Test func inventoryRunDiscoversTheClusterThroughTheWorkers() async throws {
+        let api = FakeKubernetesAPI()
+        try await api.start()
+        defer { api.stop() }
+        let work = try temporaryDirectory("k8s-run")
+        let kubeconfig = work.appendingPathComponent("kubeconfig")
+        try Data(Self.kubeconfig.replacingOccurrences(of: "SERVER", with: "http://127.0.0.1:\(api.port)").utf8).write(to: kubeconfig)
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["KUBECONFIG": kubeconfig.path, "CORTEX_KUBERNETES": "on"])
+        let (_, port) = try await suite.startCatalog()
+        try suite.startAll(workers: 2)
+        let bus = MessageBus(redis: RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port)), source: "test",
+                             metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: .init(label: "test"))
+        let client = RunClient(bus: bus)
+        let runID = try await client.submit(RunRequest(goal: "inventory", targets: [try makeRepository().path], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
+        let catalog = CatalogClient(baseURL: "http://127.0.0.1:\(port)", token: nil)
+        let found = try await catalog.graphQL("""
+            { stats { byType { key count } }
+              lineage(id: "deployment:shop/web", direction: UPSTREAM, depth: 2) { nodes { id } }
+              pod: asset(id: "pod:shop/web-7d9f-b") { health { status reason } discoveredBy } }
+            """, variables: [:])
+        await suite.stop()
+
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let dir = try #require(state.reportDir)
+        let summary = try String(contentsOfFile: dir + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("inventory-master    succeeded cluster: 4 pod, 3 container_image, 3 node, 2 deployment, 2 service, 1 helm_release, 1 ingress, 1 namespace, 1 persistent_volume_claim, 1 replicaset; 1 resources not listable [2 items, 2 workers]"), "\(summary)")
+        let report = try String(contentsOfFile: dir + "/masters/inventory-cluster.md", encoding: .utf8)
+        #expect(report.contains("### Cluster inventory by type") && report.contains("| POD | 4 |") && report.contains("| HELM_RELEASE | 1 |"), "\(report)")
+        #expect(report.contains("- /apis/batch/v1/namespaces/shop/jobs: forbidden: jobs.batch is forbidden"))
+        // Two work items, the cluster-scoped kinds and namespace shop, each done by a worker on a node.
+        #expect(report.contains("| (cluster) | worker-") && report.contains("| shop | worker-"), "\(report)")
+        let byType = Dictionary(uniqueKeysWithValues: (found["stats"]?["byType"]?.arrayValue ?? []).compactMap { c in
+            c["key"]?.stringValue.map { ($0, c["count"]?.intValue ?? 0) } })
+        #expect(byType["POD"] == 4 && byType["NODE"] == 3 && byType["NAMESPACE"] == 1 && byType["REPLICASET"] == 1 && byType["HELM_RELEASE"] == 1)
+        #expect(Set(found["lineage"]?["nodes"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) ==
+                ["deployment:shop/web", "replicaset:shop/web-7d9f", "pod:shop/web-7d9f-a", "pod:shop/web-7d9f-b", "pod:shop/web-7d9f-c"])
+        #expect(found["pod"]?["health"] == ["status": "FAILING", "reason": "container web: CrashLoopBackOff"])
+        #expect(found["pod"]?["discoveredBy"]?.stringValue?.hasPrefix("worker-") == true)
     }
 }

@@ -99,12 +99,16 @@ public struct Setting: Sendable, Hashable {
     public static let budgetRequestTimeout = Setting(env: "CORTEX_BUDGET_REQUEST_TIMEOUT", flag: "budget-request-timeout", defaultValue: "10",
         help: "Seconds an agent waits for the coordinator's BUDGET_DECISION before treating the request as denied.", usedBy: "masters")
 
+    public static let kubernetes = Setting(env: "CORTEX_KUBERNETES", flag: "kubernetes", defaultValue: "auto",
+        help: "Discover the cluster in inventory runs: on, off, or auto (when in a pod with a service account, or when KUBECONFIG / ~/.kube/config gives a usable context). Access is read-only: list only.", usedBy: "coordinator, inventory-master, worker")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
+        kubernetes,
     ]
 }
 

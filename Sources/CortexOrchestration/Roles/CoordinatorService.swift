@@ -1,3 +1,4 @@
+import CortexKubernetes
 import CortexCatalog
 import CortexCore
 import Foundation
@@ -183,7 +184,7 @@ struct RunExecution {
         }
         // The catalog's baseline, before any worker registers anything for this run.
         await readCatalog(progress, before: true)
-        progress.tasks = TaskRouter.decompose(request)
+        progress.tasks = TaskRouter.decompose(request, cluster: (try? KubeAccess.configured(context.settings.string(.kubernetes))) != nil)
         do {
             var commands: [[any RedisArgument]] = []
             let existing = Set(try await context.redis.send("HKEYS", CortexNames.runTasks(runID)).orThrow().array?.compactMap(\.string) ?? [])
@@ -330,13 +331,20 @@ public enum TaskRouter {
         return named.isEmpty ? MasterRole.allCases : named
     }
 
-    /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice.
-    public static func decompose(_ request: RunRequest) -> [TaskSpec] {
-        masters(for: request.goal).flatMap { master in
+    /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice;
+    /// with a cluster to inventory, one more task for the inventory master: the cluster itself.
+    public static func decompose(_ request: RunRequest, cluster: Bool = false) -> [TaskSpec] {
+        let masters = masters(for: request.goal)
+        var tasks = masters.flatMap { master in
             request.targets.enumerated().map { index, target in
                 TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
                          skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? 1 : 2, attempt: 1)
             }
         }
+        if cluster && masters.contains(.inventory) {
+            tasks.append(TaskSpec(id: "\(request.runID).inventory.cluster", runID: request.runID, master: .inventory,
+                                  skill: .clusterDiscovery, target: ClusterSurvey.target, priority: 2, attempt: 1))
+        }
+        return tasks
     }
 }

@@ -1,4 +1,5 @@
 import CortexCore
+import CortexKubernetes
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -139,9 +140,14 @@ public struct MasterService: RoleService {
         setActive(+1)
         defer { setActive(-1) }
         let started = Date()
-        let items = (0..<itemsPerTask).map { shard in
-            WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
-                     skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
+        let items: [WorkItem]
+        if task.skill == .clusterDiscovery {
+            items = await clusterItems(task, log: taskLog)
+        } else {
+            items = (0..<itemsPerTask).map { shard in
+                WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
+                         skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
+            }
         }
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
         // Item ids are derived from the task id, so anything dispatched twice still counts once.
@@ -222,6 +228,26 @@ public struct MasterService: RoleService {
             // Still pending under our name: XAUTOCLAIM by another instance recovers it after the idle timeout.
             log.warning("could not hand the task back (it stays pending for redelivery): \(error)")
             return .dropped
+        }
+    }
+
+    /// The cluster partitioned for the catalog workers: one item for the cluster-scoped kinds and one per
+    /// namespace (listed here; if that fails, one item takes the whole cluster).
+    private func clusterItems(_ task: TaskSpec, log: Logger) async -> [WorkItem] {
+        var scopes: [String?] = [nil]
+        do {
+            if let access = try KubeAccess.configured(context.settings.string(.kubernetes)) {
+                let namespaces = try await KubernetesClient(access: access).list("/api/v1/namespaces").compactMap { $0["metadata"]?["name"]?.stringValue }
+                scopes += namespaces.sorted().map { Optional($0) }
+            }
+        } catch {
+            log.warning("could not list namespaces (\(error)); one work item takes the whole cluster")
+            scopes = [nil]
+        }
+        let whole = scopes.count == 1
+        return scopes.enumerated().map { index, ns in
+            WorkItem(id: "\(task.id).\(index)", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .clusterDiscovery,
+                     target: whole ? "\(ClusterSurvey.target)/all" : ClusterSurvey.itemTarget(namespace: ns), shard: index, shards: scopes.count)
         }
     }
 

@@ -1,5 +1,6 @@
 import CortexCatalog
 import CortexCore
+import CortexKubernetes
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -147,6 +148,7 @@ public struct WorkerService: RoleService {
     /// registers them again.
     private func register(_ records: [SkillRecord], item: WorkItem, in catalog: CatalogClient, log: Logger) async {
         let (assets, relations) = SkillCatalog.entries(skill: item.skill, target: item.target, records: records, worker: workerID)
+        guard !assets.isEmpty || !relations.isEmpty else { return }
         do {
             let summary = try await catalog.upsert(assets, relations: relations)
             context.metrics.catalogRegistration(outcome: "ok")
@@ -161,6 +163,7 @@ public struct WorkerService: RoleService {
     /// every `checkpointEvery`, and resuming from the last one when the item was started before.
     /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
     private func examine(_ item: WorkItem, redelivered: Bool, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
+        if item.skill == .clusterDiscovery { return try await discoverCluster(item, log: log) }
         let root = URL(fileURLWithPath: item.target)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
@@ -188,6 +191,46 @@ public struct WorkerService: RoleService {
             }
         }
         return (skill.compact(records), files.count - next, resumedFrom)
+    }
+
+    /// One scope of the cluster through the Kubernetes API, registered in the catalog in batches (an item
+    /// redone after a crash registers the same assets again, which changes nothing). Records: per asset
+    /// type how many were found here, and what could not be listed.
+    private func discoverCluster(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
+        guard let access = try KubeAccess.configured(context.settings.string(.kubernetes) == "off" ? "off" : "on") else {
+            throw ConfigurationError("cluster discovery was asked for but CORTEX_KUBERNETES is off on this worker")
+        }
+        let started = ContinuousClock.now
+        let scope: ClusterDiscovery.Scope
+        if let ns = ClusterSurvey.namespace(of: item.target) { scope = .namespace(ns) } else { scope = item.target == ClusterSurvey.target ? .clusterScoped : .all }
+        let result = try await ClusterDiscovery(client: KubernetesClient(access: access), discoveredBy: workerID).discover(scope)
+        if let catalog {
+            // Assets first, then edges, each in batches the catalog accepts; a batch is all or nothing.
+            for chunk in stride(from: 0, to: result.assets.count, by: 1000) {
+                _ = try await catalog.upsert(Array(result.assets[chunk..<min(chunk + 1000, result.assets.count)]))
+            }
+            for chunk in stride(from: 0, to: result.relations.count, by: 2000) {
+                _ = try await catalog.upsert([], relations: Array(result.relations[chunk..<min(chunk + 2000, result.relations.count)]))
+            }
+            context.metrics.catalogRegistration(outcome: "ok")
+        }
+        let ms = Int((ContinuousClock.now - started) / .milliseconds(1))
+        let scopeName: String
+        switch scope {
+        case .all: scopeName = "(all)"
+        case .clusterScoped: scopeName = "(cluster)"
+        case .namespace(let ns): scopeName = ns
+        }
+        var records: [SkillRecord] = Dictionary(grouping: result.assets, by: { $0.type.rawValue }).map { type, assets in
+            ["scope": .string(scopeName), "type": .string(type), "count": .number(Double(assets.count)), "worker": .string(workerID),
+             "node": .string(context.nodeName), "duration_ms": .number(Double(ms))]
+        }
+        for s in result.skipped {
+            records.append(["skipped": .string(s.resource), "reason": .string(s.reason)])
+            log.warning("not listable, skipped: \(s.resource): \(s.reason)")
+        }
+        log.info("discovered \(result.assets.count) assets and \(result.relations.count) edges in \(scopeName)")
+        return (records, result.assets.count, nil)
     }
 
     /// The target's file list for the item's task: from this worker's cache, else the listing the task's

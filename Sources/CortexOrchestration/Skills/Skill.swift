@@ -9,6 +9,8 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     case workflowFinder = "workflow-finder"
     case testSurvey = "test-survey"
     case monitoringSurvey = "monitoring-survey"
+    /// The cluster's objects through the Kubernetes API (not file-based: one item per namespace).
+    case clusterDiscovery = "cluster-discovery"
 
     /// The skill each master runs on a target.
     public static func builtIn(for master: MasterRole) -> SkillName {
@@ -31,6 +33,7 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
         case .workflowFinder: return WorkflowFinder()
         case .testSurvey: return TestSurvey()
         case .monitoringSurvey: return MonitoringSurvey()
+        case .clusterDiscovery: return ClusterSurvey()
         }
     }
 }

@@ -9,6 +9,8 @@ public enum SkillCatalog {
     public static func entries(skill: SkillName, target: String, records: [SkillRecord], worker: String)
         -> (assets: [AssetInput], relations: [RelationInput])
     {
+        // Cluster discovery registers its own assets and edges (see WorkerService); a target here is a repository.
+        guard skill != .clusterDiscovery else { return ([], []) }
         let repoName = URL(fileURLWithPath: target).lastPathComponent
         let repoID = "repository:\(target)"
         let repo = AssetInput(
@@ -47,7 +49,7 @@ public enum SkillCatalog {
 
     static func assetType(skill: SkillName, record: SkillRecord) -> AssetType? {
         switch skill {
-        case .languageCensus: return nil  // tallies per language, not per file
+        case .languageCensus, .clusterDiscovery: return nil  // tallies, not files
         case .manifestFinder: return .MANIFEST  // Dockerfiles too: the images they build on are linked from the repository
         case .documentationSurvey: return .DOCUMENT
         case .workflowFinder: return .WORKFLOW
