@@ -37,6 +37,34 @@ public struct CatalogClient: Sendable {
         return try result.decode(UpsertSummary.self)
     }
 
+    /// Every asset matching `filter` as (id, type, health status), page by page.
+    public func assets(filter: AssetFilter) async throws -> [(id: String, type: AssetType, health: HealthStatus)] {
+        var out: [(id: String, type: AssetType, health: HealthStatus)] = []
+        var after: String?
+        let query = """
+        query Page($filter: AssetFilter, $after: String) {
+          assets(filter: $filter, first: 500, after: $after) { nodes { id type health { status } } pageInfo { hasNextPage endCursor } }
+        }
+        """
+        repeat {
+            var variables: [String: JSONValue] = ["filter": try JSONValue(encoding: filter)]
+            if let after { variables["after"] = .string(after) }
+            let data = try await graphQL(query, variables: .object(variables))
+            for node in data["assets"]?["nodes"]?.arrayValue ?? [] {
+                guard let id = node["id"]?.stringValue, let type = node["type"]?.stringValue.flatMap(AssetType.init(rawValue:)) else { continue }
+                out.append((id, type, node["health"]?["status"]?.stringValue.flatMap(HealthStatus.init(rawValue:)) ?? .UNKNOWN))
+            }
+            after = data["assets"]?["pageInfo"]?["hasNextPage"] == true ? data["assets"]?["pageInfo"]?["endCursor"]?.stringValue : nil
+        } while after != nil
+        return out
+    }
+
+    /// Deletes an asset (and its edges); false when it was not there.
+    @discardableResult
+    public func delete(_ id: String) async throws -> Bool {
+        try await graphQL("mutation Delete($id: ID!) { deleteAsset(id: $id) }", variables: ["id": .string(id)])["deleteAsset"] == true
+    }
+
     /// The catalog's asset and relation totals.
     public func totals() async throws -> CatalogTotals {
         let data = try await graphQL("{ stats { total relations } }", variables: [:])

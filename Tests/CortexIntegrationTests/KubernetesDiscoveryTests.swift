@@ -39,8 +39,10 @@ final class FakeKubernetesAPI: @unchecked Sendable {
                 "status": ["phase": .string(phase), "containerStatuses": .array(containers.map(\.status))]]
     }
 
-    /// Items per API path.
-    static let objects: [String: [JSONValue]] = [
+    /// Items per API path (a test may change them between runs).
+    let objects = Locked(FakeKubernetesAPI.initialObjects)
+
+    static let initialObjects: [String: [JSONValue]] = [
         "/api/v1/nodes": [
             ["metadata": meta("k3s-1"), "status": ["conditions": [["type": "Ready", "status": "True"], ["type": "MemoryPressure", "status": "False"]], "nodeInfo": ["kubeletVersion": "v1.30.4+k3s1"]]],
             ["metadata": meta("k3s-2"), "status": ["conditions": [["type": "Ready", "status": "True"], ["type": "DiskPressure", "status": "True"]]]],
@@ -99,7 +101,7 @@ final class FakeKubernetesAPI: @unchecked Sendable {
                 namespace = parts[i + 1]
                 lookup = "/" + (parts[..<i] + parts[(i + 2)...]).joined(separator: "/")
             }
-            guard let all = Self.objects[lookup] else { return json(.notFound, ["kind": "Status", "code": 404, "message": "the server could not find the requested resource"]) }
+            guard let all = objects.value[lookup] else { return json(.notFound, ["kind": "Status", "code": 404, "message": "the server could not find the requested resource"]) }
             let items = namespace.map { ns in all.filter { $0["metadata"]?["namespace"]?.stringValue == ns } } ?? all
             // Pages of `limit` items; the continue token is the next offset, opaque to the client.
             let params = request.uri.queryParameters
@@ -263,7 +265,19 @@ final class FakeKubernetesAPI: @unchecked Sendable {
         let client = RunClient(bus: bus)
         let runID = try await client.submit(RunRequest(goal: "inventory", targets: [try makeRepository().path], requestedBy: "test"))
         let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
+
+        // The cluster changes: cache-0 goes, a new pod comes, node k3s-3 recovers. A second run says so.
+        api.objects.withLock { o in
+            o["/api/v1/pods"] = (o["/api/v1/pods"] ?? []).filter { $0["metadata"]?["name"] != "cache-0" }
+                + [FakeKubernetesAPI.pod("web-7d9f-d", "shop", node: "k3s-3", labels: ["app": "web"], owner: "web-7d9f", containers: [FakeKubernetesAPI.container("web", "ghcr.io/acme/web:1.4.2")])]
+            o["/api/v1/nodes"] = (o["/api/v1/nodes"] ?? []).map { n in
+                n["metadata"]?["name"] == "k3s-3" ? ["metadata": FakeKubernetesAPI.meta("k3s-3"), "status": ["conditions": [["type": "Ready", "status": "True"]]]] : n
+            }
+        }
+        let second = try await client.follow(runID: try await client.submit(RunRequest(goal: "inventory", targets: [try makeRepository().path], requestedBy: "test")),
+                                             timeout: .seconds(60)) { _ in }
         let catalog = CatalogClient(baseURL: "http://127.0.0.1:\(port)", token: nil)
+        let gone = try await catalog.graphQL(#"{ asset(id: "pod:shop/cache-0") { id } }"#, variables: [:])
         let found = try await catalog.graphQL("""
             { stats { byType { key count } }
               lineage(id: "deployment:shop/web", direction: UPSTREAM, depth: 2) { nodes { id } }
@@ -284,8 +298,15 @@ final class FakeKubernetesAPI: @unchecked Sendable {
             c["key"]?.stringValue.map { ($0, c["count"]?.intValue ?? 0) } })
         #expect(byType["POD"] == 4 && byType["NODE"] == 3 && byType["NAMESPACE"] == 1 && byType["REPLICASET"] == 1 && byType["HELM_RELEASE"] == 1)
         #expect(Set(found["lineage"]?["nodes"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []) ==
-                ["deployment:shop/web", "replicaset:shop/web-7d9f", "pod:shop/web-7d9f-a", "pod:shop/web-7d9f-b", "pod:shop/web-7d9f-c"])
+                ["deployment:shop/web", "replicaset:shop/web-7d9f", "pod:shop/web-7d9f-a", "pod:shop/web-7d9f-b", "pod:shop/web-7d9f-c", "pod:shop/web-7d9f-d"])
         #expect(found["pod"]?["health"] == ["status": "FAILING", "reason": "container web: CrashLoopBackOff"])
         #expect(found["pod"]?["discoveredBy"]?.stringValue?.hasPrefix("worker-") == true)
+        #expect(report.contains("No change (or the first inventory of these scopes)."))
+        #expect(second.status == "succeeded")
+        let changed = try String(contentsOfFile: try #require(second.reportDir) + "/masters/inventory-cluster.md", encoding: .utf8)
+        #expect(changed.contains("1 appeared, 1 disappeared, 1 changed health."), "\(changed)")
+        #expect(changed.contains("- appeared: pod:shop/web-7d9f-d") && changed.contains("- disappeared: pod:shop/cache-0")
+                && changed.contains("- health of node:k3s-3: FAILING -> OK"))
+        #expect(gone["asset"] == .null, "a pod gone from the cluster is gone from the catalog")
     }
 }

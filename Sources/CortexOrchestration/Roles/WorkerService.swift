@@ -204,7 +204,22 @@ public struct WorkerService: RoleService {
         let scope: ClusterDiscovery.Scope
         if let ns = ClusterSurvey.namespace(of: item.target) { scope = .namespace(ns) } else { scope = item.target == ClusterSurvey.target ? .clusterScoped : .all }
         let result = try await ClusterDiscovery(client: KubernetesClient(access: access), discoveredBy: workerID).discover(scope)
+        var changes: [SkillRecord] = []
         if let catalog {
+            // What the catalog held for this scope before: the difference is what changed since the last run.
+            let before = try await previousInventory(scope, catalog: catalog)
+            let now = Dictionary(result.assets.filter { before.types.contains($0.type) }.map { ($0.resolvedID, $0.health?.status ?? .UNKNOWN) }) { a, _ in a }
+            for (id, status) in now.sorted(by: { $0.key < $1.key }) {
+                if let old = before.health[id] {
+                    if old != status { changes.append(["change": "health", "id": .string(id), "from": .string(old.rawValue), "to": .string(status.rawValue)]) }
+                } else if !before.health.isEmpty {
+                    changes.append(["change": "appeared", "id": .string(id)])
+                }
+            }
+            for id in before.health.keys.sorted() where now[id] == nil {
+                try await catalog.delete(id)
+                changes.append(["change": "disappeared", "id": .string(id)])
+            }
             // Assets first, then edges, each in batches the catalog accepts; a batch is all or nothing.
             for chunk in stride(from: 0, to: result.assets.count, by: 1000) {
                 _ = try await catalog.upsert(Array(result.assets[chunk..<min(chunk + 1000, result.assets.count)]))
@@ -225,12 +240,31 @@ public struct WorkerService: RoleService {
             ["scope": .string(scopeName), "type": .string(type), "count": .number(Double(assets.count)), "worker": .string(workerID),
              "node": .string(context.nodeName), "duration_ms": .number(Double(ms))]
         }
+        records += changes
         for s in result.skipped {
             records.append(["skipped": .string(s.resource), "reason": .string(s.reason)])
             log.warning("not listable, skipped: \(s.resource): \(s.reason)")
         }
         log.info("discovered \(result.assets.count) assets and \(result.relations.count) edges in \(scopeName)")
         return (records, result.assets.count, nil)
+    }
+
+    /// The catalog's assets of the kinds a scope owns (a namespace's objects; the cluster-scoped nodes and
+    /// namespaces), with their health. Empty on the first inventory of the scope.
+    private func previousInventory(_ scope: ClusterDiscovery.Scope, catalog: CatalogClient) async throws -> (types: Set<AssetType>, health: [String: HealthStatus]) {
+        let namespaced: Set<AssetType> = [.DEPLOYMENT, .STATEFULSET, .DAEMONSET, .REPLICASET, .JOB, .CRONJOB, .POD, .SERVICE, .INGRESS, .PERSISTENT_VOLUME_CLAIM, .HELM_RELEASE]
+        var found: [(id: String, type: AssetType, health: HealthStatus)] = []
+        let types: Set<AssetType>
+        switch scope {
+        case .all: return ([], [:])
+        case .clusterScoped:
+            types = [.NODE, .NAMESPACE]
+            for t in types { found += try await catalog.assets(filter: AssetFilter(type: t)) }
+        case .namespace(let ns):
+            types = namespaced
+            found = try await catalog.assets(filter: AssetFilter(namespace: ns)).filter { namespaced.contains($0.type) }
+        }
+        return (types, Dictionary(found.map { ($0.id, $0.health) }) { a, _ in a })
     }
 
     /// The target's file list for the item's task: from this worker's cache, else the listing the task's

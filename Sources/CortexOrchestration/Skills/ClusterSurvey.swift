@@ -24,7 +24,12 @@ public struct ClusterSurvey: Skill {
         var byType: [String: Int] = [:]
         var scopes: [String: (worker: String, node: String, ms: Int, counts: [String: Int])] = [:]
         var skipped: [String] = []
+        var changes: [String] = []
         for r in records {
+            if let change = r["change"]?.stringValue, let id = r["id"]?.stringValue {
+                changes.append(change == "health" ? "health of \(id): \(r["from"]?.stringValue ?? "?") -> \(r["to"]?.stringValue ?? "?")" : "\(change): \(id)")
+                continue
+            }
             if let path = r["skipped"]?.stringValue {
                 let line = "\(path): \(r["reason"]?.stringValue ?? "")"
                 if !skipped.contains(line) { skipped.append(line) }
@@ -45,8 +50,13 @@ public struct ClusterSurvey: Skill {
             [scope, s.worker, s.node, "\(s.ms) ms", s.counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.lowercased())" }.joined(separator: ", ")]
         })
         if !skipped.isEmpty { md += "\n### Not listable (reported and skipped)\n\n" + skipped.map { "- \($0)" }.joined(separator: "\n") + "\n" }
+        let appeared = changes.filter { $0.hasPrefix("appeared") }.count, gone = changes.filter { $0.hasPrefix("disappeared") }.count
+        let health = changes.count - appeared - gone
+        md += "\n### Since the last inventory\n\n" + (changes.isEmpty ? "No change (or the first inventory of these scopes).\n"
+            : "\(appeared) appeared, \(gone) disappeared, \(health) changed health.\n\n" + changes.sorted().prefix(200).map { "- \($0)" }.joined(separator: "\n") + "\n")
         return SkillSummary(headline: headline, markdown: md, details: .object([
             "byType": .object(byType.mapValues { .number(Double($0)) }), "skipped": .array(skipped.map(JSONValue.string)),
+            "changes": .array(changes.sorted().map(JSONValue.string)),
         ]))
     }
 }
