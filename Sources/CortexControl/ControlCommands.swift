@@ -22,6 +22,7 @@ public enum ControlCommands {
     public static func resolveTargets(_ targets: [String]) throws -> [String] {
         let list = targets.isEmpty ? [FileManager.default.currentDirectoryPath] : targets
         return try list.map { t in
+            if RepositoryCheckout.isRemote(t) { return t }  // cloned by the workers
             let url = URL(fileURLWithPath: t, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {

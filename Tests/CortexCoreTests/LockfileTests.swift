@@ -208,4 +208,18 @@ import Testing
         #expect(summary.headline == "2 dependency files (2 lockfiles) for PyPI, npm, 1 packages pinned; 1 unreadable")
         #expect(summary.markdown.contains("- package-lock.json:1: not valid JSON"))
     }
+
+    @Test func helmChartsAndKubernetesManifestsAreFound() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("manifests-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("deploy"), withIntermediateDirectories: true)
+        try Data("apiVersion: v2\nname: shop\nversion: 0.1.0\n".utf8).write(to: root.appendingPathComponent("Chart.yaml"))
+        try Data("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n".utf8)
+            .write(to: root.appendingPathComponent("deploy/web.yaml"))
+        try Data("name: not kubernetes\nkind: of\n".utf8).write(to: root.appendingPathComponent("deploy/other.yml"))
+        let records = try ManifestFinder().examine(root: root, files: ["Chart.yaml", "deploy/web.yaml", "deploy/other.yml"]) { _ in }
+        #expect(records.map { $0["kind"] } == ["chart", "k8s-manifest"])
+        #expect(records[1]["objects"] == ["Deployment", "Service"])
+        let (assets, _) = SkillCatalog.entries(skill: .manifestFinder, target: root.path, records: records, worker: "w")
+        #expect(assets.map(\.type) == [.REPOSITORY, .HELM_CHART, .MANIFEST])
+    }
 }

@@ -184,6 +184,38 @@ import Testing
         #expect(metric(metrics, #"cortex_budget_requests_total{decision="denied"}"#) == 6)
     }
 
+    /// A git URL target is cloned shallowly by the workers; an unreachable one fails its items with git's reason.
+    @Test func gitURLTargetsAreClonedShallowly() async throws {
+        let repo = try makeRepository()
+        for args in [["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "fixture"]] {
+            let git = Process()
+            git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            git.arguments = ["git", "-C", repo.path] + args
+            try git.run()
+            git.waitUntilExit()
+            #expect(git.terminationStatus == 0)
+        }
+        let work = try temporaryDirectory("cortex-gitrun")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: Self.bus(suite))
+        let missing = "file://\(work.path)/no-such-repo.git"
+        let runID = try await client.submit(RunRequest(goal: "inventory", targets: ["file://\(repo.path)", missing], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
+        await suite.stop()
+        #expect(state.status == "partial")
+        let json = try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)
+        struct Summary: Decodable { var reports: [MasterReport] }
+        let reports = try WireJSON.decode(Summary.self, from: json).reports
+        let cloned = try #require(reports.first { $0.target == "file://\(repo.path)" })
+        #expect(cloned.status == "succeeded" && cloned.details["files"]?.intValue == 8, "\(cloned.summary)")
+        let failed = try #require(reports.first { $0.target == missing })
+        #expect(failed.status == "failed")
+        #expect(failed.items.allSatisfy { ($0.error ?? "").hasPrefix("git clone \(missing) failed:") }, "\(failed.items.map(\.error))")
+        let clones = try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("coordination/repos").path)
+        #expect(clones.count == 1 && !clones[0].contains("partial"), "\(clones)")
+    }
+
     @Test func preflightFailsClearlyWhenMastersAreMissing() async throws {
         let work = try temporaryDirectory("cortex-preflight")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,

@@ -164,7 +164,7 @@ public struct WorkerService: RoleService {
     /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
     private func examine(_ item: WorkItem, redelivered: Bool, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         if item.skill == .clusterDiscovery { return try await discoverCluster(item, log: log) }
-        let root = URL(fileURLWithPath: item.target)
+        let root = try checkout(item)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
         var records: [SkillRecord] = []
@@ -191,6 +191,11 @@ public struct WorkerService: RoleService {
             }
         }
         return (skill.compact(records), files.count - next, resumedFrom)
+    }
+
+    /// The item's target as a local directory (a git URL is cloned shallowly, once per task on this worker).
+    private func checkout(_ item: WorkItem) throws -> URL {
+        try RepositoryCheckout.localPath(for: item.target, task: item.taskID, workDirectory: context.coordinationDirectory)
     }
 
     /// One scope of the cluster through the Kubernetes API, registered in the catalog in batches (an item
@@ -278,7 +283,7 @@ public struct WorkerService: RoleService {
             files = try? WireJSON.decode([String].self, from: text)
         }
         if files == nil {
-            let walked = try RepositoryFiles.list(root: URL(fileURLWithPath: item.target))
+            let walked = try RepositoryFiles.list(root: try checkout(item))
             let stored = try? await context.redis.send("SET", key, try WireJSON.encode(walked), "NX", "EX", Self.resultRetention)
             if stored?.isNull == true, let text = try? await context.redis.send("GET", key).string {
                 files = try? WireJSON.decode([String].self, from: text)  // another worker stored it first: use theirs

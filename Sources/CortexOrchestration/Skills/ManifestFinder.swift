@@ -26,6 +26,7 @@ public struct ManifestFinder: Skill {
         case "composer.json": return ("Packagist", "manifest")
         case "composer.lock": return ("Packagist", "lockfile")
         case "Dockerfile", "Containerfile": return ("docker", "dockerfile")
+        case "Chart.yaml": return ("helm", "chart")
         default:
             if name.hasPrefix("Dockerfile.") || name.hasSuffix(".Dockerfile") { return ("docker", "dockerfile") }
             if name.hasPrefix("requirements") && name.hasSuffix(".txt") { return ("PyPI", "lockfile") }
@@ -35,7 +36,7 @@ public struct ManifestFinder: Skill {
 
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { path in
-            guard let c = Self.classify(path) else { return nil }
+            guard let c = Self.classify(path) else { return Self.kubernetesManifest(path, readText(root, path)) }
             let text = readText(root, path)
             let lines = text?.split(separator: "\n", omittingEmptySubsequences: true).count ?? 0
             var record: SkillRecord = ["path": .string(path), "ecosystem": .string(c.ecosystem), "kind": .string(c.kind), "lines": .number(Double(lines))]
@@ -56,6 +57,22 @@ public struct ManifestFinder: Skill {
         }
     }
 
+    /// A YAML file holding Kubernetes objects (`apiVersion` and `kind` at the top level of a document):
+    /// its kinds, e.g. Deployment, Service.
+    static func kubernetesManifest(_ path: String, _ text: String?) -> SkillRecord? {
+        guard path.hasSuffix(".yaml") || path.hasSuffix(".yml"), let text else { return nil }
+        var kinds: [String] = []
+        for document in text.components(separatedBy: "\n---") {
+            let lines = document.split(separator: "\n")
+            guard lines.contains(where: { $0.hasPrefix("apiVersion:") }), let kind = lines.first(where: { $0.hasPrefix("kind:") }) else { continue }
+            let name = kind.dropFirst(5).trimmingCharacters(in: .whitespaces)
+            if !name.isEmpty && !kinds.contains(name) { kinds.append(name) }
+        }
+        guard !kinds.isEmpty else { return nil }
+        return ["path": .string(path), "ecosystem": "kubernetes", "kind": "k8s-manifest", "lines": .number(Double(text.split(separator: "\n").count)),
+                "objects": .array(kinds.map(JSONValue.string))]
+    }
+
     public func summarize(_ records: [SkillRecord]) -> SkillSummary {
         let rows = sorted(records)
         let lockfiles = rows.filter { $0["kind"]?.stringValue == "lockfile" }.count
@@ -66,7 +83,8 @@ public struct ManifestFinder: Skill {
             + (pinned > 0 ? ", \(pinned) packages pinned" : "") + (broken.isEmpty ? "" : "; \(broken.count) unreadable")
         var md = "### Dependency manifests and lockfiles\n\n" + table(["File", "Ecosystem", "Kind", "Lines", "Packages"], rows.map {
             [$0["path"]?.stringValue ?? "", $0["ecosystem"]?.stringValue ?? "", $0["kind"]?.stringValue ?? "", "\($0["lines"]?.intValue ?? 0)",
-             $0["error"] != nil ? "unreadable" : ($0["packages"]?.arrayValue.map { "\($0.count)" } ?? ($0["base_images"]?.arrayValue.map { "base: " + $0.compactMap(\.stringValue).joined(separator: ", ") } ?? ""))]
+             $0["error"] != nil ? "unreadable" : ($0["packages"]?.arrayValue.map { "\($0.count)" } ?? ($0["base_images"]?.arrayValue.map { "base: " + $0.compactMap(\.stringValue).joined(separator: ", ") }
+                ?? ($0["objects"]?.arrayValue.map { $0.compactMap(\.stringValue).joined(separator: ", ") } ?? "")))]
         }) + (lockfiles == 0 && !rows.isEmpty ? "\nNo lockfile: versions are not pinned, so a scan can only report ranges.\n" : "")
         if !broken.isEmpty { md += "\nUnreadable files (the rest was inventoried):\n\n" + broken.map { "- \($0)" }.joined(separator: "\n") + "\n" }
         return SkillSummary(headline: headline, markdown: md, details: .object(["manifests": .array(rows.map { .object($0) })]))

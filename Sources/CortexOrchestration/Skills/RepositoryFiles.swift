@@ -21,12 +21,19 @@ public enum RepositoryFiles {
 
     /// FNV-1a of the path: the same on every worker and every run, unlike Swift's seeded `hashValue`.
     public static func shard(of path: String, shards: Int) -> Int {
+        Int(fnv1a(path) % UInt64(max(shards, 1)))
+    }
+
+    /// A stable short name for a string (hex FNV-1a), e.g. a clone directory for a URL.
+    public static func hash(_ text: String) -> String { String(fnv1a(text), radix: 16) }
+
+    static func fnv1a(_ text: String) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in path.utf8 {
+        for byte in text.utf8 {
             hash ^= UInt64(byte)
             hash = hash &* 0x100_0000_01b3
         }
-        return Int(hash % UInt64(max(shards, 1)))
+        return hash
     }
 
     private static func gitFiles(root: URL) -> [String]? {

@@ -11,11 +11,11 @@ public enum SkillCatalog {
     {
         // Cluster discovery registers its own assets and edges (see WorkerService); a target here is a repository.
         guard skill != .clusterDiscovery else { return ([], []) }
-        let repoName = URL(fileURLWithPath: target).lastPathComponent
+        let repoName = RepositoryCheckout.name(of: target)
         let repoID = "repository:\(target)"
         let repo = AssetInput(
-            id: repoID, type: .REPOSITORY, name: repoName, labels: ["cortex.io/source": "local"],
-            properties: ["path": .string(target)], health: Health(status: .UNKNOWN), discoveredBy: worker
+            id: repoID, type: .REPOSITORY, name: repoName, labels: ["cortex.io/source": RepositoryCheckout.isRemote(target) ? "git" : "local"],
+            properties: [RepositoryCheckout.isRemote(target) ? "url" : "path": .string(target)], health: Health(status: .UNKNOWN), discoveredBy: worker
         )
         var assets = [repo]
         var relations: [RelationInput] = []
@@ -50,7 +50,7 @@ public enum SkillCatalog {
     static func assetType(skill: SkillName, record: SkillRecord) -> AssetType? {
         switch skill {
         case .languageCensus, .clusterDiscovery: return nil  // tallies, not files
-        case .manifestFinder: return .MANIFEST  // Dockerfiles too: the images they build on are linked from the repository
+        case .manifestFinder: return record["kind"]?.stringValue == "chart" ? .HELM_CHART : .MANIFEST  // Dockerfiles and Kubernetes manifests too
         case .documentationSurvey: return .DOCUMENT
         case .workflowFinder: return .WORKFLOW
         case .testSurvey: return .TEST_SUITE
