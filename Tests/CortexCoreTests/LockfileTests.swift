@@ -222,4 +222,18 @@ import Testing
         let (assets, _) = SkillCatalog.entries(skill: .manifestFinder, target: root.path, records: records, worker: "w")
         #expect(assets.map(\.type) == [.REPOSITORY, .HELM_CHART, .MANIFEST])
     }
+
+    @Test func everyFormatNamesTheFileAndLineWhenBroken() {
+        let broken: [(String, String, LockfileError)] = [
+            ("Cargo.lock", "[[package]]\nname = \"serde\"\nversion = 1.0\n", LockfileError(file: "Cargo.lock", line: 3, message: "version must be a quoted string")),
+            ("go.mod", "module m\nrequire github.com/a/b\n", LockfileError(file: "go.mod", line: 2, message: "expected 'module vX.Y.Z'")),
+            ("Gemfile.lock", "GEM\n  specs:\n    rack 3.0.8\n", LockfileError(file: "Gemfile.lock", line: 3, message: "expected 'name (version)'")),
+            ("Pipfile.lock", "{\"_meta\": {}}", LockfileError(file: "Pipfile.lock", line: 1, message: "no default or develop section")),
+            ("Package.resolved", "{\"version\": 2}", LockfileError(file: "Package.resolved", line: 1, message: "no pins")),
+            ("package-lock.json", "{\"name\": \"x\"}", LockfileError(file: "package-lock.json", line: 1, message: "neither `packages` nor `dependencies`: not an npm lockfile")),
+        ]
+        for (path, text, expected) in broken {
+            #expect(throws: expected, "\(path)") { try Lockfiles.parse(path: path, text: text) }
+        }
+    }
 }
