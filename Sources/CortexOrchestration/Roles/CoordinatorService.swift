@@ -184,7 +184,13 @@ struct RunExecution {
         }
         // The catalog's baseline, before any worker registers anything for this run.
         await readCatalog(progress, before: true)
-        progress.tasks = TaskRouter.decompose(request, cluster: (try? KubeAccess.configured(context.settings.string(.kubernetes))) != nil)
+        var cluster = false
+        do {
+            cluster = try KubeAccess.configured(context.settings.string(.kubernetes)) != nil
+        } catch {
+            log.warning("CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error); the run inventories repositories only")
+        }
+        progress.tasks = TaskRouter.decompose(request, cluster: cluster)
         do {
             var commands: [[any RedisArgument]] = []
             let existing = Set(try await context.redis.send("HKEYS", CortexNames.runTasks(runID)).orThrow().array?.compactMap(\.string) ?? [])
