@@ -64,6 +64,10 @@ let package = Package(
             dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes"]
         ),
         .target(
+            name: "CortexSecurity",
+            dependencies: ["CortexCore"]
+        ),
+        .target(
             name: "CortexKubernetes",
             dependencies: ["CortexCore", "CortexCatalog", .product(name: "Yams", package: "Yams")]
         ),
@@ -109,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity"]
         ),
         .testTarget(
             name: "CortexIntegrationTests",

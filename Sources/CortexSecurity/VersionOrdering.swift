@@ -1,0 +1,323 @@
+import Foundation
+
+/// Package ecosystems as OSV names them, each with its own version ordering.
+public enum Ecosystem: String, Sendable, CaseIterable, Codable {
+    case npm, PyPI, Go, Maven, RubyGems
+    case cratesIO = "crates.io"
+    case swiftURL = "SwiftURL"
+
+    /// Orders two versions of this ecosystem (-1, 0, 1). Unparseable versions compare as plain strings,
+    /// after every parseable one, so a typo never makes a package look fixed.
+    public func compare(_ a: String, _ b: String) -> Int {
+        switch self {
+        case .npm, .cratesIO, .swiftURL: return SemVer.compare(a, b)
+        case .Go: return SemVer.compare(Self.goBase(a), Self.goBase(b))
+        case .PyPI: return PEP440.compare(a, b)
+        case .Maven: return MavenVersion.compare(a, b)
+        case .RubyGems: return GemVersion.compare(a, b)
+        }
+    }
+
+    /// Go: a leading `v`, and `+incompatible` (build metadata, ignored by ordering); pseudo-versions
+    /// (`v0.0.0-20191109021931-daa7c04131f5`) are semver pre-releases and order as such.
+    static func goBase(_ v: String) -> String {
+        var s = v.hasPrefix("v") ? String(v.dropFirst()) : v
+        if let plus = s.firstIndex(of: "+") { s = String(s[..<plus]) }
+        return s
+    }
+}
+
+func sign(_ x: Int) -> Int { x < 0 ? -1 : (x > 0 ? 1 : 0) }
+
+/// Semantic Versioning 2.0.0 precedence: major.minor.patch, then pre-release identifiers (numeric
+/// compare numerically and before alphanumeric; a release is after its pre-releases); build metadata ignored.
+enum SemVer {
+    struct Parsed { var core: [Int]; var pre: [String] }
+
+    static func parse(_ v: String) -> Parsed? {
+        var s = v.trimmingCharacters(in: .whitespaces)
+        if s.hasPrefix("v") || s.hasPrefix("=") { s.removeFirst() }
+        if let plus = s.firstIndex(of: "+") { s = String(s[..<plus]) }
+        var pre: [String] = []
+        if let dash = s.firstIndex(of: "-") {
+            pre = s[s.index(after: dash)...].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            s = String(s[..<dash])
+        }
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...3).contains(parts.count) else { return nil }
+        var core: [Int] = []
+        for p in parts {
+            guard let n = Int(p), n >= 0 else { return nil }
+            core.append(n)
+        }
+        while core.count < 3 { core.append(0) }
+        return Parsed(core: core, pre: pre)
+    }
+
+    static func compare(_ a: String, _ b: String) -> Int {
+        guard let x = parse(a), let y = parse(b) else { return fallback(a, b, parse(a) != nil, parse(b) != nil) }
+        for i in 0..<3 where x.core[i] != y.core[i] { return x.core[i] < y.core[i] ? -1 : 1 }
+        if x.pre.isEmpty || y.pre.isEmpty { return x.pre.isEmpty == y.pre.isEmpty ? 0 : (x.pre.isEmpty ? 1 : -1) }
+        for i in 0..<min(x.pre.count, y.pre.count) {
+            let p = x.pre[i], q = y.pre[i]
+            switch (Int(p), Int(q)) {
+            case let (m?, n?): if m != n { return m < n ? -1 : 1 }
+            case (_?, nil): return -1
+            case (nil, _?): return 1
+            default: if p != q { return p < q ? -1 : 1 }
+            }
+        }
+        return sign(x.pre.count - y.pre.count)
+    }
+}
+
+/// Parseable versions first; two unparseable ones by their text.
+func fallback(_ a: String, _ b: String, _ aOK: Bool, _ bOK: Bool) -> Int {
+    if aOK != bOK { return aOK ? -1 : 1 }
+    return a == b ? 0 : (a < b ? -1 : 1)
+}
+
+/// PEP 440: [N!]N(.N)*[{a|b|rc}N][.postN][.devN][+local], with its normalizations (alpha, beta, c, pre,
+/// preview, -N as post, case-insensitive). Order: dev < pre < release < post; a dev of a pre or post sits
+/// just before it; local versions after the public one.
+enum PEP440 {
+    struct Parsed {
+        var epoch = 0
+        var release: [Int] = []
+        var pre: (Int, Int)?  // (0 a, 1 b, 2 rc, number)
+        var post: Int?
+        var dev: Int?
+        var local: [String] = []
+    }
+
+    static func parse(_ text: String) -> Parsed? {
+        var s = text.lowercased().trimmingCharacters(in: .whitespaces)
+        if s.hasPrefix("v") { s.removeFirst() }
+        var p = Parsed()
+        if let plus = s.firstIndex(of: "+") {
+            p.local = s[s.index(after: plus)...].split(whereSeparator: { ".-_".contains($0) }).map(String.init)
+            s = String(s[..<plus])
+        }
+        if let bang = s.firstIndex(of: "!") {
+            guard let e = Int(s[..<bang]) else { return nil }
+            p.epoch = e
+            s = String(s[s.index(after: bang)...])
+        }
+        var i = s.startIndex
+        func number() -> Int? {
+            let start = i
+            while i < s.endIndex, s[i].isNumber { i = s.index(after: i) }
+            return start == i ? nil : Int(s[start..<i])
+        }
+        func skipSeparator() { if i < s.endIndex, ".-_".contains(s[i]) { i = s.index(after: i) } }
+        func word(_ options: [String]) -> String? {
+            for o in options.sorted(by: { $0.count > $1.count }) where s[i...].hasPrefix(o) {
+                i = s.index(i, offsetBy: o.count)
+                return o
+            }
+            return nil
+        }
+        guard let first = number() else { return nil }
+        p.release = [first]
+        while i < s.endIndex, s[i] == ".", s.index(after: i) < s.endIndex, s[s.index(after: i)].isNumber {
+            i = s.index(after: i)
+            p.release.append(number()!)
+        }
+        let save = i
+        skipSeparator()
+        if let w = word(["alpha", "a", "beta", "b", "preview", "pre", "rc", "c"]) {
+            let kind = ["alpha": 0, "a": 0, "beta": 1, "b": 1][w] ?? 2
+            skipSeparator()
+            p.pre = (kind, number() ?? 0)
+        } else { i = save }
+        let save2 = i
+        skipSeparator()
+        if word(["post", "rev", "r"]) != nil {
+            skipSeparator()
+            p.post = number() ?? 0
+        } else if i > save2, s[s.index(before: i)] == "-", let n = number() {
+            p.post = n  // 1.0-1 is 1.0.post1
+        } else { i = save2 }
+        let save3 = i
+        skipSeparator()
+        if word(["dev"]) != nil {
+            skipSeparator()
+            p.dev = number() ?? 0
+        } else { i = save3 }
+        return i == s.endIndex ? p : nil
+    }
+
+    /// A sortable key per PEP 440's rules.
+    static func key(_ p: Parsed) -> [Double] {
+        var release = p.release
+        while release.count > 1 && release.last == 0 { release.removeLast() }
+        var k: [Double] = [Double(p.epoch)] + release.map(Double.init) + Array(repeating: 0, count: max(0, 10 - release.count))
+        // pre: a dev-only release sorts before any pre-release of it.
+        if let pre = p.pre { k += [Double(pre.0), Double(pre.1)] } else if p.dev != nil && p.post == nil { k += [-1, 0] } else { k += [3, 0] }
+        k += [p.post.map { Double($0) } ?? -1]
+        k += [p.dev.map { Double($0) } ?? Double.infinity]
+        return k
+    }
+
+    static func compare(_ a: String, _ b: String) -> Int {
+        guard let x = parse(a), let y = parse(b) else { return fallback(a, b, parse(a) != nil, parse(b) != nil) }
+        let kx = key(x), ky = key(y)
+        for (u, v) in zip(kx, ky) where u != v { return u < v ? -1 : 1 }
+        // Local versions: a public version is before any of its local ones; segments compare numerically when both are numbers.
+        if x.local.isEmpty || y.local.isEmpty { return x.local.isEmpty == y.local.isEmpty ? 0 : (x.local.isEmpty ? -1 : 1) }
+        for (p, q) in zip(x.local, y.local) where p != q {
+            switch (Int(p), Int(q)) {
+            case let (m?, n?): return m < n ? -1 : 1
+            case (_?, nil): return 1
+            case (nil, _?): return -1
+            default: return p < q ? -1 : 1
+            }
+        }
+        return sign(x.local.count - y.local.count)
+    }
+}
+
+/// Maven's ComparableVersion: items split on '.', '-' and digit/letter boundaries; trailing nulls trimmed;
+/// qualifiers alpha < beta < milestone < rc (= cr) < snapshot < "" (= ga = final = release) < sp < other
+/// (alphabetical); a number is greater than any qualifier.
+enum MavenVersion {
+    enum Item: Equatable { case number(Int), text(String), list([Item]) }
+
+    static let qualifiers = ["alpha", "beta", "milestone", "rc", "snapshot", "", "sp"]
+
+    static func normalize(_ q: String) -> String {
+        switch q {
+        case "a": return "alpha"
+        case "b": return "beta"
+        case "m": return "milestone"
+        case "cr": return "rc"
+        case "ga", "final", "release": return ""
+        default: return q
+        }
+    }
+
+    static func items(_ v: String) -> [Item] {
+        var result: [Item] = []
+        var stack: [[Item]] = []
+        var current = ""
+        var isDigit = false
+        func flush() {
+            guard !current.isEmpty else { return }
+            result.append(isDigit ? .number(Int(current) ?? 0) : .text(normalize(current)))
+            current = ""
+        }
+        for ch in v.lowercased() {
+            if ch == "." {
+                flush()
+            } else if ch == "-" {
+                flush()
+                stack.append(result)
+                result = []
+            } else if ch.isNumber {
+                if !isDigit && !current.isEmpty { flush() }
+                isDigit = true
+                current.append(ch)
+            } else {
+                if isDigit && !current.isEmpty { flush(); stack.append(result); result = [] }
+                isDigit = false
+                current.append(ch)
+            }
+        }
+        flush()
+        func trim(_ list: [Item]) -> [Item] {
+            var l = list
+            while let last = l.last, last == .number(0) || last == .text("") { l.removeLast() }
+            return l
+        }
+        while let parent = stack.popLast() {
+            let child = trim(result)
+            result = trim(parent) + (child.isEmpty ? [] : [.list(child)])
+        }
+        return trim(result)
+    }
+
+    static func compareItem(_ a: Item?, _ b: Item?) -> Int {
+        switch (a, b) {
+        case (nil, nil): return 0
+        case (nil, .number(let n)?): return n == 0 ? 0 : -1
+        case (nil, .text(let t)?): return -compareText(t, "")
+        case (nil, .list(let l)?): return -compareLists(l, [])
+        case (.list(let l)?, nil): return compareLists(l, [])
+        case (_?, nil): return -compareItem(b, a)  // number or text against nothing: the cases above, mirrored
+        case let (.number(m)?, .number(n)?): return sign(m - n)
+        case (.number?, _?): return 1
+        case (.text?, .number?): return -1
+        case let (.text(p)?, .text(q)?): return compareText(p, q)
+        case (.text?, .list?): return -1
+        case (.list?, .number?): return -1
+        case (.list?, .text?): return 1
+        case let (.list(p)?, .list(q)?): return compareLists(p, q)
+        }
+    }
+
+    static func compareText(_ p: String, _ q: String) -> Int {
+        func rank(_ s: String) -> (Int, String) {
+            if let i = qualifiers.firstIndex(of: s) { return (i, "") }
+            return (qualifiers.count, s)
+        }
+        let (rp, sp) = rank(p), (rq, sq) = rank(q)
+        if rp != rq { return rp < rq ? -1 : 1 }
+        return sp == sq ? 0 : (sp < sq ? -1 : 1)
+    }
+
+    static func compareLists(_ a: [Item], _ b: [Item]) -> Int {
+        for i in 0..<max(a.count, b.count) {
+            let c = compareItem(i < a.count ? a[i] : nil, i < b.count ? b[i] : nil)
+            if c != 0 { return c }
+        }
+        return 0
+    }
+
+    static func compare(_ a: String, _ b: String) -> Int { compareLists(items(a), items(b)) }
+}
+
+/// RubyGems' Gem::Version: segments are runs of digits or letters; a letter segment makes a pre-release,
+/// ordered before the release; trailing zero segments do not count.
+enum GemVersion {
+    static func segments(_ v: String) -> [Any] {
+        var out: [Any] = []
+        var current = ""
+        var digits = true
+        func flush() {
+            guard !current.isEmpty else { return }
+            out.append(digits ? (Int(current) ?? 0) as Any : current as Any)
+            current = ""
+        }
+        for ch in v.trimmingCharacters(in: .whitespaces) {
+            if ch == "." || ch == "-" {
+                flush()
+                if ch == "-" { out.append("pre") }  // RubyGems reads 1.0-1 as 1.0.pre.1
+                continue
+            }
+            let isDigit = ch.isNumber
+            if !current.isEmpty && isDigit != digits { flush() }
+            digits = isDigit
+            current.append(ch)
+        }
+        flush()
+        // Canonical: drop trailing zeros before any letter segment.
+        while let last = out.last as? Int, last == 0, out.count > 1 { out.removeLast() }
+        return out
+    }
+
+    static func compare(_ a: String, _ b: String) -> Int {
+        let x = segments(a), y = segments(b)
+        for i in 0..<max(x.count, y.count) {
+            let p: Any = i < x.count ? x[i] : 0
+            let q: Any = i < y.count ? y[i] : 0
+            switch (p, q) {
+            case let (m as Int, n as Int): if m != n { return m < n ? -1 : 1 }
+            case (is String, is Int): return -1
+            case (is Int, is String): return 1
+            case let (s as String, t as String): if s != t { return s < t ? -1 : 1 }
+            default: continue
+            }
+        }
+        return 0
+    }
+}
