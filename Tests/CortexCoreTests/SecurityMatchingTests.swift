@@ -100,3 +100,33 @@ import Testing
         #expect(CVSS3.Severity.allCases.map(\.slaHours) == [4, 24, 72, 168])
     }
 }
+
+/// The secret scanner finds known formats and high-entropy assignments, masks them, and honours allow-lists.
+@Suite struct SecretScannerTests {
+    // Shaped like real credentials, made up for this test (the AWS one is AWS's documented example id).
+    static let github = "ghp_" + String(repeating: "aB3dE5fG7h", count: 3) + "K9mN2p"
+    static let text = """
+        region = eu-west-1
+        aws_access_key_id = AKIAIOSFODNN7EXAMPLE
+        GITHUB_TOKEN=\(github)
+        slack: xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp
+        -----BEGIN OPENSSH PRIVATE KEY-----
+        db_password: "Zq8#not-base64" and client_secret = "u7Gk2Pq9Lm4Rt6Vx8Bz1Nc3"
+        api_key = "changeme-changeme-changeme"
+        build_id = 7f3a9c2e4b6d8f0a1c3e5b7d9f1a3c5e
+        """
+
+    @Test func findsMasksAndAllowLists() {
+        let findings = SecretScanner().scan(path: "deploy/values.yaml", text: Self.text)
+        #expect(findings.map { "\($0.line) \($0.rule)" } == [
+            "2 aws-access-key-id", "3 github-token", "4 slack-token", "5 private-key", "6 high-entropy-assignment",
+        ])
+        #expect(findings.first { $0.rule == "github-token" }?.masked == "ghp_…(40 chars)")
+        let rendered = findings.map { "\($0)" }.joined()
+        #expect(!rendered.contains(Self.github) && !rendered.contains("AKIAIOSFODNN7EXAMPLE") && !rendered.contains("u7Gk2Pq9Lm4Rt6Vx8Bz1Nc3"))
+        #expect(SecretScanner().scan(path: "src/testdata/keys.txt", text: Self.text).isEmpty)
+        #expect(SecretScanner(allowPaths: ["deploy/*.yaml"]).scan(path: "deploy/values.yaml", text: Self.text).isEmpty)
+        #expect(SecretScanner.matches("a/b/c/package-lock.json", "**/package-lock.json") && SecretScanner.matches("package-lock.json", "**/package-lock.json"))
+        #expect(!SecretScanner.matches("deploy/x/values.yaml", "deploy/*.yaml"))
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// Finds secrets in text: known token formats, private keys, and high-entropy values assigned to
+/// secret-looking names. A finding never carries the secret itself, only a masked form.
+public struct SecretScanner: Sendable {
+    public struct Finding: Sendable, Equatable, Codable {
+        public var path: String
+        public var line: Int
+        public var rule: String
+        /// The first four characters, then how long the value is: enough to find it, not to use it.
+        public var masked: String
+    }
+
+    /// Path patterns never scanned (`*` within a segment, `**` across segments): fixtures, vendored code.
+    public var allowPaths: [String]
+
+    public init(allowPaths: [String] = ["**/testdata/**", "**/fixtures/**", "**/*.lock", "**/package-lock.json", "**/go.sum"]) {
+        self.allowPaths = allowPaths
+    }
+
+    static let rules: [(name: String, regex: NSRegularExpression)] = [
+        ("aws-access-key-id", #"\b(AKIA|ASIA)[0-9A-Z]{16}\b"#),
+        ("github-token", #"\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b"#),
+        ("github-fine-grained-token", #"\bgithub_pat_[A-Za-z0-9_]{82}\b"#),
+        ("slack-token", #"\bxox[baprs]-[A-Za-z0-9-]{10,72}\b"#),
+        ("google-api-key", #"\bAIza[0-9A-Za-z_\-]{35}\b"#),
+        ("stripe-secret-key", #"\b(sk|rk)_live_[0-9A-Za-z]{24,99}\b"#),
+        ("private-key", #"-----BEGIN ((RSA|EC|DSA|OPENSSH|ENCRYPTED) )?PRIVATE KEY-----"#),
+    ].map { ($0.0, try! NSRegularExpression(pattern: $0.1)) }
+
+    /// `password = "…"`, `API_KEY: …`, `"client_secret": "…"` with a value of 16+ characters.
+    static let assignment = try! NSRegularExpression(
+        pattern: #"(?i)\b[a-z0-9_.-]*(secret|token|passwd|password|api[_-]?key|access[_-]?key|private[_-]?key)[a-z0-9_.-]*["']?\s*[:=]\s*["']?([A-Za-z0-9+/=_\-]{16,})"#)
+
+    public func scan(path: String, text: String) -> [Finding] {
+        guard !allowPaths.contains(where: { Self.matches(path, $0) }) else { return [] }
+        var findings: [Finding] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let s = String(line)
+            let range = NSRange(s.startIndex..., in: s)
+            var covered: [NSRange] = []
+            for rule in Self.rules {
+                for m in rule.regex.matches(in: s, range: range) {
+                    covered.append(m.range)
+                    findings.append(Finding(path: path, line: index + 1, rule: rule.name, masked: Self.mask((s as NSString).substring(with: m.range))))
+                }
+            }
+            for m in Self.assignment.matches(in: s, range: range) {
+                let valueRange = m.range(at: 2)
+                guard !covered.contains(where: { NSIntersectionRange($0, valueRange).length > 0 }) else { continue }
+                let value = (s as NSString).substring(with: valueRange)
+                guard Self.entropy(value) >= 3.5, !Self.looksLikePlaceholder(value) else { continue }
+                findings.append(Finding(path: path, line: index + 1, rule: "high-entropy-assignment", masked: Self.mask(value)))
+            }
+        }
+        return findings
+    }
+
+    public static func mask(_ secret: String) -> String { "\(secret.prefix(4))…(\(secret.count) chars)" }
+
+    /// Shannon entropy in bits per character.
+    static func entropy(_ s: String) -> Double {
+        var counts: [Character: Int] = [:]
+        for c in s { counts[c, default: 0] += 1 }
+        let n = Double(s.count)
+        return counts.values.reduce(0) { $0 - (Double($1) / n) * log2(Double($1) / n) }
+    }
+
+    static func looksLikePlaceholder(_ v: String) -> Bool {
+        let lower = v.lowercased()
+        return ["example", "changeme", "placeholder", "xxxxxxxx", "your_", "dummy"].contains { lower.contains($0) }
+    }
+
+    /// Glob match where `**` spans directories and `*` stays within one.
+    static func matches(_ path: String, _ pattern: String) -> Bool {
+        var regex = "^"
+        var i = pattern.startIndex
+        while i < pattern.endIndex {
+            let c = pattern[i]
+            if c == "*" {
+                let next = pattern.index(after: i)
+                if next < pattern.endIndex, pattern[next] == "*" {
+                    let after = pattern.index(after: next)
+                    if after < pattern.endIndex, pattern[after] == "/" { regex += "(.*/)?"; i = pattern.index(after: after); continue }
+                    regex += ".*"
+                    i = after
+                    continue
+                }
+                regex += "[^/]*"
+            } else {
+                regex += NSRegularExpression.escapedPattern(for: String(c))
+            }
+            i = pattern.index(after: i)
+        }
+        return path.range(of: regex + "$", options: .regularExpression) != nil
+    }
+}
