@@ -260,8 +260,3 @@ public struct CatalogError: Error, CustomStringConvertible, Sendable, Equatable 
         }
     }
 }
-
-/// Timestamps in the API are ISO 8601 (UTC, milliseconds); Redis keeps epoch milliseconds.
-public enum CatalogTime {
-    public static func iso(milliseconds: Int) -> String { Timestamp.format(milliseconds: milliseconds) }
-}

@@ -115,7 +115,7 @@ public struct CatalogStore: Sendable {
         return CatalogStats(
             total: replies[0].int ?? 0, relations: replies[4].int ?? 0,
             byType: counts(replies[1]), byNamespace: counts(replies[2]), byHealth: counts(replies[3]),
-            discoveriesPerHour: hours.map { HourCount(hour: CatalogTime.iso(milliseconds: $0.0 * 3_600_000), count: $0.1) }
+            discoveriesPerHour: hours.map { HourCount(hour: Timestamp.format(milliseconds: $0.0 * 3_600_000), count: $0.1) }
         )
     }
 
@@ -153,7 +153,7 @@ public struct CatalogStore: Sendable {
         for (i, r) in relations.enumerated() {
             try CatalogValidation.check(r, at: relations.count == 1 ? "relation" : "relations[\(i)]")
             let relation = Relation(from: r.from, to: r.to, kind: r.kind, discoveredBy: r.discoveredBy ?? principal,
-                                    observedAt: CatalogTime.iso(milliseconds: nowMs))
+                                    observedAt: Timestamp.format(milliseconds: nowMs))
             edges.append(["from": .string(r.from), "to": .string(r.to), "kind": .string(r.kind.rawValue),
                           "json": .string(try JSONValue(encoding: relation).description)])
         }
@@ -175,7 +175,7 @@ public struct CatalogStore: Sendable {
             let previous = HealthStatus(rawValue: parts[index + 4].string ?? "") ?? .UNKNOWN
             index += 5
             asset.version = version
-            asset.firstSeen = CatalogTime.iso(milliseconds: firstSeen)
+            asset.firstSeen = Timestamp.format(milliseconds: firstSeen)
             switch outcome {
             case "created":
                 summary.created += 1
@@ -212,7 +212,7 @@ public struct CatalogStore: Sendable {
     public func addRelation(_ input: RelationInput, by principal: String, now: Date = Date()) async throws -> Relation {
         _ = try await write([], relations: [input], mode: .upsert, by: principal, now: now, reloadUnchanged: false)
         return Relation(from: input.from, to: input.to, kind: input.kind, discoveredBy: input.discoveredBy ?? principal,
-                        observedAt: CatalogTime.iso(milliseconds: epochMilliseconds(now)))
+                        observedAt: Timestamp.format(milliseconds: epochMilliseconds(now)))
     }
 
     /// Removes one lineage edge; false when it did not exist.
@@ -248,11 +248,11 @@ public struct CatalogStore: Sendable {
         ]
         if let v = input.expectedVersion { record["expectedVersion"] = .number(Double(v)) }
         if let c = checkedAtMs { record["checkedAt"] = .number(Double(c)) }
-        let nowText = CatalogTime.iso(milliseconds: nowMs)
+        let nowText = Timestamp.format(milliseconds: nowMs)
         let asset = Asset(
             id: id, type: input.type, name: input.name, namespace: input.namespace, owner: input.owner, labels: input.labels ?? [:],
             properties: input.properties ?? .object([:]),
-            health: Health(status: health.status, reason: health.reason, checkedAt: CatalogTime.iso(milliseconds: checkedAtMs ?? nowMs)),
+            health: Health(status: health.status, reason: health.reason, checkedAt: Timestamp.format(milliseconds: checkedAtMs ?? nowMs)),
             discoveredBy: input.discoveredBy ?? principal, firstSeen: nowText, lastSeen: nowText, version: 1
         )
         return (.object(record), asset)
@@ -284,11 +284,11 @@ public struct CatalogStore: Sendable {
         guard parts.count == 5, case .bulk(let bytes) = parts[0] else { return nil }
         let doc = try JSONDecoder().decode(StoredDoc.self, from: Data(bytes))
         var health = doc.health
-        health.checkedAt = parts[4].int.map { CatalogTime.iso(milliseconds: $0) }
+        health.checkedAt = parts[4].int.map { Timestamp.format(milliseconds: $0) }
         return Asset(
             id: doc.id, type: doc.type, name: doc.name, namespace: doc.namespace, owner: doc.owner, labels: doc.labels,
             properties: doc.properties, health: health, discoveredBy: doc.discoveredBy,
-            firstSeen: CatalogTime.iso(milliseconds: parts[2].int ?? 0), lastSeen: CatalogTime.iso(milliseconds: parts[3].int ?? 0),
+            firstSeen: Timestamp.format(milliseconds: parts[2].int ?? 0), lastSeen: Timestamp.format(milliseconds: parts[3].int ?? 0),
             version: parts[1].int ?? 0
         )
     }

@@ -45,15 +45,7 @@ final class FakeLLMServer: @unchecked Sendable {
                 return Response(status: .init(code: reply.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: reply.body)))
             }
         }
-        let bound = Locked<Int?>(nil)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in bound.withLock { $0 = channel.localAddress?.port } })
-        task = Task { try await app.runService() }
-        for _ in 0..<500 {
-            if let p = bound.value { port = p; return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw LLMError("fake LLM server did not start")
+        (task, port) = try await startLocalServer(router, name: "fake LLM server")
     }
 
     func stop() { task?.cancel() }

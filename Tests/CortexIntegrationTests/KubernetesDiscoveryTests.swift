@@ -111,15 +111,7 @@ final class FakeKubernetesAPI: @unchecked Sendable {
             let next = offset + page.count < items.count ? String(offset + page.count) : nil
             return json(.ok, ["kind": "List", "apiVersion": "v1", "metadata": ["resourceVersion": "1234", "continue": next.map(JSONValue.string) ?? .null], "items": .array(page)])
         }
-        let bound = Locked<Int?>(nil)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in bound.withLock { $0 = channel.localAddress?.port } })
-        task = Task { try await app.runService() }
-        for _ in 0..<500 {
-            if let p = bound.value { port = p; return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw KubeConfigError("fake Kubernetes API did not start")
+        (task, port) = try await startLocalServer(router, name: "fake Kubernetes API")
     }
 
     func stop() { task?.cancel() }

@@ -1,6 +1,7 @@
 import CortexControl
 import CortexCore
 import Foundation
+import Hummingbird
 import Testing
 
 /// A fresh temporary directory.
@@ -94,4 +95,19 @@ func makeRepository() throws -> URL {
         try Data(text.utf8).write(to: url)
     }
     return root
+}
+
+/// Serves `router` on a free loopback port (for servers that stand in for external APIs in a test);
+/// returns the running task (cancel it to stop) and the port.
+func startLocalServer(_ router: Router<BasicRequestContext>, name: String) async throws -> (Task<Void, Error>, Int) {
+    let bound = Locked<Int?>(nil)
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                          onServerRunning: { channel in bound.withLock { $0 = channel.localAddress?.port } })
+    let task = Task { try await app.runService() }
+    for _ in 0..<500 {
+        if let port = bound.value { return (task, port) }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    task.cancel()
+    throw ConfigurationError("\(name) did not start")
 }
