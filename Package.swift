@@ -48,6 +48,11 @@ let package = Package(
             path: "Sources/CCurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "CortexCore",
             dependencies: [
@@ -61,11 +66,11 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
-            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes"]
+            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity"]
         ),
         .target(
             name: "CortexSecurity",
-            dependencies: ["CortexCore"]
+            dependencies: ["CortexCore", "CZlib", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "CortexKubernetes",

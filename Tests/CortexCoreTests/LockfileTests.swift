@@ -202,7 +202,7 @@ import Testing
         try Data("flask==3.0.0\n".utf8).write(to: root.appendingPathComponent("requirements.txt"))
         try Data("{\"packages\": [".utf8).write(to: root.appendingPathComponent("package-lock.json"))
         let records = try ManifestFinder().examine(root: root, files: ["requirements.txt", "package-lock.json"]) { _ in }
-        #expect(records[0]["packages"] == [["name": "flask", "version": "3.0.0"]])
+        #expect(records[0]["packages"] == [["name": "flask", "version": "3.0.0", "line": 1]])
         #expect(records[1]["error"]?.stringValue?.hasPrefix("package-lock.json:1: not valid JSON") == true)
         let summary = ManifestFinder().summarize(records)
         #expect(summary.headline == "2 dependency files (2 lockfiles) for PyPI, npm, 1 packages pinned; 1 unreadable")

@@ -68,7 +68,8 @@ extension MessageType {
         case .ESCALATION:
             return [.init("severity", .string), .init("reason", .string), .init("subject", .string, required: false)]
         case .HANDOFF_REQUEST:
-            return [.init("from", .string), .init("to", .string), .init("reason", .string)]
+            return [.init("from", .string), .init("to", .string), .init("reason", .string), .init("task_id", .string, required: false),
+                    .init("target", .string, required: false), .init("advisories", .array, required: false), .init("branch", .string, required: false)]
         case .MASTER_SHUTDOWN:
             return [.init("master", .string), .init("instance", .string), .init("handed_back", .integer)]
         case .WORKER_REGISTERED:

@@ -44,6 +44,7 @@ public final class CortexMetrics: Sendable {
         "cortex_budget_requests_total": "Budget requests decided by the coordinator, by decision (granted, denied).",
         "cortex_llm_calls_total": "LLM calls by agent and outcome (done, denied, failed).",
         "cortex_llm_tokens_total": "LLM tokens charged to the ledger by agent (the provider's usage, or the estimate when it reports none).",
+        "cortex_vulnerabilities": "Vulnerable dependencies the security master found in its latest scan of each target, summed, by severity (critical, high, medium, low).",
         "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
 
@@ -166,5 +167,9 @@ public final class CortexMetrics: Sendable {
     }
 
     /// The Prometheus text exposition of every metric.
+    public func vulnerabilities(severity: String, count: Int) {
+        registry.makeGauge(descriptor: d("cortex_vulnerabilities"), labels: [("severity", severity)]).set(to: Double(count))
+    }
+
     public func exposition() -> String { registry.emitToString() }
 }

@@ -102,13 +102,28 @@ public struct Setting: Sendable, Hashable {
     public static let kubernetes = Setting(env: "CORTEX_KUBERNETES", flag: "kubernetes", defaultValue: "auto",
         help: "Discover the cluster in inventory runs: on, off, or auto (when in a pod with a service account, or when KUBECONFIG / ~/.kube/config gives a usable context). Access is read-only: list only.", usedBy: "coordinator, inventory-master, worker")
 
+    public static let osvDatabase = Setting(env: "CORTEX_OSV_DB", flag: "osv-db", defaultValue: "(none)",
+        help: "Vulnerability database in OSV format for the security master: a directory of OSV JSON records (searched recursively), an all.zip, or osv-scanner's offline layout (<dir>/<Ecosystem>/all.zip). Re-read when it changes.", usedBy: "security-master")
+    public static let osvAPIURL = Setting(env: "CORTEX_OSV_API_URL", flag: "osv-api-url", defaultValue: "(none)",
+        help: "The OSV query API to ask as well, e.g. https://api.osv.dev (POST /v1/querybatch, GET /v1/vulns/{id}); unset keeps the scan offline.", usedBy: "security-master")
+    public static let securityFixBranches = Setting(env: "CORTEX_SECURITY_FIX_BRANCHES", flag: "security-fix-branches", defaultValue: "true",
+        help: "Make a fix branch (cortex/security/<run id>) for fixable vulnerabilities: committed in a clone, fetched into a local target repository, pushed and proposed as a pull request when GitHub is configured. Never the default branch.", usedBy: "security-master")
+    public static let githubToken = Setting(env: "GITHUB_TOKEN", flag: "github-token", defaultValue: "(none)",
+        help: "A GitHub token (contents: write and pull-requests: write) to push fix branches and open pull requests. Never logged; prefer the file.", usedBy: "security-master")
+    public static let githubTokenFile = Setting(env: "CORTEX_GITHUB_TOKEN_FILE", flag: "github-token-file", defaultValue: "(none)",
+        help: "A file holding the GitHub token (e.g. a mounted Secret); wins over GITHUB_TOKEN.", usedBy: "security-master")
+    public static let githubAPIURL = Setting(env: "CORTEX_GITHUB_API_URL", flag: "github-api-url", defaultValue: "https://api.github.com",
+        help: "GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).", usedBy: "security-master")
+    public static let githubHost = Setting(env: "CORTEX_GITHUB_HOST", flag: "github-host", defaultValue: "github.com",
+        help: "The host of remotes that are GitHub repositories (origin must be https://HOST/OWNER/REPO or git@HOST:OWNER/REPO).", usedBy: "security-master")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
-        kubernetes,
+        kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
     ]
 }
 

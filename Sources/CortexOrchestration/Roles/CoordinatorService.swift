@@ -338,7 +338,7 @@ public enum TaskRouter {
     }
 
     /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice;
-    /// with a cluster to inventory, one more task for the inventory master: the cluster itself.
+    /// with a cluster, one more task each for the inventory master (discovery) and the security master (audit).
     public static func decompose(_ request: RunRequest, cluster: Bool = false) -> [TaskSpec] {
         let masters = masters(for: request.goal)
         var tasks = masters.flatMap { master in
@@ -350,6 +350,10 @@ public enum TaskRouter {
         if cluster && masters.contains(.inventory) {
             tasks.append(TaskSpec(id: "\(request.runID).inventory.cluster", runID: request.runID, master: .inventory,
                                   skill: .clusterDiscovery, target: ClusterSurvey.target, priority: 2, attempt: 1))
+        }
+        if cluster && masters.contains(.security) {
+            tasks.append(TaskSpec(id: "\(request.runID).security.cluster", runID: request.runID, master: .security,
+                                  skill: .clusterAudit, target: ClusterSurvey.target, priority: 1, attempt: 1))
         }
         return tasks
     }

@@ -14,6 +14,8 @@ public struct MasterService: RoleService {
     /// The model behind the master's assessment step, metered on the run's ledger; nil without a provider.
     let llm: MeteredLLM?
     let llmMaxTokens: Int
+    /// The security master's matching, fix branch, handoff and SARIF step (nil for the other masters).
+    let security: SecurityReview?
     private let state = Locked(State())
 
     struct State {
@@ -29,6 +31,7 @@ public struct MasterService: RoleService {
         self.claimIdle = try context.settings.seconds(.claimIdle)
         let llmConfiguration = try LLMConfiguration.from(context.settings)
         self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
+        self.security = role == .security ? try SecurityReview(context: context) : nil
         self.llm = try llmConfiguration.map {
             MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: role.rawValue, logger: context.logger,
                        decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
@@ -141,7 +144,7 @@ public struct MasterService: RoleService {
         defer { setActive(-1) }
         let started = Date()
         let items: [WorkItem]
-        if task.skill == .clusterDiscovery {
+        if task.skill.isClusterWide {
             items = await clusterItems(task, log: taskLog)
         } else {
             items = (0..<itemsPerTask).map { shard in
@@ -169,6 +172,7 @@ public struct MasterService: RoleService {
             return await handBack(task: task, delivery: delivery, log: taskLog)
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
+        if let security { await security.review(&report, task: task, log: taskLog) }
         if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
         do {
             let json = try WireJSON.encode(report)
@@ -246,7 +250,7 @@ public struct MasterService: RoleService {
         }
         let whole = scopes.count == 1
         return scopes.enumerated().map { index, ns in
-            WorkItem(id: "\(task.id).\(index)", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .clusterDiscovery,
+            WorkItem(id: "\(task.id).\(index)", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: task.skill,
                      target: whole ? "\(ClusterSurvey.target)/all" : ClusterSurvey.itemTarget(namespace: ns), shard: index, shards: scopes.count)
         }
     }

@@ -1,5 +1,6 @@
 import CortexCatalog
 import CortexCore
+import CortexSecurity
 import CortexKubernetes
 import Foundation
 import Logging
@@ -164,6 +165,7 @@ public struct WorkerService: RoleService {
     /// Returns the records, how many files this attempt examined, and where it resumed (if it did).
     private func examine(_ item: WorkItem, redelivered: Bool, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         if item.skill == .clusterDiscovery { return try await discoverCluster(item, log: log) }
+        if item.skill == .clusterAudit { return try await auditCluster(item, log: log) }
         let root = try checkout(item)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
@@ -252,6 +254,44 @@ public struct WorkerService: RoleService {
         }
         log.info("discovered \(result.assets.count) assets and \(result.relations.count) edges in \(scopeName)")
         return (records, result.assets.count, nil)
+    }
+
+    /// One namespace's workloads (all namespaces' when one item takes the whole cluster) read through the
+    /// API and audited. Objects a controller owns (a Deployment's ReplicaSets and Pods, a CronJob's Jobs)
+    /// are audited through their owner, once. Records: the findings, how many objects, what was not listable.
+    private func auditCluster(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
+        guard let access = try KubeAccess.configured(context.settings.string(.kubernetes) == "off" ? "off" : "on") else {
+            throw ConfigurationError("the cluster audit was asked for but CORTEX_KUBERNETES is off on this worker")
+        }
+        let namespace = ClusterSurvey.namespace(of: item.target)
+        // The cluster-scoped item has no workloads to audit.
+        if namespace == nil && item.target == ClusterSurvey.target { return ([["audited": 0]], 0, nil) }
+        let client = KubernetesClient(access: access)
+        let kinds: [(kind: String, base: String, resource: String)] = [
+            ("Deployment", "/apis/apps/v1", "deployments"), ("StatefulSet", "/apis/apps/v1", "statefulsets"), ("DaemonSet", "/apis/apps/v1", "daemonsets"),
+            ("ReplicaSet", "/apis/apps/v1", "replicasets"), ("CronJob", "/apis/batch/v1", "cronjobs"), ("Job", "/apis/batch/v1", "jobs"), ("Pod", "/api/v1", "pods"),
+        ]
+        var findings: [ConfigFinding] = []
+        var records: [SkillRecord] = []
+        var audited = 0
+        for k in kinds {
+            let path = namespace.map { "\(k.base)/namespaces/\($0)/\(k.resource)" } ?? "\(k.base)/\(k.resource)"
+            do {
+                for object in try await client.list(path) {
+                    if let owners = object["metadata"]?["ownerReferences"]?.arrayValue, !owners.isEmpty { continue }
+                    guard var fields = object.objectValue else { continue }
+                    fields["kind"] = .string(k.kind)  // list items do not carry their kind
+                    audited += 1
+                    findings += KubernetesAudit.audit(.object(fields))
+                }
+            } catch let e as KubernetesClient.APIError {
+                records.append(["skipped": .string(path), "reason": .string(e.forbidden ? "forbidden: \(e.message)" : "\(e.status) \(e.message)")])
+                log.warning("not listable, skipped: \(path): \(e.message)")
+            }
+        }
+        records.append(["audited": .number(Double(audited)), "config": .array(findings.map(FindingJSON.encode))])
+        log.info("audited \(audited) workloads in \(namespace ?? "(all namespaces)"): \(findings.count) findings")
+        return (records, audited, nil)
     }
 
     /// The catalog's assets of the kinds a scope owns (a namespace's objects; the cluster-scoped nodes and

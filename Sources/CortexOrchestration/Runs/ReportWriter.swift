@@ -38,6 +38,13 @@ public enum ReportWriter {
             let base = "\(report.master.rawValue)-\(report.taskID.split(separator: ".").last ?? "0")"
             try Data(masterMarkdown(report).utf8).write(to: masters.appendingPathComponent("\(base).md"))
             try Data(WireJSON.encode(report).utf8).write(to: masters.appendingPathComponent("\(base).json"))
+            // The security master's SARIF log and fix patch, as files the tools that read them expect.
+            if let sarif = report.details["sarif"], sarif != .null {
+                try Data(sarif.description.utf8).write(to: masters.appendingPathComponent("\(base).sarif"))
+            }
+            if let patch = report.details["fix"]?["patch"]?.stringValue {
+                try Data(patch.utf8).write(to: masters.appendingPathComponent("\(base).patch"))
+            }
         }
         try Data(summaryMarkdownText(outcome).utf8).write(to: dir.appendingPathComponent(summaryMarkdown))
         try Data(summaryJSONText(outcome).utf8).write(to: dir.appendingPathComponent(summaryJSON))

@@ -48,7 +48,11 @@ public struct ManifestFinder: Skill {
             // A broken lockfile is reported with its file and line; the rest of the repository is still inventoried.
             do {
                 if let packages = try Lockfiles.parse(path: path, text: text) {
-                    record["packages"] = .array(packages.map { ["name": .string($0.name), "version": .string($0.version)] })
+                    record["packages"] = .array(packages.map { p in
+                        var entry: JSONValue = ["name": .string(p.name), "version": .string(p.version)]
+                        if let line = p.line { entry = .object((entry.objectValue ?? [:]).merging(["line": .number(Double(line))]) { a, _ in a }) }
+                        return entry
+                    })
                 }
             } catch {
                 record["error"] = .string("\(error)")

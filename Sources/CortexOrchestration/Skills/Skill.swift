@@ -11,18 +11,25 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     case monitoringSurvey = "monitoring-survey"
     /// The cluster's objects through the Kubernetes API (not file-based: one item per namespace).
     case clusterDiscovery = "cluster-discovery"
+    /// security: dependency inventory, manifest audit and secret scan of a repository shard.
+    case securityScan = "security-scan"
+    /// security: the live cluster's workloads audited through the Kubernetes API (one item per namespace).
+    case clusterAudit = "cluster-audit"
 
     /// The skill each master runs on a target.
     public static func builtIn(for master: MasterRole) -> SkillName {
         switch master {
         case .inventory: return .languageCensus
-        case .security: return .manifestFinder
+        case .security: return .securityScan
         case .development: return .documentationSurvey
         case .cicd: return .workflowFinder
         case .testing: return .testSurvey
         case .monitoring: return .monitoringSurvey
         }
     }
+
+    /// Whether the skill reads the cluster through the Kubernetes API (one item per namespace) rather than files.
+    public var isClusterWide: Bool { self == .clusterDiscovery || self == .clusterAudit }
 
     /// The implementation.
     public var skill: any Skill {
@@ -34,6 +41,8 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
         case .testSurvey: return TestSurvey()
         case .monitoringSurvey: return MonitoringSurvey()
         case .clusterDiscovery: return ClusterSurvey()
+        case .securityScan: return SecurityScan()
+        case .clusterAudit: return ClusterAudit()
         }
     }
 }

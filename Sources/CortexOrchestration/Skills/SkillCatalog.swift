@@ -10,7 +10,7 @@ public enum SkillCatalog {
         -> (assets: [AssetInput], relations: [RelationInput])
     {
         // Cluster discovery registers its own assets and edges (see WorkerService); a target here is a repository.
-        guard skill != .clusterDiscovery else { return ([], []) }
+        guard !skill.isClusterWide else { return ([], []) }
         let repoName = RepositoryCheckout.name(of: target)
         let repoID = "repository:\(target)"
         let repo = AssetInput(
@@ -49,8 +49,9 @@ public enum SkillCatalog {
 
     static func assetType(skill: SkillName, record: SkillRecord) -> AssetType? {
         switch skill {
-        case .languageCensus, .clusterDiscovery: return nil  // tallies, not files
-        case .manifestFinder: return record["kind"]?.stringValue == "chart" ? .HELM_CHART : .MANIFEST  // Dockerfiles and Kubernetes manifests too
+        case .languageCensus, .clusterDiscovery, .clusterAudit: return nil  // tallies, not files
+        case .securityScan where record["kind"]?.stringValue == "secrets": return nil  // findings, not assets
+        case .manifestFinder, .securityScan: return record["kind"]?.stringValue == "chart" ? .HELM_CHART : .MANIFEST  // Dockerfiles and Kubernetes manifests too
         case .documentationSurvey: return .DOCUMENT
         case .workflowFinder: return .WORKFLOW
         case .testSurvey: return .TEST_SUITE

@@ -1,0 +1,96 @@
+import CortexCore
+import CortexSecurity
+import Foundation
+
+/// security: per file of a repository shard, the dependency inventory (`ManifestFinder`: packages with
+/// their file and line), the configuration audit of Kubernetes manifests, and the secret scan. The
+/// vulnerability matching happens in the master, once per target, against the advisory database.
+public struct SecurityScan: Skill {
+    public init() {}
+
+    let manifests = ManifestFinder()
+    let secrets = SecretScanner()
+
+    public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
+        var out: [SkillRecord] = []
+        for path in files {
+            let text = readText(root, path)
+            if var record = try manifests.examine(root: root, files: [path], progress: { _ in }).first {
+                if record["kind"]?.stringValue == "k8s-manifest", let text {
+                    do { record["config"] = .array(try KubernetesAudit.auditManifest(path: path, text: text).map(FindingJSON.encode)) }
+                    catch { record["error"] = .string("\(error)") }
+                }
+                out.append(record)
+            }
+            if let text {
+                let found = secrets.scan(path: path, text: text)
+                if !found.isEmpty { out.append(["path": .string(path), "kind": "secrets", "secrets": .array(found.map(FindingJSON.encode))]) }
+            }
+        }
+        return out
+    }
+
+    /// The packages of the records, each with the file and line it was found at.
+    public static func packages(_ records: [SkillRecord]) -> [PackageOccurrence] {
+        records.flatMap { r -> [PackageOccurrence] in
+            guard let eco = r["ecosystem"]?.stringValue, let path = r["path"]?.stringValue else { return [] }
+            return (r["packages"]?.arrayValue ?? []).compactMap { p in
+                guard let name = p["name"]?.stringValue, let version = p["version"]?.stringValue else { return nil }
+                return PackageOccurrence(ecosystem: eco, name: name, version: version, file: path, line: p["line"]?.intValue)
+            }
+        }
+    }
+
+    public func summarize(_ records: [SkillRecord]) -> SkillSummary {
+        let dependencyRecords = records.filter { $0["kind"]?.stringValue != "secrets" }
+        let base = manifests.summarize(dependencyRecords)
+        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { FindingJSON.decode(ConfigFinding.self, $0) } }
+        let found = records.flatMap { ($0["secrets"]?.arrayValue ?? []).compactMap { FindingJSON.decode(SecretScanner.Finding.self, $0) } }
+            .sorted { ($0.path, $0.line) < ($1.path, $1.line) }
+        var md = base.markdown
+        md += "\n### Kubernetes configuration (manifests)\n\n" + ConfigurationTable.markdown(config)
+        md += "\n### Secrets in the repository (masked)\n\n" + table(["File", "Line", "Kind", "Value"], found.map { [$0.path, "\($0.line)", $0.rule, $0.masked] })
+        var details = base.details.objectValue ?? [:]
+        details["packages"] = .array(Self.packages(records).map(FindingJSON.encode))
+        details["config"] = .array(config.map(FindingJSON.encode))
+        details["secrets"] = .array(found.map(FindingJSON.encode))
+        let headline = base.headline + "; \(config.count) configuration findings; \(found.count) secrets"
+        return SkillSummary(headline: headline, markdown: md, details: .object(details))
+    }
+}
+
+/// security: the live cluster's workloads audited (one work item per namespace, run by `WorkerService`
+/// through the Kubernetes API). Records carry `ConfigFinding`s and the resources that were not listable.
+public struct ClusterAudit: Skill {
+    public init() {}
+
+    public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
+        throw ConfigurationError("the cluster audit is not file-based; the worker runs it through the Kubernetes API")
+    }
+
+    public func summarize(_ records: [SkillRecord]) -> SkillSummary {
+        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { FindingJSON.decode(ConfigFinding.self, $0) } }
+        let audited = records.reduce(0) { $0 + ($1["audited"]?.intValue ?? 0) }
+        let skipped = records.compactMap { r in r["skipped"]?.stringValue.map { "\($0): \(r["reason"]?.stringValue ?? "")" } }
+        var md = "### Kubernetes configuration (live objects)\n\n\(audited) workloads audited.\n\n" + ConfigurationTable.markdown(config)
+        if !skipped.isEmpty { md += "\n### Not listable (reported and skipped)\n\n" + skipped.map { "- \($0)" }.joined(separator: "\n") + "\n" }
+        return SkillSummary(headline: "cluster: \(audited) workloads audited, \(config.count) configuration findings" + (skipped.isEmpty ? "" : "; \(skipped.count) resources not listable"),
+                            markdown: md, details: .object(["config": .array(config.map(FindingJSON.encode)), "audited": .number(Double(audited))]))
+    }
+}
+
+/// The configuration findings as a Markdown table, most severe first.
+enum ConfigurationTable {
+    static func markdown(_ findings: [ConfigFinding]) -> String {
+        guard !findings.isEmpty else { return "_none found_\n" }
+        let order = CVSS3.Severity.allCases
+        let rows = findings.sorted { (order.firstIndex(of: $0.severity)!, $0.object, $0.rule) < (order.firstIndex(of: $1.severity)!, $1.object, $1.rule) }
+        var out = "| Severity | Object | Container | Rule | Problem | Where |\n|---|---|---|---|---|---|\n"
+        for f in rows.prefix(500) {
+            let place = f.file.map { "\($0)\(f.line.map { ":\($0)" } ?? "")" } ?? "live"
+            out += "| \(f.severity.rawValue) | \(f.object) | \(f.container ?? "") | \(f.rule) | \(f.message.replacingOccurrences(of: "|", with: "\\|")) | \(place) |\n"
+        }
+        if rows.count > 500 { out += "\n(\(rows.count - 500) more in the JSON report and the SARIF file)\n" }
+        return out
+    }
+}

@@ -1,0 +1,194 @@
+import CortexCore
+import Foundation
+
+/// One dependency to raise, and why.
+public struct FixPlan: Sendable, Equatable {
+    /// The file the package was found in (the bump may land in its manifest, see `DependencyBump`).
+    public var file: String
+    public var ecosystem: String
+    public var package: String
+    public var from: String
+    public var to: String
+    public var advisories: [String]
+
+    public init(file: String, ecosystem: String, package: String, from: String, to: String, advisories: [String]) {
+        self.file = file
+        self.ecosystem = ecosystem
+        self.package = package
+        self.from = from
+        self.to = to
+        self.advisories = advisories
+    }
+}
+
+/// What a fix attempt produced.
+public struct FixResult: Sendable, Codable, Equatable {
+    public var branch: String
+    public var base: String?
+    public var commit: String?
+    /// `lodash 4.17.20 -> 4.17.21 in package.json (GHSA-35jh-r3h4-6jhm)`.
+    public var bumps: [String] = []
+    /// Fixes this process could not make, with the command that makes them.
+    public var manual: [String] = []
+    public var notes: [String] = []
+    /// `git format-patch` of the commit: applies with `git am`.
+    public var patch: String?
+    /// Where the branch is: the target repository (local targets) or the clone.
+    public var branchLocation: String?
+    public var pullRequest: String?
+    public var problems: [String] = []
+}
+
+/// Makes the fix branch for one repository: a clone, a branch `cortex/security/<run>`, one commit with
+/// every bump (its message names each advisory), the branch fetched back into a local target, and —
+/// with a GitHub token and a GitHub `origin` — the branch pushed and one pull request opened. It never
+/// commits to, or pushes, the default branch.
+public struct FixBranchMaker: Sendable {
+    public var runID: String
+    public var workDirectory: URL
+    public var github: GitHubClient?
+    public var githubHost: String
+    var token: String?
+
+    public init(runID: String, workDirectory: URL, githubAPIURL: String? = nil, githubToken: String? = nil, githubHost: String = "github.com") {
+        self.runID = runID
+        self.workDirectory = workDirectory
+        self.token = githubToken
+        self.githubHost = githubHost
+        self.github = (githubToken?.isEmpty == false && githubAPIURL != nil) ? GitHubClient(apiURL: githubAPIURL!, token: githubToken!) : nil
+    }
+
+    public var branchName: String { "cortex/security/\(runID)" }
+
+    public func make(target: String, plans: [FixPlan]) async -> FixResult {
+        var result = FixResult(branch: branchName)
+        let isRemote = ["https://", "http://", "ssh://", "git://", "file://", "git@"].contains { target.hasPrefix($0) }
+        if !isRemote && !FileManager.default.fileExists(atPath: URL(fileURLWithPath: target).appendingPathComponent(".git").path) {
+            result.problems.append("\(target) is not a git repository: no fix branch (the bumps are listed for manual work)")
+            result.manual = plans.map { "raise \($0.package) to \($0.to) in \($0.file) (\($0.advisories.joined(separator: ", ")))" }
+            return result
+        }
+        let clone = workDirectory.appendingPathComponent("fix-\(runID)-\(abs(target.hashValue) % 1_000_000)")
+        do {
+            try? FileManager.default.removeItem(at: clone)
+            try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
+            _ = try Git.run(["clone", "--quiet", "--no-tags", "--", target, clone.path], in: workDirectory)
+            let base = try Git.run(["rev-parse", "--abbrev-ref", "HEAD"], in: clone)
+            result.base = base
+            guard base != branchName else { throw Git.Failure(description: "the checked-out branch is \(base): refusing to commit to it") }
+            _ = try Git.run(["checkout", "--quiet", "-b", branchName], in: clone)
+
+            // One edit per declaring file, every bump for it applied in turn.
+            var changed: [String] = []
+            for (file, group) in Dictionary(grouping: plans, by: { DependencyBump.declaringFile(for: $0.file) }).sorted(by: { $0.key < $1.key }) {
+                let url = clone.appendingPathComponent(file)
+                guard var text = try? String(contentsOf: url, encoding: .utf8) else {
+                    result.manual += group.map { "raise \($0.package) to \($0.to) (\($0.file): \(file) not found)" }
+                    continue
+                }
+                let original = text
+                for plan in group {
+                    switch DependencyBump.bump(file: file, text: text, ecosystem: plan.ecosystem, package: plan.package, from: plan.from, to: plan.to) {
+                    case .edited(let newText, let note):
+                        text = newText
+                        result.bumps.append("\(plan.package) \(plan.from) -> \(plan.to) in \(file) (\(plan.advisories.joined(separator: ", ")))")
+                        if let note, !result.notes.contains(note) { result.notes.append(note) }
+                    case .manual(let command):
+                        result.manual.append("\(command)  # \(plan.package) \(plan.from) in \(plan.file): \(plan.advisories.joined(separator: ", "))")
+                    }
+                }
+                if text != original {
+                    try Data(text.utf8).write(to: url)
+                    changed.append(file)
+                }
+            }
+            guard !changed.isEmpty else {
+                result.problems.append("no file could be edited here: nothing committed")
+                return result
+            }
+            _ = try Git.run(["add", "--"] + changed, in: clone)
+            let subject = "security: " + result.bumps.map { $0.components(separatedBy: " in ").first ?? $0 }.prefix(3).joined(separator: ", ")
+                + (result.bumps.count > 3 ? " and \(result.bumps.count - 3) more" : "")
+            var message = subject + "\n\nFixes, raising each package to the lowest version that fixes the advisory:\n\n"
+            message += plans.filter { p in result.bumps.contains { $0.hasPrefix("\(p.package) \(p.from) -> ") } }
+                .map { "- \($0.advisories.joined(separator: ", ")): \($0.package) \($0.from) -> \($0.to)" }.joined(separator: "\n")
+            if !result.notes.isEmpty { message += "\n\n" + result.notes.map { "Note: \($0)." }.joined(separator: "\n") }
+            message += "\n\nMade by Cortex security-master in run \(runID)."
+            _ = try Git.run(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message], in: clone, environment: Git.identity)
+            result.commit = try Git.run(["rev-parse", "HEAD"], in: clone)
+            result.patch = try Git.run(["format-patch", "-1", "--stdout", "HEAD"], in: clone, trim: false)
+
+            if isRemote {
+                result.branchLocation = clone.path
+            } else {
+                // The branch appears in the operator's repository; their checkout is not touched.
+                _ = try Git.run(["fetch", "--quiet", clone.path, "\(branchName):\(branchName)"], in: URL(fileURLWithPath: target))
+                result.branchLocation = target
+            }
+            let remote = isRemote ? target : (try? Git.run(["remote", "get-url", "origin"], in: URL(fileURLWithPath: target)))
+            if let github, let remote, let repo = GitHubClient.repository(fromRemote: remote, host: githubHost) {
+                let defaultBranch = try await github.defaultBranch(owner: repo.owner, repo: repo.repo)
+                guard defaultBranch != branchName else { throw Git.Failure(description: "\(branchName) is the default branch of \(repo.owner)/\(repo.repo): not pushing") }
+                _ = try Git.run(["push", "--quiet", remote, "\(branchName):refs/heads/\(branchName)"], in: clone, environment: authEnvironment())
+                let body = "Cortex security-master found vulnerable dependencies in run `\(runID)`.\n\n"
+                    + plans.map { "- **\($0.advisories.joined(separator: ", "))**: `\($0.package)` \($0.from) → \($0.to) (\($0.file))" }.joined(separator: "\n")
+                    + (result.notes.isEmpty ? "" : "\n\n" + result.notes.map { "> \($0)" }.joined(separator: "\n"))
+                    + (result.manual.isEmpty ? "" : "\n\nNot changed here (run these):\n\n" + result.manual.map { "    \($0)" }.joined(separator: "\n"))
+                let pr = try await github.openPullRequest(owner: repo.owner, repo: repo.repo, head: branchName, base: defaultBranch, title: subject, body: body)
+                result.pullRequest = pr.url
+            } else if github == nil, let remote, GitHubClient.repository(fromRemote: remote, host: githubHost) != nil {
+                result.notes.append("no GitHub token (GITHUB_TOKEN): branch left \(result.branchLocation ?? ""), not pushed")
+            }
+        } catch {
+            result.problems.append("\(error)")
+        }
+        return result
+    }
+
+    /// HTTPS auth for the push without the token on a command line (other users can read those):
+    /// git's own configuration through the environment, scoped to the GitHub host.
+    func authEnvironment() -> [String: String] {
+        guard let token else { return [:] }
+        let basic = Data("x-access-token:\(token)".utf8).base64EncodedString()
+        return ["GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.https://\(githubHost)/.extraheader", "GIT_CONFIG_VALUE_0": "AUTHORIZATION: basic \(basic)"]
+    }
+}
+
+/// Runs git without a shell: arguments are passed as they are, never interpreted.
+enum Git {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let identity = ["GIT_AUTHOR_NAME": "Cortex security-master", "GIT_AUTHOR_EMAIL": "cortex-security@localhost",
+                           "GIT_COMMITTER_NAME": "Cortex security-master", "GIT_COMMITTER_EMAIL": "cortex-security@localhost"]
+
+    @discardableResult
+    static func run(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:], trim: Bool = true, timeout: TimeInterval = 300) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git"] + arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        environment["GIT_TERMINAL_PROMPT"] = "0"
+        for (k, v) in extra { environment[k] = v }
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read while it runs: a large patch would otherwise fill the pipe and block git.
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate(); throw Failure(description: "git \(arguments.first ?? "") took longer than \(Int(timeout)) s") }
+        guard process.terminationStatus == 0 else {
+            let message = String(decoding: errors, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+            throw Failure(description: "git \(arguments.prefix(2).joined(separator: " ")): \(message)")
+        }
+        let text = String(decoding: output, as: UTF8.self)
+        return trim ? text.trimmingCharacters(in: .whitespacesAndNewlines) : text
+    }
+}
