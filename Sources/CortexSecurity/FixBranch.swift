@@ -125,7 +125,8 @@ public struct FixBranchMaker: Sendable {
                 _ = try Git.run(["fetch", "--quiet", clone.path, "\(branchName):\(branchName)"], in: URL(fileURLWithPath: target))
                 result.branchLocation = target
             }
-            let remote = isRemote ? target : (try? Git.run(["remote", "get-url", "origin"], in: URL(fileURLWithPath: target)))
+            // The configured URL as written (`remote get-url` would apply url.insteadOf rewrites).
+            let remote = isRemote ? target : (try? Git.run(["config", "--get", "remote.origin.url"], in: URL(fileURLWithPath: target)))
             if let github, let remote, let repo = GitHubClient.repository(fromRemote: remote, host: githubHost) {
                 let defaultBranch = try await github.defaultBranch(owner: repo.owner, repo: repo.repo)
                 guard defaultBranch != branchName else { throw Git.Failure(description: "\(branchName) is the default branch of \(repo.owner)/\(repo.repo): not pushing") }
@@ -137,7 +138,10 @@ public struct FixBranchMaker: Sendable {
                 let pr = try await github.openPullRequest(owner: repo.owner, repo: repo.repo, head: branchName, base: defaultBranch, title: subject, body: body)
                 result.pullRequest = pr.url
             } else if github == nil, let remote, GitHubClient.repository(fromRemote: remote, host: githubHost) != nil {
-                result.notes.append("no GitHub token (GITHUB_TOKEN): branch left \(result.branchLocation ?? ""), not pushed")
+                result.notes.append("no GitHub token (GITHUB_TOKEN): branch left in \(result.branchLocation ?? ""), not pushed")
+            } else if github != nil {
+                let shown = (remote ?? "none").replacingOccurrences(of: #"//[^/@]+@"#, with: "//", options: .regularExpression)  // no credentials in reports
+                result.notes.append("origin (\(shown)) is not a repository on \(githubHost): branch left in \(result.branchLocation ?? ""), no pull request")
             }
         } catch {
             result.problems.append("\(error)")

@@ -301,4 +301,41 @@ final class FakeKubernetesAPI: @unchecked Sendable {
                 && changed.contains("- health of node:k3s-3: FAILING -> OK"))
         #expect(gone["asset"] == .null, "a pod gone from the cluster is gone from the catalog")
     }
+
+    /// A security run with a cluster: the live workloads are audited through the same API, one item per
+    /// namespace; objects a controller owns are audited through their owner; a forbidden list is reported.
+    @Test func securityRunAuditsTheLiveWorkloads() async throws {
+        let api = FakeKubernetesAPI()
+        try await api.start()
+        defer { api.stop() }
+        let work = try temporaryDirectory("k8s-audit")
+        let kubeconfig = work.appendingPathComponent("kubeconfig")
+        try Data(Self.kubeconfig.replacingOccurrences(of: "SERVER", with: "http://127.0.0.1:\(api.port)").utf8).write(to: kubeconfig)
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["KUBECONFIG": kubeconfig.path, "CORTEX_KUBERNETES": "on"])
+        try suite.startAll(workers: 2)
+        let bus = MessageBus(redis: RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port)), source: "test",
+                             metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: .init(label: "test"))
+        let state = try await RunClient(bus: bus).follow(runID: try await RunClient(bus: bus).submit(
+            RunRequest(goal: "security", targets: [try makeRepository().path], requestedBy: "test")), timeout: .seconds(60)) { _ in }
+        await suite.stop()
+
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let dir = try #require(state.reportDir)
+        let report = try String(contentsOfFile: dir + "/masters/security-cluster.md", encoding: .utf8)
+        // web and db-migrate (Deployments) and cache-0 (a bare Pod); the ReplicaSet and its pods belong to web.
+        #expect(report.contains("3 workloads audited."), "\(report)")
+        #expect(report.contains("| medium | Deployment shop/db-migrate | m | k8s-mutable-image | image ghcr.io/acme/migrate is not pinned to a version or digest | live |"), "\(report)")
+        #expect(report.contains("| medium | Pod shop/cache-0 | redis | k8s-mutable-image | image redis:latest is not pinned to a version or digest | live |"))
+        #expect(!report.contains("web-7d9f"))
+        #expect(report.contains("- /apis/batch/v1/namespaces/shop/jobs: forbidden: jobs.batch is forbidden"))
+        let json = try JSONText.parse(try String(contentsOfFile: dir + "/masters/security-cluster.json", encoding: .utf8))
+        let config = json["details"]?["config"]?.arrayValue ?? []
+        // web: default SA, runAsNonRoot, privilege escalation, limits, probes; db-migrate: the same and its untagged image; cache-0: no probes rule for a Pod.
+        #expect(config.count == 16, "\(config)")
+        let sarif = try JSONText.parse(try String(contentsOfFile: dir + "/masters/security-cluster.sarif", encoding: .utf8))
+        let results = sarif["runs"]?[0]?["results"]?.arrayValue ?? []
+        #expect(results.count == 16 && results.allSatisfy { $0["locations"]?[0]?["logicalLocations"]?[0]?["kind"] == "resource" })
+        #expect(api.requests.value.contains { $0.path == "/apis/apps/v1/namespaces/shop/deployments" })
+    }
 }
