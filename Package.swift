@@ -98,7 +98,7 @@ let package = Package(
         ),
         .target(
             name: "CortexControl",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexCatalog"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexCatalog", "CortexSecurity"]
         ),
         .executableTarget(
             name: "cortexctl",

@@ -90,15 +90,25 @@ public final class AdvisoryDatabase: Sendable {
         return eco + "\u{0}" + normalizedName(name, ecosystem: eco)
     }
 
+    /// Without Foundation's string searching: this runs for every candidate record of every package.
     public static func normalizedName(_ name: String, ecosystem: String) -> String {
         switch ecosystem {
-        case "PyPI": return name.lowercased().replacingOccurrences(of: "_", with: "-").replacingOccurrences(of: ".", with: "-")
+        case "PyPI":
+            var out = ""
+            out.reserveCapacity(name.utf8.count)
+            for ch in name.unicodeScalars {
+                switch ch {
+                case "_", ".": out.unicodeScalars.append("-")
+                case "A"..."Z": out.unicodeScalars.append(Unicode.Scalar(ch.value + 32)!)
+                default: out.unicodeScalars.append(ch)
+                }
+            }
+            return out
         case "SwiftURL":
-            var s = name.lowercased()
-            for scheme in ["https://", "http://", "ssh://", "git@"] where s.hasPrefix(scheme) { s = String(s.dropFirst(scheme.count)) }
-            s = s.replacingOccurrences(of: ":", with: "/")
-            if s.hasSuffix(".git") { s = String(s.dropLast(4)) }
-            return s
+            var s = Substring(name.lowercased())
+            for scheme in ["https://", "http://", "ssh://", "git@"] where s.hasPrefix(scheme) { s = s.dropFirst(scheme.count) }
+            if s.hasSuffix(".git") { s = s.dropLast(4) }
+            return String(s.map { $0 == ":" ? "/" : $0 })
         default: return name
         }
     }

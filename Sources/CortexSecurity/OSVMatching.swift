@@ -38,17 +38,21 @@ public enum OSVMatching {
             return ecosystem.compare(a, b)
         }
         for e in list where e.kind == "limit" && cmp(e.version, version) <= 0 { return false }
-        list.sort { cmp($0.version, $1.version) < 0 }
-        var affected = false
+        // The sorted walk ends in the state set by the greatest event that applies to the version
+        // (introduced or fixed at or below it, last_affected below it); equal versions keep the list's
+        // order, as a stable sort would. Found in one pass, without sorting on every query.
+        var last: Event?
         for e in list {
+            let c = cmp(e.version, version)
+            let applies: Bool
             switch e.kind {
-            case "introduced": if cmp(e.version, version) <= 0 { affected = true }
-            case "fixed": if cmp(e.version, version) <= 0 { affected = false }
-            case "last_affected": if cmp(e.version, version) < 0 { affected = false }
-            default: continue
+            case "introduced", "fixed": applies = c <= 0
+            case "last_affected": applies = c < 0
+            default: applies = false
             }
+            if applies, last == nil || cmp(e.version, last!.version) >= 0 { last = e }
         }
-        return affected
+        return last?.kind == "introduced"
     }
 
     /// The lowest `fixed` version above `version` in the record's ranges for the package, if any.
@@ -66,8 +70,7 @@ public enum OSVMatching {
 
     /// PyPI names compare case- and separator-insensitively (PEP 503); others as written.
     static func normalize(_ name: String, _ ecosystem: Ecosystem) -> String {
-        guard ecosystem == .PyPI else { return name }
-        return name.lowercased().replacingOccurrences(of: "_", with: "-").replacingOccurrences(of: ".", with: "-")
+        ecosystem == .PyPI ? AdvisoryDatabase.normalizedName(name, ecosystem: "PyPI") : name
     }
 }
 

@@ -35,7 +35,7 @@ enum SemVer {
     struct Parsed { var core: [Int]; var pre: [String] }
 
     static func parse(_ v: String) -> Parsed? {
-        var s = v.trimmingCharacters(in: .whitespaces)
+        var s = trimmedSpaces(v)
         if s.hasPrefix("v") || s.hasPrefix("=") { s.removeFirst() }
         if let plus = s.firstIndex(of: "+") { s = String(s[..<plus]) }
         var pre: [String] = []
@@ -91,7 +91,7 @@ enum PEP440 {
     }
 
     static func parse(_ text: String) -> Parsed? {
-        var s = text.lowercased().trimmingCharacters(in: .whitespaces)
+        var s = trimmedSpaces(text.lowercased())
         if s.hasPrefix("v") { s.removeFirst() }
         var p = Parsed()
         if let plus = s.firstIndex(of: "+") {
@@ -110,8 +110,9 @@ enum PEP440 {
             return start == i ? nil : Int(s[start..<i])
         }
         func skipSeparator() { if i < s.endIndex, ".-_".contains(s[i]) { i = s.index(after: i) } }
+        /// `options` longest first, so "preview" is not read as "pre".
         func word(_ options: [String]) -> String? {
-            for o in options.sorted(by: { $0.count > $1.count }) where s[i...].hasPrefix(o) {
+            for o in options where s[i...].hasPrefix(o) {
                 i = s.index(i, offsetBy: o.count)
                 return o
             }
@@ -125,8 +126,13 @@ enum PEP440 {
         }
         let save = i
         skipSeparator()
-        if let w = word(["alpha", "a", "beta", "b", "preview", "pre", "rc", "c"]) {
-            let kind = ["alpha": 0, "a": 0, "beta": 1, "b": 1][w] ?? 2
+        if let w = word(["preview", "alpha", "beta", "pre", "rc", "a", "b", "c"]) {
+            let kind: Int
+            switch w {
+            case "alpha", "a": kind = 0
+            case "beta", "b": kind = 1
+            default: kind = 2
+            }
             skipSeparator()
             p.pre = (kind, number() ?? 0)
         } else { i = save }
@@ -288,7 +294,7 @@ enum GemVersion {
             out.append(digits ? (Int(current) ?? 0) as Any : current as Any)
             current = ""
         }
-        for ch in v.trimmingCharacters(in: .whitespaces) {
+        for ch in trimmedSpaces(v) {
             if ch == "." || ch == "-" {
                 flush()
                 if ch == "-" { out.append("pre") }  // RubyGems reads 1.0-1 as 1.0.pre.1
@@ -320,4 +326,12 @@ enum GemVersion {
         }
         return 0
     }
+}
+
+/// The string without leading and trailing spaces and tabs; the common case (none) costs two checks.
+/// Version parsing runs for every comparison, so Foundation's trimming was most of its cost.
+func trimmedSpaces(_ s: String) -> String {
+    func space(_ c: Character?) -> Bool { c == " " || c == "\t" }
+    guard space(s.first) || space(s.last) else { return s }
+    return String(s.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
 }

@@ -9,7 +9,7 @@ struct CortexLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex-lab",
         abstract: "Fault injection and benchmarks against a local Cortex suite.",
-        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, LedgerHammer.self]
+        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, LedgerHammer.self]
     )
 }
 
@@ -63,6 +63,17 @@ struct BenchCatalog: AsyncParsableCommand {
         })
         print(CatalogBenchmark.table(result), terminator: "")
         try? FileManager.default.removeItem(at: work)
+    }
+}
+
+struct BenchOSV: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-osv", abstract: "Measure loading an OSV database and matching packages against it (scripts/bench-osv makes the data).")
+    @Option(name: .long, help: "The OSV database: a directory of records or of <Ecosystem>/all.zip.") var db: String
+    @Option(name: .long, help: "A JSON array of {ecosystem, name, version, file} to match.") var packages: String
+    @Option(name: .long, help: "Times to repeat the matching.") var repeats = 5
+
+    func run() throws {
+        print(AdvisoryBenchmark.table(try AdvisoryBenchmark.run(database: db, packagesFile: packages, repeats: repeats)), terminator: "")
     }
 }
 
