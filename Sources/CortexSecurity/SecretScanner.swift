@@ -29,8 +29,21 @@ public struct SecretScanner: Sendable {
     ].map { ($0.0, try! NSRegularExpression(pattern: $0.1)) }
 
     /// `password = "…"`, `API_KEY: …`, `"client_secret": "…"` with a value of 16+ characters.
+    /// Groups: 1 the name, 3 the opening quote (if any), 4 the value.
     static let assignment = try! NSRegularExpression(
-        pattern: #"(?i)\b[a-z0-9_.-]*(secret|token|passwd|password|api[_-]?key|access[_-]?key|private[_-]?key)[a-z0-9_.-]*["']?\s*[:=]\s*["']?([A-Za-z0-9+/=_\-]{16,})"#)
+        pattern: #"(?i)\b([a-z0-9_.-]*(secret|token|passwd|password|api[_-]?key|access[_-]?key|private[_-]?key)[a-z0-9_.-]*)["']?\s*[:=]\s*(["']?)([A-Za-z0-9+/=_\-]{16,})"#)
+
+    /// Whether an assignment's value is a literal secret rather than code (`tokens = config?.maxTokens`),
+    /// a location (`API_KEY_FILE=/run/secrets/key`, `token_url: https://...`), or cut short by a character
+    /// a secret of these formats does not hold.
+    static func literalValue(name: String, quote: String, value: String, after: Character?) -> Bool {
+        let lower = name.lowercased()
+        if ["file", "path", "dir", "url", "uri", "endpoint"].contains(where: { lower.hasSuffix($0) }) { return false }
+        if value.hasPrefix("/") || value.hasPrefix("./") { return false }
+        if !quote.isEmpty { return after.map { String($0) == quote } ?? false }
+        guard let after else { return true }
+        return after == " " || after == "\t" || after == "," || after == ";" || after == "}" || after == "#" || after == "\r"
+    }
 
     public func scan(path: String, text: String) -> [Finding] {
         guard !allowPaths.contains(where: { Self.matches(path, $0) }) else { return [] }
@@ -46,10 +59,14 @@ public struct SecretScanner: Sendable {
                 }
             }
             for m in Self.assignment.matches(in: s, range: range) {
-                let valueRange = m.range(at: 2)
+                let valueRange = m.range(at: 4)
                 guard !covered.contains(where: { NSIntersectionRange($0, valueRange).length > 0 }) else { continue }
-                let value = (s as NSString).substring(with: valueRange)
-                guard Self.entropy(value) >= 3.5, !Self.looksLikePlaceholder(value) else { continue }
+                let ns = s as NSString
+                let value = ns.substring(with: valueRange)
+                let end = valueRange.location + valueRange.length
+                let after = end < ns.length ? Character(ns.substring(with: NSRange(location: end, length: 1))) : nil
+                guard Self.literalValue(name: ns.substring(with: m.range(at: 1)), quote: ns.substring(with: m.range(at: 3)), value: value, after: after),
+                      Self.entropy(value) >= 3.5, !Self.looksLikePlaceholder(value) else { continue }
                 findings.append(Finding(path: path, line: index + 1, rule: "high-entropy-assignment", masked: Self.mask(value)))
             }
         }

@@ -129,4 +129,17 @@ import Testing
         #expect(SecretScanner.matches("a/b/c/package-lock.json", "**/package-lock.json") && SecretScanner.matches("package-lock.json", "**/package-lock.json"))
         #expect(!SecretScanner.matches("deploy/x/values.yaml", "deploy/*.yaml"))
     }
+
+    /// Code, file locations and URLs next to a secret-looking name are not secrets; literals are.
+    @Test func assignmentsOfCodeAndLocationsAreNotSecrets() {
+        let text = """
+            self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
+            export CORTEX_LLM_API_KEY_FILE=/run/secrets/anthropic
+            token_url: https://auth.example.com/oauth2/token
+            let refreshToken = tokenStore.currentRefresh(for: user)
+            API_TOKEN=Hq3vR8xN2mK7pL4wT9zB
+            client_secret: 'Hq3vR8xN2mK7pL4wT9zB'
+            """
+        #expect(SecretScanner().scan(path: "src/a.swift", text: text).map { "\($0.line) \($0.rule)" } == ["5 high-entropy-assignment", "6 high-entropy-assignment"])
+    }
 }
