@@ -14,10 +14,10 @@ public struct CatalogClient: Sendable {
         self.timeout = timeout
     }
 
-    /// The client configured by CORTEX_CATALOG_URL / CORTEX_CATALOG_TOKEN, or nil when no catalog is configured.
-    public init?(settings: SettingValues) {
+    /// The client configured by CORTEX_CATALOG_URL / CORTEX_CATALOG_TOKEN(_FILE), or nil when no catalog is configured.
+    public init?(settings: SettingValues) throws {
         guard let url = settings.raw(.catalogURL), !url.isEmpty else { return nil }
-        self.init(baseURL: url, token: settings.raw(.catalogToken))
+        self.init(baseURL: url, token: try settings.secret(.catalogToken, file: .catalogTokenFile))
     }
 
     static let upsertMutation = """

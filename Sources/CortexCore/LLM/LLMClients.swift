@@ -48,13 +48,7 @@ public struct LLMConfiguration: Sendable {
         guard let model = settings.raw(.llmModel), !model.isEmpty else {
             throw ConfigurationError("CORTEX_LLM_MODEL is required with CORTEX_LLM_PROVIDER=\(provider.rawValue)")
         }
-        var key = settings.raw(.llmAPIKey)
-        if let file = settings.raw(.llmAPIKeyFile), !file.isEmpty {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ConfigurationError("cannot read CORTEX_LLM_API_KEY_FILE \(file)")
-            }
-            key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        let key = try settings.secret(.llmAPIKey, file: .llmAPIKeyFile)
         if provider == .anthropic && (key ?? "").isEmpty {
             throw ConfigurationError("CORTEX_LLM_API_KEY (or CORTEX_LLM_API_KEY_FILE) is required with CORTEX_LLM_PROVIDER=anthropic")
         }

@@ -6,6 +6,7 @@ import Prometheus
 public final class CortexMetrics: Sendable {
     /// The process's one registry, served on /metrics.
     public let registry = PrometheusCollectorRegistry()
+    private let nodesSeen = Locked<Set<String>>([])
 
     public init() {
         // Pre-create the label sets people alert on, so they read 0 rather than "no data".
@@ -33,6 +34,10 @@ public final class CortexMetrics: Sendable {
         "cortex_duplicate_results_total": "Work item results committed a second time and ignored (the item had been redone after a redelivery).",
         "cortex_checkpoints_total": "Work item checkpoints, by event (saved, resumed, unreadable).",
         "cortex_tokens_budget": "A run's token budget per agent account (latest run), by agent.",
+        "cortex_tokens_spent": "Tokens used or reserved in the current (else the latest) run, per agent account, sampled by the coordinator every 2 s while a run works.",
+        "cortex_masters_live": "Live instances of each master (heartbeat key present), as the coordinator sees them.",
+        "cortex_workers_live": "Live workers serving each pool (every pool listed, zero included), as the coordinator sees them.",
+        "cortex_workers_by_node": "Live workers on each node, as the coordinator sees them.",
         "cortex_tokens_used_total": "LLM tokens used, by agent account, as reconciled at the end of each run.",
         "cortex_catalog_request_seconds": "catalog-api HTTP request latency, by route template, method and status.",
         "cortex_catalog_graphql_seconds": "catalog-api GraphQL operation latency, by operation type and root field.",
@@ -120,6 +125,28 @@ public final class CortexMetrics: Sendable {
     public func tokens(agent: String, budget: Int, used: Int) {
         registry.makeGauge(descriptor: d("cortex_tokens_budget"), labels: [("agent", agent)]).set(to: Double(budget))
         registry.makeCounter(descriptor: d("cortex_tokens_used_total"), labels: [("agent", agent)]).increment(by: Int64(used))
+    }
+
+    /// The run's budget and what is used or reserved so far, per agent account (live, during a run).
+    public func tokensSpent(agent: String, budget: Int, spent: Int) {
+        registry.makeGauge(descriptor: d("cortex_tokens_budget"), labels: [("agent", agent)]).set(to: Double(budget))
+        registry.makeGauge(descriptor: d("cortex_tokens_spent"), labels: [("agent", agent)]).set(to: Double(spent))
+    }
+
+    public func mastersLive(master: MasterRole, _ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_masters_live"), labels: [("master", master.rawValue)]).set(to: Double(n))
+    }
+
+    public func workersLive(pool: String, _ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_workers_live"), labels: [("pool", pool)]).set(to: Double(n))
+    }
+
+    /// Nodes seen before and now without workers are set to 0, so the heatmap shows them empty.
+    public func workersByNode(_ counts: [String: Int]) {
+        let all = nodesSeen.withLock { seen -> Set<String> in seen.formUnion(counts.keys); return seen }
+        for node in all {
+            registry.makeGauge(descriptor: d("cortex_workers_by_node"), labels: [("node", node)]).set(to: Double(counts[node] ?? 0))
+        }
     }
 
     static let latencyBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]

@@ -115,6 +115,7 @@ public enum CortexRuntime {
     public static func endpoint(_ settings: SettingValues) throws -> RedisEndpoint {
         do {
             var endpoint = try RedisEndpoint(url: settings.string(.redisURL))
+            if let password = try settings.secret(nil, file: .redisPasswordFile) { endpoint.password = password }
             if let sentinels = settings.raw(.redisSentinels), !sentinels.isEmpty {
                 try endpoint.useSentinels(sentinels, masterName: settings.string(.redisMasterName))
             }

@@ -117,11 +117,16 @@ public struct Setting: Sendable, Hashable {
     public static let githubHost = Setting(env: "CORTEX_GITHUB_HOST", flag: "github-host", defaultValue: "github.com",
         help: "The host of remotes that are GitHub repositories (origin must be https://HOST/OWNER/REPO or git@HOST:OWNER/REPO).", usedBy: "security-master")
 
+    public static let redisPasswordFile = Setting(env: "CORTEX_REDIS_PASSWORD_FILE", flag: "redis-password-file", defaultValue: "(none)",
+        help: "A file holding the Redis password (e.g. a mounted Secret); replaces the URL's password, which then need not be in the environment.", usedBy: "all")
+    public static let catalogTokenFile = Setting(env: "CORTEX_CATALOG_TOKEN_FILE", flag: "catalog-token-file", defaultValue: "(none)",
+        help: "A file holding the token for CORTEX_CATALOG_URL (e.g. a mounted Secret); wins over CORTEX_CATALOG_TOKEN.", usedBy: "coordinator, worker")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
-        redisURL, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
+        redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
-        catalogURL, catalogToken, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
+        catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
     ]
@@ -182,6 +187,18 @@ public struct SettingValues: Sendable {
             throw ConfigurationError("\(s.env) / --\(s.flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
         }
         return v
+    }
+
+    /// A secret given as a file (a mounted Secret, preferred: it stays out of the environment) or
+    /// directly; the file wins. A configured file that cannot be read is an error naming it.
+    public func secret(_ direct: Setting?, file: Setting) throws -> String? {
+        if let path = values[file.env], !path.isEmpty {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError("cannot read \(file.env) \(path)")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return direct.flatMap { values[$0.env] }
     }
 
     /// A boolean: true/false, 1/0, yes/no.

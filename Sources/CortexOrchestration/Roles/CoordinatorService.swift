@@ -32,7 +32,7 @@ public struct CoordinatorService: RoleService {
         runTimeout = try context.settings.seconds(.runTimeout)
         claimIdle = try context.settings.seconds(.claimIdle)
         masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
-        catalog = CatalogClient(settings: context.settings)
+        catalog = try CatalogClient(settings: context.settings)
         llmModel = try LLMConfiguration.from(context.settings)?.model
         budgetPlan = try BudgetPlan.configured(
             total: context.settings.raw(.budgetTotal) == nil ? nil : try context.settings.int(.budgetTotal),
@@ -213,7 +213,13 @@ struct RunExecution {
         await enter(3, progress)
         let ids = Set(progress.tasks.map(\.id))
         var abandoned: [(MasterRole, Date)] = []
+        var sampled = ContinuousClock.now - .seconds(10)
         let allReported = await service.waitUntil(timeout: service.runTimeout) {
+            // The ledger, live, for the token dashboard and the 90 % alert (at most every 2 s).
+            if ContinuousClock.now - sampled >= .seconds(2) {
+                sampled = .now
+                if let accounts = try? await ledger.accounts() { exportTokens(accounts, live: true) }
+            }
             let reported = Set(try await context.redis.send("HKEYS", CortexNames.runResults(runID)).orThrow().array?.compactMap(\.string) ?? [])
             if ids.isSubset(of: reported) { return true }
             // A master that stays down longer than the limit ends the wait: a partial report beats a hang.
@@ -247,11 +253,19 @@ struct RunExecution {
         // Workers register before they commit a result, so every report in hand is in the catalog too.
         await readCatalog(progress, before: false)
         let budget = (try? await ledger.accounts()) ?? []
-        for agent in BudgetPlan.agentOrder {
-            let mine = budget.filter { $0.name == agent || $0.name == "\(agent):workers" }
-            context.metrics.tokens(agent: agent, budget: mine.reduce(0) { $0 + $1.limit }, used: mine.reduce(0) { $0 + $1.used })
-        }
+        exportTokens(budget, live: false)
         return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports, budget: budget)
+    }
+
+    /// Per agent (its own account and its workers'): the budget and what is spent; at reconciliation
+    /// (`live` false) the used tokens are also added to `cortex_tokens_used_total`.
+    private func exportTokens(_ accounts: [BudgetLedger.Account], live: Bool) {
+        for agent in BudgetPlan.agentOrder {
+            let mine = accounts.filter { $0.name == agent || $0.name == "\(agent):workers" }
+            let limit = mine.reduce(0) { $0 + $1.limit }, used = mine.reduce(0) { $0 + $1.used }
+            context.metrics.tokensSpent(agent: agent, budget: limit, spent: used + (live ? mine.reduce(0) { $0 + $1.reserved } : 0))
+            if !live { context.metrics.tokens(agent: agent, budget: limit, used: used) }
+        }
     }
 
     /// Reads catalog-api's totals (when one is configured) for the report's before / after line.

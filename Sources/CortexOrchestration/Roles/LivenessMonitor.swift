@@ -60,6 +60,7 @@ struct LivenessMonitor: Sendable {
             ["EVAL", Self.markLostScript, 3, CortexNames.workerRegistry($0), CortexNames.workerHeartbeat($0), CortexNames.workerSet,
              now, Self.forgetAfterMilliseconds, $0]
         })
+        await exportWorkers(workers)
         for (worker, reply) in zip(workers, replies) {
             guard let parts = reply.array, parts.count == 2 else { continue }
             let node = parts[0].string ?? ""
@@ -68,6 +69,24 @@ struct LivenessMonitor: Sendable {
             context.logger.warning("worker \(worker) on \(node) lost: no heartbeat for \((now - last) / 1000) s")
             await context.bus.notify(.WORKER_LOST, data: ["worker": .string(worker), "node": .string(node), "last_heartbeat": .number(Double(last))])
         }
+    }
+
+    /// `cortex_workers_live{pool}` (every pool, zero included, so "pool empty" can alert) and
+    /// `cortex_workers_by_node{node}`, from the live workers' registry entries.
+    private func exportWorkers(_ workers: [String]) async {
+        guard let replies = try? await context.redis.pipeline(workers.flatMap { w -> [[any RedisArgument]] in
+            [["EXISTS", CortexNames.workerHeartbeat(w)], ["HMGET", CortexNames.workerRegistry(w), "node", "pools", "status"]]
+        }) else { return }
+        var pools: [String: Int] = Dictionary(uniqueKeysWithValues: WorkerPool.allCases.map { ($0.rawValue, 0) })
+        var nodes: [String: Int] = [:]
+        for i in stride(from: 0, to: replies.count - 1, by: 2) where replies[i].int == 1 {
+            let fields = replies[i + 1].array ?? []
+            guard fields.count == 3, fields[2].string != "stopped", fields[2].string != "lost" else { continue }
+            nodes[fields[0].string ?? "unknown", default: 0] += 1
+            for pool in (fields[1].string ?? "").split(separator: ",") { pools[String(pool), default: 0] += 1 }
+        }
+        for (pool, n) in pools { context.metrics.workersLive(pool: pool, n) }
+        context.metrics.workersByNode(nodes)
     }
 
     /// Instances of `role` whose heartbeat key is alive.
@@ -101,6 +120,7 @@ struct LivenessMonitor: Sendable {
 
         let wasUp = known.value[role]
         let up = !live.isEmpty
+        context.metrics.mastersLive(master: role, live.count)
         known.withLock { $0[role] = up }
         if up {
             if wasUp == false {

@@ -26,14 +26,7 @@ final class SecurityReview: Sendable {
         databasePath = s.raw(.osvDatabase).flatMap { $0.isEmpty ? nil : $0 }
         apiURL = s.raw(.osvAPIURL).flatMap { $0.isEmpty ? nil : $0 }
         fixBranches = try s.bool(.securityFixBranches)
-        if let file = s.raw(.githubTokenFile), !file.isEmpty {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ConfigurationError("CORTEX_GITHUB_TOKEN_FILE: cannot read \(file)")
-            }
-            githubToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
-            githubToken = s.raw(.githubToken)
-        }
+        githubToken = try s.secret(.githubToken, file: .githubTokenFile)
         githubAPIURL = s.string(.githubAPIURL)
         githubHost = s.string(.githubHost)
         for severity in CVSS3.Severity.allCases { context.metrics.vulnerabilities(severity: severity.rawValue, count: 0) }

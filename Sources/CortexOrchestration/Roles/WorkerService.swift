@@ -35,7 +35,7 @@ public struct WorkerService: RoleService {
         self.claimIdle = try context.settings.seconds(.claimIdle)
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.checkpointEvery = .seconds(1)
-        self.catalog = CatalogClient(settings: context.settings)
+        self.catalog = try CatalogClient(settings: context.settings)
     }
 
     var workerID: String { context.instanceID }

@@ -1,0 +1,208 @@
+{{/* Names: Deployments are named after their executables so `kubectl logs deploy/security-master` works. */}}
+{{- define "cortex.labels" -}}
+app.kubernetes.io/name: cortex
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: cortex
+app.kubernetes.io/component: {{ .component }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end }}
+
+{{- define "cortex.selector" -}}
+app.kubernetes.io/name: cortex
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "cortex.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ $tag }}
+{{- end -}}
+{{- end }}
+
+{{- define "cortex.secretName" -}}
+{{ default "cortex" .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* The reader service account (cluster-wide get/list/watch) for the processes that read the cluster. */}}
+{{- define "cortex.serviceAccount" -}}
+{{- if and .root.Values.kubernetes.discovery .reader -}}cortex-reader{{- else -}}cortex{{- end -}}
+{{- end }}
+
+{{/* Whether Redis needs a password (then every process reads it from the Secret, as a file). */}}
+{{- define "cortex.redisAuth" -}}
+{{- if or (and .Values.redis.enabled .Values.redis.auth) (and (not .Values.redis.enabled) .Values.externalRedis.auth) -}}true{{- end -}}
+{{- end }}
+
+{{- define "cortex.redisHost" -}}
+redis.{{ .Release.Namespace }}.svc.cluster.local
+{{- end }}
+
+{{- define "cortex.sentinels" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $list := list -}}
+{{- range $i := until (int .Values.redis.sentinel.replicas) -}}
+{{- $list = append $list (printf "redis-%d.redis-headless.%s.svc.cluster.local:26379" $i $ns) -}}
+{{- end -}}
+{{ join "," $list }}
+{{- end }}
+
+{{/* Environment shared by every Cortex process. Call with (dict "root" $ "component" "coordinator" "reader" true). */}}
+{{- define "cortex.env" -}}
+- name: CORTEX_LOG_LEVEL
+  value: {{ .root.Values.logLevel | quote }}
+- name: CORTEX_HTTP_HOST
+  value: "0.0.0.0"
+- name: CORTEX_HTTP_PORT
+  value: "8080"
+- name: CORTEX_COORDINATION_DIR
+  value: /var/lib/cortex/coordination
+- name: CORTEX_INSTANCE_ID
+  valueFrom:
+    fieldRef: {fieldPath: metadata.name}
+- name: NODE_NAME
+  valueFrom:
+    fieldRef: {fieldPath: spec.nodeName}
+- name: CORTEX_KUBERNETES
+  value: {{ ternary "auto" "off" (and .root.Values.kubernetes.discovery .reader) | quote }}
+{{- if .root.Values.redis.enabled }}
+- name: CORTEX_REDIS_URL
+  value: {{ printf "redis://%s:6379/0" (include "cortex.redisHost" .root) | quote }}
+{{- if .root.Values.redis.sentinel.enabled }}
+- name: CORTEX_REDIS_SENTINELS
+  value: {{ include "cortex.sentinels" .root | quote }}
+- name: CORTEX_REDIS_MASTER_NAME
+  value: {{ .root.Values.redis.sentinel.masterName | quote }}
+{{- end }}
+{{- else }}
+- name: CORTEX_REDIS_URL
+  value: {{ required "externalRedis.url is required when redis.enabled is false" .root.Values.externalRedis.url | quote }}
+{{- if .root.Values.externalRedis.sentinels }}
+- name: CORTEX_REDIS_SENTINELS
+  value: {{ .root.Values.externalRedis.sentinels | quote }}
+- name: CORTEX_REDIS_MASTER_NAME
+  value: {{ .root.Values.externalRedis.masterName | quote }}
+{{- end }}
+{{- end }}
+{{- if include "cortex.redisAuth" .root }}
+- name: CORTEX_REDIS_PASSWORD_FILE
+  value: /var/run/secrets/cortex/{{ .root.Values.secrets.keys.redisPassword }}
+{{- end }}
+- name: CORTEX_CATALOG_URL
+  value: {{ printf "http://catalog-api.%s.svc.cluster.local:%d" .root.Release.Namespace (int .root.Values.catalogAPI.service.port) | quote }}
+{{- if or .root.Values.secrets.existingSecret .root.Values.secrets.create.catalogClientToken }}
+- name: CORTEX_CATALOG_TOKEN_FILE
+  value: /var/run/secrets/cortex/{{ .root.Values.secrets.keys.catalogClientToken }}
+{{- end }}
+- name: CORTEX_LLM_PROVIDER
+  value: {{ .root.Values.llm.provider | quote }}
+{{- if .root.Values.llm.model }}
+- name: CORTEX_LLM_MODEL
+  value: {{ .root.Values.llm.model | quote }}
+{{- end }}
+{{- if .root.Values.llm.baseURL }}
+- name: CORTEX_LLM_BASE_URL
+  value: {{ .root.Values.llm.baseURL | quote }}
+{{- end }}
+{{- if ne .root.Values.llm.provider "none" }}
+- name: CORTEX_LLM_API_KEY_FILE
+  value: /var/run/secrets/cortex/{{ .root.Values.secrets.keys.llmApiKey }}
+{{- end }}
+- name: CORTEX_BUDGET_TOTAL
+  value: {{ .root.Values.budget.total | int | quote }}
+- name: CORTEX_BUDGET_RESERVE
+  value: {{ .root.Values.budget.reserve | int | quote }}
+{{- range $name, $value := .root.Values.extraEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "cortex.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "cortex.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 10001
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{- define "cortex.probes" -}}
+ports:
+  - name: http
+    containerPort: 8080
+    protocol: TCP
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 2
+{{- end }}
+
+{{- define "cortex.podAnnotations" -}}
+{{- if .Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: "8080"
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
+{{/* Writable scratch (the root filesystem is read-only) and the Secret's keys as files. */}}
+{{- define "cortex.volumes" -}}
+- name: work
+  emptyDir: {}
+- name: tmp
+  emptyDir: {}
+- name: secrets
+  secret:
+    secretName: {{ include "cortex.secretName" . }}
+    optional: true
+    defaultMode: 0400
+{{- end }}
+
+{{- define "cortex.volumeMounts" -}}
+- name: work
+  mountPath: /var/lib/cortex
+- name: tmp
+  mountPath: /tmp
+- name: secrets
+  mountPath: /var/run/secrets/cortex
+  readOnly: true
+{{- end }}
+
+{{- define "cortex.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
