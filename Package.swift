@@ -118,7 +118,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "CortexIntegrationTests",
