@@ -125,6 +125,8 @@ public struct FixBranchMaker: Sendable {
                 _ = try Git.run(["fetch", "--quiet", clone.path, "\(branchName):\(branchName)"], in: URL(fileURLWithPath: target))
                 result.branchLocation = target
             }
+            // A local target holds the branch now; the clone is only kept when it is the branch's home.
+            defer { if !isRemote { try? FileManager.default.removeItem(at: clone) } }
             // The configured URL as written (`remote get-url` would apply url.insteadOf rewrites).
             let remote = isRemote ? target : (try? Git.run(["config", "--get", "remote.origin.url"], in: URL(fileURLWithPath: target)))
             if let github, let remote, let repo = GitHubClient.repository(fromRemote: remote, host: githubHost) {
@@ -177,18 +179,24 @@ enum Git {
         environment["GIT_TERMINAL_PROMPT"] = "0"
         for (k, v) in extra { environment[k] = v }
         process.environment = environment
-        let out = Pipe(), err = Pipe()
+        // stdout through a pipe read while git runs (a large patch would otherwise fill it and block
+        // git); stderr to a file, so neither stream can stall the other.
+        let out = Pipe()
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-git-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        let errorHandle = try FileHandle(forWritingTo: errorFile)
+        defer { try? errorHandle.close() }
         process.standardOutput = out
-        process.standardError = err
+        process.standardError = errorHandle
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Read while it runs: a large patch would otherwise fill the pipe and block git.
         let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { process.terminate(); throw Failure(description: "git \(arguments.first ?? "") took longer than \(Int(timeout)) s") }
         guard process.terminationStatus == 0 else {
+            let errors = (try? Data(contentsOf: errorFile)) ?? Data()
             let message = String(decoding: errors, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
             throw Failure(description: "git \(arguments.prefix(2).joined(separator: " ")): \(message)")
         }

@@ -35,30 +35,33 @@ public struct ManifestFinder: Skill {
     }
 
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
-        files.compactMap { path in
-            guard let c = Self.classify(path) else { return Self.kubernetesManifest(path, readText(root, path)) }
-            let text = readText(root, path)
-            let lines = text?.split(separator: "\n", omittingEmptySubsequences: true).count ?? 0
-            var record: SkillRecord = ["path": .string(path), "ecosystem": .string(c.ecosystem), "kind": .string(c.kind), "lines": .number(Double(lines))]
-            guard let text else { return record }
-            if c.kind == "dockerfile" {
-                record["base_images"] = .array(Lockfiles.dockerBaseImages(text).map(JSONValue.string))
-                return record
-            }
-            // A broken lockfile is reported with its file and line; the rest of the repository is still inventoried.
-            do {
-                if let packages = try Lockfiles.parse(path: path, text: text) {
-                    record["packages"] = .array(packages.map { p in
-                        var entry: JSONValue = ["name": .string(p.name), "version": .string(p.version)]
-                        if let line = p.line { entry = .object((entry.objectValue ?? [:]).merging(["line": .number(Double(line))]) { a, _ in a }) }
-                        return entry
-                    })
-                }
-            } catch {
-                record["error"] = .string("\(error)")
-            }
+        files.compactMap { Self.record(path: $0, text: readText(root, $0)) }
+    }
+
+    /// The record for one file given its text (nil text: unreadable or binary), or nil when it is not a
+    /// dependency file or a Kubernetes manifest.
+    static func record(path: String, text: String?) -> SkillRecord? {
+        guard let c = classify(path) else { return kubernetesManifest(path, text) }
+        let lines = text?.split(separator: "\n", omittingEmptySubsequences: true).count ?? 0
+        var record: SkillRecord = ["path": .string(path), "ecosystem": .string(c.ecosystem), "kind": .string(c.kind), "lines": .number(Double(lines))]
+        guard let text else { return record }
+        if c.kind == "dockerfile" {
+            record["base_images"] = .array(Lockfiles.dockerBaseImages(text).map(JSONValue.string))
             return record
         }
+        // A broken lockfile is reported with its file and line; the rest of the repository is still inventoried.
+        do {
+            if let packages = try Lockfiles.parse(path: path, text: text) {
+                record["packages"] = .array(packages.map { p in
+                    var entry: [String: JSONValue] = ["name": .string(p.name), "version": .string(p.version)]
+                    if let line = p.line { entry["line"] = .number(Double(line)) }
+                    return .object(entry)
+                })
+            }
+        } catch {
+            record["error"] = .string("\(error)")
+        }
+        return record
     }
 
     /// A YAML file holding Kubernetes objects (`apiVersion` and `kind` at the top level of a document):

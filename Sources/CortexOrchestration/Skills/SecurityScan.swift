@@ -14,8 +14,8 @@ public struct SecurityScan: Skill {
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         var out: [SkillRecord] = []
         for path in files {
-            let text = readText(root, path)
-            if var record = try manifests.examine(root: root, files: [path], progress: { _ in }).first {
+            let text = readText(root, path)  // read once for the inventory, the audit and the secret scan
+            if var record = ManifestFinder.record(path: path, text: text) {
                 if record["kind"]?.stringValue == "k8s-manifest", let text {
                     do { record["config"] = .array(try KubernetesAudit.auditManifest(path: path, text: text).map(FindingJSON.encode)) }
                     catch { record["error"] = .string("\(error)") }
