@@ -66,7 +66,11 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
-            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity"]
+            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD"]
+        ),
+        .target(
+            name: "CortexCICD",
+            dependencies: ["CortexCore", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "CortexSecurity",
@@ -118,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", "CortexCICD", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "CortexIntegrationTests",

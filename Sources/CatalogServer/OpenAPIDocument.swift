@@ -164,7 +164,7 @@ enum OpenAPIDocument {
                         "responses": responses(["200": json(ref("Asset"), "the asset")], [400, 403, 404])],
                 "put": ["operationId": "putAsset", "summary": "Create or update the asset at this id; If-Match (or expectedVersion) makes it conditional.",
                         "parameters": [["name": "If-Match", "in": "header", "required": false,
-                                        "schema": ["type": "string", "pattern": "^(\\*|\"?[0-9]{1,15}\"?)$"],
+                                        "schema": ["type": "string", "pattern": "^(\\*|\"?[1-9][0-9]{0,14}\"?)$"],
                                         "description": "The version the client read (409 if it moved on), or * (404 unless the asset exists)."]],
                         "requestBody": body(ref("AssetBody")),
                         "responses": responses(["200": json(ref("Asset"), "updated or unchanged"), "201": json(ref("Asset"), "created")],

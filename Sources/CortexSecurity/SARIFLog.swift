@@ -114,16 +114,3 @@ public enum SARIFLog {
         path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
     }
 }
-
-/// Findings to and from the flat JSON that work results and reports carry.
-public enum FindingJSON {
-    public static func encode<T: Encodable>(_ value: T) -> JSONValue {
-        guard let data = try? JSONEncoder().encode(value), let json = try? JSONDecoder().decode(JSONValue.self, from: data) else { return .null }
-        return json
-    }
-
-    public static func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue) -> T? {
-        guard let data = try? JSONEncoder().encode(value) else { return nil }
-        return try? JSONDecoder().decode(T.self, from: data)
-    }
-}

@@ -65,6 +65,16 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
         self = try JSONText.parse([UInt8](data))
     }
 
+    /// A value of one of our own `Codable` types (findings, reports) as JSON; those always encode.
+    public static func of<T: Encodable>(_ value: T) -> JSONValue {
+        (try? JSONValue(encoding: value)) ?? .null
+    }
+
+    /// This value as `T`, or nil when it is not one (e.g. a record from an older version).
+    public func decoded<T: Decodable>(as type: T.Type) -> T? {
+        try? decode(T.self)
+    }
+
     /// Decodes this value as `T`.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
         try JSONDecoder().decode(T.self, from: Data(JSONText.serialize(self).utf8))

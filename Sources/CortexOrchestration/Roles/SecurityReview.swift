@@ -35,9 +35,9 @@ final class SecurityReview: Sendable {
     /// Adds the review to `report` (its summary, Markdown and details).
     func review(_ report: inout MasterReport, task: TaskSpec, log: Logger) async {
         var details = report.details.objectValue ?? [:]
-        let packages = (details["packages"]?.arrayValue ?? []).compactMap { FindingJSON.decode(PackageOccurrence.self, $0) }
-        let configuration = (details["config"]?.arrayValue ?? []).compactMap { FindingJSON.decode(ConfigFinding.self, $0) }
-        let secrets = (details["secrets"]?.arrayValue ?? []).compactMap { FindingJSON.decode(SecretScanner.Finding.self, $0) }
+        let packages = (details["packages"]?.arrayValue ?? []).compactMap { $0.decoded(as: PackageOccurrence.self) }
+        let configuration = (details["config"]?.arrayValue ?? []).compactMap { $0.decoded(as: ConfigFinding.self) }
+        let secrets = (details["secrets"]?.arrayValue ?? []).compactMap { $0.decoded(as: SecretScanner.Finding.self) }
         var notes: [String] = []
         var found: [VulnerabilityFinding] = []
 
@@ -90,10 +90,10 @@ final class SecurityReview: Sendable {
         headline += report.summary
         if let fix, fix.commit != nil { headline += "; fix branch \(fix.branch)" + (fix.pullRequest.map { " (\($0))" } ?? "") }
         report.summary = headline
-        details["vulnerabilities"] = .array(vulnerabilities.map(FindingJSON.encode))
+        details["vulnerabilities"] = .array(vulnerabilities.map(JSONValue.of))
         details["severity_counts"] = .object(Dictionary(uniqueKeysWithValues: CVSS3.Severity.allCases.map { ($0.rawValue, JSONValue.number(Double(counts[$0] ?? 0))) }))
         details["sarif"] = SARIFLog.make(vulnerabilities: vulnerabilities, configuration: configuration, secrets: secrets)
-        if let fix { details["fix"] = FindingJSON.encode(fix) }
+        if let fix { details["fix"] = JSONValue.of(fix) }
         details["notes"] = .array(notes.map(JSONValue.string))
         report.details = .object(details)
     }

@@ -289,7 +289,7 @@ public struct WorkerService: RoleService {
                 log.warning("not listable, skipped: \(path): \(e.message)")
             }
         }
-        records.append(["audited": .number(Double(audited)), "config": .array(findings.map(FindingJSON.encode))])
+        records.append(["audited": .number(Double(audited)), "config": .array(findings.map(JSONValue.of))])
         log.info("audited \(audited) workloads in \(namespace ?? "(all namespaces)"): \(findings.count) findings")
         return (records, audited, nil)
     }

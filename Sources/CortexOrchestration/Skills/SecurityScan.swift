@@ -17,14 +17,14 @@ public struct SecurityScan: Skill {
             let text = readText(root, path)  // read once for the inventory, the audit and the secret scan
             if var record = ManifestFinder.record(path: path, text: text) {
                 if record["kind"]?.stringValue == "k8s-manifest", let text {
-                    do { record["config"] = .array(try KubernetesAudit.auditManifest(path: path, text: text).map(FindingJSON.encode)) }
+                    do { record["config"] = .array(try KubernetesAudit.auditManifest(path: path, text: text).map(JSONValue.of)) }
                     catch { record["error"] = .string("\(error)") }
                 }
                 out.append(record)
             }
             if let text {
                 let found = secrets.scan(path: path, text: text)
-                if !found.isEmpty { out.append(["path": .string(path), "kind": "secrets", "secrets": .array(found.map(FindingJSON.encode))]) }
+                if !found.isEmpty { out.append(["path": .string(path), "kind": "secrets", "secrets": .array(found.map(JSONValue.of))]) }
             }
         }
         return out
@@ -44,16 +44,16 @@ public struct SecurityScan: Skill {
     public func summarize(_ records: [SkillRecord]) -> SkillSummary {
         let dependencyRecords = records.filter { $0["kind"]?.stringValue != "secrets" }
         let base = manifests.summarize(dependencyRecords)
-        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { FindingJSON.decode(ConfigFinding.self, $0) } }
-        let found = records.flatMap { ($0["secrets"]?.arrayValue ?? []).compactMap { FindingJSON.decode(SecretScanner.Finding.self, $0) } }
+        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { $0.decoded(as: ConfigFinding.self) } }
+        let found = records.flatMap { ($0["secrets"]?.arrayValue ?? []).compactMap { $0.decoded(as: SecretScanner.Finding.self) } }
             .sorted { ($0.path, $0.line) < ($1.path, $1.line) }
         var md = base.markdown
         md += "\n### Kubernetes configuration (manifests)\n\n" + ConfigurationTable.markdown(config)
         md += "\n### Secrets in the repository (masked)\n\n" + table(["File", "Line", "Kind", "Value"], found.map { [$0.path, "\($0.line)", $0.rule, $0.masked] })
         var details = base.details.objectValue ?? [:]
-        details["packages"] = .array(Self.packages(records).map(FindingJSON.encode))
-        details["config"] = .array(config.map(FindingJSON.encode))
-        details["secrets"] = .array(found.map(FindingJSON.encode))
+        details["packages"] = .array(Self.packages(records).map(JSONValue.of))
+        details["config"] = .array(config.map(JSONValue.of))
+        details["secrets"] = .array(found.map(JSONValue.of))
         let headline = base.headline + "; \(config.count) configuration findings; \(found.count) secrets"
         return SkillSummary(headline: headline, markdown: md, details: .object(details))
     }
@@ -69,13 +69,13 @@ public struct ClusterAudit: Skill {
     }
 
     public func summarize(_ records: [SkillRecord]) -> SkillSummary {
-        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { FindingJSON.decode(ConfigFinding.self, $0) } }
+        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { $0.decoded(as: ConfigFinding.self) } }
         let audited = records.reduce(0) { $0 + ($1["audited"]?.intValue ?? 0) }
         let skipped = records.compactMap { r in r["skipped"]?.stringValue.map { "\($0): \(r["reason"]?.stringValue ?? "")" } }
         var md = "### Kubernetes configuration (live objects)\n\n\(audited) workloads audited.\n\n" + ConfigurationTable.markdown(config)
         if !skipped.isEmpty { md += "\n### Not listable (reported and skipped)\n\n" + skipped.map { "- \($0)" }.joined(separator: "\n") + "\n" }
         return SkillSummary(headline: "cluster: \(audited) workloads audited, \(config.count) configuration findings" + (skipped.isEmpty ? "" : "; \(skipped.count) resources not listable"),
-                            markdown: md, details: .object(["config": .array(config.map(FindingJSON.encode)), "audited": .number(Double(audited))]))
+                            markdown: md, details: .object(["config": .array(config.map(JSONValue.of)), "audited": .number(Double(audited))]))
     }
 }
 

@@ -1,7 +1,10 @@
+import CortexCICD
 import CortexCore
 import Foundation
 
-/// cicd: finds CI pipelines and names their jobs.
+/// cicd: finds CI pipelines, names their jobs, and reviews GitHub Actions and GitLab CI files for
+/// security and speed (`PipelineAnalyzer`), each finding with file, line, job/step and a patch where
+/// the fix is mechanical. A file that is not valid YAML is reported with its line; the others are still analysed.
 public struct WorkflowFinder: Skill {
     public init() {}
 
@@ -40,8 +43,16 @@ public struct WorkflowFinder: Skill {
             guard let system = Self.system(of: path) else { return nil }
             let text = readText(root, path) ?? ""
             let jobs = system == "GitHub Actions" ? Self.githubJobs(text) : []
-            return ["path": .string(path), "system": .string(system), "jobs": .array(jobs.map { .string($0) }),
-                    "lines": .number(Double(text.split(separator: "\n", omittingEmptySubsequences: false).count))]
+            var record: SkillRecord = ["path": .string(path), "system": .string(system), "jobs": .array(jobs.map { .string($0) }),
+                                       "lines": .number(Double(text.split(separator: "\n", omittingEmptySubsequences: false).count))]
+            do {
+                if let findings = try PipelineAnalyzer.analyze(file: path, text: text) {
+                    record["findings"] = .array(findings.map(JSONValue.of))
+                }
+            } catch {
+                record["error"] = .string("\(error)")
+            }
+            return record
         }
     }
 
@@ -49,10 +60,34 @@ public struct WorkflowFinder: Skill {
         let rows = sorted(records)
         let jobs = rows.reduce(0) { $0 + ($1["jobs"]?.arrayValue?.count ?? 0) }
         let systems = Set(rows.compactMap { $0["system"]?.stringValue }).sorted()
-        let headline = rows.isEmpty ? "no CI pipeline found" : "\(rows.count) pipeline files, \(jobs) jobs (\(systems.joined(separator: ", ")))"
-        let md = "### CI pipelines\n\n" + table(["File", "System", "Jobs"], rows.map {
+        var md = "### CI pipelines\n\n" + table(["File", "System", "Jobs"], rows.map {
             [$0["path"]?.stringValue ?? "", $0["system"]?.stringValue ?? "", ($0["jobs"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")]
         })
-        return SkillSummary(headline: headline, markdown: md, details: .object(["pipelines": .array(rows.map { .object($0) })]))
+        let findings = rows.flatMap { ($0["findings"]?.arrayValue ?? []).compactMap { $0.decoded(as: PipelineFinding.self) } }
+        let errors = rows.compactMap { $0["error"]?.stringValue }
+        let order = ["critical", "high", "medium", "low"]
+        func rank(_ f: PipelineFinding) -> Int { order.firstIndex(of: f.severity) ?? 4 }
+        for category in ["security", "speed"] {
+            let list = findings.filter { $0.category == category }.sorted { (rank($0), $0.file, $0.line ?? 0) < (rank($1), $1.file, $1.line ?? 0) }
+            md += "\n### Pipeline \(category)\n\n" + table(["Severity", "Where", "Job / step", "Rule", "Finding"] + (category == "speed" ? ["Estimated saving"] : []), list.map { f in
+                ["\(f.severity)", "\(f.file)\(f.line.map { ":\($0)" } ?? "")", [f.job, f.step].compactMap { $0 }.joined(separator: " / "), f.rule, f.message]
+                    + (category == "speed" ? [f.saving ?? ""] : [])
+            })
+            let fixes = list.filter { $0.patch != nil || $0.suggestion != nil }
+            if !fixes.isEmpty {
+                md += "\n" + fixes.map { f in
+                    "**\(f.rule)** at \(f.file)\(f.line.map { ":\($0)" } ?? "")" + (f.job.map { " (\($0))" } ?? "") + ":\n\n"
+                        + (f.patch.map { "```diff\n\($0)```\n" } ?? "") + (f.suggestion.map { "```\n\($0)\n```\n" } ?? "")
+                }.joined(separator: "\n")
+            }
+        }
+        if !errors.isEmpty { md += "\n### Pipelines that could not be read (the others were analysed)\n\n" + errors.map { "- \($0)" }.joined(separator: "\n") + "\n" }
+        let security = findings.filter { $0.category == "security" }, speed = findings.filter { $0.category == "speed" }
+        let severe = security.filter { ["critical", "high"].contains($0.severity) }.count
+        let headline = (rows.isEmpty ? "no CI pipeline found" : "\(rows.count) pipeline files, \(jobs) jobs (\(systems.joined(separator: ", ")))")
+            + (findings.isEmpty && errors.isEmpty ? "" : "; \(security.count) security findings (\(severe) critical/high), \(speed.count) speed findings")
+            + (errors.isEmpty ? "" : "; \(errors.count) unreadable")
+        return SkillSummary(headline: headline, markdown: md, details: .object(["pipelines": .array(rows.map { .object($0) }),
+                                                                               "findings": .array(findings.map(JSONValue.of))]))
     }
 }

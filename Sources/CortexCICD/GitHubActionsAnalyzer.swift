@@ -1,0 +1,312 @@
+import Foundation
+import Yams
+
+/// Security and speed review of one GitHub Actions workflow file.
+public enum GitHubActionsAnalyzer {
+    /// Contexts an outsider controls (issue and PR text, branch names, commit messages): interpolated
+    /// into a `run:` script they become shell code.
+    static let untrusted = try! NSRegularExpression(pattern: #"\$\{\{\s*(github\.event\.(issue\.(title|body)|pull_request\.(title|body|head\.ref|head\.label|head\.repo\.default_branch)|comment\.body|review\.body|review_comment\.body|discussion\.(title|body)|pages\.[^}]*\.page_name|commits\[[^\]]*\]\.(message|author\.(email|name))|head_commit\.(message|author\.(email|name))|workflow_run\.head_branch|workflow_run\.head_commit\.message)|github\.head_ref)\s*\}\}"#)
+
+    /// Package managers whose installs a cache speeds up: (name, command pattern, how setup-* caches it, cache snippet).
+    static let installers: [(name: String, pattern: NSRegularExpression, setup: (action: String, value: String)?, cache: String)] = [
+        ("npm", try! NSRegularExpression(pattern: #"\b(npm (ci|install)|yarn( install)?$|yarn install|pnpm install)\b"#, options: .anchorsMatchLines),
+         ("actions/setup-node", "npm"), "path: ~/.npm\nkey: ${{ runner.os }}-npm-${{ hashFiles('**/package-lock.json') }}"),
+        ("pip", try! NSRegularExpression(pattern: #"\b(pip3? install|python -m pip install|poetry install)\b"#), ("actions/setup-python", "pip"),
+         "path: ~/.cache/pip\nkey: ${{ runner.os }}-pip-${{ hashFiles('**/requirements*.txt') }}"),
+        ("SwiftPM", try! NSRegularExpression(pattern: #"\bswift (build|test)\b"#), nil,
+         "path: .build\nkey: ${{ runner.os }}-spm-${{ hashFiles('Package.resolved') }}"),
+        ("Go", try! NSRegularExpression(pattern: #"\bgo (build|test|mod download)\b"#), nil,
+         "path: |\n  ~/go/pkg/mod\n  ~/.cache/go-build\nkey: ${{ runner.os }}-go-${{ hashFiles('**/go.sum') }}"),
+        ("Cargo", try! NSRegularExpression(pattern: #"\bcargo (build|test)\b"#), nil,
+         "path: |\n  ~/.cargo/registry\n  target\nkey: ${{ runner.os }}-cargo-${{ hashFiles('**/Cargo.lock') }}"),
+        ("Gradle", try! NSRegularExpression(pattern: #"(\./gradlew|\bgradle) "#), ("actions/setup-java", "gradle"),
+         "path: ~/.gradle/caches\nkey: ${{ runner.os }}-gradle-${{ hashFiles('**/*.gradle*') }}"),
+        ("Maven", try! NSRegularExpression(pattern: #"\bmvn "#), ("actions/setup-java", "maven"),
+         "path: ~/.m2/repository\nkey: ${{ runner.os }}-maven-${{ hashFiles('**/pom.xml') }}"),
+    ]
+
+    /// GitHub's default job timeout, in minutes.
+    static let defaultTimeout = 360
+
+    public static func analyze(file: String, text: String) throws -> [PipelineFinding] {
+        let root = try PipelineYAML.compose(text, file: file)
+        guard let jobsNode = root.value("jobs"), let jobs = jobsNode.mapping else {
+            throw PipelineParseError(file: file, line: root.line, message: "no `jobs:` mapping: not a GitHub Actions workflow")
+        }
+        let jobsLine = root.mapping?.first { $0.key.string == "jobs" }?.key.line ?? 1
+        let triggers = Self.triggers(root.value("on"))
+        var out: [PipelineFinding] = []
+        let untrustedTrigger = triggers.contains("pull_request_target") || triggers.contains("workflow_run")
+
+        // Workflow-level: permissions and concurrency.
+        let topPermissions = root.value("permissions")
+        let jobsWithoutPermissions = jobs.filter { $0.value.value("permissions") == nil }.compactMap(\.key.string)
+        if topPermissions == nil && !jobsWithoutPermissions.isEmpty {
+            out.append(PipelineFinding(file: file, line: 1, category: "security", rule: "gha-missing-permissions", severity: untrustedTrigger ? "high" : "medium",
+                message: "No `permissions:`: the GITHUB_TOKEN of \(jobsWithoutPermissions.joined(separator: ", ")) gets the repository's default, often write to everything. Grant read and add per job what it needs.",
+                patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: ["permissions:", "  contents: read", ""])))
+        }
+        for (node, scope) in [(topPermissions, "the workflow")] + jobs.map({ ($0.value.value("permissions"), "job \($0.key.string ?? "")") }) {
+            guard let p = node else { continue }
+            if p.string == "write-all" {
+                out.append(PipelineFinding(file: file, line: p.line, job: scope == "the workflow" ? nil : String(scope.dropFirst(4)), category: "security",
+                    rule: "gha-broad-permissions", severity: "high", message: "`permissions: write-all` for \(scope): every scope of the token can write.",
+                    patch: p.line.map { Patch.edit(file: file, text: text, start: $0, remove: 1, add: [Patch.indent(text, line: $0) + "permissions:", Patch.indent(text, line: $0) + "  contents: read"]) }))
+            } else if untrustedTrigger, let w = p.pairs.first(where: { $0.value.string == "write" }) {
+                out.append(PipelineFinding(file: file, line: w.value.line, category: "security", rule: "gha-broad-permissions", severity: "high",
+                    message: "`\(w.key): write` in a workflow triggered by pull_request_target/workflow_run, which runs with secrets on behalf of outsiders."))
+            }
+        }
+        if triggers.contains("pull_request") && root.value("concurrency") == nil && !jobs.contains(where: { $0.value.value("concurrency") != nil }) {
+            out.append(PipelineFinding(file: file, line: jobsLine, category: "speed", rule: "gha-no-concurrency", severity: "low",
+                message: "No `concurrency:` group: every push to a pull request starts a full run while the previous one keeps going.",
+                patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: [
+                    "concurrency:", "  group: ${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}",
+                    "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}", ""]),
+                saving: "each push that supersedes a running one cancels that run: \(jobs.count) job(s) × their run time per superseded push (the workflow holds no timing data to size it further)"))
+        }
+
+        let jobIDs = jobs.compactMap(\.key.string)
+        for (keyNode, job) in jobs {
+            let id = keyNode.string ?? "?"
+            let jobLine = keyNode.line ?? 1
+            let steps = job.value("steps")?.sequence.map(Array.init) ?? []
+            let childIndent = job.mapping?.first.flatMap { $0.key.mark.map { String(repeating: " ", count: $0.column - 1) } } ?? "    "
+            let matrixSize = Self.matrixSize(job)
+            let timeout = job.value("timeout-minutes")?.int
+
+            for step in steps {
+                let name = step.value("name")?.string ?? step.value("uses")?.string ?? step.value("run")?.string.map { String($0.prefix(40)) }
+                if let uses = step.value("uses")?.string {
+                    out += Self.actionFindings(file: file, text: text, job: id, stepName: name, step: step, uses: uses, untrustedTrigger: untrustedTrigger)
+                }
+                if let run = step.value("run") {
+                    out += Self.injectionFindings(file: file, text: text, job: id, stepName: name, step: step, run: run)
+                }
+            }
+
+            // Speed: installs without a cache.
+            let runText = steps.compactMap { $0.value("run")?.string }.joined(separator: "\n")
+            let uses = steps.compactMap { $0.value("uses")?.string }
+            let hasCacheAction = uses.contains { $0.hasPrefix("actions/cache") || $0.hasPrefix("Swatinem/rust-cache") || $0.hasPrefix("gradle/actions/setup-gradle") }
+            for installer in installers where installer.pattern.firstMatch(in: runText, range: NSRange(runText.startIndex..., in: runText)) != nil {
+                if hasCacheAction { continue }
+                if installer.name == "Go", uses.contains(where: { $0.hasPrefix("actions/setup-go@v4") || $0.hasPrefix("actions/setup-go@v5") }) { continue }  // caches by default
+                let setupStep = installer.setup.flatMap { setup in steps.first { ($0.value("uses")?.string ?? "").hasPrefix(setup.action + "@") } }
+                if let setupStep, setupStep.value("with")?.value("cache") != nil { continue }
+                let saving = "dependency downloads skipped on a warm cache, on every run of \(id)" + (matrixSize > 1 ? " × \(matrixSize) matrix jobs" : "")
+                    + " (the workflow has no timing data; the size of the saving is the job's download time)"
+                var patch: String?
+                var suggestion: String?
+                if let setupStep, let setup = installer.setup, let usesLine = setupStep.mapping?.first(where: { $0.key.string == "uses" })?.key.line {
+                    patch = Self.addWith(file: file, text: text, step: setupStep, usesLine: usesLine, key: "cache", value: setup.value)
+                } else {
+                    suggestion = "add before the install step:\n- uses: actions/cache@v4\n  with:\n" + installer.cache.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+                }
+                out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-dependency-cache", severity: "low",
+                    message: "\(installer.name) dependencies are installed without a cache.", patch: patch, suggestion: suggestion, saving: saving))
+            }
+
+            // Speed: a job waits for another it takes nothing from.
+            if let needs = job.value("needs"), !["deploy", "release", "publish"].contains(where: { id.lowercased().contains($0) }) {
+                let needed = needs.string.map { [$0] } ?? needs.sequence?.compactMap(\.string) ?? []
+                let jobText = Self.source(of: job, text: text)
+                for n in needed where jobIDs.contains(n) {
+                    guard let other = jobs.first(where: { $0.key.string == n })?.value else { continue }
+                    let otherUses = other.value("steps")?.sequence?.compactMap { $0.value("uses")?.string } ?? []
+                    let shares = other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") }
+                        || jobText.contains("needs.\(n).") || uses.contains { $0.hasPrefix("actions/download-artifact") }
+                    guard !shares else { continue }
+                    let bound = other.value("timeout-minutes")?.int.map { "at most its timeout-minutes, \($0) min" } ?? "no timeout-minutes to bound it"
+                    let needsLine = job.mapping?.first { $0.key.string == "needs" }?.key.line
+                    out.append(PipelineFinding(file: file, line: needsLine, job: id, category: "speed", rule: "gha-needless-needs", severity: "low",
+                        message: "\(id) waits for \(n) but uses no artefact or output of it; unless the order matters, they can run in parallel.",
+                        patch: needed.count == 1 && needs.string != nil ? needsLine.map { Patch.edit(file: file, text: text, start: $0, remove: 1, add: []) } : nil,
+                        saving: "\(id) starts as soon as a runner is free instead of after \(n): the saving is \(n)'s run time (\(bound))"))
+                }
+            }
+
+            // Speed: no timeout (GitHub's default is 6 hours) and redundant matrix entries.
+            if timeout == nil && job.value("uses") == nil {
+                out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-timeout", severity: "low",
+                    message: "No `timeout-minutes`: a hung \(id) holds a runner for GitHub's default of \(defaultTimeout) minutes.",
+                    patch: Patch.insert(file: file, text: text, after: jobLine, lines: [childIndent + "timeout-minutes: 30"]),
+                    saving: "a hung run stops after 30 instead of \(defaultTimeout) minutes: up to \(defaultTimeout - 30) runner-minutes per hung job" + (matrixSize > 1 ? " (× \(matrixSize) matrix jobs)" : "")))
+            }
+            out += Self.matrixFindings(file: file, text: text, job: id, node: job)
+        }
+        return out
+    }
+
+    static func triggers(_ on: Node?) -> Set<String> {
+        guard let on else { return [] }
+        if let s = on.string { return [s] }
+        if let seq = on.sequence { return Set(seq.compactMap(\.string)) }
+        return Set(on.pairs.map(\.key))
+    }
+
+    /// The text of a node's lines (a job's), for searching references like `needs.build.outputs`.
+    static func source(of node: Node, text: String) -> String {
+        guard let start = node.line else { return "" }
+        let lines = text.components(separatedBy: "\n")
+        let indent = lines[max(0, start - 1)].prefix { $0 == " " }.count
+        var out: [Substring] = []
+        for line in lines[(start - 1)...] {
+            if !out.isEmpty && !line.trimmingCharacters(in: .whitespaces).isEmpty && line.prefix(while: { $0 == " " }).count < indent { break }
+            out.append(Substring(line))
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static func matrixSize(_ job: Node) -> Int {
+        guard let matrix = job.value("strategy")?.value("matrix"), matrix.mapping != nil else { return 1 }
+        let axes = matrix.pairs.filter { $0.key != "include" && $0.key != "exclude" }.map { $0.value.sequence?.count ?? 1 }
+        let base = axes.isEmpty ? 0 : axes.reduce(1, *)
+        return max(1, base - (matrix.value("exclude")?.sequence?.count ?? 0) + (matrix.value("include")?.sequence?.count ?? 0))
+    }
+
+    static func actionFindings(file: String, text: String, job: String, stepName: String?, step: Node, uses: String, untrustedTrigger: Bool) -> [PipelineFinding] {
+        var out: [PipelineFinding] = []
+        let usesLine = step.mapping?.first { $0.key.string == "uses" }?.key.line
+        if uses.hasPrefix("actions/checkout@") {
+            let with = step.value("with")
+            if untrustedTrigger, let ref = with?.value("ref"), let refText = ref.string,
+               ["github.event.pull_request.head", "github.head_ref", "github.event.workflow_run.head"].contains(where: { refText.contains($0) }) {
+                let refLine = with?.mapping?.first { $0.key.string == "ref" }?.key.line
+                out.append(PipelineFinding(file: file, line: refLine, job: job, step: stepName, category: "security", rule: "gha-untrusted-checkout", severity: "critical",
+                    message: "pull_request_target/workflow_run runs with the repository's secrets and a write token; checking out the pull request's code (\(refText)) lets its author run code with them.",
+                    patch: refLine.map { line in
+                        // `with:` holding only `ref:` goes too: an empty `with:` is not a valid step.
+                        let withLine = step.mapping?.first { $0.key.string == "with" }?.key.line
+                        return (with?.mapping?.count == 1 && withLine != nil) ? Patch.edit(file: file, text: text, start: withLine!, remove: line - withLine! + 1, add: [])
+                            : Patch.edit(file: file, text: text, start: line, remove: 1, add: [])
+                    },
+                    suggestion: "check out the base branch (drop `ref:`), or run the pull request's code in a `pull_request` workflow without secrets"))
+            }
+            if with?.value("persist-credentials")?.string != "false", let usesLine {
+                out.append(PipelineFinding(file: file, line: usesLine, job: job, step: stepName, category: "security", rule: "gha-persist-credentials", severity: "low",
+                    message: "actions/checkout leaves the token in .git/config (persist-credentials defaults to true); later steps and anything they run can read it.",
+                    patch: addWith(file: file, text: text, step: step, usesLine: usesLine, key: "persist-credentials", value: "false")))
+            }
+        }
+        // Third-party actions pinned to a tag or branch can change under you; a full commit SHA cannot.
+        if !uses.hasPrefix("./") && !uses.hasPrefix("docker://"), let at = uses.lastIndex(of: "@") {
+            let owner = uses[..<at].split(separator: "/").first.map(String.init) ?? ""
+            let ref = String(uses[uses.index(after: at)...])
+            let pinned = ref.count == 40 && ref.allSatisfy(\.isHexDigit)
+            if !pinned && !["actions", "github"].contains(owner) {
+                let repo = uses[..<at].split(separator: "/").prefix(2).joined(separator: "/")
+                out.append(PipelineFinding(file: file, line: usesLine, job: job, step: stepName, category: "security", rule: "gha-unpinned-action", severity: "medium",
+                    message: "\(uses) is a third-party action pinned to `\(ref)`, which its owner can move to other code.",
+                    suggestion: "pin the commit: `git ls-remote https://github.com/\(repo) \(ref)` gives the SHA; write `uses: \(uses[..<at])@<sha> # \(ref)`"))
+            }
+        }
+        return out
+    }
+
+    static func injectionFindings(file: String, text: String, job: String, stepName: String?, step: Node, run: Node) -> [PipelineFinding] {
+        guard let script = run.string else { return [] }
+        let matches = untrusted.matches(in: script, range: NSRange(script.startIndex..., in: script))
+        guard !matches.isEmpty else { return [] }
+        let expressions = Array(Set(matches.map { (script as NSString).substring(with: $0.range) })).sorted()
+        let runKeyLine = step.mapping?.first { $0.key.string == "run" }?.key.line ?? run.line ?? 1
+        let lines = text.components(separatedBy: "\n")
+        // The script's lines: from the run key to the last line holding one of the expressions.
+        var last = runKeyLine
+        for n in runKeyLine...min(lines.count, runKeyLine + script.split(separator: "\n", omittingEmptySubsequences: false).count + 1) {
+            if expressions.contains(where: { lines[n - 1].contains($0) }) { last = n }
+        }
+        func envName(_ expr: String) -> String {
+            let inner = expr.dropFirst(3).dropLast(2).trimmingCharacters(in: .whitespaces)
+            return inner.replacingOccurrences(of: "github.event.", with: "").replacingOccurrences(of: "github.", with: "")
+                .uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }.reduce("") { $0 + String($1) }
+        }
+        let indent = Patch.indent(text, line: runKeyLine)
+        var replaced = (runKeyLine...last).map { lines[$0 - 1] }
+        for e in expressions { replaced = replaced.map { $0.replacingOccurrences(of: e, with: "\"$\(envName(e))\"") } }
+        let message = "\(expressions.joined(separator: ", ")) is expanded into the shell script before it runs: whoever writes that text writes code here. Pass it through an environment variable."
+        let patch: String
+        if let envKeyLine = step.mapping?.first(where: { $0.key.string == "env" })?.key.line, envKeyLine < runKeyLine {
+            // The step has an env block above run: the variables go into it, the script lines use them.
+            let envIndent = step.value("env")?.mapping?.first?.key.mark.map { String(repeating: " ", count: $0.column - 1) } ?? indent + "  "
+            let rewritten = applyEdit(text: text, start: runKeyLine, remove: last - runKeyLine + 1, add: replaced)
+            let final = applyInsert(text: rewritten, after: envKeyLine, lines: expressions.map { "\(envIndent)\(envName($0)): \($0)" })
+            patch = Patch.combine(original: text, edited: final, file: file)
+        } else {
+            patch = Patch.edit(file: file, text: text, start: runKeyLine, remove: last - runKeyLine + 1,
+                               add: ["\(indent)env:"] + expressions.map { "\(indent)  \(envName($0)): \($0)" } + replaced)
+        }
+        return [PipelineFinding(file: file, line: runKeyLine, job: job, step: stepName, category: "security", rule: "gha-script-injection", severity: "high",
+                                message: message, patch: patch)]
+    }
+
+    static func applyEdit(text: String, start: Int, remove: Int, add: [String]) -> String {
+        var lines = text.components(separatedBy: "\n")
+        lines.replaceSubrange((start - 1)..<(start - 1 + remove), with: add)
+        return lines.joined(separator: "\n")
+    }
+
+    static func applyInsert(text: String, after: Int, lines new: [String]) -> String {
+        applyEdit(text: text, start: after + 1, remove: 0, add: new)
+    }
+
+    /// `key: value` under the step's `with:` (created after `uses:` when missing).
+    static func addWith(file: String, text: String, step: Node, usesLine: Int, key: String, value: String) -> String {
+        let stepIndent = step.mapping?.first { $0.key.string == "uses" }?.key.mark.map { String(repeating: " ", count: $0.column - 1) } ?? Patch.indent(text, line: usesLine)
+        if let with = step.value("with"), let withKey = step.mapping?.first(where: { $0.key.string == "with" })?.key.line {
+            let childIndent = with.mapping?.first?.key.mark.map { String(repeating: " ", count: $0.column - 1) } ?? stepIndent + "  "
+            return Patch.insert(file: file, text: text, after: withKey, lines: ["\(childIndent)\(key): \(value)"])
+        }
+        return Patch.insert(file: file, text: text, after: usesLine, lines: ["\(stepIndent)with:", "\(stepIndent)  \(key): \(value)"])
+    }
+
+    /// Matrix values listed twice, and `include` entries that repeat a combination the axes already make.
+    static func matrixFindings(file: String, text: String, job: String, node: Node) -> [PipelineFinding] {
+        guard let matrix = node.value("strategy")?.value("matrix"), matrix.mapping != nil else { return [] }
+        var out: [PipelineFinding] = []
+        let axes = matrix.pairs.filter { $0.key != "include" && $0.key != "exclude" }
+        let total = matrixSize(node)
+        for (axis, values) in axes {
+            let list = values.sequence?.compactMap(\.string) ?? []
+            let duplicates = Dictionary(grouping: list, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+            guard !duplicates.isEmpty else { continue }
+            let extra = list.count - Set(list).count
+            let others = total / max(1, list.count)
+            out.append(PipelineFinding(file: file, line: values.line, job: job, category: "speed", rule: "gha-redundant-matrix", severity: "low",
+                message: "matrix `\(axis)` lists \(duplicates.joined(separator: ", ")) more than once.",
+                patch: values.line.flatMap { line -> String? in
+                    let original = text.components(separatedBy: "\n")[line - 1]
+                    guard original.contains("["), original.contains("]") else { return nil }
+                    let unique = list.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                    guard let open = original.firstIndex(of: "["), let close = original.lastIndex(of: "]") else { return nil }
+                    return Patch.edit(file: file, text: text, start: line, remove: 1, add: [String(original[...open]) + unique.joined(separator: ", ") + String(original[close...])])
+                },
+                saving: "\(extra * others) of \(total) matrix jobs run an identical configuration: \(extra * others) job run(s) per trigger (computed from the matrix)"))
+        }
+        let axisValues = Dictionary(uniqueKeysWithValues: axes.map { ($0.key, Set($0.value.sequence?.compactMap(\.string) ?? [])) })
+        for entry in matrix.value("include")?.sequence ?? [] {
+            let pairs = entry.pairs
+            guard !pairs.isEmpty, !axisValues.isEmpty,
+                  Set(pairs.map(\.key)) == Set(axisValues.keys),
+                  pairs.allSatisfy({ axisValues[$0.key]?.contains($0.value.string ?? "") == true }) else { continue }
+            out.append(PipelineFinding(file: file, line: entry.line, job: job, category: "speed", rule: "gha-redundant-matrix", severity: "low",
+                message: "matrix `include` entry \(pairs.map { "\($0.key)=\($0.value.string ?? "")" }.joined(separator: ", ")) repeats a combination the axes already make.",
+                saving: "1 of \(total) matrix jobs is a duplicate: one job run per trigger (computed from the matrix)"))
+        }
+        return out
+    }
+}
+
+extension Patch {
+    /// The whole-file diff between two versions that differ in a few places (one hunk spanning them).
+    static func combine(original: String, edited: String, file: String) -> String {
+        let a = original.components(separatedBy: "\n"), b = edited.components(separatedBy: "\n")
+        var prefix = 0
+        while prefix < min(a.count, b.count) && a[prefix] == b[prefix] { prefix += 1 }
+        var suffix = 0
+        while suffix < min(a.count, b.count) - prefix && a[a.count - 1 - suffix] == b[b.count - 1 - suffix] { suffix += 1 }
+        let removed = Array(a[prefix..<(a.count - suffix)])
+        let added = Array(b[prefix..<(b.count - suffix)])
+        return edit(file: file, text: original, start: prefix + 1, remove: removed.count, add: added)
+    }
+}
