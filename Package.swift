@@ -66,7 +66,11 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
-            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD"]
+            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD", "CortexMonitoring"]
+        ),
+        .target(
+            name: "CortexMonitoring",
+            dependencies: ["CortexCore"]
         ),
         .target(
             name: "CortexCICD",
@@ -108,6 +112,7 @@ let package = Package(
             name: "cortexctl",
             dependencies: [
                 "CortexControl",
+                "CortexMonitoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Executables/cortexctl"
@@ -122,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", "CortexCICD", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", "CortexCICD", "CortexMonitoring", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "CortexIntegrationTests",

@@ -34,6 +34,43 @@ public enum JSONText {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Indented by two spaces, keys sorted, one member per line (files people read and diff, such as
+    /// Grafana dashboards).
+    public static func pretty(_ value: JSONValue) -> String {
+        var out = [UInt8]()
+        writePretty(value, depth: 0, into: &out)
+        out.append(0x0A)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func writePretty(_ value: JSONValue, depth: Int, into out: inout [UInt8]) {
+        func newline(_ d: Int) { out.append(0x0A); out += [UInt8](repeating: UInt8(ascii: " "), count: 2 * d) }
+        switch value {
+        case .array(let a) where !a.isEmpty:
+            out.append(UInt8(ascii: "["))
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                writePretty(v, depth: depth + 1, into: &out)
+            }
+            newline(depth)
+            out.append(UInt8(ascii: "]"))
+        case .object(let o) where !o.isEmpty:
+            out.append(UInt8(ascii: "{"))
+            for (i, key) in o.keys.sorted().enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                writeString(key, into: &out)
+                out += ": ".utf8
+                writePretty(o[key]!, depth: depth + 1, into: &out)
+            }
+            newline(depth)
+            out.append(UInt8(ascii: "}"))
+        default:
+            write(value, into: &out)
+        }
+    }
+
     static func write(_ value: JSONValue, into out: inout [UInt8]) {
         switch value {
         case .null: out += "null".utf8

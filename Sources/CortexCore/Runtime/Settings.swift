@@ -122,6 +122,15 @@ public struct Setting: Sendable, Hashable {
     public static let catalogTokenFile = Setting(env: "CORTEX_CATALOG_TOKEN_FILE", flag: "catalog-token-file", defaultValue: "(none)",
         help: "A file holding the token for CORTEX_CATALOG_URL (e.g. a mounted Secret); wins over CORTEX_CATALOG_TOKEN.", usedBy: "coordinator, worker")
 
+    public static let grafanaURL = Setting(env: "GRAFANA_URL", flag: "grafana-url", defaultValue: "(none)",
+        help: "Grafana to push the generated dashboards to (POST /api/dashboards/db); without it they are written to the report.", usedBy: "monitoring-master")
+    public static let grafanaToken = Setting(env: "GRAFANA_TOKEN", flag: "grafana-token", defaultValue: "(none)",
+        help: "A Grafana service-account token with dashboard write access. Never logged; prefer the file.", usedBy: "monitoring-master")
+    public static let grafanaTokenFile = Setting(env: "CORTEX_GRAFANA_TOKEN_FILE", flag: "grafana-token-file", defaultValue: "(none)",
+        help: "A file holding the Grafana token (e.g. a mounted Secret); wins over GRAFANA_TOKEN.", usedBy: "monitoring-master")
+    public static let grafanaFolder = Setting(env: "CORTEX_GRAFANA_FOLDER_UID", flag: "grafana-folder-uid", defaultValue: "(General)",
+        help: "The uid of the Grafana folder the dashboards go to.", usedBy: "monitoring-master")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
@@ -129,6 +138,7 @@ public struct Setting: Sendable, Hashable {
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
+        grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder,
     ]
 }
 

@@ -16,6 +16,8 @@ public struct MasterService: RoleService {
     let llmMaxTokens: Int
     /// The security master's matching, fix branch, handoff and SARIF step (nil for the other masters).
     let security: SecurityReview?
+    /// The monitoring master's generation step (nil for the other masters).
+    let monitoring: MonitoringReview?
     private let state = Locked(State())
 
     struct State {
@@ -32,6 +34,7 @@ public struct MasterService: RoleService {
         let llmConfiguration = try LLMConfiguration.from(context.settings)
         self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
         self.security = role == .security ? try SecurityReview(context: context) : nil
+        self.monitoring = role == .monitoring ? try MonitoringReview(context: context) : nil
         self.llm = try llmConfiguration.map {
             MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: role.rawValue, logger: context.logger,
                        decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
@@ -173,6 +176,7 @@ public struct MasterService: RoleService {
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
         if let security { await security.review(&report, task: task, log: taskLog) }
+        if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
         if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
         do {
             let json = try WireJSON.encode(report)

@@ -45,6 +45,14 @@ public enum ReportWriter {
             if let patch = report.details["fix"]?["patch"]?.stringValue {
                 try Data(patch.utf8).write(to: masters.appendingPathComponent("\(base).patch"))
             }
+            // Generated files a master hands over (the monitoring master's dashboards and rules).
+            if let files = report.details["files"]?.objectValue, !files.isEmpty {
+                let folder = masters.appendingPathComponent("\(base)-files", isDirectory: true)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for (name, content) in files where !name.contains("/") && !name.hasPrefix(".") {
+                    try Data((content.stringValue ?? "").utf8).write(to: folder.appendingPathComponent(name))
+                }
+            }
         }
         try Data(summaryMarkdownText(outcome).utf8).write(to: dir.appendingPathComponent(summaryMarkdown))
         try Data(summaryJSONText(outcome).utf8).write(to: dir.appendingPathComponent(summaryJSON))

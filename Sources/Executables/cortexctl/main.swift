@@ -1,5 +1,6 @@
 import ArgumentParser
 import CortexControl
+import CortexMonitoring
 import CortexCore
 import CortexOrchestration
 import Foundation
@@ -234,14 +235,24 @@ struct Publish: AsyncParsableCommand {
 }
 
 struct Docs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print generated documentation: protocol or configuration.")
-    @Argument(help: "protocol or configuration") var which: String
+    static let configuration = CommandConfiguration(
+        abstract: "Print generated documentation (protocol, configuration), Cortex's alert rules (alerts), or write its Grafana dashboards (dashboards DIR).")
+    @Argument(help: "protocol, configuration, alerts or dashboards") var which: String
+    @Argument(help: "for dashboards: the directory to write them to") var directory: String?
 
     func run() throws {
         switch which {
         case "protocol": print(GeneratedDocs.protocolMarkdown(), terminator: "")
         case "configuration": print(GeneratedDocs.configurationMarkdown(), terminator: "")
-        default: throw ValidationError("unknown document '\(which)': use protocol or configuration")
+        case "alerts": print(CortexAlerts.ruleFile, terminator: "")
+        case "dashboards":
+            guard let directory else { throw ValidationError("dashboards needs a directory, e.g. charts/cortex/files/dashboards") }
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for (name, json) in CortexDashboards.all {
+                try Data(JSONText.pretty(json).utf8).write(to: URL(fileURLWithPath: directory).appendingPathComponent("\(name).json"))
+                print("\(directory)/\(name).json")
+            }
+        default: throw ValidationError("unknown document '\(which)': use protocol, configuration, alerts or dashboards")
         }
     }
 }
