@@ -63,12 +63,16 @@ struct CatalogRoutes: Sendable {
             if let given = input.id, !given.isEmpty, given != id { throw CatalogError(.invalid, "body id \(given) differs from the path's \(id)") }
             input.id = id
             var mode = CatalogStore.WriteMode.upsert
-            if let ifMatch = request.headers[.ifMatch]?.trimmingCharacters(in: .whitespaces), !ifMatch.isEmpty {
-                if ifMatch == "*" {
+            if let ifMatch = request.headers[.ifMatch]?.trimmingCharacters(in: .whitespaces) {
+                if ifMatch.isEmpty {
+                    throw CatalogError(.invalid, "If-Match is empty: give the asset's version or *, or leave the header out")
+                } else if ifMatch == "*" {
                     mode = .update  // any version, but the asset must exist
                 } else {
-                    guard let v = Int(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\"W/"))) else {
-                        throw CatalogError(.invalid, "If-Match must be the asset's version or *, got '\(ifMatch)'")
+                    // Exactly what /openapi.json documents: a version (1 or more), quoted or not.
+                    guard ifMatch.range(of: #"^"?[1-9][0-9]{0,14}"?$"#, options: .regularExpression) != nil,
+                          let v = Int(ifMatch.trimmingCharacters(in: CharacterSet(charactersIn: "\""))) else {
+                        throw CatalogError(.invalid, "If-Match must be the asset's version (1 or more) or *, got '\(ifMatch)'")
                     }
                     input.expectedVersion = v
                 }
