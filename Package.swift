@@ -66,11 +66,15 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
-            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD", "CortexMonitoring"]
+            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD", "CortexMonitoring", "CortexTestRunner"]
         ),
         .target(
             name: "CortexMonitoring",
             dependencies: ["CortexCore"]
+        ),
+        .target(
+            name: "CortexTestRunner",
+            dependencies: []
         ),
         .target(
             name: "CortexCICD",
@@ -127,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CortexCoreTests",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", "CortexCICD", "CortexMonitoring", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexSecurity", "CortexCICD", "CortexMonitoring", "CortexTestRunner", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "CortexIntegrationTests",

@@ -131,6 +131,9 @@ public struct Setting: Sendable, Hashable {
     public static let grafanaFolder = Setting(env: "CORTEX_GRAFANA_FOLDER_UID", flag: "grafana-folder-uid", defaultValue: "(General)",
         help: "The uid of the Grafana folder the dashboards go to.", usedBy: "monitoring-master")
 
+    public static let testTimeout = Setting(env: "CORTEX_TEST_TIMEOUT", flag: "test-timeout", defaultValue: "900",
+        help: "Seconds one test suite may run (testing workers, for targets whose run allows test execution); the process group is killed after it.", usedBy: "worker")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
@@ -138,7 +141,7 @@ public struct Setting: Sendable, Hashable {
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
-        grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder,
+        grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
     ]
 }
 

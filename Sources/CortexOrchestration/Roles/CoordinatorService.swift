@@ -358,7 +358,8 @@ public enum TaskRouter {
         var tasks = masters.flatMap { master in
             request.targets.enumerated().map { index, target in
                 TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
-                         skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? 1 : 2, attempt: 1)
+                         skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? 1 : 2, attempt: 1,
+                         allowTestExecution: master == .testing ? (request.allowTestExecution ?? []).contains(target) : nil)
             }
         }
         if cluster && masters.contains(.inventory) {

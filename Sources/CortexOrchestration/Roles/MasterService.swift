@@ -153,7 +153,10 @@ public struct MasterService: RoleService {
             items = (0..<itemsPerTask).map { shard in
                 WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
                          skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
-            }
+            } + (task.allowTestExecution == true
+                ? [WorkItem(id: "\(task.id).run", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .testRun,
+                            target: task.target, shard: 0, shards: 1)]
+                : [])
         }
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
         // Item ids are derived from the task id, so anything dispatched twice still counts once.

@@ -1,6 +1,7 @@
 import CortexCatalog
 import CortexCore
 import CortexSecurity
+import CortexTestRunner
 import CortexKubernetes
 import Foundation
 import Logging
@@ -166,6 +167,7 @@ public struct WorkerService: RoleService {
     private func examine(_ item: WorkItem, redelivered: Bool, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         if item.skill == .clusterDiscovery { return try await discoverCluster(item, log: log) }
         if item.skill == .clusterAudit { return try await auditCluster(item, log: log) }
+        if item.skill == .testRun { return try runTests(item, log: log) }
         let root = try checkout(item)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
@@ -292,6 +294,30 @@ public struct WorkerService: RoleService {
         records.append(["audited": .number(Double(audited)), "config": .array(findings.map(JSONValue.of))])
         log.info("audited \(audited) workloads in \(namespace ?? "(all namespaces)"): \(findings.count) findings")
         return (records, audited, nil)
+    }
+
+    /// The target's test suites, run by `TestRunner` in a copy of the repository (only dispatched when the
+    /// run request allowed it for this target). Records: one per framework, with the least-covered files
+    /// and when each last changed.
+    private func runTests(_ item: WorkItem, log: Logger) throws -> ([SkillRecord], Int, Int?) {
+        let root = try checkout(item)
+        let runner = TestRunner(timeout: Double(try context.settings.int(.testTimeout, range: 10...86_400)),
+                                workDirectory: context.coordinationDirectory.appendingPathComponent("test-runs"))
+        let result = try runner.run(repository: root)
+        defer { try? FileManager.default.removeItem(at: result.copy) }
+        var records: [SkillRecord] = []
+        for run in result.runs {
+            // The least-covered files, with when they last changed: untested code that moves is the risk.
+            let least = run.coverage.filter { $0.total > 0 }.sorted { ($0.ratio, $0.file) < ($1.ratio, $1.file) }.prefix(10).map { c -> JSONValue in
+                var entry: [String: JSONValue] = ["file": .string(c.file), "covered": .number(Double(c.covered)), "total": .number(Double(c.total))]
+                if let changed = runner.lastChange(of: c.file, in: result.copy) { entry["changed"] = .string(Timestamp.format(changed)) }
+                return .object(entry)
+            }
+            records.append(["kind": "test-run", "run": JSONValue.of(run), "least_covered": .array(Array(least))])
+            log.info("\(run.framework.rawValue): \(run.passed) passed, \(run.failed) failed, \(run.flaky.count) flaky in \(Int(run.seconds)) s")
+        }
+        if result.frameworks.isEmpty { records.append(["kind": "test-run", "none": true]) }
+        return (records, result.runs.count, nil)
     }
 
     /// The catalog's assets of the kinds a scope owns (a namespace's objects; the cluster-scoped nodes and

@@ -9,13 +9,17 @@ public struct RunRequest: Codable, Sendable, Equatable {
     public var targets: [String]
     public var requestedBy: String
     public var requestedAt: Date
+    /// Targets whose test suites the testing master may run (their code runs on the workers): opt-in.
+    public var allowTestExecution: [String]?
 
-    public init(runID: String = RunRequest.newRunID(), goal: String, targets: [String], requestedBy: String, requestedAt: Date = Date()) {
+    public init(runID: String = RunRequest.newRunID(), goal: String, targets: [String], requestedBy: String, requestedAt: Date = Date(),
+                allowTestExecution: [String]? = nil) {
         self.runID = runID
         self.goal = goal
         self.targets = targets
         self.requestedBy = requestedBy
         self.requestedAt = requestedAt
+        self.allowTestExecution = allowTestExecution
     }
 
     /// `run-20261128-031500-ab12`: sortable by time, unique enough for one cluster.
@@ -38,6 +42,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var priority: Int
     /// 1 on first delivery; a handed-back task comes again with the next number.
     public var attempt: Int
+    /// Whether the target's test suites may be run (the run request allowed it for this target).
+    public var allowTestExecution: Bool?
 }
 
 /// One shard of a task for a worker pool.

@@ -15,6 +15,8 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     case securityScan = "security-scan"
     /// security: the live cluster's workloads audited through the Kubernetes API (one item per namespace).
     case clusterAudit = "cluster-audit"
+    /// testing: the target's test suites run in a subprocess (one item per target, opt-in).
+    case testRun = "test-run"
 
     /// The skill each master runs on a target.
     public static func builtIn(for master: MasterRole) -> SkillName {
@@ -43,6 +45,7 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
         case .clusterDiscovery: return ClusterSurvey()
         case .securityScan: return SecurityScan()
         case .clusterAudit: return ClusterAudit()
+        case .testRun: return TestSurvey()  // the worker runs it through TestRunner; the records merge with the survey's
         }
     }
 }

@@ -1,7 +1,9 @@
 import CortexCore
+import CortexTestRunner
 import Foundation
 
-/// testing: finds test files and counts their test cases per framework (running suites comes later).
+/// testing: finds test files and counts their test cases per framework; when the run allows it for the
+/// target, the records of the suites' runs (`TestRunner`, one work item) are summarized with them.
 public struct TestSurvey: Skill {
     public init() {}
 
@@ -54,19 +56,65 @@ public struct TestSurvey: Skill {
     }
 
     public func summarize(_ records: [SkillRecord]) -> SkillSummary {
-        let rows = sorted(records)
+        let rows = sorted(records.filter { $0["kind"] == nil })
         var byFramework: [String: Int] = [:]
         for r in rows { byFramework[r["framework"]?.stringValue ?? "?", default: 0] += r["cases"]?.intValue ?? 0 }
         let total = byFramework.values.reduce(0, +)
         let files = Set(rows.compactMap { $0["path"]?.stringValue }).count
         let parts = byFramework.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        let headline = total == 0 ? "no tests found" : "\(total) test cases in \(files) files (\(parts))"
-        let md = "### Tests\n\n" + table(["File", "Framework", "Cases"], rows.map {
+        var headline = total == 0 ? "no tests found" : "\(total) test cases in \(files) files (\(parts))"
+        var md = "### Tests\n\n" + table(["File", "Framework", "Cases"], rows.map {
             [$0["path"]?.stringValue ?? "", $0["framework"]?.stringValue ?? "", "\($0["cases"]?.intValue ?? 0)"]
         })
+        let runRecords = records.filter { $0["kind"]?.stringValue == "test-run" }
+        let runs = runRecords.compactMap { $0["run"]?.decoded(as: FrameworkRun.self) }
+        md += "\n### Test runs\n\n"
+        if runRecords.isEmpty {
+            md += "Not run: running a target's tests executes its code, so it is opt-in per target (`cortexctl run --allow-test-execution`).\n"
+            headline += "; suites not run (test execution not allowed for this target)"
+        } else if runs.isEmpty {
+            md += "No test framework detected (swift test, pytest, go test, cargo test, npm test, Maven, Gradle).\n"
+        } else {
+            md += table(["Framework", "Command", "Passed", "Failed", "Skipped", "Flaky", "Time", "Line coverage"], runs.map { r in
+                let covered = r.coverage.reduce(0) { $0 + $1.covered }, lines = r.coverage.reduce(0) { $0 + $1.total }
+                return [r.framework.rawValue, "`\(r.command.joined(separator: " "))`", "\(r.passed)", "\(r.failed)", "\(r.skipped)", "\(r.flaky.count)",
+                        String(format: "%.1f s", r.seconds) + (r.timedOut ? " (timed out)" : ""),
+                        lines == 0 ? "-" : String(format: "%.1f %% of %d lines (%@)", 100 * Double(covered) / Double(lines), lines, r.coverageSource ?? "")]
+            })
+            let all = runs.flatMap(\.tests)
+            let slowest = all.filter { $0.seconds != nil }.sorted { ($0.seconds ?? 0) > ($1.seconds ?? 0) }.prefix(5)
+            if !slowest.isEmpty { md += "\nSlowest tests:\n\n" + table(["Test", "Seconds"], slowest.map { [$0.name, String(format: "%.3f", $0.seconds ?? 0)] }) }
+            let failing = all.filter { $0.outcome == .failed }
+            let flaky = Set(runs.flatMap(\.flaky))
+            if !failing.isEmpty {
+                md += "\nFailing tests (each run once more):\n\n" + table(["Test", "Flaky", "Message"], failing.map { [$0.name, flaky.contains($0.name) ? "yes: passed on the rerun" : "no", String(($0.message ?? "").prefix(160))] })
+            }
+            for (record, run) in zip(runRecords, runs) {
+                let least = record["least_covered"]?.arrayValue ?? []
+                if !least.isEmpty {
+                    md += "\nLeast-covered files (\(run.framework.rawValue)):\n\n" + table(["File", "Coverage", "Lines", "Last changed"], least.map { e in
+                        let covered = e["covered"]?.intValue ?? 0, totalLines = e["total"]?.intValue ?? 0
+                        return [e["file"]?.stringValue ?? "", String(format: "%.0f %%", totalLines == 0 ? 100 : 100 * Double(covered) / Double(totalLines)), "\(totalLines)",
+                                e["changed"]?.stringValue.map { Self.age($0) } ?? "not in git"]
+                    })
+                }
+                if !run.notes.isEmpty { md += "\n" + run.notes.map { "- \(run.framework.rawValue): \($0)" }.joined(separator: "\n") + "\n" }
+            }
+            let covered = runs.flatMap(\.coverage).reduce(0) { $0 + $1.covered }, lines = runs.flatMap(\.coverage).reduce(0) { $0 + $1.total }
+            headline += "; run: \(runs.reduce(0) { $0 + $1.passed }) passed, \(runs.reduce(0) { $0 + $1.failed }) failed"
+                + (flaky.isEmpty ? "" : " (\(flaky.count) flaky)") + (lines == 0 ? "" : String(format: ", line coverage %.1f %%", 100 * Double(covered) / Double(lines)))
+        }
         return SkillSummary(headline: headline, markdown: md, details: .object([
             "cases": .number(Double(total)), "files": .array(rows.map { .object($0) }),
             "frameworks": .object(byFramework.mapValues { .number(Double($0)) }),
+            "runs": .array(runs.map(JSONValue.of)),
         ]))
+    }
+
+    /// "changed 3 days ago (2026-11-25)" from an ISO timestamp.
+    static func age(_ iso: String) -> String {
+        guard let date = Timestamp.parse(iso) else { return iso }
+        let days = Int(Date().timeIntervalSince(date) / 86_400)
+        return (days <= 0 ? "changed today" : "changed \(days) day\(days == 1 ? "" : "s") ago") + " (\(iso.prefix(10)))"
     }
 }

@@ -131,11 +131,14 @@ struct Run: AsyncParsableCommand {
     var timeout: Int = 3600
     @Flag(name: .long, help: "Show every message.")
     var verbose = false
+    @Flag(name: .long, help: "Let the testing master run the targets' test suites (their code runs on the workers, in a clean environment).")
+    var allowTestExecution = false
 
     func run() async throws {
         do {
             let bus = try redis.bus()
-            let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout), verbose: verbose)
+            let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout),
+                                                               verbose: verbose, allowTestExecution: allowTestExecution)
             if state.status != "succeeded" { throw ExitCode(1) }
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }

@@ -1,0 +1,174 @@
+import CortexControl
+import CortexCore
+import CortexOrchestration
+import CortexTestRunner
+import Foundation
+import Testing
+
+/// Small repositories whose suites really run: Python (pytest + coverage.py), Swift (swift test with
+/// llvm-cov) and Go (go test -cover); real coverage files from those tools in every format read.
+@Suite(.serialized) struct TestRunnerTests {
+    static func write(_ files: [String: String], git: Bool = true) throws -> URL {
+        let root = try temporaryDirectory("testrepo")
+        for (path, text) in files {
+            let url = root.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        if git {
+            for args in [["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]] { _ = try SecurityMasterTests.git(args, in: root) }
+        }
+        return root
+    }
+
+    /// PATH with the test Python (pytest, coverage) first, then the machine's (swift, go, git).
+    static var path: String {
+        let python = (try? CatalogAPITests.python(SecurityMasterTests.root)).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+        return ([python].compactMap { $0 } + [ProcessInfo.processInfo.environment["PATH"] ?? "", "/usr/lib/go/bin", "/usr/bin", "/bin"]).joined(separator: ":")
+    }
+
+    static let python: [String: String] = [
+        "calc.py": """
+            def add(a, b):
+                return a + b
+
+
+            def div(a, b):
+                return a / b
+
+
+            def unused(x):
+                if x > 10:
+                    return "big"
+                return "small"
+            """,
+        "tests/test_calc.py": """
+            import os
+
+            from calc import add, div
+
+
+            def test_add():
+                assert add(2, 3) == 5
+
+
+            def test_div_by_zero():
+                assert div(1, 0) == 0
+
+
+            def test_flaky():
+                # Fails the first time it runs in this checkout, passes after: what a race looks like from outside.
+                marker = os.path.join(os.path.dirname(__file__), ".ran-once")
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    assert False, "first run"
+            """,
+        "pytest.ini": "[pytest]\npythonpath = .\n",
+    ]
+
+    @Test func pythonSuiteRunsWithCoverageAndARerun() throws {
+        let repo = try Self.write(Self.python)
+        let runner = TestRunner(timeout: 120, path: Self.path, workDirectory: try temporaryDirectory("runs"))
+        let result = try runner.run(repository: repo)
+        #expect(result.frameworks == [.pytest])
+        let run = try #require(result.runs.first)
+        #expect(run.passed == 1 && run.failed == 2, "\(run.tests) \(run.outputTail)")
+        #expect(run.flaky == ["tests.test_calc.test_flaky"], "\(run.flaky) \(run.notes)")
+        #expect(run.tests.first { $0.name.hasSuffix("test_div_by_zero") }?.message?.contains("ZeroDivisionError") == true)
+        #expect(run.coverageSource == "coverage.py JSON")
+        let calc = try #require(run.coverage.first { $0.file == "calc.py" })
+        #expect(calc.total == 8 && calc.covered == 5, "\(calc)")  // unused()'s three statements never run
+        #expect(run.command.first == "python3" && !run.command.contains("sh"))
+        // The copy, not the repository, was written to.
+        #expect(!FileManager.default.fileExists(atPath: repo.appendingPathComponent("tests/.ran-once").path))
+        #expect(runner.lastChange(of: "calc.py", in: result.copy) != nil)
+    }
+
+    @Test func aTimeoutStopsTheWholeProcessGroup() throws {
+        let runner = TestRunner(timeout: 1, path: Self.path, workDirectory: try temporaryDirectory("timeout"))
+        let started = Date()
+        // The shell's child sleep is in the same group: both are stopped.
+        let r = try runner.execute(["sh", "-c", "sleep 30 & sleep 30; echo never"], in: FileManager.default.temporaryDirectory, timeout: 1)
+        #expect(r.timedOut && Date().timeIntervalSince(started) < 5 && !r.output.contains("never"))
+        let failing = try runner.execute(["sh", "-c", "exit 3"], in: FileManager.default.temporaryDirectory, timeout: 10)
+        #expect(failing.status == 3 && !failing.timedOut)
+    }
+
+    @Test func coverageFormatsFromTheRealTools() throws {
+        // coverage.py writes Cobertura XML and JSON; Go writes its profile; llvm-cov writes lcov and JSON (below, for Swift).
+        let repo = try Self.write(Self.python, git: false)
+        let runner = TestRunner(timeout: 120, path: Self.path, workDirectory: try temporaryDirectory("cov"))
+        _ = try runner.execute(["python3", "-m", "coverage", "run", "-m", "pytest", "-q"], in: repo, timeout: 120)
+        #expect(try runner.execute(["python3", "-m", "coverage", "xml", "-o", "coverage.xml"], in: repo, timeout: 60).status == 0)
+        let cobertura = try CoverageReport.parse(file: repo.appendingPathComponent("coverage.xml"))
+        #expect(cobertura.first { $0.file == "calc.py" }.map { ($0.covered, $0.total) }.map { $0 == (5, 8) } == true, "\(cobertura)")
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/go") || FileManager.default.isExecutableFile(atPath: "/usr/lib/go/bin/go"), "go is not installed"))
+    func goSuiteRunsWithItsProfile() throws {
+        let repo = try Self.write([
+            "go.mod": "module example.com/calc\n\ngo 1.19\n",
+            "calc.go": "package calc\n\nfunc Add(a, b int) int { return a + b }\n\nfunc Sub(a, b int) int {\n\treturn a - b\n}\n",
+            "calc_test.go": "package calc\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(2, 3) != 5 {\n\t\tt.Fatal(\"add\")\n\t}\n}\n\nfunc TestBroken(t *testing.T) {\n\tt.Fatal(\"always fails\")\n}\n",
+        ])
+        let runner = TestRunner(timeout: 300, path: Self.path, workDirectory: try temporaryDirectory("go-runs"))
+        let run = try #require(try runner.run(repository: repo).runs.first)
+        #expect(run.framework == .go && run.passed == 1 && run.failed == 1, "\(run.tests) \(run.notes) \(run.outputTail)")
+        #expect(run.coverageSource == "Go cover profile")
+        let calc = try #require(run.coverage.first { $0.file.hasSuffix("calc.go") })
+        #expect(calc.covered == 1 && calc.total == 2, "\(run.coverage)")  // Add's statement ran, Sub's did not
+    }
+
+    @Test func swiftSuiteRunsWithLLVMCoverage() throws {
+        let repo = try Self.write([
+            "Package.swift": """
+                // swift-tools-version:5.9
+                import PackageDescription
+                let package = Package(name: "Calc", targets: [.target(name: "Calc"), .testTarget(name: "CalcTests", dependencies: ["Calc"])])
+                """,
+            "Sources/Calc/Calc.swift": "public func add(_ a: Int, _ b: Int) -> Int { a + b }\n\npublic func twice(_ a: Int) -> Int {\n    let b = a * 2\n    return b\n}\n",
+            "Tests/CalcTests/CalcTests.swift": """
+                import XCTest
+                @testable import Calc
+
+                final class CalcTests: XCTestCase {
+                    func testAdd() { XCTAssertEqual(add(2, 3), 5) }
+                    func testWrong() { XCTAssertEqual(add(2, 2), 5, "two and two") }
+                }
+                """,
+        ])
+        let runner = TestRunner(timeout: 600, path: Self.path, workDirectory: try temporaryDirectory("swift-runs"))
+        let result = try runner.run(repository: repo)
+        let run = try #require(result.runs.first)
+        #expect(run.framework == .swift && run.passed == 1 && run.failed == 1, "\(run.tests) \(run.notes) \(run.outputTail)")
+        #expect(run.tests.first { $0.outcome == .failed }?.name.hasSuffix("testWrong") == true)
+        #expect(run.flaky.isEmpty)
+        #expect(run.coverageSource == "llvm-cov export JSON", "\(run.notes)")
+        let calc = try #require(run.coverage.first { $0.file == "Sources/Calc/Calc.swift" }, "\(run.coverage)")
+        #expect(calc.covered < calc.total && calc.covered > 0, "\(calc)")  // twice() never ran
+    }
+
+    /// A whole run: the testing master runs the suite only for the target whose run allows it.
+    @Test func theTestingMasterRunsAnAllowedTargetOnly() async throws {
+        let allowed = try Self.write(Self.python)
+        let notAllowed = try Self.write(Self.python)
+        let work = try temporaryDirectory("cortex-testing")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["PATH": Self.path, "CORTEX_TEST_TIMEOUT": "120"])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let request = RunRequest(goal: "testing", targets: [allowed.path, notAllowed.path], requestedBy: "test", allowTestExecution: [allowed.path])
+        let state = try await client.follow(runID: try await client.submit(request), timeout: .seconds(120)) { _ in }
+        await suite.stop()
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let dir = try #require(state.reportDir)
+        let ran = try String(contentsOfFile: dir + "/masters/testing-0.md", encoding: .utf8)
+        let skipped = try String(contentsOfFile: dir + "/masters/testing-1.md", encoding: .utf8)
+        #expect(ran.contains("| pytest | `python3 -m coverage run -m pytest -q --junitxml="), "\(ran)")
+        #expect(ran.contains("| tests.test_calc.test_flaky | yes: passed on the rerun |"), "\(ran)")
+        #expect(ran.contains("| calc.py | 62 % | 8 | changed today"), "\(ran)")
+        #expect(skipped.contains("Not run: running a target's tests executes its code, so it is opt-in per target"), "\(skipped)")
+        let summary = try String(contentsOfFile: dir + "/summary.md", encoding: .utf8)
+        #expect(summary.contains("run: 1 passed, 2 failed (1 flaky), line coverage"), "\(summary)")
+    }
+}
