@@ -171,7 +171,7 @@ public struct TestRunner: Sendable {
 
     /// The directory of the `swift` on PATH (symlinks resolved): its llvm-profdata and llvm-cov match the
     /// compiler's profile format, which the system's LLVM may not.
-    func toolchainDirectory() -> URL? {
+    public func toolchainDirectory() -> URL? {
         for dir in path.split(separator: ":") {
             let candidate = URL(fileURLWithPath: String(dir)).appendingPathComponent("swift")
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.resolvingSymlinksInPath().deletingLastPathComponent() }

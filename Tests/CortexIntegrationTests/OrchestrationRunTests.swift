@@ -67,8 +67,17 @@ import Testing
         #expect(byMaster[.security]?.details["manifests"]?.arrayValue?.compactMap { $0["path"]?.stringValue } == ["Package.swift", "requirements.txt"])
         #expect(byMaster[.testing]?.details["cases"]?.intValue == 1)
         #expect(byMaster[.cicd]?.details["pipelines"]?.arrayValue?.first?["jobs"] == ["test"])
-        #expect(byMaster[.monitoring]?.summary.hasPrefix("1 alert rules") == true)
+        #expect(byMaster[.monitoring]?.summary.hasPrefix("1 alert rules") == true, "\(byMaster[.monitoring]?.summary ?? "")")
         #expect(byMaster[.development]?.details["readme"] == true)
+        // The cicd, testing and monitoring masters' sections, with what they make of the fixture.
+        let cicd = try String(contentsOfFile: dir + "/masters/cicd-0.md", encoding: .utf8)
+        #expect(cicd.contains("### Pipeline security") && cicd.contains("gha-missing-permissions") && cicd.contains("### Pipeline speed")
+                && cicd.contains("| low | .github/workflows/ci.yml:3 | test | gha-no-timeout |"), "\(cicd)")
+        let testing = try String(contentsOfFile: dir + "/masters/testing-0.md", encoding: .utf8)
+        #expect(testing.contains("### Test runs") && testing.contains("Not run: running a target's tests executes its code"), "\(testing)")
+        let monitoring = try String(contentsOfFile: dir + "/masters/monitoring-0.md", encoding: .utf8)
+        #expect(monitoring.contains("### Generated monitoring") && monitoring.contains("0 workload(s) from the catalog; 6 dashboards")
+                && monitoring.contains("| cortex-alerts.yaml | passed: SUCCESS: 6 rules found |"), "\(monitoring)")
         // 6 tasks x 4 items, all done by the two workers; each item counted once.
         let items = parsed.reports.flatMap(\.items)
         #expect(items.count == 24)

@@ -146,6 +146,17 @@ import Testing
         #expect(run.coverageSource == "llvm-cov export JSON", "\(run.notes)")
         let calc = try #require(run.coverage.first { $0.file == "Sources/Calc/Calc.swift" }, "\(run.coverage)")
         #expect(calc.covered < calc.total && calc.covered > 0, "\(calc)")  // twice() never ran
+
+        // The same profile as lcov, from the toolchain's llvm-cov: the lcov reader agrees with the JSON one.
+        let results = result.copy.appendingPathComponent(".cortex-test-results")
+        let bin = result.copy.appendingPathComponent(".build/debug")
+        let bundle = try #require(try FileManager.default.contentsOfDirectory(atPath: bin.path).first { $0.hasSuffix(".xctest") })
+        let tools = try #require(runner.toolchainDirectory())
+        let lcov = try runner.execute([tools.appendingPathComponent("llvm-cov").path, "export", "-format=lcov", "-instr-profile",
+                                       results.appendingPathComponent("merged.profdata").path, bin.appendingPathComponent(bundle).path], in: result.copy, timeout: 120)
+        #expect(lcov.status == 0, "\(lcov.output.prefix(500))")
+        let fromLcov = try CoverageReport.lcov(lcov.output).first { $0.file.hasSuffix("Sources/Calc/Calc.swift") }
+        #expect(fromLcov?.covered == calc.covered && fromLcov?.total == calc.total, "\(String(describing: fromLcov)) vs \(calc)")
     }
 
     /// A whole run: the testing master runs the suite only for the target whose run allows it.
