@@ -34,13 +34,13 @@ public enum ControlCommands {
 
     /// Submits a run, prints progress until it ends, prints the executive summary; returns the final state.
     public static func runAndFollow(bus: MessageBus, goal: String, targets: [String], timeout: Duration, verbose: Bool = false,
-                                    allowTestExecution: Bool = false) async throws -> RunState {
+                                    allowTestExecution: Bool = false, implement: [String] = []) async throws -> RunState {
         let client = RunClient(bus: bus)
         guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
         let subscription = bus.subscribe(CortexNames.Channel.orchestration)
         _ = await subscription.subscriber.waitUntilSubscribed()
         let request = RunRequest(goal: goal, targets: targets, requestedBy: "cortexctl@\(ProcessIdentity.hostname)",
-                                 allowTestExecution: allowTestExecution ? targets : nil)
+                                 allowTestExecution: allowTestExecution ? targets : nil, implement: implement.isEmpty ? nil : implement)
         print("submitted \(request.runID): goal '\(goal)' on \(targets.joined(separator: ", "))")
         try await client.submit(request)
         let state = try await client.follow(runID: request.runID, subscribedBeforeSubmit: subscription, timeout: timeout) { e in

@@ -82,6 +82,7 @@ public enum GeneratedDocs {
         | `\(CortexNames.masterSet)`, `\(CortexNames.workerSet)` | sets | names that ever registered |
         | `\(CortexNames.deadLetters)` | stream | entries that could not be processed, with the reason |
         | `\(CortexNames.checkpoint("<item>"))` | string with TTL | a work item's checkpoint: files done and records so far |
+        | `\(CortexNames.developmentAttempts("<task hash>"))` | list (newest first, 5 kept) | earlier attempts at an implementation task: status and summary, for the next attempt's context |
         | `\(CortexNames.taskFiles("<task>"))` | string with TTL | the target's file listing every item of the task shards |
         | `\(CortexNames.taskDuplicates("<task>"))` | hash | `count` of results committed again and ignored |
         | `\(CortexNames.masterInstances(.security).replacingOccurrences(of: "security", with: "<master>"))` | set | instances that registered for a master |

@@ -46,16 +46,12 @@ public struct FixResult: Sendable, Codable, Equatable {
 public struct FixBranchMaker: Sendable {
     public var runID: String
     public var workDirectory: URL
-    public var github: GitHubClient?
-    public var githubHost: String
-    var token: String?
+    let publisher: BranchPublisher
 
     public init(runID: String, workDirectory: URL, githubAPIURL: String? = nil, githubToken: String? = nil, githubHost: String = "github.com") {
         self.runID = runID
         self.workDirectory = workDirectory
-        self.token = githubToken
-        self.githubHost = githubHost
-        self.github = (githubToken?.isEmpty == false && githubAPIURL != nil) ? GitHubClient(apiURL: githubAPIURL!, token: githubToken!) : nil
+        self.publisher = BranchPublisher(githubAPIURL: githubAPIURL, githubToken: githubToken, githubHost: githubHost)
     }
 
     public var branchName: String { "cortex/security/\(runID)" }
@@ -118,59 +114,37 @@ public struct FixBranchMaker: Sendable {
             result.commit = try Git.run(["rev-parse", "HEAD"], in: clone)
             result.patch = try Git.run(["format-patch", "-1", "--stdout", "HEAD"], in: clone, trim: false)
 
-            if isRemote {
-                result.branchLocation = clone.path
-            } else {
-                // The branch appears in the operator's repository; their checkout is not touched.
-                _ = try Git.run(["fetch", "--quiet", clone.path, "\(branchName):\(branchName)"], in: URL(fileURLWithPath: target))
-                result.branchLocation = target
-            }
-            // A local target holds the branch now; the clone is only kept when it is the branch's home.
-            defer { if !isRemote { try? FileManager.default.removeItem(at: clone) } }
-            // The configured URL as written (`remote get-url` would apply url.insteadOf rewrites).
-            let remote = isRemote ? target : (try? Git.run(["config", "--get", "remote.origin.url"], in: URL(fileURLWithPath: target)))
-            if let github, let remote, let repo = GitHubClient.repository(fromRemote: remote, host: githubHost) {
-                let defaultBranch = try await github.defaultBranch(owner: repo.owner, repo: repo.repo)
-                guard defaultBranch != branchName else { throw Git.Failure(description: "\(branchName) is the default branch of \(repo.owner)/\(repo.repo): not pushing") }
-                _ = try Git.run(["push", "--quiet", remote, "\(branchName):refs/heads/\(branchName)"], in: clone, environment: authEnvironment())
-                let body = "Cortex security-master found vulnerable dependencies in run `\(runID)`.\n\n"
-                    + plans.map { "- **\($0.advisories.joined(separator: ", "))**: `\($0.package)` \($0.from) → \($0.to) (\($0.file))" }.joined(separator: "\n")
-                    + (result.notes.isEmpty ? "" : "\n\n" + result.notes.map { "> \($0)" }.joined(separator: "\n"))
-                    + (result.manual.isEmpty ? "" : "\n\nNot changed here (run these):\n\n" + result.manual.map { "    \($0)" }.joined(separator: "\n"))
-                let pr = try await github.openPullRequest(owner: repo.owner, repo: repo.repo, head: branchName, base: defaultBranch, title: subject, body: body)
-                result.pullRequest = pr.url
-            } else if github == nil, let remote, GitHubClient.repository(fromRemote: remote, host: githubHost) != nil {
-                result.notes.append("no GitHub token (GITHUB_TOKEN): branch left in \(result.branchLocation ?? ""), not pushed")
-            } else if github != nil {
-                let shown = (remote ?? "none").replacingOccurrences(of: #"//[^/@]+@"#, with: "//", options: .regularExpression)  // no credentials in reports
-                result.notes.append("origin (\(shown)) is not a repository on \(githubHost): branch left in \(result.branchLocation ?? ""), no pull request")
-            }
+            let body = "Cortex security-master found vulnerable dependencies in run `\(runID)`.\n\n"
+                + plans.map { "- **\($0.advisories.joined(separator: ", "))**: `\($0.package)` \($0.from) → \($0.to) (\($0.file))" }.joined(separator: "\n")
+                + (result.notes.isEmpty ? "" : "\n\n" + result.notes.map { "> \($0)" }.joined(separator: "\n"))
+                + (result.manual.isEmpty ? "" : "\n\nNot changed here (run these):\n\n" + result.manual.map { "    \($0)" }.joined(separator: "\n"))
+            let published = try await publisher.publish(clone: clone, target: target, branch: branchName, title: subject, body: body)
+            result.branchLocation = published.location
+            result.pullRequest = published.pullRequest
+            result.notes += published.notes
         } catch {
             result.problems.append("\(error)")
         }
         return result
     }
-
-    /// HTTPS auth for the push without the token on a command line (other users can read those):
-    /// git's own configuration through the environment, scoped to the GitHub host.
-    func authEnvironment() -> [String: String] {
-        guard let token else { return [:] }
-        let basic = Data("x-access-token:\(token)".utf8).base64EncodedString()
-        return ["GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.https://\(githubHost)/.extraheader", "GIT_CONFIG_VALUE_0": "AUTHORIZATION: basic \(basic)"]
-    }
 }
 
 /// Runs git without a shell: arguments are passed as they are, never interpreted.
-enum Git {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+public enum Git {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    static let identity = ["GIT_AUTHOR_NAME": "Cortex security-master", "GIT_AUTHOR_EMAIL": "cortex-security@localhost",
+    public static let identity = ["GIT_AUTHOR_NAME": "Cortex security-master", "GIT_AUTHOR_EMAIL": "cortex-security@localhost",
                            "GIT_COMMITTER_NAME": "Cortex security-master", "GIT_COMMITTER_EMAIL": "cortex-security@localhost"]
 
+    /// The files of a working tree: tracked and untracked, without ignored ones.
+    public static func lsFiles(in root: URL) throws -> [String] {
+        try run(["ls-files", "--cached", "--others", "--exclude-standard"], in: root).split(separator: "\n").map(String.init)
+    }
+
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:], trim: Bool = true, timeout: TimeInterval = 300) throws -> String {
+    public static func run(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:], trim: Bool = true, timeout: TimeInterval = 300) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["git"] + arguments

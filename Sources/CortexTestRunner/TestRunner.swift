@@ -84,7 +84,8 @@ public struct TestRunner: Sendable {
 
     // MARK: - Per framework
 
-    func runFramework(_ framework: TestFramework, root: URL) -> FrameworkRun {
+    /// Runs one framework's suite in `root` (a copy the caller owns).
+    public func runFramework(_ framework: TestFramework, root: URL) -> FrameworkRun {
         let out = root.appendingPathComponent(".cortex-test-results")
         try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         var run = FrameworkRun(framework: framework, command: [])

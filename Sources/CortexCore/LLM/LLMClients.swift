@@ -142,7 +142,7 @@ public struct AnthropicClient: LLMClient {
     public func complete(_ request: LLMRequest) async throws -> LLMResponse {
         var body: [String: JSONValue] = [
             "model": .string(model), "max_tokens": .number(Double(request.maxTokens)),
-            "messages": .array(request.messages.map { ["role": .string($0.role.rawValue), "content": .string($0.content)] }),
+            "messages": .array(request.messages.map(Self.message)),
         ]
         if let system = request.system { body["system"] = .string(system) }
         if !request.tools.isEmpty {
@@ -170,6 +170,16 @@ public struct AnthropicClient: LLMClient {
         }
         return LLMResponse(text: text, toolCalls: calls, usage: usage, model: json["model"]?.stringValue ?? model, stopReason: json["stop_reason"]?.stringValue)
     }
+
+    /// A turn as content blocks when it carries tool calls (`tool_use`) or their results (`tool_result`).
+    static func message(_ m: LLMRequest.Message) -> JSONValue {
+        if m.toolCalls.isEmpty && m.toolResults.isEmpty { return ["role": .string(m.role.rawValue), "content": .string(m.content)] }
+        var blocks: [JSONValue] = []
+        if !m.content.isEmpty { blocks.append(["type": "text", "text": .string(m.content)]) }
+        blocks += m.toolCalls.map { ["type": "tool_use", "id": .string($0.id), "name": .string($0.name), "input": $0.input] }
+        blocks += m.toolResults.map { ["type": "tool_result", "tool_use_id": .string($0.callID), "content": .string($0.content), "is_error": .bool($0.isError)] }
+        return ["role": .string(m.role.rawValue), "content": .array(blocks)]
+    }
 }
 
 /// Any OpenAI-compatible chat-completions server.
@@ -189,7 +199,18 @@ public struct OpenAICompatibleClient: LLMClient {
     public func complete(_ request: LLMRequest) async throws -> LLMResponse {
         var messages: [JSONValue] = []
         if let system = request.system { messages.append(["role": "system", "content": .string(system)]) }
-        messages += request.messages.map { ["role": .string($0.role.rawValue), "content": .string($0.content)] }
+        for m in request.messages {
+            if !m.toolResults.isEmpty {
+                // Each result is its own `tool` message, answering one call by id.
+                messages += m.toolResults.map { ["role": "tool", "tool_call_id": .string($0.callID), "content": .string($0.content)] }
+            } else if !m.toolCalls.isEmpty {
+                messages.append(["role": "assistant", "content": m.content.isEmpty ? .null : .string(m.content), "tool_calls": .array(m.toolCalls.map {
+                    ["id": .string($0.id), "type": "function", "function": ["name": .string($0.name), "arguments": .string($0.input.description)]]
+                })])
+            } else {
+                messages.append(["role": .string(m.role.rawValue), "content": .string(m.content)])
+            }
+        }
         var body: [String: JSONValue] = ["model": .string(model), "max_tokens": .number(Double(request.maxTokens)), "messages": .array(messages)]
         if !request.tools.isEmpty {
             body["tools"] = .array(request.tools.map {

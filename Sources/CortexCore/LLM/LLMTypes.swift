@@ -6,9 +6,27 @@ public struct LLMRequest: Sendable, Equatable {
         public enum Role: String, Sendable { case user, assistant }
         public var role: Role
         public var content: String
-        public init(_ role: Role, _ content: String) {
+        /// An assistant turn's tool calls (sent back as the model made them).
+        public var toolCalls: [LLMResponse.ToolCall] = []
+        /// A user turn's answers to those calls.
+        public var toolResults: [ToolResult] = []
+        public init(_ role: Role, _ content: String, toolCalls: [LLMResponse.ToolCall] = [], toolResults: [ToolResult] = []) {
             self.role = role
             self.content = content
+            self.toolCalls = toolCalls
+            self.toolResults = toolResults
+        }
+    }
+
+    /// What a tool returned for one call.
+    public struct ToolResult: Sendable, Equatable {
+        public var callID: String
+        public var content: String
+        public var isError: Bool
+        public init(callID: String, content: String, isError: Bool = false) {
+            self.callID = callID
+            self.content = content
+            self.isError = isError
         }
     }
 
@@ -39,7 +57,8 @@ public struct LLMRequest: Sendable, Equatable {
     /// A conservative token estimate for reserving budget before the call: the output cap plus the
     /// prompt at one token per three bytes (English runs nearer four), plus a little per message.
     public var estimatedTokens: Int {
-        let bytes = (system?.utf8.count ?? 0) + messages.reduce(0) { $0 + $1.content.utf8.count }
+        let bytes = (system?.utf8.count ?? 0)
+            + messages.reduce(0) { $0 + $1.content.utf8.count + $1.toolResults.reduce(0) { $0 + $1.content.utf8.count } + $1.toolCalls.reduce(0) { $0 + $1.input.description.utf8.count } }
             + tools.reduce(0) { $0 + $1.name.utf8.count + $1.description.utf8.count + $1.inputSchema.description.utf8.count }
         return maxTokens + (bytes + 2) / 3 + 8 * (messages.count + 1)
     }

@@ -90,6 +90,9 @@ public enum CortexNames {
     public static func journalMarker(_ recordID: String) -> String { "cortex:journal:applied:\(recordID)" }
     /// A work item's checkpoint (skill progress), with a TTL.
     public static func checkpoint(_ itemID: String) -> String { "cortex:checkpoint:\(itemID)" }
+    /// The latest attempts at one implementation task (by the task text's hash), newest first, for the
+    /// next attempt's context.
+    public static func developmentAttempts(_ taskHash: String) -> String { "cortex:dev:attempts:\(taskHash)" }
     /// The target's file list as the task's first worker saw it (JSON array, TTL): every item of the task
     /// shards this one listing, so items agree even if the tree changes, and no worker walks it twice.
     public static func taskFiles(_ taskID: String) -> String { "cortex:task:\(taskID):files" }

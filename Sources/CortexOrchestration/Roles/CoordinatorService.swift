@@ -359,7 +359,8 @@ public enum TaskRouter {
             request.targets.enumerated().map { index, target in
                 TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
                          skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? 1 : 2, attempt: 1,
-                         allowTestExecution: master == .testing ? (request.allowTestExecution ?? []).contains(target) : nil)
+                         allowTestExecution: master == .testing ? (request.allowTestExecution ?? []).contains(target) : nil,
+                         instructions: master == .development ? request.implement : nil)
             }
         }
         if cluster && masters.contains(.inventory) {

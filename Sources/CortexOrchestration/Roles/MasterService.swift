@@ -146,7 +146,7 @@ public struct MasterService: RoleService {
         setActive(+1)
         defer { setActive(-1) }
         let started = Date()
-        let items: [WorkItem]
+        var items: [WorkItem]
         if task.skill.isClusterWide {
             items = await clusterItems(task, log: taskLog)
         } else {
@@ -157,6 +157,11 @@ public struct MasterService: RoleService {
                 ? [WorkItem(id: "\(task.id).run", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .testRun,
                             target: task.target, shard: 0, shards: 1)]
                 : [])
+            // Each requested change is one implementation item (a worker of the implementation pool runs the agent).
+            items += (task.instructions ?? []).enumerated().map { i, instruction in
+                WorkItem(id: "\(task.id).impl\(i)", taskID: task.id, runID: task.runID, master: role, pool: .implementation, skill: .implementation,
+                         target: task.target, shard: 0, shards: 1, instruction: instruction)
+            }
         }
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
         // Item ids are derived from the task id, so anything dispatched twice still counts once.

@@ -19,6 +19,10 @@ public struct WorkerService: RoleService {
     private let registered = Locked(false)
     /// catalog-api, when configured: each item's findings are registered there.
     let catalog: CatalogClient?
+    /// The model for implementation items, metered on the development master's workers' account; nil without a provider.
+    let llm: MeteredLLM?
+    let llmMaxTokens: Int
+    let publisher: BranchPublisher
     private let listings = Locked<[(task: String, files: [String])]>([])
 
     public init(context: ProcessContext) throws {
@@ -37,6 +41,14 @@ public struct WorkerService: RoleService {
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.checkpointEvery = .seconds(1)
         self.catalog = try CatalogClient(settings: context.settings)
+        let llmConfiguration = try LLMConfiguration.from(context.settings)
+        self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
+        self.llm = try llmConfiguration.map {
+            MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: "development:workers", logger: context.logger,
+                       decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
+        }
+        self.publisher = BranchPublisher(githubAPIURL: context.settings.string(.githubAPIURL), githubToken: try context.settings.secret(.githubToken, file: .githubTokenFile),
+                                         githubHost: context.settings.string(.githubHost))
     }
 
     var workerID: String { context.instanceID }
@@ -168,6 +180,7 @@ public struct WorkerService: RoleService {
         if item.skill == .clusterDiscovery { return try await discoverCluster(item, log: log) }
         if item.skill == .clusterAudit { return try await auditCluster(item, log: log) }
         if item.skill == .testRun { return try runTests(item, log: log) }
+        if item.skill == .implementation { return try await implement(item, log: log) }
         let root = try checkout(item)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
@@ -318,6 +331,98 @@ public struct WorkerService: RoleService {
         }
         if result.frameworks.isEmpty { records.append(["kind": "test-run", "none": true]) }
         return (records, result.runs.count, nil)
+    }
+
+    /// One implementation task: the agent works in a clone on branch `cortex/dev/<run>/<item>`; a
+    /// change is committed (tests run if the agent did not), reviewed, and published like a fix branch
+    /// (fetched into a local target; pushed with a pull request when GitHub is configured). Without a
+    /// model the task is skipped and says so.
+    private func implement(_ item: WorkItem, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
+        let instruction = item.instruction ?? ""
+        var record: SkillRecord = ["kind": "implementation", "instruction": .string(instruction), "item": .string(item.id)]
+        guard let llm else {
+            record["status"] = "skipped"
+            record["summary"] = "skipped: no model configured (CORTEX_LLM_PROVIDER); this task would have run"
+            return ([record], 0, nil)
+        }
+        let source = try checkout(item)
+        let work = context.coordinationDirectory.appendingPathComponent("dev").appendingPathComponent(item.id.replacingOccurrences(of: "/", with: "_"))
+        try? FileManager.default.removeItem(at: work)
+        try FileManager.default.createDirectory(at: work.deletingLastPathComponent(), withIntermediateDirectories: true)
+        _ = try Git.run(["clone", "--quiet", "--no-hardlinks", "--", source.path, work.path], in: work.deletingLastPathComponent())
+        let branch = "cortex/dev/\(item.runID)/\(item.id.split(separator: ".").last ?? "impl")"
+        _ = try Git.run(["checkout", "--quiet", "-b", branch], in: work)
+        let testRunner = TestRunner(timeout: Double(try context.settings.int(.testTimeout, range: 10...86_400)),
+                                    workDirectory: context.coordinationDirectory.appendingPathComponent("test-runs"))
+        let workspace = AgentWorkspace(root: work, testRunner: testRunner)
+        let taskHash = RepositoryFiles.hash(instruction + "|" + item.target)
+        let context = await agentContext(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target)
+        let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", maxTokens: max(256, llmMaxTokens))
+        var result = await agent.run(task: instruction, context: context, workspace: workspace, log: log)
+
+        let changed = (try? Git.run(["status", "--porcelain"], in: work)) ?? ""
+        if !changed.isEmpty {
+            if !result.testsRan {
+                let r = workspace.runTests()
+                (result.testsRan, result.testsPassed, result.testSummary) = (true, r.passed, r.summary)
+            }
+            _ = try Git.run(["add", "-A"], in: work)
+            let subject = String((result.summary.split(separator: "\n").first.map(String.init) ?? instruction).prefix(72))
+            let identity = ["GIT_AUTHOR_NAME": "Cortex development-master", "GIT_AUTHOR_EMAIL": "cortex-development@localhost",
+                            "GIT_COMMITTER_NAME": "Cortex development-master", "GIT_COMMITTER_EMAIL": "cortex-development@localhost"]
+            _ = try Git.run(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m",
+                             "\(subject)\n\nTask: \(instruction)\n\n\(result.summary)\n\nTests: \(result.testSummary ?? "not run")\nMade by Cortex development-master in run \(item.runID)."],
+                            in: work, environment: identity)
+            let patch = try Git.run(["format-patch", "-1", "--stdout", "HEAD"], in: work, trim: false)
+            record["commit"] = .string(try Git.run(["rev-parse", "HEAD"], in: work))
+            record["branch"] = .string(branch)
+            record["patch"] = .string(patch)
+            record["review"] = .array(ChangeReview.review(patch).map(JSONValue.of))
+            do {
+                let published = try await publisher.publish(clone: work, target: item.target, branch: branch, title: "cortex: \(subject)",
+                                                            body: "Task: \(instruction)\n\n\(result.summary)\n\nTests: \(result.testSummary ?? "not run")")
+                record["location"] = .string(published.location)
+                if let pr = published.pullRequest { record["pull_request"] = .string(pr) }
+                if !published.notes.isEmpty { record["notes"] = .array(published.notes.map(JSONValue.string)) }
+            } catch {
+                record["notes"] = .array([.string("not published: \(error)")])
+            }
+        } else {
+            try? FileManager.default.removeItem(at: work)
+        }
+        record["status"] = .string(result.status)
+        record["summary"] = .string(result.summary)
+        record["result"] = JSONValue.of(result)
+        // The attempt, for the next attempt at the same task.
+        let attempt: JSONValue = ["run": .string(item.runID), "status": .string(result.status), "summary": .string(String(result.summary.prefix(500))),
+                                  "tests": .string(result.testSummary ?? "not run")]
+        _ = try? await self.context.redis.pipeline([
+            ["LPUSH", CortexNames.developmentAttempts(taskHash), attempt.description], ["LTRIM", CortexNames.developmentAttempts(taskHash), 0, 4],
+        ])
+        log.info("implementation \(item.id): \(result.status) in \(result.steps) steps, \(result.tokens) tokens")
+        return ([record], 1, nil)
+    }
+
+    /// What the agent gets before acting: the files the task names, the repository's catalog assets,
+    /// and earlier attempts at the same task.
+    private func agentContext(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String) async -> String {
+        var parts: [String] = []
+        let files = (try? Git.lsFiles(in: workspace.root)) ?? []
+        let named = files.filter { f in instruction.contains(f) || instruction.contains((f as NSString).lastPathComponent) && (f as NSString).lastPathComponent.count > 3 }
+        for f in named.prefix(5) {
+            if let text = try? workspace.readFile(f, start: nil, end: 200) { parts.append("File \(f) (first 200 lines):\n\(text)") }
+        }
+        parts.append("Repository files (\(files.count)):\n" + files.prefix(200).joined(separator: "\n"))
+        if let catalog {
+            let repo = RepositoryCheckout.name(of: target)
+            if let assets = try? await catalog.assets(filter: AssetFilter(label: "cortex.io/repository=\(repo)")), !assets.isEmpty {
+                parts.append("Catalog assets of this repository:\n" + assets.prefix(30).map { "\($0.type.rawValue) \($0.id) (\($0.health.rawValue))" }.joined(separator: "\n"))
+            }
+        }
+        if let earlier = try? await self.context.redis.send("LRANGE", CortexNames.developmentAttempts(taskHash), 0, 4).orThrow().array?.compactMap(\.string), !earlier.isEmpty {
+            parts.append("Earlier attempts at this task (newest first):\n" + earlier.joined(separator: "\n"))
+        }
+        return parts.joined(separator: "\n\n")
     }
 
     /// The catalog's assets of the kinds a scope owns (a namespace's objects; the cluster-scoped nodes and

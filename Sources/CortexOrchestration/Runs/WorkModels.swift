@@ -11,15 +11,18 @@ public struct RunRequest: Codable, Sendable, Equatable {
     public var requestedAt: Date
     /// Targets whose test suites the testing master may run (their code runs on the workers): opt-in.
     public var allowTestExecution: [String]?
+    /// Changes for the development master's implementation agent to make in every target.
+    public var implement: [String]?
 
     public init(runID: String = RunRequest.newRunID(), goal: String, targets: [String], requestedBy: String, requestedAt: Date = Date(),
-                allowTestExecution: [String]? = nil) {
+                allowTestExecution: [String]? = nil, implement: [String]? = nil) {
         self.runID = runID
         self.goal = goal
         self.targets = targets
         self.requestedBy = requestedBy
         self.requestedAt = requestedAt
         self.allowTestExecution = allowTestExecution
+        self.implement = implement
     }
 
     /// `run-20261128-031500-ab12`: sortable by time, unique enough for one cluster.
@@ -44,6 +47,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var attempt: Int
     /// Whether the target's test suites may be run (the run request allowed it for this target).
     public var allowTestExecution: Bool?
+    /// Implementation tasks for the development master on this target.
+    public var instructions: [String]?
 }
 
 /// One shard of a task for a worker pool.
@@ -58,8 +63,11 @@ public struct WorkItem: Codable, Sendable, Equatable {
     /// This item covers the target's files whose path hash modulo `shards` equals `shard`.
     public var shard: Int
     public var shards: Int
+    /// For an implementation item: the change to make.
+    public var instruction: String?
 
-    public init(id: String, taskID: String, runID: String, master: MasterRole, pool: WorkerPool, skill: SkillName, target: String, shard: Int, shards: Int) {
+    public init(id: String, taskID: String, runID: String, master: MasterRole, pool: WorkerPool, skill: SkillName, target: String, shard: Int, shards: Int,
+                instruction: String? = nil) {
         self.id = id
         self.taskID = taskID
         self.runID = runID
@@ -69,6 +77,7 @@ public struct WorkItem: Codable, Sendable, Equatable {
         self.target = target
         self.shard = shard
         self.shards = shards
+        self.instruction = instruction
     }
 }
 

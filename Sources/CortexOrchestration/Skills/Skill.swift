@@ -17,6 +17,8 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     case clusterAudit = "cluster-audit"
     /// testing: the target's test suites run in a subprocess (one item per target, opt-in).
     case testRun = "test-run"
+    /// development: the implementation agent makes one requested change on a branch (one item per task).
+    case implementation
 
     /// The skill each master runs on a target.
     public static func builtIn(for master: MasterRole) -> SkillName {
@@ -46,6 +48,7 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
         case .securityScan: return SecurityScan()
         case .clusterAudit: return ClusterAudit()
         case .testRun: return TestSurvey()  // the worker runs it through TestRunner; the records merge with the survey's
+        case .implementation: return DocumentationSurvey()  // the worker runs the agent; the records merge with the survey's
         }
     }
 }

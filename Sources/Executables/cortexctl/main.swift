@@ -133,12 +133,14 @@ struct Run: AsyncParsableCommand {
     var verbose = false
     @Flag(name: .long, help: "Let the testing master run the targets' test suites (their code runs on the workers, in a clean environment).")
     var allowTestExecution = false
+    @Option(name: .long, help: "A change for the development master's implementation agent to make in each target (repeatable; needs a model).")
+    var implement: [String] = []
 
     func run() async throws {
         do {
             let bus = try redis.bus()
             let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout),
-                                                               verbose: verbose, allowTestExecution: allowTestExecution)
+                                                               verbose: verbose, allowTestExecution: allowTestExecution, implement: implement)
             if state.status != "succeeded" { throw ExitCode(1) }
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
