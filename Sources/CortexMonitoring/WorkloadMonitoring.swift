@@ -35,7 +35,7 @@ public enum WorkloadMonitoring {
     }
 
     /// Alert names are CamelCase from the workload's namespace and name (`ShopWebUnavailable`).
-    static func alertPrefix(_ w: Workload) -> String {
+    public static func alertPrefix(_ w: Workload) -> String {
         (w.namespace + "-" + w.name).split { !$0.isLetter && !$0.isNumber }.map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 

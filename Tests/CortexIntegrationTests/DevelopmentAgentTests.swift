@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexControl
 import CortexCore
 import CortexOrchestration
@@ -142,5 +143,35 @@ import Testing
         let report = try String(contentsOfFile: try #require(state.reportDir) + "/masters/development-0.md", encoding: .utf8)
         #expect(report.contains("#### Fix add() in calc.py") && report.contains("**skipped**: skipped: no model configured (CORTEX_LLM_PROVIDER); this task would have run"), "\(report)")
         #expect(report.contains("### Documentation"))
+    }
+
+    /// Documentation without a model: the service inventory and a runbook per workload, from the catalog.
+    @Test func documentationFromTheCatalogWithoutAModel() async throws {
+        let work = try temporaryDirectory("cortex-docs")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
+        let (_, port) = try await suite.startCatalog()
+        let catalog = CatalogClient(baseURL: "http://127.0.0.1:\(port)", token: nil)
+        _ = try await catalog.upsert([
+            AssetInput(id: "deployment:shop/web", type: .DEPLOYMENT, name: "web", namespace: "shop", owner: "team-storefront",
+                       health: Health(status: .DEGRADED, reason: "2 of 3 replicas ready")),
+            AssetInput(id: "statefulset:shop/db", type: .STATEFULSET, name: "db", namespace: "shop", owner: "team-data", health: Health(status: .OK)),
+        ])
+        let target = try makeRepository()
+        // What an earlier security scan registered: the repository and a package it depends on.
+        _ = try await catalog.upsert([AssetInput(id: "repository:\(target.path)", type: .REPOSITORY, name: target.lastPathComponent),
+                                      AssetInput(id: "package:PyPI/flask@3.0.0", type: .PACKAGE, name: "flask")],
+                                     relations: [RelationInput(from: "repository:\(target.path)", to: "package:PyPI/flask@3.0.0", kind: .DEPENDS_ON)])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "development", targets: [target.path], requestedBy: "test")),
+                                            timeout: .seconds(60)) { _ in }
+        await suite.stop()
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let files = try #require(state.reportDir) + "/masters/development-0-files"
+        let services = try String(contentsOfFile: files + "/SERVICES.md", encoding: .utf8)
+        #expect(services.contains("| web | Deployment | shop | team-storefront | DEGRADED (2 of 3 replicas ready) | ShopWebUnavailable, ShopWebRestarting, ShopWebCPUSaturated, ShopWebMemorySaturated | runbook-shop-web.md |"), "\(services)")
+        #expect(services.contains("## Dependencies of \(target.lastPathComponent)") && services.contains("- `package:PyPI/flask@3.0.0`"), "\(services)")
+        let runbook = try String(contentsOfFile: files + "/runbook-shop-db.md", encoding: .utf8)
+        #expect(runbook.contains("## ShopDbUnavailable (critical)") && runbook.contains("kubectl -n shop rollout undo statefulset/db") && runbook.contains("Owner: team-data"))
     }
 }

@@ -18,6 +18,8 @@ public struct MasterService: RoleService {
     let security: SecurityReview?
     /// The monitoring master's generation step (nil for the other masters).
     let monitoring: MonitoringReview?
+    /// The development master's documentation step (nil for the other masters).
+    let documentation: DocumentationReview?
     private let state = Locked(State())
 
     struct State {
@@ -39,6 +41,7 @@ public struct MasterService: RoleService {
             MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: role.rawValue, logger: context.logger,
                        decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
         }
+        self.documentation = role == .development ? try DocumentationReview(context: context, llm: llm, maxTokens: llmMaxTokens) : nil
     }
 
     public func readiness() async -> Readiness {
@@ -185,6 +188,7 @@ public struct MasterService: RoleService {
         var report = makeReport(task: task, items: items, results: results, started: started)
         if let security { await security.review(&report, task: task, log: taskLog) }
         if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
+        if let documentation { await documentation.review(&report, task: task, targets: await runTargets(task), log: taskLog) }
         if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
         do {
             let json = try WireJSON.encode(report)
@@ -290,6 +294,13 @@ public struct MasterService: RoleService {
             log.warning("assessment failed: \(reason)")
             return .init(status: "failed", model: llm.client.model, text: nil, tokens: 0, reason: reason)
         }
+    }
+
+    /// Every target of the task's run (from the run's task list), for steps that look at the whole run.
+    private func runTargets(_ task: TaskSpec) async -> [String] {
+        let raw = (try? await context.redis.send("HVALS", CortexNames.runTasks(task.runID)).orThrow().array?.compactMap(\.string)) ?? []
+        let targets = raw.compactMap { try? WireJSON.decode(TaskSpec.self, from: $0) }.filter { $0.master == role && $0.target != ClusterSurvey.target }.map(\.target)
+        return targets.isEmpty ? [task.target] : Array(Set(targets)).sorted()
     }
 
     private func setActive(_ delta: Int) {
