@@ -174,4 +174,28 @@ import Testing
         let runbook = try String(contentsOfFile: files + "/runbook-shop-db.md", encoding: .utf8)
         #expect(runbook.contains("## ShopDbUnavailable (critical)") && runbook.contains("kubectl -n shop rollout undo statefulset/db") && runbook.contains("Owner: team-data"))
     }
+
+    /// A critical CVE found by the security master reaches the development master as a task of the same run.
+    @Test func aSecurityHandoffBecomesADevelopmentTask() async throws {
+        let work = try temporaryDirectory("cortex-handoff")
+        let target = try TestRunnerTests.write(["pom.xml": """
+            <project><modelVersion>4.0.0</modelVersion><dependencies><dependency>
+            <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.14.1</version>
+            </dependency></dependencies></project>
+            """])
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["CORTEX_OSV_DB": SecurityMasterTests.fixtures.path, "CORTEX_SECURITY_FIX_BRANCHES": "false"])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "security,development", targets: [target.path], requestedBy: "test")),
+                                            timeout: .seconds(60)) { _ in }
+        await suite.stop()
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let dir = try #require(state.reportDir)
+        let report = try String(contentsOfFile: dir + "/masters/development-handoff1.md", encoding: .utf8)
+        #expect(report.contains("#### Found 1 critical CVE in \(target.lastPathComponent), need dev input: org.apache.logging.log4j:log4j-core 2.14.1 (CVE-2021-44228). Advisories: GHSA-jfh8-c2jp-5v3q"), "\(report)")
+        #expect(report.contains("skipped: no model configured"))
+        // Only the implementation item: no documentation survey for a handoff task.
+        #expect(!report.contains(".handoff1.0 |"), "\(report)")
+    }
 }

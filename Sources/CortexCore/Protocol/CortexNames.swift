@@ -68,6 +68,8 @@ public enum CortexNames {
     public static func runTasks(_ runID: String) -> String { "cortex:run:\(runID):tasks" }
     /// Hash master -> master report JSON.
     public static func runResults(_ runID: String) -> String { "cortex:run:\(runID):results" }
+    /// HANDOFF_REQUESTs to the development master seen during a run, oldest first (each becomes a task).
+    public static func runHandoffs(_ runID: String) -> String { "cortex:run:\(runID):handoffs" }
     /// Stream of tasks for one master (durable).
     public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
     /// Stream of work items for one worker pool (durable).

@@ -69,6 +69,10 @@ public struct CoordinatorService: RoleService {
                     if envelope.type == .ESCALATION {
                         log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: ["cortex.severity": "\(envelope.string("severity") ?? "")"])
                     }
+                    if envelope.type == .HANDOFF_REQUEST, envelope.string("to") == MasterRole.development.rawValue, let runID = envelope.runID {
+                        // Kept with the run: its execution turns each into an implementation task (phase 3).
+                        _ = try? await context.redis.send("RPUSH", CortexNames.runHandoffs(runID), envelope.encodedString)
+                    }
                     if envelope.type == .BUDGET_REQUEST {
                         // Decided off the event loop: a slow decision must not hold up other messages.
                         Task { await broker.handle(envelope) }
@@ -211,10 +215,38 @@ struct RunExecution {
 
         // Phase 3: masters fan out to workers; we wait for every task's report.
         await enter(3, progress)
-        let ids = Set(progress.tasks.map(\.id))
+        var ids = Set(progress.tasks.map(\.id))
         var abandoned: [(MasterRole, Date)] = []
         var sampled = ContinuousClock.now - .seconds(10)
+        var handoffsSeen = 0
+        var handoffIDs: Set<String> = []
         let allReported = await service.waitUntil(timeout: service.runTimeout) {
+            // Handoffs to the development master (a critical CVE that needs a code change) become tasks of this run.
+            if progress.tasks.contains(where: { $0.master == .development }) {
+                let handoffs = (try? await context.redis.send("LRANGE", CortexNames.runHandoffs(runID), handoffsSeen, -1).orThrow().array?.compactMap(\.string)) ?? []
+                for text in handoffs {
+                    handoffsSeen += 1
+                    // The sender records its handoff before it reports, and this coordinator records what it hears: one task per message id.
+                    guard let envelope = try? EnvelopeDecoder().decode(Array(text.utf8), channel: .mastersCoordination).get(),
+                          handoffIDs.insert(envelope.id).inserted,
+                          let target = envelope.string("target"), request.targets.contains(target) else { continue }
+                    let advisories = envelope.data["advisories"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    let instruction = "\(envelope.string("reason") ?? "Handoff from \(envelope.source)")"
+                        + (advisories.isEmpty ? "" : ". Advisories: \(advisories.joined(separator: ", "))")
+                        + (envelope.string("branch").map { ". The security master's fix branch: \($0)" } ?? "")
+                    let task = TaskSpec(id: "\(runID).development.handoff\(handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
+                                        target: target, priority: 1, attempt: 1, instructions: [instruction])
+                    guard !ids.contains(task.id), let json = try? WireJSON.encode(task) else { continue }
+                    _ = try? await context.redis.pipeline([
+                        ["HSET", CortexNames.runTasks(runID), task.id, json], ["XADD", CortexNames.taskStream(.development), "*", "task", json],
+                        ["HSET", CortexNames.run(runID), "tasks", progress.tasks.count + 1],
+                    ])
+                    progress.tasks.append(task)
+                    ids.insert(task.id)
+                    log.info("handoff from \(envelope.source) became task \(task.id)")
+                    await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": "development", "target": .string(target)])
+                }
+            }
             // The ledger, live, for the token dashboard and the 90 % alert (at most every 2 s).
             if ContinuousClock.now - sampled >= .seconds(2) {
                 sampled = .now

@@ -153,7 +153,8 @@ public struct MasterService: RoleService {
         if task.skill.isClusterWide {
             items = await clusterItems(task, log: taskLog)
         } else {
-            items = (0..<itemsPerTask).map { shard in
+            // An implementation task (a handoff) has only its implementation items.
+            items = task.skill == .implementation ? [] : (0..<itemsPerTask).map { shard in
                 WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
                          skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
             } + (task.allowTestExecution == true

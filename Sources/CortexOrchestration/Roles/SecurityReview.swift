@@ -173,7 +173,13 @@ final class SecurityReview: Sendable {
             var data: [String: JSONValue] = ["from": "security", "to": .string(to.rawValue), "reason": .string(reason), "task_id": .string(task.id),
                                              "target": .string(task.target), "advisories": .array(ids.map(JSONValue.string))]
             if let branch { data["branch"] = .string(branch) }
-            await context.bus.notify(.HANDOFF_REQUEST, runID: task.runID, data: .object(data))
+            do {
+                let envelope = try await context.bus.publish(.HANDOFF_REQUEST, runID: task.runID, data: .object(data))
+                // Recorded with the run before this task reports, so the coordinator cannot finish the run without it.
+                if to == .development { _ = try? await context.redis.send("RPUSH", CortexNames.runHandoffs(task.runID), envelope.encodedString) }
+            } catch {
+                context.logger.warning("handoff to \(to.rawValue) not sent: \(error)")
+            }
         }
     }
 
