@@ -129,12 +129,18 @@ import Testing
             "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGETS": "security=100+15000",
         ])
         try suite.startAll(workers: 2)
-        let client = RunClient(bus: Self.bus(suite))
+        let bus = Self.bus(suite)
+        let client = RunClient(bus: bus)
         let decisions = Locked<[Envelope]>([])
+        // A listener of its own, subscribed before the run and kept past its end: no decision goes by unheard
+        // (follow() stops relaying when the run is marked finished).
+        let (watcher, watched) = bus.subscribe([.mastersCoordination])
+        _ = await watcher.waitUntilSubscribed()
+        let listener = Task { for await e in watched where e.type == .BUDGET_DECISION { decisions.withLock { $0.append(e) } } }
+        defer { listener.cancel(); watcher.stop() }
         let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
-        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { e in
-            if e.type == .BUDGET_DECISION { decisions.withLock { $0.append(e) } }
-        }
+        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
+        _ = await eventually(timeout: .seconds(5)) { !decisions.value.isEmpty }
         let coordinator = try #require(suite.supervisor.all.first { $0.name == "coordinator" })
         let coordinatorPort = try #require(await opsPort(coordinator))
         let metrics = try await scrape(port: coordinatorPort)
