@@ -4,7 +4,7 @@ import Foundation
 ///
 /// hiredis is a blocking C library; running it on Swift's cooperative pool would starve every other
 /// task in the process, so each Redis connection owns one of these threads instead.
-final class BlockingExecutor: @unchecked Sendable {
+public final class BlockingExecutor: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
     private var stopped = false
@@ -16,6 +16,14 @@ final class BlockingExecutor: @unchecked Sendable {
         thread.stackSize = 1 << 20
         self.thread = thread
         thread.start()
+    }
+
+    /// Runs one long blocking job (a test suite, a subprocess) on a thread of its own, so it cannot
+    /// hold up the cooperative pool that heartbeats and message handling run on.
+    public static func offload<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let executor = BlockingExecutor(name: name)
+        defer { executor.shutdown() }
+        return try await executor.run(body)
     }
 
     /// Runs `body` on the executor's thread and returns its result to the awaiting task.

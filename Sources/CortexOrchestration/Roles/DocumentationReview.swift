@@ -28,8 +28,11 @@ final class DocumentationReview: Sendable {
         var reason: String?
     }
 
+    /// Whether this task is the one that documents for the run (the first target's).
+    static func generates(_ task: TaskSpec) -> Bool { task.id.hasSuffix(".development.0") }
+
     func review(_ report: inout MasterReport, task: TaskSpec, targets: [String], log: Logger) async {
-        guard task.id.hasSuffix(".development.0") else { return }
+        guard Self.generates(task) else { return }
         var services: [Service] = []
         var dependencies: [(repository: String, items: [String])] = []
         var notes: [String] = []

@@ -189,7 +189,7 @@ public struct MasterService: RoleService {
         var report = makeReport(task: task, items: items, results: results, started: started)
         if let security { await security.review(&report, task: task, log: taskLog) }
         if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
-        if let documentation { await documentation.review(&report, task: task, targets: await runTargets(task), log: taskLog) }
+        if let documentation, DocumentationReview.generates(task) { await documentation.review(&report, task: task, targets: await runTargets(task), log: taskLog) }
         if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
         do {
             let json = try WireJSON.encode(report)

@@ -179,7 +179,7 @@ public struct WorkerService: RoleService {
     private func examine(_ item: WorkItem, redelivered: Bool, log: Logger) async throws -> ([SkillRecord], Int, Int?) {
         if item.skill == .clusterDiscovery { return try await discoverCluster(item, log: log) }
         if item.skill == .clusterAudit { return try await auditCluster(item, log: log) }
-        if item.skill == .testRun { return try runTests(item, log: log) }
+        if item.skill == .testRun { return try await BlockingExecutor.offload("cortex-test-run") { [self] in try runTests(item, log: log) } }
         if item.skill == .implementation { return try await implement(item, log: log) }
         let root = try checkout(item)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
@@ -363,7 +363,7 @@ public struct WorkerService: RoleService {
         let changed = (try? Git.run(["status", "--porcelain"], in: work)) ?? ""
         if !changed.isEmpty {
             if !result.testsRan {
-                let r = workspace.runTests()
+                let r = try await BlockingExecutor.offload("cortex-test-run") { workspace.runTests() }
                 (result.testsRan, result.testsPassed, result.testSummary) = (true, r.passed, r.summary)
             }
             _ = try Git.run(["add", "-A"], in: work)

@@ -215,7 +215,7 @@ public struct ImplementationAgent: Sendable {
                         case "search": output = try workspace.search(call.input["pattern"]?.stringValue ?? "")
                         case "apply_diff": output = try workspace.applyDiff(call.input["diff"]?.stringValue ?? "")
                         case "run_tests":
-                            let r = workspace.runTests()
+                            let r = try await BlockingExecutor.offload("cortex-agent-tests") { workspace.runTests() }
                             (testsRan, testsPassed, testSummary) = (true, r.passed, r.summary)
                             output = r.summary
                         case "finish":
