@@ -226,6 +226,9 @@ import Testing
         #expect(secret.message.contains("DB_PASSWORD") && !secret.message.contains("hunter2-production-pass"), "\(secret.message)")
         #expect(findings.filter { $0.rule == "k8s-secret-in-env" }.count == 1)  // the secretKeyRef and LOG_LEVEL are fine
         #expect(throws: KubernetesAudit.ManifestError.self) { try KubernetesAudit.auditManifest(path: "bad.yaml", text: "kind: Deployment\nspec: [unclosed, {a: \n") }
+        // A Helm template is a Go template, not a manifest: listed as such, not parsed (so not an error).
+        let template = ManifestFinder.record(path: "charts/app/templates/deploy.yaml", text: "{{- if .Values.on }}\napiVersion: apps/v1\nkind: Deployment\n{{- end }}\n")
+        #expect(template?["kind"] == "helm-template" && template?["error"] == nil)
         #expect(KubernetesAudit.mutableImage("nginx") && KubernetesAudit.mutableImage("nginx:latest") && KubernetesAudit.mutableImage("localhost:5000/app"))
         #expect(!KubernetesAudit.mutableImage("nginx:1.25") && !KubernetesAudit.mutableImage("nginx@sha256:0123") && !KubernetesAudit.mutableImage("localhost:5000/app:2.1"))
     }

@@ -40,7 +40,7 @@ public struct ManifestFinder: Skill {
 
     /// The record for one file given its text (nil text: unreadable or binary), or nil when it is not a
     /// dependency file or a Kubernetes manifest.
-    static func record(path: String, text: String?) -> SkillRecord? {
+    public static func record(path: String, text: String?) -> SkillRecord? {
         guard let c = classify(path) else { return kubernetesManifest(path, text) }
         let lines = text?.split(separator: "\n", omittingEmptySubsequences: true).count ?? 0
         var record: SkillRecord = ["path": .string(path), "ecosystem": .string(c.ecosystem), "kind": .string(c.kind), "lines": .number(Double(lines))]
@@ -68,6 +68,10 @@ public struct ManifestFinder: Skill {
     /// its kinds, e.g. Deployment, Service.
     static func kubernetesManifest(_ path: String, _ text: String?) -> SkillRecord? {
         guard path.hasSuffix(".yaml") || path.hasSuffix(".yml"), let text else { return nil }
+        // A Helm chart's templates are Go templates, not YAML until rendered: listed as such, not parsed.
+        if (path.hasPrefix("templates/") || path.contains("/templates/")) && text.contains("{{") {
+            return ["path": .string(path), "ecosystem": "helm", "kind": "helm-template", "lines": .number(Double(text.split(separator: "\n").count))]
+        }
         var kinds: [String] = []
         for document in text.components(separatedBy: "\n---") {
             let lines = document.split(separator: "\n")
