@@ -92,8 +92,10 @@ import Testing
         #expect(o.report.contains("**finished**: add() adds instead of subtracting"), "\(o.report)")
         #expect(o.report.contains("4 steps, 600 tokens; tests: pytest: 1 passed, 0 failed (pass)"), "\(o.report)")
         for tool in ["read_file", "apply_diff", "run_tests", "finish"] { #expect(o.report.contains("| \(tool) |"), "transcript lacks \(tool)") }
-        // The ledger: four calls of 150 tokens on the development workers' account.
-        #expect(o.ledger.first { $0.name == "development:workers" }?.used == 600, "\(o.ledger)")
+        // The model reviewed the diff (a fifth call, the server's default answer).
+        #expect(o.report.contains("Model review:\n\n> \(FakeLLMServer.anthropicText)"), "\(o.report)")
+        // The ledger: four agent calls and the review, 150 tokens each, on the development workers' account.
+        #expect(o.ledger.first { $0.name == "development:workers" }?.used == 750, "\(o.ledger)")
         // The wire format: the second request answers the first tool call with a tool_result block holding the file.
         let agentCalls = o.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) == 6 }
         #expect(agentCalls.count == 4)
@@ -113,7 +115,7 @@ import Testing
         // chat-completions: the assistant's tool_calls, then a `tool` message answering call_0.
         #expect(messages.contains { $0["role"] == "assistant" && $0["tool_calls"]?[0]?["function"]?["name"] == "read_file" })
         #expect(messages.contains { $0["role"] == "tool" && $0["tool_call_id"] == "call_0" && ($0["content"]?.stringValue ?? "").contains("return a - b") })
-        #expect(o.ledger.first { $0.name == "development:workers" }?.used == 600)
+        #expect(o.ledger.first { $0.name == "development:workers" }?.used == 750)
     }
 
     @Test func budgetExhaustedMidLoopEndsCleanlyAfterABudgetRequest() async throws {

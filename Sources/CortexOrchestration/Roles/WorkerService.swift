@@ -378,6 +378,14 @@ public struct WorkerService: RoleService {
             record["branch"] = .string(branch)
             record["patch"] = .string(patch)
             record["review"] = .array(ChangeReview.review(patch).map(JSONValue.of))
+            // The model's review of the same diff, when there is budget for it (metered like every call).
+            let reviewRequest = LLMRequest(system: "You review code changes. Be specific: file, line, problem, fix. At most five comments; say LGTM if there is nothing.",
+                                           messages: [.init(.user, "Task: \(instruction)\n\nDiff:\n\(patch.prefix(12_000))")], maxTokens: max(256, llmMaxTokens))
+            switch await llm.complete(reviewRequest, runID: item.runID, account: "development:workers", purpose: "review of \(item.id)") {
+            case .done(let response, _): record["model_review"] = .string(response.text)
+            case .denied(let reason): record["model_review"] = .string("not reviewed by the model: budget denied (\(reason))")
+            case .failed(let reason): record["model_review"] = .string("not reviewed by the model: \(reason)")
+            }
             do {
                 let published = try await publisher.publish(clone: work, target: item.target, branch: branch, title: "cortex: \(subject)",
                                                             body: "Task: \(instruction)\n\n\(result.summary)\n\nTests: \(result.testSummary ?? "not run")")

@@ -38,6 +38,7 @@ public struct DocumentationSurvey: Skill {
                 if r["patch"] != nil {
                     md += "Review: " + (review.isEmpty ? "no comment.\n\n" : "\n\n" + review.map { "- \($0.file)\($0.line.map { ":\($0)" } ?? ""): \($0.rule): \($0.message)" }.joined(separator: "\n") + "\n\n")
                 }
+                if let modelReview = r["model_review"]?.stringValue { md += "Model review:\n\n" + modelReview.split(separator: "\n").map { "> \($0)" }.joined(separator: "\n") + "\n\n" }
                 for note in r["notes"]?.arrayValue?.compactMap(\.stringValue) ?? [] { md += "> \(note)\n\n" }
                 if let patch = r["patch"]?.stringValue { md += "```diff\n\(patch)```\n\n" }
                 md += "Transcript:\n\n" + table(["Step", "Kind", "Tool", "Input", "Output"], result.transcript.map {
