@@ -49,6 +49,10 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .systemLibrary(
+            name: "CSpawn",
+            path: "Sources/CSpawn"
+        ),
+        .systemLibrary(
             name: "CZlib",
             path: "Sources/CZlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -58,6 +62,7 @@ let package = Package(
             dependencies: [
                 "CHiredis",
                 "CCurl",
+                "CSpawn",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

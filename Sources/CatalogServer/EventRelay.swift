@@ -60,7 +60,9 @@ public final class EventRelay: Service, Sendable {
         await withGracefulShutdownHandler {
             for await envelope in envelopes {
                 for listener in listeners.value.values where listener.types.contains(envelope.type) {
-                    listener.continuation.yield(envelope)
+                    if case .dropped = listener.continuation.yield(envelope) {
+                        bus.metrics.messageDropped(channel: envelope.channel.rawValue, reason: "listener_behind")
+                    }
                 }
             }
         } onGracefulShutdown: {

@@ -293,19 +293,22 @@ struct Harness {
     func count(state: RunState, itemsPerTask: Int) async throws -> ChaosSuite.Row {
         var row = ChaosSuite.Row(scenario: "", faults: "")
         row.run = state.status
-        let tasks = (try await redis.send("HKEYS", CortexNames.runTasks(state.runID)).orThrow().array ?? []).compactMap(\.string)
+        // Phase 5 moved the run's working keys into its report (redis-archive.json) and out of Redis.
+        guard let dir = state.reportDir else { throw ConfigurationError("run \(state.runID) has no report directory to count from") }
+        let archive = try RunArchive.load(reportDirectory: dir)
+        let tasks = (archive[CortexNames.runTasks(state.runID)]?.objectValue ?? [:]).keys.sorted()
         for task in tasks {
             let expected = (0..<itemsPerTask).map { "\(task).\($0)" }
-            let results = try await redis.send("HGETALL", CortexNames.taskResults(task)).orThrow().fieldMap
+            let results = archive[CortexNames.taskResults(task)]?.objectValue ?? [:]
             row.submitted += expected.count
             for id in expected {
-                guard let text = results[id], let r = try? WireJSON.decode(WorkResult.self, from: text) else { row.lost += 1; continue }
+                guard let value = results[id], let r = value.decoded(as: WorkResult.self) else { row.lost += 1; continue }
                 if r.status == .succeeded { row.completed += 1 } else {
                     row.failed += 1
                     row.failures[r.error ?? "failed", default: 0] += 1
                 }
             }
-            row.redone += try await redis.send("HGET", CortexNames.taskDuplicates(task), "count").int ?? 0
+            row.redone += Int(archive[CortexNames.taskDuplicates(task)]?["count"]?.stringValue ?? "") ?? 0
         }
         if let dir = state.reportDir, let json = try? String(contentsOfFile: dir + "/summary.json", encoding: .utf8) {
             struct Summary: Decodable { var reports: [MasterReport] }

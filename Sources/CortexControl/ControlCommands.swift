@@ -41,8 +41,13 @@ public enum ControlCommands {
         _ = await subscription.subscriber.waitUntilSubscribed()
         let request = RunRequest(goal: goal, targets: targets, requestedBy: "cortexctl@\(ProcessIdentity.hostname)",
                                  allowTestExecution: allowTestExecution ? targets : nil, implement: implement.isEmpty ? nil : implement)
+        do {
+            try await client.submit(request)
+        } catch {
+            subscription.subscriber.stop()
+            throw error
+        }
         print("submitted \(request.runID): goal '\(goal)' on \(targets.joined(separator: ", "))")
-        try await client.submit(request)
         let state = try await client.follow(runID: request.runID, subscribedBeforeSubmit: subscription, timeout: timeout) { e in
             if verbose { print(EventFormatter.line(e)) } else if let line = EventFormatter.progress(e) { print(line) }
             fflush(nil)  // progress must show as it happens, also when piped

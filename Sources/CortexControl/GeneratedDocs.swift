@@ -61,6 +61,31 @@ public enum GeneratedDocs {
         Every message published on the first three is also appended to the capped stream `\(CortexNames.eventHistory)`
         (catalog changes are too many for it).
 
+        ### Notifications and durable work
+
+        Channel messages are **notifications**: Redis pub/sub delivers each to whoever is subscribed at that
+        moment and keeps nothing, so a message can be missed. Cortex never depends on one arriving: every
+        message type above only tells listeners to look, or shows progress. What must not be lost travels on
+        **streams** with consumer groups (run requests, tasks, work items, results), read at least once and
+        acknowledged only when done. A message can be missed, and a process says so, when
+        - its reader falls behind: each subscription buffers at most
+          \(MessageBus.subscriptionBufferMessages) messages or \(MessageBus.subscriptionBufferBytes / 1024 / 1024) MiB; past that, incoming
+          messages are dropped, counted in `cortex_messages_dropped_total{channel,reason="buffer_full"}` and
+          logged (one line per 10 s at most); catalog-api's per-client streams likewise (`reason="listener_behind"`);
+        - the subscription breaks (Redis restarted, or it disconnected a slow client under its
+          `client-output-buffer-limit pubsub`): counted in `cortex_subscription_interruptions_total` and logged
+          when the subscription is back.
+
+        ### Retention
+
+        Nothing Cortex writes grows without bound. Run, task-result, budget and attempt keys expire after
+        `CORTEX_RETENTION` (default \(CortexNames.Retention.defaultSeconds / 86400) days); when a run ends, phase 5 copies its working
+        keys (tasks, activation, reports, handoffs, every task's results, file listing and duplicate count)
+        into `redis-archive.json` in its report directory and deletes them; the run's own hash and its budget
+        accounts stay until the retention ends. Work, task and run-request entries are deleted once
+        acknowledged, and entries older than the retention are trimmed (`XADD … MINID ~`). The dead-letter
+        stream keeps about \(CortexNames.Retention.deadLetterLength) entries and the event history about \(CortexNames.Retention.eventHistoryLength).
+
         ## Streams and keys
 
         | Name | Kind | Holds |

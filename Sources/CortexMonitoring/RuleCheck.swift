@@ -20,6 +20,15 @@ public enum RuleCheck {
         return nil
     }
 
+    /// `check` on a thread of its own (promtool is a subprocess; the cooperative pool must not wait on it).
+    public static func checkOffloaded(_ text: String, name: String = "rules.yaml") async -> Outcome {
+        do {
+            return try await BlockingExecutor.offload("cortex-promtool") { check(text, name: name) }
+        } catch {
+            return .failed("could not run promtool: \(error)")
+        }
+    }
+
     /// Checks `text` as a rule file (written to a temporary file named `name`).
     public static func check(_ text: String, name: String = "rules.yaml", promtool given: String? = promtool()) -> Outcome {
         guard let promtool = given else { return .unavailable }
@@ -29,17 +38,10 @@ public enum RuleCheck {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let file = dir.appendingPathComponent(name)
             try Data(text.utf8).write(to: file)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: promtool)
-            process.arguments = ["check", "rules", file.path]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = out
-            try process.run()
-            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .replacingOccurrences(of: file.path, with: name).trimmingCharacters(in: .whitespacesAndNewlines)
-            process.waitUntilExit()
-            return process.terminationStatus == 0 ? .passed(output) : .failed(output)
+            let result = try Subprocess.run(promtool, ["check", "rules", file.path], timeout: .seconds(60))
+            let output = (result.stdoutText + result.stderrText).replacingOccurrences(of: file.path, with: name).trimmingCharacters(in: .whitespacesAndNewlines)
+            if result.timedOut { return .failed("promtool did not finish within 60 s") }
+            return result.status == 0 ? .passed(output) : .failed(output)
         } catch {
             return .failed("could not run promtool: \(error)")
         }

@@ -27,16 +27,16 @@ public struct BranchPublisher: Sendable {
         let isRemote = ["https://", "http://", "ssh://", "git://", "file://", "git@"].contains { target.hasPrefix($0) }
         var out = Published(location: clone.path)
         if !isRemote {
-            _ = try Git.run(["fetch", "--quiet", clone.path, "\(branch):\(branch)"], in: URL(fileURLWithPath: target))
+            _ = try await Git.runAsync(["fetch", "--quiet", clone.path, "\(branch):\(branch)"], in: URL(fileURLWithPath: target))
             out.location = target
         }
         defer { if !isRemote { try? FileManager.default.removeItem(at: clone) } }
         // The configured URL as written (`remote get-url` would apply url.insteadOf rewrites).
-        let remote = isRemote ? target : (try? Git.run(["config", "--get", "remote.origin.url"], in: URL(fileURLWithPath: target)))
+        let remote = isRemote ? target : (try? await Git.runAsync(["config", "--get", "remote.origin.url"], in: URL(fileURLWithPath: target)))
         if let github, let remote, let repo = GitHubClient.repository(fromRemote: remote, host: githubHost) {
             let defaultBranch = try await github.defaultBranch(owner: repo.owner, repo: repo.repo)
             guard defaultBranch != branch else { throw Git.Failure(description: "\(branch) is the default branch of \(repo.owner)/\(repo.repo): not pushing") }
-            _ = try Git.run(["push", "--quiet", remote, "\(branch):refs/heads/\(branch)"], in: clone, environment: authEnvironment())
+            _ = try await Git.runAsync(["push", "--quiet", remote, "\(branch):refs/heads/\(branch)"], in: clone, environment: authEnvironment())
             out.pullRequest = try await github.openPullRequest(owner: repo.owner, repo: repo.repo, head: branch, base: defaultBranch, title: title, body: body).url
         } else if github == nil, let remote, GitHubClient.repository(fromRemote: remote, host: githubHost) != nil {
             out.notes.append("no GitHub token (GITHUB_TOKEN): branch left in \(out.location), not pushed")

@@ -68,11 +68,11 @@ public struct FixBranchMaker: Sendable {
         do {
             try? FileManager.default.removeItem(at: clone)
             try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
-            _ = try Git.run(["clone", "--quiet", "--no-tags", "--", target, clone.path], in: workDirectory)
-            let base = try Git.run(["rev-parse", "--abbrev-ref", "HEAD"], in: clone)
+            _ = try await Git.runAsync(["clone", "--quiet", "--no-tags", "--", target, clone.path], in: workDirectory)
+            let base = try await Git.runAsync(["rev-parse", "--abbrev-ref", "HEAD"], in: clone)
             result.base = base
             guard base != branchName else { throw Git.Failure(description: "the checked-out branch is \(base): refusing to commit to it") }
-            _ = try Git.run(["checkout", "--quiet", "-b", branchName], in: clone)
+            _ = try await Git.runAsync(["checkout", "--quiet", "-b", branchName], in: clone)
 
             // One edit per declaring file, every bump for it applied in turn.
             var changed: [String] = []
@@ -102,7 +102,7 @@ public struct FixBranchMaker: Sendable {
                 result.problems.append("no file could be edited here: nothing committed")
                 return result
             }
-            _ = try Git.run(["add", "--"] + changed, in: clone)
+            _ = try await Git.runAsync(["add", "--"] + changed, in: clone)
             let subject = "security: " + result.bumps.map { $0.components(separatedBy: " in ").first ?? $0 }.prefix(3).joined(separator: ", ")
                 + (result.bumps.count > 3 ? " and \(result.bumps.count - 3) more" : "")
             var message = subject + "\n\nFixes, raising each package to the lowest version that fixes the advisory:\n\n"
@@ -110,9 +110,9 @@ public struct FixBranchMaker: Sendable {
                 .map { "- \($0.advisories.joined(separator: ", ")): \($0.package) \($0.from) -> \($0.to)" }.joined(separator: "\n")
             if !result.notes.isEmpty { message += "\n\n" + result.notes.map { "Note: \($0)." }.joined(separator: "\n") }
             message += "\n\nMade by Cortex security-master in run \(runID)."
-            _ = try Git.run(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message], in: clone, environment: Git.identity)
-            result.commit = try Git.run(["rev-parse", "HEAD"], in: clone)
-            result.patch = try Git.run(["format-patch", "-1", "--stdout", "HEAD"], in: clone, trim: false)
+            _ = try await Git.runAsync(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message], in: clone, environment: Git.identity)
+            result.commit = try await Git.runAsync(["rev-parse", "HEAD"], in: clone)
+            result.patch = try await Git.runAsync(["format-patch", "-1", "--stdout", "HEAD"], in: clone, trim: false)
 
             let body = "Cortex security-master found vulnerable dependencies in run `\(runID)`.\n\n"
                 + plans.map { "- **\($0.advisories.joined(separator: ", "))**: `\($0.package)` \($0.from) → \($0.to) (\($0.file))" }.joined(separator: "\n")
@@ -133,6 +133,7 @@ public struct FixBranchMaker: Sendable {
 public enum Git {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public static let identity = ["GIT_AUTHOR_NAME": "Cortex security-master", "GIT_AUTHOR_EMAIL": "cortex-security@localhost",
@@ -143,38 +144,32 @@ public enum Git {
         try run(["ls-files", "--cached", "--others", "--exclude-standard"], in: root).split(separator: "\n").map(String.init)
     }
 
+    /// Runs git and returns its standard output; a non-zero exit or the timeout throws `Failure` with
+    /// git's last line of standard error. Blocks the calling thread: async code uses `runAsync`.
     @discardableResult
     public static func run(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:], trim: Bool = true, timeout: TimeInterval = 300) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git"] + arguments
-        process.currentDirectoryURL = directory
         var environment = ProcessInfo.processInfo.environment
-        environment["GIT_TERMINAL_PROMPT"] = "0"
+        environment["GIT_TERMINAL_PROMPT"] = "0"  // never wait for a password
         for (k, v) in extra { environment[k] = v }
-        process.environment = environment
-        // stdout through a pipe read while git runs (a large patch would otherwise fill it and block
-        // git); stderr to a file, so neither stream can stall the other.
-        let out = Pipe()
-        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-git-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        let errorHandle = try FileHandle(forWritingTo: errorFile)
-        defer { try? errorHandle.close() }
-        process.standardOutput = out
-        process.standardError = errorHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { process.terminate(); throw Failure(description: "git \(arguments.first ?? "") took longer than \(Int(timeout)) s") }
-        guard process.terminationStatus == 0 else {
-            let errors = (try? Data(contentsOf: errorFile)) ?? Data()
-            let message = String(decoding: errors, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+        let result: SubprocessResult
+        do {
+            result = try Subprocess.run("git", arguments, directory: directory, environment: environment,
+                                        timeout: .milliseconds(Int64(max(1, min(timeout, 86_400)) * 1000)))
+        } catch {
+            throw Failure(description: "git \(arguments.first ?? ""): \(error)")
+        }
+        if result.timedOut { throw Failure(description: "git \(arguments.first ?? "") took longer than \(Int(timeout)) s; stopped") }
+        guard result.status == 0 else {
+            let message = result.stderrText.split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
             throw Failure(description: "git \(arguments.prefix(2).joined(separator: " ")): \(message)")
         }
-        let text = String(decoding: output, as: UTF8.self)
+        let text = result.stdoutText
         return trim ? text.trimmingCharacters(in: .whitespacesAndNewlines) : text
+    }
+
+    /// `run` on a thread of its own, so a slow clone or push never holds up the cooperative pool.
+    @discardableResult
+    public static func runAsync(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:], trim: Bool = true, timeout: TimeInterval = 300) async throws -> String {
+        try await BlockingExecutor.offload("cortex-git") { try run(arguments, in: directory, environment: extra, trim: trim, timeout: timeout) }
     }
 }

@@ -47,7 +47,8 @@ public struct GitHubClient: Sendable {
     func call(_ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> (Int, JSONValue) {
         let response: HTTPResponse
         do {
-            response = try await HTTPClient.request(method, url: apiURL + path, headers: headers, body: body.map { Array($0.description.utf8) }, timeout: timeout)
+            response = try await HTTPClient.request(method, url: apiURL + path, headers: headers, body: body.map { Array($0.description.utf8) }, timeout: timeout,
+                                                redactAll: true)
         } catch {
             throw APIError(status: 0, description: "GitHub API \(apiURL) unreachable: \(error)")
         }

@@ -205,10 +205,10 @@ import Testing
         #expect(await eventually { (try? await HTTPClient.request(url: "http://127.0.0.1:\(port)/readyz").status) == 200 })
         try suite.startWorker(pools: [.scan])
         let state = try await follower.value
-        let redis = Self.client(suite)
-        // Every task's four items are there, each once.
+        // Every task's four items are there, each once (in the run's archive: phase 5 moved them out of Redis).
+        let archive = try RunArchive.load(reportDirectory: try #require(state.reportDir))
         for task in MasterRole.allCases.map({ "\(state.runID).\($0.rawValue).0" }) {
-            #expect(try await redis.send("HLEN", CortexNames.taskResults(task)).int == 4, "\(task)")
+            #expect(archive[CortexNames.taskResults(task)]?.objectValue?.count == 4, "\(task)")
         }
         await suite.stop()
         #expect(state.status == "succeeded", "\(state.reason ?? "")")

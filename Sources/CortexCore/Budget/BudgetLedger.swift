@@ -53,10 +53,14 @@ public struct BudgetLedger: Sendable {
     }
 
     /// Creates or resets accounts with their limits (run start).
-    public func open(_ limits: [String: Int]) async throws {
-        let commands: [[any RedisArgument]] = limits.sorted { $0.key < $1.key }.map { name, limit in
-            ["HSET", CortexNames.budgetAccount(runID, name), "limit", limit, "reserved", 0, "used", 0]
-        } + [["SADD", CortexNames.budgetAccounts(runID)] + limits.keys.sorted().map { $0 as any RedisArgument }]
+    public func open(_ limits: [String: Int], retentionSeconds: Int = CortexNames.Retention.defaultSeconds) async throws {
+        // The accounts outlive the run (for `cortexctl budget`) until the retention ends.
+        let ttl = max(60, retentionSeconds)
+        let commands: [[any RedisArgument]] = limits.sorted { $0.key < $1.key }.flatMap { name, limit -> [[any RedisArgument]] in
+            [["HSET", CortexNames.budgetAccount(runID, name), "limit", limit, "reserved", 0, "used", 0],
+             ["EXPIRE", CortexNames.budgetAccount(runID, name), ttl]]
+        } + [["SADD", CortexNames.budgetAccounts(runID)] + limits.keys.sorted().map { $0 as any RedisArgument },
+             ["EXPIRE", CortexNames.budgetAccounts(runID), ttl]]
         for r in try await redis.pipeline(commands) { try r.orThrow() }
     }
 

@@ -80,7 +80,8 @@ struct LLMTransport: Sendable {
             let outcome: Result<HTTPResponse, Error>
             do {
                 outcome = .success(try await HTTPClient.request("POST", url: url, headers: headers.merging(["Content-Type": "application/json"]) { $1 },
-                                                                body: Array(body.description.utf8), timeout: configuration.timeout))
+                                                                body: Array(body.description.utf8), timeout: configuration.timeout,
+                                                                redactAll: true))
             } catch {
                 outcome = .failure(error)
             }
@@ -117,13 +118,14 @@ struct LLMTransport: Sendable {
     /// Retry-After as a delay: whole seconds, or an HTTP date.
     static func retryAfter(_ value: String) -> Duration? {
         let v = value.trimmingCharacters(in: .whitespaces)
-        if let s = Double(v), s >= 0 { return .milliseconds(Int64(s * 1000)) }
+        // Capped at a day: the header is the server's word, and `Int64(1e300)` would trap.
+        if let s = Double(v), s >= 0, s.isFinite { return .milliseconds(Int64(min(s, 86_400) * 1000)) }
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "GMT")
         f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = f.date(from: v) else { return nil }
-        return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1000))
+        return .milliseconds(Int64(min(max(0, date.timeIntervalSinceNow), 86_400) * 1000))
     }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every Redis name Cortex uses: channels, streams, consumer groups and keys (and, below, every message type).
 ///
 /// This is the protocol's single source of truth; no other file spells a key. docs/protocol.md
@@ -136,6 +138,23 @@ public enum CortexNames {
 
     /// Liveness key of a worker; expires when heartbeats stop.
     public static func workerHeartbeat(_ workerID: String) -> String { "cortex:heartbeat:worker:\(workerID)" }
+
+    /// How long and how much Redis keeps: nothing Cortex writes grows without bound.
+    public enum Retention {
+        /// Entries kept in the dead-letter stream (approximately: `XADD ... MAXLEN ~`).
+        public static let deadLetterLength = 10_000
+        /// Entries kept in the channel history stream (approximately).
+        public static let eventHistoryLength = 10_000
+        /// The default for `CORTEX_RETENTION`: how long a run's keys, task results, budget accounts and
+        /// development attempts live, and the age past which unread work-stream entries are trimmed.
+        public static let defaultSeconds = 7 * 24 * 3600
+
+        /// The `MINID` bound for `XADD <stream> MINID ~ <id> * ...`: entries older than `seconds` are trimmed
+        /// (work, task and run-request streams; processed entries are deleted when acknowledged anyway).
+        public static func minID(olderThan seconds: Int, now: Date = Date()) -> String {
+            "\(max(0, Int(now.timeIntervalSince1970 * 1000) - seconds * 1000))-0"
+        }
+    }
 }
 
 /// The six domain masters.

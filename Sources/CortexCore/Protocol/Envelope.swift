@@ -57,6 +57,16 @@ public struct MessageRejection: Error, Sendable, CustomStringConvertible {
     public var reason: RejectionReason
     public var detail: String
     public var description: String { "\(reason.rawValue): \(detail)" }
+
+    /// The longest detail kept: a rejection is logged, and a hostile message must not turn into a
+    /// 250 KB log line (the size is logged beside it).
+    public static let maxDetail = 300
+
+    /// `text` cut to `maxDetail` characters, saying how much was cut.
+    public static func truncated(_ text: String) -> String {
+        guard text.utf8.count > maxDetail else { return text }
+        return String(text.prefix(maxDetail)) + "… (\(text.utf8.count) bytes)"
+    }
 }
 
 /// Decodes and validates channel messages against the closed list of types.
@@ -69,7 +79,7 @@ public struct EnvelopeDecoder: Sendable {
     /// Parses `payload` received on `channel` (nil skips the channel check, e.g. for `cortexctl publish`).
     public func decode(_ payload: [UInt8], channel: CortexNames.Channel?) -> Result<Envelope, MessageRejection> {
         func reject(_ r: RejectionReason, _ d: String) -> Result<Envelope, MessageRejection> {
-            .failure(MessageRejection(reason: r, detail: d))
+            .failure(MessageRejection(reason: r, detail: MessageRejection.truncated(d)))
         }
         if payload.count > maxBytes {
             return reject(.oversized, "\(payload.count) bytes exceeds the \(maxBytes)-byte cap")

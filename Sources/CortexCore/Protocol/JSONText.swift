@@ -16,6 +16,9 @@ public enum JSONText {
 
     public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         try bytes.withUnsafeBufferPointer { buffer in
+            // JSON text is UTF-8 (RFC 8259 §8.1): invalid sequences are refused, not silently replaced
+            // with U+FFFD (which would store and forward something the sender never wrote).
+            if let offset = invalidUTF8Offset(buffer) { throw SyntaxError(offset: offset, reason: "invalid UTF-8") }
             var parser = Parser(bytes: buffer)
             parser.skipSpace()
             let value = try parser.value(depth: 0)
@@ -26,6 +29,33 @@ public enum JSONText {
     }
 
     public static func parse(_ text: String) throws -> JSONValue { try parse(Array(text.utf8)) }
+
+    /// The offset of the first byte that does not start or continue a valid UTF-8 sequence (overlong
+    /// forms, surrogates and values past U+10FFFF included), or nil when the buffer is valid UTF-8.
+    public static func invalidUTF8Offset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            if b < 0x80 { i += 1; continue }
+            let length: Int
+            var lower: UInt8 = 0x80, upper: UInt8 = 0xBF  // the allowed range of the second byte
+            switch b {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; lower = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; upper = 0x9F  // no UTF-16 surrogates
+            case 0xF0: length = 4; lower = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; upper = 0x8F  // nothing past U+10FFFF
+            default: return i
+            }
+            guard i + length <= n, (lower...upper).contains(bytes[i + 1]) else { return i }
+            for k in 2..<length where !(0x80...0xBF).contains(bytes[i + k]) { return i }
+            i += length
+        }
+        return nil
+    }
 
     public static func serialize(_ value: JSONValue) -> String {
         var out = [UInt8]()

@@ -44,7 +44,9 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var intValue: Int? { if case .number(let n) = self, n.rounded() == n { return Int(n) }; return nil }
+    /// The number as an `Int` when it is a whole number that fits one (nil for 1e300, NaN, 2.5, or a
+    /// non-number). Never traps: every payload field read as an integer comes through here.
+    public var intValue: Int? { if case .number(let n) = self { return Int(exactly: n) }; return nil }
     public var doubleValue: Double? { if case .number(let n) = self { return n }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }

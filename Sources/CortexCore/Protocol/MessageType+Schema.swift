@@ -173,7 +173,9 @@ public struct FieldSpec: Sendable {
     func accepts(_ value: JSONValue) -> Bool {
         switch (kind, value) {
         case (.string, .string), (.boolean, .bool), (.array, .array), (.object, .object), (.number, .number): return true
-        case (.integer, .number(let n)): return n.rounded() == n
+        // Whole and within Int's range: a number such as 1e300 is refused here, with a reason, instead of
+        // trapping in whatever reads the field as an Int later.
+        case (.integer, .number(let n)): return Int(exactly: n) != nil
         default: return false
         }
     }

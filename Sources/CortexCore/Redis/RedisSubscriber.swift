@@ -10,17 +10,26 @@ public struct PubSubMessage: Sendable {
 /// A dedicated pub/sub connection on its own thread.
 ///
 /// It resubscribes after a dropped connection (with backoff) and checks the link with PING while idle,
-/// so a silently dead server is noticed. Messages are delivered through an `AsyncStream`.
+/// so a silently dead server is noticed. Messages are handed to a `handler` on the subscriber's thread
+/// (what `MessageBus` uses: it decodes there and buffers with a byte budget), or, without one, delivered
+/// through `messages`, buffered up to `bufferLimit` messages; what does not fit is dropped and counted
+/// in `droppedMessages` — pub/sub is for notifications, and a reader that falls that far behind must
+/// be told, not grow without bound.
 public final class RedisSubscriber: Sendable {
     public let endpoint: RedisEndpoint
     public let channels: [String]
-    /// Messages as they arrive; finishes when `stop()` is called.
+    /// Messages as they arrive (when no handler was given); finishes when `stop()` is called.
     public let messages: AsyncStream<PubSubMessage>
     private let continuation: AsyncStream<PubSubMessage>.Continuation
     private let executor: BlockingExecutor
     private let control: Mutex<Control>
     private let configuration: RedisClientConfiguration
     private let onConnectionChange: (@Sendable (Bool) -> Void)?
+    private let handler: (@Sendable (PubSubMessage) -> Void)?
+    private let dropped = Atomic<Int>(0)
+
+    /// Messages `messages` could not buffer (its reader was `bufferLimit` messages behind).
+    public var droppedMessages: Int { dropped.load(ordering: .relaxed) }
 
     private struct Control {
         var stopped = false
@@ -28,15 +37,20 @@ public final class RedisSubscriber: Sendable {
         var subscribed = false
     }
 
+    /// Subscribes to `channels`. With `handler`, every message is passed to it on the subscriber's own
+    /// thread (it must not block) and `messages` stays empty.
     public init(
         endpoint: RedisEndpoint, channels: [String], configuration: RedisClientConfiguration = .init(),
-        onConnectionChange: (@Sendable (Bool) -> Void)? = nil
+        bufferLimit: Int = 10_000,
+        onConnectionChange: (@Sendable (Bool) -> Void)? = nil,
+        handler: (@Sendable (PubSubMessage) -> Void)? = nil
     ) {
         self.endpoint = endpoint
         self.channels = channels
         self.configuration = configuration
         self.onConnectionChange = onConnectionChange
-        (messages, continuation) = AsyncStream.makeStream(of: PubSubMessage.self, bufferingPolicy: .bufferingNewest(10_000))
+        self.handler = handler
+        (messages, continuation) = AsyncStream.makeStream(of: PubSubMessage.self, bufferingPolicy: .bufferingNewest(max(1, bufferLimit)))
         executor = BlockingExecutor(name: "cortex-subscriber")
         control = Mutex(Control())
         executor.enqueue { [self] in self.loop() }
@@ -103,7 +117,12 @@ public final class RedisSubscriber: Sendable {
                         }
                     case "message" where parts.count == 3:
                         if let channel = parts[1].string, case .bulk(let payload) = parts[2] {
-                            continuation.yield(PubSubMessage(channel: channel, payload: payload))
+                            let message = PubSubMessage(channel: channel, payload: payload)
+                            if let handler {
+                                handler(message)
+                            } else if case .dropped = continuation.yield(message) {
+                                dropped.add(1, ordering: .relaxed)
+                            }
                         }
                     default:
                         break  // pong and other control replies

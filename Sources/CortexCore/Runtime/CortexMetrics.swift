@@ -11,6 +11,7 @@ public final class CortexMetrics: Sendable {
     public init() {
         // Pre-create the label sets people alert on, so they read 0 rather than "no data".
         for reason in RejectionReason.allCases { _ = registry.makeCounter(descriptor: d("cortex_messages_rejected_total"), labels: [("reason", reason.rawValue)]) }
+        _ = registry.makeCounter(descriptor: d("cortex_subscription_interruptions_total"))
         redisConnected(false)
         for decision in ["granted", "denied"] { _ = registry.makeCounter(descriptor: d("cortex_budget_requests_total"), labels: [("decision", decision)]) }
     }
@@ -20,6 +21,9 @@ public final class CortexMetrics: Sendable {
         "cortex_messages_received_total": "Valid channel messages received, by channel and type.",
         "cortex_messages_rejected_total": "Channel messages refused (malformed, oversized, unknown type...), by reason.",
         "cortex_messages_published_total": "Channel messages published, by channel and type.",
+        "cortex_messages_dropped_total": "Channel messages received but not delivered to this process's reader, by channel and reason (buffer_full: the reader was too far behind; the buffer holds at most 10,000 messages or 64 MiB).",
+        "cortex_subscription_interruptions_total": "Times a live subscription broke and was re-established; messages published meanwhile were not received.",
+        "cortex_subscription_buffered_bytes": "Bytes of received channel messages waiting for this process's reader, by subscribed channels (sampled when messages arrive).",
         "cortex_redis_connected": "1 while this process reaches Redis, else 0.",
         "cortex_redis_errors_total": "Redis commands that failed, by operation.",
         "cortex_phase": "The coordinator's current phase (0-5; -1 when idle).",
@@ -59,6 +63,18 @@ public final class CortexMetrics: Sendable {
 
     public func messageReceived(channel: CortexNames.Channel, type: MessageType) {
         registry.makeCounter(descriptor: d("cortex_messages_received_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)]).increment()
+    }
+
+    public func messageDropped(channel: String, reason: String) {
+        registry.makeCounter(descriptor: d("cortex_messages_dropped_total"), labels: [("channel", channel), ("reason", reason)]).increment()
+    }
+
+    public func subscriptionInterrupted() {
+        registry.makeCounter(descriptor: d("cortex_subscription_interruptions_total")).increment()
+    }
+
+    public func subscriptionBuffered(channels: String, bytes: Int) {
+        registry.makeGauge(descriptor: d("cortex_subscription_buffered_bytes"), labels: [("channels", channels)]).set(to: Double(bytes))
     }
 
     public func messageRejected(_ reason: RejectionReason) {

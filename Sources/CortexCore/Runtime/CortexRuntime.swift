@@ -26,6 +26,8 @@ public struct ProcessContext: Sendable {
     public let coordinationDirectory: URL
     public let heartbeatInterval: Duration
     public let heartbeatTimeout: Duration
+    /// `CORTEX_RETENTION` in whole seconds: the TTL of run, result, budget and attempt keys.
+    public let retentionSeconds: Int
 
     /// A second client for blocking stream reads, whose command timeout outlasts its BLOCK time.
     public func blockingClient(name: String, block: Duration) -> RedisClient {
@@ -49,7 +51,7 @@ public enum CortexRuntime {
             let role = try makeRole(context)
             let ops = OpsServer(
                 host: settings.string(.httpHost), port: try settings.int(.httpPort, default: defaultPort, range: 0...65535),
-                metrics: context.metrics, logger: logger,
+                metrics: context.metrics, logger: logger, idleTimeout: try settings.seconds(.httpIdleTimeout),
                 readiness: {
                     guard await context.redis.ping() else { return .notReady(["redis unreachable at \(context.redis.endpoint)"]) }
                     return await role.readiness()
@@ -147,7 +149,8 @@ public enum CortexRuntime {
         return ProcessContext(
             processName: process, instanceID: instance, nodeName: settings.raw(.nodeName) ?? ProcessIdentity.hostname,
             settings: settings, logger: logger, metrics: metrics, redis: redis, bus: bus, journal: journal, coordinationDirectory: coordination,
-            heartbeatInterval: try settings.seconds(.heartbeatInterval), heartbeatTimeout: try settings.seconds(.heartbeatTimeout)
+            heartbeatInterval: try settings.seconds(.heartbeatInterval), heartbeatTimeout: try settings.seconds(.heartbeatTimeout),
+            retentionSeconds: max(60, Int((try settings.seconds(.retention)) / .seconds(1)))
         )
     }
 }

@@ -10,7 +10,7 @@ public struct MessageBus: Sendable {
     /// Where failed notifications wait for Redis (nil: they are only logged).
     public let journal: Journal?
     /// Entries kept in the capped event history stream.
-    public static let historyLength = 10_000
+    public static let historyLength = CortexNames.Retention.eventHistoryLength
 
     public init(redis: RedisClient, source: String, metrics: CortexMetrics, decoder: EnvelopeDecoder, logger: Logger, journal: Journal? = nil) {
         self.journal = journal
@@ -66,17 +66,53 @@ public struct MessageBus: Sendable {
         }
     }
 
-    /// Subscribes to `channels` and yields every valid envelope; invalid ones are logged, counted and dropped.
-    public func subscribe(_ channels: [CortexNames.Channel]) -> (subscriber: RedisSubscriber, envelopes: AsyncStream<Envelope>) {
-        let subscriber = RedisSubscriber(endpoint: redis.endpoint, channels: channels.map(\.rawValue), configuration: redis.configuration)
-        let (stream, continuation) = AsyncStream.makeStream(of: Envelope.self)
-        let task = Task { [self] in
-            for await message in subscriber.messages {
+    /// How much a subscription buffers for a reader that is behind: past either bound, incoming messages
+    /// are dropped and counted (`cortex_messages_dropped_total`), never held without limit.
+    public static let subscriptionBufferMessages = 10_000
+    public static let subscriptionBufferBytes = 64 * 1024 * 1024
+
+    /// Subscribes to `channels` and yields every valid envelope; invalid ones are logged (truncated),
+    /// counted and dropped. Messages are decoded on the subscriber's thread and buffered up to
+    /// `subscriptionBufferMessages` / `subscriptionBufferBytes`; what a slow reader cannot take is
+    /// dropped, counted and logged (at most one line per 10 s per subscription).
+    public func subscribe(_ channels: [CortexNames.Channel], bufferMessages: Int = subscriptionBufferMessages,
+                          bufferBytes: Int = subscriptionBufferBytes) -> (subscriber: RedisSubscriber, envelopes: EnvelopeStream) {
+        let (stream, continuation) = AsyncStream.makeStream(of: (Envelope, Int).self)
+        let buffer = SubscriptionBuffer(maxMessages: bufferMessages, maxBytes: bufferBytes)
+        let label = channels.map(\.rawValue).joined(separator: ",")
+        let dropLog = RateLimitedLog(interval: .seconds(10))
+        let wasLive = Locked(false)
+        let subscriber = RedisSubscriber(
+            endpoint: redis.endpoint, channels: channels.map(\.rawValue), configuration: redis.configuration,
+            onConnectionChange: { [metrics, logger] up in
+                if up {
+                    if wasLive.value {
+                        // Redis dropped us (e.g. its client-output-buffer-limit for pub/sub) or went away:
+                        // whatever was published in between never reached us. Say so.
+                        metrics.subscriptionInterrupted()
+                        logger.warning("subscription to \(label) re-established; messages published while it was down were not received")
+                    }
+                    wasLive.withLock { $0 = true }
+                }
+            },
+            handler: { [self] message in
                 let channel = CortexNames.Channel(rawValue: message.channel)
                 switch decoder.decode(message.payload, channel: channel) {
                 case .success(let envelope):
                     metrics.messageReceived(channel: envelope.channel, type: envelope.type)
-                    continuation.yield(envelope)
+                    let size = message.payload.count
+                    guard buffer.admit(bytes: size) else {
+                        metrics.messageDropped(channel: message.channel, reason: "buffer_full")
+                        if let dropped = dropLog.tick() {
+                            logger.warning("reader too slow: \(dropped) messages dropped", metadata: [
+                                "cortex.channel": "\(message.channel)", "cortex.buffer.messages": "\(buffer.messages)",
+                                "cortex.buffer.bytes": "\(buffer.bytes)",
+                            ])
+                        }
+                        return
+                    }
+                    metrics.subscriptionBuffered(channels: label, bytes: buffer.bytes)
+                    if case .terminated = continuation.yield((envelope, size)) { buffer.taken(bytes: size) }
                 case .failure(let rejection):
                     metrics.messageRejected(rejection.reason)
                     logger.warning("rejected message", metadata: [
@@ -84,10 +120,88 @@ public struct MessageBus: Sendable {
                         "cortex.reject.detail": "\(rejection.detail)", "cortex.message.bytes": "\(message.payload.count)",
                     ])
                 }
-            }
+            })
+        continuation.onTermination = { _ in subscriber.stop() }
+        // The subscriber finishes its own (unused) `messages` when it stops: end the envelopes then too.
+        Task { [subscriber] in
+            for await _ in subscriber.messages {}
             continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return (subscriber, stream)
+        return (subscriber, EnvelopeStream(base: stream, buffer: buffer))
+    }
+}
+
+/// How much a subscription holds for its reader (messages and bytes), with admission against the bounds.
+public final class SubscriptionBuffer: Sendable {
+    public let maxMessages: Int
+    public let maxBytes: Int
+    private let state = Locked((messages: 0, bytes: 0))
+
+    public init(maxMessages: Int, maxBytes: Int) {
+        self.maxMessages = max(1, maxMessages)
+        self.maxBytes = max(1, maxBytes)
+    }
+
+    /// Reserves room for one message of `bytes`; false (nothing reserved) when it does not fit.
+    public func admit(bytes: Int) -> Bool {
+        state.withLock { s in
+            guard s.messages < maxMessages, s.bytes + bytes <= maxBytes || s.messages == 0 else { return false }
+            s.messages += 1
+            s.bytes += bytes
+            return true
+        }
+    }
+
+    /// Releases a message the reader took.
+    public func taken(bytes: Int) {
+        state.withLock { s in
+            s.messages -= 1
+            s.bytes -= bytes
+        }
+    }
+
+    public var messages: Int { state.value.messages }
+    public var bytes: Int { state.value.bytes }
+}
+
+/// The envelopes of one subscription, in arrival order; iterating releases their room in the buffer.
+public struct EnvelopeStream: AsyncSequence, Sendable {
+    public typealias Element = Envelope
+    let base: AsyncStream<(Envelope, Int)>
+    /// What is waiting to be read.
+    public let buffer: SubscriptionBuffer
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<(Envelope, Int)>.AsyncIterator
+        let buffer: SubscriptionBuffer
+
+        public mutating func next() async -> Envelope? {
+            guard let (envelope, size) = await base.next() else { return nil }
+            buffer.taken(bytes: size)
+            return envelope
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), buffer: buffer) }
+}
+
+/// Counts events and says when a log line is due: the first event, then at most one per `interval`
+/// (with how many happened since the last line), so a flood cannot flood the log too.
+public final class RateLimitedLog: Sendable {
+    private let interval: Duration
+    private let state = Locked((count: 0, last: ContinuousClock.Instant?.none))
+
+    public init(interval: Duration) { self.interval = interval }
+
+    /// Records one event; returns the number of events to report when a line is due, else nil.
+    public func tick() -> Int? {
+        state.withLock { s in
+            s.count += 1
+            let now = ContinuousClock.now
+            if let last = s.last, now - last < interval { return nil }
+            s.last = now
+            defer { s.count = 0 }
+            return s.count
+        }
     }
 }

@@ -17,7 +17,12 @@ public struct OpsServer: Service {
     /// The port actually bound (useful when configured as 0); set once the server listens.
     public let boundPort: Locked<Int?>
 
-    public init(host: String, port: Int, metrics: CortexMetrics, logger: Logger, readiness: @escaping @Sendable () async -> Readiness) {
+    /// Connections idle this long are closed — including one still sending its request head, so a client
+    /// that trickles header bytes (slowloris) cannot hold connections open.
+    public static let defaultIdleTimeout: Duration = .seconds(30)
+
+    public init(host: String, port: Int, metrics: CortexMetrics, logger: Logger, idleTimeout: Duration = defaultIdleTimeout,
+                readiness: @escaping @Sendable () async -> Readiness) {
         let router = Router()
         Self.addRoutes(to: router, metrics: metrics, readiness: readiness)
         let bound = Locked<Int?>(nil)
@@ -26,6 +31,7 @@ public struct OpsServer: Service {
         quiet.logLevel = max(logger.logLevel, .notice)  // one line per request would drown the process's own logs
         application = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(idleTimeout / .milliseconds(1))))),
             configuration: .init(address: .hostname(host, port: port), serverName: "cortex"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? port

@@ -50,6 +50,10 @@ public struct Setting: Sendable, Hashable {
         help: "Visibility timeout: seconds a delivered but unacknowledged stream entry (a work item, a task, a run request) may sit idle before another consumer claims it (XAUTOCLAIM).", usedBy: "all")
     public static let maxDeliveries = Setting(env: "CORTEX_MAX_DELIVERIES", flag: "max-deliveries", defaultValue: "5",
         help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream.", usedBy: "worker")
+    public static let httpIdleTimeout = Setting(env: "CORTEX_HTTP_IDLE_TIMEOUT", flag: "http-idle-timeout", defaultValue: "30",
+        help: "Seconds a connection to the ops endpoint (/healthz, /readyz, /metrics) may sit idle, or take to send its request head, before it is closed (slow-header clients cannot hold connections).", usedBy: "all")
+    public static let retention = Setting(env: "CORTEX_RETENTION", flag: "retention", defaultValue: "604800",
+        help: "Seconds Redis keeps what a run leaves behind: run state, task results, budget accounts, development attempts (each key expires after it), and unread work-stream entries older than this are trimmed. Phase 5 also archives a finished run's working keys into its report and deletes them. Default 7 days.", usedBy: "all")
     public static let masterDownTimeout = Setting(env: "CORTEX_MASTER_DOWN_TIMEOUT", flag: "master-down-timeout", defaultValue: "300",
         help: "Seconds a run waits for a master that went down to come back before it ends with a partial report.", usedBy: "coordinator")
     public static let budgetTotal = Setting(env: "CORTEX_BUDGET_TOTAL", flag: "budget-total", defaultValue: "295000",
@@ -137,7 +141,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
@@ -227,8 +231,9 @@ public struct SettingValues: Sendable {
     /// A duration given in (possibly fractional) seconds.
     public func seconds(_ s: Setting) throws -> Duration {
         let text = values[s.env] ?? s.defaultValue
-        guard let v = Double(text), v > 0, v.isFinite else {
-            throw ConfigurationError("\(s.env) / --\(s.flag) must be a positive number of seconds, got '\(text)'")
+        // At most ten years: larger values are typos, and past ~9e15 s the conversion would trap.
+        guard let v = Double(text), v > 0, v.isFinite, v <= 315_360_000 else {
+            throw ConfigurationError("\(s.env) / --\(s.flag) must be a positive number of seconds (at most 315360000), got '\(text)'")
         }
         return .milliseconds(Int64(v * 1000))
     }

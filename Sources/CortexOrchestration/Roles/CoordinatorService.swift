@@ -71,7 +71,10 @@ public struct CoordinatorService: RoleService {
                     }
                     if envelope.type == .HANDOFF_REQUEST, envelope.string("to") == MasterRole.development.rawValue, let runID = envelope.runID {
                         // Kept with the run: its execution turns each into an implementation task (phase 3).
-                        _ = try? await context.redis.send("RPUSH", CortexNames.runHandoffs(runID), envelope.encodedString)
+                        _ = try? await context.redis.pipeline([
+                            ["RPUSH", CortexNames.runHandoffs(runID), envelope.encodedString],
+                            ["EXPIRE", CortexNames.runHandoffs(runID), context.retentionSeconds],
+                        ])
                     }
                     if envelope.type == .BUDGET_REQUEST {
                         // Decided off the event loop: a slow decision must not hold up other messages.
@@ -91,8 +94,21 @@ public struct CoordinatorService: RoleService {
             await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.coordinators, reason: "malformed run request", context: context)
             return
         }
+        // A run id that could escape the report directory or collide with task ids is never used as a key.
+        guard RunRequest.isValidRunID(request.runID) else {
+            await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.coordinators,
+                                            reason: "invalid run id '\(request.runID.prefix(120))'", context: context)
+            return
+        }
+        let cluster = (try? KubeAccess.configured(context.settings.string(.kubernetes))) != nil
+        if let problem = request.problem(cluster: cluster) {
+            await refuse(request, reason: problem, delivery: delivery)
+            return
+        }
         if let state = try? await RunState.load(request.runID, redis: context.redis), state.isFinished {
-            _ = try? await context.redis.xack(delivery.stream, group: CortexNames.Group.coordinators, ids: [delivery.entry.id])
+            _ = try? await context.redis.pipeline([
+                ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id], ["XDEL", delivery.stream, delivery.entry.id],
+            ])
             return
         }
         JSONLogHandler.currentRunID.withLock { $0 = request.runID }
@@ -102,9 +118,32 @@ public struct CoordinatorService: RoleService {
         if finished {
             // Acknowledged only once the run ended: a coordinator stopped mid-run gets it again and resumes.
             try? await retryingRedis(context.logger) {
-                _ = try await context.redis.xack(delivery.stream, group: CortexNames.Group.coordinators, ids: [delivery.entry.id])
+                for r in try await context.redis.pipeline([
+                    ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id], ["XDEL", delivery.stream, delivery.entry.id],
+                ]) { try r.orThrow() }
             }
         }
+    }
+
+    /// A run request that cannot run: recorded as a failed run with the reason (so `cortexctl status` and
+    /// whoever follows it see why), announced with RUN_FAILED, and acknowledged.
+    private func refuse(_ request: RunRequest, reason: String, delivery: StreamConsumer.Delivery) async {
+        context.logger.error("run request refused: \(reason)", metadata: ["cortex.run.id": "\(request.runID)"])
+        do {
+            let replies = try await context.redis.pipeline([
+                ["HSET", CortexNames.run(request.runID), "status", "failed", "reason", "refused: \(reason)", "goal", String(request.goal.prefix(2000)),
+                 "finished_at", Timestamp.format(Date())],
+                ["EXPIRE", CortexNames.run(request.runID), context.retentionSeconds],
+                ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id],
+                ["XDEL", delivery.stream, delivery.entry.id],
+            ])
+            for r in replies { try r.orThrow() }
+        } catch {
+            context.logger.warning("could not record the refusal (the request stays pending and is refused again): \(error)")
+            return
+        }
+        await context.bus.notify(.RUN_FAILED, runID: request.runID, data: ["reason": .string("refused: \(reason)"), "report_dir": ""])
+        context.metrics.runFinished(outcome: "failed")
     }
 
     /// Re-checks `condition` whenever an event arrives (and at least every second) until it holds or `timeout` passes.
@@ -147,7 +186,10 @@ struct RunExecution {
         _ = try? await context.redis.pipeline([
             ["HSET", CortexNames.run(runID), "status", "running", "goal", request.goal, "targets", (try? WireJSON.encode(request.targets)) ?? "[]",
              "started_at", Timestamp.format(started), "coordinator", context.instanceID],
+            ["EXPIRE", CortexNames.run(runID), context.retentionSeconds],
             ["ZADD", CortexNames.runIndex, epochMilliseconds(request.requestedAt), runID],
+            // The index lists what Redis still holds: runs older than the retention are gone.
+            ["ZREMRANGEBYSCORE", CortexNames.runIndex, "-inf", "(\(epochMilliseconds() - context.retentionSeconds * 1000)"],
         ])
 
         // Phase 0: pre-flight. The masters the goal concerns must be up (all six for a full orchestration).
@@ -182,7 +224,7 @@ struct RunExecution {
         let ledger = BudgetLedger(redis: context.redis, runID: runID)
         do {
             // A resumed run keeps the ledger it had.
-            if try await context.redis.send("EXISTS", CortexNames.budgetAccounts(runID)).int != 1 { try await ledger.open(service.budgetPlan.accounts) }
+            if try await context.redis.send("EXISTS", CortexNames.budgetAccounts(runID)).int != 1 { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
         } catch {
             log.warning("could not open the run's token budgets: \(error)")
         }
@@ -198,11 +240,13 @@ struct RunExecution {
         do {
             var commands: [[any RedisArgument]] = []
             let existing = Set(try await context.redis.send("HKEYS", CortexNames.runTasks(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
             for task in progress.tasks where !existing.contains(task.id) {
                 let json = try WireJSON.encode(task)
                 commands.append(["HSET", CortexNames.runTasks(runID), task.id, json])
-                commands.append(["XADD", CortexNames.taskStream(task.master), "*", "task", json])
+                commands.append(["XADD", CortexNames.taskStream(task.master), "MINID", "~", minID, "*", "task", json])
             }
+            commands.append(["EXPIRE", CortexNames.runTasks(runID), context.retentionSeconds])
             commands.append(["HSET", CortexNames.run(runID), "tasks", progress.tasks.count])
             try await retryingRedis(log) { for r in try await context.redis.pipeline(commands) { try r.orThrow() } }
             await context.redis.awaitReplication()
@@ -238,7 +282,8 @@ struct RunExecution {
                                         target: target, priority: 1, attempt: 1, instructions: [instruction])
                     guard !ids.contains(task.id), let json = try? WireJSON.encode(task) else { continue }
                     _ = try? await context.redis.pipeline([
-                        ["HSET", CortexNames.runTasks(runID), task.id, json], ["XADD", CortexNames.taskStream(.development), "*", "task", json],
+                        ["HSET", CortexNames.runTasks(runID), task.id, json],
+                        ["XADD", CortexNames.taskStream(.development), "MINID", "~", CortexNames.Retention.minID(olderThan: context.retentionSeconds), "*", "task", json],
                         ["HSET", CortexNames.run(runID), "tasks", progress.tasks.count + 1],
                     ])
                     progress.tasks.append(task)
@@ -356,9 +401,23 @@ struct RunExecution {
         }
         let durationMs = Int(outcome.finishedAt.timeIntervalSince(started) * 1000)
         await snapshot(progress, status: status, phase: 5, reports: outcome.reports)
+        // The run's working keys go into its report and out of Redis (before the run is marked finished,
+        // so whoever sees it finished finds the archive). Without a report they stay, with their TTL.
+        if !reportDir.isEmpty {
+            do {
+                let n = try await RunArchive.archive(runID: runID, taskIDs: progress.tasks.map(\.id), redis: context.redis,
+                                                     to: URL(fileURLWithPath: reportDir))
+                context.logger.info("archived \(n) keys of the run into \(RunArchive.fileName) and deleted them")
+            } catch {
+                context.logger.warning("could not archive the run's keys (they expire after \(context.retentionSeconds) s): \(error)")
+            }
+        }
         try? await retryingRedis(context.logger) {
-            try await context.redis.send("HSET", CortexNames.run(runID), "status", status, "reason", reason ?? "", "report_dir", reportDir,
-                                         "finished_at", Timestamp.format(outcome.finishedAt)).orThrow()
+            for r in try await context.redis.pipeline([
+                ["HSET", CortexNames.run(runID), "status", status, "reason", reason ?? "", "report_dir", reportDir,
+                 "finished_at", Timestamp.format(outcome.finishedAt)],
+                ["EXPIRE", CortexNames.run(runID), context.retentionSeconds],
+            ]) { try r.orThrow() }
         }
         if status == "failed" {
             await context.bus.notify(.RUN_FAILED, runID: runID, data: ["reason": .string(reason ?? "failed"), "report_dir": .string(reportDir)])
@@ -378,9 +437,24 @@ public enum TaskRouter {
     /// The masters a goal concerns: all six for a full orchestration, or those named in the goal
     /// (`security`, `inventory,testing`).
     public static func masters(for goal: String) -> [MasterRole] {
-        let words = goal.lowercased().split { !$0.isLetter }.map(String.init)
-        let named = MasterRole.allCases.filter { words.contains($0.rawValue) }
+        let named = namedMasters(in: goal)
         return named.isEmpty ? MasterRole.allCases : named
+    }
+
+    /// The goals that mean every master.
+    public static let fullGoals = ["full-orchestration", "full", "all"]
+
+    /// The masters a goal names by name (`security`, `inventory,testing`).
+    static func namedMasters(in goal: String) -> [MasterRole] {
+        let words = goal.lowercased().split { !$0.isLetter }.map(String.init)
+        return MasterRole.allCases.filter { words.contains($0.rawValue) }
+    }
+
+    /// True when the goal names a master or is one of `fullGoals`: anything else is refused rather than
+    /// silently run as a full orchestration.
+    public static func isKnownGoal(_ goal: String) -> Bool {
+        let g = goal.lowercased().trimmingCharacters(in: .whitespaces)
+        return fullGoals.contains(g) || g == "full orchestration" || !namedMasters(in: goal).isEmpty
     }
 
     /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice;

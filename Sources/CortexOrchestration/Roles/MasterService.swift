@@ -118,7 +118,10 @@ public struct MasterService: RoleService {
         }
         if let masters = envelope.data["masters"]?.arrayValue?.compactMap(\.stringValue), !masters.contains(role.rawValue) { return }
         do {
-            try await context.redis.send("HSET", CortexNames.runActivation(runID), role.rawValue, context.instanceID).orThrow()
+            for r in try await context.redis.pipeline([
+                ["HSET", CortexNames.runActivation(runID), role.rawValue, context.instanceID],
+                ["EXPIRE", CortexNames.runActivation(runID), context.retentionSeconds],
+            ]) { try r.orThrow() }
             try await context.bus.publish(.MASTER_ACTIVATION_ACK, runID: runID, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
             context.logger.info("activated", metadata: ["cortex.run.id": "\(runID)"])
         } catch {
@@ -141,13 +144,24 @@ public struct MasterService: RoleService {
         var taskLog = log
         taskLog[metadataKey: "cortex.task.id"] = "\(task.id)"
 
-        // A task reported before (by us or an earlier instance) is only acknowledged again.
-        if (try? await context.redis.send("HEXISTS", CortexNames.runResults(task.runID), task.id).int) == 1 {
-            _ = try? await context.redis.xack(stream, group: CortexNames.Group.masters, ids: [delivery.entry.id])
+        // A task reported before (by us or an earlier instance), or of a run that has ended (its working
+        // keys archived and deleted), is only acknowledged again.
+        let reported = (try? await context.redis.send("HEXISTS", CortexNames.runResults(task.runID), task.id).int) == 1
+        let runEnded = reported ? false : ((try? await RunState.load(task.runID, redis: context.redis))?.isFinished ?? false)
+        if reported || runEnded {
+            if runEnded { taskLog.notice("task of a run that has ended: acknowledged, not done") }
+            _ = try? await context.redis.pipeline([
+                ["XACK", stream, CortexNames.Group.masters, delivery.entry.id], ["XDEL", stream, delivery.entry.id],
+            ])
             return .skipped
         }
         setActive(+1)
         defer { setActive(-1) }
+        // A task can outlast the claim timeout (it waits for its workers): without this, a standby replica
+        // of this master would claim it as abandoned and do it all again (branches, PRs, handoffs twice).
+        let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.masters, consumer: context.instanceID,
+                                                 claimIdle: claimIdle, redis: context.redis)
+        defer { keepAlive.cancel() }
         let started = Date()
         var items: [WorkItem]
         if task.skill.isClusterWide {
@@ -174,7 +188,10 @@ public struct MasterService: RoleService {
         taskLog.info("task received; dispatching \(toDispatch.count) work items to pool \(role.pool.rawValue)",
                      metadata: ["cortex.task.attempt": "\(task.attempt)", "cortex.task.items_done": "\(done.count)"])
         do {
-            let commands: [[any RedisArgument]] = try toDispatch.map { ["XADD", CortexNames.workStream(role.pool), "*", "item", try WireJSON.encode($0)] }
+            let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
+            let commands: [[any RedisArgument]] = try toDispatch.map {
+                ["XADD", CortexNames.workStream(role.pool), "MINID", "~", minID, "*", "item", try WireJSON.encode($0)]
+            }
             for r in try await context.redis.pipeline(commands) { try r.orThrow() }
             await context.redis.awaitReplication()
         } catch {
@@ -196,7 +213,9 @@ public struct MasterService: RoleService {
             try await retryingRedis(taskLog) {
                 let replies = try await context.redis.pipeline([
                     ["HSET", CortexNames.runResults(task.runID), task.id, json],
+                    ["EXPIRE", CortexNames.runResults(task.runID), context.retentionSeconds],
                     ["XACK", stream, CortexNames.Group.masters, delivery.entry.id],
+                    ["XDEL", stream, delivery.entry.id],
                 ])
                 for r in replies { try r.orThrow() }
             }

@@ -52,12 +52,12 @@ final class MonitoringReview: Sendable {
         var files: [String: JSONValue] = [:]
         var dashboards = CortexDashboards.all
         files["cortex-alerts.yaml"] = .string(CortexAlerts.ruleFile)
-        var checks: [(String, RuleCheck.Outcome)] = [("cortex-alerts.yaml", RuleCheck.check(CortexAlerts.ruleFile, name: "cortex-alerts.yaml"))]
+        var checks: [(String, RuleCheck.Outcome)] = [("cortex-alerts.yaml", await RuleCheck.checkOffloaded(CortexAlerts.ruleFile, name: "cortex-alerts.yaml"))]
         if !workloads.isEmpty {
             let rules = WorkloadMonitoring.ruleFile(workloads)
             files["workload-alerts.yaml"] = .string(rules)
             files["workload-prometheusrule.yaml"] = .string(WorkloadMonitoring.prometheusRule(workloads))
-            checks.append(("workload-alerts.yaml", RuleCheck.check(rules, name: "workload-alerts.yaml")))
+            checks.append(("workload-alerts.yaml", await RuleCheck.checkOffloaded(rules, name: "workload-alerts.yaml")))
             dashboards += WorkloadMonitoring.dashboards(workloads)
         }
         for (name, json) in dashboards { files["\(name).json"] = .string(JSONText.pretty(json)) }

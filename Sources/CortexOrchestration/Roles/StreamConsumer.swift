@@ -83,14 +83,31 @@ struct StreamConsumer {
         }
     }
 
-    /// Returns an entry to its stream as a new entry (with `fields`) and acknowledges the old one, atomically,
+    /// Keeps a delivery's idle time low while it is being worked on, so a long task or item is not claimed
+    /// by another consumer (a standby replica, another worker) as if we had died: XCLAIM ... JUSTID to
+    /// ourselves every third of the claim timeout resets the idle time without counting a delivery.
+    /// Cancel the returned task when the work ends.
+    static func keepAlive(_ delivery: Delivery, group: String, consumer: String, claimIdle: Duration, redis: RedisClient) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: max(claimIdle / 3, .milliseconds(200)))
+                if Task.isCancelled { break }
+                // A missed refresh only risks a redelivery, which results and reports absorb (written once).
+                _ = try? await redis.send("XCLAIM", delivery.stream, group, consumer, 0, delivery.entry.id, "JUSTID")
+            }
+        }
+    }
+
+    /// Returns an entry to its stream as a new entry (with `fields`) and acknowledges (and deletes) the old one, atomically,
     /// so the next reader takes it at once instead of after the visibility timeout.
     static func handBack(stream: String, group: String, entryID: String, fields: [String: String], redis: RedisClient) async throws {
         let script = """
             local args = {'XADD', KEYS[1], '*'}
             for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
             redis.call(unpack(args))
-            return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+            redis.call('XDEL', KEYS[1], ARGV[2])
+            return acked
             """
         var args: [any RedisArgument] = ["EVAL", script, 1, stream, group, entryID]
         for (k, v) in fields.sorted(by: { $0.key < $1.key }) { args += [k, v] }
@@ -100,12 +117,25 @@ struct StreamConsumer {
     /// Moves an entry that cannot be read to the dead-letter stream, with the reason, and acknowledges it:
     /// kept for the operator instead of dropped or retried forever.
     static func deadLetter(_ delivery: Delivery, group: String, reason: String, context: ProcessContext) async {
-        context.logger.error("\(reason): entry moved to \(CortexNames.deadLetters)", metadata: ["cortex.stream": "\(delivery.stream)", "cortex.entry": "\(delivery.entry.id)"])
-        _ = try? await context.redis.pipeline([
-            ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id, "reason", reason,
-             "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
-            ["XACK", delivery.stream, group, delivery.entry.id],
+        let size = delivery.entry.fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        context.logger.error("\(reason): entry moved to \(CortexNames.deadLetters)", metadata: [
+            "cortex.stream": "\(delivery.stream)", "cortex.entry": "\(delivery.entry.id)", "cortex.entry.bytes": "\(size)",
         ])
+        context.metrics.deadLettered(reason: "malformed")
+        do {
+            // Capped like every stream: the dead letters are for the operator to look at, not an archive.
+            let replies = try await context.redis.pipeline([
+                ["XADD", CortexNames.deadLetters, "MAXLEN", "~", CortexNames.Retention.deadLetterLength, "*", "stream", delivery.stream,
+                 "entry", delivery.entry.id, "reason", reason,
+                 "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
+                ["XACK", delivery.stream, group, delivery.entry.id],
+                ["XDEL", delivery.stream, delivery.entry.id],
+            ])
+            for r in replies { try r.orThrow() }
+        } catch {
+            // Still pending: it comes back after the claim timeout and is dead-lettered then.
+            context.logger.warning("could not dead-letter \(delivery.entry.id) (it stays pending and is retried): \(error)")
+        }
     }
 }
 

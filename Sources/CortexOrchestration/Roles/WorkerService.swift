@@ -129,15 +129,7 @@ public struct WorkerService: RoleService {
         let started = ContinuousClock.now
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
                                 status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
-        // Keep the entry's idle time low while we work, so a long item is not claimed by another worker
-        // as if we had died (XCLAIM ... JUSTID to ourselves resets idle without counting a delivery).
-        let keepAlive = Task { [context, workerID, claimIdle] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: max(claimIdle / 3, .milliseconds(200)))
-                if Task.isCancelled { break }
-                _ = try? await context.redis.send("XCLAIM", delivery.stream, CortexNames.Group.workers, workerID, 0, delivery.entry.id, "JUSTID")
-            }
-        }
+        let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.workers, consumer: workerID, claimIdle: claimIdle, redis: context.redis)
         defer { keepAlive.cancel() }
         do {
             let (records, examined, resumedFrom) = try await examine(item, redelivered: delivery.redelivered, log: itemLog)
@@ -349,9 +341,9 @@ public struct WorkerService: RoleService {
         let work = context.coordinationDirectory.appendingPathComponent("dev").appendingPathComponent(item.id.replacingOccurrences(of: "/", with: "_"))
         try? FileManager.default.removeItem(at: work)
         try FileManager.default.createDirectory(at: work.deletingLastPathComponent(), withIntermediateDirectories: true)
-        _ = try Git.run(["clone", "--quiet", "--no-hardlinks", "--", source.path, work.path], in: work.deletingLastPathComponent())
+        _ = try await Git.runAsync(["clone", "--quiet", "--no-hardlinks", "--", source.path, work.path], in: work.deletingLastPathComponent())
         let branch = "cortex/dev/\(item.runID)/\(item.id.split(separator: ".").last ?? "impl")"
-        _ = try Git.run(["checkout", "--quiet", "-b", branch], in: work)
+        _ = try await Git.runAsync(["checkout", "--quiet", "-b", branch], in: work)
         let testRunner = TestRunner(timeout: Double(try context.settings.int(.testTimeout, range: 10...86_400)),
                                     workDirectory: context.coordinationDirectory.appendingPathComponent("test-runs"))
         let workspace = AgentWorkspace(root: work, testRunner: testRunner)
@@ -360,21 +352,28 @@ public struct WorkerService: RoleService {
         let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", maxTokens: max(256, llmMaxTokens))
         var result = await agent.run(task: instruction, context: context, workspace: workspace, log: log)
 
-        let changed = (try? Git.run(["status", "--porcelain"], in: work)) ?? ""
+        // Not knowing whether the agent changed anything is a failure of the item, not "no change": the
+        // copy is kept for a person to look at.
+        let changed: String
+        do {
+            changed = try await Git.runAsync(["status", "--porcelain"], in: work)
+        } catch {
+            throw Git.Failure(description: "could not read the agent's changes in \(work.path) (kept for inspection): \(error)")
+        }
         if !changed.isEmpty {
             if !result.testsRan {
                 let r = try await BlockingExecutor.offload("cortex-test-run") { workspace.runTests() }
                 (result.testsRan, result.testsPassed, result.testSummary) = (true, r.passed, r.summary)
             }
-            _ = try Git.run(["add", "-A"], in: work)
+            _ = try await Git.runAsync(["add", "-A"], in: work)
             let subject = String((result.summary.split(separator: "\n").first.map(String.init) ?? instruction).prefix(72))
             let identity = ["GIT_AUTHOR_NAME": "Cortex development-master", "GIT_AUTHOR_EMAIL": "cortex-development@localhost",
                             "GIT_COMMITTER_NAME": "Cortex development-master", "GIT_COMMITTER_EMAIL": "cortex-development@localhost"]
-            _ = try Git.run(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m",
+            _ = try await Git.runAsync(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m",
                              "\(subject)\n\nTask: \(instruction)\n\n\(result.summary)\n\nTests: \(result.testSummary ?? "not run")\nMade by Cortex development-master in run \(item.runID)."],
                             in: work, environment: identity)
-            let patch = try Git.run(["format-patch", "-1", "--stdout", "HEAD"], in: work, trim: false)
-            record["commit"] = .string(try Git.run(["rev-parse", "HEAD"], in: work))
+            let patch = try await Git.runAsync(["format-patch", "-1", "--stdout", "HEAD"], in: work, trim: false)
+            record["commit"] = .string(try await Git.runAsync(["rev-parse", "HEAD"], in: work))
             record["branch"] = .string(branch)
             record["patch"] = .string(patch)
             record["review"] = .array(ChangeReview.review(patch).map(JSONValue.of))
@@ -406,6 +405,7 @@ public struct WorkerService: RoleService {
                                   "tests": .string(result.testSummary ?? "not run")]
         _ = try? await self.context.redis.pipeline([
             ["LPUSH", CortexNames.developmentAttempts(taskHash), attempt.description], ["LTRIM", CortexNames.developmentAttempts(taskHash), 0, 4],
+            ["EXPIRE", CortexNames.developmentAttempts(taskHash), self.context.retentionSeconds],
         ])
         log.info("implementation \(item.id): \(result.status) in \(result.steps) steps, \(result.tokens) tokens")
         return ([record], 1, nil)
@@ -463,7 +463,7 @@ public struct WorkerService: RoleService {
         }
         if files == nil {
             let walked = try RepositoryFiles.list(root: try checkout(item))
-            let stored = try? await context.redis.send("SET", key, try WireJSON.encode(walked), "NX", "EX", Self.resultRetention)
+            let stored = try? await context.redis.send("SET", key, try WireJSON.encode(walked), "NX", "EX", context.retentionSeconds)
             if stored?.isNull == true, let text = try? await context.redis.send("GET", key).string {
                 files = try? WireJSON.decode([String].self, from: text)  // another worker stored it first: use theirs
             }
@@ -512,7 +512,6 @@ public struct WorkerService: RoleService {
     }
 
     static let checkpointTTL = 24 * 3600
-    static let resultRetention = 7 * 24 * 3600
 
     /// A poison item: moved to the dead-letter stream and reported as failed, so its task can finish.
     private func bury(_ item: WorkItem, delivery: StreamConsumer.Delivery, deliveries: Int, log: Logger) async {
@@ -523,8 +522,8 @@ public struct WorkerService: RoleService {
                                 error: reason, durationMs: 0, filesExamined: 0, output: .null, finishedAtMs: epochMilliseconds())
         let fields = JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description
         await commit(result, item: item, delivery: delivery, log: log, extra: [
-            ["XADD", CortexNames.deadLetters, "*", "stream", delivery.stream, "entry", delivery.entry.id, "reason", reason,
-             "run_id", item.runID, "item_id", item.id, "fields", fields],
+            ["XADD", CortexNames.deadLetters, "MAXLEN", "~", String(CortexNames.Retention.deadLetterLength), "*", "stream", delivery.stream,
+             "entry", delivery.entry.id, "reason", reason, "run_id", item.runID, "item_id", item.id, "fields", fields],
         ])
     }
 
@@ -543,12 +542,15 @@ public struct WorkerService: RoleService {
             : Envelope(type: .TASK_FAILED, source: context.processName, runID: item.runID, data: [
                 "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID), "reason": .string(result.error ?? "failed"),
             ])
+        let retention = String(context.retentionSeconds)
         let commands: [[String]] = [
             ["HSETNX", CortexNames.taskResults(item.taskID), item.id, encoded],
-            ["EXPIRE", CortexNames.taskResults(item.taskID), String(Self.resultRetention)],
+            ["EXPIRE", CortexNames.taskResults(item.taskID), retention],
             ["XADD", CortexNames.taskResultEvents(item.taskID), "MAXLEN", "~", "1000", "*", "item", item.id],
-            ["EXPIRE", CortexNames.taskResultEvents(item.taskID), String(Self.resultRetention)],
+            ["EXPIRE", CortexNames.taskResultEvents(item.taskID), retention],
+            // Acknowledged and deleted: a processed entry has no further use, and the stream stays small.
             ["XACK", delivery.stream, CortexNames.Group.workers, delivery.entry.id],
+            ["XDEL", delivery.stream, delivery.entry.id],
             ["DEL", CortexNames.checkpoint(item.id)],
             ["HINCRBY", CortexNames.workerRegistry(workerID), "items_done", "1"],
         ] + extra + MessageBus.commands(for: announcement)
@@ -560,7 +562,10 @@ public struct WorkerService: RoleService {
             if replies[0].int == 0 {
                 // Another worker committed this item first (we were presumed dead): counted once, noted here.
                 context.metrics.duplicateResult()
-                _ = try? await context.redis.send("HINCRBY", CortexNames.taskDuplicates(item.taskID), "count", 1)
+                _ = try? await context.redis.pipeline([
+                    ["HINCRBY", CortexNames.taskDuplicates(item.taskID), "count", 1],
+                    ["EXPIRE", CortexNames.taskDuplicates(item.taskID), context.retentionSeconds],
+                ])
                 log.notice("result already committed by another worker; this one is ignored")
             }
         } catch let error as RedisError where error.isConnectionError {

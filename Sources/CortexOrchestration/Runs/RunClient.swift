@@ -12,6 +12,9 @@ public struct RunClient: Sendable {
     /// Queues a run on the durable run stream and announces it; returns its id.
     @discardableResult
     public func submit(_ request: RunRequest) async throws -> String {
+        // The coordinator checks again; here the caller hears why at once. (A request without targets
+        // may still be meant for a cluster the coordinator reaches: it decides.)
+        if let problem = request.problem(cluster: true) { throw ConfigurationError("run request refused: \(problem)") }
         let json = try WireJSON.encode(request)
         let replies = try await redis.pipeline([
             ["HSET", CortexNames.run(request.runID), "status", "queued", "goal", request.goal,
@@ -27,7 +30,7 @@ public struct RunClient: Sendable {
 
     /// Calls `onEvent` for each message of the run as it arrives, until the run ends or `timeout` passes.
     /// The run's hash is re-read every second, so a missed RUN_COMPLETE cannot leave the caller hanging.
-    public func follow(runID: String, subscribedBeforeSubmit subscription: (RedisSubscriber, AsyncStream<Envelope>)? = nil,
+    public func follow(runID: String, subscribedBeforeSubmit subscription: (RedisSubscriber, EnvelopeStream)? = nil,
                        timeout: Duration, onEvent: @escaping @Sendable (Envelope) -> Void) async throws -> RunState {
         let (subscriber, events) = subscription ?? bus.subscribe(CortexNames.Channel.orchestration)
         defer { subscriber.stop() }

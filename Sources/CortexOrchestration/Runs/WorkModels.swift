@@ -25,6 +25,39 @@ public struct RunRequest: Codable, Sendable, Equatable {
         self.implement = implement
     }
 
+    /// A run id is 1-100 letters, digits, `-` and `_`, starting with a letter or digit: it names Redis
+    /// keys and the report directory, and task ids append `.master.N` to it, so no `/`, `.` or space.
+    public static func isValidRunID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard (1...100).contains(bytes.count) else { return false }
+        func allowed(_ b: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+        }
+        return allowed(bytes[0]) && bytes.allSatisfy { allowed($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    }
+
+    /// Why this request cannot run, or nil when it can: checked by `RunClient.submit` before queueing and
+    /// by the coordinator again (a request can be XADDed by hand).
+    public func problem(cluster: Bool = false) -> String? {
+        guard Self.isValidRunID(runID) else {
+            return "run id '\(runID.prefix(120))' is not valid: use 1-100 letters, digits, '-' or '_', starting with a letter or digit"
+        }
+        guard !goal.trimmingCharacters(in: .whitespaces).isEmpty, goal.utf8.count <= 2000 else {
+            return "the goal must be non-empty text of at most 2000 bytes"
+        }
+        guard TaskRouter.isKnownGoal(goal) else {
+            return "unknown goal '\(goal.prefix(200))': name one or more masters (\(MasterRole.allCases.map(\.rawValue).joined(separator: ", "))) or say \(TaskRouter.fullGoals.map { "'\($0)'" }.joined(separator: ", "))"
+        }
+        guard targets.count <= 1000, targets.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 4096 }) else {
+            return "targets must be at most 1000 non-empty paths or URLs"
+        }
+        if targets.isEmpty && !cluster {
+            return "no targets: name at least one repository (path or git URL), or configure a cluster (CORTEX_KUBERNETES)"
+        }
+        return nil
+    }
+
     /// `run-20261128-031500-ab12`: sortable by time, unique enough for one cluster.
     public static func newRunID(now: Date = Date()) -> String {
         let f = DateFormatter()

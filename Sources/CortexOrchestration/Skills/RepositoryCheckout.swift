@@ -1,6 +1,11 @@
 import CortexCore
 import Foundation
 
+/// A target that could not be cloned (not a configuration error: the item fails with this reason).
+public struct CheckoutError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
 /// Targets that are git URLs are cloned shallowly into the worker's work directory, once per task, so
 /// every skill reads a local tree.
 public enum RepositoryCheckout {
@@ -18,27 +23,19 @@ public enum RepositoryCheckout {
         try FileManager.default.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         let partial = dir.appendingPathExtension("partial-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: partial)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "clone", "--depth", "1", "--quiet", "--", target, partial.path]
         var environment = ProcessInfo.processInfo.environment
         environment["GIT_TERMINAL_PROMPT"] = "0"  // never wait for a password
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            throw ConfigurationError("git clone \(target) took longer than \(timeout)")
+        let result: SubprocessResult
+        do {
+            result = try Subprocess.run("git", ["clone", "--depth", "1", "--quiet", "--", target, partial.path], environment: environment, timeout: timeout)
+        } catch {
+            throw CheckoutError(description: "git clone \(target): \(error)")
         }
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+        guard result.succeeded else {
             try? FileManager.default.removeItem(at: partial)
-            throw ConfigurationError("git clone \(target) failed: \(message)")
+            if result.timedOut { throw CheckoutError(description: "git clone \(target) took longer than \(timeout); stopped") }
+            let message = result.stderrText.split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
+            throw CheckoutError(description: "git clone \(target) failed: \(message)")
         }
         // Another item of the task may have finished its clone first: keep one.
         if (try? FileManager.default.moveItem(at: partial, to: dir)) == nil { try? FileManager.default.removeItem(at: partial) }

@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 /// The files of a target repository, relative to its root, and a stable way to shard them.
@@ -37,17 +38,11 @@ public enum RepositoryFiles {
     }
 
     private static func gitFiles(root: URL) -> [String]? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // Arguments are passed as an array: nothing from the repository reaches a shell.
-        process.arguments = ["git", "-C", root.path, "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
+        guard let result = try? Subprocess.run("git", ["-C", root.path, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                               timeout: .seconds(300), outputLimit: 512 * 1024 * 1024),
+              result.succeeded, !result.truncated else { return nil }
+        let data = result.stdout
         return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.filter { path in
             var isDir: ObjCBool = false
             return FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDir) && !isDir.boolValue

@@ -202,10 +202,20 @@ struct Events: AsyncParsableCommand {
                 guard let c = CortexNames.Channel(name: channel) else { throw ConfigurationError("unknown channel '\(channel)': use coordination, workers, system, catalog or all") }
                 channels = [c]
             }
-            let subscriber = RedisSubscriber(endpoint: bus.redis.endpoint, channels: channels.map(\.rawValue))
+            guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+            // A tail that silently stops (Redis gone) or silently skips (too slow a terminal) would lie.
+            let subscriber = RedisSubscriber(endpoint: bus.redis.endpoint, channels: channels.map(\.rawValue), configuration: bus.redis.configuration,
+                                             onConnectionChange: { up in
+                FileHandle.standardError.write(Data((up ? "cortexctl: subscribed\n" : "cortexctl: connection to Redis lost; reconnecting (messages published meanwhile are missed)\n").utf8))
+            })
             defer { subscriber.stop() }
             var seen = 0
+            var droppedReported = 0
             for await message in subscriber.messages {
+                if subscriber.droppedMessages > droppedReported {
+                    print("(\(subscriber.droppedMessages - droppedReported) messages dropped: this terminal could not keep up)")
+                    droppedReported = subscriber.droppedMessages
+                }
                 switch bus.decoder.decode(message.payload, channel: CortexNames.Channel(rawValue: message.channel)) {
                 case .success(let e):
                     if let run, e.runID != run { continue }
