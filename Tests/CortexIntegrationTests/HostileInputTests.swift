@@ -218,6 +218,34 @@ import Testing
         await suite.stop()
     }
 
+    /// `cortexctl` ends every error path with its message and a documented status — never a crash dump.
+    @Test func cortexctlErrorPathsExitCleanly() async throws {
+        let redis = try await PrivateRedis.start()
+        defer { Task { await redis.stop() } }
+        let url = "redis://127.0.0.1:\(redis.server.port)/0"
+        let cases: [(args: [String], status: Int32, says: String)] = [
+            (["status", "--redis", "redis://127.0.0.1:1"], 2, "cannot reach Redis"),
+            (["status", "--redis", "not-a-url"], 2, "invalid Redis URL"),
+            (["events", "--redis", "redis://127.0.0.1:1", "--count", "1"], 2, "cannot reach Redis"),
+            (["run", "--redis", url, "--goal", "make coffee", "--target", "/tmp"], 2, "unknown goal 'make coffee'"),
+            (["run", "--redis", url, "--target", "/nonexistent/x"], 2, "is not a directory"),
+            (["run", "--redis", url, "--target", "/tmp", "--timeout", "1"], 2, "did not finish within"),
+            (["status", "--redis", url, "no-such-run"], 2, "no run no-such-run"),
+            (["budget", "--redis", url, "no-such-run"], 2, "no budget accounts"),
+            (["publish", "--redis", url, "system", "NOT_A_TYPE"], 2, "unknown message type"),
+            (["publish", "--redis", url, "system", "PHASE_0_START", "--data", "{\"phase\":1e300,\"name\":\"x\"}"], 2, "data.phase"),
+            (["up", "--workers", "0"], 64, "--workers must be at least 1"),
+            (["docs", "nope"], 64, "unknown document"),
+        ]
+        for c in cases {
+            let result = try await Subprocess.runOffloaded(binDirectory.appendingPathComponent("cortexctl").path, c.args, timeout: .seconds(60))
+            let output = result.stdoutText + result.stderrText
+            #expect(result.status == c.status, "\(c.args): \(result.status) \(output)")
+            #expect(output.contains(c.says), "\(c.args): \(output)")
+            #expect(!output.contains("Fatal error") && !output.contains("crashed") && !output.contains("Backtrac"), "\(c.args): \(output)")
+        }
+    }
+
     /// Before: the ops endpoint kept a connection that trickled its request head open for ever.
     @Test func aSlowHeaderConnectionIsClosed() async throws {
         let work = try temporaryDirectory("cortex-hostile-slow")
@@ -310,6 +338,33 @@ import Testing
         #expect(try await redis.xinfoAdded(stream) == 4)
         let log = again.output()
         #expect(log.contains("dispatching 0 work items"), "\(log.suffix(2000))")
+        await suite.stop()
+    }
+
+    /// Before: the liveness check stopped at the first master whose task stream had no consumer group
+    /// (a master that never started: NOGROUP), so no master after it was ever checked and a dead one was
+    /// never announced. (Issue 16, item 6.)
+    @Test func aMasterThatNeverStartedDoesNotBlindTheLivenessChecks() async throws {
+        let work = try temporaryDirectory("cortex-hostile-liveness")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["CORTEX_HEARTBEAT_INTERVAL": "0.5", "CORTEX_HEARTBEAT_TIMEOUT": "2"])
+        let coordinator = try suite.startCoordinator()
+        let port = try await Self.waitReady(coordinator)
+        // Only the last master in check order starts (security, the first, never does: its stream has no group).
+        let monitoring = try suite.startMaster(.monitoring)
+        _ = try await Self.waitReady(monitoring)
+        let bus = Self.bus(suite)
+        let downs = Locked<[String]>([])
+        let (subscriber, events) = bus.subscribe([.eventsSystem])
+        defer { subscriber.stop() }
+        _ = await subscriber.waitUntilSubscribed()
+        let listener = Task { for await e in events where e.type == .MASTER_DOWN { downs.withLock { $0.append(e.string("master") ?? "") } } }
+        defer { listener.cancel() }
+        #expect(await eventually { metric((try? await scrape(port: port)) ?? "", #"cortex_masters_live{master="monitoring"}"#) == 1 })
+        monitoring.signal(SIGKILL)
+        #expect(await eventually(timeout: .seconds(20)) { downs.value.contains("monitoring") }, "MASTER_DOWN never announced")
+        let text = try await scrape(port: port)
+        #expect(metric(text, #"cortex_masters_live{master="monitoring"}"#) == 0)
         await suite.stop()
     }
 

@@ -54,6 +54,7 @@ public final class CortexMetrics: Sendable {
         "cortex_llm_calls_total": "LLM calls by agent and outcome (done, denied, failed).",
         "cortex_llm_tokens_total": "LLM tokens charged to the ledger by agent (the provider's usage, or the estimate when it reports none).",
         "cortex_vulnerabilities": "Vulnerable dependencies the security master found in its latest scan of each target, summed, by severity (critical, high, medium, low).",
+        "cortex_liveness_check_failures_total": "Liveness checks the coordinator could not complete, by what was checked (workers, a master); the others still ran.",
         "cortex_liveness_events_total": "Liveness changes seen by the coordinator, by event (worker_lost, master_down, master_up, tasks_held, tasks_handed_back).",
     ]
 
@@ -120,6 +121,10 @@ public final class CortexMetrics: Sendable {
 
     public func journal(event: String) {
         registry.makeCounter(descriptor: d("cortex_journal_records_total"), labels: [("event", event)]).increment()
+    }
+
+    public func livenessCheckFailed(what: String) {
+        registry.makeCounter(descriptor: d("cortex_liveness_check_failures_total"), labels: [("what", what)]).increment()
     }
 
     public func deadLettered(reason: String) {

@@ -47,9 +47,18 @@ struct LivenessMonitor: Sendable {
     }
 
     /// One pass over workers and masters.
+    /// Each check stands alone: one that fails (a master that never started has no consumer group yet:
+    /// NOGROUP; Redis away) is logged at warning and counted, and the others still run.
     func check() async throws {
-        try await checkWorkers()
-        for role in MasterRole.allCases { try await checkMaster(role) }
+        do { try await checkWorkers() } catch { failed("workers", error) }
+        for role in MasterRole.allCases {
+            do { try await checkMaster(role) } catch { failed(role.processName, error) }
+        }
+    }
+
+    private func failed(_ what: String, _ error: Error) {
+        context.metrics.livenessCheckFailed(what: what)
+        context.logger.warning("liveness check of \(what) failed: \(error)")
     }
 
     private func checkWorkers() async throws {
@@ -91,19 +100,30 @@ struct LivenessMonitor: Sendable {
 
     /// Instances of `role` whose heartbeat key is alive.
     func liveInstances(_ role: MasterRole) async throws -> Set<String> {
+        try await instances(role).live
+    }
+
+    /// Every instance that registered for `role`, and those whose heartbeat key is alive.
+    func instances(_ role: MasterRole) async throws -> (all: Set<String>, live: Set<String>) {
         let instances = (try await context.redis.send("SMEMBERS", CortexNames.masterInstances(role)).orThrow().array ?? []).compactMap(\.string)
-        guard !instances.isEmpty else { return [] }
+        guard !instances.isEmpty else { return ([], []) }
         let replies = try await context.redis.pipeline(instances.map { ["EXISTS", CortexNames.masterHeartbeat(role, instance: $0)] })
-        return Set(zip(instances, replies).filter { $0.1.int == 1 }.map(\.0))
+        return (Set(instances), Set(zip(instances, replies).filter { $0.1.int == 1 }.map(\.0)))
     }
 
     private func checkMaster(_ role: MasterRole) async throws {
-        let live = try await liveInstances(role)
+        let (all, live) = try await instances(role)
         let stream = CortexNames.taskStream(role)
         let group = CortexNames.Group.masters
         var held = 0
-        // Tasks stuck with instances that are gone: the coordinator takes them.
-        let pending = try await context.redis.xpending(stream, group: group, count: 1000)
+        // Tasks stuck with instances that are gone: the coordinator takes them. A master that never started
+        // has no group yet: nothing is pending then.
+        let pending: [PendingEntry]
+        do {
+            pending = try await context.redis.xpending(stream, group: group, count: 1000)
+        } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
+            pending = []
+        }
         // Idle for a heartbeat interval at least: a task just delivered to a starting instance is not orphaned.
         let minIdle = Int(context.heartbeatInterval / .milliseconds(1))
         let orphaned = pending.filter { $0.consumer != CortexNames.Group.heldByCoordinator && !live.contains($0.consumer) && $0.idleMilliseconds >= minIdle }
@@ -115,8 +135,14 @@ struct LivenessMonitor: Sendable {
                 context.logger.warning("holding \(claimed.count) task(s) of \(role.processName) from dead instance(s) \(Set(orphaned.map(\.consumer)).sorted().joined(separator: ", "))")
             }
         }
-        let heldEntries = try await context.redis.xpending(stream, group: group, count: 1000, consumer: CortexNames.Group.heldByCoordinator)
+        let heldEntries = pending.isEmpty ? [] : try await context.redis.xpending(stream, group: group, count: 1000, consumer: CortexNames.Group.heldByCoordinator)
         held = heldEntries.count
+        // Dead instances hold nothing any more (their tasks were taken above): forget them, so pods that
+        // come and go under new names do not grow the set for ever. A live one re-adds itself each heartbeat.
+        let gone = all.subtracting(live).filter { dead in !pending.contains { $0.consumer == dead } }
+        if !gone.isEmpty {
+            try await context.redis.send(["SREM", CortexNames.masterInstances(role)] + gone.sorted().map { $0 as any RedisArgument }).orThrow()
+        }
 
         let wasUp = known.value[role]
         let up = !live.isEmpty

@@ -9,7 +9,7 @@ struct CortexLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex-lab",
         abstract: "Fault injection and benchmarks against a local Cortex suite.",
-        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, LedgerHammer.self]
+        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, LedgerHammer.self, Soak.self]
     )
 }
 
@@ -32,6 +32,26 @@ struct Chaos: AsyncParsableCommand {
         print(ChaosSuite.table(rows), terminator: "")
         if keep { FileHandle.standardError.write(Data("logs and reports kept in \(work.path)\n".utf8)) } else { try? FileManager.default.removeItem(at: work) }
         if rows.contains(where: { $0.lost > 0 || $0.countedTwice > 0 || $0.run != "succeeded" }) { throw ExitCode(1) }
+    }
+}
+
+struct Soak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Many short runs back to back on one local suite; prints Redis memory and keys and every daemon's RSS and open descriptors every N runs.")
+    @Option(name: .long, help: "Runs to make.") var runs = 500
+    @Option(name: .long, help: "Sample every this many runs.") var every = 50
+    @Option(name: .long, help: "Workers to start.") var workers = 2
+    @Option(name: .long, help: "The runs' goal.") var goal = "full-orchestration"
+    @Option(name: .long, help: "CORTEX_RETENTION for the suite, in seconds (default: the daemons' default, 7 days).") var retention: Int?
+
+    func run() async throws {
+        guard runs >= 1, every >= 1, workers >= 1 else { throw ValidationError("--runs, --every and --workers must be at least 1") }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-soak-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let samples = try await SoakBenchmark.run(runs: runs, every: every, workers: workers, goal: goal, retention: retention, workDirectory: work, log: { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        })
+        print(SoakBenchmark.table(samples), terminator: "")
+        if samples.last?.failedRuns ?? 0 > 0 { throw ExitCode(1) }
     }
 }
 
