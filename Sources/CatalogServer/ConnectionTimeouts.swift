@@ -94,7 +94,10 @@ final class FirstHeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHand
             guard !headSeen, context.channel.isActive else { return }
             refusals.refused("header_timeout", client: remote, query: nil,
                              "no complete request head within \(timeout.nanoseconds / 1_000_000) ms; connection closed")
-            context.close(promise: nil)
+            // Told as the client giving up on its request (input closed) before closing: the upgrade
+            // handler downstream then ends quietly, where a bare close would have it log an error.
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            if context.channel.isActive { context.close(promise: nil) }
         }
     }
 

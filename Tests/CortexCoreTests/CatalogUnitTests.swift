@@ -79,7 +79,7 @@ import Testing
         #expect(throws: QueryLimitError(reason: "depth", code: "QUERY_TOO_DEEP", message: "query depth 5 exceeds the limit of 4")) {
             try limits.check(deep, operationName: nil, variables: [:])
         }
-        // Introspection counts too, every field one, against its own depth limit (16 by default).
+        // Introspection counts too, every field one, against its own depth limit (20 by default).
         let introspection = try parse(source: "{ __schema { types { fields { type { ofType { ofType { name } } } } } } }")
         #expect(try limits.check(introspection, operationName: nil, variables: [:]) == (7, 7))
         // The raw text is measured before parsing: tokens and bracket nesting.

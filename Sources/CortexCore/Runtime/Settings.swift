@@ -72,7 +72,7 @@ public struct Setting: Sendable, Hashable {
     public static let catalogAllowAnonymous = Setting(env: "CORTEX_CATALOG_ALLOW_ANONYMOUS", flag: "allow-anonymous", defaultValue: "false",
         help: "true: accept requests without a token, with write scope (local use; cortexctl up sets it). Without tokens and without this, catalog-api refuses to start.", usedBy: "catalog-api")
     public static let catalogMaxDepth = Setting(env: "CORTEX_CATALOG_MAX_DEPTH", flag: "max-depth", defaultValue: "12",
-        help: "Deepest GraphQL selection accepted, fragments expanded (paths through __schema / __type may nest 16 deep, for tools' introspection query).", usedBy: "catalog-api")
+        help: "Deepest GraphQL selection accepted, fragments expanded (paths through __schema / __type may nest 20 deep, for tools' introspection queries).", usedBy: "catalog-api")
     public static let catalogMaxCost = Setting(env: "CORTEX_CATALOG_MAX_COST", flag: "max-cost", defaultValue: "50000",
         help: "Highest GraphQL query cost accepted: one per field (every alias, __typename and introspection field included), list fields multiplied by the items they may return.", usedBy: "catalog-api")
     public static let catalogMaxPage = Setting(env: "CORTEX_CATALOG_MAX_PAGE", flag: "max-page", defaultValue: "500",
