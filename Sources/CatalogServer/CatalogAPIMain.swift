@@ -21,11 +21,18 @@ public enum CatalogAPIMain {
             let limits = QueryLimits(
                 maxDepth: try settings.int(.catalogMaxDepth, range: 2...100),
                 maxCost: try settings.int(.catalogMaxCost, range: 10...10_000_000),
-                maxPage: try settings.int(.catalogMaxPage, range: 1...10_000)
+                maxPage: try settings.int(.catalogMaxPage, range: 1...10_000),
+                maxTokens: try settings.int(.catalogMaxTokens, range: 100...1_000_000)
+            )
+            let execution = ExecutionLimits(
+                timeout: try settings.seconds(.catalogRequestTimeout),
+                maxResultNodes: try settings.int(.catalogMaxResultNodes, range: 100...100_000_000),
+                maxConcurrentPerClient: try settings.int(.catalogMaxConcurrentPerClient, range: 1...10_000)
             )
             let server = try CatalogHTTPServer(
                 configuration: .init(host: settings.string(.httpHost), port: try settings.int(.httpPort, default: defaultPort, range: 0...65535),
-                                     maxBody: try settings.int(.catalogMaxBody, range: 1024...1 << 30), limits: limits),
+                                     maxBody: try settings.int(.catalogMaxBody, range: 1024...1 << 30), limits: limits, execution: execution,
+                                     headTimeout: try settings.seconds(.catalogHeaderTimeout), idleTimeout: try settings.seconds(.catalogIdleTimeout)),
                 store: store, relay: relay, auth: auth, metrics: context.metrics, logger: logger,
                 readiness: {
                     guard await context.redis.ping() else { return .notReady(["redis unreachable at \(context.redis.endpoint)"]) }

@@ -20,17 +20,34 @@ public struct CatalogHTTPServer: Service {
         public var port: Int
         public var maxBody: Int
         public var limits: QueryLimits
-        public init(host: String, port: Int, maxBody: Int, limits: QueryLimits) {
+        public var execution: ExecutionLimits
+        /// A new connection must deliver its first complete request head within this (slowloris).
+        public var headTimeout: Duration
+        /// A connection with no complete request part for this long is closed (idle keep-alive,
+        /// slow heads of later requests); a response being written or streamed is not idle.
+        public var idleTimeout: Duration
+        public init(host: String, port: Int, maxBody: Int, limits: QueryLimits, execution: ExecutionLimits = .init(),
+                    headTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60)) {
             self.host = host
             self.port = port
             self.maxBody = maxBody
             self.limits = limits
+            self.execution = execution
+            self.headTimeout = headTimeout
+            self.idleTimeout = idleTimeout
         }
     }
 
     public init(configuration: Configuration, store: CatalogStore, relay: EventRelay, auth: CatalogAuth, metrics: CortexMetrics,
                 logger: Logger, readiness: @escaping @Sendable () async -> Readiness) throws {
-        let graphql = GraphQLService(schema: try CatalogSchema.build(), store: store, relay: relay, limits: configuration.limits, metrics: metrics)
+        let schema = try CatalogSchema.build()
+        // Introspection lists cost what this schema makes them return.
+        var limits = configuration.limits
+        limits.introspection = try IntrospectionSizes(schema: schema)
+        let graphql = GraphQLService(schema: schema, store: store, relay: relay, limits: limits, execution: configuration.execution,
+                                     metrics: metrics, logger: logger)
+        let refusals = RefusalLog(metrics: metrics, logger: logger)
+        refusals.start()
         let router = Router(context: Context.self)
         router.add(middleware: CatalogMiddleware(metrics: metrics, logger: logger))
         let routes = CatalogRoutes(store: store, relay: relay, auth: auth, graphql: graphql, metrics: metrics, logger: logger,
@@ -50,7 +67,7 @@ public struct CatalogHTTPServer: Service {
         quiet.logLevel = max(logger.logLevel, .notice)
         application = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            server: .catalog(webSocketRouter: router, headTimeout: configuration.headTimeout, idleTimeout: configuration.idleTimeout, refusals: refusals),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "cortex-catalog"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port

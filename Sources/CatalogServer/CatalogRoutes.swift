@@ -151,16 +151,17 @@ struct CatalogRoutes: Sendable {
         do { gqlRequest = try GraphQLRequestBody(json: body) } catch let e as CatalogError {
             return jsonResponse(.badRequest, text: GraphQLService.encode(GraphQLService.Refusal(e).result))
         }
-        var principal: Principal?
         do {
-            let prepared = try graphql.prepare(gqlRequest) { scope in principal = try authorize(request, scope) }
+            let prepared = try graphql.prepare(gqlRequest) { scope in try authorize(request, scope) }
             if prepared.operation == .subscription {
                 throw GraphQLService.Refusal(CatalogError(.invalid, "subscriptions need a WebSocket (graphql-transport-ws) at /graphql"))
             }
-            let result = await graphql.execute(prepared, principal: principal!)
+            let result = try await graphql.execute(prepared)
             return jsonResponse(.ok, text: GraphQLService.encode(result))
         } catch let refusal as GraphQLService.Refusal {
-            return jsonResponse(HTTPResponse.Status(code: refusal.status), text: GraphQLService.encode(refusal.result))
+            var headers: HTTPFields = [:]
+            if let seconds = refusal.retryAfter { headers[.retryAfter] = String(seconds) }
+            return jsonResponse(HTTPResponse.Status(code: refusal.status), text: GraphQLService.encode(refusal.result), headers: headers)
         }
     }
 

@@ -172,15 +172,15 @@ public enum CatalogSchema {
 
         let query = try GraphQLObjectType(name: "Query", fields: [
             "asset": GraphQLField(type: asset, args: ["id": GraphQLArgument(type: GraphQLNonNull(GraphQLID))]) { _, args, context, _ in
-                try await ctx(context).store.get(args["id"].string ?? "").map(MapConversion.source)
+                try await live(context).store.get(args["id"].string ?? "").map(MapConversion.source)
             },
             "assets": GraphQLField(type: GraphQLNonNull(connection), args: listArgs) { _, args, context, _ in
-                let c = ctx(context)
+                let c = try live(context)
                 let filter = try decodeInput(args["filter"], as: AssetFilter.self) ?? AssetFilter()
                 return MapConversion.source(try await c.store.list(filter: filter, first: try page(args, c), after: args["after"].string))
             },
             "search": GraphQLField(type: GraphQLNonNull(connection), args: searchArgs) { _, args, context, _ in
-                let c = ctx(context)
+                let c = try live(context)
                 let text = args["text"].string ?? ""
                 let first = try page(args, c)
                 guard !CatalogValidation.words(text).isEmpty else { return MapConversion.source(AssetPage(items: [], hasNextPage: false, endCursor: nil)) }
@@ -192,12 +192,12 @@ public enum CatalogSchema {
                 "depth": GraphQLArgument(type: GraphQLInt, description: "1...10", defaultValue: .int(3)),
             ]) { _, args, context, _ in
                 let dir = LineageDirection(rawValue: args["direction"].string ?? "BOTH") ?? .BOTH
-                guard let l = try await ctx(context).store.lineage(of: args["id"].string ?? "", direction: dir, depth: args["depth"].int ?? 3) else { return nil }
+                guard let l = try await live(context).store.lineage(of: args["id"].string ?? "", direction: dir, depth: args["depth"].int ?? 3) else { return nil }
                 return ["root": l.root, "nodes": l.nodes.map { MapConversion.source($0) } as [any Sendable],
                         "edges": l.edges.map { MapConversion.source($0) } as [any Sendable], "truncated": l.truncated] as [String: any Sendable]
             },
             "stats": GraphQLField(type: GraphQLNonNull(stats)) { _, _, context, _ in
-                let s = try await ctx(context).store.stats()
+                let s = try await live(context).store.stats()
                 return ["total": s.total, "relations": s.relations, "byType": MapConversion.source(s.byType),
                         "byNamespace": MapConversion.source(s.byNamespace), "byHealth": MapConversion.source(s.byHealth),
                         "discoveriesPerHour": s.discoveriesPerHour.map { ["hour": $0.hour, "count": $0.count] as [String: any Sendable] } as [any Sendable],
@@ -207,7 +207,7 @@ public enum CatalogSchema {
 
         let mutation = try GraphQLObjectType(name: "Mutation", fields: [
             "addAsset": GraphQLField(type: GraphQLNonNull(asset), args: ["input": GraphQLArgument(type: GraphQLNonNull(assetInputType))]) { _, args, context, _ in
-                let c = ctx(context)
+                let c = try live(context)
                 let input = try parseAssetInput(args["input"])
                 return MapConversion.source(try await c.store.write([input], mode: .create, by: c.principal.name).assets[0])
             },
@@ -216,7 +216,7 @@ public enum CatalogSchema {
                 "expectedVersion": GraphQLArgument(type: GraphQLNonNull(GraphQLInt), description: "The version you read; another is a CONFLICT."),
                 "input": GraphQLArgument(type: GraphQLNonNull(assetInputType)),
             ]) { _, args, context, _ in
-                let c = ctx(context)
+                let c = try live(context)
                 var input = try parseAssetInput(args["input"])
                 let id = args["id"].string ?? ""
                 if let given = input.id, given != id { throw CatalogError(.invalid, "input.id \(given) differs from id \(id)") }
@@ -225,7 +225,7 @@ public enum CatalogSchema {
                 return MapConversion.source(try await c.store.write([input], mode: .update, by: c.principal.name).assets[0])
             },
             "deleteAsset": GraphQLField(type: GraphQLNonNull(GraphQLBoolean), args: ["id": GraphQLArgument(type: GraphQLNonNull(GraphQLID))]) { _, args, context, _ in
-                try await ctx(context).store.delete(args["id"].string ?? "") != nil
+                try await live(context).store.delete(args["id"].string ?? "") != nil
             },
             "upsertAssets": GraphQLField(
                 type: GraphQLNonNull(upsertResult), description: "Idempotent batch: all or nothing.",
@@ -234,14 +234,14 @@ public enum CatalogSchema {
                     "relations": GraphQLArgument(type: GraphQLList(GraphQLNonNull(relationInput))),
                 ]
             ) { _, args, context, _ in
-                let c = ctx(context)
+                let c = try live(context)
                 let inputs = try (args["assets"].array ?? []).map(parseAssetInput)
                 let relations = try (args["relations"].array ?? []).map { try decodeInput($0, as: RelationInput.self)! }
                 let s = try await c.store.write(inputs, relations: relations, mode: .upsert, by: c.principal.name, reloadUnchanged: false).summary
                 return ["created": s.created, "updated": s.updated, "unchanged": s.unchanged, "relations": s.relations] as [String: any Sendable]
             },
             "addRelation": GraphQLField(type: GraphQLNonNull(relation), args: ["input": GraphQLArgument(type: GraphQLNonNull(relationInput))]) { _, args, context, _ in
-                let c = ctx(context)
+                let c = try live(context)
                 let input = try decodeInput(args["input"], as: RelationInput.self)!
                 return MapConversion.source(try await c.store.addRelation(input, by: c.principal.name))
             },
@@ -250,7 +250,7 @@ public enum CatalogSchema {
                 "to": GraphQLArgument(type: GraphQLNonNull(GraphQLID)),
                 "kind": GraphQLArgument(type: GraphQLNonNull(relationKind)),
             ]) { _, args, context, _ in
-                try await ctx(context).store.removeRelation(from: args["from"].string ?? "", to: args["to"].string ?? "",
+                try await live(context).store.removeRelation(from: args["from"].string ?? "", to: args["to"].string ?? "",
                                                             kind: RelationKind(rawValue: args["kind"].string ?? "") ?? .DEPENDS_ON)
             },
         ])
@@ -289,6 +289,13 @@ public enum CatalogSchema {
     }
 
     static func ctx(_ context: any Sendable) -> CatalogContext { context as! CatalogContext }
+
+    /// The context for a query or mutation resolver, or `CancellationError` when the operation was
+    /// cancelled (past its deadline): an abandoned execution stops at its next store call.
+    static func live(_ context: any Sendable) throws -> CatalogContext {
+        try Task.checkCancellation()
+        return ctx(context)
+    }
 
     static func page(_ args: Map, _ c: CatalogContext) throws -> Int {
         let first = args["first"].int ?? 50

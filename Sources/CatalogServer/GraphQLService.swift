@@ -2,6 +2,7 @@ import CortexCatalog
 import CortexCore
 import Foundation
 import GraphQL
+import Logging
 
 /// A GraphQL request as GraphQL-over-HTTP and graphql-transport-ws carry it.
 public struct GraphQLRequestBody: Sendable {
@@ -27,13 +28,33 @@ public struct GraphQLRequestBody: Sendable {
     }
 }
 
-/// Parses, authorizes, validates, limits and executes GraphQL operations (HTTP and WebSocket alike).
+/// Parses, authorizes, limits, validates and executes GraphQL operations (HTTP and WebSocket alike).
+///
+/// The order matters: the raw text is pre-scanned (token count, bracket nesting) before the recursive
+/// parser sees it, and the document limits (depth with fragments expanded, cost, fragment cycles) are
+/// checked before the library's recursive validation and execution. Execution is bounded in time,
+/// result size and, per client, concurrency.
 public struct GraphQLService: Sendable {
     public let schema: GraphQLSchema
     public let store: CatalogStore
     public let relay: EventRelay
     public let limits: QueryLimits
+    public let execution: ExecutionLimits
     public let metrics: CortexMetrics
+    let refusals: RefusalLog
+    let limiter: ClientLimiter
+
+    public init(schema: GraphQLSchema, store: CatalogStore, relay: EventRelay, limits: QueryLimits, execution: ExecutionLimits = .init(),
+                metrics: CortexMetrics, logger: Logger) {
+        self.schema = schema
+        self.store = store
+        self.relay = relay
+        self.limits = limits
+        self.execution = execution
+        self.metrics = metrics
+        refusals = RefusalLog(metrics: metrics, logger: logger)
+        limiter = ClientLimiter(limit: execution.maxConcurrentPerClient)
+    }
 
     /// A checked operation, ready to run.
     public struct Prepared: Sendable {
@@ -42,24 +63,40 @@ public struct GraphQLService: Sendable {
         /// The first root field, for metrics ("assets", "upsertAssets"...).
         public let rootField: String
         let request: GraphQLRequestBody
+        /// Who asked: the concurrency limit is theirs.
+        public let principal: Principal
     }
 
-    /// What stops a request before execution: GraphQL errors with an HTTP status.
+    /// What stops a request before execution: GraphQL errors with an HTTP status (and, for a
+    /// refusal the client should retry later, the seconds to wait).
     public struct Refusal: Error {
         public var status: Int
         public var errors: [GraphQLError]
-        init(_ status: Int, _ errors: [GraphQLError]) {
+        public var retryAfter: Int?
+        init(_ status: Int, _ errors: [GraphQLError], retryAfter: Int? = nil) {
             self.status = status
             self.errors = errors
+            self.retryAfter = retryAfter
         }
         init(_ error: CatalogError) {
             self.init(error.httpStatus, [GraphQLError(message: error.message, extensions: GraphQLService.extensions(error))])
         }
+        init(_ error: QueryLimitError) {
+            self.init(400, [GraphQLService.limitError(error.message, code: error.code, classification: "BAD_REQUEST")])
+        }
         public var result: GraphQLResult { GraphQLResult(errors: errors) }
     }
 
-    /// Parses and checks the request; `authorize` is asked for the scope the operation needs.
-    public func prepare(_ request: GraphQLRequestBody, authorize: (Scope) throws -> Void) throws(Refusal) -> Prepared {
+    /// Parses and checks the request; `authorize` is asked for the scope the operation needs and
+    /// answers who is asking.
+    public func prepare(_ request: GraphQLRequestBody, authorize: (Scope) throws -> Principal) throws(Refusal) -> Prepared {
+        // Gate 1, before anything recursive: tokens and bracket nesting of the raw text.
+        do {
+            try limits.prescan(request.query)
+        } catch {
+            refusals.refused(error.reason, client: nil, query: request.query, error.message)
+            throw Refusal(error)
+        }
         let document: Document
         do {
             document = try parse(source: Source(body: request.query, name: "GraphQL request"))
@@ -81,33 +118,65 @@ public struct GraphQLService: Sendable {
             }
             chosen = operations[0]
         }
+        let principal: Principal
         do {
-            try authorize(chosen.operation == .mutation ? .write : .read)
+            principal = try authorize(chosen.operation == .mutation ? .write : .read)
         } catch let e as CatalogError {
             throw Refusal(e)
         } catch {
             throw Refusal(CatalogError(.unauthenticated, "\(error)"))
         }
-        let validationErrors = validate(schema: schema, ast: document)
-        guard validationErrors.isEmpty else { throw Refusal(400, Self.coded(validationErrors, "GRAPHQL_VALIDATION_FAILED")) }
+        // Gate 2, before the library's (recursive) validation: depth, cost, fragment cycles.
         do {
             try limits.check(document, operationName: request.operationName, variables: request.variables)
-        } catch let e as CatalogError {
-            throw Refusal(e)
         } catch {
-            throw Refusal(CatalogError(.invalid, "\(error)"))
+            refusals.refused(error.reason, client: principal.name, query: request.query, error.message)
+            throw Refusal(error)
         }
+        let validationErrors = validate(schema: schema, ast: document)
+        guard validationErrors.isEmpty else { throw Refusal(400, Self.coded(validationErrors, "GRAPHQL_VALIDATION_FAILED")) }
         let root = chosen.selectionSet.selections.compactMap { ($0 as? Field)?.name.value }.first ?? "?"
-        return Prepared(document: document, operation: chosen.operation, rootField: root, request: request)
+        return Prepared(document: document, operation: chosen.operation, rootField: root, request: request, principal: principal)
     }
 
-    /// Runs a query or mutation.
-    public func execute(_ prepared: Prepared, principal: Principal) async -> GraphQLResult {
+    /// Runs a query or mutation within the client's concurrency limit, the time limit and the result
+    /// size limit. Over the concurrency limit it is refused (429, `TOO_MANY_REQUESTS`, retry after a
+    /// second); past the deadline the client gets `TIMEOUT` at once and the execution is cancelled
+    /// (it keeps the client's slot until it has stopped); a result over the size limit is replaced
+    /// by `RESULT_TOO_LARGE`.
+    public func execute(_ prepared: Prepared) async throws(Refusal) -> GraphQLResult {
+        let client = prepared.principal.name
+        guard limiter.acquire(client) else {
+            let message = "\(client) already has \(limiter.limit) operations running; retry when one has finished"
+            refusals.refused("concurrency", client: client, query: prepared.request.query, message)
+            throw Refusal(429, [Self.limitError(message, code: "TOO_MANY_REQUESTS", classification: "BAD_REQUEST")], retryAfter: 1)
+        }
         let started = ContinuousClock.now
-        defer { metrics.catalogGraphQL(operation: prepared.operation.rawValue, field: prepared.rootField, seconds: seconds(since: started)) }
+        let work = Task { [self] in
+            defer { limiter.release(client) }
+            return await run(prepared)
+        }
+        guard let result = await value(of: work, within: execution.timeout) else {
+            work.cancel()
+            let message = "the operation did not finish within \(secondsText(execution.timeout)) s and was cancelled"
+            refusals.refused("timeout", client: client, query: prepared.request.query, message)
+            return GraphQLResult(errors: [Self.limitError(message, code: "TIMEOUT", classification: "INTERNAL_ERROR")])
+        }
+        metrics.catalogGraphQL(operation: prepared.operation.rawValue, field: prepared.rootField, seconds: seconds(since: started))
+        let nodes = resultNodes(result.data, limit: execution.maxResultNodes)
+        if nodes > execution.maxResultNodes {
+            let message = "the result holds more than \(execution.maxResultNodes) values; select fewer fields or lower `first`"
+            refusals.refused("result_size", client: client, query: prepared.request.query, message)
+            return GraphQLResult(errors: [Self.limitError(message, code: "RESULT_TOO_LARGE", classification: "BAD_REQUEST")])
+        }
+        return result
+    }
+
+    /// Executes the operation (the library's execution, resolver errors given their codes).
+    func run(_ prepared: Prepared) async -> GraphQLResult {
         do {
             let result = try await GraphQL.execute(
-                schema: schema, documentAST: prepared.document, rootValue: (), context: context(principal),
+                schema: schema, documentAST: prepared.document, rootValue: (), context: context(prepared.principal),
                 variableValues: prepared.request.variables, operationName: prepared.request.operationName
             )
             return Self.withCodes(result)
@@ -116,6 +185,11 @@ public struct GraphQLService: Sendable {
         } catch {
             return GraphQLResult(errors: [GraphQLError(message: "\(error)")])
         }
+    }
+
+    /// An error of a limit, with its code.
+    static func limitError(_ message: String, code: String, classification: String) -> GraphQLError {
+        GraphQLError(message: message, extensions: ["code": .string(code), "classification": .string(classification)])
     }
 
     /// Starts a subscription: a stream of results, or the errors that prevented it.
@@ -187,6 +261,12 @@ public struct GraphQLService: Sendable {
             e.extensions["code"] != nil ? e : GraphQLError(message: e.message, locations: e.locations, extensions: e.extensions.merging(["code": .string(code)]) { $1 })
         }
     }
+}
+
+/// "15" or "1.5": a duration in seconds for messages.
+func secondsText(_ d: Duration) -> String {
+    let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    return ms % 1000 == 0 ? "\(ms / 1000)" : "\(Double(ms) / 1000)"
 }
 
 func seconds(since start: ContinuousClock.Instant) -> Double {

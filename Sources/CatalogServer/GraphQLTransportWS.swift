@@ -147,6 +147,7 @@ public struct GraphQLTransportWS: Sendable {
                 if scope > principal.scope {
                     throw CatalogError(.forbidden, "this connection has \(principal.scope.rawValue) scope; \(scope.rawValue) is needed")
                 }
+                return principal
             }
         } catch {
             send.yield(.message(message("error", errorsJSON(error.errors))))
@@ -169,8 +170,15 @@ public struct GraphQLTransportWS: Sendable {
                 }
             }
         } else {
-            let result = await service.execute(prepared, principal: principal)
-            send.yield(.message(message("next", GraphQLService.encode(result))))
+            do {
+                let result = try await service.execute(prepared)
+                send.yield(.message(message("next", GraphQLService.encode(result))))
+            } catch {
+                // Refused before it ran (the client's concurrency limit): an `error` message, as for
+                // any operation that could not start.
+                send.yield(.message(message("error", errorsJSON(error.errors))))
+                return
+            }
         }
         if !Task.isCancelled { send.yield(.message(message("complete", nil))) }
     }

@@ -65,17 +65,26 @@ import Testing
         // `first` multiplies what is under the list, from a literal or a variable.
         let page = try parse(source: "query($n: Int) { assets(first: $n) { nodes { id name } } }")
         #expect(try limits.check(page, operationName: nil, variables: ["n": 10]) == (3, 1 + 10 * 3))
-        #expect(throws: CatalogError(.invalid, "query cost 1501 exceeds the limit of 1000 (lower `first` or select fewer fields)")) {
+        #expect(throws: QueryLimitError(reason: "cost", code: "QUERY_TOO_COSTLY", message: "query cost 1501 exceeds the limit of 1000 (lower `first` or select fewer fields)")) {
             try limits.check(page, operationName: nil, variables: ["n": 500])
         }
-        // Fragments count where they are spread; a fragment cycle does not hang the walk.
-        let fragments = try parse(source: "fragment F on Asset { health { status } ...F } { asset(id: \"x\") { ...F } }")
+        // Fragments count where they are spread; a fragment cycle is refused (not walked, not left to validation).
+        let fragments = try parse(source: "fragment F on Asset { health { status } } { asset(id: \"x\") { ...F } }")
         #expect(try limits.check(fragments, operationName: nil, variables: [:]).depth == 3)
+        let cycle = try parse(source: "fragment F on Asset { health { status } ...F } { asset(id: \"x\") { ...F } }")
+        #expect(throws: QueryLimitError(reason: "fragment_cycle", code: "GRAPHQL_VALIDATION_FAILED", message: "fragments spread each other in a cycle: F")) {
+            try limits.check(cycle, operationName: nil, variables: [:])
+        }
         let deep = try parse(source: "{ assets { edges { node { health { status } } } } }")
-        #expect(throws: CatalogError(.invalid, "query depth 5 exceeds the limit of 4")) { try limits.check(deep, operationName: nil, variables: [:]) }
-        // Introspection is not counted.
+        #expect(throws: QueryLimitError(reason: "depth", code: "QUERY_TOO_DEEP", message: "query depth 5 exceeds the limit of 4")) {
+            try limits.check(deep, operationName: nil, variables: [:])
+        }
+        // Introspection counts too, every field one, against its own depth limit (20 by default).
         let introspection = try parse(source: "{ __schema { types { fields { type { ofType { ofType { name } } } } } } }")
-        #expect(try limits.check(introspection, operationName: nil, variables: [:]) == (0, 0))
+        #expect(try limits.check(introspection, operationName: nil, variables: [:]) == (7, 7))
+        // The raw text is measured before parsing: tokens and bracket nesting.
+        #expect(try limits.prescan("{ a: __typename, b: __typename } # comment") == (tokens: 8, nesting: 1))
+        #expect(throws: QueryLimitError.self) { try limits.prescan("{" + String(repeating: "a {", count: 100) + String(repeating: "}", count: 101)) }
     }
 
     @Test func theOpenAPIDocumentDescribesTheRoutes() throws {

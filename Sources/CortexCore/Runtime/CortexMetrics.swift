@@ -49,6 +49,7 @@ public final class CortexMetrics: Sendable {
         "cortex_catalog_writes_total": "Asset writes by outcome (created, updated, unchanged) and relations added.",
         "cortex_catalog_subscribers": "Live catalog subscribers on this replica, by transport (websocket, sse).",
         "cortex_catalog_event_listeners": "Live event streams on this replica (one per GraphQL subscription or SSE client).",
+        "cortex_catalog_requests_refused_total": "catalog-api requests refused by a limit, by reason (tokens, nesting, depth, cost, fragment_cycle, concurrency, timeout, result_size, header_timeout).",
         "cortex_catalog_registrations_total": "Work items whose discoveries a worker sent to catalog-api, by outcome (ok, failed).",
         "cortex_budget_requests_total": "Budget requests decided by the coordinator, by decision (granted, denied).",
         "cortex_llm_calls_total": "LLM calls by agent and outcome (done, denied, failed).",
@@ -208,6 +209,11 @@ public final class CortexMetrics: Sendable {
 
     public func catalogListeners(_ n: Int) {
         registry.makeGauge(descriptor: d("cortex_catalog_event_listeners")).set(to: Double(n))
+    }
+
+    /// A request catalog-api refused by a limit (`by: 0` creates the series at zero).
+    public func catalogRefused(reason: String, by n: Int = 1) {
+        registry.makeCounter(descriptor: d("cortex_catalog_requests_refused_total"), labels: [("reason", reason)]).increment(by: Int64(n))
     }
 
     public func catalogRegistration(outcome: String) {

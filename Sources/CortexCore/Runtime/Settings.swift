@@ -76,13 +76,25 @@ public struct Setting: Sendable, Hashable {
     public static let catalogAllowAnonymous = Setting(env: "CORTEX_CATALOG_ALLOW_ANONYMOUS", flag: "allow-anonymous", defaultValue: "false",
         help: "true: accept requests without a token, with write scope (local use; cortexctl up sets it). Without tokens and without this, catalog-api refuses to start.", usedBy: "catalog-api")
     public static let catalogMaxDepth = Setting(env: "CORTEX_CATALOG_MAX_DEPTH", flag: "max-depth", defaultValue: "12",
-        help: "Deepest GraphQL selection accepted (introspection excepted).", usedBy: "catalog-api")
+        help: "Deepest GraphQL selection accepted, fragments expanded (paths through __schema / __type may nest 20 deep, for tools' introspection queries).", usedBy: "catalog-api")
     public static let catalogMaxCost = Setting(env: "CORTEX_CATALOG_MAX_COST", flag: "max-cost", defaultValue: "50000",
-        help: "Highest GraphQL query cost accepted: one per field, list fields multiplied by the items they may return.", usedBy: "catalog-api")
+        help: "Highest GraphQL query cost accepted: one per field (every alias, __typename and introspection field included), list fields multiplied by the items they may return.", usedBy: "catalog-api")
     public static let catalogMaxPage = Setting(env: "CORTEX_CATALOG_MAX_PAGE", flag: "max-page", defaultValue: "500",
         help: "Largest page (`first`, `limit`) a listing returns.", usedBy: "catalog-api")
     public static let catalogMaxBody = Setting(env: "CORTEX_CATALOG_MAX_BODY", flag: "max-body", defaultValue: "8388608",
         help: "Largest request body in bytes (batch upserts are the big ones); larger is refused with 413.", usedBy: "catalog-api")
+    public static let catalogMaxTokens = Setting(env: "CORTEX_CATALOG_MAX_TOKENS", flag: "max-tokens", defaultValue: "10000",
+        help: "Most lexical tokens a GraphQL document may have (counted before it is parsed; values belong in variables); more is refused with QUERY_TOO_LARGE.", usedBy: "catalog-api")
+    public static let catalogRequestTimeout = Setting(env: "CORTEX_CATALOG_REQUEST_TIMEOUT", flag: "request-timeout", defaultValue: "15",
+        help: "Seconds a GraphQL query or mutation may run; then the client gets a TIMEOUT error and the execution is cancelled.", usedBy: "catalog-api")
+    public static let catalogMaxResultNodes = Setting(env: "CORTEX_CATALOG_MAX_RESULT_NODES", flag: "max-result-nodes", defaultValue: "200000",
+        help: "Most values (objects, list items, leaves) a GraphQL result may hold; a larger one is answered with RESULT_TOO_LARGE.", usedBy: "catalog-api")
+    public static let catalogMaxConcurrentPerClient = Setting(env: "CORTEX_CATALOG_MAX_CONCURRENT_PER_CLIENT", flag: "max-concurrent-per-client", defaultValue: "16",
+        help: "GraphQL queries and mutations one token (all anonymous callers together) may have running at once; more are refused with 429 and Retry-After.", usedBy: "catalog-api")
+    public static let catalogHeaderTimeout = Setting(env: "CORTEX_CATALOG_HEADER_TIMEOUT", flag: "header-timeout", defaultValue: "10",
+        help: "Seconds a new connection has to deliver its first complete request head (slowloris); then it is closed.", usedBy: "catalog-api")
+    public static let catalogIdleTimeout = Setting(env: "CORTEX_CATALOG_IDLE_TIMEOUT", flag: "idle-timeout", defaultValue: "60",
+        help: "Seconds a connection may go without a complete request part (an idle keep-alive connection, or a later request head sent slowly) before it is closed; responses being written or streamed (SSE) do not count as idle.", usedBy: "catalog-api")
 
     public static let llmProvider = Setting(env: "CORTEX_LLM_PROVIDER", flag: "llm-provider", defaultValue: "none",
         help: "none (LLM steps are skipped and reported so), anthropic (the Messages API) or openai (any OpenAI-compatible chat-completions server: OpenAI, Ollama, vLLM, llama.cpp).", usedBy: "masters")
@@ -143,6 +155,7 @@ public struct Setting: Sendable, Hashable {
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
+        catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
         grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
