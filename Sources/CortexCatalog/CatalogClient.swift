@@ -79,7 +79,16 @@ public struct CatalogClient: Sendable {
         var headers = ["Content-Type": "application/json"]
         if let token, !token.isEmpty { headers["Authorization"] = "Bearer \(token)" }
         let body: JSONValue = ["query": .string(query), "variables": variables]
-        let response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
+        var response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
+        // catalog-api limits concurrent operations per token (429 with Retry-After); workers share a token,
+        // so a busy moment is waited out a few times rather than failing the registration.
+        var attempt = 0
+        while response.status == 429, attempt < 5 {
+            attempt += 1
+            let wait = response.headers["retry-after"].flatMap(Double.init).map { min(max($0, 0.05), 5) } ?? 0.2 * Double(attempt)
+            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
+        }
         guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
             throw CatalogClientError("catalog-api answered \(response.status) without JSON")
         }

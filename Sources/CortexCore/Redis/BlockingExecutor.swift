@@ -5,18 +5,37 @@ import Foundation
 /// hiredis is a blocking C library; running it on Swift's cooperative pool would starve every other
 /// task in the process, so each Redis connection owns one of these threads instead.
 public final class BlockingExecutor: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [() -> Void] = []
-    private var stopped = false
-    private var thread: Thread?
+    /// The queue the thread serves. The thread holds it (not the executor): an executor dropped before
+    /// its thread got to run used to leave the thread reading a freed object (a crash at exit of any
+    /// process that made a client and dropped it at once).
+    private final class Queue: @unchecked Sendable {
+        let condition = NSCondition()
+        var jobs: [() -> Void] = []
+        var stopped = false
+
+        func loop() {
+            while true {
+                condition.lock()
+                while jobs.isEmpty && !stopped { condition.wait() }
+                if jobs.isEmpty && stopped { condition.unlock(); return }
+                let job = jobs.removeFirst()
+                condition.unlock()
+                job()
+            }
+        }
+    }
+
+    private let queue = Queue()
 
     init(name: String) {
-        let thread = Thread { [unowned self] in self.loop() }
+        let thread = Thread { [queue] in queue.loop() }
         thread.name = name
         thread.stackSize = 1 << 20
-        self.thread = thread
         thread.start()
     }
+
+    /// A dropped executor ends its thread once the queued jobs are done.
+    deinit { shutdown() }
 
     /// Runs one long blocking job (a test suite, a subprocess) on a thread of its own, so it cannot
     /// hold up the cooperative pool that heartbeats and message handling run on.
@@ -39,30 +58,19 @@ public final class BlockingExecutor: @unchecked Sendable {
     /// Queues a job without waiting; returns false once the executor is shut down.
     @discardableResult
     func enqueue(_ job: @escaping () -> Void) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        if stopped { return false }
-        jobs.append(job)
-        condition.signal()
+        queue.condition.lock()
+        defer { queue.condition.unlock() }
+        if queue.stopped { return false }
+        queue.jobs.append(job)
+        queue.condition.signal()
         return true
     }
 
     /// Lets queued jobs finish, then ends the thread.
     func shutdown() {
-        condition.lock()
-        stopped = true
-        condition.signal()
-        condition.unlock()
-    }
-
-    private func loop() {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !stopped { condition.wait() }
-            if jobs.isEmpty && stopped { condition.unlock(); return }
-            let job = jobs.removeFirst()
-            condition.unlock()
-            job()
-        }
+        queue.condition.lock()
+        queue.stopped = true
+        queue.condition.signal()
+        queue.condition.unlock()
     }
 }
