@@ -8,6 +8,8 @@ struct RedisACLRulesTests {
     @Test func theChartShipsTheGeneratedACLTemplate() throws {
         let committed = try String(contentsOf: PackagingTests.root.appendingPathComponent("charts/cortex/files/redis/users.acl"), encoding: .utf8)
         #expect(committed == RedisACL.chartTemplate, "regenerate: cortexctl docs acl-file > charts/cortex/files/redis/users.acl")
+        let doc = try String(contentsOf: PackagingTests.root.appendingPathComponent("docs/redis-acl.md"), encoding: .utf8)
+        #expect(doc == RedisACL.markdown(), "regenerate: cortexctl docs acl > docs/redis-acl.md")
         // The chart's start script and Secret know every role (the template's users, one password key each).
         let redis = try String(contentsOf: PackagingTests.root.appendingPathComponent("charts/cortex/templates/_helpers.tpl"), encoding: .utf8)
         #expect(redis.contains(RedisACL.Role.allCases.map(\.rawValue).joined(separator: " ")))

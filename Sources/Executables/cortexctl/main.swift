@@ -21,7 +21,8 @@ struct RedisOptions: ParsableArguments {
     func bus() throws -> MessageBus {
         let env = ProcessInfo.processInfo.environment
         return try ControlCommands.bus(redisURL: url, sentinels: redisSentinels ?? env["CORTEX_REDIS_SENTINELS"],
-                                       masterName: redisMasterName ?? env["CORTEX_REDIS_MASTER_NAME"] ?? "cortex")
+                                       masterName: redisMasterName ?? env["CORTEX_REDIS_MASTER_NAME"] ?? "cortex",
+                                       passwordFile: env["CORTEX_REDIS_PASSWORD_FILE"])
     }
 }
 
