@@ -288,7 +288,6 @@ import Testing
         #expect(Set(clients).isSuperset(of: ["cortex-coordinator", "cortex-master", "cortex-worker", "cortex-catalog-api", "cortex-operator"]), "\(clients)")
         print("connections by user during the run: \(Dictionary(grouping: clients, by: { $0 }).mapValues(\.count).sorted { $0.key < $1.key })")
         let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)
-        struct Summary: Decodable { var status: String; var reports: [MasterReport] }
         let parsed = try WireJSON.decode(Summary.self, from: summary)
         #expect(Set(parsed.reports.map(\.master)) == Set(MasterRole.allCases))
         #expect(parsed.reports.allSatisfy { $0.status == "succeeded" }, "\(parsed.reports.map { "\($0.master): \($0.summary)" })")
@@ -297,6 +296,66 @@ import Testing
         print("run \(runID): \(parsed.status), \(parsed.reports.count) master reports, \(items.count) work items, ACL LOG entries: \(denials.count)")
         // Not one command was refused anywhere (including those whose failure a process tolerates).
         #expect(denials.isEmpty, "\(denials)\n\(logs.joined(separator: "\n"))")
+    }
+
+    // MARK: (c2) the implementation pool: model calls metered under its own user
+
+    /// A development run with an implementation task: the agent's model calls (a scripted model) are
+    /// reserved and committed on the ledger by a worker connected as `cortex-implementation-worker`, while
+    /// the documentation items go to an ordinary `cortex-worker`. No denial anywhere.
+    @Test func theImplementationWorkerMetersModelCallsUnderItsOwnUser() async throws {
+        let (state, ledger, denials, _) = try await Self.developmentRun()
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let used = ledger.first { $0.name == "development:workers" }?.used ?? 0
+        #expect(used == 750, "four agent calls and the review, 150 tokens each: \(ledger)")
+        #expect(denials.isEmpty, "\(denials)")
+        print("development run \(state.runID): \(state.status); development:workers used \(used) tokens; ACL LOG entries: \(denials.count)")
+    }
+
+    /// The same run with the implementation worker's user lacking its budget account: the agent's first
+    /// model call is refused by the ledger (NOPERM), and the item fails with that reason.
+    @Test func anImplementationWorkerWithoutItsBudgetAccountFailsTheItem() async throws {
+        var rules = RedisACL.rules(for: .implementationWorker)
+        rules.keys.removeAll { $0.pattern == CortexNames.budgetAccountPattern("development:workers") }
+        let (state, _, denials, summary) = try await Self.developmentRun(implementationRules: rules)
+        #expect(state.status == "partial", "\(state.status): \(state.reason ?? "")")
+        let item = try #require(summary.reports.flatMap(\.items).first { $0.pool == .implementation })
+        #expect(item.status == .failed && item.error?.contains("NOPERM") == true, "\(item)")
+        #expect(denials.contains { $0.hasPrefix("cortex-implementation-worker key cortex:budget:") }, "\(denials)")
+        print("implementation item error without its budget account: \(item.error ?? "")")
+    }
+
+    struct Summary: Decodable { var status: String; var reports: [MasterReport] }
+
+    /// A development run (one implementation task) with a scripted model: the implementation pool's worker
+    /// as `cortex-implementation-worker` (with `implementationRules` when given), the documentation pool's
+    /// as `cortex-worker`. Returns the run, its ledger, ACL LOG and summary.json.
+    static func developmentRun(implementationRules: RedisACL.Rules? = nil) async throws -> (RunState, [BudgetLedger.Account], [String], Summary) {
+        let llm = FakeLLMServer()
+        try await llm.start()
+        defer { llm.stop() }
+        llm.script.withLock { $0 = (0..<4).map { DevelopmentAgentTests.anthropicReply($0) } }
+        let work = try temporaryDirectory("cortex-acl-dev")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
+            "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test",
+            "CORTEX_LLM_API_KEY": "sk-test-acl", "CORTEX_LLM_MAX_TOKENS": "256", "PATH": TestRunnerTests.path, "CORTEX_TEST_TIMEOUT": "120",
+        ], redisArguments: ["--aclfile", try Self.aclFile(in: work, override: implementationRules.map { (.implementationWorker, $0) })])
+        let port = suite.redis.port
+        try suite.startCoordinator(environment: ["CORTEX_REDIS_URL": Self.url(port, .coordinator)])
+        try suite.startMaster(.development, environment: ["CORTEX_REDIS_URL": Self.url(port, .master)])
+        #expect(RedisACL.Role.worker(serving: [.implementation]) == .implementationWorker)
+        try suite.startWorker(pools: [.implementation], environment: ["CORTEX_REDIS_URL": Self.url(port, .implementationWorker)])
+        try suite.startWorker(pools: [.documentation], environment: ["CORTEX_REDIS_URL": Self.url(port, .worker)])
+
+        let target = try DevelopmentAgentTests.repository()
+        let client = RunClient(bus: Self.bus(Self.client(port, .operator)))
+        let request = RunRequest(goal: "development", targets: [target.path], requestedBy: "test", implement: ["Fix add() in calc.py: it subtracts"])
+        let state = try await client.follow(runID: try await client.submit(request), timeout: .seconds(120)) { _ in }
+        let ledger = try await BudgetLedger(redis: Self.client(port, .operator), runID: request.runID).accounts()
+        let denials = try await Self.aclLog(port)
+        await suite.stop()
+        let summary = try WireJSON.decode(Summary.self, from: try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8))
+        return (state, ledger, denials, summary)
     }
 
     // MARK: (d) a missing permission fails the items it hits, with the reason
@@ -328,7 +387,6 @@ import Testing
         #expect(state.status == "partial", "\(state.status): \(state.reason ?? "")")
         #expect(state.reason?.contains("inventory-master") == true, "\(state.reason ?? "")")
         let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)
-        struct Summary: Decodable { var status: String; var reports: [MasterReport] }
         let report = try #require(try WireJSON.decode(Summary.self, from: summary).reports.first)
         #expect(report.status == "failed", "\(report.summary)")
         let errors = report.items.compactMap(\.error)

@@ -9,6 +9,14 @@ extension RedisError {
     }
 }
 
+extension RedisError {
+    /// Whether an error's text (passed along as a string, e.g. a model call's failure reason) is a
+    /// permission refusal by Redis.
+    public static func mentionsPermissionDenial(_ text: String) -> Bool {
+        text.contains("NOPERM") || text.contains("The user executing the script can't")
+    }
+}
+
 extension RedisReply {
     /// NOPERM, or the same refusal met by a Lua script's `redis.call`, which Redis 7.0 reports as
     /// `ERR The user executing the script can't access at least one of the keys ...` (or `... run this command`).

@@ -174,7 +174,9 @@ public struct MasterService: RoleService {
         taskLog.info("task received; dispatching \(toDispatch.count) work items to pool \(role.pool.rawValue)",
                      metadata: ["cortex.task.attempt": "\(task.attempt)", "cortex.task.items_done": "\(done.count)"])
         do {
-            let commands: [[any RedisArgument]] = try toDispatch.map { ["XADD", CortexNames.workStream(role.pool), "*", "item", try WireJSON.encode($0)] }
+            // Each item on its own pool's stream: implementation items go to the implementation pool, whose
+            // workers (Redis user cortex-implementation-worker) may charge the model's budget.
+            let commands: [[any RedisArgument]] = try toDispatch.map { ["XADD", CortexNames.workStream($0.pool), "*", "item", try WireJSON.encode($0)] }
             for r in try await context.redis.pipeline(commands) { try r.orThrow() }
             await context.redis.awaitReplication()
         } catch {

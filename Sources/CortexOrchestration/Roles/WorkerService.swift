@@ -359,6 +359,8 @@ public struct WorkerService: RoleService {
         let context = await agentContext(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target)
         let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", maxTokens: max(256, llmMaxTokens))
         var result = await agent.run(task: instruction, context: context, workspace: workspace, log: log)
+        // A ledger this worker's Redis user may not write (NOPERM) is a deployment error, not a failed attempt.
+        if let reason = result.reason, RedisError.mentionsPermissionDenial(reason) { throw RedisError.server(reason) }
 
         let changed = (try? Git.run(["status", "--porcelain"], in: work)) ?? ""
         if !changed.isEmpty {
