@@ -6,10 +6,17 @@ import Logging
 /// The logic behind `cortexctl`'s subcommands; the executable only parses arguments.
 public enum ControlCommands {
     /// A bus for the CLI itself (source `cortexctl`), with logs on stderr-free JSON off.
-    public static func bus(redisURL: String, sentinels: String? = nil, masterName: String = "cortex") throws -> MessageBus {
+    /// `passwordFile` (CORTEX_REDIS_PASSWORD_FILE, as the daemons read it) replaces the URL's password, so
+    /// `cortexctl` in a pod, or an operator with the `cortex-operator` user, authenticates like the daemons.
+    public static func bus(redisURL: String, sentinels: String? = nil, masterName: String = "cortex", passwordFile: String? = nil) throws -> MessageBus {
         var endpoint: RedisEndpoint
         do {
             endpoint = try RedisEndpoint(url: redisURL)
+            if let passwordFile, !passwordFile.isEmpty {
+                do {
+                    endpoint.password = try String(contentsOfFile: passwordFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                } catch { throw ConfigurationError("cannot read the Redis password file \(passwordFile): \(error)") }
+            }
             if let sentinels, !sentinels.isEmpty { try endpoint.useSentinels(sentinels, masterName: masterName) }
         } catch { throw ConfigurationError("\(error)") }
         var logger = Logger(label: "cortexctl")

@@ -164,7 +164,7 @@ public enum GeneratedDocs {
         }
         md += """
 
-        `cortexctl` reads `CORTEX_REDIS_URL` (or `--redis`) for `run`, `status`, `events` and `publish`;
+        `cortexctl` reads `CORTEX_REDIS_URL` (or `--redis`) and `CORTEX_REDIS_PASSWORD_FILE` for `run`, `status`, `events` and `publish`;
         `cortexctl up` starts its own redis-server and sets every daemon's settings itself.
         """
         return md + "\n"

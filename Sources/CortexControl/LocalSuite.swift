@@ -17,14 +17,16 @@ public final class LocalSuite: @unchecked Sendable {
     private let extraEnvironment: Locked<[String: String]>
     private let workerCounter = Locked(0)
 
-    /// Starts redis only; call `startAll` (or the single starters) for the daemons.
-    public init(workDirectory: URL, outputDirectory: URL, binDirectory: URL = ExecutableLocator.binDirectory, environment: [String: String] = [:], appendOnly: Bool = false) async throws {
+    /// Starts redis only; call `startAll` (or the single starters) for the daemons. `redisArguments` go to
+    /// redis-server (e.g. `--aclfile PATH` to run the suite with one Redis user per role).
+    public init(workDirectory: URL, outputDirectory: URL, binDirectory: URL = ExecutableLocator.binDirectory, environment: [String: String] = [:], appendOnly: Bool = false,
+                redisArguments: [String] = []) async throws {
         self.workDirectory = workDirectory
         self.outputDirectory = outputDirectory
         self.binDirectory = binDirectory
         self.extraEnvironment = Locked(environment)
         supervisor = try ProcessSupervisor(logDirectory: workDirectory.appendingPathComponent("logs"))
-        redis = try await LocalRedis(supervisor: supervisor, directory: workDirectory.appendingPathComponent("redis"), appendOnly: appendOnly)
+        redis = try await LocalRedis(supervisor: supervisor, directory: workDirectory.appendingPathComponent("redis"), appendOnly: appendOnly, extraArguments: redisArguments)
     }
 
     private func env(instance: String) -> [String: String] {
@@ -35,25 +37,27 @@ public final class LocalSuite: @unchecked Sendable {
         ].merging(environment) { $1 }
     }
 
-    /// Starts the coordinator.
+    /// Starts the coordinator; `environment` is added for this process only (e.g. its own CORTEX_REDIS_URL).
     @discardableResult
-    public func startCoordinator() throws -> ChildProcess {
-        try supervisor.start(name: "coordinator", executable: ExecutableLocator.path(of: "coordinator", in: binDirectory), environment: env(instance: "coordinator-local"))
+    public func startCoordinator(environment extra: [String: String] = [:]) throws -> ChildProcess {
+        try supervisor.start(name: "coordinator", executable: ExecutableLocator.path(of: "coordinator", in: binDirectory),
+                             environment: env(instance: "coordinator-local").merging(extra) { $1 })
     }
 
     /// Starts one master; `instance` distinguishes a restarted or second instance.
     @discardableResult
-    public func startMaster(_ role: MasterRole, instance: String? = nil) throws -> ChildProcess {
+    public func startMaster(_ role: MasterRole, instance: String? = nil, environment extra: [String: String] = [:]) throws -> ChildProcess {
         let id = instance ?? "\(role.processName)-local"
-        return try supervisor.start(name: id, executable: ExecutableLocator.path(of: role.processName, in: binDirectory), environment: env(instance: id))
+        return try supervisor.start(name: id, executable: ExecutableLocator.path(of: role.processName, in: binDirectory),
+                                    environment: env(instance: id).merging(extra) { $1 })
     }
 
     /// Starts one worker serving `pools` (all pools when empty).
     @discardableResult
-    public func startWorker(pools: [WorkerPool] = []) throws -> ChildProcess {
+    public func startWorker(pools: [WorkerPool] = [], environment extra: [String: String] = [:]) throws -> ChildProcess {
         let n = workerCounter.withLock { c -> Int in c += 1; return c }
         let id = "worker-\(n)"
-        var e = env(instance: id)
+        var e = env(instance: id).merging(extra) { $1 }
         if !pools.isEmpty { e["CORTEX_WORKER_POOLS"] = pools.map(\.rawValue).joined(separator: ",") }
         return try supervisor.start(name: id, executable: ExecutableLocator.path(of: "worker", in: binDirectory), environment: e)
     }

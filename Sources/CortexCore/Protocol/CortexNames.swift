@@ -223,3 +223,61 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
         }
     }
 }
+
+/// Glob patterns over the key families above, for Redis ACL rules (`RedisACL`). Each is built by calling
+/// the name function with `*` for the id it embeds, so a renamed key keeps its ACL; a new key family
+/// gets its pattern here and its grants in `RedisACL.grants(for:)` (a test fails when a family is granted
+/// to no role). Redis globs let `*` match `:` too: `run` (`cortex:run:*`) also covers the run's
+/// sub-hashes, `masterRegistry` its `:instances` set — noted where a role gets one and not the other.
+extension CortexNames {
+    public enum KeyPattern: String, CaseIterable, Sendable {
+        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs
+        case taskResults, taskResultEvents, taskFiles, taskDuplicates
+        case workerRegistry, workerHeartbeat, workerSet, masterSet
+        case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
+        case budgetAccount, budgetAccounts, budgetReservation
+        case catalog
+
+        /// The Redis glob for the family.
+        public var pattern: String {
+            switch self {
+            case .runRequests: return CortexNames.runRequests
+            case .runIndex: return CortexNames.runIndex
+            case .run: return CortexNames.run("*")
+            case .runActivation: return CortexNames.runActivation("*")
+            case .runTasks: return CortexNames.runTasks("*")
+            case .runResults: return CortexNames.runResults("*")
+            case .runHandoffs: return CortexNames.runHandoffs("*")
+            case .taskResults: return CortexNames.taskResults("*")
+            case .taskResultEvents: return CortexNames.taskResultEvents("*")
+            case .taskFiles: return CortexNames.taskFiles("*")
+            case .taskDuplicates: return CortexNames.taskDuplicates("*")
+            case .workerRegistry: return CortexNames.workerRegistry("*")
+            case .workerHeartbeat: return CortexNames.workerHeartbeat("*")
+            case .workerSet: return CortexNames.workerSet
+            case .masterSet: return CortexNames.masterSet
+            case .deadLetters: return CortexNames.deadLetters
+            case .eventHistory: return CortexNames.eventHistory
+            case .journalMarker: return CortexNames.journalMarker("*")
+            case .checkpoint: return CortexNames.checkpoint("*")
+            case .developmentAttempts: return CortexNames.developmentAttempts("*")
+            case .budgetAccount: return CortexNames.budgetAccount("*", "*")
+            case .budgetAccounts: return CortexNames.budgetAccounts("*")
+            case .budgetReservation: return CortexNames.budgetReservation("*", "*")
+            case .catalog: return CortexNames.Catalog.allKeys
+            }
+        }
+    }
+
+    /// The budget account an agent's workers draw from (`development:workers`), as BudgetPlan names it.
+    public static func workersBudgetAccount(_ agent: String) -> String { "\(agent):workers" }
+    /// One budget account of every run (`cortex:budget:*:account:<account>`): an agent may touch its own.
+    public static func budgetAccountPattern(_ account: String) -> String { budgetAccount("*", account) }
+    /// Every instance's liveness key of one master (`cortex:heartbeat:master:<master>:*`).
+    public static func masterHeartbeatPattern(_ master: MasterRole) -> String { masterHeartbeat(master, instance: "*") }
+}
+
+extension CortexNames.Catalog {
+    /// Every catalog key (asset hashes, ids, indexes, edges, counters, discoveries) share this prefix.
+    public static let allKeys = "cortex:catalog:*"
+}

@@ -188,9 +188,11 @@ public struct MasterService: RoleService {
         taskLog.info("task received; dispatching \(toDispatch.count) work items to pool \(role.pool.rawValue)",
                      metadata: ["cortex.task.attempt": "\(task.attempt)", "cortex.task.items_done": "\(done.count)"])
         do {
+            // Each item on its own pool's stream: implementation items go to the implementation pool, whose
+            // workers (Redis user cortex-implementation-worker) may charge the model's budget.
             let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
             let commands: [[any RedisArgument]] = try toDispatch.map {
-                ["XADD", CortexNames.workStream(role.pool), "MINID", "~", minID, "*", "item", try WireJSON.encode($0)]
+                ["XADD", CortexNames.workStream($0.pool), "MINID", "~", minID, "*", "item", try WireJSON.encode($0)]
             }
             for r in try await context.redis.pipeline(commands) { try r.orThrow() }
             await context.redis.awaitReplication()

@@ -180,7 +180,7 @@ public struct WorkerService: RoleService {
         var next = 0
         var resumedFrom: Int?
         // Only an item delivered before can have a checkpoint: a first delivery skips the lookup.
-        if redelivered, let checkpoint = await loadCheckpoint(item, files: files, log: log) {
+        if redelivered, let checkpoint = try await loadCheckpoint(item, files: files, log: log) {
             records = checkpoint.records
             next = checkpoint.next
             resumedFrom = next
@@ -192,7 +192,7 @@ public struct WorkerService: RoleService {
             records += try skill.examine(root: root, files: [files[index]]) { _ in }
             if ContinuousClock.now - lastSaved >= checkpointEvery && index + 1 < files.count {
                 records = skill.compact(records)
-                await saveCheckpoint(item, Checkpoint(next: index + 1, fileCount: files.count, lastPath: files[index], records: records), log: log)
+                try await saveCheckpoint(item, Checkpoint(next: index + 1, fileCount: files.count, lastPath: files[index], records: records), log: log)
                 await context.bus.notify(.TASK_PROGRESS, runID: item.runID, data: [
                     "item_id": .string(item.id), "worker": .string(workerID), "done": .number(Double(index + 1)), "total": .number(Double(files.count)),
                 ])
@@ -351,6 +351,8 @@ public struct WorkerService: RoleService {
         let context = await agentContext(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target)
         let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", maxTokens: max(256, llmMaxTokens))
         var result = await agent.run(task: instruction, context: context, workspace: workspace, log: log)
+        // A ledger this worker's Redis user may not write (NOPERM) is a deployment error, not a failed attempt.
+        if let reason = result.reason, RedisError.mentionsPermissionDenial(reason) { throw RedisError.server(reason) }
 
         // Not knowing whether the agent changed anything is a failure of the item, not "no change": the
         // copy is kept for a person to look at.
@@ -458,13 +460,14 @@ public struct WorkerService: RoleService {
         if let cached = listings.withLock({ $0.first { $0.task == item.taskID }?.files }) { return cached }
         let key = CortexNames.taskFiles(item.taskID)
         var files: [String]?
-        if let text = try? await context.redis.send("GET", key).string {
+        // Redis away: walked here. A permission this worker's Redis user lacks (NOPERM) fails the item.
+        if let text = try await context.redis.sendUnlessDenied("GET", key)?.string {
             files = try? WireJSON.decode([String].self, from: text)
         }
         if files == nil {
             let walked = try RepositoryFiles.list(root: try checkout(item))
-            let stored = try? await context.redis.send("SET", key, try WireJSON.encode(walked), "NX", "EX", context.retentionSeconds)
-            if stored?.isNull == true, let text = try? await context.redis.send("GET", key).string {
+            let stored = try await context.redis.sendUnlessDenied("SET", key, try WireJSON.encode(walked), "NX", "EX", context.retentionSeconds)
+            if stored?.isNull == true, let text = try await context.redis.sendUnlessDenied("GET", key)?.string {
                 files = try? WireJSON.decode([String].self, from: text)  // another worker stored it first: use theirs
             }
             files = files ?? walked
@@ -485,8 +488,8 @@ public struct WorkerService: RoleService {
         var records: [[String: JSONValue]]
     }
 
-    private func loadCheckpoint(_ item: WorkItem, files: [String], log: Logger) async -> Checkpoint? {
-        guard let text = try? await context.redis.send("GET", CortexNames.checkpoint(item.id)).string else { return nil }
+    private func loadCheckpoint(_ item: WorkItem, files: [String], log: Logger) async throws -> Checkpoint? {
+        guard let text = try await context.redis.sendUnlessDenied("GET", CortexNames.checkpoint(item.id))?.string else { return nil }
         guard let checkpoint = try? WireJSON.decode(Checkpoint.self, from: text) else {
             context.metrics.checkpoint(event: "unreadable")
             log.warning("checkpoint of \(item.id) is not a checkpoint (\(text.prefix(80))); starting the item over")
@@ -502,10 +505,12 @@ public struct WorkerService: RoleService {
         return checkpoint
     }
 
-    private func saveCheckpoint(_ item: WorkItem, _ checkpoint: Checkpoint, log: Logger) async {
+    private func saveCheckpoint(_ item: WorkItem, _ checkpoint: Checkpoint, log: Logger) async throws {
         do {
             try await context.redis.send("SET", CortexNames.checkpoint(item.id), try WireJSON.encode(checkpoint), "EX", Self.checkpointTTL).orThrow()
             context.metrics.checkpoint(event: "saved")
+        } catch let error as RedisError where error.isPermissionDenied {
+            throw error  // a missing permission is a configuration error, not lost progress
         } catch {
             log.debug("checkpoint not saved: \(error)")  // only progress is at stake
         }
@@ -530,8 +535,11 @@ public struct WorkerService: RoleService {
     /// Writes the result once (HSETNX: an item finished again after a redelivery changes nothing), wakes
     /// the master, acknowledges and announces TASK_COMPLETE / TASK_FAILED, all in one round trip — so the
     /// announcement never runs ahead of the commit. While Redis is unreachable the same commands go to
-    /// the journal and are applied on reconnect.
-    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [[String]] = []) async {
+    /// the journal and are applied on reconnect. The round trip is one MULTI/EXEC: a command this worker's
+    /// Redis user may not run (NOPERM) aborts all of it, and the item is committed again as failed with the
+    /// reason, without the refused commands (`omitting`: command and key), so its task can finish.
+    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [[String]] = [],
+                        omitting refused: [[String]] = []) async {
         let encoded: String
         do { encoded = try WireJSON.encode(result) } catch { log.error("cannot encode result: \(error)"); return }
         let announcement: Envelope = result.status == .succeeded
@@ -553,9 +561,25 @@ public struct WorkerService: RoleService {
             ["XDEL", delivery.stream, delivery.entry.id],
             ["DEL", CortexNames.checkpoint(item.id)],
             ["HINCRBY", CortexNames.workerRegistry(workerID), "items_done", "1"],
-        ] + extra + MessageBus.commands(for: announcement)
+        ].filter { !refused.contains(Array($0.prefix(2))) } + extra + MessageBus.commands(for: announcement).filter { !refused.contains(Array($0.prefix(2))) }
         do {
-            let replies = try await context.redis.pipeline(commands.map { $0.map { $0 as any RedisArgument } })
+            let replies: [RedisReply]
+            switch try await context.redis.transaction(commands.map { $0.map { $0 as any RedisArgument } }) {
+            case .committed(let committed): replies = committed
+            case .refused(let refusals):
+                let reason = refusals.map(\.reason).joined(separator: "; ")
+                // Without the result itself (or on a second refusal) there is nothing to report with.
+                guard refused.isEmpty, !refusals.contains(where: { $0.index == 0 }) else {
+                    log.error("result cannot be committed: Redis refused \(reason); the item stays pending until the Redis user's ACL allows it")
+                    return
+                }
+                var failed = result
+                failed.status = .failed
+                failed.error = "Redis refused the commit: \(reason)"
+                log.error("Redis refused the commit (\(reason)); committing the item as failed")
+                await commit(failed, item: item, delivery: delivery, log: log, extra: extra, omitting: refusals.map { Array(commands[$0.index].prefix(2)) })
+                return
+            }
             for r in replies { try r.orThrow() }
             context.metrics.messagePublished(channel: announcement.channel, type: announcement.type)
             await context.redis.awaitReplication()

@@ -21,7 +21,8 @@ struct RedisOptions: ParsableArguments {
     func bus() throws -> MessageBus {
         let env = ProcessInfo.processInfo.environment
         return try ControlCommands.bus(redisURL: url, sentinels: redisSentinels ?? env["CORTEX_REDIS_SENTINELS"],
-                                       masterName: redisMasterName ?? env["CORTEX_REDIS_MASTER_NAME"] ?? "cortex")
+                                       masterName: redisMasterName ?? env["CORTEX_REDIS_MASTER_NAME"] ?? "cortex",
+                                       passwordFile: env["CORTEX_REDIS_PASSWORD_FILE"])
     }
 }
 
@@ -251,8 +252,8 @@ struct Publish: AsyncParsableCommand {
 
 struct Docs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print generated documentation (protocol, configuration), Cortex's alert rules (alerts), or write its Grafana dashboards (dashboards DIR).")
-    @Argument(help: "protocol, configuration, alerts or dashboards") var which: String
+        abstract: "Print generated documentation (protocol, configuration, acl), Cortex's alert rules (alerts), the chart's Redis ACL template (acl-file), or write its Grafana dashboards (dashboards DIR).")
+    @Argument(help: "protocol, configuration, acl, acl-file, alerts or dashboards") var which: String
     @Argument(help: "for dashboards: the directory to write them to") var directory: String?
 
     func run() throws {
@@ -260,6 +261,8 @@ struct Docs: ParsableCommand {
         case "protocol": print(GeneratedDocs.protocolMarkdown(), terminator: "")
         case "configuration": print(GeneratedDocs.configurationMarkdown(), terminator: "")
         case "alerts": print(CortexAlerts.ruleFile, terminator: "")
+        case "acl": print(RedisACL.markdown(), terminator: "")
+        case "acl-file": print(RedisACL.chartTemplate, terminator: "")
         case "dashboards":
             guard let directory else { throw ValidationError("dashboards needs a directory, e.g. charts/cortex/files/dashboards") }
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -267,7 +270,7 @@ struct Docs: ParsableCommand {
                 try Data(JSONText.pretty(json).utf8).write(to: URL(fileURLWithPath: directory).appendingPathComponent("\(name).json"))
                 print("\(directory)/\(name).json")
             }
-        default: throw ValidationError("unknown document '\(which)': use protocol, configuration, alerts or dashboards")
+        default: throw ValidationError("unknown document '\(which)': use protocol, configuration, acl, acl-file, alerts or dashboards")
         }
     }
 }

@@ -65,7 +65,7 @@ spec:
             {{- toYaml . | nindent 12 }}
             {{- end }}
       volumes:
-        {{- include "cortex.volumes" $root | nindent 8 }}
+        {{- include "cortex.volumes" . | nindent 8 }}
         {{- with .volumes }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -38,6 +38,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or (and .Values.redis.enabled .Values.redis.auth) (and (not .Values.redis.enabled) .Values.externalRedis.auth) -}}true{{- end -}}
 {{- end }}
 
+{{/* Whether each process connects as its role's Redis user (ACL), with that user's password. */}}
+{{- define "cortex.redisACL" -}}
+{{- if or (and .Values.redis.enabled .Values.redis.auth .Values.redis.acl) (and (not .Values.redis.enabled) .Values.externalRedis.acl) -}}true{{- end -}}
+{{- end }}
+
+{{/* The roles with a Redis user (RedisACL.Role); each password is the Secret key redis-password-<role>. */}}
+{{- define "cortex.redisRoles" -}}
+coordinator master worker implementation-worker catalog-api operator
+{{- end }}
+
+{{/* The Secret key holding this process's Redis password. Call with the deployment's dict. */}}
+{{- define "cortex.redisPasswordKey" -}}
+{{- if include "cortex.redisACL" .root -}}
+redis-password-{{ .redisRole | default .component }}
+{{- else -}}
+{{ .root.Values.secrets.keys.redisPassword }}
+{{- end -}}
+{{- end }}
+
 {{- define "cortex.redisHost" -}}
 redis.{{ .Release.Namespace }}.svc.cluster.local
 {{- end }}
@@ -69,9 +88,11 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
     fieldRef: {fieldPath: spec.nodeName}
 - name: CORTEX_KUBERNETES
   value: {{ ternary "auto" "off" (and .root.Values.kubernetes.discovery .reader) | quote }}
+{{- $user := "" -}}
+{{- if include "cortex.redisACL" .root -}}{{- $user = printf "cortex-%s@" (.redisRole | default .component) -}}{{- end }}
 {{- if .root.Values.redis.enabled }}
 - name: CORTEX_REDIS_URL
-  value: {{ printf "redis://%s:6379/0" (include "cortex.redisHost" .root) | quote }}
+  value: {{ printf "redis://%s%s:6379/0" $user (include "cortex.redisHost" .root) | quote }}
 {{- if .root.Values.redis.sentinel.enabled }}
 - name: CORTEX_REDIS_SENTINELS
   value: {{ include "cortex.sentinels" .root | quote }}
@@ -80,7 +101,7 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
 {{- end }}
 {{- else }}
 - name: CORTEX_REDIS_URL
-  value: {{ required "externalRedis.url is required when redis.enabled is false" .root.Values.externalRedis.url | quote }}
+  value: {{ required "externalRedis.url is required when redis.enabled is false" .root.Values.externalRedis.url | replace "://" (printf "://%s" $user) | quote }}
 {{- if .root.Values.externalRedis.sentinels }}
 - name: CORTEX_REDIS_SENTINELS
   value: {{ .root.Values.externalRedis.sentinels | quote }}
@@ -88,9 +109,9 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
   value: {{ .root.Values.externalRedis.masterName | quote }}
 {{- end }}
 {{- end }}
-{{- if include "cortex.redisAuth" .root }}
+{{- if or (include "cortex.redisAuth" .root) (include "cortex.redisACL" .root) }}
 - name: CORTEX_REDIS_PASSWORD_FILE
-  value: /var/run/secrets/cortex/{{ .root.Values.secrets.keys.redisPassword }}
+  value: /var/run/secrets/cortex/{{ include "cortex.redisPasswordKey" . }}
 {{- end }}
 - name: CORTEX_CATALOG_URL
   value: {{ printf "http://catalog-api.%s.svc.cluster.local:%d" .root.Release.Namespace (int .root.Values.catalogAPI.service.port) | quote }}
@@ -165,17 +186,23 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
-{{/* Writable scratch (the root filesystem is read-only) and the Secret's keys as files. */}}
+{{/* Writable scratch (the root filesystem is read-only) and the Secret's keys as files: only the keys a
+Cortex process may read, and of the Redis passwords only its own role's. Call with the deployment's dict. */}}
 {{- define "cortex.volumes" -}}
+{{- $k := .root.Values.secrets.keys -}}
 - name: work
   emptyDir: {}
 - name: tmp
   emptyDir: {}
 - name: secrets
   secret:
-    secretName: {{ include "cortex.secretName" . }}
+    secretName: {{ include "cortex.secretName" .root }}
     optional: true
     defaultMode: 0400
+    items:
+      {{- range $key := list (include "cortex.redisPasswordKey" .) $k.llmApiKey $k.githubToken $k.catalogTokens $k.catalogClientToken }}
+      - {key: {{ $key }}, path: {{ $key }}}
+      {{- end }}
 {{- end }}
 
 {{- define "cortex.volumeMounts" -}}
