@@ -122,10 +122,14 @@ public enum RedisACL {
                 KeyGrant(K.budgetAccount.pattern, .readWrite), KeyGrant(K.budgetAccounts.pattern, .readWrite),
                 KeyGrant(K.budgetReservation.pattern, .readWrite),
                 KeyGrant(K.deadLetters.pattern, .write),
+                // Phase 5 archives a finished run's task keys into its report, then unlinks them.
+                KeyGrant(K.taskResults.pattern, .readWrite), KeyGrant(K.taskFiles.pattern, .readWrite),
+                KeyGrant(K.taskDuplicates.pattern, .readWrite), KeyGrant(K.taskResultEvents.pattern, .write),
               ] + history
             return Rules(keys: keys, channels: CortexNames.Channel.orchestration,
                          commands: sorted(connection + messaging + groupConsumer + ledger + [
                             "subscribe", "xclaim", "xrange", "hget", "hkeys", "sadd", "srem", "zadd", "zrevrange", "lrange", "rpush",
+                            "xdel", "unlink", "get", "zremrangebyscore",
                          ]))
         case .master:
             // Each master reads its task stream, writes its registry and heartbeat, dispatches work items
@@ -140,6 +144,9 @@ public enum RedisACL {
                 KeyGrant(K.masterSet.pattern, .write),
                 KeyGrant(K.runActivation.pattern, .write), KeyGrant(K.runResults.pattern, .readWrite),
                 KeyGrant(K.runTasks.pattern, .read), KeyGrant(K.runHandoffs.pattern, .write),
+                // The run's own hash, read to skip a task of a run that has ended (RunState.load). The glob
+                // also matches the run's sub-keys: read-only here.
+                KeyGrant(K.run.pattern, .read),
                 KeyGrant(K.taskResults.pattern, .read), KeyGrant(K.taskResultEvents.pattern, .read),
                 KeyGrant(K.deadLetters.pattern, .write),
               ]
@@ -148,7 +155,7 @@ public enum RedisACL {
               + history
             return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
                          commands: sorted(connection + messaging + groupConsumer + ledger + [
-                            "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush",
+                            "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel",
                          ]))
         case .worker, .implementationWorker:
             let implementation = role == .implementationWorker
@@ -164,7 +171,7 @@ public enum RedisACL {
             ] + history
             var channels: [CortexNames.Channel] = [.workersStatus]
             var commands = connection + messaging + groupConsumer + [
-                "xclaim", "hset", "hsetnx", "hincrby", "sadd", "get", "del", "expire", "multi", "exec",
+                "xclaim", "hset", "hsetnx", "hincrby", "sadd", "get", "del", "expire", "multi", "exec", "xdel",
             ]
             if implementation {
                 // The agent's model calls: the development master's workers' account and the run's, the
