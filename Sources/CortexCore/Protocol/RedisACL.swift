@@ -156,6 +156,7 @@ public enum RedisACL {
             return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
                          commands: sorted(connection + messaging + groupConsumer + ledger + [
                             "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel",
+                            "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                          ]))
         case .worker, .implementationWorker:
             let implementation = role == .implementationWorker
