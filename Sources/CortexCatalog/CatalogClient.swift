@@ -85,7 +85,7 @@ public struct CatalogClient: Sendable {
         var attempt = 0
         while response.status == 429, attempt < 5 {
             attempt += 1
-            let wait = response.headers["retry-after"].flatMap(Double.init).map { min(max($0, 0.05), 5) } ?? 0.2 * Double(attempt)
+            let wait = response.headers["retry-after"].flatMap(Double.init).flatMap { $0.isFinite ? min(max($0, 0.05), 5) : nil } ?? 0.2 * Double(attempt)
             try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
             response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
         }

@@ -159,6 +159,7 @@ public enum Git {
             throw Failure(description: "git \(arguments.first ?? ""): \(error)")
         }
         if result.timedOut { throw Failure(description: "git \(arguments.first ?? "") took longer than \(Int(timeout)) s; stopped") }
+        if result.truncated { throw Failure(description: "git \(arguments.first ?? ""): output larger than \(Subprocess.defaultOutputLimit) bytes; not used") }
         guard result.status == 0 else {
             let message = result.stderrText.split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
             throw Failure(description: "git \(arguments.prefix(2).joined(separator: " ")): \(message)")

@@ -51,8 +51,6 @@ public enum CortexNames {
     public static let runRequests = "cortex:runs:requests"
     /// Sorted set of run ids by start time, newest last.
     public static let runIndex = "cortex:runs:index"
-    /// Master reports for the coordinator (durable).
-    public static let coordinatorInbox = "cortex:coordinator:inbox"
     /// Capped history of every message published on a channel.
     public static let eventHistory = "cortex:events:history"
     /// Set of master names that ever registered.

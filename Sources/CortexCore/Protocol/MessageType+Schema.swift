@@ -21,7 +21,7 @@ extension MessageType {
         case .MASTER_ACTIVATION_ACK: return "A master acknowledges MASTER_ACTIVATION_START for the run."
         case .TASK_ASSIGNED: return "The coordinator queued a task on a master's task stream."
         case .WORKER_SPAWN: return "A master queued work items for a worker pool."
-        case .MASTER_REPORT: return "A master finished a task; its full report is on the coordinator inbox stream."
+        case .MASTER_REPORT: return "A master finished a task; its full report (MasterReport JSON) is in the run's results hash `\(CortexNames.runResults("<run>"))` under the task id."
         case .ESCALATION: return "Something needs the human operator."
         case .HANDOFF_REQUEST: return "One master asks another to take over follow-up work."
         case .MASTER_SHUTDOWN: return "A master instance is stopping; `handed_back` tasks were returned to its stream."

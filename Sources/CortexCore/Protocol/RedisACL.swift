@@ -114,7 +114,8 @@ public enum RedisACL {
                 KeyGrant(K.run.pattern, .readWrite),  // the run hash and its activation, tasks, results, handoffs
             ] + masterStreams.map { KeyGrant($0, .readWrite) }
               + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .read) }
+              // Read to find live instances; written to forget dead ones (LivenessMonitor).
+              + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .readWrite) }
               + MasterRole.allCases.map { KeyGrant(CortexNames.masterHeartbeatPattern($0), .read) }
               + [
                 KeyGrant(K.workerRegistry.pattern, .readWrite), KeyGrant(K.workerHeartbeat.pattern, .readWrite),

@@ -150,9 +150,20 @@ public enum CortexRuntime {
             processName: process, instanceID: instance, nodeName: settings.raw(.nodeName) ?? ProcessIdentity.hostname,
             settings: settings, logger: logger, metrics: metrics, redis: redis, bus: bus, journal: journal, coordinationDirectory: coordination,
             heartbeatInterval: try settings.seconds(.heartbeatInterval), heartbeatTimeout: try settings.seconds(.heartbeatTimeout),
-            retentionSeconds: max(60, Int((try settings.seconds(.retention)) / .seconds(1)))
+            retentionSeconds: try retention(settings)
         )
     }
+}
+
+/// `CORTEX_RETENTION` in whole seconds, at least twice `CORTEX_RUN_TIMEOUT`: a run's keys and its
+/// unread stream entries must outlive the run, or a long run would lose its own state part-way.
+func retention(_ settings: SettingValues) throws -> Int {
+    let retention = Int(try settings.seconds(.retention) / .seconds(1))
+    let runTimeout = Int(try settings.seconds(.runTimeout) / .seconds(1))
+    guard retention >= 2 * runTimeout else {
+        throw ConfigurationError("CORTEX_RETENTION (\(retention) s) must be at least twice CORTEX_RUN_TIMEOUT (\(runTimeout) s): a run's keys must outlive the run")
+    }
+    return retention
 }
 
 /// Milliseconds since the epoch, the unit of every timestamp field in registry hashes.

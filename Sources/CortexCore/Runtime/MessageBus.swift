@@ -78,8 +78,10 @@ public struct MessageBus: Sendable {
     public func subscribe(_ channels: [CortexNames.Channel], bufferMessages: Int = subscriptionBufferMessages,
                           bufferBytes: Int = subscriptionBufferBytes) -> (subscriber: RedisSubscriber, envelopes: EnvelopeStream) {
         let (stream, continuation) = AsyncStream.makeStream(of: (Envelope, Int).self)
-        let buffer = SubscriptionBuffer(maxMessages: bufferMessages, maxBytes: bufferBytes)
         let label = channels.map(\.rawValue).joined(separator: ",")
+        let buffer = SubscriptionBuffer(maxMessages: bufferMessages, maxBytes: bufferBytes) { [metrics] bytes in
+            metrics.subscriptionBuffered(channels: label, bytes: bytes)
+        }
         let dropLog = RateLimitedLog(interval: .seconds(10))
         let wasLive = Locked(false)
         let subscriber = RedisSubscriber(
@@ -111,7 +113,6 @@ public struct MessageBus: Sendable {
                         }
                         return
                     }
-                    metrics.subscriptionBuffered(channels: label, bytes: buffer.bytes)
                     if case .terminated = continuation.yield((envelope, size)) { buffer.taken(bytes: size) }
                 case .failure(let rejection):
                     metrics.messageRejected(rejection.reason)
@@ -136,28 +137,36 @@ public final class SubscriptionBuffer: Sendable {
     public let maxMessages: Int
     public let maxBytes: Int
     private let state = Locked((messages: 0, bytes: 0))
+    /// Told the bytes held after every change (the buffered-bytes gauge).
+    private let onChange: @Sendable (Int) -> Void
 
-    public init(maxMessages: Int, maxBytes: Int) {
+    public init(maxMessages: Int, maxBytes: Int, onChange: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.maxMessages = max(1, maxMessages)
         self.maxBytes = max(1, maxBytes)
+        self.onChange = onChange
     }
 
     /// Reserves room for one message of `bytes`; false (nothing reserved) when it does not fit.
     public func admit(bytes: Int) -> Bool {
-        state.withLock { s in
-            guard s.messages < maxMessages, s.bytes + bytes <= maxBytes || s.messages == 0 else { return false }
+        let held = state.withLock { s -> Int? in
+            guard s.messages < maxMessages, s.bytes + bytes <= maxBytes || s.messages == 0 else { return nil }
             s.messages += 1
             s.bytes += bytes
-            return true
+            return s.bytes
         }
+        guard let held else { return false }
+        onChange(held)
+        return true
     }
 
     /// Releases a message the reader took.
     public func taken(bytes: Int) {
-        state.withLock { s in
+        let held = state.withLock { s -> Int in
             s.messages -= 1
             s.bytes -= bytes
+            return s.bytes
         }
+        onChange(held)
     }
 
     public var messages: Int { state.value.messages }

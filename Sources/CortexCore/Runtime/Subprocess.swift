@@ -123,12 +123,27 @@ public enum Subprocess {
         var written = 0
         let deadline = ContinuousClock.now + timeout
         var chunk = [UInt8](repeating: 0, count: 65536)
+        var status: Int32 = 0
+        var reaped = false
+        var lostChild = false
+        func reap() -> Bool {
+            guard !reaped else { return true }
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { reaped = true }
+            if r < 0 && errno == ECHILD { reaped = true; lostChild = true }  // someone else reaped it: status unknown
+            return reaped
+        }
+        // After the child exits, its output is drained for a moment more; a grandchild that keeps the pipe
+        // open (an ssh control master, a credential helper) does not hold us until the deadline.
+        var drainUntil: ContinuousClock.Instant?
         while readers.contains(where: { $0 >= 0 }) || writer >= 0 {
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { timedOut = true; break }
+            let now = ContinuousClock.now
+            if let drainUntil, now >= drainUntil { break }
+            let left = deadline - now
+            if left <= .zero { timedOut = !reap(); break }
             var fds = readers.filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if writer >= 0 { fds.append(pollfd(fd: writer, events: Int16(POLLOUT), revents: 0)) }
-            let waitMs = Int32(min(left, .milliseconds(250)) / .milliseconds(1)) + 1
+            let waitMs = Int32(min(left, .milliseconds(50)) / .milliseconds(1)) + 1
             let ready = poll(&fds, nfds_t(fds.count), waitMs)
             if ready < 0 && errno != EINTR { break }
             for p in fds where p.revents != 0 {
@@ -150,16 +165,10 @@ public enum Subprocess {
                     close(p.fd); open.removeAll { $0 == p.fd }; readers[index] = -1
                 }
             }
+            if drainUntil == nil && reap() { drainUntil = ContinuousClock.now + .milliseconds(500) }
         }
         // Reap it. Its pipes are closed, so it has exited or is about to; one that closed them and lives
         // on still gets only until the deadline.
-        var status: Int32 = 0
-        var reaped = false
-        func reap() -> Bool {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid || (r < 0 && errno == ECHILD) { reaped = true }
-            return reaped
-        }
         var pause: useconds_t = 200
         while !timedOut && !reap() {
             if ContinuousClock.now >= deadline { timedOut = true; break }
@@ -175,6 +184,7 @@ public enum Subprocess {
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             }
         }
+        if lostChild { throw SubprocessError(description: "\(executable): its exit status was collected elsewhere (SIGCHLD ignored?); result unknown") }
         let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return SubprocessResult(status: code, stdout: outputs[0], stderr: outputs[1], timedOut: timedOut, truncated: truncated)
     }

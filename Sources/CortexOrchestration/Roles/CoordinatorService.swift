@@ -401,23 +401,35 @@ struct RunExecution {
         }
         let durationMs = Int(outcome.finishedAt.timeIntervalSince(started) * 1000)
         await snapshot(progress, status: status, phase: 5, reports: outcome.reports)
-        // The run's working keys go into its report and out of Redis (before the run is marked finished,
-        // so whoever sees it finished finds the archive). Without a report they stay, with their TTL.
+        // The run's working keys go into its report (before the run is marked finished, so whoever sees
+        // it finished finds the archive), and out of Redis once it is marked finished (a coordinator that
+        // stops in between resumes the run with its keys intact). Without a report they stay, with their TTL.
+        var archivedKeys: [String] = []
         if !reportDir.isEmpty {
             do {
-                let n = try await RunArchive.archive(runID: runID, taskIDs: progress.tasks.map(\.id), redis: context.redis,
-                                                     to: URL(fileURLWithPath: reportDir))
-                context.logger.info("archived \(n) keys of the run into \(RunArchive.fileName) and deleted them")
+                let written = try await RunArchive.write(runID: runID, taskIDs: progress.tasks.map(\.id), redis: context.redis,
+                                                         to: URL(fileURLWithPath: reportDir))
+                archivedKeys = written.keys
+                context.logger.info("archived \(written.archived) keys of the run into \(RunArchive.fileName)")
             } catch {
                 context.logger.warning("could not archive the run's keys (they expire after \(context.retentionSeconds) s): \(error)")
             }
         }
+        var marked = false
         try? await retryingRedis(context.logger) {
             for r in try await context.redis.pipeline([
                 ["HSET", CortexNames.run(runID), "status", status, "reason", reason ?? "", "report_dir", reportDir,
                  "finished_at", Timestamp.format(outcome.finishedAt)],
                 ["EXPIRE", CortexNames.run(runID), context.retentionSeconds],
             ]) { try r.orThrow() }
+            marked = true
+        }
+        if marked && !archivedKeys.isEmpty {
+            do {
+                try await RunArchive.delete(archivedKeys, redis: context.redis)
+            } catch {
+                context.logger.warning("archived keys not deleted (they expire after \(context.retentionSeconds) s): \(error)")
+            }
         }
         if status == "failed" {
             await context.bus.notify(.RUN_FAILED, runID: runID, data: ["reason": .string(reason ?? "failed"), "report_dir": .string(reportDir)])

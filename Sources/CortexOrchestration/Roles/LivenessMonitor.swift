@@ -137,12 +137,7 @@ struct LivenessMonitor: Sendable {
         }
         let heldEntries = pending.isEmpty ? [] : try await context.redis.xpending(stream, group: group, count: 1000, consumer: CortexNames.Group.heldByCoordinator)
         held = heldEntries.count
-        // Dead instances hold nothing any more (their tasks were taken above): forget them, so pods that
-        // come and go under new names do not grow the set for ever. A live one re-adds itself each heartbeat.
-        let gone = all.subtracting(live).filter { dead in !pending.contains { $0.consumer == dead } }
-        if !gone.isEmpty {
-            try await context.redis.send(["SREM", CortexNames.masterInstances(role)] + gone.sorted().map { $0 as any RedisArgument }).orThrow()
-        }
+
 
         let wasUp = known.value[role]
         let up = !live.isEmpty
@@ -166,6 +161,20 @@ struct LivenessMonitor: Sendable {
                 "severity": "high", "subject": .string(role.processName),
                 "reason": .string("\(role.processName) missed its heartbeat (timeout \(context.heartbeatTimeout)); \(held) task(s) held until it is restarted"),
             ])
+        }
+        await forgetDead(role, all: all, live: live, pending: pending)
+    }
+
+    /// Forgets dead instances that hold nothing any more (their tasks were taken above), so pods that come
+    /// and go under new names do not grow the set for ever; a live one re-adds itself each heartbeat.
+    /// Last and non-fatal: housekeeping must never stop the checks that matter.
+    private func forgetDead(_ role: MasterRole, all: Set<String>, live: Set<String>, pending: [PendingEntry]) async {
+        let gone = all.subtracting(live).filter { dead in !pending.contains { $0.consumer == dead } }
+        guard !gone.isEmpty else { return }
+        do {
+            try await context.redis.send(["SREM", CortexNames.masterInstances(role)] + gone.sorted().map { $0 as any RedisArgument }).orThrow()
+        } catch {
+            failed("\(role.processName) instances", error)
         }
     }
 

@@ -160,7 +160,7 @@ public struct MasterService: RoleService {
         // A task can outlast the claim timeout (it waits for its workers): without this, a standby replica
         // of this master would claim it as abandoned and do it all again (branches, PRs, handoffs twice).
         let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.masters, consumer: context.instanceID,
-                                                 claimIdle: claimIdle, redis: context.redis)
+                                                 claimIdle: claimIdle, redis: context.redis, logger: taskLog)
         defer { keepAlive.cancel() }
         let started = Date()
         var items: [WorkItem]
@@ -202,8 +202,17 @@ public struct MasterService: RoleService {
         }
         await context.bus.notify(.WORKER_SPAWN, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "pool": .string(role.pool.rawValue), "items": .number(Double(toDispatch.count))])
 
-        guard let results = await awaitResults(task: task, expected: items.map(\.id), log: taskLog) else {
-            return await handBack(task: task, delivery: delivery, log: taskLog)
+        let results: [String: WorkResult]
+        switch await awaitResults(task: task, expected: items.map(\.id), log: taskLog) {
+        case .results(let r): results = r
+        case .shutdown: return await handBack(task: task, delivery: delivery, log: taskLog)
+        case .runEnded:
+            // The coordinator gave up on this task (its run timed out or ended); its items may never come.
+            taskLog.warning("the run ended before this task's items did; the task is dropped")
+            _ = try? await context.redis.pipeline([
+                ["XACK", stream, CortexNames.Group.masters, delivery.entry.id], ["XDEL", stream, delivery.entry.id],
+            ])
+            return .dropped
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
         if let security { await security.review(&report, task: task, log: taskLog) }
@@ -232,13 +241,21 @@ public struct MasterService: RoleService {
         return .reported
     }
 
-    /// Waits for every item's result, woken by the task's result stream. Nil when shutdown began first.
-    private func awaitResults(task: TaskSpec, expected: [String], log: Logger) async -> [String: WorkResult]? {
+    enum Awaited { case results([String: WorkResult]), shutdown, runEnded }
+
+    /// Waits for every item's result, woken by the task's result stream, until shutdown begins or the
+    /// run ends without them (checked every 10 s: a master must not wait for ever on items that were lost).
+    private func awaitResults(task: TaskSpec, expected: [String], log: Logger) async -> Awaited {
         let waiter = context.blockingClient(name: "result-wait", block: .seconds(1))
         defer { waiter.close() }
         var lastSeen = "0"
+        var runChecked = ContinuousClock.now
         while true {
-            if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return .shutdown }
+            if ContinuousClock.now - runChecked >= .seconds(10) {
+                runChecked = .now
+                if (try? await RunState.load(task.runID, redis: context.redis))?.isFinished == true { return .runEnded }
+            }
             do {
                 let raw = try await context.redis.send("HGETALL", CortexNames.taskResults(task.id)).orThrow().fieldMap
                 var results: [String: WorkResult] = [:]
@@ -246,7 +263,7 @@ public struct MasterService: RoleService {
                     if let r = try? WireJSON.decode(WorkResult.self, from: text) { results[id] = r }
                     else { log.warning("unreadable result for \(id) ignored") }
                 }
-                if results.count == expected.count { return results }
+                if results.count == expected.count { return .results(results) }
                 let woken = try await waiter.xread(CortexNames.taskResultEvents(task.id), after: lastSeen, block: .seconds(1))
                 if let last = woken.last { lastSeen = last.id }
             } catch {

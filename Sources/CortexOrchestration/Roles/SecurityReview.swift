@@ -176,7 +176,12 @@ final class SecurityReview: Sendable {
             do {
                 let envelope = try await context.bus.publish(.HANDOFF_REQUEST, runID: task.runID, data: .object(data))
                 // Recorded with the run before this task reports, so the coordinator cannot finish the run without it.
-                if to == .development { _ = try? await context.redis.send("RPUSH", CortexNames.runHandoffs(task.runID), envelope.encodedString) }
+                if to == .development {
+                    _ = try? await context.redis.pipeline([
+                        ["RPUSH", CortexNames.runHandoffs(task.runID), envelope.encodedString],
+                        ["EXPIRE", CortexNames.runHandoffs(task.runID), context.retentionSeconds],
+                    ])
+                }
             } catch {
                 context.logger.warning("handoff to \(to.rawValue) not sent: \(error)")
             }

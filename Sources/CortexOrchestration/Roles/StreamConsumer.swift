@@ -1,4 +1,5 @@
 import CortexCore
+import Logging
 
 /// Reads a consumer group's streams with at-least-once delivery: first this consumer's own pending
 /// entries (left by an earlier life of the same identity), then entries other consumers left idle
@@ -84,19 +85,39 @@ struct StreamConsumer {
     }
 
     /// Keeps a delivery's idle time low while it is being worked on, so a long task or item is not claimed
-    /// by another consumer (a standby replica, another worker) as if we had died: XCLAIM ... JUSTID to
-    /// ourselves every third of the claim timeout resets the idle time without counting a delivery.
+    /// by another consumer (a standby replica, another worker) as if we had died: every third of the claim
+    /// timeout, if the entry is still pending under our name, XCLAIM ... JUSTID to ourselves resets its idle
+    /// time without counting a delivery. If another consumer took it meanwhile (a refresh came too late),
+    /// it is left to them — taking it back would have two consumers working on it for good — and that is
+    /// logged: the result counts once either way (results and reports are written once).
     /// Cancel the returned task when the work ends.
-    static func keepAlive(_ delivery: Delivery, group: String, consumer: String, claimIdle: Duration, redis: RedisClient) -> Task<Void, Never> {
+    static func keepAlive(_ delivery: Delivery, group: String, consumer: String, claimIdle: Duration, redis: RedisClient, logger: Logger) -> Task<Void, Never> {
         Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: max(claimIdle / 3, .milliseconds(200)))
                 if Task.isCancelled { break }
-                // A missed refresh only risks a redelivery, which results and reports absorb (written once).
-                _ = try? await redis.send("XCLAIM", delivery.stream, group, consumer, 0, delivery.entry.id, "JUSTID")
+                do {
+                    let mine = try await redis.send("EVAL", keepAliveScript, 1, delivery.stream, group, consumer, delivery.entry.id).orThrow().int
+                    if mine == 0 {
+                        logger.warning("\(delivery.entry.id) on \(delivery.stream) was claimed by another consumer while this one worked on it; left to them")
+                        return
+                    }
+                } catch {
+                    // A missed refresh only risks a redelivery, which results and reports absorb.
+                    logger.debug("keep-alive of \(delivery.entry.id) failed: \(error)")
+                }
             }
         }
     }
+
+    /// XCLAIM ... JUSTID only while the entry is still pending under this consumer (KEYS[1] stream;
+    /// ARGV: group, consumer, entry id). Returns 1 when refreshed, 0 when it is not ours any more.
+    static let keepAliveScript = """
+        local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+        if #p == 0 then return 0 end
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+        return 1
+        """
 
     /// Returns an entry to its stream as a new entry (with `fields`) and acknowledges (and deletes) the old one, atomically,
     /// so the next reader takes it at once instead of after the visibility timeout.

@@ -129,7 +129,7 @@ public struct WorkerService: RoleService {
         let started = ContinuousClock.now
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
                                 status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
-        let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.workers, consumer: workerID, claimIdle: claimIdle, redis: context.redis)
+        let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.workers, consumer: workerID, claimIdle: claimIdle, redis: context.redis, logger: itemLog)
         defer { keepAlive.cancel() }
         do {
             let (records, examined, resumedFrom) = try await examine(item, redelivered: delivery.redelivered, log: itemLog)
@@ -173,7 +173,7 @@ public struct WorkerService: RoleService {
         if item.skill == .clusterAudit { return try await auditCluster(item, log: log) }
         if item.skill == .testRun { return try await BlockingExecutor.offload("cortex-test-run") { [self] in try runTests(item, log: log) } }
         if item.skill == .implementation { return try await implement(item, log: log) }
-        let root = try checkout(item)
+        let root = try await checkout(item)
         let files = try await listing(for: item).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
         let skill = item.skill.skill
         var records: [SkillRecord] = []
@@ -203,8 +203,14 @@ public struct WorkerService: RoleService {
     }
 
     /// The item's target as a local directory (a git URL is cloned shallowly, once per task on this worker).
-    private func checkout(_ item: WorkItem) throws -> URL {
+    private func checkoutBlocking(_ item: WorkItem) throws -> URL {
         try RepositoryCheckout.localPath(for: item.target, task: item.taskID, workDirectory: context.coordinationDirectory)
+    }
+
+    /// The same from async code: a clone runs on a thread of its own, not on the cooperative pool.
+    private func checkout(_ item: WorkItem) async throws -> URL {
+        guard RepositoryCheckout.isRemote(item.target) else { return URL(fileURLWithPath: item.target) }
+        return try await BlockingExecutor.offload("cortex-clone") { [self] in try checkoutBlocking(item) }
     }
 
     /// One scope of the cluster through the Kubernetes API, registered in the catalog in batches (an item
@@ -305,7 +311,7 @@ public struct WorkerService: RoleService {
     /// run request allowed it for this target). Records: one per framework, with the least-covered files
     /// and when each last changed.
     private func runTests(_ item: WorkItem, log: Logger) throws -> ([SkillRecord], Int, Int?) {
-        let root = try checkout(item)
+        let root = try checkoutBlocking(item)
         let runner = TestRunner(timeout: Double(try context.settings.int(.testTimeout, range: 10...86_400)),
                                 workDirectory: context.coordinationDirectory.appendingPathComponent("test-runs"))
         let result = try runner.run(repository: root)
@@ -337,7 +343,7 @@ public struct WorkerService: RoleService {
             record["summary"] = "skipped: no model configured (CORTEX_LLM_PROVIDER); this task would have run"
             return ([record], 0, nil)
         }
-        let source = try checkout(item)
+        let source = try await checkout(item)
         let work = context.coordinationDirectory.appendingPathComponent("dev").appendingPathComponent(item.id.replacingOccurrences(of: "/", with: "_"))
         try? FileManager.default.removeItem(at: work)
         try FileManager.default.createDirectory(at: work.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -465,7 +471,8 @@ public struct WorkerService: RoleService {
             files = try? WireJSON.decode([String].self, from: text)
         }
         if files == nil {
-            let walked = try RepositoryFiles.list(root: try checkout(item))
+            let root = try await checkout(item)
+            let walked = try await BlockingExecutor.offload("cortex-listing") { try RepositoryFiles.list(root: root) }
             let stored = try await context.redis.sendUnlessDenied("SET", key, try WireJSON.encode(walked), "NX", "EX", context.retentionSeconds)
             if stored?.isNull == true, let text = try await context.redis.sendUnlessDenied("GET", key)?.string {
                 files = try? WireJSON.decode([String].self, from: text)  // another worker stored it first: use theirs

@@ -25,11 +25,11 @@ public enum RunArchive {
         return (hashes, [CortexNames.runHandoffs(runID)], strings, deleteOnly)
     }
 
-    /// Reads the run's working keys, writes them to `directory/redis-archive.json` (atomically), then
-    /// deletes them. Returns how many keys held something. Throws (deleting nothing) when a read or the
-    /// write fails.
-    @discardableResult
-    public static func archive(runID: String, taskIDs: [String], redis: RedisClient, to directory: URL) async throws -> Int {
+    /// Reads the run's working keys and writes them to `directory/redis-archive.json` (atomically).
+    /// Returns the keys to delete once the run is marked finished (`delete`): deleting them before that
+    /// would make a coordinator that resumes the run (it stopped in between) dispatch every task again.
+    /// Throws, writing nothing, when a read or the write fails.
+    public static func write(runID: String, taskIDs: [String], redis: RedisClient, to directory: URL) async throws -> (archived: Int, keys: [String]) {
         let k = keys(runID: runID, taskIDs: taskIDs)
         let commands: [[any RedisArgument]] = k.hashes.map { ["HGETALL", $0] } + k.lists.map { ["LRANGE", $0, 0, -1] } + k.strings.map { ["GET", $0] }
         let replies = try await redis.pipeline(commands)
@@ -48,12 +48,15 @@ public enum RunArchive {
         }
         let document: JSONValue = ["run_id": .string(runID), "archived_at": .string(Timestamp.format(Date())), "keys": .object(archived)]
         try Data(JSONText.pretty(document).utf8).write(to: directory.appendingPathComponent(fileName), options: .atomic)
-        let all = k.hashes + k.lists + k.strings + k.deleteOnly
-        // UNLINK frees the memory off Redis's main thread; in batches so one command stays small.
-        for start in stride(from: 0, to: all.count, by: 500) {
-            try await redis.send(["UNLINK"] + all[start..<min(start + 500, all.count)].map { $0 as any RedisArgument }).orThrow()
+        return (archived.count, k.hashes + k.lists + k.strings + k.deleteOnly)
+    }
+
+    /// Deletes archived keys (UNLINK frees the memory off Redis's main thread; in batches so one command
+    /// stays small).
+    public static func delete(_ keys: [String], redis: RedisClient) async throws {
+        for start in stride(from: 0, to: keys.count, by: 500) {
+            try await redis.send(["UNLINK"] + keys[start..<min(start + 500, keys.count)].map { $0 as any RedisArgument }).orThrow()
         }
-        return archived.count
     }
 
     /// A stored value as JSON when it is JSON (reports, results), else as a string.
