@@ -111,4 +111,17 @@ import Testing
         }
         #expect(rejection.reason == .invalid_data)
     }
+
+    /// Fuzz/Corpus/envelope/crash-timestamp-icu-fpe: a `ts` with a long fraction the fast parser refuses
+    /// (a stray byte in it, or an offset instead of Z) went to ISO8601DateFormatter, whose ICU parser
+    /// traps with SIGFPE on such a fraction (and misreads 30 digits by a second). Timestamps longer
+    /// than any form Cortex accepts no longer reach it.
+    @Test func timestampTheFormatterCannotReadIsRefused() {
+        let fraction = String(repeating: "8", count: 60)
+        #expect(Timestamp.parse("2026-11-18T11:06:40.\(fraction)+01:00") == nil)
+        #expect(Timestamp.parse("2026-11-18T11:06:40.0888\u{FFFD}\(fraction)Z") == nil)
+        // The formatter still reads the offsets it is there for.
+        #expect(Timestamp.parse("2026-11-18T12:06:40.123456789+01:00").map { Timestamp.format($0) } == "2026-11-18T11:06:40.123Z")
+        #expect(Timestamp.parse("2026-11-18T12:06:40+01:00").map { Timestamp.format($0) } == "2026-11-18T11:06:40.000Z")
+    }
 }

@@ -160,6 +160,9 @@ public enum Timestamp {
     /// Accepts the protocol's form with or without fractional seconds (any ISO 8601 offset via the formatter).
     public static func parse(_ text: String) -> Date? {
         if let d = parseUTC(text) { return d }
+        // ICU, behind the formatter, misreads fractions past about 20 digits and traps (SIGFPE) on
+        // longer ones; the longest form meant here (nanoseconds and an offset) is 35 bytes.
+        guard text.utf8.count <= 35 else { return nil }
         return formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text)
     }
 
