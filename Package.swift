@@ -24,6 +24,8 @@ let package = Package(
         .executable(name: "cortexctl", targets: ["cortexctl"]),
         .executable(name: "cortex-lab", targets: ["cortex-lab"]),
         .library(name: "CortexCore", targets: ["CortexCore"]),
+        // The parsers' modules, for the libFuzzer package under Fuzz/ (a path dependency sees products only).
+        .library(name: "CortexParsers", targets: ["CortexOrchestration", "CortexSecurity", "CortexCICD"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),

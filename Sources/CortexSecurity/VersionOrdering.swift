@@ -122,7 +122,10 @@ enum PEP440 {
         p.release = [first]
         while i < s.endIndex, s[i] == ".", s.index(after: i) < s.endIndex, s[s.index(after: i)].isNumber {
             i = s.index(after: i)
-            p.release.append(number()!)
+            // nil when the segment does not fit an Int or its first character only looks like a digit
+            // ("1" with a combining mark): such a version is unparseable, not a crash.
+            guard let n = number() else { return nil }
+            p.release.append(n)
         }
         let save = i
         skipSeparator()

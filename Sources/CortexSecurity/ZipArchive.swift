@@ -38,9 +38,9 @@ public struct ZipArchive {
     /// The entry's bytes, inflated and checked against its CRC-32.
     public func contents(of entry: Entry) throws -> Data {
         let base = entry.localHeaderOffset
-        guard base + 30 <= data.count, u32(base) == 0x0403_4b50 else { throw fail("\(entry.name): no local header at offset \(base)") }
+        guard base <= data.count - 30, u32(base) == 0x0403_4b50 else { throw fail("\(entry.name): no local header at offset \(base)") }
         let start = base + 30 + Int(u16(base + 26)) + Int(u16(base + 28))
-        guard start + entry.compressedSize <= data.count else { throw fail("\(entry.name): data runs past the end of the file") }
+        guard entry.compressedSize <= data.count - start else { throw fail("\(entry.name): data runs past the end of the file") }
         let raw = data.subdata(in: start..<(start + entry.compressedSize))
         let out: Data
         switch entry.method {
@@ -62,6 +62,11 @@ public struct ZipArchive {
         func u32(_ o: Int) -> UInt32 { data.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: o, as: UInt32.self)) } }
         func u64(_ o: Int) -> UInt64 { data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: o, as: UInt64.self)) } }
         func fail(_ m: String) -> FormatError { FormatError(description: "\(path): \(m)") }
+        // A ZIP64 size or offset past Int.max cannot describe this file; `Int(_:)` would trap on it.
+        func int64(_ o: Int) throws -> Int {
+            guard let v = Int(exactly: u64(o)) else { throw fail("a ZIP64 size or offset is out of range") }
+            return v
+        }
 
         // The end record is the last 22 bytes, unless a comment (at most 65535 bytes) follows it.
         guard data.count >= 22 else { throw fail("too short to be a zip archive") }
@@ -77,16 +82,16 @@ public struct ZipArchive {
         var offset = Int(u32(eocd + 16))
         // ZIP64: the locator sits just before the end record and points at the ZIP64 end record.
         if eocd >= 20, u32(eocd - 20) == 0x0706_4b50 {
-            let z = Int(u64(eocd - 20 + 8))
-            guard z + 56 <= data.count, u32(z) == 0x0606_4b50 else { throw fail("broken ZIP64 end record") }
-            count = Int(u64(z + 32))
-            offset = Int(u64(z + 48))
+            let z = try int64(eocd - 20 + 8)
+            guard z <= data.count - 56, u32(z) == 0x0606_4b50 else { throw fail("broken ZIP64 end record") }
+            count = try int64(z + 32)
+            offset = try int64(z + 48)
         }
         var entries: [Entry] = []
-        entries.reserveCapacity(count)
+        entries.reserveCapacity(min(count, data.count / 46))  // the count is a claim; an entry takes 46 bytes at least
         var p = offset
         for _ in 0..<count {
-            guard p + 46 <= data.count, u32(p) == 0x0201_4b50 else { throw fail("central directory entry \(entries.count + 1) is damaged") }
+            guard p <= data.count - 46, u32(p) == 0x0201_4b50 else { throw fail("central directory entry \(entries.count + 1) is damaged") }
             let nameLength = Int(u16(p + 28)), extraLength = Int(u16(p + 30)), commentLength = Int(u16(p + 32))
             guard p + 46 + nameLength + extraLength <= data.count else { throw fail("central directory runs past the end of the file") }
             let name = String(decoding: data.subdata(in: (p + 46)..<(p + 46 + nameLength)), as: UTF8.self)
@@ -98,9 +103,14 @@ public struct ZipArchive {
                 let id = u16(e), length = Int(u16(e + 2))
                 if id == 1 {
                     var f = e + 4
-                    if size == 0xFFFF_FFFF { size = Int(u64(f)); f += 8 }
-                    if compressed == 0xFFFF_FFFF { compressed = Int(u64(f)); f += 8 }
-                    if local == 0xFFFF_FFFF { local = Int(u64(f)) }
+                    func next() throws -> Int {
+                        guard f + 8 <= extraEnd else { throw fail("\(name): ZIP64 extra field too short") }
+                        defer { f += 8 }
+                        return try int64(f)
+                    }
+                    if size == 0xFFFF_FFFF { size = try next() }
+                    if compressed == 0xFFFF_FFFF { compressed = try next() }
+                    if local == 0xFFFF_FFFF { local = try next() }
                 }
                 e += 4 + length
             }
@@ -108,6 +118,13 @@ public struct ZipArchive {
             p += 46 + nameLength + extraLength + commentLength
         }
         return entries
+    }
+
+    /// The output buffer to start inflating into. The declared size is the archive's claim, not a fact:
+    /// deflate expands at most 1032:1, so no more than that is allocated up front (a header claiming
+    /// 4 GiB was otherwise allocated as such); a buffer that proves too small grows.
+    static func initialInflateCapacity(declared: Int, compressed: Int) -> Int {
+        max(1, min(declared, compressed * 1032 + 1024))
     }
 
     private func u16(_ o: Int) -> UInt16 { data.withUnsafeBytes { UInt16(littleEndian: $0.loadUnaligned(fromByteOffset: o, as: UInt16.self)) } }
@@ -119,7 +136,7 @@ public struct ZipArchive {
         var stream = z_stream()
         guard cortex_inflate_init_raw(&stream) == Z_OK else { throw fail("\(name): zlib could not start") }
         defer { inflateEnd(&stream) }
-        var output = Data(count: max(expected, 1))
+        var output = Data(count: Self.initialInflateCapacity(declared: expected, compressed: input.count))
         var status: Int32 = Z_OK
         try input.withUnsafeBytes { (inBuffer: UnsafeRawBufferPointer) in
             stream.next_in = UnsafeMutablePointer(mutating: inBuffer.bindMemory(to: Bytef.self).baseAddress)

@@ -160,6 +160,9 @@ public enum Timestamp {
     /// Accepts the protocol's form with or without fractional seconds (any ISO 8601 offset via the formatter).
     public static func parse(_ text: String) -> Date? {
         if let d = parseUTC(text) { return d }
+        // ICU, behind the formatter, misreads fractions past about 20 digits and traps (SIGFPE) on
+        // longer ones; the longest form meant here (nanoseconds and an offset) is 35 bytes.
+        guard text.utf8.count <= 35 else { return nil }
         return formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text)
     }
 
@@ -181,8 +184,13 @@ public enum Timestamp {
               (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
         var fraction = 0.0
         if b.count > 20 {
-            guard b[19] == UInt8(ascii: "."), b.count > 21, let digits = num(20..<(b.count - 1)) else { return nil }
-            fraction = Double(digits) / pow(10, Double(b.count - 21))
+            // Digits past nanoseconds add nothing a Date can hold; reading them all into an Int
+            // overflowed (a trap) on a long fraction, so they are checked but not accumulated.
+            let fractionDigits = b.count - 21
+            guard b[19] == UInt8(ascii: "."), fractionDigits > 0,
+                  b[20..<(b.count - 1)].allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                  let digits = num(20..<(20 + min(fractionDigits, 9))) else { return nil }
+            fraction = Double(digits) / pow(10, Double(min(fractionDigits, 9)))
         }
         var parts = tm()
         parts.tm_year = Int32(year - 1900)
