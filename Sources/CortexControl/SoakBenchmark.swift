@@ -24,8 +24,13 @@ public enum SoakBenchmark {
                            binDirectory: URL = ExecutableLocator.binDirectory, log: @escaping @Sendable (String) -> Void) async throws -> [Sample] {
         try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
         let target = try makeTarget(in: workDirectory.appendingPathComponent("target"))
-        var environment: [String: String] = ["CORTEX_LOG_LEVEL": "warning"]
-        if let retention { environment["CORTEX_RETENTION"] = String(retention) }
+        var environment: [String: String] = [:]
+        if let retention {
+            // The retention must be at least twice the run timeout (the daemons refuse less); a short soak
+            // retention therefore shortens the run timeout too, to half of it.
+            environment["CORTEX_RETENTION"] = String(retention)
+            environment["CORTEX_RUN_TIMEOUT"] = String(max(1, retention / 2))
+        }
         let suite = try await LocalSuite(workDirectory: workDirectory, outputDirectory: workDirectory.appendingPathComponent("reports"),
                                          binDirectory: binDirectory, environment: environment)
         do {

@@ -106,9 +106,7 @@ public struct CoordinatorService: RoleService {
             return
         }
         if let state = try? await RunState.load(request.runID, redis: context.redis), state.isFinished {
-            _ = try? await context.redis.pipeline([
-                ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id], ["XDEL", delivery.stream, delivery.entry.id],
-            ])
+            _ = try? await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators))
             return
         }
         JSONLogHandler.currentRunID.withLock { $0 = request.runID }
@@ -118,9 +116,7 @@ public struct CoordinatorService: RoleService {
         if finished {
             // Acknowledged only once the run ended: a coordinator stopped mid-run gets it again and resumes.
             try? await retryingRedis(context.logger) {
-                for r in try await context.redis.pipeline([
-                    ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id], ["XDEL", delivery.stream, delivery.entry.id],
-                ]) { try r.orThrow() }
+                for r in try await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators)) { try r.orThrow() }
             }
         }
     }
@@ -134,9 +130,7 @@ public struct CoordinatorService: RoleService {
                 ["HSET", CortexNames.run(request.runID), "status", "failed", "reason", "refused: \(reason)", "goal", String(request.goal.prefix(2000)),
                  "finished_at", Timestamp.format(Date())],
                 ["EXPIRE", CortexNames.run(request.runID), context.retentionSeconds],
-                ["XACK", delivery.stream, CortexNames.Group.coordinators, delivery.entry.id],
-                ["XDEL", delivery.stream, delivery.entry.id],
-            ])
+            ] + StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators))
             for r in replies { try r.orThrow() }
         } catch {
             context.logger.warning("could not record the refusal (the request stays pending and is refused again): \(error)")

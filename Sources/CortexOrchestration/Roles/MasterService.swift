@@ -150,9 +150,7 @@ public struct MasterService: RoleService {
         let runEnded = reported ? false : ((try? await RunState.load(task.runID, redis: context.redis))?.isFinished ?? false)
         if reported || runEnded {
             if runEnded { taskLog.notice("task of a run that has ended: acknowledged, not done") }
-            _ = try? await context.redis.pipeline([
-                ["XACK", stream, CortexNames.Group.masters, delivery.entry.id], ["XDEL", stream, delivery.entry.id],
-            ])
+            _ = try? await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters))
             return .skipped
         }
         setActive(+1)
@@ -209,9 +207,7 @@ public struct MasterService: RoleService {
         case .runEnded:
             // The coordinator gave up on this task (its run timed out or ended); its items may never come.
             taskLog.warning("the run ended before this task's items did; the task is dropped")
-            _ = try? await context.redis.pipeline([
-                ["XACK", stream, CortexNames.Group.masters, delivery.entry.id], ["XDEL", stream, delivery.entry.id],
-            ])
+            _ = try? await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters))
             return .dropped
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
@@ -225,9 +221,7 @@ public struct MasterService: RoleService {
                 let replies = try await context.redis.pipeline([
                     ["HSET", CortexNames.runResults(task.runID), task.id, json],
                     ["EXPIRE", CortexNames.runResults(task.runID), context.retentionSeconds],
-                    ["XACK", stream, CortexNames.Group.masters, delivery.entry.id],
-                    ["XDEL", stream, delivery.entry.id],
-                ])
+                ] + StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters))
                 for r in replies { try r.orThrow() }
             }
             await context.redis.awaitReplication()

@@ -66,6 +66,12 @@ struct StreamConsumer {
         return out
     }
 
+    /// The commands that acknowledge a processed entry and delete it: it has no further use, and deleting
+    /// it keeps the stream as long as its backlog (CORTEX_RETENTION trims what is never read).
+    static func acknowledged(_ delivery: Delivery, group: String) -> [[any RedisArgument]] {
+        [["XACK", delivery.stream, group, delivery.entry.id], ["XDEL", delivery.stream, delivery.entry.id]]
+    }
+
     /// Hands each delivery to `handle` until graceful shutdown begins; read errors (Redis away) are
     /// logged, counted and retried after a second, never fatal.
     mutating func consume(context: ProcessContext, operation: String, handle: (Delivery) async -> Void) async {
@@ -149,9 +155,7 @@ struct StreamConsumer {
                 ["XADD", CortexNames.deadLetters, "MAXLEN", "~", CortexNames.Retention.deadLetterLength, "*", "stream", delivery.stream,
                  "entry", delivery.entry.id, "reason", reason,
                  "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
-                ["XACK", delivery.stream, group, delivery.entry.id],
-                ["XDEL", delivery.stream, delivery.entry.id],
-            ])
+            ] + acknowledged(delivery, group: group))
             for r in replies { try r.orThrow() }
         } catch {
             // Still pending: it comes back after the claim timeout and is dead-lettered then.

@@ -41,7 +41,7 @@ struct Soak: AsyncParsableCommand {
     @Option(name: .long, help: "Sample every this many runs.") var every = 50
     @Option(name: .long, help: "Workers to start.") var workers = 2
     @Option(name: .long, help: "The runs' goal.") var goal = "full-orchestration"
-    @Option(name: .long, help: "CORTEX_RETENTION for the suite, in seconds (default: the daemons' default, 7 days).") var retention: Int?
+    @Option(name: .long, help: "CORTEX_RETENTION for the suite, in seconds (default: the daemons' default, 7 days); the run timeout becomes half of it.") var retention: Int?
 
     func run() async throws {
         guard runs >= 1, every >= 1, workers >= 1 else { throw ValidationError("--runs, --every and --workers must be at least 1") }
