@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 import Yams
 
@@ -94,7 +95,7 @@ public enum GitLabCIAnalyzer {
 /// Which analyzer reads a pipeline file.
 public enum PipelineAnalyzer {
     public static func analyze(file: String, text: String) throws -> [PipelineFinding]? {
-        let name = (file as NSString).lastPathComponent
+        let name = PathText.lastComponent(file)
         if file.hasPrefix(".github/workflows/") && (name.hasSuffix(".yml") || name.hasSuffix(".yaml")) {
             return try GitHubActionsAnalyzer.analyze(file: file, text: text)
         }

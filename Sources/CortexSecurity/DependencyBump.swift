@@ -1,3 +1,4 @@
+import CortexCore
 import Foundation
 
 /// Rewrites one dependency's version in the file that declares it, keeping everything else byte for
@@ -15,7 +16,7 @@ public enum DependencyBump {
     /// Where the bump for a package found in `file` is made: npm's lockfile entries are bumped in the
     /// package.json beside them, go.sum's in go.mod.
     public static func declaringFile(for file: String) -> String {
-        let name = (file as NSString).lastPathComponent
+        let name = PathText.lastComponent(file)
         let dir = (file as NSString).deletingLastPathComponent
         func sibling(_ n: String) -> String { dir.isEmpty ? n : "\(dir)/\(n)" }
         switch name {
@@ -26,7 +27,7 @@ public enum DependencyBump {
     }
 
     public static func bump(file: String, text: String, ecosystem: String, package: String, from: String, to: String) -> Outcome {
-        let name = (file as NSString).lastPathComponent
+        let name = PathText.lastComponent(file)
         switch name {
         case "package.json": return packageJSON(text, package: package, to: to)
         case "go.mod": return goMod(text, module: package, to: to)
@@ -36,7 +37,7 @@ public enum DependencyBump {
         case "Pipfile.lock": return .manual("pipenv install \(package)==\(to)")
         case "yarn.lock": return .manual("yarn up \(package)@\(to)")
         case "Gemfile.lock": return .manual("bundle update \(package) --conservative (to \(to) or later)")
-        case "Package.resolved": return .manual("swift package update \((package as NSString).lastPathComponent.replacingOccurrences(of: ".git", with: "")) (require from: \"\(to)\" in Package.swift)")
+        case "Package.resolved": return .manual("swift package update \(PathText.lastComponent(package).replacingOccurrences(of: ".git", with: "")) (require from: \"\(to)\" in Package.swift)")
         default:
             if name.hasPrefix("requirements") && name.hasSuffix(".txt") { return requirements(text, package: package, to: to) }
             return .manual("raise \(package) to \(to) in \(file)")

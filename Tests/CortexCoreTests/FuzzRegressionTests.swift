@@ -1,5 +1,6 @@
 @testable import CortexCore
 @testable import CortexSecurity
+import CortexOrchestration
 import Foundation
 import Testing
 
@@ -123,5 +124,20 @@ import Testing
         // The formatter still reads the offsets it is there for.
         #expect(Timestamp.parse("2026-11-18T12:06:40.123456789+01:00").map { Timestamp.format($0) } == "2026-11-18T11:06:40.123Z")
         #expect(Timestamp.parse("2026-11-18T12:06:40+01:00").map { Timestamp.format($0) } == "2026-11-18T11:06:40.000Z")
+    }
+
+    /// Found by CI's fuzz run: Foundation's `NSString.lastPathComponent` crashed on a lockfile path of
+    /// `Gemfile.lock` followed by a run of slashes with a quote among them. `PathText` only splits on `/`.
+    @Test func lockfilePathThatCrashedLastPathComponent() throws {
+        let path = "Gemfile.lock" + String(repeating: "/", count: 21) + "'" + String(repeating: "/", count: 22)
+        #expect(PathText.lastComponent(path) == "'")
+        #expect(PathText.lastComponent("a/b/") == "b" && PathText.lastComponent("///") == "/" && PathText.lastComponent("") == "")
+        #expect(PathText.lastComponent("deploy/app.yaml") == "app.yaml" && PathText.lastComponent("README.md") == "README.md")
+        _ = try? Lockfiles.parse(path: path, text: "GEM\n  specs:\n    rack (3.0.0)\n")
+        let input = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus/lockfile/crash-lastPathComponent-slashes"))
+        let text = String(decoding: input, as: UTF8.self)
+        let firstLine = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        _ = try? Lockfiles.parse(path: String(firstLine[0]), text: firstLine.count > 1 ? String(firstLine[1]) : "")
     }
 }

@@ -1,6 +1,7 @@
 @testable import CortexCore
 @testable import CortexOrchestration
 import CortexSecurity
+import CortexTestRunner
 import Foundation
 import Testing
 
@@ -157,6 +158,36 @@ import Testing
         let after = Self.openPipes()
         // Each run starts 7 git processes; HEAD's Git.run left about one pipe open per call (50 calls of
         // `git --version`: 21 -> 82 descriptors). Other suites run beside this one: a little slack.
+        #expect(after - before < 10, "open pipes \(before) -> \(after)")
+    }
+
+    /// The implementation item's git work, as the worker does it (clone, branch, the agent's apply_diff,
+    /// status, add, commit, format-patch, rev-parse), 50 times: no pipe left open.
+    @Test func fiftyImplementationItemsLeaveNoDescriptorsBehind() async throws {
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-fdi-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try Data("def add(a, b):\n    return a - b\n".utf8).write(to: source.appendingPathComponent("calc.py"))
+        try Git.run(["init", "--quiet"], in: source)
+        try Git.run(["add", "-A"], in: source)
+        try Git.run(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "init"], in: source, environment: Git.identity)
+        let diff = "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n"
+        func item(_ i: Int) async throws {
+            let work = source.deletingLastPathComponent().appendingPathComponent("\(source.lastPathComponent)-impl\(i)")
+            defer { try? FileManager.default.removeItem(at: work) }
+            _ = try await Git.runAsync(["clone", "--quiet", "--no-hardlinks", "--", source.path, work.path], in: source.deletingLastPathComponent())
+            _ = try await Git.runAsync(["checkout", "--quiet", "-b", "cortex/dev/run/impl\(i)"], in: work)
+            let workspace = AgentWorkspace(root: work, testRunner: TestRunner(timeout: 60, workDirectory: work.appendingPathComponent(".runs")))
+            _ = try workspace.applyDiff(diff)
+            #expect(try await Git.runAsync(["status", "--porcelain"], in: work).contains("calc.py"))
+            _ = try await Git.runAsync(["add", "calc.py"], in: work)
+            _ = try await Git.runAsync(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "fix add"], in: work, environment: Git.identity)
+            _ = try await Git.runAsync(["format-patch", "-1", "--stdout", "HEAD"], in: work, trim: false)
+            _ = try await Git.runAsync(["rev-parse", "HEAD"], in: work)
+        }
+        try await item(-1)  // warm up
+        let before = Self.openPipes()
+        for i in 0..<50 { try await item(i) }
+        let after = Self.openPipes()
         #expect(after - before < 10, "open pipes \(before) -> \(after)")
     }
 }

@@ -424,7 +424,7 @@ public struct WorkerService: RoleService {
     private func agentContext(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String) async -> String {
         var parts: [String] = []
         let files = (try? Git.lsFiles(in: workspace.root)) ?? []
-        let named = files.filter { f in instruction.contains(f) || instruction.contains((f as NSString).lastPathComponent) && (f as NSString).lastPathComponent.count > 3 }
+        let named = files.filter { f in instruction.contains(f) || instruction.contains(PathText.lastComponent(f)) && PathText.lastComponent(f).count > 3 }
         for f in named.prefix(5) {
             if let text = try? workspace.readFile(f, start: nil, end: 200) { parts.append("File \(f) (first 200 lines):\n\(text)") }
         }

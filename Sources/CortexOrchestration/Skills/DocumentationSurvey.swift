@@ -8,8 +8,8 @@ public struct DocumentationSurvey: Skill {
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { path in
             let ext = (path as NSString).pathExtension.lowercased()
-            guard ["md", "markdown", "rst", "adoc", "txt"].contains(ext) || (path as NSString).lastPathComponent.uppercased().hasPrefix("README") else { return nil }
-            if ext == "txt" && !(path as NSString).lastPathComponent.uppercased().hasPrefix("README") { return nil }
+            guard ["md", "markdown", "rst", "adoc", "txt"].contains(ext) || PathText.lastComponent(path).uppercased().hasPrefix("README") else { return nil }
+            if ext == "txt" && !PathText.lastComponent(path).uppercased().hasPrefix("README") { return nil }
             guard let text = readText(root, path) else { return nil }
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let headings = lines.filter { $0.hasPrefix("#") }
@@ -57,7 +57,7 @@ public struct DocumentationSurvey: Skill {
 
     func documentation(_ records: [SkillRecord]) -> SkillSummary {
         let rows = sorted(records)
-        let hasReadme = rows.contains { (($0["path"]?.stringValue ?? "") as NSString).lastPathComponent.uppercased().hasPrefix("README") && !($0["path"]?.stringValue ?? "").contains("/") }
+        let hasReadme = rows.contains { PathText.lastComponent($0["path"]?.stringValue ?? "").uppercased().hasPrefix("README") && !($0["path"]?.stringValue ?? "").contains("/") }
         let lines = rows.reduce(0) { $0 + ($1["lines"]?.intValue ?? 0) }
         let headline = "\(rows.count) documents, \(lines) lines; top-level README \(hasReadme ? "present" : "missing")"
         let md = "### Documentation\n\n" + table(["File", "Title", "Lines", "Headings"], rows.map {

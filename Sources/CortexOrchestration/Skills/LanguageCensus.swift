@@ -17,7 +17,7 @@ public struct LanguageCensus: Skill {
 
     /// The language of a path, or "Other".
     public static func language(of path: String) -> String {
-        let name = (path as NSString).lastPathComponent
+        let name = PathText.lastComponent(path)
         if let l = byName[name] { return l }
         if name.hasPrefix("Dockerfile") { return "Dockerfile" }
         let ext = (name as NSString).pathExtension.lowercased()

@@ -29,7 +29,7 @@ public struct LockfileError: Error, CustomStringConvertible, Equatable {
 public enum Lockfiles {
     /// The packages pinned by `text`, the contents of `path`; nil when the file is not a format read here.
     public static func parse(path: String, text: String) throws -> [LockedPackage]? {
-        let name = (path as NSString).lastPathComponent
+        let name = PathText.lastComponent(path)
         switch name {
         case "package-lock.json", "npm-shrinkwrap.json": return try packageLock(path, text)
         case "yarn.lock": return try yarnLock(path, text)

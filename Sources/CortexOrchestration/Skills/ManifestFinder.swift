@@ -7,7 +7,7 @@ public struct ManifestFinder: Skill {
 
     /// (ecosystem, kind) for a file name, or nil when it is not a dependency file.
     public static func classify(_ path: String) -> (ecosystem: String, kind: String)? {
-        let name = (path as NSString).lastPathComponent
+        let name = PathText.lastComponent(path)
         switch name {
         case "Package.swift": return ("SwiftURL", "manifest")
         case "Package.resolved": return ("SwiftURL", "lockfile")

@@ -9,7 +9,7 @@ public struct TestSurvey: Skill {
 
     /// (framework, regular expression for one test case) by file kind.
     static func frameworks(for path: String) -> [(String, String)] {
-        let name = (path as NSString).lastPathComponent
+        let name = PathText.lastComponent(path)
         let ext = (name as NSString).pathExtension
         let isJS = ["js", "ts", "mjs", "tsx", "jsx"].contains(ext)
         let isJVM = ["java", "kt"].contains(ext)

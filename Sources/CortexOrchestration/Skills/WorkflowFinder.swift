@@ -10,7 +10,7 @@ public struct WorkflowFinder: Skill {
 
     /// The CI system a path belongs to, or nil.
     public static func system(of path: String) -> String? {
-        let name = (path as NSString).lastPathComponent
+        let name = PathText.lastComponent(path)
         if path.hasPrefix(".github/workflows/") && (name.hasSuffix(".yml") || name.hasSuffix(".yaml")) { return "GitHub Actions" }
         if name == ".gitlab-ci.yml" { return "GitLab CI" }
         if name == "Jenkinsfile" { return "Jenkins" }
