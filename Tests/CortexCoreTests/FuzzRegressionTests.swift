@@ -140,4 +140,21 @@ import Testing
         let firstLine = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
         _ = try? Lockfiles.parse(path: String(firstLine[0]), text: firstLine.count > 1 ? String(firstLine[1]) : "")
     }
+
+    /// Found by CI's fuzz run (Fuzz/Corpus/envelope/crash-negative-year-roundtrip): the formatter read
+    /// `"ts":"-026-11-28T12:00:00.000Z"`, which `Timestamp.format` then wrote in a form no parser accepts,
+    /// so a forwarded or journaled copy of an accepted message would be refused. Only years 0001-9999 pass.
+    @Test func timestampOutsideFourDigitYearsIsRefused() {
+        #expect(Timestamp.parse("-026-11-28T12:00:00.000Z") == nil)
+        #expect(Timestamp.parse("2026-11-28T12:00:00.000Z") != nil)
+        #expect(Timestamp.parse("2026-11-28T12:00:00+02:00") != nil)
+        let message = Array(#"{"v":1,"id":"manual-1","type":"ESCALATION","source":"operator","ts":"-026-11-28T12:00:00.000Z","data":{"severity":"high","reason":"manual test"}}"#.utf8)
+        guard case .failure(let r) = EnvelopeDecoder().decode(message, channel: nil) else { Issue.record("accepted"); return }
+        #expect(r.reason == .invalid_envelope)
+        for ts in ["2026-11-28T12:00:00.000Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-11-28T12:00:00+05:30"] {
+            let ok = Array(#"{"v":1,"id":"m","type":"ESCALATION","source":"o","ts":"\#(ts)","data":{"severity":"high","reason":"r"}}"#.utf8)
+            guard case .success(let e) = EnvelopeDecoder().decode(ok, channel: nil) else { Issue.record("refused \(ts)"); continue }
+            #expect((try? EnvelopeDecoder().decode(e.encoded(), channel: nil).get()) != nil, "\(ts) does not survive a round trip")
+        }
+    }
 }

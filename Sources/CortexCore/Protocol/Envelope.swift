@@ -163,7 +163,12 @@ public enum Timestamp {
         // ICU, behind the formatter, misreads fractions past about 20 digits and traps (SIGFPE) on
         // longer ones; the longest form meant here (nanoseconds and an offset) is 35 bytes.
         guard text.utf8.count <= 35 else { return nil }
-        return formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text)
+        guard let date = formatter(fractional: true).date(from: text) ?? formatter(fractional: false).date(from: text) else { return nil }
+        // Only years 0001-9999, which `format` writes back as four digits: the formatter also reads
+        // `-026-11-28T…`, and a timestamp that does not survive being forwarded must be refused here
+        // (found by the fuzzer's envelope round-trip check).
+        guard date.timeIntervalSince1970 >= -62_135_596_800, date.timeIntervalSince1970 < 253_402_300_800 else { return nil }
+        return date
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.fff...]Z`, the form Cortex writes, without a formatter.
