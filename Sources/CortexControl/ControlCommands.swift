@@ -39,6 +39,36 @@ public enum ControlCommands {
         }
     }
 
+    /// What `cortexctl run` and `cortexctl up` exit with, so scripts can tell (docs/outcomes.md).
+    public enum ExitStatus: Int32, CaseIterable, Sendable {
+        /// The run succeeded: every task done and everything checked.
+        case succeeded = 0
+        /// The run failed (RUN_FAILED): refused, or stopped in pre-flight, activation or distribution.
+        case failed = 1
+        /// cortexctl could not do its job: Redis unreachable, a bad target, no answer within --timeout, a daemon died.
+        case error = 2
+        /// The run ended partial: something was skipped, denied, failed or not checked (the reason says what).
+        case partial = 3
+        /// A bad flag or argument (ArgumentParser's usage error).
+        case usage = 64
+
+        /// The status for a run that ended.
+        public init(_ state: RunState) {
+            switch state.outcome {
+            case .succeeded?: self = .succeeded
+            case .failed?: self = .failed
+            case .partial?, .skipped?, .denied?: self = .partial
+            case nil: self = .error
+            }
+        }
+    }
+
+    /// The last line `cortexctl run/up` prints for a run that did not succeed: `partial: <reason>`.
+    public static func verdict(_ state: RunState) -> String? {
+        guard state.outcome != .succeeded else { return nil }
+        return "\(state.status): \(state.reason ?? "no reason recorded")"
+    }
+
     /// Submits a run, prints progress until it ends, prints the executive summary; returns the final state.
     public static func runAndFollow(bus: MessageBus, goal: String, targets: [String], timeout: Duration, verbose: Bool = false,
                                     allowTestExecution: Bool = false, implement: [String] = []) async throws -> RunState {

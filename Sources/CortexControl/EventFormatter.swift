@@ -22,7 +22,7 @@ public enum EventFormatter {
         case .TASK_ASSIGNED: return "  task \(e.string("task_id") ?? "") -> \(e.string("master") ?? "")-master"
         case .WORKER_SPAWN: return "  \(e.string("master") ?? "")-master: \(e.int("items") ?? 0) items -> pool \(e.string("pool") ?? "")"
         case .TASK_COMPLETE: return "    \(e.string("item_id") ?? "") done by \(e.string("worker") ?? "") on \(e.string("node") ?? "") (\(e.int("duration_ms") ?? 0) ms)"
-        case .TASK_FAILED: return "    \(e.string("item_id") ?? "") FAILED on \(e.string("worker") ?? ""): \(e.string("reason") ?? "")"
+        case .TASK_FAILED: return "    \(e.string("item_id") ?? "") \((e.string("status") ?? "failed").uppercased()) on \(e.string("worker") ?? ""): \(e.string("reason") ?? "")"
         case .MASTER_REPORT: return "  \(e.string("master") ?? "")-master reported: \(e.string("summary") ?? "")"
         case .RUN_COMPLETE: return "run \(e.string("status") ?? "") in \(e.int("duration_ms") ?? 0) ms"
         case .RUN_FAILED: return "run FAILED: \(e.string("reason") ?? "")"

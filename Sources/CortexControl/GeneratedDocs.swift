@@ -96,7 +96,7 @@ public enum GeneratedDocs {
         | `\(CortexNames.runActivation("<run>"))` | hash | master -> instance that acknowledged activation |
         | `\(CortexNames.runTasks("<run>"))` | hash | task id -> TaskSpec JSON |
         | `\(CortexNames.runResults("<run>"))` | hash | task id -> MasterReport JSON |
-        | `\(CortexNames.runHandoffs("<run>"))` | list | HANDOFF_REQUESTs to the development master during the run (JSON), each turned into an implementation task |
+        | `\(CortexNames.runHandoffs("<run>"))` | list | every HANDOFF_REQUEST of the run (JSON), recorded by the sender in the transaction that stores its report (and by the coordinator when it hears one): one to the development master on a target of the run becomes an implementation task, any other is reported as "not handed off: …" |
         | `\(CortexNames.taskStream(.security).replacingOccurrences(of: "security", with: "<master>"))` | stream, group `\(CortexNames.Group.masters)` | tasks for one master (`task` = TaskSpec JSON) |
         | `\(CortexNames.workStream(.scan).replacingOccurrences(of: "scan", with: "<pool>"))` | stream, group `\(CortexNames.Group.workers)` | work items for one pool (`item` = WorkItem JSON) |
         | `\(CortexNames.taskResults("<task>"))` | hash | item id -> WorkResult JSON, written once (HSETNX) |

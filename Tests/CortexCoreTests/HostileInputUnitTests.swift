@@ -82,7 +82,7 @@ import Testing
     @Test func theReportWriterRefusesAnEscapingRunID() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-rw-\(UUID().uuidString.prefix(8))/reports")
         let request = RunRequest(runID: "../escaped", goal: "inventory", targets: ["/x"], requestedBy: "t")
-        let outcome = RunOutcome(request: request, status: "succeeded", reason: nil, phases: [], tasks: [], reports: [], startedAt: Date(), finishedAt: Date(),
+        let outcome = RunOutcome(request: request, status: .succeeded, reason: nil, phases: [], tasks: [], reports: [], startedAt: Date(), finishedAt: Date(),
                                  budget: [], model: nil, catalogBefore: nil, catalogAfter: nil, catalogProblem: nil)
         #expect(throws: ConfigurationError.self) { try ReportWriter.write(outcome, to: out) }
         #expect(!FileManager.default.fileExists(atPath: out.deletingLastPathComponent().appendingPathComponent("escaped").path))

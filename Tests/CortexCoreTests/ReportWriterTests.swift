@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 @Suite struct ReportWriterTests {
-    func report(_ master: MasterRole, items: [MasterReport.ItemSummary], status: String = "succeeded") -> MasterReport {
+    func report(_ master: MasterRole, items: [MasterReport.ItemSummary], status: Outcome = .succeeded) -> MasterReport {
         MasterReport(taskID: "run-x.\(master.rawValue).0", runID: "run-x", master: master, instance: "\(master.processName)-1", target: "/srv/shop",
                      status: status, summary: "summary of \(master.rawValue)", markdown: "### Section\n", details: .object([:]), items: items,
                      startedAt: Date(timeIntervalSince1970: 0), finishedAt: Date(timeIntervalSince1970: 1))
@@ -16,9 +16,9 @@ import Testing
         let ok = MasterReport.ItemSummary(itemID: "run-x.inventory.0.0", pool: .catalog, worker: "w1", node: "n1", status: .succeeded, durationMs: 5, filesExamined: 3, error: nil)
         let buried = MasterReport.ItemSummary(itemID: "run-x.security.0.2", pool: .scan, worker: "w2", node: "n2", status: .failed, durationMs: 0,
                                               filesExamined: 0, error: "dead-lettered after 6 deliveries without completing")
-        let outcome = RunOutcome(request: request, status: "partial", reason: "incomplete results from security-master",
+        let outcome = RunOutcome(request: request, status: .partial, reason: "incomplete results from security-master",
                                  phases: [(0, "pre-flight", Date(timeIntervalSince1970: 0))], tasks: tasks,
-                                 reports: [report(.inventory, items: [ok]), report(.security, items: [buried], status: "partial")],
+                                 reports: [report(.inventory, items: [ok]), report(.security, items: [buried], status: .partial)],
                                  startedAt: Date(timeIntervalSince1970: 0), finishedAt: Date(timeIntervalSince1970: 2))
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-report-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -41,7 +41,6 @@ import Testing
         #expect(plan == .design)
         #expect(plan.accounts["development:workers"] == 20_000 && plan.accounts["reserve"] == 25_000)
         #expect(plan.accounts["run"] == 270_000 && plan.accounts.count == 16)
-        #expect(plan.workerTypes["implementation"] == 10_000)
         let custom = try BudgetPlan.configured(total: 400_000, reserve: 50_000, agents: "development=100000+40000, security=10000+5000")
         #expect(custom.agents["development"] == .init(100_000, 40_000))
         #expect(custom.agents["inventory"] == .init(35_000, 15_000))

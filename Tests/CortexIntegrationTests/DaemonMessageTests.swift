@@ -61,7 +61,7 @@ import Testing
                 #expect(metric(text, #"cortex_messages_rejected_total{reason="\#(reason.rawValue)"}"#) == 0)
             }
         }
-        #expect(coordinator.output().contains("budget request denied"))
+        #expect(coordinator.output().contains("budget request of security for 1400 tokens (high) denied: "))
         #expect(coordinator.isRunning && catalog.isRunning)
         await suite.stop()
         #expect(coordinator.process.terminationStatus == 0)

@@ -123,7 +123,10 @@ import Testing
         // The first call reports 1,900 tokens against a run cap of 2,000: the second cannot be reserved.
         let o = try await Self.run(provider: "anthropic", replies: [Self.anthropicReply(0, usage: (1_800, 100))],
                                    environment: ["CORTEX_BUDGET_TOTAL": "2600", "CORTEX_BUDGET_RESERVE": "600", "CORTEX_BUDGET_REQUEST_TIMEOUT": "5"], target: target)
-        #expect(o.state.status == "succeeded", "\(o.state.reason ?? "")")
+        // Stopped by its budget is not succeeded: the item is denied, the report and the run partial, with why.
+        #expect(o.state.status == "partial", "\(o.state.reason ?? "")")
+        #expect((o.state.reason ?? "").hasPrefix("implementation stopped by its budget after 1 step:"), "\(o.state.reason ?? "")")
+        #expect(o.events.contains { $0.type == .TASK_FAILED && $0.data["status"] == "denied" }, "\(o.events.map(\.type))")
         let requests = o.events.filter { $0.type == .BUDGET_REQUEST && $0.data["account"] == "development:workers" }
         let decisions = o.events.filter { $0.type == .BUDGET_DECISION }
         #expect(!requests.isEmpty && decisions.contains { $0.data["decision"] == "denied" }, "\(o.events.map(\.type))")
@@ -133,18 +136,72 @@ import Testing
         #expect((try? SecurityMasterTests.git(["rev-parse", "--verify", "cortex/dev/\(o.state.runID)/impl0"], in: target)) == nil)
     }
 
-    @Test func withoutAModelTheTaskIsSkippedAndSaysSo() async throws {
+    /// Not knowing whether the agent changed anything is not "no change": when `git status` fails after the
+    /// agent worked, the item fails with the reason and the working copy is kept for a person to look at.
+    @Test func anUnreadableWorkingCopyFailsTheItemAndIsKept() async throws {
+        let llm = FakeLLMServer()
+        try await llm.start()
+        defer { llm.stop() }
+        llm.script.withLock { $0 = (0..<4).map { Self.anthropicReply($0) } }
+        let work = try temporaryDirectory("cortex-dev-corrupt")
+        let dev = work.appendingPathComponent("coordination/dev")
+        // Once the agent's diff is in the working copy, its git index is destroyed (as a full disk or a
+        // crashed git would leave it).
+        let corrupted = Locked<String?>(nil)
+        llm.beforeReply.withLock {
+            $0 = {
+                guard corrupted.value == nil, let copies = try? FileManager.default.contentsOfDirectory(atPath: dev.path) else { return }
+                for copy in copies {
+                    let root = dev.appendingPathComponent(copy)
+                    guard let text = try? String(contentsOf: root.appendingPathComponent("calc.py"), encoding: .utf8), text.contains("a + b") else { continue }
+                    try? Data("not an index".utf8).write(to: root.appendingPathComponent(".git/index"))
+                    corrupted.withLock { $0 = root.path }
+                }
+            }
+        }
+        let target = try Self.repository()
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
+            "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": "sk-test-corrupt",
+            "CORTEX_LLM_MAX_TOKENS": "256", "PATH": TestRunnerTests.path, "CORTEX_TEST_TIMEOUT": "120",
+        ])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "development", targets: [target.path], requestedBy: "test",
+                                                                                        implement: ["Fix add() in calc.py: it subtracts"])),
+                                            timeout: .seconds(120)) { _ in }
+        await suite.stop()
+        let copy = try #require(corrupted.value, "the agent's diff never reached a working copy")
+        #expect(state.status == "partial", "\(state.reason ?? "")")
+        #expect((state.reason ?? "").contains("could not read the agent's changes in \(copy) (kept for inspection)"), "\(state.reason ?? "")")
+        #expect(FileManager.default.fileExists(atPath: copy + "/calc.py"), "the working copy was removed")
+        // Nothing was published from a copy nobody could read.
+        #expect((try? SecurityMasterTests.git(["rev-parse", "--verify", "cortex/dev/\(state.runID)/impl0"], in: target)) == nil)
+    }
+
+    /// Without a model the implementation is skipped, and that is not a success: the item is `skipped`, the
+    /// development report and the run `partial` with the reason, and `cortexctl run --implement` says so in
+    /// its last line and exits 3 (docs/outcomes.md).
+    @Test func withoutAModelTheTaskIsSkippedAndTheRunIsPartial() async throws {
         let target = try Self.repository()
         let work = try temporaryDirectory("cortex-dev-nomodel")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
         try suite.startAll(workers: 2)
-        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
-        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "development", targets: [target.path], requestedBy: "test",
-                                                                                        implement: ["Fix add() in calc.py"])), timeout: .seconds(60)) { _ in }
+        let cli = try await Subprocess.runOffloaded(binDirectory.appendingPathComponent("cortexctl").path,
+                                                    ["run", "--redis", suite.redis.url, "--goal", "development", "--target", target.path,
+                                                     "--implement", "Fix add() in calc.py", "--timeout", "90"], timeout: .seconds(120))
         await suite.stop()
-        let report = try String(contentsOfFile: try #require(state.reportDir) + "/masters/development-0.md", encoding: .utf8)
+        let lines = cli.stdoutText.split(separator: "\n").map(String.init)
+        #expect(cli.status == ControlCommands.ExitStatus.partial.rawValue, "exit \(cli.status): \(cli.stdoutText) \(cli.stderrText)")
+        #expect(lines.last == "partial: implementation skipped (no model configured) (development-master)", "\(cli.stdoutText)")
+        #expect(cli.stdoutText.contains("Reason: implementation skipped (no model configured) (development-master)"), "\(cli.stdoutText)")
+        let dir = try #require(lines.first { $0.hasPrefix("Report: ") }.map { String($0.dropFirst(8).dropLast(ReportWriter.summaryMarkdown.count + 1)) })
+        let report = try String(contentsOfFile: dir + "/masters/development-0.md", encoding: .utf8)
         #expect(report.contains("#### Fix add() in calc.py") && report.contains("**skipped**: skipped: no model configured (CORTEX_LLM_PROVIDER); this task would have run"), "\(report)")
+        #expect(report.contains("Task `") && report.contains("` — partial — "), "\(report)")
         #expect(report.contains("### Documentation"))
+        let json = try WireJSON.decode(MasterReport.self, from: String(contentsOfFile: dir + "/masters/development-0.json", encoding: .utf8))
+        #expect(json.status == .partial && json.reason == "implementation skipped (no model configured)", "\(json.status) \(json.reason ?? "")")
+        #expect(json.items.contains { $0.status == .skipped } && json.items.contains { $0.status == .succeeded })
     }
 
     /// Documentation without a model: the service inventory and a runbook per workload, from the catalog.
@@ -192,12 +249,114 @@ import Testing
         let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "security,development", targets: [target.path], requestedBy: "test")),
                                             timeout: .seconds(60)) { _ in }
         await suite.stop()
-        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        // Partial, with both reasons: the change was skipped (no model), and the handoff to the testing
+        // master (not part of this run) was not handed off — reported, not dropped.
+        #expect(state.status == "partial", "\(state.reason ?? "")")
+        let reason = state.reason ?? ""
+        #expect(reason.contains("implementation skipped (no model configured) (development-master)"), "\(reason)")
+        #expect(reason.contains("not handed off: security-master → testing on \(target.lastPathComponent): the testing master takes no handoffs"), "\(reason)")
         let dir = try #require(state.reportDir)
+        let summary = try String(contentsOfFile: dir + "/" + ReportWriter.summaryMarkdown, encoding: .utf8)
+        #expect(summary.contains("\nNot handed off: security-master → testing"), "\(summary)")
         let report = try String(contentsOfFile: dir + "/masters/development-handoff1.md", encoding: .utf8)
         #expect(report.contains("#### Found 1 critical CVE in \(target.lastPathComponent), need dev input: org.apache.logging.log4j:log4j-core 2.14.1 (CVE-2021-44228). Advisories: GHSA-jfh8-c2jp-5v3q"), "\(report)")
         #expect(report.contains("skipped: no model configured"))
         // Only the implementation item: no documentation survey for a handoff task.
         #expect(!report.contains(".handoff1.0 |"), "\(report)")
+    }
+
+    /// The emergency reserve as designed: the handoff of a critical CVE is a critical task, its priority
+    /// reaches every model call of the fix, and a call past the development workers' cap is granted from
+    /// the reserve; the development master's own normal-priority call is refused the reserve.
+    @Test func aCriticalFixDrawsOnTheReserveANormalCallCannot() async throws {
+        let llm = FakeLLMServer()
+        try await llm.start()
+        defer { llm.stop() }
+        let work = try temporaryDirectory("cortex-reserve")
+        let target = try TestRunnerTests.write(["pom.xml": """
+            <project><modelVersion>4.0.0</modelVersion><dependencies><dependency>
+            <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.14.1</version>
+            </dependency></dependencies></project>
+            """])
+        // Every agent's cap is (almost) nothing and nobody has unused budget to lend: only the reserve can pay.
+        let budgets = BudgetPlan.agentOrder.map { $0 == "development" ? "development=0+50" : "\($0)=0+0" }.joined(separator: ",")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
+            "CORTEX_OSV_DB": SecurityMasterTests.fixtures.path, "CORTEX_SECURITY_FIX_BRANCHES": "false",
+            "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": "sk-test-reserve",
+            "CORTEX_LLM_MAX_TOKENS": "256", "CORTEX_BUDGETS": budgets, "CORTEX_BUDGET_TOTAL": "60000", "CORTEX_BUDGET_RESERVE": "30000",
+        ])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let events = Locked<[Envelope]>([])
+        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "security,development", targets: [target.path], requestedBy: "test")),
+                                            timeout: .seconds(120)) { e in events.withLock { $0.append(e) } }
+        let coordinatorLog = suite.supervisor.all.first { $0.name.hasPrefix("coordinator") }.map { $0.output() } ?? ""
+        await suite.stop()
+        let seen = events.value
+        // The handoff task carries the handoff's priority.
+        let tasks = try WireJSON.decode(SummaryTasks.self, from: String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)).tasks
+        let handoff = try #require(tasks.first { $0.id.hasSuffix(".development.handoff1") }, "\(tasks.map(\.id))")
+        #expect(handoff.priority == .critical)
+        // The fix's first call asked as critical work and was granted from the reserve.
+        let critical = try #require(seen.first { $0.type == .BUDGET_REQUEST && $0.data["account"] == "development:workers" }, "\(seen.map(\.type))")
+        #expect(critical.data["priority"] == "critical")
+        let grant = try #require(seen.first { $0.type == .BUDGET_DECISION && $0.data["request_id"] == critical.data["request_id"] })
+        #expect(grant.data["decision"] == "granted", "\(grant.data)")
+        let sources = grant.data["sources"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(sources.contains { $0.hasPrefix("reserve:") }, "\(sources)")
+        #expect((grant.string("reason") ?? "").hasSuffix("for critical work"), "\(grant.data)")
+        // The development master's documentation overview is normal work: refused the reserve.
+        let normal = try #require(seen.first { $0.type == .BUDGET_REQUEST && $0.data["account"] == "development" && $0.data["priority"] == "normal" },
+                                  "\(seen.filter { $0.type == .BUDGET_REQUEST }.map(\.data))")
+        let refusal = try #require(seen.first { $0.type == .BUDGET_DECISION && $0.data["request_id"] == normal.data["request_id"] })
+        #expect(refusal.data["decision"] == "denied" && (refusal.string("reason") ?? "").contains("the emergency reserve is kept for high or critical work (this is normal)"), "\(refusal.data)")
+        // The broker's log line names the priority.
+        let logged = coordinatorLog.split(separator: "\n").first { $0.contains("budget request of development:workers") && $0.contains("(critical) granted") }
+        #expect(logged != nil, "\(coordinatorLog.suffix(3000))")
+        print("broker: \(logged ?? "")")
+    }
+
+    struct SummaryTasks: Decodable { var tasks: [TaskSpec] }
+
+    /// A handoff the coordinator cannot queue (Redis refuses the write: here out of memory) fails that
+    /// subtask with the reason at once; the run ends partial instead of waiting for a report that cannot come.
+    @Test func aHandoffThatCannotBeQueuedFailsItsSubtaskInsteadOfWaiting() async throws {
+        let llm = FakeLLMServer()
+        try await llm.start()
+        defer { llm.stop() }
+        // The model holds every call until the test lets go: the run stays in phase 3 meanwhile.
+        let gate = Locked(false)
+        llm.beforeReply.withLock { $0 = { while !gate.value { try? await Task.sleep(for: .milliseconds(20)) } } }
+        let target = try Self.repository()
+        let work = try temporaryDirectory("cortex-handoff-refused")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
+            "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": "sk-test-refused",
+            "CORTEX_LLM_MAX_TOKENS": "256",
+        ])
+        try suite.startAll(workers: 2)
+        let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
+        defer { redis.close() }
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let request = RunRequest(goal: "development", targets: [target.path], requestedBy: "test", implement: ["Fix add() in calc.py"])
+        let runID = try await client.submit(request)
+        let following = Task { try await client.follow(runID: runID, timeout: .seconds(120)) { _ in } }
+        #expect(await eventually(timeout: .seconds(60)) { !llm.recorded.value.isEmpty }, "no model call came")
+        // A handoff recorded with the run, as a sender does; then Redis refuses writes.
+        let handoff = Envelope(type: .HANDOFF_REQUEST, source: "security-master", runID: runID, data: [
+            "from": "security", "to": "development", "reason": "Found 1 critical CVE, need dev input", "target": .string(target.path), "priority": "critical",
+        ])
+        try await redis.send("RPUSH", CortexNames.runHandoffs(runID), handoff.encodedString).orThrow()
+        try await redis.send("CONFIG", "SET", "maxmemory", "1").orThrow()
+        let coordinator = try #require(suite.supervisor.all.first { $0.name.hasPrefix("coordinator") })
+        let refused = await eventually(timeout: .seconds(30)) { coordinator.output().contains("could not be queued as \(runID).development.handoff1") }
+        try await redis.send("CONFIG", "SET", "maxmemory", "0").orThrow()
+        gate.withLock { $0 = true }
+        let state = try await following.value
+        await suite.stop()
+        #expect(refused, "\(coordinator.output().suffix(2000))")
+        #expect(state.status == "partial", "\(state.reason ?? "")")
+        let reason = state.reason ?? ""
+        #expect(reason.contains("\(runID).development.handoff1 failed: the handoff security-master → development on \(target.lastPathComponent) could not be queued: ")
+                && reason.contains("OOM"), "\(reason)")
     }
 }

@@ -21,6 +21,8 @@ final class FakeLLMServer: @unchecked Sendable {
 
     let recorded = Locked<[Recorded]>([])
     let script = Locked<[Reply]>([])
+    /// Runs before each answer (e.g. to take Redis away while a paid call is in flight).
+    let beforeReply = Locked<(@Sendable () async -> Void)?>(nil)
     /// Usage the default answer reports; nil leaves usage out.
     let usage = Locked<(input: Int, output: Int)?>((100, 50))
     private var task: Task<Void, Error>?
@@ -37,6 +39,7 @@ final class FakeLLMServer: @unchecked Sendable {
                 for field in request.headers { headers[field.name.canonicalName] = field.value }
                 let body = (try? JSONText.parse(Array(buffer: buffer))) ?? .null
                 recorded.withLock { $0.append(Recorded(path: path, headers: headers, body: body)) }
+                if let hook = beforeReply.value { await hook() }
                 let scripted = script.withLock { $0.isEmpty ? nil : $0.removeFirst() }
                 let reply = scripted ?? Reply(status: 200, body: defaultAnswer(path: path, model: body["model"]?.stringValue ?? "?"))
                 var fields = HTTPFields()

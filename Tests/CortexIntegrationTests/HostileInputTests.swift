@@ -374,7 +374,7 @@ import Testing
     @Test func aFinishedRunLeavesOnlyExpiringKeys() async throws {
         let work = try temporaryDirectory("cortex-hostile-retention")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
-                                         environment: ["CORTEX_RETENTION": "7200"])
+                                         environment: ["CORTEX_RETENTION": "7200"].merging(checkedAdvisories) { $1 })
         try suite.startAll(workers: 2)
         let client = RunClient(bus: Self.bus(suite))
         let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "full-orchestration", targets: [try makeRepository().path], requestedBy: "test")),

@@ -312,7 +312,7 @@ final class FakeKubernetesAPI: @unchecked Sendable {
         let kubeconfig = work.appendingPathComponent("kubeconfig")
         try Data(Self.kubeconfig.replacingOccurrences(of: "SERVER", with: "http://127.0.0.1:\(api.port)").utf8).write(to: kubeconfig)
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
-                                         environment: ["KUBECONFIG": kubeconfig.path, "CORTEX_KUBERNETES": "on"])
+                                         environment: ["KUBECONFIG": kubeconfig.path, "CORTEX_KUBERNETES": "on"].merging(checkedAdvisories) { $1 })
         try suite.startAll(workers: 2)
         let bus = MessageBus(redis: RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port)), source: "test",
                              metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: .init(label: "test"))

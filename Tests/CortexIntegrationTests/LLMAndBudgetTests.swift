@@ -145,7 +145,7 @@ import Testing
         #expect(try await limits() == ["security": 800, "development": 0, "testing": 200, "run": 2000, "reserve": 1000])
         // Nobody has 500 unused any more: denied, and nothing moved.
         d = await broker.decide(request("security", 1300))
-        #expect(!d.granted && d.reason == "security has 800 tokens left and the other agents 200 unused, 500 needed")
+        #expect(!d.granted && d.reason == "security has 800 tokens left and the other agents 200 unused, 500 needed; the emergency reserve is kept for high or critical work (this is normal)")
         #expect(try await limits()["security"] == 800)
         // The run's cap is spent: normal work is refused, urgent work gets the reserve.
         let r = try await ledger.reserve(1900, from: ["run"])
@@ -156,6 +156,14 @@ import Testing
         let after = try await limits()
         #expect(after["run"] == 2050 && after["reserve"] == 950)
         _ = try await ledger.release(r)
+        // Past its own cap with nobody to lend, critical work is granted from the reserve (which raises the
+        // run's cap by the same), high work too; normal work is refused, and the reason says why.
+        d = await broker.decide(request("security", 1100))
+        #expect(!d.granted && d.reason.hasSuffix("(this is normal)"), "\(d)")
+        d = await broker.decide(request("security", 1100, "critical"))
+        #expect(d.granted && d.sources == ["testing:200", "reserve:100"] && d.reason == "moved testing:200, reserve:100 for critical work", "\(d)")
+        let granted = try await limits()
+        #expect(granted["security"] == 1100 && granted["reserve"] == 850 && granted["run"] == 2150 && granted["testing"] == 0, "\(granted)")
         d = await broker.decide(request("nobody", 1))
         #expect(!d.granted && d.reason.hasPrefix("no budget account 'nobody'"))
     }
@@ -208,5 +216,45 @@ import Testing
         accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
         #expect(accounts["coordinator"]?.used == estimate && accounts["coordinator"]?.reserved == 0)
         #expect(accounts["run"]?.used == 150 + estimate && accounts["run"]?.reserved == 0)
+    }
+
+    /// A paid call's usage survives Redis going away right after the call: the commit is retried, then
+    /// journaled; on replay the usage is charged once and the reservation does not leak. (On the main of
+    /// 2026-12-01 the commit was `try?`-ed away: the usage was lost and the tokens stayed reserved.)
+    @Test func usageOfAPaidCallIsJournaledWhenRedisIsGoneAndChargedOnReplay() async throws {
+        let dir = try temporaryDirectory("cortex-ledger-journal")
+        let supervisor = try ProcessSupervisor(logDirectory: dir.appendingPathComponent("logs"))
+        let server = try await LocalRedis(supervisor: supervisor, directory: dir.appendingPathComponent("redis"), appendOnly: true)
+        defer { Task { await server.stop() } }
+        let llmServer = FakeLLMServer()
+        try await llmServer.start()
+        defer { llmServer.stop() }
+        let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: server.port),
+                                configuration: .init(connectTimeout: .milliseconds(300), initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(200)))
+        defer { redis.close() }
+        let metrics = CortexMetrics()
+        let bus = MessageBus(redis: redis, source: "security-master", metrics: metrics, decoder: EnvelopeDecoder(), logger: Self.logger)
+        let (ledger, runID) = try await Self.ledger(redis, ["security": 5000, "run": 10_000, "reserve": 1000])
+        let journal = Journal(directory: dir, name: "security-master-test", logger: Self.logger, metrics: metrics)
+        let llm = MeteredLLM(client: Self.configuration(llmServer, .anthropic).client(logger: Self.logger), bus: bus, agent: "security",
+                             logger: Self.logger, journal: journal, metrics: metrics)
+        // Redis dies while the model answers: the tokens are spent, and the ledger cannot be told.
+        llmServer.beforeReply.withLock { $0 = { await server.kill() } }
+        guard case .done(_, let charged) = await llm.complete(Self.request, runID: runID, account: "security", purpose: "test") else {
+            Issue.record("expected the call itself to succeed"); return
+        }
+        #expect(charged == 150)
+        #expect(await journal.pendingCount() == 1)
+        #expect(metric(metrics.exposition(), #"cortex_budget_settlements_deferred_total{outcome="journaled"}"#) == 1)
+        try await server.restart()
+        #expect(await eventually { await redis.ping() })
+        // Before replay the tokens are still held; replay settles them once, a second replay changes nothing.
+        #expect(try await ledger.accounts().first { $0.name == "security" }?.reserved == Self.request.estimatedTokens)
+        let first = await journal.replay(redis: redis)
+        #expect(first.applied == 1, "\(first)")
+        _ = await journal.replay(redis: redis)
+        let accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
+        #expect(accounts["security"]?.used == 150 && accounts["security"]?.reserved == 0, "\(String(describing: accounts["security"]))")
+        #expect(accounts["run"]?.used == 150 && accounts["run"]?.reserved == 0, "\(String(describing: accounts["run"]))")
     }
 }

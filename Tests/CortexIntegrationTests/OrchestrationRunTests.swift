@@ -3,6 +3,7 @@ import CortexControl
 import CortexCore
 import CortexOrchestration
 import Foundation
+import Hummingbird
 import Logging
 import Testing
 
@@ -17,7 +18,7 @@ import Testing
         let target = try makeRepository()
         let work = try temporaryDirectory("cortex-fullrun")
         let output = work.appendingPathComponent("reports")
-        let suite = try await LocalSuite(workDirectory: work, outputDirectory: output, binDirectory: binDirectory)
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: output, binDirectory: binDirectory, environment: checkedAdvisories)
         let catalog = try await suite.startCatalog()
         try suite.startAll(workers: 2)
         let bus = Self.bus(suite)
@@ -127,7 +128,7 @@ import Testing
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
             "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": key,
             "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGETS": "security=100+15000",
-        ])
+        ].merging(checkedAdvisories) { $1 })
         try suite.startAll(workers: 2)
         let bus = Self.bus(suite)
         let client = RunClient(bus: bus)
@@ -180,7 +181,7 @@ import Testing
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
             "CORTEX_LLM_PROVIDER": "openai", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "llama-test",
             "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGET_TOTAL": "300", "CORTEX_BUDGET_RESERVE": "100",
-        ])
+        ].merging(checkedAdvisories) { $1 })
         try suite.startAll(workers: 2)
         let client = RunClient(bus: Self.bus(suite))
         let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [try makeRepository().path], requestedBy: "test"))
@@ -193,7 +194,9 @@ import Testing
         #expect(state.status == "succeeded", "\(state.reason ?? "")")
         let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.md", encoding: .utf8)
         #expect(summary.contains("LLM assessments: 0 done, 6 denied, 0 failed"), "\(summary)")
-        #expect(summary.contains("security-master denied: the run's budget has 200 of 200 tokens left; the emergency reserve is kept for high or critical work (this is normal)"))
+        // Security work is high priority: it may ask the reserve, which is too small here; the others may not.
+        #expect(summary.contains("security-master denied: the run's budget has 200 tokens left and the emergency reserve 100, "), "\(summary)")
+        #expect(summary.contains("inventory-master denied: the run's budget has 200 of 200 tokens left; the emergency reserve is kept for high or critical work (this is normal)"))
         #expect(summary.contains("Tokens: 0 of 200 used (model llama-test)"))
         #expect(llm.recorded.value.isEmpty, "no call is made without budget")
         #expect(metric(metrics, #"cortex_budget_requests_total{decision="denied"}"#) == 6)
@@ -223,9 +226,9 @@ import Testing
         struct Summary: Decodable { var reports: [MasterReport] }
         let reports = try WireJSON.decode(Summary.self, from: json).reports
         let cloned = try #require(reports.first { $0.target == "file://\(repo.path)" })
-        #expect(cloned.status == "succeeded" && cloned.details["files"]?.intValue == 8, "\(cloned.summary)")
+        #expect(cloned.status == .succeeded && cloned.details["files"]?.intValue == 8, "\(cloned.summary)")
         let failed = try #require(reports.first { $0.target == missing })
-        #expect(failed.status == "failed")
+        #expect(failed.status == .failed)
         #expect(failed.items.allSatisfy { ($0.error ?? "").hasPrefix("git clone \(missing) failed:") }, "\(failed.items.map(\.error))")
         let clones = try FileManager.default.contentsOfDirectory(atPath: work.appendingPathComponent("coordination/repos").path)
         #expect(clones.count == 1 && !clones[0].contains("partial"), "\(clones)")
@@ -250,7 +253,8 @@ import Testing
 
     @Test func sigtermToAMasterMidRunHandsItsTaskBack() async throws {
         let work = try temporaryDirectory("cortex-sigterm")
-        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory)
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: checkedAdvisories)
         // No worker serves the scan pool yet, so the security task cannot finish.
         let (_, _, follower, _) = try await RecoveryTests.runBlockedOnSecurity(suite)
         let security = try #require(suite.supervisor.all.first { $0.name == "security-master-local" })
@@ -280,5 +284,49 @@ import Testing
         #expect(securityReport.instance == "security-master-2")
         #expect(securityReport.items.count == 4)
         #expect(securityReport.items.allSatisfy { $0.worker == "worker-2" })
+    }
+
+    /// Findings the catalog did not take are counted per item and named in the report; the run is partial.
+    /// (On the main of 2026-12-01 a catalog that refused every registration still gave a succeeded run.)
+    @Test func catalogRegistrationFailuresAreCountedInTheReport() async throws {
+        let target = try makeRepository()
+        let work = try temporaryDirectory("cortex-catalog-down")
+        // A catalog URL where nothing listens: every registration is refused at connect.
+        let closed = try await startLocalServer(Router<BasicRequestContext>(), name: "closed port")
+        closed.0.cancel()
+        _ = await closed.0.result
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["CORTEX_CATALOG_URL": "http://127.0.0.1:\(closed.1)"])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: Self.bus(suite))
+        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "inventory", targets: [target.path], requestedBy: "test")),
+                                            timeout: .seconds(60)) { _ in }
+        await suite.stop()
+        #expect(state.status == "partial", "\(state.reason ?? "")")
+        let reason = state.reason ?? ""
+        #expect(reason.hasPrefix("catalog: ") && reason.contains(" items not registered (") && reason.hasSuffix("(inventory-master)"), "\(reason)")
+        let report = try WireJSON.decode(MasterReport.self, from: String(contentsOfFile: try #require(state.reportDir) + "/masters/inventory-0.json", encoding: .utf8))
+        #expect(report.status == .partial && report.summary.contains("catalog: "), "\(report.summary)")
+        let unregistered = report.items.count
+        #expect(unregistered > 0)
+    }
+
+    /// A report that cannot be written makes the run partial with the reason (nobody can read what it found).
+    @Test func aReportThatCannotBeWrittenMakesTheRunPartial() async throws {
+        let target = try makeRepository()
+        let work = try temporaryDirectory("cortex-report-blocked")
+        let output = work.appendingPathComponent("reports")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let request = RunRequest(runID: "run-blocked-\(UUID().uuidString.prefix(6).lowercased())", goal: "inventory", targets: [target.path], requestedBy: "test")
+        // A file where the run's report directory would go.
+        try Data("not a directory".utf8).write(to: output.appendingPathComponent(request.runID))
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: output, binDirectory: binDirectory)
+        try suite.startAll(workers: 1)
+        let client = RunClient(bus: Self.bus(suite))
+        let state = try await client.follow(runID: try await client.submit(request), timeout: .seconds(60)) { _ in }
+        await suite.stop()
+        #expect(state.status == "partial", "\(state.reason ?? "")")
+        #expect((state.reason ?? "").contains("the report could not be written under \(output.path)"), "\(state.reason ?? "")")
+        #expect(state.reportDir == nil)
     }
 }

@@ -67,7 +67,9 @@ import Testing
         let client = RunClient(bus: OrchestrationRunTests.bus(suite))
         let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test")),
                                             timeout: .seconds(60)) { _ in }
-        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        // Log4Shell in the target is handed to the development master, whose change is skipped without a
+        // model, and to the testing master, which takes no handoffs: the run says so and is partial.
+        #expect(state.status == "partial" && (state.reason ?? "").hasPrefix("implementation skipped (no model configured) (development-master)"), "\(state.reason ?? "")")
 
         // One query per dashboard (each panel's queries are checked against the exported metrics in PackagingTests).
         let perDashboard: [(dashboard: String, query: String)] = [

@@ -8,7 +8,7 @@ import Testing
 /// Failure paths with real processes: dead workers, poison items, dead masters, a lost Redis.
 @Suite(.serialized) struct RecoveryTests {
     /// Fast heartbeats and a short visibility timeout, so failures are noticed within a second or two.
-    static let fast = ["CORTEX_HEARTBEAT_INTERVAL": "0.2", "CORTEX_HEARTBEAT_TIMEOUT": "1", "CORTEX_CLAIM_IDLE": "1"]
+    static let fast = ["CORTEX_HEARTBEAT_INTERVAL": "0.2", "CORTEX_HEARTBEAT_TIMEOUT": "1", "CORTEX_CLAIM_IDLE": "1"].merging(checkedAdvisories) { $1 }
 
     static func suite(_ name: String, _ env: [String: String] = fast, appendOnly: Bool = false) async throws -> LocalSuite {
         let work = try temporaryDirectory("cortex-\(name)")

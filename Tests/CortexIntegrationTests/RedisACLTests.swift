@@ -257,7 +257,7 @@ import Testing
     @Test func aRunWithOneRedisUserPerProcessSucceeds() async throws {
         let work = try temporaryDirectory("cortex-acl-run")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
-                                         redisArguments: ["--aclfile", try Self.aclFile(in: work)])
+                                         environment: checkedAdvisories, redisArguments: ["--aclfile", try Self.aclFile(in: work)])
         let port = suite.redis.port
         func env(_ role: RedisACL.Role) -> [String: String] { ["CORTEX_REDIS_URL": Self.url(port, role)] }
         try await suite.startCatalog(environment: ["CORTEX_CATALOG_ALLOW_ANONYMOUS": "true"].merging(env(.catalogAPI)) { $1 })
@@ -290,7 +290,7 @@ import Testing
         let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)
         let parsed = try WireJSON.decode(Summary.self, from: summary)
         #expect(Set(parsed.reports.map(\.master)) == Set(MasterRole.allCases))
-        #expect(parsed.reports.allSatisfy { $0.status == "succeeded" }, "\(parsed.reports.map { "\($0.master): \($0.summary)" })")
+        #expect(parsed.reports.allSatisfy { $0.status == .succeeded }, "\(parsed.reports.map { "\($0.master): \($0.summary)" })")
         let items = parsed.reports.flatMap(\.items)
         #expect(!items.isEmpty && items.allSatisfy { $0.status == .succeeded && ["worker-1", "worker-2"].contains($0.worker) }, "\(items)")
         print("run \(runID): \(parsed.status), \(parsed.reports.count) master reports, \(items.count) work items, ACL LOG entries: \(denials.count)")
@@ -383,12 +383,13 @@ import Testing
         let workerLog = worker.output()
         await suite.stop()
 
-        // The run ends (no item redone forever) and is not "succeeded": the report says why.
-        #expect(state.status == "partial", "\(state.status): \(state.reason ?? "")")
+        // The run ends (no item redone forever) and is not "succeeded": every item of its one task failed, so
+        // the run failed, and the report says why.
+        #expect(state.status == "failed", "\(state.status): \(state.reason ?? "")")
         #expect(state.reason?.contains("inventory-master") == true, "\(state.reason ?? "")")
         let summary = try String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)
         let report = try #require(try WireJSON.decode(Summary.self, from: summary).reports.first)
-        #expect(report.status == "failed", "\(report.summary)")
+        #expect(report.status == .failed, "\(report.summary)")
         let errors = report.items.compactMap(\.error)
         #expect(!errors.isEmpty && errors.count == report.items.count, "\(report.items)")
         // The reason names the refused command and key.

@@ -26,6 +26,10 @@ struct PrivateRedis {
     func stop() async { await server.stop() }
 }
 
+/// The committed OSV fixtures as the advisory database: a run whose target has packages is only
+/// `succeeded` when they were matched against something (docs/outcomes.md, "not checked").
+let checkedAdvisories = ["CORTEX_OSV_DB": SecurityMasterTests.fixtures.path]
+
 /// The Redis the test script started (CORTEX_TEST_REDIS_URL), else nil: tests then start a private one.
 var sharedTestRedisURL: String? { ProcessInfo.processInfo.environment["CORTEX_TEST_REDIS_URL"] }
 

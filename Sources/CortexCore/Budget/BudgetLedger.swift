@@ -119,6 +119,19 @@ public struct BudgetLedger: Sendable {
         try await redis.send("EVAL", Self.settleScript, 1, CortexNames.budgetReservation(runID, reservation.id), max(actual, 0)).orThrow().int == 1
     }
 
+    /// The plain commands that settle `reservation` as `actual` usage (0: released), for the journal when
+    /// Redis cannot be reached: replayed only while the reservation key exists (`settleGuard`), so a
+    /// settle that landed before the connection broke is not applied twice.
+    public func settleCommands(_ reservation: Reservation, actual: Int) -> [[String]] {
+        reservation.accounts.flatMap { name -> [[String]] in
+            let key = CortexNames.budgetAccount(runID, name)
+            return [["HINCRBY", key, "reserved", String(-reservation.amount)]] + (actual > 0 ? [["HINCRBY", key, "used", String(actual)]] : [])
+        } + [["DEL", settleGuard(reservation)]]
+    }
+
+    /// The key whose existence means `reservation` is not settled yet.
+    public func settleGuard(_ reservation: Reservation) -> String { CortexNames.budgetReservation(runID, reservation.id) }
+
     /// Gives a reservation back unused (the call failed).
     @discardableResult
     public func release(_ reservation: Reservation) async throws -> Bool {
@@ -141,6 +154,27 @@ public struct BudgetLedger: Sendable {
     public func transfer(_ amount: Int, from: String, to: String) async throws {
         let moved = try await redis.send("EVAL", Self.transferScript, 2, CortexNames.budgetAccount(runID, from), CortexNames.budgetAccount(runID, to), amount).orThrow().int ?? -1
         if moved != amount { throw Refusal(account: from, requested: amount, available: max(moved, 0)) }
+    }
+
+    static let reserveGrantScript = """
+        local a = redis.call('HMGET', KEYS[1], 'limit', 'reserved', 'used')
+        if a[1] == false or redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+        local available = tonumber(a[1]) - tonumber(a[2]) - tonumber(a[3])
+        local amount = tonumber(ARGV[1])
+        if available < amount then return available end
+        redis.call('HINCRBY', KEYS[1], 'limit', -amount)
+        redis.call('HINCRBY', KEYS[2], 'limit', amount)
+        redis.call('HINCRBY', KEYS[3], 'limit', amount)
+        return amount
+        """
+
+    /// Raises `account`'s cap by `amount` out of the emergency reserve, atomically: the reserve gives it up
+    /// and the run's cap grows by the same (the reserve lies outside the run's cap), so the tokens exist once.
+    /// - Throws: `Refusal` when the reserve cannot spare it.
+    public func grantFromReserve(_ amount: Int, to account: String) async throws {
+        let moved = try await redis.send("EVAL", Self.reserveGrantScript, 3, CortexNames.budgetAccount(runID, BudgetPlan.reserveAccount),
+                                         CortexNames.budgetAccount(runID, BudgetPlan.runAccount), CortexNames.budgetAccount(runID, account), amount).orThrow().int ?? -1
+        if moved != amount { throw Refusal(account: BudgetPlan.reserveAccount, requested: amount, available: max(moved, 0)) }
     }
 
     /// Every account of the run.

@@ -10,8 +10,6 @@ public struct BudgetPlan: Sendable, Equatable {
     public var reserve: Int
     /// agent -> (personal, workers)
     public var agents: [String: Split]
-    /// Default budget of one worker of a type (scan, fix, implementation ...), drawn from its master's worker budget.
-    public var workerTypes: [String: Int]
 
     public struct Split: Sendable, Equatable {
         public var personal: Int
@@ -37,10 +35,6 @@ public struct BudgetPlan: Sendable, Equatable {
             "coordinator": .init(50_000, 30_000), "security": .init(30_000, 15_000), "development": .init(30_000, 20_000),
             "inventory": .init(35_000, 15_000), "cicd": .init(25_000, 20_000), "testing": .init(25_000, 15_000),
             "monitoring": .init(20_000, 10_000),
-        ],
-        workerTypes: [
-            "scan": 8_000, "fix": 5_000, "analysis": 5_000, "implementation": 10_000, "test": 6_000, "review": 5_000,
-            "pr": 4_000, "documentation": 6_000, "audit": 10_000, "verify": 6_000,
         ])
 
     /// The design's plan with overrides: `total`, `reserve`, and `agent=personal+workers,...`.

@@ -183,7 +183,7 @@ public enum MasterRole: String, CaseIterable, Sendable, Codable {
 
 /// Named worker pools; a worker serves one or more, and replicas share a pool through its consumer group.
 public enum WorkerPool: String, CaseIterable, Sendable, Codable {
-    case catalog, scan, implementation, documentation, analysis, test, review
+    case catalog, scan, implementation, documentation, analysis, test
 }
 
 /// The closed list of message types, each bound to one channel with a documented payload.

@@ -14,23 +14,23 @@ extension MessageType {
         case .PHASE_4_START: return "Phase 4, aggregation of each master's result summary."
         case .PHASE_5_START: return "Phase 5, reports written and run state saved."
         case .MASTER_ACTIVATION_START: return "The coordinator asks every master to activate for the run; each answers MASTER_ACTIVATION_ACK."
-        case .RUN_COMPLETE: return "The run finished; `status` is `succeeded` or `partial`, reports are in `report_dir`."
+        case .RUN_COMPLETE: return "The run finished; `status` is `succeeded` or `partial` (then `reason` says what was not done or not checked), reports are in `report_dir`."
         case .RUN_FAILED: return "The run stopped with the given reason."
         case .MASTER_REGISTERED: return "A master instance started and wrote its registry hash."
         case .MASTER_HEARTBEAT: return "A master instance is alive (also kept as a key with a TTL)."
         case .MASTER_ACTIVATION_ACK: return "A master acknowledges MASTER_ACTIVATION_START for the run."
         case .TASK_ASSIGNED: return "The coordinator queued a task on a master's task stream."
         case .WORKER_SPAWN: return "A master queued work items for a worker pool."
-        case .MASTER_REPORT: return "A master finished a task; its full report (MasterReport JSON) is in the run's results hash `\(CortexNames.runResults("<run>"))` under the task id."
+        case .MASTER_REPORT: return "A master finished a task; `status` is an outcome (`succeeded`, `partial`, `skipped`, `denied`, `failed`) and `reason` says why when it is not `succeeded`; its full report (MasterReport JSON) is in the run's results hash `\(CortexNames.runResults("<run>"))` under the task id."
         case .ESCALATION: return "Something needs the human operator."
-        case .HANDOFF_REQUEST: return "One master asks another to take over follow-up work."
+        case .HANDOFF_REQUEST: return "One master asks another to take over follow-up work; `priority` (low, normal, high, critical; default high) becomes the new task's, and so the priority of its model calls. The sender records it with the run (`\(CortexNames.runHandoffs("<run>"))`) in the same transaction as its report; the coordinator turns it into a task or reports it as not handed off."
         case .MASTER_SHUTDOWN: return "A master instance is stopping; `handed_back` tasks were returned to its stream."
         case .WORKER_REGISTERED: return "A worker started and serves the listed pools."
         case .WORKER_HEARTBEAT: return "A worker is alive (also kept as a key with a TTL)."
         case .TASK_STARTED: return "A worker took a work item."
         case .TASK_PROGRESS: return "A worker's progress through a work item."
         case .TASK_COMPLETE: return "A worker committed a work item's result."
-        case .TASK_FAILED: return "A work item failed; the reason says why."
+        case .TASK_FAILED: return "A work item ended without succeeding; `status` is `failed` (the default), `skipped`, `denied` or `partial`, and the reason says why."
         case .WORKER_SHUTDOWN: return "A worker is stopping."
         case .WORKER_LOST: return "The coordinator marked a worker lost: its heartbeat key expired without a WORKER_SHUTDOWN. Its pending items are claimed by other workers after the visibility timeout."
         case .BUDGET_REQUEST: return "An agent's LLM call was refused by the ledger: it asks the coordinator for `amount` more tokens on `account` (priority low, normal, high or critical)."
@@ -52,7 +52,7 @@ extension MessageType {
         case .MASTER_ACTIVATION_START:
             return [.init("masters", .array)]
         case .RUN_COMPLETE:
-            return [.init("status", .string), .init("report_dir", .string), .init("duration_ms", .integer)]
+            return [.init("status", .string), .init("report_dir", .string), .init("duration_ms", .integer), .init("reason", .string, required: false)]
         case .RUN_FAILED:
             return [.init("reason", .string)]
         case .MASTER_REGISTERED, .MASTER_ACTIVATION_ACK:
@@ -64,12 +64,13 @@ extension MessageType {
         case .WORKER_SPAWN:
             return [.init("task_id", .string), .init("master", .string), .init("pool", .string), .init("items", .integer)]
         case .MASTER_REPORT:
-            return [.init("task_id", .string), .init("master", .string), .init("status", .string), .init("summary", .string)]
+            return [.init("task_id", .string), .init("master", .string), .init("status", .string), .init("summary", .string), .init("reason", .string, required: false)]
         case .ESCALATION:
             return [.init("severity", .string), .init("reason", .string), .init("subject", .string, required: false)]
         case .HANDOFF_REQUEST:
             return [.init("from", .string), .init("to", .string), .init("reason", .string), .init("task_id", .string, required: false),
-                    .init("target", .string, required: false), .init("advisories", .array, required: false), .init("branch", .string, required: false)]
+                    .init("target", .string, required: false), .init("advisories", .array, required: false), .init("branch", .string, required: false),
+                    .init("priority", .string, required: false)]
         case .MASTER_SHUTDOWN:
             return [.init("master", .string), .init("instance", .string), .init("handed_back", .integer)]
         case .WORKER_REGISTERED:
@@ -83,7 +84,7 @@ extension MessageType {
         case .TASK_COMPLETE:
             return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("node", .string), .init("duration_ms", .integer)]
         case .TASK_FAILED:
-            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("reason", .string)]
+            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("reason", .string), .init("status", .string, required: false)]
         case .WORKER_SHUTDOWN:
             return [.init("worker", .string), .init("node", .string)]
         case .WORKER_LOST:

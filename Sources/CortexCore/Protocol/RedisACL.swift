@@ -158,6 +158,7 @@ public enum RedisACL {
                          commands: sorted(connection + messaging + groupConsumer + ledger + [
                             "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel",
                             "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
+                            "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
                          ]))
         case .worker, .implementationWorker:
             let implementation = role == .implementationWorker

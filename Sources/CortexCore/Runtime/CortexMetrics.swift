@@ -216,6 +216,12 @@ public final class CortexMetrics: Sendable {
         registry.makeCounter(descriptor: d("cortex_catalog_requests_refused_total"), labels: [("reason", reason)]).increment(by: Int64(n))
     }
 
+    /// A paid model call's budget settlement that could not be committed at once: `journaled` (replayed on
+    /// reconnect) or `lost` (no journal, or the journal could not be written).
+    public func budgetSettlement(outcome: String) {
+        registry.makeCounter(descriptor: d("cortex_budget_settlements_deferred_total"), labels: [("outcome", outcome)]).increment()
+    }
+
     public func catalogRegistration(outcome: String) {
         registry.makeCounter(descriptor: d("cortex_catalog_registrations_total"), labels: [("outcome", outcome)]).increment()
     }

@@ -16,9 +16,12 @@ public actor Journal {
     struct Record: Codable {
         var id: String
         var commands: [[String]]
+        /// Applied only while this key exists (e.g. a budget reservation not yet settled).
+        var onlyIfExists: String?
     }
 
     static let replayScript = """
+        if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
         if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
         local i = 2
         while i <= #ARGV do
@@ -40,9 +43,12 @@ public actor Journal {
         self.metrics = metrics
     }
 
-    /// Appends a record; throws only when the disk write itself fails.
-    public func append(_ commands: [[String]]) throws {
-        let line = try String(decoding: JSONEncoder().encode(Record(id: UUID().uuidString.lowercased(), commands: commands)), as: UTF8.self) + "\n"
+    /// Appends a record; throws only when the disk write itself fails. With `onlyIfExists`, replay applies
+    /// the record only while that key exists (a write whose effect may have landed before the connection
+    /// broke, and that deletes the key when it lands, is then never applied twice).
+    public func append(_ commands: [[String]], onlyIfExists: String? = nil) throws {
+        let record = Record(id: UUID().uuidString.lowercased(), commands: commands, onlyIfExists: onlyIfExists)
+        let line = try String(decoding: JSONEncoder().encode(record), as: UTF8.self) + "\n"
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: file.path) { FileManager.default.createFile(atPath: file.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: file)
@@ -78,7 +84,9 @@ public actor Journal {
                 skipped += 1
                 continue
             }
-            var args: [any RedisArgument] = ["EVAL", Self.replayScript, 1, CortexNames.journalMarker(record.id), Self.markerTTL]
+            var args: [any RedisArgument] = ["EVAL", Self.replayScript, record.onlyIfExists == nil ? 1 : 2, CortexNames.journalMarker(record.id)]
+            if let key = record.onlyIfExists { args.append(key) }
+            args.append(Self.markerTTL)
             for command in record.commands {
                 args.append(command.count)
                 args += command.map { $0 as any RedisArgument }

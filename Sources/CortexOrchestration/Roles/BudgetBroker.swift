@@ -68,8 +68,9 @@ public struct BudgetBroker: Sendable {
     static let reservePriorities: Set<String> = ["high", "critical"]
 
     /// Decides and moves budget. The run's cap is looked at first (only the reserve can raise it, and only
-    /// for high or critical work), then the account's own cap (raised from other agents' unused budget,
-    /// the largest first; the run and reserve accounts are never donors).
+    /// for high or critical work), then the account's own cap: raised from other agents' unused budget,
+    /// the largest first (the run and reserve accounts are never donors), and — for high or critical work
+    /// only — what they cannot cover from the emergency reserve. Every reason names the priority.
     public func decide(_ r: Request) async -> Decision {
         let ledger = BudgetLedger(redis: redis, runID: r.runID)
         func deny(_ reason: String) -> Decision { Decision(granted: false, amount: 0, reason: reason, sources: []) }
@@ -79,38 +80,48 @@ public struct BudgetBroker: Sendable {
         guard let run = accounts.first(where: { $0.name == BudgetPlan.runAccount }) else { return deny("run \(r.runID) has no run account") }
         let reserve = accounts.first { $0.name == BudgetPlan.reserveAccount }
         var sources: [String] = []
+        let mayUseReserve = Self.reservePriorities.contains(r.priority)
+        var reserveLeft = reserve?.available ?? 0
         do {
             let runShort = r.amount - run.available
             if runShort > 0 {
-                guard Self.reservePriorities.contains(r.priority) else {
+                guard mayUseReserve else {
                     return deny("the run's budget has \(run.available) of \(run.limit) tokens left; the emergency reserve is kept for high or critical work (this is \(r.priority))")
                 }
-                guard let reserve, reserve.available >= runShort else {
-                    return deny("the run's budget has \(run.available) tokens left and the emergency reserve \(reserve?.available ?? 0), \(runShort) needed")
+                guard reserve != nil, reserveLeft >= runShort else {
+                    return deny("the run's budget has \(run.available) tokens left and the emergency reserve \(reserveLeft), \(runShort) needed for \(r.priority) work")
                 }
                 try await ledger.transfer(runShort, from: BudgetPlan.reserveAccount, to: BudgetPlan.runAccount)
                 sources.append("\(BudgetPlan.reserveAccount):\(runShort)")
+                reserveLeft -= runShort
             }
             var short = r.amount - target.available
             if short > 0 {
                 let donors = accounts.filter { ![r.account, BudgetPlan.runAccount, BudgetPlan.reserveAccount].contains($0.name) && $0.available > 0 }
                     .sorted { ($0.available, $1.name) > ($1.available, $0.name) }
                 let unused = donors.reduce(0) { $0 + $1.available }
-                guard unused >= short else {
-                    return deny("\(r.account) has \(target.available) tokens left and the other agents \(unused) unused, \(short) needed")
+                let fromReserve = mayUseReserve ? max(0, short - unused) : 0
+                guard unused + fromReserve >= short, fromReserve <= reserveLeft else {
+                    return deny("\(r.account) has \(target.available) tokens left and the other agents \(unused) unused, \(short) needed"
+                                + (mayUseReserve ? "; the emergency reserve has \(reserveLeft)" : "; the emergency reserve is kept for high or critical work (this is \(r.priority))"))
                 }
-                for donor in donors where short > 0 {
-                    let take = min(short, donor.available)
+                for donor in donors where short - fromReserve > 0 {
+                    let take = min(short - fromReserve, donor.available)
                     try await ledger.transfer(take, from: donor.name, to: r.account)
                     sources.append("\(donor.name):\(take)")
                     short -= take
+                }
+                if fromReserve > 0 {
+                    try await ledger.grantFromReserve(fromReserve, to: r.account)
+                    sources.append("\(BudgetPlan.reserveAccount):\(fromReserve)")
                 }
             }
         } catch {
             // Another agent spent the budget between our read and the transfer: the transfer refused atomically.
             return deny("budget moved while deciding: \(error)")
         }
-        let reason = sources.isEmpty ? "\(r.account) and the run already have \(r.amount) tokens available" : "moved " + sources.joined(separator: ", ")
+        let reason = (sources.isEmpty ? "\(r.account) and the run already have \(r.amount) tokens available" : "moved " + sources.joined(separator: ", "))
+            + " for \(r.priority) work"
         return Decision(granted: true, amount: r.amount, reason: reason, sources: sources)
     }
 
@@ -122,7 +133,7 @@ public struct BudgetBroker: Sendable {
         }
         let decision = await decide(request)
         metrics.budgetRequest(decision: decision.granted ? "granted" : "denied")
-        logger.notice("budget request \(decision.granted ? "granted" : "denied")", metadata: [
+        logger.notice("budget request of \(request.account) for \(request.amount) tokens (\(request.priority)) \(decision.granted ? "granted" : "denied"): \(decision.reason)", metadata: [
             "cortex.run.id": "\(request.runID)", "cortex.budget.agent": "\(request.agent)", "cortex.budget.account": "\(request.account)",
             "cortex.budget.amount": "\(request.amount)", "cortex.budget.priority": "\(request.priority)", "cortex.budget.reason": "\(decision.reason)",
         ])

@@ -69,12 +69,11 @@ public struct CoordinatorService: RoleService {
                     if envelope.type == .ESCALATION {
                         log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: ["cortex.severity": "\(envelope.string("severity") ?? "")"])
                     }
-                    if envelope.type == .HANDOFF_REQUEST, envelope.string("to") == MasterRole.development.rawValue, let runID = envelope.runID {
-                        // Kept with the run: its execution turns each into an implementation task (phase 3).
-                        _ = try? await context.redis.pipeline([
-                            ["RPUSH", CortexNames.runHandoffs(runID), envelope.encodedString],
-                            ["EXPIRE", CortexNames.runHandoffs(runID), context.retentionSeconds],
-                        ])
+                    if envelope.type == .HANDOFF_REQUEST, let runID = envelope.runID {
+                        // Kept with the run: its execution turns each into a task or reports it (phase 3). The
+                        // sender recorded it already (atomically with its report); this copy is for one
+                        // published by hand. Off the event loop: a Redis outage must not hold up other messages.
+                        Task { await recordHandoff(envelope, runID: runID) }
                     }
                     if envelope.type == .BUDGET_REQUEST {
                         // Decided off the event loop: a slow decision must not hold up other messages.
@@ -118,6 +117,23 @@ public struct CoordinatorService: RoleService {
             try? await retryingRedis(context.logger) {
                 for r in try await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators)) { try r.orThrow() }
             }
+        }
+    }
+
+    /// The coordinator's copy of a handoff it heard, retried while Redis is unreachable; a refusal is logged
+    /// at error (the sender's own record still stands).
+    private func recordHandoff(_ envelope: Envelope, runID: String) async {
+        // A run that ended has no use for it (and its keys are archived): not recorded.
+        if let state = try? await RunState.load(runID, redis: context.redis), state.isFinished { return }
+        do {
+            try await retryingRedis(context.logger) {
+                for r in try await context.redis.pipeline([
+                    ["RPUSH", CortexNames.runHandoffs(runID), envelope.encodedString],
+                    ["EXPIRE", CortexNames.runHandoffs(runID), context.retentionSeconds],
+                ]) { try r.orThrow() }
+            }
+        } catch {
+            context.logger.error("could not record the handoff \(envelope.id) from \(envelope.source): \(error)", metadata: ["cortex.run.id": "\(runID)"])
         }
     }
 
@@ -167,6 +183,12 @@ struct RunExecution {
         var catalogBefore: CatalogTotals?
         var catalogAfter: CatalogTotals?
         var catalogProblem: String?
+        /// Tasks that could not be queued (a handoff), with why: they fail instead of being waited for.
+        var failedTasks: [String: String] = [:]
+        /// Handoffs that were not turned into tasks, with why ("not handed off: …").
+        var notHandedOff: [String] = []
+        /// Anything else the run could not do or read, for the reason (a partial run).
+        var problems: [String] = []
     }
 
     static let phaseNames = ["pre-flight", "master-activation", "work-distribution", "parallel-execution", "aggregation", "reporting"]
@@ -196,7 +218,7 @@ struct RunExecution {
         }
         if Task.isShuttingDownGracefully { return false }
         guard mastersUp else {
-            return await finish(status: "failed", reason: "pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))", progress: progress, started: started)
+            return await finish(status: .failed, reason: "pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))", progress: progress, started: started)
         }
 
         // Phase 1: master activation.
@@ -210,7 +232,7 @@ struct RunExecution {
         }
         if Task.isShuttingDownGracefully { return false }
         guard activated else {
-            return await finish(status: "failed", reason: "master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))", progress: progress, started: started)
+            return await finish(status: .failed, reason: "master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))", progress: progress, started: started)
         }
 
         // Phase 2: open the run's token budgets, decompose the goal into tasks, route each to its master's stream.
@@ -218,9 +240,13 @@ struct RunExecution {
         let ledger = BudgetLedger(redis: context.redis, runID: runID)
         do {
             // A resumed run keeps the ledger it had.
-            if try await context.redis.send("EXISTS", CortexNames.budgetAccounts(runID)).int != 1 { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
+            try await retryingRedis(log) {
+                if try await context.redis.send("EXISTS", CortexNames.budgetAccounts(runID)).orThrow().int != 1 { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
+            }
         } catch {
-            log.warning("could not open the run's token budgets: \(error)")
+            log.error("could not open the run's token budgets: \(error)")
+            // Every model call of the run is refused without them.
+            if service.llmModel != nil { progress.problems.append("the run's token budgets could not be opened (model calls are refused): \(error)") }
         }
         // The catalog's baseline, before any worker registers anything for this run.
         await readCatalog(progress, before: true)
@@ -229,6 +255,7 @@ struct RunExecution {
             cluster = try KubeAccess.configured(context.settings.string(.kubernetes)) != nil
         } catch {
             log.warning("CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error); the run inventories repositories only")
+            progress.problems.append("cluster not checked: CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error)")
         }
         progress.tasks = TaskRouter.decompose(request, cluster: cluster)
         do {
@@ -245,7 +272,7 @@ struct RunExecution {
             try await retryingRedis(log) { for r in try await context.redis.pipeline(commands) { try r.orThrow() } }
             await context.redis.awaitReplication()
         } catch {
-            return await finish(status: "failed", reason: "work distribution: \(error)", progress: progress, started: started)
+            return await finish(status: .failed, reason: "work distribution: \(error)", progress: progress, started: started)
         }
         for task in progress.tasks {
             await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": .string(task.master.rawValue), "target": .string(task.target)])
@@ -259,33 +286,8 @@ struct RunExecution {
         var handoffsSeen = 0
         var handoffIDs: Set<String> = []
         let allReported = await service.waitUntil(timeout: service.runTimeout) {
-            // Handoffs to the development master (a critical CVE that needs a code change) become tasks of this run.
-            if progress.tasks.contains(where: { $0.master == .development }) {
-                let handoffs = (try? await context.redis.send("LRANGE", CortexNames.runHandoffs(runID), handoffsSeen, -1).orThrow().array?.compactMap(\.string)) ?? []
-                for text in handoffs {
-                    handoffsSeen += 1
-                    // The sender records its handoff before it reports, and this coordinator records what it hears: one task per message id.
-                    guard let envelope = try? EnvelopeDecoder().decode(Array(text.utf8), channel: .mastersCoordination).get(),
-                          handoffIDs.insert(envelope.id).inserted,
-                          let target = envelope.string("target"), request.targets.contains(target) else { continue }
-                    let advisories = envelope.data["advisories"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                    let instruction = "\(envelope.string("reason") ?? "Handoff from \(envelope.source)")"
-                        + (advisories.isEmpty ? "" : ". Advisories: \(advisories.joined(separator: ", "))")
-                        + (envelope.string("branch").map { ". The security master's fix branch: \($0)" } ?? "")
-                    let task = TaskSpec(id: "\(runID).development.handoff\(handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
-                                        target: target, priority: 1, attempt: 1, instructions: [instruction])
-                    guard !ids.contains(task.id), let json = try? WireJSON.encode(task) else { continue }
-                    _ = try? await context.redis.pipeline([
-                        ["HSET", CortexNames.runTasks(runID), task.id, json],
-                        ["XADD", CortexNames.taskStream(.development), "MINID", "~", CortexNames.Retention.minID(olderThan: context.retentionSeconds), "*", "task", json],
-                        ["HSET", CortexNames.run(runID), "tasks", progress.tasks.count + 1],
-                    ])
-                    progress.tasks.append(task)
-                    ids.insert(task.id)
-                    log.info("handoff from \(envelope.source) became task \(task.id)")
-                    await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": "development", "target": .string(target)])
-                }
-            }
+            // Handoffs (a critical CVE that needs a code change) become tasks of this run, or are reported as not handed off.
+            await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids)
             // The ledger, live, for the token dashboard and the 90 % alert (at most every 2 s).
             if ContinuousClock.now - sampled >= .seconds(2) {
                 sampled = .now
@@ -301,31 +303,117 @@ struct RunExecution {
         }
         if Task.isShuttingDownGracefully && !allReported { return false }
 
-        // Phase 4: aggregation.
+        // Phase 4: aggregation. Whatever could not be done, read or checked goes into the reason: the run
+        // is `succeeded` only when every task reported succeeded and nothing on the way was lost.
         await enter(4, progress)
         var reports: [MasterReport] = []
-        if let raw = try? await context.redis.send("HGETALL", CortexNames.runResults(runID)).orThrow().fieldMap {
+        do {
+            var raw: [String: String] = [:]
+            try await retryingRedis(log) { raw = try await context.redis.send("HGETALL", CortexNames.runResults(runID)).orThrow().fieldMap }
             for (id, text) in raw where ids.contains(id) {
-                do { reports.append(try WireJSON.decode(MasterReport.self, from: text)) } catch { log.warning("unreadable report for \(id): \(error)") }
+                do { reports.append(try WireJSON.decode(MasterReport.self, from: text)) } catch {
+                    log.warning("unreadable report for \(id): \(error)")
+                    progress.problems.append("the report of \(id) is unreadable: \(error)")
+                }
             }
+        } catch {
+            log.error("could not read the masters' reports: \(error)")
+            progress.problems.append("the masters' reports could not be read: \(error)")
         }
-        let missingTasks = progress.tasks.filter { t in !reports.contains { $0.taskID == t.id } }
-        let failedReports = reports.filter { $0.status != "succeeded" }
-        let status = missingTasks.isEmpty && failedReports.isEmpty ? "succeeded" : "partial"
-        var reason: String?
+        let missingTasks = progress.tasks.filter { t in !reports.contains { $0.taskID == t.id } && progress.failedTasks[t.id] == nil }
+        var reasons: [String] = []
+        // What the masters said first: it is what an operator acts on.
+        for r in reports.sorted(by: { $0.taskID < $1.taskID }) where r.status != .succeeded {
+            reasons.append("\(r.reason ?? r.status.rawValue) (\(r.master.processName))")
+        }
+        for (id, why) in progress.failedTasks.sorted(by: { $0.key < $1.key }) { reasons.append("\(id) failed: \(why)") }
         if !abandoned.isEmpty {
-            reason = abandoned.map { "\($0.0.processName) down since \(Timestamp.format($0.1)) and not back within \(service.masterDownTimeout)" }.joined(separator: "; ")
-                + "; unfinished: " + missingTasks.map(\.id).joined(separator: ", ")
+            reasons.append(abandoned.map { "\($0.0.processName) down since \(Timestamp.format($0.1)) and not back within \(service.masterDownTimeout)" }.joined(separator: "; ")
+                + "; unfinished: " + missingTasks.map(\.id).joined(separator: ", "))
         } else if !missingTasks.isEmpty {
-            reason = "no report after \(service.runTimeout) from " + missingTasks.map { $0.master.processName }.joined(separator: ", ")
-        } else if !failedReports.isEmpty {
-            reason = "incomplete results from " + failedReports.map { $0.master.processName }.joined(separator: ", ")
+            reasons.append("no report after \(service.runTimeout) from " + missingTasks.map { $0.master.processName }.joined(separator: ", "))
         }
+        reasons += progress.notHandedOff + progress.problems
         // Workers register before they commit a result, so every report in hand is in the catalog too.
         await readCatalog(progress, before: false)
-        let budget = (try? await ledger.accounts()) ?? []
-        exportTokens(budget, live: false)
-        return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports, budget: budget)
+        var budget: [BudgetLedger.Account] = []
+        do {
+            try await retryingRedis(log) { budget = try await ledger.accounts() }
+            exportTokens(budget, live: false)
+        } catch {
+            log.error("could not read the run's token ledger: \(error)")
+            reasons.append("the token ledger could not be read: \(error)")
+        }
+        let status: Outcome = reasons.isEmpty ? .succeeded
+            : (!reports.isEmpty && reports.allSatisfy { $0.status == .failed } && missingTasks.isEmpty && progress.failedTasks.isEmpty ? .failed : .partial)
+        return await finish(status: status, reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), progress: progress, started: started,
+                            reports: reports, budget: budget)
+    }
+
+    /// Reads the handoffs recorded with the run since `seen` (the sender records each atomically with its
+    /// report; this coordinator records what it hears). One per message id: a handoff to the development
+    /// master on a target of the run becomes an implementation task; any other is reported in the run's
+    /// reason as "not handed off: …", never dropped; a task that cannot be queued fails with the reason
+    /// instead of being waited for.
+    private func takeHandoffs(_ progress: Progress, seen: inout Int, handoffIDs: inout Set<String>, ids: inout Set<String>) async {
+        let log = context.logger
+        let handoffs: [String]
+        do {
+            handoffs = try await context.redis.send("LRANGE", CortexNames.runHandoffs(runID), seen, -1).orThrow().array?.compactMap(\.string) ?? []
+        } catch {
+            log.warning("could not read the run's handoffs (read again on the next event): \(error)")
+            return
+        }
+        for text in handoffs {
+            seen += 1
+            guard let envelope = try? EnvelopeDecoder().decode(Array(text.utf8), channel: .mastersCoordination).get() else {
+                progress.notHandedOff.append("not handed off: an unreadable handoff record (\(text.prefix(120)))")
+                continue
+            }
+            guard handoffIDs.insert(envelope.id).inserted else { continue }
+            let to = envelope.string("to") ?? "?"
+            let target = envelope.string("target") ?? ""
+            let what = "\(envelope.source) → \(to) on \(RepositoryCheckout.name(of: target))"
+            guard to == MasterRole.development.rawValue else {
+                // The testing master tests each target in its own task; it takes no follow-up work yet.
+                progress.notHandedOff.append("not handed off: \(what): the \(to) master takes no handoffs")
+                continue
+            }
+            guard progress.tasks.contains(where: { $0.master == .development }) else {
+                progress.notHandedOff.append("not handed off: \(what): development-master is not part of this run (goal '\(request.goal)')")
+                continue
+            }
+            guard request.targets.contains(target) else {
+                progress.notHandedOff.append("not handed off: \(what): not a target of this run")
+                continue
+            }
+            let advisories = envelope.data["advisories"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let instruction = "\(envelope.string("reason") ?? "Handoff from \(envelope.source)")"
+                + (advisories.isEmpty ? "" : ". Advisories: \(advisories.joined(separator: ", "))")
+                + (envelope.string("branch").map { ". The security master's fix branch: \($0)" } ?? "")
+            let task = TaskSpec(id: "\(runID).development.handoff\(handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
+                                target: target, priority: envelope.string("priority").flatMap(TaskPriority.init(rawValue:)) ?? .high, attempt: 1,
+                                instructions: [instruction])
+            guard !ids.contains(task.id), progress.failedTasks[task.id] == nil else { continue }
+            do {
+                let json = try WireJSON.encode(task)
+                try await retryingRedis(log) {
+                    for r in try await context.redis.pipeline([
+                        ["HSET", CortexNames.runTasks(runID), task.id, json],
+                        ["XADD", CortexNames.taskStream(.development), "MINID", "~", CortexNames.Retention.minID(olderThan: context.retentionSeconds), "*", "task", json],
+                        ["HSET", CortexNames.run(runID), "tasks", progress.tasks.count + 1],
+                    ]) { try r.orThrow() }
+                }
+                ids.insert(task.id)
+                log.info("handoff from \(envelope.source) became task \(task.id)")
+                await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": "development", "target": .string(target)])
+            } catch {
+                // Not waited for: the run reports it failed, with why.
+                log.error("handoff \(what) could not be queued as \(task.id): \(error)")
+                progress.failedTasks[task.id] = "the handoff \(what) could not be queued: \(error)"
+            }
+            progress.tasks.append(task)
+        }
     }
 
     /// Per agent (its own account and its workers'): the budget and what is spent; at reconciliation
@@ -380,21 +468,25 @@ struct RunExecution {
     }
 
     /// Phase 5: reports, run state, RUN_COMPLETE / RUN_FAILED.
-    private func finish(status: String, reason: String?, progress: Progress, started: Date, reports: [MasterReport] = [],
+    private func finish(status: Outcome, reason: String?, progress: Progress, started: Date, reports: [MasterReport] = [],
                         budget: [BudgetLedger.Account] = []) async -> Bool {
+        var status = status, reason = reason
         await enter(5, progress)
         let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
                                  reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date(),
                                  budget: budget, model: service.llmModel, catalogBefore: progress.catalogBefore, catalogAfter: progress.catalogAfter,
-                                 catalogProblem: progress.catalogProblem)
+                                 catalogProblem: progress.catalogProblem, notHandedOff: progress.notHandedOff)
         var reportDir = ""
         do {
             reportDir = try ReportWriter.write(outcome, to: service.outputDir).path
         } catch {
+            // Nobody can read what the run found: not a clean result, whatever the masters said.
             context.logger.error("could not write the report under \(service.outputDir.path): \(error)")
+            if status == .succeeded { status = .partial }
+            reason = [reason, "the report could not be written under \(service.outputDir.path): \(error)"].compactMap { $0 }.joined(separator: "; ")
         }
         let durationMs = Int(outcome.finishedAt.timeIntervalSince(started) * 1000)
-        await snapshot(progress, status: status, phase: 5, reports: outcome.reports)
+        await snapshot(progress, status: status.rawValue, phase: 5, reports: outcome.reports)
         // The run's working keys go into its report (before the run is marked finished, so whoever sees
         // it finished finds the archive), and out of Redis once it is marked finished (a coordinator that
         // stops in between resumes the run with its keys intact). Without a report they stay, with their TTL.
@@ -412,7 +504,7 @@ struct RunExecution {
         var marked = false
         try? await retryingRedis(context.logger) {
             for r in try await context.redis.pipeline([
-                ["HSET", CortexNames.run(runID), "status", status, "reason", reason ?? "", "report_dir", reportDir,
+                ["HSET", CortexNames.run(runID), "status", status.rawValue, "reason", reason ?? "", "report_dir", reportDir,
                  "finished_at", Timestamp.format(outcome.finishedAt)],
                 ["EXPIRE", CortexNames.run(runID), context.retentionSeconds],
             ]) { try r.orThrow() }
@@ -425,14 +517,16 @@ struct RunExecution {
                 context.logger.warning("archived keys not deleted (they expire after \(context.retentionSeconds) s): \(error)")
             }
         }
-        if status == "failed" {
+        if status == .failed {
             await context.bus.notify(.RUN_FAILED, runID: runID, data: ["reason": .string(reason ?? "failed"), "report_dir": .string(reportDir)])
             context.logger.error("run failed: \(reason ?? "")")
         } else {
-            await context.bus.notify(.RUN_COMPLETE, runID: runID, data: ["status": .string(status), "report_dir": .string(reportDir), "duration_ms": .number(Double(durationMs))])
-            context.logger.info("run \(status) in \(durationMs) ms; report in \(reportDir)")
+            var data: [String: JSONValue] = ["status": .string(status.rawValue), "report_dir": .string(reportDir), "duration_ms": .number(Double(durationMs))]
+            if let reason { data["reason"] = .string(reason) }
+            await context.bus.notify(.RUN_COMPLETE, runID: runID, data: .object(data))
+            context.logger.info("run \(status) in \(durationMs) ms; report in \(reportDir)\(reason.map { " — \($0)" } ?? "")")
         }
-        context.metrics.runFinished(outcome: status)
+        context.metrics.runFinished(outcome: status.rawValue)
         context.metrics.phase(-1)
         return true
     }
@@ -470,18 +564,18 @@ public enum TaskRouter {
         var tasks = masters.flatMap { master in
             request.targets.enumerated().map { index, target in
                 TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
-                         skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? 1 : 2, attempt: 1,
+                         skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? .high : .normal, attempt: 1,
                          allowTestExecution: master == .testing ? (request.allowTestExecution ?? []).contains(target) : nil,
                          instructions: master == .development ? request.implement : nil)
             }
         }
         if cluster && masters.contains(.inventory) {
             tasks.append(TaskSpec(id: "\(request.runID).inventory.cluster", runID: request.runID, master: .inventory,
-                                  skill: .clusterDiscovery, target: ClusterSurvey.target, priority: 2, attempt: 1))
+                                  skill: .clusterDiscovery, target: ClusterSurvey.target, priority: .normal, attempt: 1))
         }
         if cluster && masters.contains(.security) {
             tasks.append(TaskSpec(id: "\(request.runID).security.cluster", runID: request.runID, master: .security,
-                                  skill: .clusterAudit, target: ClusterSurvey.target, priority: 1, attempt: 1))
+                                  skill: .clusterAudit, target: ClusterSurvey.target, priority: .high, attempt: 1))
         }
         return tasks
     }

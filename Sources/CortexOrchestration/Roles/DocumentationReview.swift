@@ -71,7 +71,7 @@ final class DocumentationReview: Sendable {
             let facts = services.prefix(40).map { "\($0.workload.kind) \($0.workload.namespace)/\($0.workload.name) owner=\($0.owner ?? "?") health=\($0.health)" }.joined(separator: "\n")
             let request = LLMRequest(system: "You write short, accurate operations documentation. Use only the facts given.",
                                      messages: [.init(.user, "Write a 3-sentence overview of these services for an on-call engineer:\n\(facts)")], maxTokens: maxTokens)
-            switch await llm.complete(request, runID: task.runID, account: "development", purpose: "documentation overview") {
+            switch await llm.complete(request, runID: task.runID, account: "development", priority: task.priority, purpose: "documentation overview") {
             case .done(let response, _): inventory += "## Overview\n\n\(response.text)\n\n"
             case .denied(let reason): notes.append("Overview paragraph not written: budget denied (\(reason)).")
             case .failed(let reason): notes.append("Overview paragraph not written: \(reason).")

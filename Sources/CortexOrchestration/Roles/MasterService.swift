@@ -39,7 +39,7 @@ public struct MasterService: RoleService {
         self.monitoring = role == .monitoring ? try MonitoringReview(context: context) : nil
         self.llm = try llmConfiguration.map {
             MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: role.rawValue, logger: context.logger,
-                       decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
+                       decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics)
         }
         self.documentation = role == .development ? try DocumentationReview(context: context, llm: llm, maxTokens: llmMaxTokens) : nil
     }
@@ -129,9 +129,10 @@ public struct MasterService: RoleService {
         }
     }
 
-    enum Outcome { case reported, skipped, handedBack, dropped }
+    /// What became of one task delivery.
+    enum Disposition { case reported, skipped, handedBack, dropped }
 
-    private func handle(_ delivery: StreamConsumer.Delivery) async -> Outcome {
+    private func handle(_ delivery: StreamConsumer.Delivery) async -> Disposition {
         let log = context.logger
         let stream = delivery.stream
         guard let text = delivery.entry.fields["task"], let task = try? WireJSON.decode(TaskSpec.self, from: text) else {
@@ -176,7 +177,7 @@ public struct MasterService: RoleService {
             // Each requested change is one implementation item (a worker of the implementation pool runs the agent).
             items += (task.instructions ?? []).enumerated().map { i, instruction in
                 WorkItem(id: "\(task.id).impl\(i)", taskID: task.id, runID: task.runID, master: role, pool: .implementation, skill: .implementation,
-                         target: task.target, shard: 0, shards: 1, instruction: instruction)
+                         target: task.target, shard: 0, shards: 1, instruction: instruction, priority: task.priority)
             }
         }
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
@@ -211,26 +212,43 @@ public struct MasterService: RoleService {
             return .dropped
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
-        if let security { await security.review(&report, task: task, log: taskLog) }
+        var handoffs: [Envelope] = []
+        if let security { handoffs = await security.review(&report, task: task, log: taskLog) }
         if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
         if let documentation, DocumentationReview.generates(task) { await documentation.review(&report, task: task, targets: await runTargets(task), log: taskLog) }
         if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
+        // The report, the handoffs it asks for (recorded with the run and published) and the acknowledgement
+        // in one MULTI/EXEC: the coordinator sees the report only with its handoffs, and a crash leaves
+        // neither, so the task is redone.
         do {
             let json = try WireJSON.encode(report)
+            var commands: [[any RedisArgument]] = [
+                ["HSET", CortexNames.runResults(task.runID), task.id, json],
+                ["EXPIRE", CortexNames.runResults(task.runID), context.retentionSeconds],
+            ]
+            for handoff in handoffs {
+                commands += [["RPUSH", CortexNames.runHandoffs(task.runID), handoff.encodedString],
+                             ["EXPIRE", CortexNames.runHandoffs(task.runID), context.retentionSeconds]]
+                commands += MessageBus.commands(for: handoff).map { $0.map { $0 as any RedisArgument } }
+            }
+            commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters)
             try await retryingRedis(taskLog) {
-                let replies = try await context.redis.pipeline([
-                    ["HSET", CortexNames.runResults(task.runID), task.id, json],
-                    ["EXPIRE", CortexNames.runResults(task.runID), context.retentionSeconds],
-                ] + StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters))
-                for r in replies { try r.orThrow() }
+                switch try await context.redis.transaction(commands) {
+                case .committed(let replies): for r in replies { try r.orThrow() }
+                case .refused(let refusals): throw RedisError.server(refusals.map(\.reason).joined(separator: "; "))
+                }
             }
             await context.redis.awaitReplication()
         } catch {
-            taskLog.error("could not store the report: \(error)")
+            // Left pending: redelivered (to us after a restart, or claimed by another instance) and redone.
+            taskLog.error("could not store the report\(handoffs.isEmpty ? "" : " and its \(handoffs.count) handoffs") (the task stays pending): \(error)")
             return .dropped
         }
-        await context.bus.notify(.MASTER_REPORT, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "status": .string(report.status), "summary": .string(report.summary)])
-        context.metrics.taskFinished(master: role, outcome: report.status)
+        for handoff in handoffs { context.metrics.messagePublished(channel: handoff.channel, type: handoff.type) }
+        var announced: [String: JSONValue] = ["task_id": .string(task.id), "master": .string(role.rawValue), "status": .string(report.status.rawValue), "summary": .string(report.summary)]
+        if let reason = report.reason { announced["reason"] = .string(reason) }
+        await context.bus.notify(.MASTER_REPORT, runID: task.runID, data: .object(announced))
+        context.metrics.taskFinished(master: role, outcome: report.status.rawValue)
         taskLog.info("task reported: \(report.summary)", metadata: ["cortex.task.status": "\(report.status)"])
         return .reported
     }
@@ -269,7 +287,7 @@ public struct MasterService: RoleService {
 
     /// Returns an unfinished task to the stream (XADD a copy + XACK, atomically) so another instance,
     /// or this master after a restart, takes it at once instead of after the claim timeout.
-    private func handBack(task: TaskSpec, delivery: StreamConsumer.Delivery, log: Logger) async -> Outcome {
+    private func handBack(task: TaskSpec, delivery: StreamConsumer.Delivery, log: Logger) async -> Disposition {
         var next = task
         next.attempt += 1
         do {
@@ -313,7 +331,7 @@ public struct MasterService: RoleService {
             system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",
             messages: [.init(.user, "Target: \(task.target)\nSummary: \(report.summary)\n\nFindings:\n\(findings)\n\nIn at most three sentences: what matters most here, and what should the operator do next?")],
             maxTokens: llmMaxTokens)
-        let outcome = await llm.complete(request, runID: task.runID, account: role.rawValue, purpose: "\(role.processName) assessment of \(task.id)")
+        let outcome = await llm.complete(request, runID: task.runID, account: role.rawValue, priority: task.priority, purpose: "\(role.processName) assessment of \(task.id)")
         switch outcome {
         case .done(let response, let charged):
             context.metrics.llmCall(agent: role.rawValue, outcome: "done", tokens: charged)
@@ -344,18 +362,27 @@ public struct MasterService: RoleService {
     private func makeReport(task: TaskSpec, items: [WorkItem], results: [String: WorkResult], started: Date) -> MasterReport {
         let ordered = items.compactMap { results[$0.id] }
         state.withLock { s in for r in ordered { s.workersSeen.insert(r.worker) } }
-        let records = ordered.filter { $0.status == .succeeded }.flatMap { ($0.output.arrayValue ?? []).compactMap(\.objectValue) }
+        // Records of every item that produced some (a skipped implementation still says what it would have done).
+        let records = ordered.filter { $0.status != .failed }.flatMap { ($0.output.arrayValue ?? []).compactMap(\.objectValue) }
         let summary = task.skill.skill.summarize(records)
-        let failed = ordered.filter { $0.status == .failed }
-        let status = failed.isEmpty ? "succeeded" : (failed.count == ordered.count ? "failed" : "partial")
+        let notDone = ordered.filter { $0.status != .succeeded }
+        let status = Outcome.rollUp(ordered.map(\.status))
         var markdown = summary.markdown
-        if !failed.isEmpty {
-            markdown += "\n### Failed work items\n\n" + failed.map { "- `\($0.itemID)` on \($0.worker): \($0.error ?? "failed")" }.joined(separator: "\n") + "\n"
+        if !notDone.isEmpty {
+            markdown += "\n### Work items not done\n\n" + notDone.map { "- `\($0.itemID)` on \($0.worker): \($0.status) — \($0.error ?? "no reason given")" }.joined(separator: "\n") + "\n"
         }
-        let headline = failed.isEmpty ? summary.headline : "\(summary.headline); \(failed.count) of \(ordered.count) items failed: \(failed.first?.error ?? "")"
-        return MasterReport(
+        // The reason names each way items ended short, once ("implementation skipped (no model configured)").
+        var reasons: [String] = []
+        for outcome in Outcome.allCases where outcome != .succeeded {
+            let these = notDone.filter { $0.status == outcome }
+            guard let first = these.first else { continue }
+            let why = first.error ?? "\(outcome)"
+            reasons.append(these.count == 1 && (outcome == .skipped || outcome == .denied) ? why : "\(these.count) of \(ordered.count) items \(outcome): \(why)")
+        }
+        let headline = notDone.isEmpty ? summary.headline : "\(summary.headline); " + reasons.joined(separator: "; ")
+        var report = MasterReport(
             taskID: task.id, runID: task.runID, master: role, instance: context.instanceID, target: task.target, status: status,
-            summary: headline, markdown: markdown, details: summary.details,
+            reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), notChecked: nil, summary: headline, markdown: markdown, details: summary.details,
             items: items.compactMap { item in
                 results[item.id].map { r in
                     .init(itemID: r.itemID, pool: item.pool, worker: r.worker, node: r.node, status: r.status, durationMs: r.durationMs, filesExamined: r.filesExamined, error: r.error)
@@ -363,5 +390,15 @@ public struct MasterService: RoleService {
             },
             startedAt: started, finishedAt: Date()
         )
+        // Findings the catalog did not take are findings nobody can query: the report says how many.
+        let registrations = ordered.compactMap(\.catalog).filter { $0.assets > 0 }
+        let unregistered = registrations.filter { $0.registered < $0.assets }
+        if let first = unregistered.first {
+            let problem = "catalog: \(unregistered.count) of \(registrations.count) items not registered "
+                + "(\(unregistered.reduce(0) { $0 + $1.assets - $1.registered }) assets): \(first.error ?? "unknown error")"
+            report.degrade(problem)
+            report.summary += "; \(problem)"
+        }
+        return report
     }
 }

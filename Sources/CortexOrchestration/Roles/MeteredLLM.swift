@@ -13,13 +13,19 @@ public struct MeteredLLM: Sendable {
     public let logger: Logger
     /// How long to wait for a BUDGET_DECISION before giving up (a missing coordinator must not hang work).
     public let decisionTimeout: Duration
+    /// Where a settlement goes when Redis stays unreachable after the call (replayed on reconnect).
+    public let journal: Journal?
+    let metrics: CortexMetrics?
 
-    public init(client: any LLMClient, bus: MessageBus, agent: String, logger: Logger, decisionTimeout: Duration = .seconds(10)) {
+    public init(client: any LLMClient, bus: MessageBus, agent: String, logger: Logger, decisionTimeout: Duration = .seconds(10),
+                journal: Journal? = nil, metrics: CortexMetrics? = nil) {
         self.client = client
         self.bus = bus
         self.agent = agent
         self.logger = logger
         self.decisionTimeout = decisionTimeout
+        self.journal = journal
+        self.metrics = metrics
     }
 
     /// What one metered call came to.
@@ -30,7 +36,9 @@ public struct MeteredLLM: Sendable {
     }
 
     /// Calls the model for `runID`, drawing on `account` (e.g. `security`, or `security:workers` for its workers).
-    public func complete(_ request: LLMRequest, runID: String, account: String, priority: String = "normal", purpose: String) async -> Outcome {
+    /// `priority` is the task's: it goes into the budget request when the ledger refuses, and decides
+    /// whether the emergency reserve may cover it.
+    public func complete(_ request: LLMRequest, runID: String, account: String, priority: TaskPriority = .normal, purpose: String) async -> Outcome {
         let ledger = BudgetLedger(redis: bus.redis, runID: runID)
         let accounts = [account, BudgetPlan.runAccount]
         let estimate = request.estimatedTokens
@@ -39,7 +47,7 @@ public struct MeteredLLM: Sendable {
             reservation = try await ledger.reserve(estimate, from: accounts)
         } catch let refusal as BudgetLedger.Refusal {
             logger.notice("budget refused \(estimate) tokens for \(purpose): \(refusal); asking the coordinator")
-            let answer = await requestBudget(runID: runID, account: account, amount: estimate, priority: priority, reason: "\(purpose): \(refusal)")
+            let answer = await requestBudget(runID: runID, account: account, amount: estimate, priority: priority.rawValue, reason: "\(purpose): \(refusal)")
             guard answer.granted else { return .denied(answer.reason) }
             do {
                 reservation = try await ledger.reserve(estimate, from: accounts)
@@ -53,11 +61,43 @@ public struct MeteredLLM: Sendable {
             let response = try await client.complete(request)
             let charged = response.usage?.total ?? estimate
             if response.usage == nil { logger.notice("the provider reported no usage; charging the estimate of \(estimate) tokens") }
-            _ = try? await ledger.commit(reservation, actual: charged)
+            await settle(reservation, actual: charged, ledger: ledger, purpose: purpose)
             return .done(response, charged: charged)
         } catch {
-            _ = try? await ledger.release(reservation)
+            await settle(reservation, actual: 0, ledger: ledger, purpose: purpose)
             return .failed("\(error)")
+        }
+    }
+
+    /// Commits the usage of a paid call (or releases an unused reservation): retried for a few seconds,
+    /// then journaled like every critical write, so usage is never lost and the reservation never leaks.
+    func settle(_ reservation: BudgetLedger.Reservation, actual: Int, ledger: BudgetLedger, purpose: String) async {
+        var delay = Duration.milliseconds(200)
+        var lastError: (any Error)?
+        for attempt in 1...4 {
+            do {
+                try await ledger.commit(reservation, actual: actual)
+                if attempt > 1 { logger.notice("budget settled for \(purpose) after \(attempt) attempts") }
+                return
+            } catch {
+                lastError = error
+                if attempt < 4 { try? await Task.sleep(for: delay) }
+                delay = delay * 2
+            }
+        }
+        let what = actual > 0 ? "usage of \(actual) tokens" : "release of \(reservation.amount) reserved tokens"
+        guard let journal else {
+            logger.error("budget \(what) for \(purpose) not recorded and no journal to keep it: \(lastError.map { "\($0)" } ?? "")")
+            metrics?.budgetSettlement(outcome: "lost")
+            return
+        }
+        do {
+            try await journal.append(ledger.settleCommands(reservation, actual: actual), onlyIfExists: ledger.settleGuard(reservation))
+            logger.warning("budget \(what) for \(purpose) journaled for replay (Redis: \(lastError.map { "\($0)" } ?? ""))")
+            metrics?.budgetSettlement(outcome: "journaled")
+        } catch {
+            logger.error("budget \(what) for \(purpose) could not be committed nor journaled: \(error)")
+            metrics?.budgetSettlement(outcome: "lost")
         }
     }
 

@@ -94,8 +94,13 @@ final class MonitoringReview: Sendable {
         if !notes.isEmpty { md += "\n" + notes.map { "- \($0)" }.joined(separator: "\n") + "\n" }
         report.markdown = md + "\n" + report.markdown
         let failed = checks.filter { if case .failed = $0.1 { return true }; return false }.count
+        let unchecked = checks.filter { $0.1 == .unavailable }.map(\.0)
         report.summary += "; generated \(dashboards.count) dashboards and rules for \(workloads.count) workloads"
             + (grafana == nil ? "" : " (\(pushed.count) pushed to Grafana)") + (failed > 0 ? "; \(failed) rule file(s) FAILED promtool" : "")
+            + (unchecked.isEmpty ? "" : "; rules NOT CHECKED (promtool not installed)")
+        // Generated rules that fail or were never checked are not a clean result.
+        if failed > 0 { report.degrade("\(failed) generated rule file(s) failed promtool check rules") }
+        if !unchecked.isEmpty { report.notChecked("generated alert rules \(unchecked.joined(separator: ", ")) (promtool is not installed)") }
         var details = report.details.objectValue ?? [:]
         details["files"] = .object(files)
         details["generated"] = ["workloads": .array(workloads.map(JSONValue.of)), "pushed": .array(pushed.map(JSONValue.string)),

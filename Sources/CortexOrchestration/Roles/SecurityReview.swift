@@ -32,20 +32,24 @@ final class SecurityReview: Sendable {
         for severity in CVSS3.Severity.allCases { context.metrics.vulnerabilities(severity: severity.rawValue, count: 0) }
     }
 
-    /// Adds the review to `report` (its summary, Markdown and details).
-    func review(_ report: inout MasterReport, task: TaskSpec, log: Logger) async {
+    /// Adds the review to `report` (its summary, Markdown and details). Returns the handoffs to send: the
+    /// master records and publishes them in the same transaction as the report.
+    func review(_ report: inout MasterReport, task: TaskSpec, log: Logger) async -> [Envelope] {
         var details = report.details.objectValue ?? [:]
         let packages = (details["packages"]?.arrayValue ?? []).compactMap { $0.decoded(as: PackageOccurrence.self) }
         let configuration = (details["config"]?.arrayValue ?? []).compactMap { $0.decoded(as: ConfigFinding.self) }
         let secrets = (details["secrets"]?.arrayValue ?? []).compactMap { $0.decoded(as: SecretScanner.Finding.self) }
         var notes: [String] = []
         var found: [VulnerabilityFinding] = []
+        // Whether the packages were matched against any advisory source: without one, "0 vulnerabilities" would be a lie.
+        var matched = false
 
         if task.skill == .securityScan {
             if databasePath == nil && apiURL == nil {
                 notes.append("No advisory database is configured (CORTEX_OSV_DB or CORTEX_OSV_API_URL): \(packages.count) packages were inventoried but not matched.")
             }
             if let database = loadDatabase(notes: &notes, log: log) {
+                matched = true
                 found += database.findings(for: packages)
                 notes.append("Advisory database: \(database.source), \(database.count) records (\(database.withdrawnCount) withdrawn, ignored)"
                              + (database.problems.isEmpty ? "." : "; \(database.problems.count) unreadable, e.g. \(database.problems[0])."))
@@ -54,6 +58,7 @@ final class SecurityReview: Sendable {
                 do {
                     let records = try await OSVAPIClient(baseURL: apiURL).records(for: packages)
                     found += AdvisoryDatabase(records: records, source: apiURL).findings(for: packages)
+                    matched = true
                     notes.append("OSV API \(apiURL): \(records.count) advisories concern these packages.")
                 } catch {
                     notes.append("OSV API not used this time: \(error)")
@@ -75,18 +80,27 @@ final class SecurityReview: Sendable {
         }
 
         let critical = vulnerabilities.filter { $0.severity == .critical }
-        if !critical.isEmpty { await handOff(critical, task: task, branch: fix?.commit != nil ? fix?.branch : nil) }
+        let handoffs = critical.isEmpty ? [] : handOff(critical, task: task, branch: fix?.commit != nil ? fix?.branch : nil)
+        if !handoffs.isEmpty { notes.append("Handed off to \(handoffs.compactMap { $0.string("to") }.joined(separator: " and ")): \(handoffs[0].string("reason") ?? "")") }
 
         var counts: [CVSS3.Severity: Int] = [:]
         for v in vulnerabilities { counts[v.severity, default: 0] += 1 }
         if task.skill == .securityScan { updateGauge(target: task.target, counts: counts) }
 
         report.markdown = Self.markdown(vulnerabilities: vulnerabilities, configuration: configuration, secrets: secrets, fix: fix, notes: notes,
-                                        reportedAt: report.finishedAt) + "\n" + report.markdown
+                                        reportedAt: report.finishedAt, vulnerabilitiesChecked: matched || task.skill != .securityScan || packages.isEmpty) + "\n" + report.markdown
         let breakdown = CVSS3.Severity.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", ")
-        var headline = task.skill == .securityScan
-            ? "\(vulnerabilities.count) vulnerabilities" + (breakdown.isEmpty ? "" : " (\(breakdown))") + " in \(Set(packages.map { "\($0.ecosystem)/\($0.name)@\($0.version)" }).count) packages; "
-            : ""
+        let distinct = Set(packages.map { "\($0.ecosystem)/\($0.name)@\($0.version)" }).count
+        var headline = ""
+        if task.skill == .securityScan && !matched && !packages.isEmpty {
+            let why = databasePath == nil && apiURL == nil ? "no advisory database (CORTEX_OSV_DB) and no OSV API (CORTEX_OSV_API_URL) configured"
+                : "the configured advisory sources could not be read (see the notes)"
+            let packagesText = "\(distinct) package\(distinct == 1 ? "" : "s") inventoried, none matched"
+            headline = "vulnerabilities NOT CHECKED: \(packagesText): \(why); "
+            report.notChecked("vulnerabilities (\(packagesText): \(why))")
+        } else if task.skill == .securityScan {
+            headline = "\(vulnerabilities.count) vulnerabilities" + (breakdown.isEmpty ? "" : " (\(breakdown))") + " in \(distinct) packages; "
+        }
         headline += report.summary
         if let fix, fix.commit != nil { headline += "; fix branch \(fix.branch)" + (fix.pullRequest.map { " (\($0))" } ?? "") }
         report.summary = headline
@@ -96,6 +110,7 @@ final class SecurityReview: Sendable {
         if let fix { details["fix"] = JSONValue.of(fix) }
         details["notes"] = .array(notes.map(JSONValue.string))
         report.details = .object(details)
+        return handoffs
     }
 
     /// The configured database, loaded once and again whenever its files change; nil (with a note) when
@@ -164,27 +179,17 @@ final class SecurityReview: Sendable {
     }
 
     /// The design's "Found 3 critical CVEs, need dev input": to the development master (the change) and
-    /// the testing master (the tests around it).
-    private func handOff(_ critical: [VulnerabilityFinding], task: TaskSpec, branch: String?) async {
+    /// the testing master (the tests around it), at critical priority (the fix may draw on the reserve).
+    private func handOff(_ critical: [VulnerabilityFinding], task: TaskSpec, branch: String?) -> [Envelope] {
         let ids = Array(Set(critical.map(\.advisory))).sorted()
         let reason = "Found \(ids.count) critical CVE\(ids.count == 1 ? "" : "s") in \(RepositoryCheckout.name(of: task.target)), need dev input: "
             + critical.prefix(5).map { "\($0.package) \($0.version) (\(($0.aliases.first ?? $0.advisory)))" }.joined(separator: ", ")
-        for to in [MasterRole.development, .testing] {
+        return [MasterRole.development, .testing].map { to in
             var data: [String: JSONValue] = ["from": "security", "to": .string(to.rawValue), "reason": .string(reason), "task_id": .string(task.id),
-                                             "target": .string(task.target), "advisories": .array(ids.map(JSONValue.string))]
+                                             "target": .string(task.target), "advisories": .array(ids.map(JSONValue.string)),
+                                             "priority": .string(TaskPriority.critical.rawValue)]
             if let branch { data["branch"] = .string(branch) }
-            do {
-                let envelope = try await context.bus.publish(.HANDOFF_REQUEST, runID: task.runID, data: .object(data))
-                // Recorded with the run before this task reports, so the coordinator cannot finish the run without it.
-                if to == .development {
-                    _ = try? await context.redis.pipeline([
-                        ["RPUSH", CortexNames.runHandoffs(task.runID), envelope.encodedString],
-                        ["EXPIRE", CortexNames.runHandoffs(task.runID), context.retentionSeconds],
-                    ])
-                }
-            } catch {
-                context.logger.warning("handoff to \(to.rawValue) not sent: \(error)")
-            }
+            return Envelope(type: .HANDOFF_REQUEST, source: context.processName, runID: task.runID, data: .object(data))
         }
     }
 
@@ -198,7 +203,7 @@ final class SecurityReview: Sendable {
     // MARK: - The report section
 
     static func markdown(vulnerabilities: [VulnerabilityFinding], configuration: [ConfigFinding], secrets: [SecretScanner.Finding],
-                         fix: FixResult?, notes: [String], reportedAt: Date) -> String {
+                         fix: FixResult?, notes: [String], reportedAt: Date, vulnerabilitiesChecked: Bool = true) -> String {
         func count(_ s: CVSS3.Severity) -> (Int, Int, Int) {
             (vulnerabilities.filter { $0.severity == s }.count, configuration.filter { $0.severity == s }.count,
              secrets.filter { SARIFLog.secretSeverity($0.rule) == s }.count)
@@ -207,7 +212,7 @@ final class SecurityReview: Sendable {
         for s in CVSS3.Severity.allCases {
             let (v, c, k) = count(s)
             let due = v + c + k == 0 ? "-" : Timestamp.format(reportedAt.addingTimeInterval(Double(s.slaHours) * 3600))
-            md += "| \(s.rawValue) | \(v) | \(c) | \(k) | \(s.slaHours) h | \(due) |\n"
+            md += "| \(s.rawValue) | \(vulnerabilitiesChecked ? "\(v)" : "not checked") | \(c) | \(k) | \(s.slaHours) h | \(due) |\n"
         }
         if !notes.isEmpty { md += "\n" + notes.map { "- \($0)" }.joined(separator: "\n") + "\n" }
         md += "\n### Vulnerable dependencies\n\n"

@@ -45,7 +45,7 @@ public struct WorkerService: RoleService {
         self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
         self.llm = try llmConfiguration.map {
             MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: "development:workers", logger: context.logger,
-                       decisionTimeout: try context.settings.seconds(.budgetRequestTimeout))
+                       decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics)
         }
         self.publisher = BranchPublisher(githubAPIURL: context.settings.string(.githubAPIURL), githubToken: try context.settings.secret(.githubToken, file: .githubTokenFile),
                                          githubHost: context.settings.string(.githubHost))
@@ -136,12 +136,17 @@ public struct WorkerService: RoleService {
             result.output = .array(records.map { .object($0) })
             result.filesExamined = examined
             result.resumedFrom = resumedFrom
+        } catch let ended as ItemEndedShort {
+            result.status = ended.outcome
+            result.error = ended.reason
+            result.output = .array(ended.records.map { .object($0) })
+            result.filesExamined = ended.examined
         } catch {
             result.status = .failed
             result.error = "\(error)"
         }
         if result.status == .succeeded, let catalog, let records = result.output.arrayValue {
-            await register(records.compactMap(\.objectValue), item: item, in: catalog, log: itemLog)
+            result.catalog = await register(records.compactMap(\.objectValue), item: item, in: catalog, log: itemLog)
         }
         result.durationMs = Int((ContinuousClock.now - started) / .milliseconds(1))
         result.finishedAtMs = epochMilliseconds()
@@ -150,18 +155,21 @@ public struct WorkerService: RoleService {
     }
 
     /// Registers the item's findings in the catalog (one idempotent GraphQL batch). A catalog that is down
-    /// costs the catalog entries, not the item: the result is committed either way, and the next run
-    /// registers them again.
-    private func register(_ records: [SkillRecord], item: WorkItem, in catalog: CatalogClient, log: Logger) async {
+    /// costs the catalog entries, not the item's findings: the result is committed either way, says how
+    /// many assets were not registered and why (the master's report counts them), and the next run
+    /// registers them again. Nil when the item had nothing for the catalog.
+    private func register(_ records: [SkillRecord], item: WorkItem, in catalog: CatalogClient, log: Logger) async -> WorkResult.CatalogRegistration? {
         let (assets, relations) = SkillCatalog.entries(skill: item.skill, target: item.target, records: records, worker: workerID)
-        guard !assets.isEmpty || !relations.isEmpty else { return }
+        guard !assets.isEmpty || !relations.isEmpty else { return nil }
         do {
             let summary = try await catalog.upsert(assets, relations: relations)
             context.metrics.catalogRegistration(outcome: "ok")
             log.debug("registered in the catalog", metadata: ["cortex.catalog.created": "\(summary.created)", "cortex.catalog.updated": "\(summary.updated)"])
+            return .init(assets: assets.count, registered: assets.count)
         } catch {
             context.metrics.catalogRegistration(outcome: "failed")
             log.warning("could not register \(assets.count) assets in the catalog: \(error)")
+            return .init(assets: assets.count, registered: 0, error: String("\(error)".prefix(300)))
         }
     }
 
@@ -341,7 +349,7 @@ public struct WorkerService: RoleService {
         guard let llm else {
             record["status"] = "skipped"
             record["summary"] = "skipped: no model configured (CORTEX_LLM_PROVIDER); this task would have run"
-            return ([record], 0, nil)
+            throw ItemEndedShort(outcome: .skipped, reason: "implementation skipped (no model configured)", records: [record], examined: 0)
         }
         let source = try await checkout(item)
         let work = context.coordinationDirectory.appendingPathComponent("dev").appendingPathComponent(item.id.replacingOccurrences(of: "/", with: "_"))
@@ -355,7 +363,8 @@ public struct WorkerService: RoleService {
         let workspace = AgentWorkspace(root: work, testRunner: testRunner)
         let taskHash = RepositoryFiles.hash(instruction + "|" + item.target)
         let context = await agentContext(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target)
-        let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", maxTokens: max(256, llmMaxTokens))
+        let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", priority: item.priority ?? .normal,
+                                        maxTokens: max(256, llmMaxTokens))
         var result = await agent.run(task: instruction, context: context, workspace: workspace, log: log)
         // A ledger this worker's Redis user may not write (NOPERM) is a deployment error, not a failed attempt.
         if let reason = result.reason, RedisError.mentionsPermissionDenial(reason) { throw RedisError.server(reason) }
@@ -368,6 +377,7 @@ public struct WorkerService: RoleService {
         } catch {
             throw Git.Failure(description: "could not read the agent's changes in \(work.path) (kept for inspection): \(error)")
         }
+        var notPublished: String?
         if !changed.isEmpty {
             if !result.testsRan {
                 let r = try await BlockingExecutor.offload("cortex-test-run") { workspace.runTests() }
@@ -388,7 +398,7 @@ public struct WorkerService: RoleService {
             // The model's review of the same diff, when there is budget for it (metered like every call).
             let reviewRequest = LLMRequest(system: "You review code changes. Be specific: file, line, problem, fix. At most five comments; say LGTM if there is nothing.",
                                            messages: [.init(.user, "Task: \(instruction)\n\nDiff:\n\(patch.prefix(12_000))")], maxTokens: max(256, llmMaxTokens))
-            switch await llm.complete(reviewRequest, runID: item.runID, account: "development:workers", purpose: "review of \(item.id)") {
+            switch await llm.complete(reviewRequest, runID: item.runID, account: "development:workers", priority: item.priority ?? .normal, purpose: "review of \(item.id)") {
             case .done(let response, _): record["model_review"] = .string(response.text)
             case .denied(let reason): record["model_review"] = .string("not reviewed by the model: budget denied (\(reason))")
             case .failed(let reason): record["model_review"] = .string("not reviewed by the model: \(reason)")
@@ -401,6 +411,7 @@ public struct WorkerService: RoleService {
                 if !published.notes.isEmpty { record["notes"] = .array(published.notes.map(JSONValue.string)) }
             } catch {
                 record["notes"] = .array([.string("not published: \(error)")])
+                notPublished = "\(error)"
             }
         } else {
             try? FileManager.default.removeItem(at: work)
@@ -416,7 +427,23 @@ public struct WorkerService: RoleService {
             ["EXPIRE", CortexNames.developmentAttempts(taskHash), self.context.retentionSeconds],
         ])
         log.info("implementation \(item.id): \(result.status) in \(result.steps) steps, \(result.tokens) tokens")
-        return ([record], 1, nil)
+        // Only a change the agent finished, whose tests (when run) passed, is a succeeded implementation.
+        switch result.status {
+        case "finished" where notPublished != nil:
+            // The change exists only in this worker's copy (kept): nobody downstream can see it.
+            throw ItemEndedShort(outcome: .partial, reason: "implementation made, but not published: \(notPublished ?? "")", records: [record], examined: 1)
+        case "finished" where result.testsPassed == false:
+            throw ItemEndedShort(outcome: .partial, reason: "implementation made, but its tests failed: \(result.testSummary ?? "")", records: [record], examined: 1)
+        case "finished": return ([record], 1, nil)
+        case "budget":
+            throw ItemEndedShort(outcome: .denied, reason: "implementation stopped by its budget after \(result.steps) step\(result.steps == 1 ? "" : "s"): \(result.reason ?? "denied")", records: [record], examined: 1)
+        case "step-limit":
+            throw ItemEndedShort(outcome: .failed, reason: "implementation hit its step limit (\(result.steps) steps) without finishing", records: [record], examined: 1)
+        case "ended":
+            throw ItemEndedShort(outcome: .failed, reason: "implementation ended without the agent calling finish", records: [record], examined: 1)
+        default:
+            throw ItemEndedShort(outcome: .failed, reason: "implementation failed: \(result.reason ?? result.summary)", records: [record], examined: 1)
+        }
     }
 
     /// What the agent gets before acting: the files the task names, the repository's catalog assets,
@@ -556,6 +583,7 @@ public struct WorkerService: RoleService {
             ])
             : Envelope(type: .TASK_FAILED, source: context.processName, runID: item.runID, data: [
                 "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID), "reason": .string(result.error ?? "failed"),
+                "status": .string(result.status.rawValue),
             ])
         let retention = String(context.retentionSeconds)
         let commands: [[String]] = [
@@ -612,9 +640,18 @@ public struct WorkerService: RoleService {
         if result.status == .succeeded {
             log.info("work item done", metadata: ["cortex.item.files": "\(result.filesExamined)", "cortex.item.ms": "\(result.durationMs)"])
         } else {
-            log.warning("work item failed: \(result.error ?? "")")
+            log.warning("work item \(result.status): \(result.error ?? "")")
         }
     }
+}
+
+/// An item that ran but did not succeed (skipped, denied, partial or failed), with what it produced:
+/// thrown by a skill step so the result keeps both its records and its honest outcome.
+struct ItemEndedShort: Error {
+    var outcome: Outcome
+    var reason: String
+    var records: [SkillRecord]
+    var examined: Int
 }
 
 /// Retries a Redis operation until it succeeds, the task is cancelled or shutdown begins; logs each failure.

@@ -5,8 +5,8 @@ import Foundation
 /// What the coordinator knows at the end of a run, written as the executive summary and per-master reports.
 public struct RunOutcome: Sendable {
     public var request: RunRequest
-    /// succeeded, partial or failed.
-    public var status: String
+    /// succeeded, partial or failed (a run is never skipped or denied as a whole).
+    public var status: Outcome
     public var reason: String?
     public var phases: [(phase: Int, name: String, startedAt: Date)]
     public var tasks: [TaskSpec]
@@ -22,6 +22,8 @@ public struct RunOutcome: Sendable {
     public var catalogAfter: CatalogTotals?
     /// Why the catalog could not be read, when it is configured but was not.
     public var catalogProblem: String?
+    /// Handoffs that did not become tasks, each with why.
+    public var notHandedOff: [String] = []
 }
 
 /// Writes a run's reports (Markdown and JSON) into `<output>/<run id>/`.
@@ -69,9 +71,12 @@ public enum ReportWriter {
 
     /// The executive summary (the first section of summary.md), also printed by `cortexctl`.
     public static func executiveSummary(_ o: RunOutcome) -> String {
-        var out = "Run \(o.request.runID): \(o.status.uppercased()) in \(duration(o.startedAt, o.finishedAt))\n"
+        var out = "Run \(o.request.runID): \(o.status.rawValue.uppercased()) in \(duration(o.startedAt, o.finishedAt))\n"
         out += "Goal: \(o.request.goal)\nTargets: \(o.request.targets.joined(separator: ", "))\n"
         if let reason = o.reason { out += "Reason: \(reason)\n" }
+        // Right after the verdict: what was not checked is what a clean-looking line would hide.
+        for r in o.reports { for check in r.notChecked ?? [] { out += "NOT CHECKED (\(r.master.processName), \(RepositoryCheckout.name(of: r.target))): \(check)\n" } }
+        for line in o.notHandedOff { out += "\(line.prefix(1).uppercased())\(line.dropFirst())\n" }
         for master in MasterRole.allCases {
             let reports = o.reports.filter { $0.master == master }
             let assigned = o.tasks.filter { $0.master == master }.count
@@ -80,7 +85,7 @@ public enum ReportWriter {
             }
             for r in reports {
                 let workers = Set(r.items.map(\.worker)).count
-                out += "  \(master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(r.status.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.summary) [\(r.items.count) items, \(workers) workers]\n"
+                out += "  \(master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(r.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.summary) [\(r.items.count) items, \(workers) workers]\n"
             }
         }
         let workers = Set(o.reports.flatMap { $0.items.map { "\($0.worker)@\($0.node)" } })
@@ -185,15 +190,15 @@ public enum ReportWriter {
     static func summaryJSONText(_ o: RunOutcome) throws -> String {
         struct Phase: Encodable { var phase: Int; var name: String; var startedAt: Date }
         struct Summary: Encodable {
-            var runID: String; var goal: String; var targets: [String]; var status: String; var reason: String?
+            var runID: String; var goal: String; var targets: [String]; var status: Outcome; var reason: String?
             var startedAt: Date; var finishedAt: Date; var phases: [Phase]; var tasks: [TaskSpec]; var reports: [MasterReport]
             var model: String?; var budget: [BudgetLedger.Account]
-            var catalogBefore: CatalogTotals?; var catalogAfter: CatalogTotals?
+            var catalogBefore: CatalogTotals?; var catalogAfter: CatalogTotals?; var notHandedOff: [String]
         }
         return try WireJSON.encode(Summary(
             runID: o.request.runID, goal: o.request.goal, targets: o.request.targets, status: o.status, reason: o.reason,
             startedAt: o.startedAt, finishedAt: o.finishedAt, phases: o.phases.map { Phase(phase: $0.phase, name: $0.name, startedAt: $0.startedAt) },
             tasks: o.tasks, reports: o.reports, model: o.model,
-            budget: o.budget, catalogBefore: o.catalogBefore, catalogAfter: o.catalogAfter))
+            budget: o.budget, catalogBefore: o.catalogBefore, catalogAfter: o.catalogAfter, notHandedOff: o.notHandedOff))
     }
 }

@@ -15,7 +15,10 @@ public struct RunState: Sendable, Equatable {
     public var finishedAt: Date?
 
     /// True once the run ended, whichever way.
-    public var isFinished: Bool { ["succeeded", "partial", "failed"].contains(status) }
+    public var isFinished: Bool { outcome != nil }
+
+    /// How the run ended (nil while it is queued or running).
+    public var outcome: Outcome? { Outcome(rawValue: status) }
 
     init(runID: String, fields: [String: String]) {
         self.runID = runID

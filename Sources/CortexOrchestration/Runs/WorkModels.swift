@@ -75,7 +75,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var master: MasterRole
     public var skill: SkillName
     public var target: String
-    public var priority: Int
+    /// Flows into every model call the task's items make (a critical fix may draw on the reserve).
+    public var priority: TaskPriority
     /// 1 on first delivery; a handed-back task comes again with the next number.
     public var attempt: Int
     /// Whether the target's test suites may be run (the run request allowed it for this target).
@@ -98,9 +99,11 @@ public struct WorkItem: Codable, Sendable, Equatable {
     public var shards: Int
     /// For an implementation item: the change to make.
     public var instruction: String?
+    /// The task's priority, for the item's model calls (nil: normal).
+    public var priority: TaskPriority?
 
     public init(id: String, taskID: String, runID: String, master: MasterRole, pool: WorkerPool, skill: SkillName, target: String, shard: Int, shards: Int,
-                instruction: String? = nil) {
+                instruction: String? = nil, priority: TaskPriority? = nil) {
         self.id = id
         self.taskID = taskID
         self.runID = runID
@@ -111,12 +114,15 @@ public struct WorkItem: Codable, Sendable, Equatable {
         self.shard = shard
         self.shards = shards
         self.instruction = instruction
+        self.priority = priority
     }
 }
 
 /// What a worker committed for one work item.
 public struct WorkResult: Codable, Sendable, Equatable {
-    public enum Status: String, Codable, Sendable { case succeeded, failed }
+    /// An item's outcome: `succeeded`, `skipped` (e.g. an implementation without a model), `denied` (its
+    /// budget was refused), `partial` or `failed`; `error` says why for anything but `succeeded`.
+    public typealias Status = Outcome
     public var itemID: String
     public var taskID: String
     public var worker: String
@@ -130,6 +136,20 @@ public struct WorkResult: Codable, Sendable, Equatable {
     public var finishedAtMs: Int?
     /// The file index a checkpoint let this attempt start from.
     public var resumedFrom: Int?
+    /// What became of the item's catalog entries, when a catalog is configured and the item had any.
+    public var catalog: CatalogRegistration?
+
+    /// How many of an item's assets reached the catalog (one batch: all or none), and why not.
+    public struct CatalogRegistration: Codable, Sendable, Equatable {
+        public var assets: Int
+        public var registered: Int
+        public var error: String?
+        public init(assets: Int, registered: Int, error: String? = nil) {
+            self.assets = assets
+            self.registered = registered
+            self.error = error
+        }
+    }
 
     public init(itemID: String, taskID: String, worker: String, node: String, status: Status, error: String?, durationMs: Int,
                 filesExamined: Int, output: JSONValue, finishedAtMs: Int? = nil, resumedFrom: Int? = nil) {
@@ -154,8 +174,13 @@ public struct MasterReport: Codable, Sendable, Equatable {
     public var master: MasterRole
     public var instance: String
     public var target: String
-    /// `succeeded`, `partial` (some items failed) or `failed`.
-    public var status: String
+    /// The items' outcomes rolled up (`Outcome.rollUp`), made `partial` by anything the master could not
+    /// do or check itself (`notChecked`, catalog entries not registered).
+    public var status: Outcome
+    /// Why the status is not `succeeded`, in one line (nil when it is).
+    public var reason: String?
+    /// Checks that did not run, each with why ("vulnerabilities: no advisory database …"): never a clean result.
+    public var notChecked: [String]?
     /// One line for the executive summary.
     public var summary: String
     /// Sections for the per-master Markdown report.
@@ -166,6 +191,19 @@ public struct MasterReport: Codable, Sendable, Equatable {
     public var finishedAt: Date
     /// The master's LLM assessment, when a model is configured.
     public var assessment: Assessment?
+
+    /// Lowers the status for a problem beyond the items (a check that did not run, catalog entries not
+    /// registered): a succeeded report becomes partial, and the reason names it.
+    public mutating func degrade(_ problem: String) {
+        if status == .succeeded { status = .partial }
+        reason = [reason, problem].compactMap { $0 }.joined(separator: "; ")
+    }
+
+    /// Records a check that did not run: listed in `notChecked`, and the report is not a clean result.
+    public mutating func notChecked(_ check: String) {
+        notChecked = (notChecked ?? []) + [check]
+        degrade("not checked: \(check)")
+    }
 
     /// What the LLM step came to: `done` (with the text), `denied` (no budget, with the coordinator's
     /// reason) or `failed` (the provider's error).

@@ -147,13 +147,16 @@ public struct ImplementationAgent: Sendable {
     let llm: MeteredLLM
     let runID: String
     let account: String
+    /// The task's priority, for every call's budget request.
+    let priority: TaskPriority
     public var maxSteps: Int
     public var maxTokens: Int
 
-    public init(llm: MeteredLLM, runID: String, account: String, maxSteps: Int = 20, maxTokens: Int = 2048) {
+    public init(llm: MeteredLLM, runID: String, account: String, priority: TaskPriority = .normal, maxSteps: Int = 20, maxTokens: Int = 2048) {
         self.llm = llm
         self.runID = runID
         self.account = account
+        self.priority = priority
         self.maxSteps = maxSteps
         self.maxTokens = maxTokens
     }
@@ -186,7 +189,7 @@ public struct ImplementationAgent: Sendable {
         var testsRan = false, testsPassed: Bool?, testSummary: String?
         for step in 1...maxSteps {
             let request = LLMRequest(system: Self.system, messages: messages, maxTokens: maxTokens, tools: Self.tools)
-            switch await llm.complete(request, runID: runID, account: account, purpose: "implementation step \(step)") {
+            switch await llm.complete(request, runID: runID, account: account, priority: priority, purpose: "implementation step \(step)") {
             case .denied(let reason):
                 transcript.append(TranscriptEntry(step: step, kind: "budget", output: "budget denied: \(reason)"))
                 return AgentResult(status: "budget", summary: "stopped: no budget for step \(step)", steps: step - 1, tokens: tokens, transcript: transcript,

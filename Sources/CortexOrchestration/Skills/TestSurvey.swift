@@ -71,7 +71,7 @@ public struct TestSurvey: Skill {
         md += "\n### Test runs\n\n"
         if runRecords.isEmpty {
             md += "Not run: running a target's tests executes its code, so it is opt-in per target (`cortexctl run --allow-test-execution`).\n"
-            headline += "; suites not run (test execution not allowed for this target)"
+            headline += "; suites NOT RUN, results not checked (test execution not allowed for this target)"
         } else if runs.isEmpty {
             md += "No test framework detected (swift test, pytest, go test, cargo test, npm test, Maven, Gradle).\n"
         } else {

@@ -31,7 +31,8 @@ struct Chaos: AsyncParsableCommand {
         }))
         print(ChaosSuite.table(rows), terminator: "")
         if keep { FileHandle.standardError.write(Data("logs and reports kept in \(work.path)\n".utf8)) } else { try? FileManager.default.removeItem(at: work) }
-        if rows.contains(where: { $0.lost > 0 || $0.countedTwice > 0 || $0.run != "succeeded" }) { throw ExitCode(1) }
+        // A scenario whose fault missed the run (or changed nothing) proves nothing: it fails like a lost item.
+        if rows.contains(where: { $0.lost > 0 || $0.countedTwice > 0 || $0.run != "succeeded" || !$0.inFlight || !$0.faultTookEffect }) { throw ExitCode(1) }
     }
 }
 

@@ -35,10 +35,18 @@ struct Cortexctl: AsyncParsableCommand {
     )
 }
 
-/// Turns library errors into a clean one-line message and exit status.
+/// Turns library errors into a clean one-line message and exit status 2.
 func fail(_ error: Error) -> ExitCode {
     FileHandle.standardError.write(Data("cortexctl: \(error)\n".utf8))
-    return ExitCode(2)
+    return ExitCode(ControlCommands.ExitStatus.error.rawValue)
+}
+
+/// Ends `run` / `up` with the run's exit status (0 succeeded, 3 partial, 1 failed); a run that did not
+/// succeed gets a last line `partial: <reason>` on stdout, so the verdict is the last thing a person reads.
+func finishRun(_ state: RunState) throws {
+    if let verdict = ControlCommands.verdict(state) { print(verdict) }
+    let status = ControlCommands.ExitStatus(state)
+    if status != .succeeded { throw ExitCode(status.rawValue) }
 }
 
 struct Up: AsyncParsableCommand {
@@ -98,7 +106,7 @@ struct Up: AsyncParsableCommand {
                     let last = dead.output().split(separator: "\n").last.map(String.init) ?? ""
                     FileHandle.standardError.write(Data("cortexctl: \(dead.name) exited with status \(dead.process.terminationStatus): \(last)\n".utf8))
                     await suite.stop(grace: .seconds(5))
-                    Foundation.exit(1)
+                    Foundation.exit(ControlCommands.ExitStatus.error.rawValue)
                 }
             }
         }
@@ -117,7 +125,8 @@ struct Up: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         print("suite stopped; \(String(format: "%.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s wall")
         if let failure { throw fail(failure) }
-        if state?.status != "succeeded" { throw ExitCode(1) }
+        guard let state else { throw ExitCode(ControlCommands.ExitStatus.error.rawValue) }
+        try finishRun(state)
     }
 }
 
@@ -142,7 +151,7 @@ struct Run: AsyncParsableCommand {
             let bus = try redis.bus()
             let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout),
                                                                verbose: verbose, allowTestExecution: allowTestExecution, implement: implement)
-            if state.status != "succeeded" { throw ExitCode(1) }
+            try finishRun(state)
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
 }
