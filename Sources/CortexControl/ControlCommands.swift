@@ -43,7 +43,7 @@ public enum ControlCommands {
     public enum ExitStatus: Int32, CaseIterable, Sendable {
         /// The run succeeded: every task done and everything checked.
         case succeeded = 0
-        /// The run failed (RUN_FAILED): refused, or stopped in pre-flight, activation or distribution.
+        /// The run failed (RUN_FAILED): refused, stopped in pre-flight, activation or distribution, or every report failed.
         case failed = 1
         /// cortexctl could not do its job: Redis unreachable, a bad target, no answer within --timeout, a daemon died.
         case error = 2

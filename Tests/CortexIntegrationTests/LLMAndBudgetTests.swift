@@ -168,6 +168,41 @@ import Testing
         #expect(!d.granted && d.reason.hasPrefix("no budget account 'nobody'"))
     }
 
+    /// Everything is checked before anything moves, and reserve tokens are counted once: what the reserve
+    /// gives an agent's cap raises the run's cap by the same, so the run is only topped up for the rest.
+    @Test func brokerGrantsUrgentWorkFromTheReserveOnceAndRefusesNormalWork() async throws {
+        let server = try await PrivateRedis.start()
+        defer { Task { await server.stop() } }
+        let redis = RedisClient(endpoint: server.endpoint)
+        defer { redis.close() }
+        let broker = Self.broker(redis)
+        let (ledger, runID) = try await Self.ledger(redis, ["security": 100, "testing": 0, "run": 1000, "reserve": 1000])
+        func request(_ amount: Int, _ priority: String) -> BudgetBroker.Request {
+            .init(id: UUID().uuidString, runID: runID, agent: "security", account: "security", amount: amount, priority: priority, reason: "test")
+        }
+        func limits() async throws -> [String: Int] { Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0.limit) }) }
+        let held = try await ledger.reserve(900, from: [BudgetPlan.runAccount])  // the run has 100 left
+        // Both caps short by 200: one reserve grant of 200 raises both (not 200 to the run and 200 more).
+        var d = await broker.decide(request(300, "critical"))
+        #expect(d.granted && d.sources == ["reserve:200"] && d.reason == "moved reserve:200 for critical work", "\(d)")
+        #expect(try await limits() == ["security": 300, "testing": 0, "run": 1200, "reserve": 800])
+        // The run short by more than the account: the account's part, then the run's rest.
+        let more = try await ledger.reserve(200, from: [BudgetPlan.runAccount])  // the run has 100 left, security 300
+        d = await broker.decide(request(500, "high"))
+        #expect(d.granted && d.sources == ["reserve:200", "reserve:200"], "\(d)")
+        #expect(try await limits() == ["security": 500, "testing": 0, "run": 1600, "reserve": 400])
+        // More than the reserve holds: denied, and nothing moved.
+        d = await broker.decide(request(1500, "critical"))
+        #expect(!d.granted && d.reason.hasSuffix("more needed from the reserve for critical work"), "\(d)")
+        #expect(try await limits() == ["security": 500, "testing": 0, "run": 1600, "reserve": 400])
+        // Normal work never gets the reserve, for either cap.
+        d = await broker.decide(request(600, "normal"))
+        #expect(!d.granted && d.reason.hasSuffix("(this is normal)"), "\(d)")
+        #expect(try await limits()["reserve"] == 400)
+        _ = try await ledger.release(held)
+        _ = try await ledger.release(more)
+    }
+
     @Test func everyCallIsMeteredAndABudgetRequestIsAnswered() async throws {
         let server = try await PrivateRedis.start()
         defer { Task { await server.stop() } }
@@ -252,9 +287,18 @@ import Testing
         #expect(try await ledger.accounts().first { $0.name == "security" }?.reserved == Self.request.estimatedTokens)
         let first = await journal.replay(redis: redis)
         #expect(first.applied == 1, "\(first)")
-        _ = await journal.replay(redis: redis)
-        let accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
+        var accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
         #expect(accounts["security"]?.used == 150 && accounts["security"]?.reserved == 0, "\(String(describing: accounts["security"]))")
         #expect(accounts["run"]?.used == 150 && accounts["run"]?.reserved == 0, "\(String(describing: accounts["run"]))")
+
+        // A settlement that landed although its reply was lost (journaled anyway) is not charged twice.
+        let landed = try await ledger.reserve(200, from: ["security", BudgetPlan.runAccount])
+        #expect(try await ledger.commit(landed, actual: 120))
+        try await journal.append(ledger.settleCommands(landed, actual: 120), onlyIfExists: ledger.settleGuard(landed))
+        let again = await journal.replay(redis: redis)
+        #expect(again.applied == 0 && again.duplicates == 1, "\(again)")
+        #expect(metric(metrics.exposition(), #"cortex_journal_records_total{event="obsolete"}"#) == 1)
+        accounts = Dictionary(uniqueKeysWithValues: try await ledger.accounts().map { ($0.name, $0) })
+        #expect(accounts["security"]?.used == 270 && accounts["security"]?.reserved == 0, "\(String(describing: accounts["security"]))")
     }
 }

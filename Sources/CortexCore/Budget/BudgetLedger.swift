@@ -82,7 +82,9 @@ public struct BudgetLedger: Sendable {
 
     /// Holds `amount` tokens on every account in `accounts`, or none of them.
     /// - Throws: `Refusal` naming the first account that cannot cover it.
-    public func reserve(_ amount: Int, from accounts: [String], ttl: Duration = .seconds(3600)) async throws -> Reservation {
+    /// The reservation expires after `ttl` (a day: longer than any model call, and than a Redis outage the
+    /// journal bridges) — only a process that died mid-call leaves one to expire.
+    public func reserve(_ amount: Int, from accounts: [String], ttl: Duration = .seconds(86_400)) async throws -> Reservation {
         precondition(amount >= 0 && !accounts.isEmpty)
         let id = UUID().uuidString.lowercased()
         var args: [any RedisArgument] = ["EVAL", Self.reserveScript, accounts.count + 1]

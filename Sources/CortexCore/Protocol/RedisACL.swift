@@ -131,6 +131,7 @@ public enum RedisACL {
                          commands: sorted(connection + messaging + groupConsumer + ledger + [
                             "subscribe", "xclaim", "xrange", "hget", "hkeys", "sadd", "srem", "zadd", "zrevrange", "lrange", "rpush",
                             "xdel", "unlink", "get", "zremrangebyscore",
+                            "hsetnx",  // a handoff task is recorded and queued once (CoordinatorService.queueTaskScript)
                          ]))
         case .master:
             // Each master reads its task stream, writes its registry and heartbeat, dispatches work items

@@ -21,7 +21,7 @@ public actor Journal {
     }
 
     static let replayScript = """
-        if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+        if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 2 end
         if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
         local i = 2
         while i <= #ARGV do
@@ -100,6 +100,12 @@ public actor Journal {
                 } else if reply.int == 1 {
                     applied += 1
                     metrics.journal(event: "replayed")
+                } else if reply.int == 2 {
+                    // Its guard key is gone: the write landed before the connection broke (a settled budget
+                    // reservation), or the key expired first — then what the record carried is lost, and said so.
+                    logger.warning("journal \(file.path):\(index + 1) not applied: \(record.onlyIfExists ?? "") no longer exists (applied before, or expired)")
+                    metrics.journal(event: "obsolete")
+                    duplicates += 1
                 } else {
                     duplicates += 1
                     metrics.journal(event: "duplicate")

@@ -63,7 +63,7 @@ public struct Setting: Sendable, Hashable {
     public static let budgets = Setting(env: "CORTEX_BUDGETS", flag: "budgets", defaultValue: "(the design's table)",
         help: "Per-agent budgets as agent=personal+workers, comma-separated, e.g. development=40000+20000. Defaults: coordinator 50000+30000, security 30000+15000, development 30000+20000, inventory 35000+15000, cicd 25000+20000, testing 25000+15000, monitoring 20000+10000. Agent budgets are caps within the run's cap (total less reserve), as in the design, where they add up to more than it.", usedBy: "coordinator")
     public static let workerPools = Setting(env: "CORTEX_WORKER_POOLS", flag: "pools", defaultValue: "(all pools)",
-        help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test, review.", usedBy: "worker")
+        help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test.", usedBy: "worker")
 
     public static let catalogURL = Setting(env: "CORTEX_CATALOG_URL", flag: "catalog-url", defaultValue: "(none)",
         help: "Base URL of catalog-api, e.g. http://catalog-api:8080. Workers register what they discover there; the coordinator reports catalog totals before and after a run. Unset: no catalog.", usedBy: "worker, coordinator")

@@ -67,58 +67,60 @@ public struct BudgetBroker: Sendable {
 
     static let reservePriorities: Set<String> = ["high", "critical"]
 
-    /// Decides and moves budget. The run's cap is looked at first (only the reserve can raise it, and only
-    /// for high or critical work), then the account's own cap: raised from other agents' unused budget,
-    /// the largest first (the run and reserve accounts are never donors), and — for high or critical work
-    /// only — what they cannot cover from the emergency reserve. Every reason names the priority.
+    /// Decides and moves budget, everything checked before anything moves. The account's own cap first:
+    /// raised from other agents' unused budget, the largest first (the run and reserve accounts are never
+    /// donors), and — for high or critical work only — what they cannot cover from the emergency reserve,
+    /// which raises the run's cap by the same (the reserve lies outside it). Then the run's cap: only the
+    /// reserve can raise it, and only for high or critical work. Every reason names the priority.
     public func decide(_ r: Request) async -> Decision {
         let ledger = BudgetLedger(redis: redis, runID: r.runID)
         func deny(_ reason: String) -> Decision { Decision(granted: false, amount: 0, reason: reason, sources: []) }
         let accounts: [BudgetLedger.Account]
-        do { accounts = try await ledger.accounts() } catch { return deny("ledger unreadable: \(error)") }
-        guard let target = accounts.first(where: { $0.name == r.account }) else { return deny("no budget account '\(r.account)' in run \(r.runID)") }
-        guard let run = accounts.first(where: { $0.name == BudgetPlan.runAccount }) else { return deny("run \(r.runID) has no run account") }
+        do { accounts = try await ledger.accounts() } catch { return deny("ledger unreadable: \(error) (\(r.priority) work)") }
+        guard let target = accounts.first(where: { $0.name == r.account }) else { return deny("no budget account '\(r.account)' in run \(r.runID) (\(r.priority) work)") }
+        guard let run = accounts.first(where: { $0.name == BudgetPlan.runAccount }) else { return deny("run \(r.runID) has no run account (\(r.priority) work)") }
         let reserve = accounts.first { $0.name == BudgetPlan.reserveAccount }
-        var sources: [String] = []
         let mayUseReserve = Self.reservePriorities.contains(r.priority)
-        var reserveLeft = reserve?.available ?? 0
+        let kept = "the emergency reserve is kept for high or critical work (this is \(r.priority))"
+
+        let accountShort = max(0, r.amount - target.available)
+        let donors = accounts.filter { ![r.account, BudgetPlan.runAccount, BudgetPlan.reserveAccount].contains($0.name) && $0.available > 0 }
+            .sorted { ($0.available, $1.name) > ($1.available, $0.name) }
+        let unused = donors.reduce(0) { $0 + $1.available }
+        let accountFromReserve = max(0, accountShort - unused)
+        if accountFromReserve > 0 && !mayUseReserve {
+            return deny("\(r.account) has \(target.available) tokens left and the other agents \(unused) unused, \(accountShort) needed; \(kept)")
+        }
+        // What the reserve gives the account already raised the run's cap by as much.
+        let runShort = max(0, r.amount - run.available - accountFromReserve)
+        if runShort > 0 && !mayUseReserve {
+            return deny("the run's budget has \(run.available) of \(run.limit) tokens left; \(kept)")
+        }
+        let fromReserve = accountFromReserve + runShort
+        if fromReserve > 0 && (reserve?.available ?? 0) < fromReserve {
+            return deny("\(r.account) has \(target.available) tokens left, the other agents \(unused) unused, the run \(run.available) and the emergency reserve "
+                        + "\(reserve?.available ?? 0): \(fromReserve) more needed from the reserve for \(r.priority) work")
+        }
+        var sources: [String] = []
         do {
-            let runShort = r.amount - run.available
+            var fromDonors = accountShort - accountFromReserve
+            for donor in donors where fromDonors > 0 {
+                let take = min(fromDonors, donor.available)
+                try await ledger.transfer(take, from: donor.name, to: r.account)
+                sources.append("\(donor.name):\(take)")
+                fromDonors -= take
+            }
+            if accountFromReserve > 0 {
+                try await ledger.grantFromReserve(accountFromReserve, to: r.account)
+                sources.append("\(BudgetPlan.reserveAccount):\(accountFromReserve)")
+            }
             if runShort > 0 {
-                guard mayUseReserve else {
-                    return deny("the run's budget has \(run.available) of \(run.limit) tokens left; the emergency reserve is kept for high or critical work (this is \(r.priority))")
-                }
-                guard reserve != nil, reserveLeft >= runShort else {
-                    return deny("the run's budget has \(run.available) tokens left and the emergency reserve \(reserveLeft), \(runShort) needed for \(r.priority) work")
-                }
                 try await ledger.transfer(runShort, from: BudgetPlan.reserveAccount, to: BudgetPlan.runAccount)
                 sources.append("\(BudgetPlan.reserveAccount):\(runShort)")
-                reserveLeft -= runShort
-            }
-            var short = r.amount - target.available
-            if short > 0 {
-                let donors = accounts.filter { ![r.account, BudgetPlan.runAccount, BudgetPlan.reserveAccount].contains($0.name) && $0.available > 0 }
-                    .sorted { ($0.available, $1.name) > ($1.available, $0.name) }
-                let unused = donors.reduce(0) { $0 + $1.available }
-                let fromReserve = mayUseReserve ? max(0, short - unused) : 0
-                guard unused + fromReserve >= short, fromReserve <= reserveLeft else {
-                    return deny("\(r.account) has \(target.available) tokens left and the other agents \(unused) unused, \(short) needed"
-                                + (mayUseReserve ? "; the emergency reserve has \(reserveLeft)" : "; the emergency reserve is kept for high or critical work (this is \(r.priority))"))
-                }
-                for donor in donors where short - fromReserve > 0 {
-                    let take = min(short - fromReserve, donor.available)
-                    try await ledger.transfer(take, from: donor.name, to: r.account)
-                    sources.append("\(donor.name):\(take)")
-                    short -= take
-                }
-                if fromReserve > 0 {
-                    try await ledger.grantFromReserve(fromReserve, to: r.account)
-                    sources.append("\(BudgetPlan.reserveAccount):\(fromReserve)")
-                }
             }
         } catch {
             // Another agent spent the budget between our read and the transfer: the transfer refused atomically.
-            return deny("budget moved while deciding: \(error)")
+            return deny("budget moved while deciding: \(error) (\(r.priority) work)")
         }
         let reason = (sources.isEmpty ? "\(r.account) and the run already have \(r.amount) tokens available" : "moved " + sources.joined(separator: ", "))
             + " for \(r.priority) work"

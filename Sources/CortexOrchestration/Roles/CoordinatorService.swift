@@ -286,14 +286,17 @@ struct RunExecution {
         var handoffsSeen = 0
         var handoffIDs: Set<String> = []
         let allReported = await service.waitUntil(timeout: service.runTimeout) {
-            // Handoffs (a critical CVE that needs a code change) become tasks of this run, or are reported as not handed off.
-            await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids)
             // The ledger, live, for the token dashboard and the 90 % alert (at most every 2 s).
             if ContinuousClock.now - sampled >= .seconds(2) {
                 sampled = .now
                 if let accounts = try? await ledger.accounts() { exportTokens(accounts, live: true) }
             }
+            // Reports first, handoffs after: a report's handoffs are stored in the same transaction, so every
+            // handoff of a report seen here is read below (read the other way round, a report landing in
+            // between would end the wait with its handoffs unread).
             let reported = Set(try await context.redis.send("HKEYS", CortexNames.runResults(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            // Handoffs (a critical CVE that needs a code change) become tasks of this run, or are reported as not handed off.
+            await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids)
             if ids.isSubset(of: reported) { return true }
             // A master that stays down longer than the limit ends the wait: a partial report beats a hang.
             let waitingOn = Set(progress.tasks.filter { !reported.contains($0.id) }.map(\.master))
@@ -302,6 +305,9 @@ struct RunExecution {
             return !abandoned.isEmpty
         }
         if Task.isShuttingDownGracefully && !allReported { return false }
+        // A run that ends without every report (timeout, a master down) may have handoffs nobody read yet:
+        // they are reported, never dropped.
+        if !allReported { await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids, queue: false) }
 
         // Phase 4: aggregation. Whatever could not be done, read or checked goes into the reason: the run
         // is `succeeded` only when every task reported succeeded and nothing on the way was lost.
@@ -350,12 +356,21 @@ struct RunExecution {
                             reports: reports, budget: budget)
     }
 
+    /// Records a task with its run (HSETNX) and queues it on its master's stream only if it was not recorded
+    /// before; sets the run's task count.
+    static let queueTaskScript = """
+        if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+        redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'task', ARGV[2])
+        redis.call('HSET', KEYS[3], 'tasks', ARGV[4])
+        return 1
+        """
+
     /// Reads the handoffs recorded with the run since `seen` (the sender records each atomically with its
     /// report; this coordinator records what it hears). One per message id: a handoff to the development
     /// master on a target of the run becomes an implementation task; any other is reported in the run's
     /// reason as "not handed off: …", never dropped; a task that cannot be queued fails with the reason
     /// instead of being waited for.
-    private func takeHandoffs(_ progress: Progress, seen: inout Int, handoffIDs: inout Set<String>, ids: inout Set<String>) async {
+    private func takeHandoffs(_ progress: Progress, seen: inout Int, handoffIDs: inout Set<String>, ids: inout Set<String>, queue: Bool = true) async {
         let log = context.logger
         let handoffs: [String]
         do {
@@ -374,6 +389,10 @@ struct RunExecution {
             let to = envelope.string("to") ?? "?"
             let target = envelope.string("target") ?? ""
             let what = "\(envelope.source) → \(to) on \(RepositoryCheckout.name(of: target))"
+            guard queue else {
+                progress.notHandedOff.append("not handed off: \(what): the run ended before it could be queued")
+                continue
+            }
             guard to == MasterRole.development.rawValue else {
                 // The testing master tests each target in its own task; it takes no follow-up work yet.
                 progress.notHandedOff.append("not handed off: \(what): the \(to) master takes no handoffs")
@@ -397,12 +416,12 @@ struct RunExecution {
             guard !ids.contains(task.id), progress.failedTasks[task.id] == nil else { continue }
             do {
                 let json = try WireJSON.encode(task)
+                // One script: the task is recorded and queued together, once (a retry after a lost reply, or
+                // a coordinator resuming the run, finds it recorded and queues nothing).
                 try await retryingRedis(log) {
-                    for r in try await context.redis.pipeline([
-                        ["HSET", CortexNames.runTasks(runID), task.id, json],
-                        ["XADD", CortexNames.taskStream(.development), "MINID", "~", CortexNames.Retention.minID(olderThan: context.retentionSeconds), "*", "task", json],
-                        ["HSET", CortexNames.run(runID), "tasks", progress.tasks.count + 1],
-                    ]) { try r.orThrow() }
+                    try await context.redis.send("EVAL", Self.queueTaskScript, 3, CortexNames.runTasks(runID), CortexNames.taskStream(.development),
+                                                 CortexNames.run(runID), task.id, json, CortexNames.Retention.minID(olderThan: context.retentionSeconds),
+                                                 progress.tasks.count + 1).orThrow()
                 }
                 ids.insert(task.id)
                 log.info("handoff from \(envelope.source) became task \(task.id)")
@@ -558,13 +577,15 @@ public enum TaskRouter {
     }
 
     /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice;
+    /// routine tasks are `normal` priority (only urgent follow-up work, such as a critical CVE's handoff,
+    /// may draw on the emergency reserve);
     /// with a cluster, one more task each for the inventory master (discovery) and the security master (audit).
     public static func decompose(_ request: RunRequest, cluster: Bool = false) -> [TaskSpec] {
         let masters = masters(for: request.goal)
         var tasks = masters.flatMap { master in
             request.targets.enumerated().map { index, target in
                 TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
-                         skill: SkillName.builtIn(for: master), target: target, priority: master == .security ? .high : .normal, attempt: 1,
+                         skill: SkillName.builtIn(for: master), target: target, priority: .normal, attempt: 1,
                          allowTestExecution: master == .testing ? (request.allowTestExecution ?? []).contains(target) : nil,
                          instructions: master == .development ? request.implement : nil)
             }
@@ -575,7 +596,7 @@ public enum TaskRouter {
         }
         if cluster && masters.contains(.security) {
             tasks.append(TaskSpec(id: "\(request.runID).security.cluster", runID: request.runID, master: .security,
-                                  skill: .clusterAudit, target: ClusterSurvey.target, priority: .high, attempt: 1))
+                                  skill: .clusterAudit, target: ClusterSurvey.target, priority: .normal, attempt: 1))
         }
         return tasks
     }

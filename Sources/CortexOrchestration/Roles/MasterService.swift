@@ -234,7 +234,10 @@ public struct MasterService: RoleService {
             commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters)
             try await retryingRedis(taskLog) {
                 switch try await context.redis.transaction(commands) {
-                case .committed(let replies): for r in replies { try r.orThrow() }
+                case .committed(let replies):
+                    // Applied (the task is acknowledged); a command that failed inside EXEC is logged, not retried.
+                    let errors = replies.compactMap { if case .error(let m) = $0 { return m } else { return nil } }
+                    if !errors.isEmpty { taskLog.error("report stored, but Redis failed \(errors.count) command(s) of its transaction: \(errors.joined(separator: "; "))") }
                 case .refused(let refusals): throw RedisError.server(refusals.map(\.reason).joined(separator: "; "))
                 }
             }
@@ -390,6 +393,12 @@ public struct MasterService: RoleService {
             },
             startedAt: started, finishedAt: Date()
         )
+        // Test suites found but not run: listed as not checked. Running them executes the target's code, so
+        // it is the operator's opt-in (--allow-test-execution); left off, the run did what was asked.
+        if task.skill == .testSurvey, task.allowTestExecution != true, let cases = summary.details["cases"]?.intValue, cases > 0 {
+            report.notChecked("test results (\(cases) test cases found, not run: test execution is not allowed for this target; --allow-test-execution)",
+                              degrading: false)
+        }
         // Findings the catalog did not take are findings nobody can query: the report says how many.
         let registrations = ordered.compactMap(\.catalog).filter { $0.assets > 0 }
         let unregistered = registrations.filter { $0.registered < $0.assets }

@@ -76,7 +76,12 @@ public struct MeteredLLM: Sendable {
         var lastError: (any Error)?
         for attempt in 1...4 {
             do {
-                try await ledger.commit(reservation, actual: actual)
+                guard try await ledger.commit(reservation, actual: actual) else {
+                    // The reservation was gone: expired (a day after it was made) or settled by someone else.
+                    logger.error("budget reservation \(reservation.id) for \(purpose) no longer exists; \(actual) tokens of usage not recorded")
+                    metrics?.budgetSettlement(outcome: "expired")
+                    return
+                }
                 if attempt > 1 { logger.notice("budget settled for \(purpose) after \(attempt) attempts") }
                 return
             } catch {

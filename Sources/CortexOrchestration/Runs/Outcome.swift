@@ -1,8 +1,8 @@
 import Foundation
 
 /// How a piece of work ended — a work item, a master's report on a task, a run — and how parts roll up
-/// into the whole. Only `succeeded` is a clean result: a part that was skipped, denied its budget or that
-/// failed makes the whole `partial` (or `failed` when nothing succeeded), with the reason.
+/// into the whole (`rollUp`). Only `succeeded` is a clean result: parts that ended differently make the
+/// whole `partial`, or their common outcome when they all ended the same way, with the reason.
 public enum Outcome: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
     /// Done, and everything it was asked to check was checked.
     case succeeded

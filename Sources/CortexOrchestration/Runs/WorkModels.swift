@@ -199,10 +199,11 @@ public struct MasterReport: Codable, Sendable, Equatable {
         reason = [reason, problem].compactMap { $0 }.joined(separator: "; ")
     }
 
-    /// Records a check that did not run: listed in `notChecked`, and the report is not a clean result.
-    public mutating func notChecked(_ check: String) {
+    /// Records a check that did not run: listed in `notChecked` (the summary's first lines show it) and, unless
+    /// the operator chose not to have it (`degrading: false`, an opt-in left off), the report is not a clean result.
+    public mutating func notChecked(_ check: String, degrading: Bool = true) {
         notChecked = (notChecked ?? []) + [check]
-        degrade("not checked: \(check)")
+        if degrading { degrade("not checked: \(check)") }
     }
 
     /// What the LLM step came to: `done` (with the text), `denied` (no budget, with the coordinator's
