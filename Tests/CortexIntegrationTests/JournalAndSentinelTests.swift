@@ -13,14 +13,14 @@ import Testing
         let dir = try temporaryDirectory("cortex-journal")
         let metrics = CortexMetrics()
         let journal = Journal(directory: dir, name: "test", logger: Logger(label: "test"), metrics: metrics)
-        try await journal.append([["RPUSH", "list", "a"]])
-        try await journal.append([["RPUSH", "list", "b"], ["PUBLISH", "cortex:events:system", "not-an-envelope"]])
+        try await journal.append([.rpush("list", "a")])
+        try await journal.append([.rpush("list", "b"), .publish("cortex:events:system", "not-an-envelope")])
         // A torn write and a foreign line in the middle: reported, skipped, the rest still replayed.
         let handle = try FileHandle(forWritingTo: journal.file)
         try handle.seekToEnd()
         try handle.write(contentsOf: Data("{\"id\":\"x\",\"comm\n[1,2,3]\n".utf8))
         try handle.close()
-        try await journal.append([["RPUSH", "list", "c"]])
+        try await journal.append([.rpush("list", "c")])
         let before = try String(contentsOf: journal.file, encoding: .utf8)
         #expect(await journal.pendingCount() == 5)
 
@@ -40,7 +40,7 @@ import Testing
     @Test func recordsStayWhileRedisIsUnreachable() async throws {
         let dir = try temporaryDirectory("cortex-journal-down")
         let journal = Journal(directory: dir, name: "test", logger: Logger(label: "test"), metrics: CortexMetrics())
-        try await journal.append([["SET", "k", "v"]])
+        try await journal.append([.set("k", "v")])
         let nowhere = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: try FreePort.find()), configuration: .init(connectTimeout: .milliseconds(200)))
         defer { nowhere.close() }
         let r = await journal.replay(redis: nowhere)

@@ -156,12 +156,12 @@ import Testing
         try await Self.ok(worker, "SET", CortexNames.checkpoint("i1"), "{}", "EX", 60)
         try await Self.ok(worker, "XCLAIM", CortexNames.workStream(.catalog), CortexNames.Group.workers, "w1", 0, items[0].entry.id, "JUSTID")
         let done = Envelope(type: .TASK_COMPLETE, source: "test", runID: run, data: GeneratedDocs.example(.TASK_COMPLETE).data)
-        let commit: [[any RedisArgument]] = [
-            ["HSETNX", CortexNames.taskResults("t1"), "i1", "{}"], ["EXPIRE", CortexNames.taskResults("t1"), 60],
-            ["XADD", CortexNames.taskResultEvents("t1"), "MAXLEN", "~", 1000, "*", "item", "i1"], ["EXPIRE", CortexNames.taskResultEvents("t1"), 60],
-            ["XACK", CortexNames.workStream(.catalog), CortexNames.Group.workers, items[0].entry.id], ["DEL", CortexNames.checkpoint("i1")],
-            ["HINCRBY", CortexNames.workerRegistry("w1"), "items_done", 1], ["HINCRBY", CortexNames.taskDuplicates("t1"), "count", 1],
-        ] + MessageBus.commands(for: done).map { $0.map { $0 as any RedisArgument } }
+        let commit: [RedisCommand] = [
+            .hsetnx(CortexNames.taskResults("t1"), "i1", "{}"), .expire(CortexNames.taskResults("t1"), seconds: 60),
+            .xadd(CortexNames.taskResultEvents("t1"), maxLength: 1000, fields: [("item", "i1")]), .expire(CortexNames.taskResultEvents("t1"), seconds: 60),
+            .xack(CortexNames.workStream(.catalog), group: CortexNames.Group.workers, ids: [items[0].entry.id]), .del(CortexNames.checkpoint("i1")),
+            .hincrby(CortexNames.workerRegistry("w1"), "items_done", by: 1), .hincrby(CortexNames.taskDuplicates("t1"), "count", by: 1),
+        ] + MessageBus.commands(for: done)
         guard case .committed(let replies) = try await worker.transaction(commit) else { Issue.record("the worker's commit was refused"); return }
         #expect(replies.allSatisfy { (try? $0.orThrow()) != nil }, "\(replies)")
         // Journal replay: the journaled commit, in one script that claims the record's marker first.

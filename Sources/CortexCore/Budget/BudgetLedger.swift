@@ -124,11 +124,11 @@ public struct BudgetLedger: Sendable {
     /// The plain commands that settle `reservation` as `actual` usage (0: released), for the journal when
     /// Redis cannot be reached: replayed only while the reservation key exists (`settleGuard`), so a
     /// settle that landed before the connection broke is not applied twice.
-    public func settleCommands(_ reservation: Reservation, actual: Int) -> [[String]] {
-        reservation.accounts.flatMap { name -> [[String]] in
+    public func settleCommands(_ reservation: Reservation, actual: Int) -> [RedisCommand] {
+        reservation.accounts.flatMap { name -> [RedisCommand] in
             let key = CortexNames.budgetAccount(runID, name)
-            return [["HINCRBY", key, "reserved", String(-reservation.amount)]] + (actual > 0 ? [["HINCRBY", key, "used", String(actual)]] : [])
-        } + [["DEL", settleGuard(reservation)]]
+            return [.hincrby(key, "reserved", by: -reservation.amount)] + (actual > 0 ? [.hincrby(key, "used", by: actual)] : [])
+        } + [.del(settleGuard(reservation))]
     }
 
     /// The key whose existence means `reservation` is not settled yet.

@@ -92,8 +92,9 @@ public enum RedisACL {
     /// Every process: reachability, the database in the URL, Sentinel's primary check, replication waits.
     static let connection = ["ping", "select", "role", "wait"]
     /// Publishing a message: PUBLISH plus XADD to the capped history (MessageBus). Journal replay runs the
-    /// journaled commands in one EVAL that first SETs the record's marker key.
-    static let messaging = ["publish", "xadd", "eval", "set"]
+    /// journaled commands in one EVAL that first SETs the record's marker key; scripts run alone go by
+    /// their digest (EVALSHA, loaded once with SCRIPT LOAD: `RedisScript`).
+    static let messaging = ["publish", "xadd", "eval", "evalsha", "script|load", "set"]
     /// Reading a stream through its consumer group (StreamConsumer): the group made on start, own pending
     /// entries, idle ones claimed, delivery counts, acknowledgement.
     static let groupConsumer = ["xgroup|create", "xreadgroup", "xautoclaim", "xpending", "xack"]

@@ -46,8 +46,8 @@ public actor Journal {
     /// Appends a record; throws only when the disk write itself fails. With `onlyIfExists`, replay applies
     /// the record only while that key exists (a write whose effect may have landed before the connection
     /// broke, and that deletes the key when it lands, is then never applied twice).
-    public func append(_ commands: [[String]], onlyIfExists: String? = nil) throws {
-        let record = Record(id: UUID().uuidString.lowercased(), commands: commands, onlyIfExists: onlyIfExists)
+    public func append(_ commands: [RedisCommand], onlyIfExists: String? = nil) throws {
+        let record = Record(id: UUID().uuidString.lowercased(), commands: commands.map(\.parts), onlyIfExists: onlyIfExists)
         let line = try String(decoding: JSONEncoder().encode(record), as: UTF8.self) + "\n"
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: file.path) { FileManager.default.createFile(atPath: file.path, contents: nil) }

@@ -30,18 +30,17 @@ public struct MessageBus: Sendable {
     }
 
     /// The commands that publish an envelope: PUBLISH plus XADD to the history.
-    public static func commands(for envelope: Envelope) -> [[String]] {
+    public static func commands(for envelope: Envelope) -> [RedisCommand] {
         let payload = envelope.encodedString
         return [
-            ["PUBLISH", envelope.channel.rawValue, payload],
-            ["XADD", CortexNames.eventHistory, "MAXLEN", "~", String(historyLength), "*", "channel", envelope.channel.rawValue, "message", payload],
+            .publish(envelope.channel.rawValue, payload),
+            .xadd(CortexNames.eventHistory, maxLength: historyLength, fields: [("channel", envelope.channel.rawValue), ("message", payload)]),
         ]
     }
 
     /// Publishes a ready-made envelope (PUBLISH + XADD to the history in one round trip).
     public func publish(_ envelope: Envelope) async throws {
-        let replies = try await redis.pipeline(Self.commands(for: envelope).map { $0.map { $0 as any RedisArgument } })
-        for r in replies { try r.orThrow() }
+        try await redis.run(Self.commands(for: envelope))
         metrics.messagePublished(channel: envelope.channel, type: envelope.type)
     }
 

@@ -115,7 +115,7 @@ public struct CoordinatorService: RoleService {
         if finished {
             // Acknowledged only once the run ended: a coordinator stopped mid-run gets it again and resumes.
             try? await retryingRedis(context.logger) {
-                for r in try await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators)) { try r.orThrow() }
+                try await context.redis.run(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators))
             }
         }
     }
@@ -127,10 +127,10 @@ public struct CoordinatorService: RoleService {
         if let state = try? await RunState.load(runID, redis: context.redis), state.isFinished { return }
         do {
             try await retryingRedis(context.logger) {
-                for r in try await context.redis.pipeline([
-                    ["RPUSH", CortexNames.runHandoffs(runID), envelope.encodedString],
-                    ["EXPIRE", CortexNames.runHandoffs(runID), context.retentionSeconds],
-                ]) { try r.orThrow() }
+                try await context.redis.run([
+                    .rpush(CortexNames.runHandoffs(runID), envelope.encodedString),
+                    .expire(CortexNames.runHandoffs(runID), seconds: context.retentionSeconds),
+                ])
             }
         } catch {
             context.logger.error("could not record the handoff \(envelope.id) from \(envelope.source): \(error)", metadata: ["cortex.run.id": "\(runID)"])
@@ -142,12 +142,11 @@ public struct CoordinatorService: RoleService {
     private func refuse(_ request: RunRequest, reason: String, delivery: StreamConsumer.Delivery) async {
         context.logger.error("run request refused: \(reason)", metadata: ["cortex.run.id": "\(request.runID)"])
         do {
-            let replies = try await context.redis.pipeline([
-                ["HSET", CortexNames.run(request.runID), "status", "failed", "reason", "refused: \(reason)", "goal", String(request.goal.prefix(2000)),
-                 "finished_at", Timestamp.format(Date())],
-                ["EXPIRE", CortexNames.run(request.runID), context.retentionSeconds],
+            try await context.redis.run([
+                .hset(CortexNames.run(request.runID), ["status": "failed", "reason": "refused: \(reason)", "goal": String(request.goal.prefix(2000)),
+                                                      "finished_at": Timestamp.format(Date())]),
+                .expire(CortexNames.run(request.runID), seconds: context.retentionSeconds),
             ] + StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators))
-            for r in replies { try r.orThrow() }
         } catch {
             context.logger.warning("could not record the refusal (the request stays pending and is refused again): \(error)")
             return
@@ -199,13 +198,14 @@ struct RunExecution {
         let progress = Progress()
         let started = Date()
         log.info("run started", metadata: ["cortex.run.goal": "\(request.goal)", "cortex.run.targets": "\(request.targets.joined(separator: ","))"])
+        // Best effort: while Redis is away the run waits in pre-flight anyway, and every phase writes its state again.
         _ = try? await context.redis.pipeline([
-            ["HSET", CortexNames.run(runID), "status", "running", "goal", request.goal, "targets", (try? WireJSON.encode(request.targets)) ?? "[]",
-             "started_at", Timestamp.format(started), "coordinator", context.instanceID],
-            ["EXPIRE", CortexNames.run(runID), context.retentionSeconds],
-            ["ZADD", CortexNames.runIndex, epochMilliseconds(request.requestedAt), runID],
+            .hset(CortexNames.run(runID), ["status": "running", "goal": request.goal, "targets": (try? WireJSON.encode(request.targets)) ?? "[]",
+                                           "started_at": Timestamp.format(started), "coordinator": context.instanceID]),
+            .expire(CortexNames.run(runID), seconds: context.retentionSeconds),
+            .zadd(CortexNames.runIndex, score: epochMilliseconds(request.requestedAt), runID),
             // The index lists what Redis still holds: runs older than the retention are gone.
-            ["ZREMRANGEBYSCORE", CortexNames.runIndex, "-inf", "(\(epochMilliseconds() - context.retentionSeconds * 1000)"],
+            .zremrangebyscore(CortexNames.runIndex, min: "-inf", max: "(\(epochMilliseconds() - context.retentionSeconds * 1000)"),
         ])
 
         // Phase 0: pre-flight. The masters the goal concerns must be up (all six for a full orchestration).
@@ -226,7 +226,7 @@ struct RunExecution {
         await context.bus.notify(.MASTER_ACTIVATION_START, runID: runID, data: ["masters": .array(needed.map { .string($0.rawValue) })])
         var unacknowledged: [String] = []
         let activated = await service.waitUntil(timeout: service.activationTimeout) {
-            let acked = Set(try await context.redis.send("HKEYS", CortexNames.runActivation(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            let acked = Set(try await context.redis.hkeys(CortexNames.runActivation(runID)))
             unacknowledged = needed.map(\.rawValue).filter { !acked.contains($0) }
             return unacknowledged.isEmpty
         }
@@ -241,7 +241,7 @@ struct RunExecution {
         do {
             // A resumed run keeps the ledger it had.
             try await retryingRedis(log) {
-                if try await context.redis.send("EXISTS", CortexNames.budgetAccounts(runID)).orThrow().int != 1 { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
+                if try await !context.redis.exists(CortexNames.budgetAccounts(runID)) { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
             }
         } catch {
             log.error("could not open the run's token budgets: \(error)")
@@ -259,17 +259,17 @@ struct RunExecution {
         }
         progress.tasks = TaskRouter.decompose(request, cluster: cluster)
         do {
-            var commands: [[any RedisArgument]] = []
-            let existing = Set(try await context.redis.send("HKEYS", CortexNames.runTasks(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            var commands: [RedisCommand] = []
+            let existing = Set(try await context.redis.hkeys(CortexNames.runTasks(runID)))
             let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
             for task in progress.tasks where !existing.contains(task.id) {
                 let json = try WireJSON.encode(task)
-                commands.append(["HSET", CortexNames.runTasks(runID), task.id, json])
-                commands.append(["XADD", CortexNames.taskStream(task.master), "MINID", "~", minID, "*", "task", json])
+                commands.append(.hset(CortexNames.runTasks(runID), task.id, json))
+                commands.append(.xadd(CortexNames.taskStream(task.master), minID: minID, fields: [("task", json)]))
             }
-            commands.append(["EXPIRE", CortexNames.runTasks(runID), context.retentionSeconds])
-            commands.append(["HSET", CortexNames.run(runID), "tasks", progress.tasks.count])
-            try await retryingRedis(log) { for r in try await context.redis.pipeline(commands) { try r.orThrow() } }
+            commands.append(.expire(CortexNames.runTasks(runID), seconds: context.retentionSeconds))
+            commands.append(.hset(CortexNames.run(runID), "tasks", progress.tasks.count))
+            try await retryingRedis(log) { try await context.redis.run(commands) }
             await context.redis.awaitReplication()
         } catch {
             return await finish(status: .failed, reason: "work distribution: \(error)", progress: progress, started: started)
@@ -294,7 +294,7 @@ struct RunExecution {
             // Reports first, handoffs after: a report's handoffs are stored in the same transaction, so every
             // handoff of a report seen here is read below (read the other way round, a report landing in
             // between would end the wait with its handoffs unread).
-            let reported = Set(try await context.redis.send("HKEYS", CortexNames.runResults(runID)).orThrow().array?.compactMap(\.string) ?? [])
+            let reported = Set(try await context.redis.hkeys(CortexNames.runResults(runID)))
             // Handoffs (a critical CVE that needs a code change) become tasks of this run, or are reported as not handed off.
             await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids)
             if ids.isSubset(of: reported) { return true }
@@ -315,7 +315,7 @@ struct RunExecution {
         var reports: [MasterReport] = []
         do {
             var raw: [String: String] = [:]
-            try await retryingRedis(log) { raw = try await context.redis.send("HGETALL", CortexNames.runResults(runID)).orThrow().fieldMap }
+            try await retryingRedis(log) { raw = try await context.redis.hgetall(CortexNames.runResults(runID)) }
             for (id, text) in raw where ids.contains(id) {
                 do { reports.append(try WireJSON.decode(MasterReport.self, from: text)) } catch {
                     log.warning("unreadable report for \(id): \(error)")
@@ -358,12 +358,12 @@ struct RunExecution {
 
     /// Records a task with its run (HSETNX) and queues it on its master's stream only if it was not recorded
     /// before; sets the run's task count.
-    static let queueTaskScript = """
+    static let queueTaskScript = RedisScript("""
         if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
         redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'task', ARGV[2])
         redis.call('HSET', KEYS[3], 'tasks', ARGV[4])
         return 1
-        """
+        """)
 
     /// Reads the handoffs recorded with the run since `seen` (the sender records each atomically with its
     /// report; this coordinator records what it hears). One per message id: a handoff to the development
@@ -374,7 +374,7 @@ struct RunExecution {
         let log = context.logger
         let handoffs: [String]
         do {
-            handoffs = try await context.redis.send("LRANGE", CortexNames.runHandoffs(runID), seen, -1).orThrow().array?.compactMap(\.string) ?? []
+            handoffs = try await context.redis.lrange(CortexNames.runHandoffs(runID), start: seen, stop: -1)
         } catch {
             log.warning("could not read the run's handoffs (read again on the next event): \(error)")
             return
@@ -419,9 +419,8 @@ struct RunExecution {
                 // One script: the task is recorded and queued together, once (a retry after a lost reply, or
                 // a coordinator resuming the run, finds it recorded and queues nothing).
                 try await retryingRedis(log) {
-                    try await context.redis.send("EVAL", Self.queueTaskScript, 3, CortexNames.runTasks(runID), CortexNames.taskStream(.development),
-                                                 CortexNames.run(runID), task.id, json, CortexNames.Retention.minID(olderThan: context.retentionSeconds),
-                                                 progress.tasks.count + 1).orThrow()
+                    try await Self.queueTaskScript.run(context.redis, keys: [CortexNames.runTasks(runID), CortexNames.taskStream(.development), CortexNames.run(runID)],
+                                                       args: [task.id, json, CortexNames.Retention.minID(olderThan: context.retentionSeconds), progress.tasks.count + 1]).orThrow()
                 }
                 ids.insert(task.id)
                 log.info("handoff from \(envelope.source) became task \(task.id)")
@@ -462,21 +461,20 @@ struct RunExecution {
         progress.phases.append((phase, Self.phaseNames[phase], Date()))
         await snapshot(progress, status: "running", phase: phase)
         context.metrics.phase(phase)
-        _ = try? await context.redis.send("HSET", CortexNames.run(runID), "phase", phase)
+        _ = try? await context.redis.send(.hset(CortexNames.run(runID), "phase", phase))
         await context.bus.notify(.phaseStart(phase), runID: runID, data: ["phase": .number(Double(phase)), "name": .string(Self.phaseNames[phase])])
         context.logger.info("phase \(phase) \(Self.phaseNames[phase])")
     }
 
     /// The file copies of the run's state in the coordination directory, readable while Redis is not.
     private func snapshot(_ progress: Progress, status: String, phase: Int, reports: [MasterReport] = []) async {
-        let acks = (try? await context.redis.send("HGETALL", CortexNames.runActivation(runID)).orThrow().fieldMap) ?? [:]
+        let acks = (try? await context.redis.hgetall(CortexNames.runActivation(runID))) ?? [:]
         service.snapshots.write(runID: runID, request: request, status: status, phase: phase, phases: progress.phases,
                                 activation: acks, tasks: progress.tasks, reports: reports)
     }
 
     private func missingMasters(_ needed: [MasterRole]) async throws -> [String] {
-        let commands: [[any RedisArgument]] = needed.map { ["HGETALL", CortexNames.masterRegistry($0)] }
-        let replies = try await context.redis.pipeline(commands)
+        let replies = try await context.redis.pipeline(needed.map { .hgetall(CortexNames.masterRegistry($0)) })
         let now = epochMilliseconds()
         let timeoutMs = Int(context.heartbeatTimeout / .milliseconds(1))
         return zip(needed, replies).compactMap { role, reply in
@@ -522,11 +520,11 @@ struct RunExecution {
         }
         var marked = false
         try? await retryingRedis(context.logger) {
-            for r in try await context.redis.pipeline([
-                ["HSET", CortexNames.run(runID), "status", status.rawValue, "reason", reason ?? "", "report_dir", reportDir,
-                 "finished_at", Timestamp.format(outcome.finishedAt)],
-                ["EXPIRE", CortexNames.run(runID), context.retentionSeconds],
-            ]) { try r.orThrow() }
+            try await context.redis.run([
+                .hset(CortexNames.run(runID), ["status": status.rawValue, "reason": reason ?? "", "report_dir": reportDir,
+                                               "finished_at": Timestamp.format(outcome.finishedAt)]),
+                .expire(CortexNames.run(runID), seconds: context.retentionSeconds),
+            ])
             marked = true
         }
         if marked && !archivedKeys.isEmpty {

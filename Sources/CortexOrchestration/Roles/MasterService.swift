@@ -229,9 +229,9 @@ public struct MasterService: RoleService {
             for handoff in handoffs {
                 commands += [["RPUSH", CortexNames.runHandoffs(task.runID), handoff.encodedString],
                              ["EXPIRE", CortexNames.runHandoffs(task.runID), context.retentionSeconds]]
-                commands += MessageBus.commands(for: handoff).map { $0.map { $0 as any RedisArgument } }
+                commands += MessageBus.commands(for: handoff).map(\.arguments)
             }
-            commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters)
+            commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters).map(\.arguments)
             try await retryingRedis(taskLog) {
                 switch try await context.redis.transaction(commands) {
                 case .committed(let replies):

@@ -60,7 +60,7 @@ struct StreamConsumer {
     private func withDeliveryCounts(_ deliveries: [Delivery]) async throws -> [Delivery] {
         var out = deliveries
         for i in out.indices {
-            let reply = try await redis.send("XPENDING", out[i].stream, group, out[i].entry.id, out[i].entry.id, 1).orThrow()
+            let reply = try await redis.send(.xpending(out[i].stream, group: group, from: out[i].entry.id, to: out[i].entry.id, count: 1)).orThrow()
             out[i].deliveries = reply.array?.first?.array.flatMap { $0.count >= 4 ? $0[3].int : nil }
         }
         return out
@@ -68,8 +68,8 @@ struct StreamConsumer {
 
     /// The commands that acknowledge a processed entry and delete it: it has no further use, and deleting
     /// it keeps the stream as long as its backlog (CORTEX_RETENTION trims what is never read).
-    static func acknowledged(_ delivery: Delivery, group: String) -> [[any RedisArgument]] {
-        [["XACK", delivery.stream, group, delivery.entry.id], ["XDEL", delivery.stream, delivery.entry.id]]
+    static func acknowledged(_ delivery: Delivery, group: String) -> [RedisCommand] {
+        [.xack(delivery.stream, group: group, ids: [delivery.entry.id]), .xdel(delivery.stream, ids: [delivery.entry.id])]
     }
 
     /// Hands each delivery to `handle` until graceful shutdown begins; read errors (Redis away) are
@@ -103,7 +103,7 @@ struct StreamConsumer {
                 try? await Task.sleep(for: max(claimIdle / 3, .milliseconds(200)))
                 if Task.isCancelled { break }
                 do {
-                    let mine = try await redis.send("EVAL", keepAliveScript, 1, delivery.stream, group, consumer, delivery.entry.id).orThrow().int
+                    let mine = try await keepAliveScript.run(redis, keys: [delivery.stream], args: [group, consumer, delivery.entry.id]).orThrow().int
                     if mine == 0 {
                         logger.warning("\(delivery.entry.id) on \(delivery.stream) was claimed by another consumer while this one worked on it; left to them")
                         return
@@ -118,28 +118,30 @@ struct StreamConsumer {
 
     /// XCLAIM ... JUSTID only while the entry is still pending under this consumer (KEYS[1] stream;
     /// ARGV: group, consumer, entry id). Returns 1 when refreshed, 0 when it is not ours any more.
-    static let keepAliveScript = """
+    static let keepAliveScript = RedisScript("""
         local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
         if #p == 0 then return 0 end
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
         return 1
-        """
+        """)
 
     /// Returns an entry to its stream as a new entry (with `fields`) and acknowledges (and deletes) the old one, atomically,
     /// so the next reader takes it at once instead of after the visibility timeout.
     static func handBack(stream: String, group: String, entryID: String, fields: [String: String], redis: RedisClient) async throws {
-        let script = """
-            local args = {'XADD', KEYS[1], '*'}
-            for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
-            redis.call(unpack(args))
-            local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-            redis.call('XDEL', KEYS[1], ARGV[2])
-            return acked
-            """
-        var args: [any RedisArgument] = ["EVAL", script, 1, stream, group, entryID]
+        var args: [any RedisArgument] = [group, entryID]
         for (k, v) in fields.sorted(by: { $0.key < $1.key }) { args += [k, v] }
-        try await redis.send(args).orThrow()
+        try await handBackScript.run(redis, keys: [stream], args: args).orThrow()
     }
+
+    /// XADD a copy (KEYS[1] stream; ARGV: group, entry id, then field, value, …), XACK and XDEL the original.
+    static let handBackScript = RedisScript("""
+        local args = {'XADD', KEYS[1], '*'}
+        for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+        redis.call(unpack(args))
+        local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('XDEL', KEYS[1], ARGV[2])
+        return acked
+        """)
 
     /// Moves an entry that cannot be read to the dead-letter stream, with the reason, and acknowledges it:
     /// kept for the operator instead of dropped or retried forever.
@@ -151,12 +153,12 @@ struct StreamConsumer {
         context.metrics.deadLettered(reason: "malformed")
         do {
             // Capped like every stream: the dead letters are for the operator to look at, not an archive.
-            let replies = try await context.redis.pipeline([
-                ["XADD", CortexNames.deadLetters, "MAXLEN", "~", CortexNames.Retention.deadLetterLength, "*", "stream", delivery.stream,
-                 "entry", delivery.entry.id, "reason", reason,
-                 "fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description],
+            try await context.redis.run([
+                .xadd(CortexNames.deadLetters, maxLength: CortexNames.Retention.deadLetterLength, fields: [
+                    ("stream", delivery.stream), ("entry", delivery.entry.id), ("reason", reason),
+                    ("fields", JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description),
+                ]),
             ] + acknowledged(delivery, group: group))
-            for r in replies { try r.orThrow() }
         } catch {
             // Still pending: it comes back after the claim timeout and is dead-lettered then.
             context.logger.warning("could not dead-letter \(delivery.entry.id) (it stays pending and is retried): \(error)")

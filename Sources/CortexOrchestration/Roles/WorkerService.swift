@@ -561,8 +561,9 @@ public struct WorkerService: RoleService {
                                 error: reason, durationMs: 0, filesExamined: 0, output: .null, finishedAtMs: epochMilliseconds())
         let fields = JSONValue.object(delivery.entry.fields.mapValues { .string($0) }).description
         await commit(result, item: item, delivery: delivery, log: log, extra: [
-            ["XADD", CortexNames.deadLetters, "MAXLEN", "~", String(CortexNames.Retention.deadLetterLength), "*", "stream", delivery.stream,
-             "entry", delivery.entry.id, "reason", reason, "run_id", item.runID, "item_id", item.id, "fields", fields],
+            .xadd(CortexNames.deadLetters, maxLength: CortexNames.Retention.deadLetterLength, fields: [
+                ("stream", delivery.stream), ("entry", delivery.entry.id), ("reason", reason), ("run_id", item.runID), ("item_id", item.id), ("fields", fields),
+            ]),
         ])
     }
 
@@ -572,7 +573,7 @@ public struct WorkerService: RoleService {
     /// the journal and are applied on reconnect. The round trip is one MULTI/EXEC: a command this worker's
     /// Redis user may not run (NOPERM) aborts all of it, and the item is committed again as failed with the
     /// reason, without the refused commands (`omitting`: command and key), so its task can finish.
-    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [[String]] = [],
+    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [RedisCommand] = [],
                         omitting refused: [[String]] = []) async {
         let encoded: String
         do { encoded = try WireJSON.encode(result) } catch { log.error("cannot encode result: \(error)"); return }
@@ -585,21 +586,20 @@ public struct WorkerService: RoleService {
                 "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID), "reason": .string(result.error ?? "failed"),
                 "status": .string(result.status.rawValue),
             ])
-        let retention = String(context.retentionSeconds)
-        let commands: [[String]] = [
-            ["HSETNX", CortexNames.taskResults(item.taskID), item.id, encoded],
-            ["EXPIRE", CortexNames.taskResults(item.taskID), retention],
-            ["XADD", CortexNames.taskResultEvents(item.taskID), "MAXLEN", "~", "1000", "*", "item", item.id],
-            ["EXPIRE", CortexNames.taskResultEvents(item.taskID), retention],
+        let retention = context.retentionSeconds
+        let commands: [RedisCommand] = ([
+            .hsetnx(CortexNames.taskResults(item.taskID), item.id, encoded),
+            .expire(CortexNames.taskResults(item.taskID), seconds: retention),
+            .xadd(CortexNames.taskResultEvents(item.taskID), maxLength: 1000, fields: [("item", item.id)]),
+            .expire(CortexNames.taskResultEvents(item.taskID), seconds: retention),
             // Acknowledged and deleted: a processed entry has no further use, and the stream stays small.
-            ["XACK", delivery.stream, CortexNames.Group.workers, delivery.entry.id],
-            ["XDEL", delivery.stream, delivery.entry.id],
-            ["DEL", CortexNames.checkpoint(item.id)],
-            ["HINCRBY", CortexNames.workerRegistry(workerID), "items_done", "1"],
-        ].filter { !refused.contains(Array($0.prefix(2))) } + extra + MessageBus.commands(for: announcement).filter { !refused.contains(Array($0.prefix(2))) }
+        ] + StreamConsumer.acknowledged(delivery, group: CortexNames.Group.workers) + [
+            .del(CortexNames.checkpoint(item.id)),
+            .hincrby(CortexNames.workerRegistry(workerID), "items_done", by: 1),
+        ] + extra + MessageBus.commands(for: announcement)).filter { !refused.contains(Array($0.parts.prefix(2))) }
         do {
             let replies: [RedisReply]
-            switch try await context.redis.transaction(commands.map { $0.map { $0 as any RedisArgument } }) {
+            switch try await context.redis.transaction(commands) {
             case .committed(let committed): replies = committed
             case .refused(let refusals):
                 let reason = refusals.map(\.reason).joined(separator: "; ")
@@ -612,7 +612,7 @@ public struct WorkerService: RoleService {
                 failed.status = .failed
                 failed.error = "Redis refused the commit: \(reason)"
                 log.error("Redis refused the commit (\(reason)); committing the item as failed")
-                await commit(failed, item: item, delivery: delivery, log: log, extra: extra, omitting: refusals.map { Array(commands[$0.index].prefix(2)) })
+                await commit(failed, item: item, delivery: delivery, log: log, extra: extra, omitting: refusals.map { Array(commands[$0.index].parts.prefix(2)) })
                 return
             }
             for r in replies { try r.orThrow() }
