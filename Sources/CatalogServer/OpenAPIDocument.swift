@@ -27,55 +27,111 @@ enum OpenAPIDocument {
     static let cursorPattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$"
 
     static var document: JSONValue {
-        func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
-        func enumSchema<E: RawRepresentable & CaseIterable>(_ e: E.Type) -> JSONValue where E.RawValue == String {
-            ["type": "string", "enum": .array(E.allCases.map { .string($0.rawValue) })]
-        }
-        func json(_ schema: JSONValue, _ description: String) -> JSONValue {
-            ["description": .string(description), "content": ["application/json": ["schema": schema]]]
-        }
-        func errors(_ codes: [Int]) -> [String: JSONValue] {
-            var out: [String: JSONValue] = [:]
-            let texts = [400: "invalid request", 401: "missing or unknown bearer token", 403: "token lacks the scope",
-                         404: "not found", 409: "conflict (exists, or version mismatch)", 413: "body too large", 503: "storage unavailable"]
-            for c in codes + [401, 503] { out[String(c)] = json(ref("Error"), texts[c] ?? "error") }
-            return out
-        }
-        func responses(_ ok: [String: JSONValue], _ codes: [Int]) -> JSONValue {
-            .object(errors(codes).merging(ok) { $1 })
-        }
-        func query(_ name: String, _ schema: JSONValue, _ description: String, required: Bool = false) -> JSONValue {
-            ["name": .string(name), "in": "query", "required": .bool(required), "schema": schema, "description": .string(description)]
-        }
-        let string: JSONValue = ["type": "string"]
-        let nullableString: JSONValue = ["type": ["string", "null"]]
-        // What CatalogValidation accepts: no control characters, bounded length.
-        func text(_ max: Int, min: Int = 1) -> JSONValue {
-            ["type": "string", "minLength": .number(Double(min)), "maxLength": .number(Double(max)), "pattern": .string(noControl)]
-        }
-        let name = text(CatalogLimits.maxNameLength)
-        let id = text(CatalogLimits.maxIDLength)
-        let integer: JSONValue = ["type": "integer"]
-        let idParameter: JSONValue = [
+        [
+            "openapi": "3.1.0",
+            "info": ["title": "Cortex catalog-api", "version": "1",
+                     "description": "The asset registry with lineage. GraphQL (queries, mutations, graphql-transport-ws subscriptions) is at /graphql."],
+            "servers": [["url": "/"]],
+            "security": [["bearer": []]],
+            "components": ["securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]], "schemas": schemas],
+            "paths": .object(probePaths.merging(assetPaths) { $1 }.merging(catalogPaths) { $1 }),
+        ]
+    }
+}
+
+// MARK: building blocks
+
+extension OpenAPIDocument {
+    private static func ref(_ name: String) -> JSONValue { ["$ref": .string("#/components/schemas/\(name)")] }
+
+    private static func enumSchema<E: RawRepresentable & CaseIterable>(_ e: E.Type) -> JSONValue where E.RawValue == String {
+        ["type": "string", "enum": .array(E.allCases.map { .string($0.rawValue) })]
+    }
+
+    private static func json(_ schema: JSONValue, _ description: String) -> JSONValue {
+        ["description": .string(description), "content": ["application/json": ["schema": schema]]]
+    }
+
+    private static func errors(_ codes: [Int]) -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        let texts = [400: "invalid request", 401: "missing or unknown bearer token", 403: "token lacks the scope",
+                     404: "not found", 409: "conflict (exists, or version mismatch)", 413: "body too large", 503: "storage unavailable"]
+        for c in codes + [401, 503] { out[String(c)] = json(ref("Error"), texts[c] ?? "error") }
+        return out
+    }
+
+    private static func responses(_ ok: [String: JSONValue], _ codes: [Int]) -> JSONValue {
+        .object(errors(codes).merging(ok) { $1 })
+    }
+
+    private static func query(_ name: String, _ schema: JSONValue, _ description: String, required: Bool = false) -> JSONValue {
+        ["name": .string(name), "in": "query", "required": .bool(required), "schema": schema, "description": .string(description)]
+    }
+
+    private static func body(_ schema: JSONValue) -> JSONValue { ["required": true, "content": ["application/json": ["schema": schema]]] }
+
+    private static let string: JSONValue = ["type": "string"]
+    private static let nullableString: JSONValue = ["type": ["string", "null"]]
+    private static let integer: JSONValue = ["type": "integer"]
+
+    // What CatalogValidation accepts: no control characters, bounded length.
+    private static func boundedText(_ max: Int, min: Int = 1) -> JSONValue {
+        ["type": "string", "minLength": .number(Double(min)), "maxLength": .number(Double(max)), "pattern": .string(noControl)]
+    }
+
+    private static var name: JSONValue { boundedText(CatalogLimits.maxNameLength) }
+    private static var id: JSONValue { boundedText(CatalogLimits.maxIDLength) }
+
+    // Optional fields may also be null, which means absent.
+    private static func optional(_ schema: JSONValue) -> JSONValue { ["anyOf": [schema, ["type": "null"]]] }
+
+    private static var idParameter: JSONValue {
+        [
             "name": "id", "in": "path", "required": true, "schema": id,
             "description": "The asset id, percent-encoded (ids contain ':' and '/').",
         ]
-        let pageParameters: [JSONValue] = [
+    }
+
+    private static var pageParameters: [JSONValue] {
+        [
             query("limit", ["type": "integer", "minimum": 1, "maximum": 10000], "Page size (default 50, capped by CORTEX_CATALOG_MAX_PAGE, default 500)."),
             query("after", ["type": "string", "pattern": .string(cursorPattern)], "pageInfo.endCursor of the previous page."),
         ]
-        // Optional fields may also be null, which means absent.
-        func optional(_ schema: JSONValue) -> JSONValue { ["anyOf": [schema, ["type": "null"]]] }
-        let assetBodyProperties: [String: JSONValue] = [
-            "type": ref("AssetType"), "name": name, "namespace": optional(text(CatalogLimits.maxNameLength, min: 0)),
-            "owner": optional(text(CatalogLimits.maxNameLength, min: 0)), "labels": optional(ref("Labels")),
+    }
+
+    private static var filterParameters: [JSONValue] {
+        [
+            query("type", ref("AssetType"), "Only assets of this type."),
+            query("namespace", string, "Only assets in this namespace."),
+            query("owner", string, "Only assets with this owner."),
+            query("label", ["type": "string", "pattern": "^[^=]+=.*$"], "key=value"),
+            query("health", ref("HealthStatus"), "Only assets with this health."),
+            query("text", string, "Words that must all occur in the id, name or namespace."),
+        ]
+    }
+}
+
+// MARK: components/schemas
+
+extension OpenAPIDocument {
+    /// What an asset's body may hold (AssetInput adds the id).
+    private static var assetBodyProperties: [String: JSONValue] {
+        [
+            "type": ref("AssetType"), "name": name, "namespace": optional(boundedText(CatalogLimits.maxNameLength, min: 0)),
+            "owner": optional(boundedText(CatalogLimits.maxNameLength, min: 0)), "labels": optional(ref("Labels")),
             "properties": optional(["type": "object"]), "health": optional(ref("HealthInput")), "discoveredBy": optional(name),
             "expectedVersion": optional(["type": "integer", "minimum": 1, "maximum": 9_007_199_254_740_991,
                                          "description": "Refuse with 409 unless the asset is at this version (404 if it does not exist)."]),
         ]
-        let body = { (schema: JSONValue) -> JSONValue in ["required": true, "content": ["application/json": ["schema": schema]]] }
+    }
 
-        let schemas: JSONValue = [
+    private static var schemas: JSONValue {
+        .object(assetSchemas.merging(resultSchemas) { $1 })
+    }
+
+    /// Errors, the enums, and assets and relations as read and as written.
+    private static var assetSchemas: [String: JSONValue] {
+        [
             "Error": ["type": "object", "required": ["error"], "properties": [
                 "error": ["type": "object", "required": ["code", "message"], "properties": ["code": string, "message": string]],
             ]],
@@ -86,9 +142,9 @@ enum OpenAPIDocument {
                 "status": ref("HealthStatus"), "reason": string, "checkedAt": ["type": "string", "description": "ISO 8601"],
             ]],
             "HealthInput": ["type": "object", "required": ["status"], "properties": [
-                "status": ref("HealthStatus"), "reason": optional(text(CatalogLimits.maxReasonLength, min: 0)),
+                "status": ref("HealthStatus"), "reason": optional(boundedText(CatalogLimits.maxReasonLength, min: 0)),
             ], "description": "checkedAt is set by the server when the asset is written (it also accepts an ISO 8601 checkedAt)."],
-            "Labels": ["type": "object", "additionalProperties": text(CatalogLimits.maxLabelLength, min: 0),
+            "Labels": ["type": "object", "additionalProperties": boundedText(CatalogLimits.maxLabelLength, min: 0),
                        "propertyNames": ["minLength": 1, "maxLength": .number(Double(CatalogLimits.maxLabelLength)), "pattern": .string(labelKeyPattern)],
                        "maxProperties": .number(Double(CatalogLimits.maxLabels))],
             "Asset": ["type": "object",
@@ -109,6 +165,12 @@ enum OpenAPIDocument {
             "RelationInput": ["type": "object", "required": ["from", "to", "kind"], "properties": [
                 "from": id, "to": id, "kind": ref("RelationKind"), "discoveredBy": optional(name),
             ]],
+        ]
+    }
+
+    /// Pages, lineage, counts, batches and readiness: what the endpoints answer with.
+    private static var resultSchemas: [String: JSONValue] {
+        [
             "AssetPage": ["type": "object", "required": ["items", "pageInfo"], "properties": [
                 "items": ["type": "array", "items": ref("Asset")],
                 "pageInfo": ["type": "object", "required": ["hasNextPage", "endCursor"],
@@ -136,20 +198,25 @@ enum OpenAPIDocument {
                 "ready": ["type": "boolean"], "reasons": ["type": "array", "items": string],
             ]],
         ]
+    }
+}
 
-        let filterParameters: [JSONValue] = [
-            query("type", ref("AssetType"), "Only assets of this type."),
-            query("namespace", string, "Only assets in this namespace."),
-            query("owner", string, "Only assets with this owner."),
-            query("label", ["type": "string", "pattern": "^[^=]+=.*$"], "key=value"),
-            query("health", ref("HealthStatus"), "Only assets with this health."),
-            query("text", string, "Words that must all occur in the id, name or namespace."),
-        ]
-        let paths: JSONValue = [
+// MARK: paths
+
+extension OpenAPIDocument {
+    /// Liveness and readiness (no token needed).
+    private static var probePaths: [String: JSONValue] {
+        [
             "/healthz": ["get": ["operationId": "healthz", "summary": "The process is alive.", "security": [],
                                  "responses": ["200": json(["type": "object"], "alive")]]],
             "/readyz": ["get": ["operationId": "readyz", "summary": "Redis reachable and the event relay subscribed.", "security": [],
                                 "responses": ["200": json(ref("Readiness"), "ready"), "503": json(ref("Readiness"), "not ready")]]],
+        ]
+    }
+
+    /// Assets: list, create, read, write, delete, lineage and search.
+    private static var assetPaths: [String: JSONValue] {
+        [
             "/api/v1/assets": [
                 "get": ["operationId": "listAssets", "summary": "A page of assets matching every filter given, in id order.",
                         "parameters": .array(filterParameters + pageParameters),
@@ -184,6 +251,12 @@ enum OpenAPIDocument {
             "/api/v1/search": ["get": ["operationId": "search", "summary": "Assets whose id, name or namespace hold every word of text.",
                                        "parameters": .array([query("text", ["type": "string", "minLength": 1], "Words to find.", required: true)] + pageParameters),
                                        "responses": responses(["200": json(ref("AssetPage"), "a page")], [400, 403])]],
+        ]
+    }
+
+    /// Batches, relations, stats and the event stream.
+    private static var catalogPaths: [String: JSONValue] {
+        [
             "/api/v1/batch": ["post": ["operationId": "batchUpsert", "summary": "Idempotent batch upsert of assets and relations: all or nothing.",
                                        "requestBody": body(ref("Batch")),
                                        "responses": responses(["200": json(ref("UpsertSummary"), "what changed")], [400, 403, 404, 409, 413])]],
@@ -202,15 +275,6 @@ enum OpenAPIDocument {
                                        "parameters": [query("types", string, "Comma-separated message types (default: ASSET_ADDED, ASSET_CHANGED, ASSET_DELETED, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED).")],
                                        "responses": responses(["200": ["description": "an endless event stream",
                                                                        "content": ["text/event-stream": ["schema": string]]]], [400, 403])]],
-        ]
-        return [
-            "openapi": "3.1.0",
-            "info": ["title": "Cortex catalog-api", "version": "1",
-                     "description": "The asset registry with lineage. GraphQL (queries, mutations, graphql-transport-ws subscriptions) is at /graphql."],
-            "servers": [["url": "/"]],
-            "security": [["bearer": []]],
-            "components": ["securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]], "schemas": schemas],
-            "paths": paths,
         ]
     }
 }

@@ -39,6 +39,37 @@ public enum GitHubActionsAnalyzer {
         let untrustedTrigger = triggers.contains("pull_request_target") || triggers.contains("workflow_run")
 
         // Workflow-level: permissions and concurrency.
+        out += permissionFindings(file: file, text: text, root: root, jobs: jobs, jobsLine: jobsLine, untrustedTrigger: untrustedTrigger)
+        out += concurrencyFindings(file: file, text: text, root: root, jobs: jobs, jobsLine: jobsLine, triggers: triggers)
+
+        for (keyNode, job) in jobs {
+            let id = keyNode.string ?? "?"
+            let jobLine = keyNode.line ?? 1
+            let steps = job.value("steps")?.sequence.map(Array.init) ?? []
+            let matrixSize = Self.matrixSize(job)
+
+            for step in steps {
+                let name = step.value("name")?.string ?? step.value("uses")?.string ?? step.value("run")?.string.map { String($0.prefix(40)) }
+                if let uses = step.value("uses")?.string {
+                    out += Self.actionFindings(file: file, text: text, job: id, stepName: name, step: step, uses: uses, untrustedTrigger: untrustedTrigger)
+                }
+                if let run = step.value("run") {
+                    out += Self.injectionFindings(file: file, text: text, job: id, stepName: name, step: step, run: run)
+                }
+            }
+            out += cacheFindings(file: file, text: text, job: id, jobLine: jobLine, steps: steps, matrixSize: matrixSize)
+            out += needsFindings(file: file, text: text, job: id, node: job, steps: steps, jobs: jobs)
+            out += timeoutFindings(file: file, text: text, job: id, node: job, jobLine: jobLine, matrixSize: matrixSize)
+            out += Self.matrixFindings(file: file, text: text, job: id, node: job)
+        }
+        return out
+    }
+
+    // MARK: workflow-level rules
+
+    /// No `permissions:` anywhere, `write-all`, or a write scope under an untrusted trigger.
+    static func permissionFindings(file: String, text: String, root: Node, jobs: Node.Mapping, jobsLine: Int, untrustedTrigger: Bool) -> [PipelineFinding] {
+        var out: [PipelineFinding] = []
         let topPermissions = root.value("permissions")
         let jobsWithoutPermissions = jobs.filter { $0.value.value("permissions") == nil }.compactMap(\.key.string)
         if topPermissions == nil && !jobsWithoutPermissions.isEmpty {
@@ -57,85 +88,80 @@ public enum GitHubActionsAnalyzer {
                     message: "`\(w.key): write` in a workflow triggered by pull_request_target/workflow_run, which runs with secrets on behalf of outsiders."))
             }
         }
-        if triggers.contains("pull_request") && root.value("concurrency") == nil && !jobs.contains(where: { $0.value.value("concurrency") != nil }) {
-            out.append(PipelineFinding(file: file, line: jobsLine, category: "speed", rule: "gha-no-concurrency", severity: "low",
-                message: "No `concurrency:` group: every push to a pull request starts a full run while the previous one keeps going.",
-                patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: [
-                    "concurrency:", "  group: ${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}",
-                    "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}", ""]),
-                saving: "each push that supersedes a running one cancels that run: \(jobs.count) job(s) × their run time per superseded push (the workflow holds no timing data to size it further)"))
-        }
+        return out
+    }
 
-        let jobIDs = jobs.compactMap(\.key.string)
-        for (keyNode, job) in jobs {
-            let id = keyNode.string ?? "?"
-            let jobLine = keyNode.line ?? 1
-            let steps = job.value("steps")?.sequence.map(Array.init) ?? []
-            let childIndent = job.mapping?.first.flatMap { $0.key.mark.map { String(repeating: " ", count: $0.column - 1) } } ?? "    "
-            let matrixSize = Self.matrixSize(job)
-            let timeout = job.value("timeout-minutes")?.int
+    /// A pull-request workflow without a `concurrency:` group.
+    static func concurrencyFindings(file: String, text: String, root: Node, jobs: Node.Mapping, jobsLine: Int, triggers: Set<String>) -> [PipelineFinding] {
+        guard triggers.contains("pull_request") && root.value("concurrency") == nil && !jobs.contains(where: { $0.value.value("concurrency") != nil }) else { return [] }
+        return [PipelineFinding(file: file, line: jobsLine, category: "speed", rule: "gha-no-concurrency", severity: "low",
+            message: "No `concurrency:` group: every push to a pull request starts a full run while the previous one keeps going.",
+            patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: [
+                "concurrency:", "  group: ${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}",
+                "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}", ""]),
+            saving: "each push that supersedes a running one cancels that run: \(jobs.count) job(s) × their run time per superseded push (the workflow holds no timing data to size it further)")]
+    }
 
-            for step in steps {
-                let name = step.value("name")?.string ?? step.value("uses")?.string ?? step.value("run")?.string.map { String($0.prefix(40)) }
-                if let uses = step.value("uses")?.string {
-                    out += Self.actionFindings(file: file, text: text, job: id, stepName: name, step: step, uses: uses, untrustedTrigger: untrustedTrigger)
-                }
-                if let run = step.value("run") {
-                    out += Self.injectionFindings(file: file, text: text, job: id, stepName: name, step: step, run: run)
-                }
+    // MARK: job-level speed rules
+
+    /// Speed: installs without a cache.
+    static func cacheFindings(file: String, text: String, job id: String, jobLine: Int, steps: [Node], matrixSize: Int) -> [PipelineFinding] {
+        var out: [PipelineFinding] = []
+        let runText = steps.compactMap { $0.value("run")?.string }.joined(separator: "\n")
+        let uses = steps.compactMap { $0.value("uses")?.string }
+        let hasCacheAction = uses.contains { $0.hasPrefix("actions/cache") || $0.hasPrefix("Swatinem/rust-cache") || $0.hasPrefix("gradle/actions/setup-gradle") }
+        for installer in installers where installer.pattern.firstMatch(in: runText, range: NSRange(runText.startIndex..., in: runText)) != nil {
+            if hasCacheAction { continue }
+            if installer.name == "Go", uses.contains(where: { $0.hasPrefix("actions/setup-go@v4") || $0.hasPrefix("actions/setup-go@v5") }) { continue }  // caches by default
+            let setupStep = installer.setup.flatMap { setup in steps.first { ($0.value("uses")?.string ?? "").hasPrefix(setup.action + "@") } }
+            if let setupStep, setupStep.value("with")?.value("cache") != nil { continue }
+            let saving = "dependency downloads skipped on a warm cache, on every run of \(id)" + (matrixSize > 1 ? " × \(matrixSize) matrix jobs" : "")
+                + " (the workflow has no timing data; the size of the saving is the job's download time)"
+            var patch: String?
+            var suggestion: String?
+            if let setupStep, let setup = installer.setup, let usesLine = setupStep.mapping?.first(where: { $0.key.string == "uses" })?.key.line {
+                patch = Self.addWith(file: file, text: text, step: setupStep, usesLine: usesLine, key: "cache", value: setup.value)
+            } else {
+                suggestion = "add before the install step:\n- uses: actions/cache@v4\n  with:\n" + installer.cache.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
             }
-
-            // Speed: installs without a cache.
-            let runText = steps.compactMap { $0.value("run")?.string }.joined(separator: "\n")
-            let uses = steps.compactMap { $0.value("uses")?.string }
-            let hasCacheAction = uses.contains { $0.hasPrefix("actions/cache") || $0.hasPrefix("Swatinem/rust-cache") || $0.hasPrefix("gradle/actions/setup-gradle") }
-            for installer in installers where installer.pattern.firstMatch(in: runText, range: NSRange(runText.startIndex..., in: runText)) != nil {
-                if hasCacheAction { continue }
-                if installer.name == "Go", uses.contains(where: { $0.hasPrefix("actions/setup-go@v4") || $0.hasPrefix("actions/setup-go@v5") }) { continue }  // caches by default
-                let setupStep = installer.setup.flatMap { setup in steps.first { ($0.value("uses")?.string ?? "").hasPrefix(setup.action + "@") } }
-                if let setupStep, setupStep.value("with")?.value("cache") != nil { continue }
-                let saving = "dependency downloads skipped on a warm cache, on every run of \(id)" + (matrixSize > 1 ? " × \(matrixSize) matrix jobs" : "")
-                    + " (the workflow has no timing data; the size of the saving is the job's download time)"
-                var patch: String?
-                var suggestion: String?
-                if let setupStep, let setup = installer.setup, let usesLine = setupStep.mapping?.first(where: { $0.key.string == "uses" })?.key.line {
-                    patch = Self.addWith(file: file, text: text, step: setupStep, usesLine: usesLine, key: "cache", value: setup.value)
-                } else {
-                    suggestion = "add before the install step:\n- uses: actions/cache@v4\n  with:\n" + installer.cache.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
-                }
-                out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-dependency-cache", severity: "low",
-                    message: "\(installer.name) dependencies are installed without a cache.", patch: patch, suggestion: suggestion, saving: saving))
-            }
-
-            // Speed: a job waits for another it takes nothing from.
-            if let needs = job.value("needs"), !["deploy", "release", "publish"].contains(where: { id.lowercased().contains($0) }) {
-                let needed = needs.string.map { [$0] } ?? needs.sequence?.compactMap(\.string) ?? []
-                let jobText = Self.source(of: job, text: text)
-                for n in needed where jobIDs.contains(n) {
-                    guard let other = jobs.first(where: { $0.key.string == n })?.value else { continue }
-                    let otherUses = other.value("steps")?.sequence?.compactMap { $0.value("uses")?.string } ?? []
-                    let shares = other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") }
-                        || jobText.contains("needs.\(n).") || uses.contains { $0.hasPrefix("actions/download-artifact") }
-                    guard !shares else { continue }
-                    let bound = other.value("timeout-minutes")?.int.map { "at most its timeout-minutes, \($0) min" } ?? "no timeout-minutes to bound it"
-                    let needsLine = job.mapping?.first { $0.key.string == "needs" }?.key.line
-                    out.append(PipelineFinding(file: file, line: needsLine, job: id, category: "speed", rule: "gha-needless-needs", severity: "low",
-                        message: "\(id) waits for \(n) but uses no artefact or output of it; unless the order matters, they can run in parallel.",
-                        patch: needed.count == 1 && needs.string != nil ? needsLine.map { Patch.edit(file: file, text: text, start: $0, remove: 1, add: []) } : nil,
-                        saving: "\(id) starts as soon as a runner is free instead of after \(n): the saving is \(n)'s run time (\(bound))"))
-                }
-            }
-
-            // Speed: no timeout (GitHub's default is 6 hours) and redundant matrix entries.
-            if timeout == nil && job.value("uses") == nil {
-                out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-timeout", severity: "low",
-                    message: "No `timeout-minutes`: a hung \(id) holds a runner for GitHub's default of \(defaultTimeout) minutes.",
-                    patch: Patch.insert(file: file, text: text, after: jobLine, lines: [childIndent + "timeout-minutes: 30"]),
-                    saving: "a hung run stops after 30 instead of \(defaultTimeout) minutes: up to \(defaultTimeout - 30) runner-minutes per hung job" + (matrixSize > 1 ? " (× \(matrixSize) matrix jobs)" : "")))
-            }
-            out += Self.matrixFindings(file: file, text: text, job: id, node: job)
+            out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-dependency-cache", severity: "low",
+                message: "\(installer.name) dependencies are installed without a cache.", patch: patch, suggestion: suggestion, saving: saving))
         }
         return out
+    }
+
+    /// Speed: a job waits for another it takes nothing from.
+    static func needsFindings(file: String, text: String, job id: String, node job: Node, steps: [Node], jobs: Node.Mapping) -> [PipelineFinding] {
+        guard let needs = job.value("needs"), !["deploy", "release", "publish"].contains(where: { id.lowercased().contains($0) }) else { return [] }
+        var out: [PipelineFinding] = []
+        let jobIDs = jobs.compactMap(\.key.string)
+        let uses = steps.compactMap { $0.value("uses")?.string }
+        let needed = needs.string.map { [$0] } ?? needs.sequence?.compactMap(\.string) ?? []
+        let jobText = Self.source(of: job, text: text)
+        for n in needed where jobIDs.contains(n) {
+            guard let other = jobs.first(where: { $0.key.string == n })?.value else { continue }
+            let otherUses = other.value("steps")?.sequence?.compactMap { $0.value("uses")?.string } ?? []
+            let shares = other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") }
+                || jobText.contains("needs.\(n).") || uses.contains { $0.hasPrefix("actions/download-artifact") }
+            guard !shares else { continue }
+            let bound = other.value("timeout-minutes")?.int.map { "at most its timeout-minutes, \($0) min" } ?? "no timeout-minutes to bound it"
+            let needsLine = job.mapping?.first { $0.key.string == "needs" }?.key.line
+            out.append(PipelineFinding(file: file, line: needsLine, job: id, category: "speed", rule: "gha-needless-needs", severity: "low",
+                message: "\(id) waits for \(n) but uses no artefact or output of it; unless the order matters, they can run in parallel.",
+                patch: needed.count == 1 && needs.string != nil ? needsLine.map { Patch.edit(file: file, text: text, start: $0, remove: 1, add: []) } : nil,
+                saving: "\(id) starts as soon as a runner is free instead of after \(n): the saving is \(n)'s run time (\(bound))"))
+        }
+        return out
+    }
+
+    /// Speed: no timeout (GitHub's default is 6 hours). A job that calls a reusable workflow (`uses:`) takes none.
+    static func timeoutFindings(file: String, text: String, job id: String, node job: Node, jobLine: Int, matrixSize: Int) -> [PipelineFinding] {
+        guard job.value("timeout-minutes")?.int == nil && job.value("uses") == nil else { return [] }
+        let childIndent = job.mapping?.first.flatMap { $0.key.mark.map { String(repeating: " ", count: $0.column - 1) } } ?? "    "
+        return [PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-timeout", severity: "low",
+            message: "No `timeout-minutes`: a hung \(id) holds a runner for GitHub's default of \(defaultTimeout) minutes.",
+            patch: Patch.insert(file: file, text: text, after: jobLine, lines: [childIndent + "timeout-minutes: 30"]),
+            saving: "a hung run stops after 30 instead of \(defaultTimeout) minutes: up to \(defaultTimeout - 30) runner-minutes per hung job" + (matrixSize > 1 ? " (× \(matrixSize) matrix jobs)" : ""))]
     }
 
     static func triggers(_ on: Node?) -> Set<String> {

@@ -96,12 +96,12 @@ public struct CatalogStore: Sendable {
     /// Counts by type, namespace and health, relations, and discoveries per hour over the last day.
     public func stats(now: Date = Date()) async throws -> CatalogStats {
         let replies = try await redis.pipeline([
-            ["ZCARD", CortexNames.Catalog.allAssets],
-            ["HGETALL", CortexNames.Catalog.counts("type")],
-            ["HGETALL", CortexNames.Catalog.counts("ns")],
-            ["HGETALL", CortexNames.Catalog.counts("health")],
-            ["HGET", CortexNames.Catalog.counts("meta"), "relations"],
-            ["HGETALL", CortexNames.Catalog.discoveries],
+            .zcard(CortexNames.Catalog.allAssets),
+            .hgetall(CortexNames.Catalog.counts("type")),
+            .hgetall(CortexNames.Catalog.counts("ns")),
+            .hgetall(CortexNames.Catalog.counts("health")),
+            .hget(CortexNames.Catalog.counts("meta"), "relations"),
+            .hgetall(CortexNames.Catalog.discoveries),
         ])
         for r in replies { try r.orThrow() }
         func counts(_ r: RedisReply) -> [KeyCount] {
@@ -262,7 +262,7 @@ public struct CatalogStore: Sendable {
     func load(_ ids: [String]) async throws -> [Asset?] {
         guard !ids.isEmpty else { return [] }
         let replies = try await redis.pipeline(ids.map {
-            ["HMGET", CortexNames.Catalog.asset($0), "doc", "version", "first_seen", "last_seen", "checked_at"]
+            .hmget(CortexNames.Catalog.asset($0), ["doc", "version", "first_seen", "last_seen", "checked_at"])
         })
         return try replies.map { reply in try Self.assemble(try reply.orThrow().array ?? []) }
     }
@@ -298,7 +298,7 @@ public struct CatalogStore: Sendable {
         guard !changes.isEmpty else { return }
         let envelopes = changes.map { $0.envelope(source: source) }
         do {
-            let replies = try await redis.pipeline(envelopes.map { ["PUBLISH", $0.channel.rawValue, $0.encodedString] })
+            let replies = try await redis.pipeline(envelopes.map { .publish($0.channel.rawValue, $0.encodedString) })
             for (r, e) in zip(replies, envelopes) where (try? r.orThrow()) != nil { metrics?.messagePublished(channel: e.channel, type: e.type) }
         } catch {
             // The write is done; a subscriber missing a notification re-reads the catalog.

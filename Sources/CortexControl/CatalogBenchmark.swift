@@ -141,7 +141,7 @@ public enum CatalogBenchmark {
         })
         let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
         defer { redis.close() }
-        let info = try await redis.send("INFO", "memory").string ?? ""
+        let info = try await redis.info("memory")
         let memory = info.split(separator: "\r\n").first { $0.hasPrefix("used_memory_human:") }.map { String($0.dropFirst(18)) } ?? "?"
         await suite.stop()
         return Result(assets: assetCount, relations: relationCount, batchSize: batchSize, concurrency: concurrency, upsertSeconds: upsertSeconds,

@@ -315,7 +315,7 @@ public enum ChaosSuite {
             defer { probe.close() }
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline {
-                if (try? await probe.send("SET", "cortex:chaos:probe", "1").orThrow()) != nil {
+                if (try? await probe.send(.set("cortex:chaos:probe", "1")).orThrow()) != nil {
                     recovery.withLock { $0 = String(format: "replica promoted and written to %.1f s after the kill", seconds(ContinuousClock.now - killed)) }
                     break
                 }
@@ -352,7 +352,7 @@ public enum ChaosSuite {
     static func sentinelPrimaryPort(_ sentinel: SentinelProcess) async -> Int? {
         let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: sentinel.port), configuration: .init(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)))
         defer { client.close() }
-        guard let reply = try? await client.send("SENTINEL", "get-master-addr-by-name", "cortex").array, reply.count == 2 else { return nil }
+        guard let reply = try? await client.send(.sentinelPrimary("cortex")).array, reply.count == 2 else { return nil }
         return reply[1].string.flatMap { Int($0) }
     }
 
@@ -451,7 +451,7 @@ struct Harness {
 
     /// The workers (consumer names) with entries pending on the catalog work stream: `XPENDING` summary form.
     func consumersWithPendingItems() async -> Set<String> {
-        guard let reply = try? await redis.send("XPENDING", CortexNames.workStream(.catalog), CortexNames.Group.workers).array,
+        guard let reply = try? await redis.send(.xpendingSummary(CortexNames.workStream(.catalog), group: CortexNames.Group.workers)).array,
               reply.count == 4, let consumers = reply[3].array else { return [] }
         return Set(consumers.compactMap { $0.array?.first?.string })
     }
@@ -461,7 +461,7 @@ struct Harness {
 
     /// INFO server's run_id: random for each redis-server process, so it tells a restarted server apart.
     func redisRunID() async throws -> String {
-        let info = try await redis.send("INFO", "server").orThrow().string ?? ""
+        let info = try await redis.info("server")
         guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
             throw ConfigurationError("INFO server has no run_id")
         }

@@ -112,19 +112,19 @@ public enum ControlCommands {
         let now = epochMilliseconds()
         var out = "MASTER               STATUS   INSTANCE                     TASKS  WORKERS  LAST HEARTBEAT\n"
         for role in MasterRole.allCases {
-            let f = try await redis.send("HGETALL", CortexNames.masterRegistry(role)).orThrow().fieldMap
+            let f = try await redis.hgetall(CortexNames.masterRegistry(role))
             let age = f["last_heartbeat"].flatMap(Int.init).map { "\((now - $0) / 1000)s ago" } ?? "never"
             out += "\(role.processName.padding(toLength: 20, withPad: " ", startingAt: 0)) \((f["status"] ?? "absent").padding(toLength: 8, withPad: " ", startingAt: 0)) \((f["instance"] ?? "-").padding(toLength: 28, withPad: " ", startingAt: 0)) \((f["tasks_active"] ?? "0").padding(toLength: 6, withPad: " ", startingAt: 0)) \((f["workers_spawned"] ?? "0").padding(toLength: 8, withPad: " ", startingAt: 0)) \(age)\n"
         }
         out += "\nWORKER               NODE             STATUS   POOLS                          ITEMS  ALIVE\n"
-        let workers = (try await redis.send("SMEMBERS", CortexNames.workerSet).orThrow().array ?? []).compactMap(\.string).sorted()
+        let workers = try await redis.smembers(CortexNames.workerSet).sorted()
         for w in workers {
-            let replies = try await redis.pipeline([["HGETALL", CortexNames.workerRegistry(w)], ["EXISTS", CortexNames.workerHeartbeat(w)]])
+            let replies = try await redis.pipeline([.hgetall(CortexNames.workerRegistry(w)), .exists(CortexNames.workerHeartbeat(w))])
             let f = replies[0].fieldMap
             out += "\(w.padding(toLength: 20, withPad: " ", startingAt: 0)) \((f["node"] ?? "-").padding(toLength: 16, withPad: " ", startingAt: 0)) \((f["status"] ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)) \((f["pools"] ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)) \((f["items_done"] ?? "0").padding(toLength: 6, withPad: " ", startingAt: 0)) \(replies[1].int == 1 ? "yes" : "no")\n"
         }
         out += "\nRECENT RUNS\n"
-        let runs = (try await redis.send("ZREVRANGE", CortexNames.runIndex, 0, 9).orThrow().array ?? []).compactMap(\.string)
+        let runs = try await redis.zrevrange(CortexNames.runIndex, start: 0, stop: 9)
         for id in runs {
             if let s = try await RunState.load(id, redis: redis) {
                 out += "  \(id)  \(s.status.padding(toLength: 9, withPad: " ", startingAt: 0)) \(s.goal)\(s.reason.map { " — \($0)" } ?? "")\n"
@@ -138,7 +138,7 @@ public enum ControlCommands {
     public static func budget(bus: MessageBus, runID: String?) async throws -> String {
         let redis = bus.redis
         var latest: String?
-        if runID == nil { latest = try await redis.send("ZREVRANGE", CortexNames.runIndex, 0, 0).orThrow().array?.first?.string }
+        if runID == nil { latest = try await redis.zrevrange(CortexNames.runIndex, start: 0, stop: 0).first }
         guard let run = runID ?? latest else { throw ConfigurationError("no run yet") }
         let accounts = try await BudgetLedger(redis: redis, runID: run).accounts()
         guard !accounts.isEmpty else { throw ConfigurationError("run \(run) has no budget accounts (it ended before phase 2, or does not exist)") }

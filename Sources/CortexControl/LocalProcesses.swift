@@ -209,7 +209,7 @@ public final class LocalRedis: @unchecked Sendable {
         defer { client.close() }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let info = try? await client.send("INFO", "replication").string, info.contains("master_link_status:up") { return }
+            if let info = try? await client.info("replication"), info.contains("master_link_status:up") { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ConfigurationError("replica on port \(port) did not finish its sync within \(timeout)")
@@ -231,7 +231,7 @@ public final class LocalRedis: @unchecked Sendable {
     public func stop() async {
         guard child.isRunning else { return }
         let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)))
-        _ = try? await client.send("SHUTDOWN", "NOSAVE")  // the connection closes instead of a reply
+        _ = try? await client.send(.shutdownWithoutSaving)  // the connection closes instead of a reply
         client.close()
         if await child.wait(timeout: .seconds(3)) != nil { return }
         child.signal(SIGTERM)

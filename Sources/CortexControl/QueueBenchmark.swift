@@ -40,7 +40,7 @@ public enum QueueBenchmark {
             let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
             defer { redis.close() }
             // Wait for every worker to register, so start-up is not measured.
-            while (try await redis.send("SCARD", CortexNames.workerSet).int ?? 0) < n { try await Task.sleep(for: .milliseconds(20)) }
+            while (try await redis.send(.scard(CortexNames.workerSet)).int ?? 0) < n { try await Task.sleep(for: .milliseconds(20)) }
             try await Task.sleep(for: .milliseconds(300))
 
             log("\(n) worker(s): bulk \(items) items")
@@ -68,19 +68,19 @@ public enum QueueBenchmark {
         let started = Date()
         if let interval {
             for item in items {
-                try await redis.send("XADD", stream, "*", "item", item).orThrow()
+                try await redis.send(.xadd(stream, fields: [("item", item)])).orThrow()
                 try await Task.sleep(for: interval)
             }
         } else {
             for batch in stride(from: 0, to: items.count, by: 500) {
                 let slice = items[batch..<min(batch + 500, items.count)]
-                for r in try await redis.pipeline(slice.map { ["XADD", stream, "*", "item", $0] }) { try r.orThrow() }
+                try await redis.run(slice.map { .xadd(stream, fields: [("item", $0)]) })
             }
         }
-        while (try await redis.send("HLEN", CortexNames.taskResults(task)).int ?? 0) < count {
+        while (try await redis.send(.hlen(CortexNames.taskResults(task))).int ?? 0) < count {
             try await Task.sleep(for: .milliseconds(10))
         }
-        let results = try await redis.send("HGETALL", CortexNames.taskResults(task)).orThrow().fieldMap.values.compactMap { try? WireJSON.decode(WorkResult.self, from: $0) }
+        let results = try await redis.hgetall(CortexNames.taskResults(task)).values.compactMap { try? WireJSON.decode(WorkResult.self, from: $0) }
         let entries = try await redis.xrange(stream)
         var enqueued: [String: Int] = [:]
         for e in entries { if let text = e.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text), item.taskID == task { enqueued[item.id] = Int(e.id.split(separator: "-")[0]) } }

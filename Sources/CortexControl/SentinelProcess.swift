@@ -35,7 +35,7 @@ public struct SentinelProcess: Sendable {
         defer { client.close() }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline && child.isRunning {
-            if let reply = try? await client.send("SENTINEL", "get-master-addr-by-name", masterName), reply.array?.count == 2 {
+            if let reply = try? await client.send(.sentinelPrimary(masterName)), reply.array?.count == 2 {
                 return SentinelProcess(port: port, child: child)
             }
             try await Task.sleep(for: .milliseconds(20))

@@ -68,9 +68,9 @@ public enum SoakBenchmark {
     }
 
     static func take(after runs: Int, suite: LocalSuite, redis: RedisClient, since: ContinuousClock.Instant, failed: Int) async throws -> Sample {
-        let info = try await redis.send("INFO", "memory").orThrow().string ?? ""
+        let info = try await redis.info("memory")
         let used = info.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? -1
-        let keys = try await redis.send("DBSIZE").int ?? -1
+        let keys = try await redis.send(.dbsize).int ?? -1
         let processes = suite.supervisor.all.filter { !$0.name.hasPrefix("redis") && $0.isRunning }.map { child in
             (name: child.name, rssKiB: residentKiB(child.pid), fds: openDescriptors(child.pid))
         }

@@ -90,10 +90,35 @@ public struct ClusterDiscovery: Sendable {
     // MARK: mapping (pure, so tests can feed it objects directly)
 
     static func map(_ objects: [AssetType: [JSONValue]], discoveredBy: String, skipped: [(resource: String, reason: String)] = []) -> Result {
+        var mapper = Mapper(discoveredBy: discoveredBy)
+        mapper.result.skipped = skipped
+        mapper.nodes(objects[.NODE] ?? [])
+        mapper.namespaces(objects[.NAMESPACE] ?? [])
+        mapper.workloads(objects)
+        let podLabels = mapper.pods(objects[.POD] ?? [])
+        mapper.services(objects[.SERVICE] ?? [], pods: podLabels)
+        mapper.ingresses(objects[.INGRESS] ?? [])
+        mapper.claims(objects[.PERSISTENT_VOLUME_CLAIM] ?? [])
+        mapper.helmReleases(objects[.HELM_RELEASE] ?? [])
+        return mapper.finish()
+    }
+}
+
+extension ClusterDiscovery {
+    /// One mapping's state: the assets and edges so far, and the container images seen on the way (registered
+    /// at the end, once each). The kinds are mapped in `map`'s order, which is the order of the assets.
+    fileprivate struct Mapper {
+        let discoveredBy: String
         var result = Result()
-        result.skipped = skipped
         var images: Set<String> = []
-        func add(_ type: AssetType, _ o: JSONValue, health: Health, properties extra: [String: JSONValue] = [:], name: String? = nil) -> String {
+
+        init(discoveredBy: String) {
+            self.discoveredBy = discoveredBy
+        }
+
+        // MARK: building blocks
+
+        mutating func add(_ type: AssetType, _ o: JSONValue, health: Health, properties extra: [String: JSONValue] = [:], name: String? = nil) -> String {
             let meta = o["metadata"] ?? .object([:])
             var labels: [String: String] = [:]
             for (k, v) in meta["labels"]?.objectValue ?? [:] { if let s = v.stringValue { labels[k] = s } }
@@ -105,127 +130,174 @@ public struct ClusterDiscovery: Sendable {
             result.assets.append(input)
             return input.resolvedID
         }
-        func relate(_ from: String, _ kind: RelationKind, _ to: String) {
+
+        mutating func relate(_ from: String, _ kind: RelationKind, _ to: String) {
             result.relations.append(RelationInput(from: from, to: to, kind: kind, discoveredBy: discoveredBy))
         }
+
         func id(_ type: AssetType, _ namespace: String?, _ name: String) -> String {
             AssetInput(type: type, name: name, namespace: namespace).resolvedID
         }
+
         func ownerType(_ kind: String) -> AssetType? {
             ["ReplicaSet": .REPLICASET, "Deployment": .DEPLOYMENT, "StatefulSet": .STATEFULSET, "DaemonSet": .DAEMONSET,
              "Job": .JOB, "CronJob": .CRONJOB, "Node": .NODE][kind]
         }
-        func owners(_ o: JSONValue, _ me: String) {
+
+        mutating func owners(_ o: JSONValue, _ me: String) {
             let ns = o["metadata"]?["namespace"]?.stringValue
             for ref in o["metadata"]?["ownerReferences"]?.arrayValue ?? [] {
                 guard let kind = ref["kind"]?.stringValue, let type = ownerType(kind), let name = ref["name"]?.stringValue else { continue }
                 relate(me, .MANAGED_BY, id(type, type == .NODE ? nil : ns, name))
             }
         }
+
         func containerImages(_ spec: JSONValue?) -> [String] {
             ((spec?["containers"]?.arrayValue ?? []) + (spec?["initContainers"]?.arrayValue ?? [])).compactMap { $0["image"]?.stringValue }
         }
-        func usesImages(_ me: String, _ spec: JSONValue?) {
+
+        mutating func usesImages(_ me: String, _ spec: JSONValue?) {
             for image in Set(containerImages(spec)) {
                 images.insert(image)
                 relate(me, .USES_IMAGE, id(.CONTAINER_IMAGE, nil, image))
             }
         }
 
-        for o in objects[.NODE] ?? [] { _ = add(.NODE, o, health: Health.node(o), properties: ["kubeletVersion": o["status"]?["nodeInfo"]?["kubeletVersion"] ?? .null]) }
-        for o in objects[.NAMESPACE] ?? [] {
-            let phase = o["status"]?["phase"]?.stringValue ?? "Active"
-            _ = add(.NAMESPACE, o, health: Health(status: phase == "Active" ? .OK : .DEGRADED, reason: phase == "Active" ? nil : phase))
+        // MARK: cluster-scoped kinds
+
+        mutating func nodes(_ objects: [JSONValue]) {
+            for o in objects { _ = add(.NODE, o, health: Health.node(o), properties: ["kubeletVersion": o["status"]?["nodeInfo"]?["kubeletVersion"] ?? .null]) }
         }
-        for type in [AssetType.DEPLOYMENT, .STATEFULSET, .DAEMONSET, .REPLICASET] {
-            for o in objects[type] ?? [] {
-                let (health, desired, ready) = Health.workload(type, o)
-                let me = add(type, o, health: health, properties: ["desired": .number(Double(desired)), "ready": .number(Double(ready))])
+
+        mutating func namespaces(_ objects: [JSONValue]) {
+            for o in objects {
+                let phase = o["status"]?["phase"]?.stringValue ?? "Active"
+                _ = add(.NAMESPACE, o, health: Health(status: phase == "Active" ? .OK : .DEGRADED, reason: phase == "Active" ? nil : phase))
+            }
+        }
+
+        // MARK: workloads and pods
+
+        /// Deployments, stateful sets, daemon sets and replica sets, then cron jobs, then jobs.
+        mutating func workloads(_ objects: [AssetType: [JSONValue]]) {
+            for type in [AssetType.DEPLOYMENT, .STATEFULSET, .DAEMONSET, .REPLICASET] {
+                for o in objects[type] ?? [] {
+                    let (health, desired, ready) = Health.workload(type, o)
+                    let me = add(type, o, health: health, properties: ["desired": .number(Double(desired)), "ready": .number(Double(ready))])
+                    owners(o, me)
+                    usesImages(me, o["spec"]?["template"]?["spec"])
+                }
+            }
+            for o in objects[.CRONJOB] ?? [] {
+                let me = add(.CRONJOB, o, health: Health(status: o["spec"]?["suspend"]?.boolValue == true ? .DEGRADED : .OK,
+                                                         reason: o["spec"]?["suspend"]?.boolValue == true ? "suspended" : nil),
+                             properties: ["schedule": o["spec"]?["schedule"] ?? .null])
+                usesImages(me, o["spec"]?["jobTemplate"]?["spec"]?["template"]?["spec"])
+            }
+            for o in objects[.JOB] ?? [] {
+                let me = add(.JOB, o, health: Health.job(o))
                 owners(o, me)
                 usesImages(me, o["spec"]?["template"]?["spec"])
             }
         }
-        for o in objects[.CRONJOB] ?? [] {
-            let me = add(.CRONJOB, o, health: Health(status: o["spec"]?["suspend"]?.boolValue == true ? .DEGRADED : .OK,
-                                                     reason: o["spec"]?["suspend"]?.boolValue == true ? "suspended" : nil),
-                         properties: ["schedule": o["spec"]?["schedule"] ?? .null])
-            usesImages(me, o["spec"]?["jobTemplate"]?["spec"]?["template"]?["spec"])
-        }
-        for o in objects[.JOB] ?? [] {
-            let me = add(.JOB, o, health: Health.job(o))
-            owners(o, me)
-            usesImages(me, o["spec"]?["template"]?["spec"])
-        }
-        let pods = objects[.POD] ?? []
-        var podLabels: [(id: String, namespace: String?, labels: [String: String])] = []
-        for o in pods {
-            let me = add(.POD, o, health: Health.pod(o), properties: ["phase": o["status"]?["phase"] ?? .null, "node": o["spec"]?["nodeName"] ?? .null,
-                                                                     "restarts": .number(Double(Health.restarts(o)))])
-            owners(o, me)
-            if let node = o["spec"]?["nodeName"]?.stringValue { relate(me, .RUNS_ON, id(.NODE, nil, node)) }
-            usesImages(me, o["spec"])
-            let ns = o["metadata"]?["namespace"]?.stringValue
-            for v in o["spec"]?["volumes"]?.arrayValue ?? [] {
-                if let claim = v["persistentVolumeClaim"]?["claimName"]?.stringValue { relate(me, .MOUNTS, id(.PERSISTENT_VOLUME_CLAIM, ns, claim)) }
+
+        typealias PodLabels = (id: String, namespace: String?, labels: [String: String])
+
+        /// The pods, with their edges to owners, node, images and claims; returns each pod's labels for the services.
+        mutating func pods(_ pods: [JSONValue]) -> [PodLabels] {
+            var podLabels: [PodLabels] = []
+            for o in pods {
+                let me = add(.POD, o, health: Health.pod(o), properties: ["phase": o["status"]?["phase"] ?? .null, "node": o["spec"]?["nodeName"] ?? .null,
+                                                                         "restarts": .number(Double(Health.restarts(o)))])
+                owners(o, me)
+                if let node = o["spec"]?["nodeName"]?.stringValue { relate(me, .RUNS_ON, id(.NODE, nil, node)) }
+                usesImages(me, o["spec"])
+                let ns = o["metadata"]?["namespace"]?.stringValue
+                for v in o["spec"]?["volumes"]?.arrayValue ?? [] {
+                    if let claim = v["persistentVolumeClaim"]?["claimName"]?.stringValue { relate(me, .MOUNTS, id(.PERSISTENT_VOLUME_CLAIM, ns, claim)) }
+                }
+                var labels: [String: String] = [:]
+                for (k, v) in o["metadata"]?["labels"]?.objectValue ?? [:] { labels[k] = v.stringValue }
+                podLabels.append((me, ns, labels))
             }
-            var labels: [String: String] = [:]
-            for (k, v) in o["metadata"]?["labels"]?.objectValue ?? [:] { labels[k] = v.stringValue }
-            podLabels.append((me, ns, labels))
+            return podLabels
         }
-        for o in objects[.SERVICE] ?? [] {
-            let me = add(.SERVICE, o, health: Health(status: .UNKNOWN), properties: ["type": o["spec"]?["type"] ?? .null, "clusterIP": o["spec"]?["clusterIP"] ?? .null])
-            let ns = o["metadata"]?["namespace"]?.stringValue
-            var selector: [String: String] = [:]
-            for (k, v) in o["spec"]?["selector"]?.objectValue ?? [:] { selector[k] = v.stringValue }
-            guard !selector.isEmpty else { continue }  // a selector-less service selects nothing
-            for pod in podLabels where pod.namespace == ns && selector.allSatisfy({ pod.labels[$0.key] == $0.value }) {
-                relate(me, .SELECTS, pod.id)
+
+        // MARK: networking and storage
+
+        mutating func services(_ objects: [JSONValue], pods podLabels: [PodLabels]) {
+            for o in objects {
+                let me = add(.SERVICE, o, health: Health(status: .UNKNOWN), properties: ["type": o["spec"]?["type"] ?? .null, "clusterIP": o["spec"]?["clusterIP"] ?? .null])
+                let ns = o["metadata"]?["namespace"]?.stringValue
+                var selector: [String: String] = [:]
+                for (k, v) in o["spec"]?["selector"]?.objectValue ?? [:] { selector[k] = v.stringValue }
+                guard !selector.isEmpty else { continue }  // a selector-less service selects nothing
+                for pod in podLabels where pod.namespace == ns && selector.allSatisfy({ pod.labels[$0.key] == $0.value }) {
+                    relate(me, .SELECTS, pod.id)
+                }
             }
         }
-        for o in objects[.INGRESS] ?? [] {
-            let me = add(.INGRESS, o, health: Health(status: .UNKNOWN))
-            let ns = o["metadata"]?["namespace"]?.stringValue
-            var backends: Set<String> = []
-            if let s = o["spec"]?["defaultBackend"]?["service"]?["name"]?.stringValue { backends.insert(s) }
-            for rule in o["spec"]?["rules"]?.arrayValue ?? [] {
-                for p in rule["http"]?["paths"]?.arrayValue ?? [] { if let s = p["backend"]?["service"]?["name"]?.stringValue { backends.insert(s) } }
+
+        mutating func ingresses(_ objects: [JSONValue]) {
+            for o in objects {
+                let me = add(.INGRESS, o, health: Health(status: .UNKNOWN))
+                let ns = o["metadata"]?["namespace"]?.stringValue
+                var backends: Set<String> = []
+                if let s = o["spec"]?["defaultBackend"]?["service"]?["name"]?.stringValue { backends.insert(s) }
+                for rule in o["spec"]?["rules"]?.arrayValue ?? [] {
+                    for p in rule["http"]?["paths"]?.arrayValue ?? [] { if let s = p["backend"]?["service"]?["name"]?.stringValue { backends.insert(s) } }
+                }
+                for s in backends.sorted() { relate(me, .EXPOSES, id(.SERVICE, ns, s)) }
             }
-            for s in backends.sorted() { relate(me, .EXPOSES, id(.SERVICE, ns, s)) }
         }
-        for o in objects[.PERSISTENT_VOLUME_CLAIM] ?? [] {
-            let phase = o["status"]?["phase"]?.stringValue ?? "Pending"
-            _ = add(.PERSISTENT_VOLUME_CLAIM, o, health: Health(status: phase == "Bound" ? .OK : (phase == "Lost" ? .FAILING : .DEGRADED), reason: phase == "Bound" ? nil : phase),
-                    properties: ["storageClass": o["spec"]?["storageClassName"] ?? .null])
-        }
-        // Helm: the newest revision of each release, from the release secret's labels (never its data).
-        var releases: [String: JSONValue] = [:]
-        for o in objects[.HELM_RELEASE] ?? [] {
-            guard let name = o["metadata"]?["labels"]?["name"]?.stringValue else { continue }
-            let key = "\(o["metadata"]?["namespace"]?.stringValue ?? "")/\(name)"
-            let version = Int(o["metadata"]?["labels"]?["version"]?.stringValue ?? "") ?? 0
-            if version >= (Int(releases[key]?["metadata"]?["labels"]?["version"]?.stringValue ?? "") ?? -1) { releases[key] = o }
-        }
-        for (_, o) in releases.sorted(by: { $0.key < $1.key }) {
-            let labels = o["metadata"]?["labels"]
-            let status = labels?["status"]?.stringValue ?? "unknown"
-            let health: Health = status == "deployed" ? Health(status: .OK) : Health(status: status == "failed" ? .FAILING : .DEGRADED, reason: "release \(status)")
-            var release = o
-            if case .object(var root) = release, case .object(var meta)? = root["metadata"] {
-                meta["uid"] = nil  // the secret's uid is not the release's
-                root["metadata"] = .object(meta)
-                release = .object(root)
+
+        mutating func claims(_ objects: [JSONValue]) {
+            for o in objects {
+                let phase = o["status"]?["phase"]?.stringValue ?? "Pending"
+                _ = add(.PERSISTENT_VOLUME_CLAIM, o, health: Health(status: phase == "Bound" ? .OK : (phase == "Lost" ? .FAILING : .DEGRADED), reason: phase == "Bound" ? nil : phase),
+                        properties: ["storageClass": o["spec"]?["storageClassName"] ?? .null])
             }
-            _ = add(.HELM_RELEASE, release, health: health, properties: ["revision": labels?["version"] ?? .null, "status": .string(status)],
-                    name: labels?["name"]?.stringValue)
         }
-        for image in images.sorted() {
-            result.assets.append(AssetInput(type: .CONTAINER_IMAGE, name: image, properties: ["tagged": .bool(Health.isTagged(image))],
-                                            health: Health(status: .UNKNOWN), discoveredBy: discoveredBy))
+
+        // MARK: Helm releases
+
+        /// Helm: the newest revision of each release, from the release secret's labels (never its data).
+        mutating func helmReleases(_ secrets: [JSONValue]) {
+            var releases: [String: JSONValue] = [:]
+            for o in secrets {
+                guard let name = o["metadata"]?["labels"]?["name"]?.stringValue else { continue }
+                let key = "\(o["metadata"]?["namespace"]?.stringValue ?? "")/\(name)"
+                let version = Int(o["metadata"]?["labels"]?["version"]?.stringValue ?? "") ?? 0
+                if version >= (Int(releases[key]?["metadata"]?["labels"]?["version"]?.stringValue ?? "") ?? -1) { releases[key] = o }
+            }
+            for (_, o) in releases.sorted(by: { $0.key < $1.key }) {
+                let labels = o["metadata"]?["labels"]
+                let status = labels?["status"]?.stringValue ?? "unknown"
+                let health: Health = status == "deployed" ? Health(status: .OK) : Health(status: status == "failed" ? .FAILING : .DEGRADED, reason: "release \(status)")
+                var release = o
+                if case .object(var root) = release, case .object(var meta)? = root["metadata"] {
+                    meta["uid"] = nil  // the secret's uid is not the release's
+                    root["metadata"] = .object(meta)
+                    release = .object(root)
+                }
+                _ = add(.HELM_RELEASE, release, health: health, properties: ["revision": labels?["version"] ?? .null, "status": .string(status)],
+                        name: labels?["name"]?.stringValue)
+            }
         }
-        // Edges only between assets this discovery registers (an owner it could not list is left out).
-        let known = Set(result.assets.map(\.resolvedID))
-        result.relations = result.relations.filter { known.contains($0.from) && known.contains($0.to) }
-        return result
+
+        // MARK: images and edges
+
+        /// Registers the images seen, and keeps only the edges between assets of this result.
+        mutating func finish() -> Result {
+            for image in images.sorted() {
+                result.assets.append(AssetInput(type: .CONTAINER_IMAGE, name: image, properties: ["tagged": .bool(Health.isTagged(image))],
+                                                health: Health(status: .UNKNOWN), discoveredBy: discoveredBy))
+            }
+            // Edges only between assets this discovery registers (an owner it could not list is left out).
+            let known = Set(result.assets.map(\.resolvedID))
+            result.relations = result.relations.filter { known.contains($0.from) && known.contains($0.to) }
+            return result
+        }
     }
 }
 

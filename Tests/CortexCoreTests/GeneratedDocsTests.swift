@@ -56,8 +56,8 @@ import Testing
                 if text.contains(try regex("\"(\(verbs))\",\\s*\(key)")) { return true }
                 // The typed command layer: `.hset(key, …)`, `.xadd(key, …)` …
                 if text.contains(try regex("\\.(\(verbs.lowercased()))\\(\\s*\(key)")) { return true }
-                // A key of a script: `script.run(redis, keys: [key, …])`, `.eval(script, keys: [key, …])`.
-                if text.contains(try regex("keys: \\[[^\\]]*\(key)")) { return true }
+                // A key of a script: `script.run(redis, keys: [key, …])`, `let keys = [key, …]` handed to one.
+                if text.contains(try regex("keys(: | = )\\[[^\\]]*\(key)")) { return true }
                 // A key of an EVAL: ["EVAL", script, n, key, …] on one statement.
                 if text.contains(try regex("\"EVAL\",[^\\]\\n]*\(key)")) { return true }
             }

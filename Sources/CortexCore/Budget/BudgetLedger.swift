@@ -56,15 +56,15 @@ public struct BudgetLedger: Sendable {
     public func open(_ limits: [String: Int], retentionSeconds: Int = CortexNames.Retention.defaultSeconds) async throws {
         // The accounts outlive the run (for `cortexctl budget`) until the retention ends.
         let ttl = max(60, retentionSeconds)
-        let commands: [[any RedisArgument]] = limits.sorted { $0.key < $1.key }.flatMap { name, limit -> [[any RedisArgument]] in
-            [["HSET", CortexNames.budgetAccount(runID, name), "limit", limit, "reserved", 0, "used", 0],
-             ["EXPIRE", CortexNames.budgetAccount(runID, name), ttl]]
-        } + [["SADD", CortexNames.budgetAccounts(runID)] + limits.keys.sorted().map { $0 as any RedisArgument },
-             ["EXPIRE", CortexNames.budgetAccounts(runID), ttl]]
-        for r in try await redis.pipeline(commands) { try r.orThrow() }
+        let commands: [RedisCommand] = limits.sorted { $0.key < $1.key }.flatMap { name, limit -> [RedisCommand] in
+            [.hset(CortexNames.budgetAccount(runID, name), ["limit": limit, "reserved": 0, "used": 0]),
+             .expire(CortexNames.budgetAccount(runID, name), seconds: ttl)]
+        } + [.sadd(CortexNames.budgetAccounts(runID), members: limits.keys.sorted()),
+             .expire(CortexNames.budgetAccounts(runID), seconds: ttl)]
+        try await redis.run(commands)
     }
 
-    static let reserveScript = """
+    static let reserveScript = RedisScript("""
         local amount = tonumber(ARGV[1])
         for i = 1, #KEYS - 1 do
           local a = redis.call('HMGET', KEYS[i], 'limit', 'reserved', 'used')
@@ -78,7 +78,7 @@ public struct BudgetLedger: Sendable {
         redis.call('HSET', KEYS[#KEYS], unpack(fields))
         redis.call('EXPIRE', KEYS[#KEYS], ARGV[2])
         return {1, 0, 0}
-        """
+        """)
 
     /// Holds `amount` tokens on every account in `accounts`, or none of them.
     /// - Throws: `Refusal` naming the first account that cannot cover it.
@@ -87,17 +87,15 @@ public struct BudgetLedger: Sendable {
     public func reserve(_ amount: Int, from accounts: [String], ttl: Duration = .seconds(86_400)) async throws -> Reservation {
         precondition(amount >= 0 && !accounts.isEmpty)
         let id = UUID().uuidString.lowercased()
-        var args: [any RedisArgument] = ["EVAL", Self.reserveScript, accounts.count + 1]
-        args += accounts.map { CortexNames.budgetAccount(runID, $0) as any RedisArgument }
-        args += [CortexNames.budgetReservation(runID, id), amount, Int(ttl / .seconds(1))]
-        let reply = try await redis.send(args).orThrow().array ?? []
+        let keys = accounts.map { CortexNames.budgetAccount(runID, $0) } + [CortexNames.budgetReservation(runID, id)]
+        let reply = try await Self.reserveScript.run(redis, keys: keys, args: [amount, Int(ttl / .seconds(1))]).orThrow().array ?? []
         guard reply.count == 3, let ok = reply[0].int else { throw RedisError.unexpectedReply("budget reserve returned \(reply)") }
         if ok == 1 { return Reservation(id: id, accounts: accounts, amount: amount) }
         let index = (reply[1].int ?? 1) - 1
         throw Refusal(account: accounts[max(0, min(index, accounts.count - 1))], requested: amount, available: reply[2].int ?? 0)
     }
 
-    static let settleScript = """
+    static let settleScript = RedisScript("""
         local r = redis.call('HGETALL', KEYS[1])
         if #r == 0 then return 0 end
         local amount = 0
@@ -112,13 +110,13 @@ public struct BudgetLedger: Sendable {
         end
         redis.call('DEL', KEYS[1])
         return 1
-        """
+        """)
 
     /// Turns a reservation into actual usage (which may be less, or — for a provider that reports more
     /// than estimated — more). Returns false if the reservation was already settled or expired.
     @discardableResult
     public func commit(_ reservation: Reservation, actual: Int) async throws -> Bool {
-        try await redis.send("EVAL", Self.settleScript, 1, CortexNames.budgetReservation(runID, reservation.id), max(actual, 0)).orThrow().int == 1
+        try await Self.settleScript.run(redis, keys: [CortexNames.budgetReservation(runID, reservation.id)], args: [max(actual, 0)]).orThrow().int == 1
     }
 
     /// The plain commands that settle `reservation` as `actual` usage (0: released), for the journal when
@@ -137,10 +135,10 @@ public struct BudgetLedger: Sendable {
     /// Gives a reservation back unused (the call failed).
     @discardableResult
     public func release(_ reservation: Reservation) async throws -> Bool {
-        try await redis.send("EVAL", Self.settleScript, 1, CortexNames.budgetReservation(runID, reservation.id), 0).orThrow().int == 1
+        try await Self.settleScript.run(redis, keys: [CortexNames.budgetReservation(runID, reservation.id)], args: [0]).orThrow().int == 1
     }
 
-    static let transferScript = """
+    static let transferScript = RedisScript("""
         local a = redis.call('HMGET', KEYS[1], 'limit', 'reserved', 'used')
         if a[1] == false or redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
         local available = tonumber(a[1]) - tonumber(a[2]) - tonumber(a[3])
@@ -149,16 +147,16 @@ public struct BudgetLedger: Sendable {
         redis.call('HINCRBY', KEYS[1], 'limit', -amount)
         redis.call('HINCRBY', KEYS[2], 'limit', amount)
         return amount
-        """
+        """)
 
     /// Moves unreserved, unused limit from one account to another (a granted budget request).
     /// - Throws: `Refusal` when `from` cannot spare it.
     public func transfer(_ amount: Int, from: String, to: String) async throws {
-        let moved = try await redis.send("EVAL", Self.transferScript, 2, CortexNames.budgetAccount(runID, from), CortexNames.budgetAccount(runID, to), amount).orThrow().int ?? -1
+        let moved = try await Self.transferScript.run(redis, keys: [CortexNames.budgetAccount(runID, from), CortexNames.budgetAccount(runID, to)], args: [amount]).orThrow().int ?? -1
         if moved != amount { throw Refusal(account: from, requested: amount, available: max(moved, 0)) }
     }
 
-    static let reserveGrantScript = """
+    static let reserveGrantScript = RedisScript("""
         local a = redis.call('HMGET', KEYS[1], 'limit', 'reserved', 'used')
         if a[1] == false or redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
         local available = tonumber(a[1]) - tonumber(a[2]) - tonumber(a[3])
@@ -168,21 +166,21 @@ public struct BudgetLedger: Sendable {
         redis.call('HINCRBY', KEYS[2], 'limit', amount)
         redis.call('HINCRBY', KEYS[3], 'limit', amount)
         return amount
-        """
+        """)
 
     /// Raises `account`'s cap by `amount` out of the emergency reserve, atomically: the reserve gives it up
     /// and the run's cap grows by the same (the reserve lies outside the run's cap), so the tokens exist once.
     /// - Throws: `Refusal` when the reserve cannot spare it.
     public func grantFromReserve(_ amount: Int, to account: String) async throws {
-        let moved = try await redis.send("EVAL", Self.reserveGrantScript, 3, CortexNames.budgetAccount(runID, BudgetPlan.reserveAccount),
-                                         CortexNames.budgetAccount(runID, BudgetPlan.runAccount), CortexNames.budgetAccount(runID, account), amount).orThrow().int ?? -1
+        let keys = [BudgetPlan.reserveAccount, BudgetPlan.runAccount, account].map { CortexNames.budgetAccount(runID, $0) }
+        let moved = try await Self.reserveGrantScript.run(redis, keys: keys, args: [amount]).orThrow().int ?? -1
         if moved != amount { throw Refusal(account: BudgetPlan.reserveAccount, requested: amount, available: max(moved, 0)) }
     }
 
     /// Every account of the run.
     public func accounts() async throws -> [Account] {
-        let names = (try await redis.send("SMEMBERS", CortexNames.budgetAccounts(runID)).orThrow().array ?? []).compactMap(\.string).sorted()
-        let replies = try await redis.pipeline(names.map { ["HMGET", CortexNames.budgetAccount(runID, $0), "limit", "reserved", "used"] })
+        let names = try await redis.smembers(CortexNames.budgetAccounts(runID)).sorted()
+        let replies = try await redis.pipeline(names.map { .hmget(CortexNames.budgetAccount(runID, $0), ["limit", "reserved", "used"]) })
         return zip(names, replies).compactMap { name, reply in
             guard let f = reply.array, f.count == 3, let limit = f[0].int else { return nil }
             return Account(name: name, limit: limit, reserved: f[1].int ?? 0, used: f[2].int ?? 0)

@@ -261,9 +261,9 @@ public enum RedisACL {
         "user \(role.username) \(ruleText(for: role, credential: credential))"
     }
 
-    /// `ACL SETUSER` arguments for `role` (for a test or an operator's script).
-    public static func setUserArguments(for role: Role, password: String) -> [String] {
-        ["ACL", "SETUSER", role.username] + ruleText(for: role, credential: .password(password)).split(separator: " ").map(String.init)
+    /// The `ACL SETUSER` command for `role` (for a test or an operator's script).
+    public static func setUser(_ role: Role, password: String) -> RedisCommand {
+        .aclSetUser(role.username, rules: ruleText(for: role, credential: .password(password)).split(separator: " ").map(String.init))
     }
 
     /// The chart's ACL template (`charts/cortex/files/redis/users.acl`): one `user` line per role without a

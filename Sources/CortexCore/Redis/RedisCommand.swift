@@ -65,6 +65,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     // MARK: - Sets and sorted sets
 
     public static func sadd(_ key: String, _ members: String...) -> RedisCommand { .init(["SADD", key] + members) }
+    public static func sadd(_ key: String, members: [String]) -> RedisCommand { .init(["SADD", key] + members) }
     public static func srem(_ key: String, _ members: [String]) -> RedisCommand { .init(["SREM", key] + members) }
     public static func smembers(_ key: String) -> RedisCommand { .init("SMEMBERS", key) }
     public static func scard(_ key: String) -> RedisCommand { .init("SCARD", key) }
@@ -105,6 +106,15 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         .init(["EVAL", script, String(keys.count)] + keys + args.map { "\($0)" })
     }
     public static func info(_ section: String) -> RedisCommand { .init("INFO", section) }
+    public static var dbsize: RedisCommand { .init("DBSIZE") }
+    /// XPENDING's summary form: count, smallest and largest id, and pending entries per consumer.
+    public static func xpendingSummary(_ stream: String, group: String) -> RedisCommand { .init("XPENDING", stream, group) }
+    /// SHUTDOWN NOSAVE (the connection closes instead of a reply).
+    public static var shutdownWithoutSaving: RedisCommand { .init("SHUTDOWN", "NOSAVE") }
+    /// Asks a sentinel for the current primary of `name`: host and port.
+    public static func sentinelPrimary(_ name: String) -> RedisCommand { .init("SENTINEL", "get-master-addr-by-name", name) }
+    /// The `ACL SETUSER` line that creates or replaces a user with `rules`.
+    public static func aclSetUser(_ username: String, rules: [String]) -> RedisCommand { .init(["ACL", "SETUSER", username] + rules) }
 }
 
 extension RedisClient {
@@ -137,6 +147,8 @@ extension RedisClient {
     public func lrange(_ key: String, start: Int, stop: Int) async throws -> [String] {
         try await send(.lrange(key, start: start, stop: stop)).orThrow().array?.compactMap(\.string) ?? []
     }
+    /// A section of INFO as text.
+    public func info(_ section: String) async throws -> String { try await send(.info(section)).orThrow().string ?? "" }
     public func zrevrange(_ key: String, start: Int, stop: Int) async throws -> [String] {
         try await send(.zrevrange(key, start: start, stop: stop)).orThrow().array?.compactMap(\.string) ?? []
     }

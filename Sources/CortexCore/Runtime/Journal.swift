@@ -20,7 +20,7 @@ public actor Journal {
         var onlyIfExists: String?
     }
 
-    static let replayScript = """
+    static let replayScript = RedisScript("""
         if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 2 end
         if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
         local i = 2
@@ -32,7 +32,7 @@ public actor Journal {
           i = i + n + 1
         end
         return 1
-        """
+        """)
 
     /// How long replay markers are kept (a record older than this is assumed gone or applied).
     public static let markerTTL = 7 * 24 * 3600
@@ -84,15 +84,14 @@ public actor Journal {
                 skipped += 1
                 continue
             }
-            var args: [any RedisArgument] = ["EVAL", Self.replayScript, record.onlyIfExists == nil ? 1 : 2, CortexNames.journalMarker(record.id)]
-            if let key = record.onlyIfExists { args.append(key) }
-            args.append(Self.markerTTL)
+            let keys = [CortexNames.journalMarker(record.id)] + (record.onlyIfExists.map { [$0] } ?? [])
+            var args: [any RedisArgument] = [Self.markerTTL]
             for command in record.commands {
                 args.append(command.count)
                 args += command.map { $0 as any RedisArgument }
             }
             do {
-                let reply = try await redis.send(args)
+                let reply = try await Self.replayScript.run(redis, keys: keys, args: args)
                 if case .error(let message) = reply {
                     logger.error("journal \(file.path):\(index + 1) was refused by Redis and skipped: \(message)")
                     metrics.journal(event: "refused")

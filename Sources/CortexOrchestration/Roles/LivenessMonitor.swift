@@ -18,7 +18,7 @@ struct LivenessMonitor: Sendable {
 
     /// Marks a worker lost when its heartbeat key is gone; forgets workers gone for longer than the
     /// retention (pods come and go under new names: the registry must not grow forever).
-    static let markLostScript = """
+    static let markLostScript = RedisScript("""
         if redis.call('EXISTS', KEYS[2]) == 1 then return false end
         local status = redis.call('HGET', KEYS[1], 'status')
         if status == false or status == 'stopped' or status == 'lost' then
@@ -31,7 +31,7 @@ struct LivenessMonitor: Sendable {
         end
         redis.call('HSET', KEYS[1], 'status', 'lost', 'lost_at', ARGV[1])
         return {redis.call('HGET', KEYS[1], 'node') or '', redis.call('HGET', KEYS[1], 'last_heartbeat') or '0'}
-        """
+        """)
 
     /// Workers stopped or lost for a day are dropped from the registry.
     static let forgetAfterMilliseconds = 24 * 3600 * 1000
@@ -62,12 +62,11 @@ struct LivenessMonitor: Sendable {
     }
 
     private func checkWorkers() async throws {
-        let workers = (try await context.redis.send("SMEMBERS", CortexNames.workerSet).orThrow().array ?? []).compactMap(\.string)
+        let workers = try await context.redis.smembers(CortexNames.workerSet)
         guard !workers.isEmpty else { return }
         let now = epochMilliseconds()
-        let replies = try await context.redis.pipeline(workers.map {
-            ["EVAL", Self.markLostScript, 3, CortexNames.workerRegistry($0), CortexNames.workerHeartbeat($0), CortexNames.workerSet,
-             now, Self.forgetAfterMilliseconds, $0]
+        let replies = try await Self.markLostScript.runPipelined(context.redis, calls: workers.map {
+            (keys: [CortexNames.workerRegistry($0), CortexNames.workerHeartbeat($0), CortexNames.workerSet], args: [now, Self.forgetAfterMilliseconds, $0])
         })
         await exportWorkers(workers)
         for (worker, reply) in zip(workers, replies) {
@@ -83,8 +82,8 @@ struct LivenessMonitor: Sendable {
     /// `cortex_workers_live{pool}` (every pool, zero included, so "pool empty" can alert) and
     /// `cortex_workers_by_node{node}`, from the live workers' registry entries.
     private func exportWorkers(_ workers: [String]) async {
-        guard let replies = try? await context.redis.pipeline(workers.flatMap { w -> [[any RedisArgument]] in
-            [["EXISTS", CortexNames.workerHeartbeat(w)], ["HMGET", CortexNames.workerRegistry(w), "node", "pools", "status"]]
+        guard let replies = try? await context.redis.pipeline(workers.flatMap { w -> [RedisCommand] in
+            [.exists(CortexNames.workerHeartbeat(w)), .hmget(CortexNames.workerRegistry(w), ["node", "pools", "status"])]
         }) else { return }
         var pools: [String: Int] = Dictionary(uniqueKeysWithValues: WorkerPool.allCases.map { ($0.rawValue, 0) })
         var nodes: [String: Int] = [:]
@@ -105,9 +104,9 @@ struct LivenessMonitor: Sendable {
 
     /// Every instance that registered for `role`, and those whose heartbeat key is alive.
     func instances(_ role: MasterRole) async throws -> (all: Set<String>, live: Set<String>) {
-        let instances = (try await context.redis.send("SMEMBERS", CortexNames.masterInstances(role)).orThrow().array ?? []).compactMap(\.string)
+        let instances = try await context.redis.smembers(CortexNames.masterInstances(role))
         guard !instances.isEmpty else { return ([], []) }
-        let replies = try await context.redis.pipeline(instances.map { ["EXISTS", CortexNames.masterHeartbeat(role, instance: $0)] })
+        let replies = try await context.redis.pipeline(instances.map { .exists(CortexNames.masterHeartbeat(role, instance: $0)) })
         return (Set(instances), Set(zip(instances, replies).filter { $0.1.int == 1 }.map(\.0)))
     }
 
@@ -152,8 +151,8 @@ struct LivenessMonitor: Sendable {
             if held > 0 { try await handBack(role, entries: heldEntries) }
         } else if wasUp == true {
             downSince.withLock { $0[role] = Date() }
-            let last = try await context.redis.send("HGET", CortexNames.masterRegistry(role), "last_heartbeat").int ?? 0
-            _ = try? await context.redis.send("HSET", CortexNames.masterRegistry(role), "status", "down")
+            let last = try await context.redis.hget(CortexNames.masterRegistry(role), "last_heartbeat").flatMap { Int($0) } ?? 0
+            _ = try? await context.redis.send(.hset(CortexNames.masterRegistry(role), "status", "down"))
             context.metrics.liveness(event: "master_down")
             context.logger.error("\(role.processName) is down: no live instance; \(held) task(s) held until it returns")
             await context.bus.notify(.MASTER_DOWN, data: ["master": .string(role.rawValue), "last_heartbeat": .number(Double(last)), "held_tasks": .number(Double(held))])
@@ -172,7 +171,7 @@ struct LivenessMonitor: Sendable {
         let gone = all.subtracting(live).filter { dead in !pending.contains { $0.consumer == dead } }
         guard !gone.isEmpty else { return }
         do {
-            try await context.redis.send(["SREM", CortexNames.masterInstances(role)] + gone.sorted().map { $0 as any RedisArgument }).orThrow()
+            try await context.redis.send(.srem(CortexNames.masterInstances(role), gone.sorted())).orThrow()
         } catch {
             failed("\(role.processName) instances", error)
         }

@@ -79,22 +79,22 @@ public struct MasterService: RoleService {
         }
         await context.bus.notify(.MASTER_SHUTDOWN, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID), "handed_back": .number(Double(handedBack))])
         _ = try? await context.redis.pipeline([
-            ["HSET", CortexNames.masterRegistry(role), "status", "stopped", "tasks_active", 0, "last_heartbeat", epochMilliseconds()],
-            ["DEL", CortexNames.masterHeartbeat(role, instance: context.instanceID)],
+            .hset(CortexNames.masterRegistry(role), ["status": "stopped", "tasks_active": 0, "last_heartbeat": epochMilliseconds()]),
+            .del(CortexNames.masterHeartbeat(role, instance: context.instanceID)),
         ])
         log.info("master stopped", metadata: ["cortex.tasks.handed_back": "\(handedBack)"])
     }
 
     private func writeRegistry(status: String) async throws {
         let s = state.value
-        let replies = try await context.redis.pipeline([
-            ["HSET", CortexNames.masterRegistry(role), "master", role.rawValue, "instance", context.instanceID, "node", context.nodeName,
-             "status", status, "tasks_active", s.tasksActive, "workers_spawned", s.workersSeen.count, "last_heartbeat", epochMilliseconds()],
-            ["SADD", CortexNames.masterSet, role.rawValue],
-            ["SADD", CortexNames.masterInstances(role), context.instanceID],
-            ["SET", CortexNames.masterHeartbeat(role, instance: context.instanceID), context.nodeName, "PX", Int(context.heartbeatTimeout / .milliseconds(1))],
+        try await context.redis.run([
+            .hset(CortexNames.masterRegistry(role), ["master": role.rawValue, "instance": context.instanceID, "node": context.nodeName,
+                                                    "status": status, "tasks_active": s.tasksActive, "workers_spawned": s.workersSeen.count,
+                                                    "last_heartbeat": epochMilliseconds()]),
+            .sadd(CortexNames.masterSet, role.rawValue),
+            .sadd(CortexNames.masterInstances(role), context.instanceID),
+            .set(CortexNames.masterHeartbeat(role, instance: context.instanceID), context.nodeName, px: Int(context.heartbeatTimeout / .milliseconds(1))),
         ])
-        for r in replies { try r.orThrow() }
     }
 
     private func heartbeats() async {
@@ -118,10 +118,10 @@ public struct MasterService: RoleService {
         }
         if let masters = envelope.data["masters"]?.arrayValue?.compactMap(\.stringValue), !masters.contains(role.rawValue) { return }
         do {
-            for r in try await context.redis.pipeline([
-                ["HSET", CortexNames.runActivation(runID), role.rawValue, context.instanceID],
-                ["EXPIRE", CortexNames.runActivation(runID), context.retentionSeconds],
-            ]) { try r.orThrow() }
+            try await context.redis.run([
+                .hset(CortexNames.runActivation(runID), role.rawValue, context.instanceID),
+                .expire(CortexNames.runActivation(runID), seconds: context.retentionSeconds),
+            ])
             try await context.bus.publish(.MASTER_ACTIVATION_ACK, runID: runID, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
             context.logger.info("activated", metadata: ["cortex.run.id": "\(runID)"])
         } catch {
@@ -147,7 +147,7 @@ public struct MasterService: RoleService {
 
         // A task reported before (by us or an earlier instance), or of a run that has ended (its working
         // keys archived and deleted), is only acknowledged again.
-        let reported = (try? await context.redis.send("HEXISTS", CortexNames.runResults(task.runID), task.id).int) == 1
+        let reported = (try? await context.redis.hexists(CortexNames.runResults(task.runID), task.id)) == true
         let runEnded = reported ? false : ((try? await RunState.load(task.runID, redis: context.redis))?.isFinished ?? false)
         if reported || runEnded {
             if runEnded { taskLog.notice("task of a run that has ended: acknowledged, not done") }
@@ -182,7 +182,7 @@ public struct MasterService: RoleService {
         }
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
         // Item ids are derived from the task id, so anything dispatched twice still counts once.
-        let done = Set((try? await context.redis.send("HKEYS", CortexNames.taskResults(task.id)).orThrow().array?.compactMap(\.string)) ?? [])
+        let done = Set((try? await context.redis.hkeys(CortexNames.taskResults(task.id))) ?? [])
         let toDispatch = items.filter { !done.contains($0.id) }
         taskLog.info("task received; dispatching \(toDispatch.count) work items to pool \(role.pool.rawValue)",
                      metadata: ["cortex.task.attempt": "\(task.attempt)", "cortex.task.items_done": "\(done.count)"])
@@ -190,10 +190,9 @@ public struct MasterService: RoleService {
             // Each item on its own pool's stream: implementation items go to the implementation pool, whose
             // workers (Redis user cortex-implementation-worker) may charge the model's budget.
             let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
-            let commands: [[any RedisArgument]] = try toDispatch.map {
-                ["XADD", CortexNames.workStream($0.pool), "MINID", "~", minID, "*", "item", try WireJSON.encode($0)]
-            }
-            for r in try await context.redis.pipeline(commands) { try r.orThrow() }
+            try await context.redis.run(try toDispatch.map {
+                .xadd(CortexNames.workStream($0.pool), minID: minID, fields: [("item", try WireJSON.encode($0))])
+            })
             await context.redis.awaitReplication()
         } catch {
             taskLog.warning("dispatch failed, the task stays pending for redelivery: \(error)")
@@ -222,16 +221,16 @@ public struct MasterService: RoleService {
         // neither, so the task is redone.
         do {
             let json = try WireJSON.encode(report)
-            var commands: [[any RedisArgument]] = [
-                ["HSET", CortexNames.runResults(task.runID), task.id, json],
-                ["EXPIRE", CortexNames.runResults(task.runID), context.retentionSeconds],
+            var commands: [RedisCommand] = [
+                .hset(CortexNames.runResults(task.runID), task.id, json),
+                .expire(CortexNames.runResults(task.runID), seconds: context.retentionSeconds),
             ]
             for handoff in handoffs {
-                commands += [["RPUSH", CortexNames.runHandoffs(task.runID), handoff.encodedString],
-                             ["EXPIRE", CortexNames.runHandoffs(task.runID), context.retentionSeconds]]
-                commands += MessageBus.commands(for: handoff).map(\.arguments)
+                commands += [.rpush(CortexNames.runHandoffs(task.runID), handoff.encodedString),
+                             .expire(CortexNames.runHandoffs(task.runID), seconds: context.retentionSeconds)]
+                commands += MessageBus.commands(for: handoff)
             }
-            commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters).map(\.arguments)
+            commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters)
             try await retryingRedis(taskLog) {
                 switch try await context.redis.transaction(commands) {
                 case .committed(let replies):
@@ -272,7 +271,7 @@ public struct MasterService: RoleService {
                 if (try? await RunState.load(task.runID, redis: context.redis))?.isFinished == true { return .runEnded }
             }
             do {
-                let raw = try await context.redis.send("HGETALL", CortexNames.taskResults(task.id)).orThrow().fieldMap
+                let raw = try await context.redis.hgetall(CortexNames.taskResults(task.id))
                 var results: [String: WorkResult] = [:]
                 for (id, text) in raw where expected.contains(id) {
                     if let r = try? WireJSON.decode(WorkResult.self, from: text) { results[id] = r }
@@ -352,7 +351,7 @@ public struct MasterService: RoleService {
 
     /// Every target of the task's run (from the run's task list), for steps that look at the whole run.
     private func runTargets(_ task: TaskSpec) async -> [String] {
-        let raw = (try? await context.redis.send("HVALS", CortexNames.runTasks(task.runID)).orThrow().array?.compactMap(\.string)) ?? []
+        let raw = (try? await context.redis.hvals(CortexNames.runTasks(task.runID))) ?? []
         let targets = raw.compactMap { try? WireJSON.decode(TaskSpec.self, from: $0) }.filter { $0.master == role && $0.target != ClusterSurvey.target }.map(\.target)
         return targets.isEmpty ? [task.target] : Array(Set(targets)).sorted()
     }

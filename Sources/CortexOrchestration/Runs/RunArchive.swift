@@ -31,7 +31,7 @@ public enum RunArchive {
     /// Throws, writing nothing, when a read or the write fails.
     public static func write(runID: String, taskIDs: [String], redis: RedisClient, to directory: URL) async throws -> (archived: Int, keys: [String]) {
         let k = keys(runID: runID, taskIDs: taskIDs)
-        let commands: [[any RedisArgument]] = k.hashes.map { ["HGETALL", $0] } + k.lists.map { ["LRANGE", $0, 0, -1] } + k.strings.map { ["GET", $0] }
+        let commands: [RedisCommand] = k.hashes.map { .hgetall($0) } + k.lists.map { .lrange($0, start: 0, stop: -1) } + k.strings.map { .get($0) }
         let replies = try await redis.pipeline(commands)
         var archived: [String: JSONValue] = [:]
         for (i, reply) in replies.enumerated() {
@@ -55,7 +55,7 @@ public enum RunArchive {
     /// stays small).
     public static func delete(_ keys: [String], redis: RedisClient) async throws {
         for start in stride(from: 0, to: keys.count, by: 500) {
-            try await redis.send(["UNLINK"] + keys[start..<min(start + 500, keys.count)].map { $0 as any RedisArgument }).orThrow()
+            try await redis.send(.unlink(Array(keys[start..<min(start + 500, keys.count)]))).orThrow()
         }
     }
 

@@ -16,13 +16,12 @@ public struct RunClient: Sendable {
         // may still be meant for a cluster the coordinator reaches: it decides.)
         if let problem = request.problem(cluster: true) { throw ConfigurationError("run request refused: \(problem)") }
         let json = try WireJSON.encode(request)
-        let replies = try await redis.pipeline([
-            ["HSET", CortexNames.run(request.runID), "status", "queued", "goal", request.goal,
-             "targets", try WireJSON.encode(request.targets), "requested_by", request.requestedBy],
-            ["ZADD", CortexNames.runIndex, epochMilliseconds(request.requestedAt), request.runID],
-            ["XADD", CortexNames.runRequests, "*", "request", json],
+        try await redis.run([
+            .hset(CortexNames.run(request.runID), ["status": "queued", "goal": request.goal,
+                                                  "targets": try WireJSON.encode(request.targets), "requested_by": request.requestedBy]),
+            .zadd(CortexNames.runIndex, score: epochMilliseconds(request.requestedAt), request.runID),
+            .xadd(CortexNames.runRequests, fields: [("request", json)]),
         ])
-        for r in replies { try r.orThrow() }
         await redis.awaitReplication()
         try await bus.publish(.RUN_REQUESTED, runID: request.runID, data: ["goal": .string(request.goal), "targets": .array(request.targets.map { .string($0) })])
         return request.runID

@@ -34,7 +34,7 @@ public struct RunState: Sendable, Equatable {
 
     /// Reads a run's state; nil when no such run exists.
     public static func load(_ runID: String, redis: RedisClient) async throws -> RunState? {
-        let fields = try await redis.send("HGETALL", CortexNames.run(runID)).orThrow().fieldMap
+        let fields = try await redis.hgetall(CortexNames.run(runID))
         return fields.isEmpty ? nil : RunState(runID: runID, fields: fields)
     }
 }
