@@ -40,7 +40,7 @@ public enum CatalogAPIMain {
                     return .ready
                 }
             )
-            logger.info("starting", metadata: ["cortex.instance": "\(context.instanceID)", "cortex.redis": "\(context.redis.endpoint)"])
+            logger.info("starting", metadata: [LogKey.instance: "\(context.instanceID)", LogKey.redis: "\(context.redis.endpoint)"])
             return [.init(service: server), .init(service: relay)]
         }
     }

@@ -72,8 +72,8 @@ public struct CatalogHTTPServer: Service {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 bound.withLock { $0 = port }
-                logger.notice("catalog-api listening", metadata: ["cortex.http.port": "\(port)"])
-                logger.notice("ops endpoint listening", metadata: ["cortex.http.port": "\(port)"])
+                logger.notice("catalog-api listening", metadata: [LogKey.httpPort: "\(port)"])
+                logger.notice("ops endpoint listening", metadata: [LogKey.httpPort: "\(port)"])
             },
             logger: quiet
         )

@@ -67,9 +67,9 @@ struct RefusalLog: Sendable {
 
     func refused(_ reason: String, client: String?, query: String?, _ message: String) {
         metrics.catalogRefused(reason: reason)
-        var metadata: Logger.Metadata = ["cortex.reason": "\(reason)"]
-        if let client { metadata["cortex.client"] = "\(client)" }
-        if let query { metadata["cortex.query"] = "\(Self.excerpt(query))" }
+        var metadata: Logger.Metadata = [LogKey.reason: "\(reason)"]
+        if let client { metadata[LogKey.client] = "\(client)" }
+        if let query { metadata[LogKey.query] = "\(Self.excerpt(query))" }
         logger.warning("request refused: \(message)", metadata: metadata)
     }
 

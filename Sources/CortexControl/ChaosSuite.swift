@@ -463,7 +463,7 @@ struct Harness {
     func redisRunID() async throws -> String {
         let info = try await redis.info("server")
         guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
-            throw ConfigurationError("INFO server has no run_id")
+            throw CortexError(.failed, "INFO server has no run_id")
         }
         return String(line.dropFirst("run_id:".count))
     }
@@ -493,7 +493,7 @@ struct Harness {
         var row = ChaosSuite.Row(scenario: "", faults: "")
         row.run = state.status
         // Phase 5 moved the run's working keys into its report (redis-archive.json) and out of Redis.
-        guard let dir = state.reportDir else { throw ConfigurationError("run \(state.runID) has no report directory to count from") }
+        guard let dir = state.reportDir else { throw CortexError(.notFound, "run \(state.runID) has no report directory to count from") }
         let archive = try RunArchive.load(reportDirectory: dir)
         let tasks = (archive[CortexNames.runTasks(state.runID)]?.objectValue ?? [:]).keys.sorted()
         for task in tasks {

@@ -33,7 +33,7 @@ public enum ControlCommands {
             let url = URL(fileURLWithPath: t, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
-                throw ConfigurationError("target \(t) is not a directory")
+                throw CortexError(.invalidInput, "target \(t) is not a directory")
             }
             return url.path
         }
@@ -73,7 +73,7 @@ public enum ControlCommands {
     public static func runAndFollow(bus: MessageBus, goal: String, targets: [String], timeout: Duration, verbose: Bool = false,
                                     allowTestExecution: Bool = false, implement: [String] = []) async throws -> RunState {
         let client = RunClient(bus: bus)
-        guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+        guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
         let subscription = bus.subscribe(CortexNames.Channel.orchestration)
         _ = await subscription.subscriber.waitUntilSubscribed()
         let request = RunRequest(goal: goal, targets: targets, requestedBy: "cortexctl@\(ProcessIdentity.hostname)",
@@ -105,7 +105,7 @@ public enum ControlCommands {
     public static func status(bus: MessageBus, runID: String?) async throws -> String {
         let redis = bus.redis
         if let runID {
-            guard let s = try await RunState.load(runID, redis: redis) else { throw ConfigurationError("no run \(runID)") }
+            guard let s = try await RunState.load(runID, redis: redis) else { throw CortexError(.notFound, "no run \(runID)") }
             return "run \(s.runID): \(s.status), phase \(s.phase.map(String.init) ?? "-")\n  goal: \(s.goal)\n  targets: \(s.targets.joined(separator: ", "))\n" +
                 (s.reason.map { "  reason: \($0)\n" } ?? "") + (s.reportDir.map { "  report: \($0)\n" } ?? "")
         }
@@ -139,9 +139,9 @@ public enum ControlCommands {
         let redis = bus.redis
         var latest: String?
         if runID == nil { latest = try await redis.zrevrange(CortexNames.runIndex, start: 0, stop: 0).first }
-        guard let run = runID ?? latest else { throw ConfigurationError("no run yet") }
+        guard let run = runID ?? latest else { throw CortexError(.notFound, "no run yet") }
         let accounts = try await BudgetLedger(redis: redis, runID: run).accounts()
-        guard !accounts.isEmpty else { throw ConfigurationError("run \(run) has no budget accounts (it ended before phase 2, or does not exist)") }
+        guard !accounts.isEmpty else { throw CortexError(.notFound, "run \(run) has no budget accounts (it ended before phase 2, or does not exist)") }
         let state = try await RunState.load(run, redis: redis)
         var out = "run \(run) (\(state?.status ?? "unknown"))\n"
         out += "ACCOUNT                  LIMIT   RESERVED       USED  AVAILABLE   USED %\n"
@@ -156,18 +156,18 @@ public enum ControlCommands {
     /// Validates and publishes a message given as channel, type and data JSON; returns the envelope sent.
     public static func publish(bus: MessageBus, channel: String, type: String, data: String, runID: String?) async throws -> Envelope {
         guard let ch = CortexNames.Channel(name: channel) else {
-            throw ConfigurationError("unknown channel '\(channel)'; use one of \(CortexNames.Channel.allCases.map { "\($0.rawValue) (\($0.shortName))" }.joined(separator: ", "))")
+            throw CortexError(.invalidInput, "unknown channel '\(channel)'; use one of \(CortexNames.Channel.allCases.map { "\($0.rawValue) (\($0.shortName))" }.joined(separator: ", "))")
         }
         guard let t = MessageType(rawValue: type) else {
-            throw ConfigurationError("unknown message type '\(type)'; see docs/protocol.md for the list")
+            throw CortexError(.invalidInput, "unknown message type '\(type)'; see docs/protocol.md for the list")
         }
         let parsed: JSONValue
         do { parsed = try JSONDecoder().decode(JSONValue.self, from: Data(data.utf8)) } catch {
-            throw ConfigurationError("--data is not valid JSON: \(data)")
+            throw CortexError(.invalidInput, "--data is not valid JSON: \(data)")
         }
         let envelope = Envelope(type: t, source: "cortexctl", runID: runID, data: parsed)
         if case .failure(let rejection) = bus.decoder.decode(envelope.encoded(), channel: ch) {
-            throw ConfigurationError("not sent: \(rejection)")
+            throw CortexError(.refused, "not sent: \(rejection)")
         }
         try await bus.publish(envelope)
         return envelope

@@ -35,7 +35,7 @@ public enum FreePort {
     /// Asks the kernel for an unused port (bind to port 0, read it back, close).
     public static func find() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ConfigurationError("socket() failed: errno \(errno)") }
+        guard fd >= 0 else { throw CortexError(.failed, "socket() failed: errno \(errno)") }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -43,9 +43,9 @@ public enum FreePort {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0 else { throw ConfigurationError("bind() failed: errno \(errno)") }
+        guard bound == 0 else { throw CortexError(.failed, "bind() failed: errno \(errno)") }
         let named = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        guard named == 0 else { throw ConfigurationError("getsockname() failed: errno \(errno)") }
+        guard named == 0 else { throw CortexError(.failed, "getsockname() failed: errno \(errno)") }
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
@@ -91,7 +91,7 @@ public final class ChildProcess: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             for line in output().split(separator: "\n") where line.contains("\"ops endpoint listening\"") {
                 if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                   let port = (object["cortex.http.port"] as? String).flatMap(Int.init) { return port }
+                   let port = (object[LogKey.httpPort] as? String).flatMap(Int.init) { return port }
             }
             if !isRunning { return nil }
             try? await Task.sleep(for: .milliseconds(20))
@@ -170,7 +170,7 @@ public final class LocalRedis: @unchecked Sendable {
         self.appendOnly = appendOnly
         self.extraArguments = extraArguments
         self.supervisor = supervisor
-        var lastError: Error = ConfigurationError("redis-server did not start")
+        var lastError: Error = CortexError(.failed, "redis-server did not start")
         for _ in 0..<(port == nil ? 3 : 1) {  // a port found free can be taken by someone else before redis binds it
             let candidate = try port ?? FreePort.find()
             do {
@@ -200,7 +200,7 @@ public final class LocalRedis: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         child.signal(SIGKILL)
-        throw ConfigurationError("redis-server on port \(port) did not answer: \(child.output().suffix(500))")
+        throw CortexError(.unreachable, "redis-server on port \(port) did not answer: \(child.output().suffix(500))")
     }
 
     /// Waits until this server, started as a replica, has finished its initial sync.
@@ -212,7 +212,7 @@ public final class LocalRedis: @unchecked Sendable {
             if let info = try? await client.info("replication"), info.contains("master_link_status:up") { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ConfigurationError("replica on port \(port) did not finish its sync within \(timeout)")
+        throw CortexError(.timeout, "replica on port \(port) did not finish its sync within \(timeout)")
     }
 
     /// Kills the server outright (SIGKILL), as a crash would.

@@ -71,7 +71,7 @@ public final class LocalSuite: @unchecked Sendable {
                                          environment: env(instance: name).merging(extra) { $1 })
         guard let port = await child.opsPort() else {
             let last = child.output().split(separator: "\n").last.map(String.init) ?? ""
-            throw ConfigurationError("catalog-api did not start: \(last)")
+            throw CortexError(.failed, "catalog-api did not start: \(last)")
         }
         if environment["CORTEX_CATALOG_URL"] == nil { environment["CORTEX_CATALOG_URL"] = "http://127.0.0.1:\(port)" }
         return (child, port)

@@ -41,6 +41,6 @@ public struct SentinelProcess: Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         child.signal(SIGKILL)
-        throw ConfigurationError("redis-sentinel on port \(port) did not start: \(child.output().suffix(500))")
+        throw CortexError(.unreachable, "redis-sentinel on port \(port) did not start: \(child.output().suffix(500))")
     }
 }

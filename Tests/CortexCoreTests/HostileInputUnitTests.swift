@@ -84,7 +84,7 @@ import Testing
         let request = RunRequest(runID: "../escaped", goal: "inventory", targets: ["/x"], requestedBy: "t")
         let outcome = RunOutcome(request: request, status: .succeeded, reason: nil, phases: [], tasks: [], reports: [], startedAt: Date(), finishedAt: Date(),
                                  budget: [], model: nil, catalogBefore: nil, catalogAfter: nil, catalogProblem: nil)
-        #expect(throws: ConfigurationError.self) { try ReportWriter.write(outcome, to: out) }
+        #expect(throws: CortexError.self) { try ReportWriter.write(outcome, to: out) }
         #expect(!FileManager.default.fileExists(atPath: out.deletingLastPathComponent().appendingPathComponent("escaped").path))
     }
 

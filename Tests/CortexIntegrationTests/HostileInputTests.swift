@@ -185,8 +185,8 @@ import Testing
         #expect(metric(text, #"cortex_dead_letters_total{reason="malformed"}"#) == 1)
         #expect(!FileManager.default.fileExists(atPath: output.appendingPathComponent(escape).standardizedFileURL.path))
         #expect(!FileManager.default.fileExists(atPath: work.appendingPathComponent(String(escape.dropFirst(3))).path))
-        // The client refuses before queueing.
-        await #expect(throws: ConfigurationError.self) {
+        // The client refuses before queueing (a refused request, not a configuration error).
+        await #expect(throws: CortexError.self) {
             try await RunClient(bus: Self.bus(suite)).submit(RunRequest(runID: "../x", goal: "inventory", targets: ["/tmp"], requestedBy: "t"))
         }
         let alive = coordinator.isRunning

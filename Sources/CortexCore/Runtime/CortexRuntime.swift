@@ -57,7 +57,7 @@ public enum CortexRuntime {
                     return await role.readiness()
                 }
             )
-            logger.info("starting", metadata: ["cortex.instance": "\(context.instanceID)", "cortex.node": "\(context.nodeName)", "cortex.redis": "\(context.redis.endpoint)"])
+            logger.info("starting", metadata: [LogKey.instance: "\(context.instanceID)", LogKey.node: "\(context.nodeName)", LogKey.redis: "\(context.redis.endpoint)"])
             // Services shut down in reverse order: the role stops taking work first, the ops endpoint last.
             return [
                 .init(service: ops),

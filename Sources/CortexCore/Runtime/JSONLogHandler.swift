@@ -4,15 +4,14 @@ import Synchronization
 
 /// A swift-log handler that writes one JSON object per line to stdout, so `kubectl logs` reads well.
 ///
-/// Every line carries `process` (the executable name) and, while the process works on a run, `run_id`.
+/// Every line carries `process` (the executable name) and, when its logger carries the run's id
+/// (`LogKey.runID`, see `Logger.forRun`), `run_id`.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let process: String
     private let label: String
 
-    /// The run the process is working on; added to every line as `run_id`.
-    public static let currentRunID = Mutex<String?>(nil)
     private static let output = Mutex<Void>(())
 
     public init(label: String, process: String, level: Logger.Level) {
@@ -39,10 +38,10 @@ public struct JSONLogHandler: LogHandler {
             "logger": .string(label),
             "msg": .string(event.message.description),
         ]
-        if let run = Self.currentRunID.withLock({ $0 }) { object["run_id"] = .string(run) }
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        for (key, value) in merged { object[key] = Self.json(value) }
+        // One name for one idea: the run's id is the top-level `run_id`, never also `cortex.run.id`.
+        for (key, value) in merged { object[key == LogKey.runID ? "run_id" : key] = Self.json(value) }
         if event.level >= .error { object["source_location"] = .string("\(event.file.split(separator: "/").last ?? ""):\(event.line)") }
         let line = JSONValue.object(object).description + "\n"
         // One write(2) per line under a lock: lines from concurrent tasks never interleave.

@@ -79,7 +79,7 @@ public actor Journal {
             if !remaining.isEmpty { remaining.append(line); continue }  // keep order: stop at the first failure
             guard let record = try? JSONDecoder().decode(Record.self, from: Data(line.utf8)), !record.commands.isEmpty,
                   record.commands.allSatisfy({ !$0.isEmpty }) else {
-                logger.error("journal \(file.path):\(index + 1) is not a journal record; skipped", metadata: ["cortex.journal.line": "\(line.prefix(200))"])
+                logger.error("journal \(file.path):\(index + 1) is not a journal record; skipped", metadata: [LogKey.journalLine: "\(line.prefix(200))"])
                 metrics.journal(event: "corrupt")
                 skipped += 1
                 continue
@@ -128,8 +128,8 @@ public actor Journal {
             logger.error("cannot rewrite journal \(file.path): \(error)")
         }
         if applied + duplicates + skipped > 0 {
-            logger.notice("journal replayed", metadata: ["cortex.journal.applied": "\(applied)", "cortex.journal.duplicates": "\(duplicates)",
-                                                         "cortex.journal.skipped": "\(skipped)", "cortex.journal.left": "\(remaining.count)"])
+            logger.notice("journal replayed", metadata: [LogKey.journalApplied: "\(applied)", LogKey.journalDuplicates: "\(duplicates)",
+                                                         LogKey.journalSkipped: "\(skipped)", LogKey.journalLeft: "\(remaining.count)"])
         }
         return (applied, duplicates, skipped)
     }

@@ -106,8 +106,8 @@ public struct MessageBus: Sendable {
                         metrics.messageDropped(channel: message.channel, reason: "buffer_full")
                         if let dropped = dropLog.tick() {
                             logger.warning("reader too slow: \(dropped) messages dropped", metadata: [
-                                "cortex.channel": "\(message.channel)", "cortex.buffer.messages": "\(buffer.messages)",
-                                "cortex.buffer.bytes": "\(buffer.bytes)",
+                                LogKey.channel: "\(message.channel)", LogKey.bufferMessages: "\(buffer.messages)",
+                                LogKey.bufferBytes: "\(buffer.bytes)",
                             ])
                         }
                         return
@@ -116,8 +116,8 @@ public struct MessageBus: Sendable {
                 case .failure(let rejection):
                     metrics.messageRejected(rejection.reason)
                     logger.warning("rejected message", metadata: [
-                        "cortex.channel": "\(message.channel)", "cortex.reject.reason": "\(rejection.reason.rawValue)",
-                        "cortex.reject.detail": "\(rejection.detail)", "cortex.message.bytes": "\(message.payload.count)",
+                        LogKey.channel: "\(message.channel)", LogKey.rejectReason: "\(rejection.reason.rawValue)",
+                        LogKey.rejectDetail: "\(rejection.detail)", LogKey.messageBytes: "\(message.payload.count)",
                     ])
                 }
             })

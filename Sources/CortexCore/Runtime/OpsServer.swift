@@ -37,7 +37,7 @@ public struct OpsServer: Service {
                 let port = channel.localAddress?.port ?? port
                 bound.withLock { $0 = port }
                 // notice, not info: operators (and cortexctl) look for this line at any log level.
-                logger.notice("ops endpoint listening", metadata: ["cortex.http.port": "\(port)"])
+                logger.notice("ops endpoint listening", metadata: [LogKey.httpPort: "\(port)"])
             },
             logger: quiet
         )

@@ -130,14 +130,14 @@ public struct BudgetBroker: Sendable {
     /// Decides one BUDGET_REQUEST envelope and publishes the BUDGET_DECISION.
     public func handle(_ envelope: Envelope) async {
         guard let request = Request(envelope) else {
-            logger.warning("BUDGET_REQUEST without a usable run, account or amount ignored", metadata: ["cortex.message.id": "\(envelope.id)"])
+            logger.warning("BUDGET_REQUEST without a usable run, account or amount ignored", metadata: [LogKey.messageID: "\(envelope.id)"])
             return
         }
         let decision = await decide(request)
         metrics.budgetRequest(decision: decision.granted ? "granted" : "denied")
         logger.notice("budget request of \(request.account) for \(request.amount) tokens (\(request.priority)) \(decision.granted ? "granted" : "denied"): \(decision.reason)", metadata: [
-            "cortex.run.id": "\(request.runID)", "cortex.budget.agent": "\(request.agent)", "cortex.budget.account": "\(request.account)",
-            "cortex.budget.amount": "\(request.amount)", "cortex.budget.priority": "\(request.priority)", "cortex.budget.reason": "\(decision.reason)",
+            LogKey.runID: "\(request.runID)", LogKey.budgetAgent: "\(request.agent)", LogKey.budgetAccount: "\(request.account)",
+            LogKey.budgetAmount: "\(request.amount)", LogKey.budgetPriority: "\(request.priority)", LogKey.budgetReason: "\(decision.reason)",
         ])
         var data = decision.data.objectValue ?? [:]
         data["request_id"] = .string(request.id)

@@ -67,7 +67,7 @@ public struct CoordinatorService: RoleService {
             group.addTask { [signal] in
                 for await envelope in events {
                     if envelope.type == .ESCALATION {
-                        log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: ["cortex.severity": "\(envelope.string("severity") ?? "")"])
+                        log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: [LogKey.severity: "\(envelope.string("severity") ?? "")"])
                     }
                     if envelope.type == .HANDOFF_REQUEST, let runID = envelope.runID {
                         // Kept with the run: its execution turns each into a task or reports it (phase 3). The
@@ -108,8 +108,6 @@ public struct CoordinatorService: RoleService {
             _ = try? await context.redis.pipeline(StreamConsumer.acknowledged(delivery, group: CortexNames.Group.coordinators))
             return
         }
-        JSONLogHandler.currentRunID.withLock { $0 = request.runID }
-        defer { JSONLogHandler.currentRunID.withLock { $0 = nil } }
         let execution = RunExecution(service: self, request: request)
         let finished = await execution.execute()
         if finished {
@@ -133,14 +131,14 @@ public struct CoordinatorService: RoleService {
                 ])
             }
         } catch {
-            context.logger.error("could not record the handoff \(envelope.id) from \(envelope.source): \(error)", metadata: ["cortex.run.id": "\(runID)"])
+            context.logger.error("could not record the handoff \(envelope.id) from \(envelope.source): \(error)", metadata: [LogKey.runID: "\(runID)"])
         }
     }
 
     /// A run request that cannot run: recorded as a failed run with the reason (so `cortexctl status` and
     /// whoever follows it see why), announced with RUN_FAILED, and acknowledged.
     private func refuse(_ request: RunRequest, reason: String, delivery: StreamConsumer.Delivery) async {
-        context.logger.error("run request refused: \(reason)", metadata: ["cortex.run.id": "\(request.runID)"])
+        context.logger.error("run request refused: \(reason)", metadata: [LogKey.runID: "\(request.runID)"])
         do {
             try await context.redis.run([
                 .hset(CortexNames.run(request.runID), ["status": "failed", "reason": "refused: \(reason)", "goal": String(request.goal.prefix(2000)),
@@ -175,6 +173,8 @@ struct RunExecution {
     let request: RunRequest
     var context: ProcessContext { service.context }
     var runID: String { request.runID }
+    /// The process's logger with the run's id on every line.
+    var log: Logger { context.logger.forRun(runID) }
 
     final class Progress: @unchecked Sendable {  // touched by one task only
         var phases: [(phase: Int, name: String, startedAt: Date)] = []
@@ -194,10 +194,9 @@ struct RunExecution {
 
     /// Runs every phase; returns false only when shutdown interrupted the run (it resumes on redelivery).
     func execute() async -> Bool {
-        let log = context.logger
         let progress = Progress()
         let started = Date()
-        log.info("run started", metadata: ["cortex.run.goal": "\(request.goal)", "cortex.run.targets": "\(request.targets.joined(separator: ","))"])
+        log.info("run started", metadata: [LogKey.runGoal: "\(request.goal)", LogKey.runTargets: "\(request.targets.joined(separator: ","))"])
         // Best effort: while Redis is away the run waits in pre-flight anyway, and every phase writes its state again.
         _ = try? await context.redis.pipeline([
             .hset(CortexNames.run(runID), ["status": "running", "goal": request.goal, "targets": (try? WireJSON.encode(request.targets)) ?? "[]",
@@ -371,7 +370,6 @@ struct RunExecution {
     /// reason as "not handed off: …", never dropped; a task that cannot be queued fails with the reason
     /// instead of being waited for.
     private func takeHandoffs(_ progress: Progress, seen: inout Int, handoffIDs: inout Set<String>, ids: inout Set<String>, queue: Bool = true) async {
-        let log = context.logger
         let handoffs: [String]
         do {
             handoffs = try await context.redis.lrange(CortexNames.runHandoffs(runID), start: seen, stop: -1)
@@ -453,7 +451,7 @@ struct RunExecution {
             if before { progress.catalogBefore = totals } else { progress.catalogAfter = totals }
         } catch {
             progress.catalogProblem = "\(error)"
-            context.logger.warning("could not read the catalog's totals: \(error)")
+            log.warning("could not read the catalog's totals: \(error)")
         }
     }
 
@@ -463,7 +461,7 @@ struct RunExecution {
         context.metrics.phase(phase)
         _ = try? await context.redis.send(.hset(CortexNames.run(runID), "phase", phase))
         await context.bus.notify(.phaseStart(phase), runID: runID, data: ["phase": .number(Double(phase)), "name": .string(Self.phaseNames[phase])])
-        context.logger.info("phase \(phase) \(Self.phaseNames[phase])")
+        log.info("phase \(phase) \(Self.phaseNames[phase])")
     }
 
     /// The file copies of the run's state in the coordination directory, readable while Redis is not.
@@ -498,7 +496,7 @@ struct RunExecution {
             reportDir = try ReportWriter.write(outcome, to: service.outputDir).path
         } catch {
             // Nobody can read what the run found: not a clean result, whatever the masters said.
-            context.logger.error("could not write the report under \(service.outputDir.path): \(error)")
+            log.error("could not write the report under \(service.outputDir.path): \(error)")
             if status == .succeeded { status = .partial }
             reason = [reason, "the report could not be written under \(service.outputDir.path): \(error)"].compactMap { $0 }.joined(separator: "; ")
         }
@@ -513,13 +511,13 @@ struct RunExecution {
                 let written = try await RunArchive.write(runID: runID, taskIDs: progress.tasks.map(\.id), redis: context.redis,
                                                          to: URL(fileURLWithPath: reportDir))
                 archivedKeys = written.keys
-                context.logger.info("archived \(written.archived) keys of the run into \(RunArchive.fileName)")
+                log.info("archived \(written.archived) keys of the run into \(RunArchive.fileName)")
             } catch {
-                context.logger.warning("could not archive the run's keys (they expire after \(context.retentionSeconds) s): \(error)")
+                log.warning("could not archive the run's keys (they expire after \(context.retentionSeconds) s): \(error)")
             }
         }
         var marked = false
-        try? await retryingRedis(context.logger) {
+        try? await retryingRedis(log) {
             try await context.redis.run([
                 .hset(CortexNames.run(runID), ["status": status.rawValue, "reason": reason ?? "", "report_dir": reportDir,
                                                "finished_at": Timestamp.format(outcome.finishedAt)]),
@@ -531,17 +529,17 @@ struct RunExecution {
             do {
                 try await RunArchive.delete(archivedKeys, redis: context.redis)
             } catch {
-                context.logger.warning("archived keys not deleted (they expire after \(context.retentionSeconds) s): \(error)")
+                log.warning("archived keys not deleted (they expire after \(context.retentionSeconds) s): \(error)")
             }
         }
         if status == .failed {
             await context.bus.notify(.RUN_FAILED, runID: runID, data: ["reason": .string(reason ?? "failed"), "report_dir": .string(reportDir)])
-            context.logger.error("run failed: \(reason ?? "")")
+            log.error("run failed: \(reason ?? "")")
         } else {
             var data: [String: JSONValue] = ["status": .string(status.rawValue), "report_dir": .string(reportDir), "duration_ms": .number(Double(durationMs))]
             if let reason { data["reason"] = .string(reason) }
             await context.bus.notify(.RUN_COMPLETE, runID: runID, data: .object(data))
-            context.logger.info("run \(status) in \(durationMs) ms; report in \(reportDir)\(reason.map { " — \($0)" } ?? "")")
+            log.info("run \(status) in \(durationMs) ms; report in \(reportDir)\(reason.map { " — \($0)" } ?? "")")
         }
         context.metrics.runFinished(outcome: status.rawValue)
         context.metrics.phase(-1)

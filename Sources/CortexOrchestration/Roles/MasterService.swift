@@ -82,7 +82,7 @@ public struct MasterService: RoleService {
             .hset(CortexNames.masterRegistry(role), ["status": "stopped", "tasks_active": 0, "last_heartbeat": epochMilliseconds()]),
             .del(CortexNames.masterHeartbeat(role, instance: context.instanceID)),
         ])
-        log.info("master stopped", metadata: ["cortex.tasks.handed_back": "\(handedBack)"])
+        log.info("master stopped", metadata: [LogKey.tasksHandedBack: "\(handedBack)"])
     }
 
     private func writeRegistry(status: String) async throws {
@@ -123,7 +123,7 @@ public struct MasterService: RoleService {
                 .expire(CortexNames.runActivation(runID), seconds: context.retentionSeconds),
             ])
             try await context.bus.publish(.MASTER_ACTIVATION_ACK, runID: runID, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
-            context.logger.info("activated", metadata: ["cortex.run.id": "\(runID)"])
+            context.logger.info("activated", metadata: [LogKey.runID: "\(runID)"])
         } catch {
             context.logger.warning("could not acknowledge activation: \(error)")
         }
@@ -140,10 +140,8 @@ public struct MasterService: RoleService {
             return .dropped
         }
         if delivery.redelivered { context.metrics.redelivered(kind: "task") }
-        JSONLogHandler.currentRunID.withLock { $0 = task.runID }
-        defer { JSONLogHandler.currentRunID.withLock { $0 = nil } }
-        var taskLog = log
-        taskLog[metadataKey: "cortex.task.id"] = "\(task.id)"
+        var taskLog = log.forRun(task.runID)
+        taskLog[metadataKey: LogKey.taskID] = "\(task.id)"
 
         // A task reported before (by us or an earlier instance), or of a run that has ended (its working
         // keys archived and deleted), is only acknowledged again.
@@ -185,7 +183,7 @@ public struct MasterService: RoleService {
         let done = Set((try? await context.redis.hkeys(CortexNames.taskResults(task.id))) ?? [])
         let toDispatch = items.filter { !done.contains($0.id) }
         taskLog.info("task received; dispatching \(toDispatch.count) work items to pool \(role.pool.rawValue)",
-                     metadata: ["cortex.task.attempt": "\(task.attempt)", "cortex.task.items_done": "\(done.count)"])
+                     metadata: [LogKey.taskAttempt: "\(task.attempt)", LogKey.taskItemsDone: "\(done.count)"])
         do {
             // Each item on its own pool's stream: implementation items go to the implementation pool, whose
             // workers (Redis user cortex-implementation-worker) may charge the model's budget.
@@ -251,7 +249,7 @@ public struct MasterService: RoleService {
         if let reason = report.reason { announced["reason"] = .string(reason) }
         await context.bus.notify(.MASTER_REPORT, runID: task.runID, data: .object(announced))
         context.metrics.taskFinished(master: role, outcome: report.status.rawValue)
-        taskLog.info("task reported: \(report.summary)", metadata: ["cortex.task.status": "\(report.status)"])
+        taskLog.info("task reported: \(report.summary)", metadata: [LogKey.taskStatus: "\(report.status)"])
         return .reported
     }
 

@@ -148,7 +148,7 @@ struct StreamConsumer {
     static func deadLetter(_ delivery: Delivery, group: String, reason: String, context: ProcessContext) async {
         let size = delivery.entry.fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         context.logger.error("\(reason): entry moved to \(CortexNames.deadLetters)", metadata: [
-            "cortex.stream": "\(delivery.stream)", "cortex.entry": "\(delivery.entry.id)", "cortex.entry.bytes": "\(size)",
+            LogKey.stream: "\(delivery.stream)", LogKey.entry: "\(delivery.entry.id)", LogKey.entryBytes: "\(size)",
         ])
         context.metrics.deadLettered(reason: "malformed")
         do {

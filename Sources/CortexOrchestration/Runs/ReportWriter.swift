@@ -35,7 +35,7 @@ public enum ReportWriter {
     public static func write(_ outcome: RunOutcome, to outputDir: URL) throws -> URL {
         // The coordinator refuses such run ids before a run starts; this is the last line of defence.
         guard RunRequest.isValidRunID(outcome.request.runID) else {
-            throw ConfigurationError("run id '\(outcome.request.runID.prefix(120))' cannot name a report directory")
+            throw CortexError(.invalidInput, "run id '\(outcome.request.runID.prefix(120))' cannot name a report directory")
         }
         let dir = outputDir.appendingPathComponent(outcome.request.runID, isDirectory: true)
         let masters = dir.appendingPathComponent("masters", isDirectory: true)

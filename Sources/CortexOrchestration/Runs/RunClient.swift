@@ -14,7 +14,7 @@ public struct RunClient: Sendable {
     public func submit(_ request: RunRequest) async throws -> String {
         // The coordinator checks again; here the caller hears why at once. (A request without targets
         // may still be meant for a cluster the coordinator reaches: it decides.)
-        if let problem = request.problem(cluster: true) { throw ConfigurationError("run request refused: \(problem)") }
+        if let problem = request.problem(cluster: true) { throw CortexError(.refused, "run request refused: \(problem)") }
         let json = try WireJSON.encode(request)
         try await redis.run([
             .hset(CortexNames.run(request.runID), ["status": "queued", "goal": request.goal,
@@ -45,6 +45,6 @@ public struct RunClient: Sendable {
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        throw ConfigurationError("run \(runID) did not finish within \(timeout)")
+        throw CortexError(.timeout, "run \(runID) did not finish within \(timeout)")
     }
 }

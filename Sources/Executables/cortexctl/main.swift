@@ -164,7 +164,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         do {
             let bus = try redis.bus()
-            guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+            guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
             print(try await ControlCommands.status(bus: bus, runID: runID), terminator: "")
         } catch { throw fail(error) }
     }
@@ -179,7 +179,7 @@ struct Budget: AsyncParsableCommand {
     func run() async throws {
         do {
             let bus = try redis.bus()
-            guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+            guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
             while true {
                 let table = try await ControlCommands.budget(bus: bus, runID: runID)
                 if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
@@ -209,10 +209,10 @@ struct Events: AsyncParsableCommand {
             let bus = try redis.bus()
             let channels: [CortexNames.Channel]
             if channel == "all" { channels = CortexNames.Channel.allCases } else {
-                guard let c = CortexNames.Channel(name: channel) else { throw ConfigurationError("unknown channel '\(channel)': use coordination, workers, system, catalog or all") }
+                guard let c = CortexNames.Channel(name: channel) else { throw CortexError(.invalidInput, "unknown channel '\(channel)': use coordination, workers, system, catalog or all") }
                 channels = [c]
             }
-            guard await bus.redis.ping() else { throw ConfigurationError("cannot reach Redis at \(bus.redis.endpoint)") }
+            guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
             // A tail that silently stops (Redis gone) or silently skips (too slow a terminal) would lie.
             let subscriber = RedisSubscriber(endpoint: bus.redis.endpoint, channels: channels.map(\.rawValue), configuration: bus.redis.configuration,
                                              onConnectionChange: { up in
