@@ -175,6 +175,7 @@ struct RunExecution {
     var runID: String { request.runID }
     /// The process's logger with the run's id on every line.
     var log: Logger { context.logger.forRun(runID) }
+    var ledger: BudgetLedger { BudgetLedger(redis: context.redis, runID: runID) }
 
     final class Progress: @unchecked Sendable {  // touched by one task only
         var phases: [(phase: Int, name: String, startedAt: Date)] = []
@@ -188,16 +189,50 @@ struct RunExecution {
         var notHandedOff: [String] = []
         /// Anything else the run could not do or read, for the reason (a partial run).
         var problems: [String] = []
+        /// The tasks whose reports phase 3 waits for (handoffs add to them).
+        var ids: Set<String> = []
+        /// Masters down past their limit while phase 3 waited on them, with since when.
+        var abandoned: [(MasterRole, Date)] = []
+        /// How many handoff records were read, and the message ids seen (each handoff counts once).
+        var handoffsSeen = 0
+        var handoffIDs: Set<String> = []
     }
 
     static let phaseNames = ["pre-flight", "master-activation", "work-distribution", "parallel-execution", "aggregation", "reporting"]
+
+    /// How a phase ended: on to the next, stopped by shutdown (the run resumes on redelivery), or the run failed.
+    enum Step {
+        case proceed
+        case interrupted
+        case failed(String)
+    }
 
     /// Runs every phase; returns false only when shutdown interrupted the run (it resumes on redelivery).
     func execute() async -> Bool {
         let progress = Progress()
         let started = Date()
         log.info("run started", metadata: [LogKey.runGoal: "\(request.goal)", LogKey.runTargets: "\(request.targets.joined(separator: ","))"])
-        // Best effort: while Redis is away the run waits in pre-flight anyway, and every phase writes its state again.
+        await recordStart(started)
+        let needed = TaskRouter.masters(for: request.goal)
+        for step in [{ await preflight(needed, progress) }, { await activate(needed, progress) }, { await distribute(progress) }] {
+            switch await step() {
+            case .proceed: continue
+            case .interrupted: return false
+            case .failed(let reason): return await finish(status: .failed, reason: reason, progress: progress, started: started)
+            }
+        }
+        let allReported = await awaitReports(progress)
+        if Task.isShuttingDownGracefully && !allReported { return false }
+        // A run that ends without every report (timeout, a master down) may have handoffs nobody read yet:
+        // they are reported, never dropped.
+        if !allReported { await takeHandoffs(progress, queue: false) }
+        let (status, reason, reports, budget) = await aggregate(progress)
+        return await finish(status: status, reason: reason, progress: progress, started: started, reports: reports, budget: budget)
+    }
+
+    /// The run's hash and its place in the index. Best effort: while Redis is away the run waits in
+    /// pre-flight anyway, and every phase writes its state again.
+    private func recordStart(_ started: Date) async {
         _ = try? await context.redis.pipeline([
             .hset(CortexNames.run(runID), ["status": "running", "goal": request.goal, "targets": (try? WireJSON.encode(request.targets)) ?? "[]",
                                            "started_at": Timestamp.format(started), "coordinator": context.instanceID]),
@@ -206,21 +241,22 @@ struct RunExecution {
             // The index lists what Redis still holds: runs older than the retention are gone.
             .zremrangebyscore(CortexNames.runIndex, min: "-inf", max: "(\(epochMilliseconds() - context.retentionSeconds * 1000)"),
         ])
+    }
 
-        // Phase 0: pre-flight. The masters the goal concerns must be up (all six for a full orchestration).
-        let needed = TaskRouter.masters(for: request.goal)
+    /// Phase 0, pre-flight: the masters the goal concerns must be up (all six for a full orchestration).
+    private func preflight(_ needed: [MasterRole], _ progress: Progress) async -> Step {
         await enter(0, progress)
         var missing: [String] = []
         let mastersUp = await service.waitUntil(timeout: service.preflightTimeout) {
             missing = try await missingMasters(needed)
             return missing.isEmpty
         }
-        if Task.isShuttingDownGracefully { return false }
-        guard mastersUp else {
-            return await finish(status: .failed, reason: "pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))", progress: progress, started: started)
-        }
+        if Task.isShuttingDownGracefully { return .interrupted }
+        return mastersUp ? .proceed : .failed("pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))")
+    }
 
-        // Phase 1: master activation.
+    /// Phase 1, master activation: every needed master acknowledges MASTER_ACTIVATION_START.
+    private func activate(_ needed: [MasterRole], _ progress: Progress) async -> Step {
         await enter(1, progress)
         await context.bus.notify(.MASTER_ACTIVATION_START, runID: runID, data: ["masters": .array(needed.map { .string($0.rawValue) })])
         var unacknowledged: [String] = []
@@ -229,24 +265,15 @@ struct RunExecution {
             unacknowledged = needed.map(\.rawValue).filter { !acked.contains($0) }
             return unacknowledged.isEmpty
         }
-        if Task.isShuttingDownGracefully { return false }
-        guard activated else {
-            return await finish(status: .failed, reason: "master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))", progress: progress, started: started)
-        }
+        if Task.isShuttingDownGracefully { return .interrupted }
+        return activated ? .proceed : .failed("master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))")
+    }
 
-        // Phase 2: open the run's token budgets, decompose the goal into tasks, route each to its master's stream.
+    /// Phase 2, work distribution: open the run's token budgets, decompose the goal into tasks, route each
+    /// to its master's stream.
+    private func distribute(_ progress: Progress) async -> Step {
         await enter(2, progress)
-        let ledger = BudgetLedger(redis: context.redis, runID: runID)
-        do {
-            // A resumed run keeps the ledger it had.
-            try await retryingRedis(log) {
-                if try await !context.redis.exists(CortexNames.budgetAccounts(runID)) { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
-            }
-        } catch {
-            log.error("could not open the run's token budgets: \(error)")
-            // Every model call of the run is refused without them.
-            if service.llmModel != nil { progress.problems.append("the run's token budgets could not be opened (model calls are refused): \(error)") }
-        }
+        await openBudgets(progress)
         // The catalog's baseline, before any worker registers anything for this run.
         await readCatalog(progress, before: true)
         var cluster = false
@@ -271,20 +298,35 @@ struct RunExecution {
             try await retryingRedis(log) { try await context.redis.run(commands) }
             await context.redis.awaitReplication()
         } catch {
-            return await finish(status: .failed, reason: "work distribution: \(error)", progress: progress, started: started)
+            return .failed("work distribution: \(error)")
         }
         for task in progress.tasks {
             await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": .string(task.master.rawValue), "target": .string(task.target)])
         }
+        progress.ids = Set(progress.tasks.map(\.id))
+        return .proceed
+    }
 
-        // Phase 3: masters fan out to workers; we wait for every task's report.
+    /// The run's ledger, opened once (a resumed run keeps the ledger it had).
+    private func openBudgets(_ progress: Progress) async {
+        do {
+            try await retryingRedis(log) {
+                if try await !context.redis.exists(CortexNames.budgetAccounts(runID)) { try await ledger.open(service.budgetPlan.accounts, retentionSeconds: context.retentionSeconds) }
+            }
+        } catch {
+            log.error("could not open the run's token budgets: \(error)")
+            // Every model call of the run is refused without them.
+            if service.llmModel != nil { progress.problems.append("the run's token budgets could not be opened (model calls are refused): \(error)") }
+        }
+    }
+
+    /// Phase 3, parallel execution: masters fan out to workers; we wait for every task's report (handoffs
+    /// add tasks meanwhile). Returns false when the wait ended without every report: the run timed out, a
+    /// master stayed down past its limit (`progress.abandoned`), or shutdown began.
+    private func awaitReports(_ progress: Progress) async -> Bool {
         await enter(3, progress)
-        var ids = Set(progress.tasks.map(\.id))
-        var abandoned: [(MasterRole, Date)] = []
         var sampled = ContinuousClock.now - .seconds(10)
-        var handoffsSeen = 0
-        var handoffIDs: Set<String> = []
-        let allReported = await service.waitUntil(timeout: service.runTimeout) {
+        return await service.waitUntil(timeout: service.runTimeout) {
             // The ledger, live, for the token dashboard and the 90 % alert (at most every 2 s).
             if ContinuousClock.now - sampled >= .seconds(2) {
                 sampled = .now
@@ -295,36 +337,22 @@ struct RunExecution {
             // between would end the wait with its handoffs unread).
             let reported = Set(try await context.redis.hkeys(CortexNames.runResults(runID)))
             // Handoffs (a critical CVE that needs a code change) become tasks of this run, or are reported as not handed off.
-            await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids)
-            if ids.isSubset(of: reported) { return true }
+            await takeHandoffs(progress)
+            if progress.ids.isSubset(of: reported) { return true }
             // A master that stays down longer than the limit ends the wait: a partial report beats a hang.
             let waitingOn = Set(progress.tasks.filter { !reported.contains($0.id) }.map(\.master))
-            abandoned = service.monitor.downSince.value.filter { waitingOn.contains($0.key) && Date().timeIntervalSince($0.value) * 1000 >= Double(service.masterDownTimeout / .milliseconds(1)) }
+            progress.abandoned = service.monitor.downSince.value
+                .filter { waitingOn.contains($0.key) && Date().timeIntervalSince($0.value) * 1000 >= Double(service.masterDownTimeout / .milliseconds(1)) }
                 .map { ($0.key, $0.value) }.sorted { $0.0.rawValue < $1.0.rawValue }
-            return !abandoned.isEmpty
+            return !progress.abandoned.isEmpty
         }
-        if Task.isShuttingDownGracefully && !allReported { return false }
-        // A run that ends without every report (timeout, a master down) may have handoffs nobody read yet:
-        // they are reported, never dropped.
-        if !allReported { await takeHandoffs(progress, seen: &handoffsSeen, handoffIDs: &handoffIDs, ids: &ids, queue: false) }
+    }
 
-        // Phase 4: aggregation. Whatever could not be done, read or checked goes into the reason: the run
-        // is `succeeded` only when every task reported succeeded and nothing on the way was lost.
+    /// Phase 4, aggregation. Whatever could not be done, read or checked goes into the reason: the run is
+    /// `succeeded` only when every task reported succeeded and nothing on the way was lost.
+    private func aggregate(_ progress: Progress) async -> (Outcome, String?, [MasterReport], [BudgetLedger.Account]) {
         await enter(4, progress)
-        var reports: [MasterReport] = []
-        do {
-            var raw: [String: String] = [:]
-            try await retryingRedis(log) { raw = try await context.redis.hgetall(CortexNames.runResults(runID)) }
-            for (id, text) in raw where ids.contains(id) {
-                do { reports.append(try WireJSON.decode(MasterReport.self, from: text)) } catch {
-                    log.warning("unreadable report for \(id): \(error)")
-                    progress.problems.append("the report of \(id) is unreadable: \(error)")
-                }
-            }
-        } catch {
-            log.error("could not read the masters' reports: \(error)")
-            progress.problems.append("the masters' reports could not be read: \(error)")
-        }
+        let reports = await readReports(progress)
         let missingTasks = progress.tasks.filter { t in !reports.contains { $0.taskID == t.id } && progress.failedTasks[t.id] == nil }
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.
@@ -332,8 +360,8 @@ struct RunExecution {
             reasons.append("\(r.reason ?? r.status.rawValue) (\(r.master.processName))")
         }
         for (id, why) in progress.failedTasks.sorted(by: { $0.key < $1.key }) { reasons.append("\(id) failed: \(why)") }
-        if !abandoned.isEmpty {
-            reasons.append(abandoned.map { "\($0.0.processName) down since \(Timestamp.format($0.1)) and not back within \(service.masterDownTimeout)" }.joined(separator: "; ")
+        if !progress.abandoned.isEmpty {
+            reasons.append(progress.abandoned.map { "\($0.0.processName) down since \(Timestamp.format($0.1)) and not back within \(service.masterDownTimeout)" }.joined(separator: "; ")
                 + "; unfinished: " + missingTasks.map(\.id).joined(separator: ", "))
         } else if !missingTasks.isEmpty {
             reasons.append("no report after \(service.runTimeout) from " + missingTasks.map { $0.master.processName }.joined(separator: ", "))
@@ -349,10 +377,28 @@ struct RunExecution {
             log.error("could not read the run's token ledger: \(error)")
             reasons.append("the token ledger could not be read: \(error)")
         }
-        let status: Outcome = reasons.isEmpty ? .succeeded
-            : (!reports.isEmpty && reports.allSatisfy { $0.status == .failed } && missingTasks.isEmpty && progress.failedTasks.isEmpty ? .failed : .partial)
-        return await finish(status: status, reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), progress: progress, started: started,
-                            reports: reports, budget: budget)
+        let everyReportFailed = !reports.isEmpty && reports.allSatisfy { $0.status == .failed } && missingTasks.isEmpty && progress.failedTasks.isEmpty
+        let status: Outcome = reasons.isEmpty ? .succeeded : (everyReportFailed ? .failed : .partial)
+        return (status, reasons.isEmpty ? nil : reasons.joined(separator: "; "), reports, budget)
+    }
+
+    /// The reports of this run's tasks; one that cannot be read is a problem of the run, not a silent gap.
+    private func readReports(_ progress: Progress) async -> [MasterReport] {
+        var reports: [MasterReport] = []
+        do {
+            var raw: [String: String] = [:]
+            try await retryingRedis(log) { raw = try await context.redis.hgetall(CortexNames.runResults(runID)) }
+            for (id, text) in raw where progress.ids.contains(id) {
+                do { reports.append(try WireJSON.decode(MasterReport.self, from: text)) } catch {
+                    log.warning("unreadable report for \(id): \(error)")
+                    progress.problems.append("the report of \(id) is unreadable: \(error)")
+                }
+            }
+        } catch {
+            log.error("could not read the masters' reports: \(error)")
+            progress.problems.append("the masters' reports could not be read: \(error)")
+        }
+        return reports
     }
 
     /// Records a task with its run (HSETNX) and queues it on its master's stream only if it was not recorded
@@ -364,26 +410,26 @@ struct RunExecution {
         return 1
         """)
 
-    /// Reads the handoffs recorded with the run since `seen` (the sender records each atomically with its
+    /// Reads the handoffs recorded with the run since the last read (the sender records each atomically with its
     /// report; this coordinator records what it hears). One per message id: a handoff to the development
     /// master on a target of the run becomes an implementation task; any other is reported in the run's
     /// reason as "not handed off: …", never dropped; a task that cannot be queued fails with the reason
     /// instead of being waited for.
-    private func takeHandoffs(_ progress: Progress, seen: inout Int, handoffIDs: inout Set<String>, ids: inout Set<String>, queue: Bool = true) async {
+    private func takeHandoffs(_ progress: Progress, queue: Bool = true) async {
         let handoffs: [String]
         do {
-            handoffs = try await context.redis.lrange(CortexNames.runHandoffs(runID), start: seen, stop: -1)
+            handoffs = try await context.redis.lrange(CortexNames.runHandoffs(runID), start: progress.handoffsSeen, stop: -1)
         } catch {
             log.warning("could not read the run's handoffs (read again on the next event): \(error)")
             return
         }
         for text in handoffs {
-            seen += 1
+            progress.handoffsSeen += 1
             guard let envelope = try? EnvelopeDecoder().decode(Array(text.utf8), channel: .mastersCoordination).get() else {
                 progress.notHandedOff.append("not handed off: an unreadable handoff record (\(text.prefix(120)))")
                 continue
             }
-            guard handoffIDs.insert(envelope.id).inserted else { continue }
+            guard progress.handoffIDs.insert(envelope.id).inserted else { continue }
             let to = envelope.string("to") ?? "?"
             let target = envelope.string("target") ?? ""
             let what = "\(envelope.source) → \(to) on \(RepositoryCheckout.name(of: target))"
@@ -408,10 +454,10 @@ struct RunExecution {
             let instruction = "\(envelope.string("reason") ?? "Handoff from \(envelope.source)")"
                 + (advisories.isEmpty ? "" : ". Advisories: \(advisories.joined(separator: ", "))")
                 + (envelope.string("branch").map { ". The security master's fix branch: \($0)" } ?? "")
-            let task = TaskSpec(id: "\(runID).development.handoff\(handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
+            let task = TaskSpec(id: "\(runID).development.handoff\(progress.handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
                                 target: target, priority: envelope.string("priority").flatMap(TaskPriority.init(rawValue:)) ?? .high, attempt: 1,
                                 instructions: [instruction])
-            guard !ids.contains(task.id), progress.failedTasks[task.id] == nil else { continue }
+            guard !progress.ids.contains(task.id), progress.failedTasks[task.id] == nil else { continue }
             do {
                 let json = try WireJSON.encode(task)
                 // One script: the task is recorded and queued together, once (a retry after a lost reply, or
@@ -420,7 +466,7 @@ struct RunExecution {
                     try await Self.queueTaskScript.run(context.redis, keys: [CortexNames.runTasks(runID), CortexNames.taskStream(.development), CortexNames.run(runID)],
                                                        args: [task.id, json, CortexNames.Retention.minID(olderThan: context.retentionSeconds), progress.tasks.count + 1]).orThrow()
                 }
-                ids.insert(task.id)
+                progress.ids.insert(task.id)
                 log.info("handoff from \(envelope.source) became task \(task.id)")
                 await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": "development", "target": .string(target)])
             } catch {
