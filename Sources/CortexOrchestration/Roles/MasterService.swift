@@ -134,7 +134,6 @@ public struct MasterService: RoleService {
 
     private func handle(_ delivery: StreamConsumer.Delivery) async -> Disposition {
         let log = context.logger
-        let stream = delivery.stream
         guard let text = delivery.entry.fields["task"], let task = try? WireJSON.decode(TaskSpec.self, from: text) else {
             await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.masters, reason: "malformed task", context: context)
             return .dropped
@@ -160,24 +159,7 @@ public struct MasterService: RoleService {
                                                  claimIdle: claimIdle, redis: context.redis, logger: taskLog)
         defer { keepAlive.cancel() }
         let started = Date()
-        var items: [WorkItem]
-        if task.skill.isClusterWide {
-            items = await clusterItems(task, log: taskLog)
-        } else {
-            // An implementation task (a handoff) has only its implementation items.
-            items = task.skill == .implementation ? [] : (0..<itemsPerTask).map { shard in
-                WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
-                         skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
-            } + (task.allowTestExecution == true
-                ? [WorkItem(id: "\(task.id).run", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .testRun,
-                            target: task.target, shard: 0, shards: 1)]
-                : [])
-            // Each requested change is one implementation item (a worker of the implementation pool runs the agent).
-            items += (task.instructions ?? []).enumerated().map { i, instruction in
-                WorkItem(id: "\(task.id).impl\(i)", taskID: task.id, runID: task.runID, master: role, pool: .implementation, skill: .implementation,
-                         target: task.target, shard: 0, shards: 1, instruction: instruction, priority: task.priority)
-            }
-        }
+        let items = await workItems(for: task, log: taskLog)
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
         // Item ids are derived from the task id, so anything dispatched twice still counts once.
         let done = Set((try? await context.redis.hkeys(CortexNames.taskResults(task.id))) ?? [])
@@ -214,31 +196,8 @@ public struct MasterService: RoleService {
         if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
         if let documentation, DocumentationReview.generates(task) { await documentation.review(&report, task: task, targets: await runTargets(task), log: taskLog) }
         if let llm { report.assessment = await assess(report, task: task, llm: llm, log: taskLog) }
-        // The report, the handoffs it asks for (recorded with the run and published) and the acknowledgement
-        // in one MULTI/EXEC: the coordinator sees the report only with its handoffs, and a crash leaves
-        // neither, so the task is redone.
         do {
-            let json = try WireJSON.encode(report)
-            var commands: [RedisCommand] = [
-                .hset(CortexNames.runResults(task.runID), task.id, json),
-                .expire(CortexNames.runResults(task.runID), seconds: context.retentionSeconds),
-            ]
-            for handoff in handoffs {
-                commands += [.rpush(CortexNames.runHandoffs(task.runID), handoff.encodedString),
-                             .expire(CortexNames.runHandoffs(task.runID), seconds: context.retentionSeconds)]
-                commands += MessageBus.commands(for: handoff)
-            }
-            commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters)
-            try await retryingRedis(taskLog) {
-                switch try await context.redis.transaction(commands) {
-                case .committed(let replies):
-                    // Applied (the task is acknowledged); a command that failed inside EXEC is logged, not retried.
-                    let errors = replies.compactMap { if case .error(let m) = $0 { return m } else { return nil } }
-                    if !errors.isEmpty { taskLog.error("report stored, but Redis failed \(errors.count) command(s) of its transaction: \(errors.joined(separator: "; "))") }
-                case .refused(let refusals): throw RedisError.server(refusals.map(\.reason).joined(separator: "; "))
-                }
-            }
-            await context.redis.awaitReplication()
+            try await store(report, handoffs: handoffs, delivery: delivery, log: taskLog)
         } catch {
             // Left pending: redelivered (to us after a restart, or claimed by another instance) and redone.
             taskLog.error("could not store the report\(handoffs.isEmpty ? "" : " and its \(handoffs.count) handoffs") (the task stays pending): \(error)")
@@ -251,6 +210,53 @@ public struct MasterService: RoleService {
         context.metrics.taskFinished(master: role, outcome: report.status.rawValue)
         taskLog.info("task reported: \(report.summary)", metadata: [LogKey.taskStatus: "\(report.status)"])
         return .reported
+    }
+
+    /// The task's work items: one per namespace for a cluster-wide skill; otherwise one per shard of the
+    /// target (none for an implementation task, a handoff), the test run when allowed, and one
+    /// implementation item per requested change (for a worker of the implementation pool).
+    private func workItems(for task: TaskSpec, log: Logger) async -> [WorkItem] {
+        if task.skill.isClusterWide { return await clusterItems(task, log: log) }
+        var items = task.skill == .implementation ? [] : (0..<itemsPerTask).map { shard in
+            WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
+                     skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
+        }
+        if task.allowTestExecution == true {
+            items.append(WorkItem(id: "\(task.id).run", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .testRun,
+                                  target: task.target, shard: 0, shards: 1))
+        }
+        items += (task.instructions ?? []).enumerated().map { i, instruction in
+            WorkItem(id: "\(task.id).impl\(i)", taskID: task.id, runID: task.runID, master: role, pool: .implementation, skill: .implementation,
+                     target: task.target, shard: 0, shards: 1, instruction: instruction, priority: task.priority)
+        }
+        return items
+    }
+
+    /// The report, the handoffs it asks for (recorded with the run and published) and the acknowledgement
+    /// in one MULTI/EXEC: the coordinator sees the report only with its handoffs, and a crash leaves
+    /// neither, so the task is redone.
+    private func store(_ report: MasterReport, handoffs: [Envelope], delivery: StreamConsumer.Delivery, log: Logger) async throws {
+        let json = try WireJSON.encode(report)
+        var commands: [RedisCommand] = [
+            .hset(CortexNames.runResults(report.runID), report.taskID, json),
+            .expire(CortexNames.runResults(report.runID), seconds: context.retentionSeconds),
+        ]
+        for handoff in handoffs {
+            commands += [.rpush(CortexNames.runHandoffs(report.runID), handoff.encodedString),
+                         .expire(CortexNames.runHandoffs(report.runID), seconds: context.retentionSeconds)]
+            commands += MessageBus.commands(for: handoff)
+        }
+        commands += StreamConsumer.acknowledged(delivery, group: CortexNames.Group.masters)
+        try await retryingRedis(log) {
+            switch try await context.redis.transaction(commands) {
+            case .committed(let replies):
+                // Applied (the task is acknowledged); a command that failed inside EXEC is logged, not retried.
+                let errors = replies.compactMap { if case .error(let m) = $0 { return m } else { return nil } }
+                if !errors.isEmpty { log.error("report stored, but Redis failed \(errors.count) command(s) of its transaction: \(errors.joined(separator: "; "))") }
+            case .refused(let refusals): throw RedisError.server(refusals.map(\.reason).joined(separator: "; "))
+            }
+        }
+        await context.redis.awaitReplication()
     }
 
     enum Awaited { case results([String: WorkResult]), shutdown, runEnded }
