@@ -103,118 +103,135 @@ public enum RedisACL {
 
     /// The rules of `role`.
     public static func rules(for role: Role) -> Rules {
-        let masterStreams = MasterRole.allCases.map { CortexNames.taskStream($0) }
-        let history = [KeyGrant(K.eventHistory.pattern, .write), KeyGrant(K.journalMarker.pattern, .readWrite)]
         switch role {
-        case .coordinator:
-            // The run request stream is consumed; task streams are written (routing) and, for a dead
-            // master, claimed and handed back (LivenessMonitor); the liveness script DELs/SREMs forgotten
-            // workers and declares the registry, heartbeat and set keys (EVAL: read-write).
-            let keys = [
-                KeyGrant(K.runRequests.pattern, .readWrite), KeyGrant(K.runIndex.pattern, .readWrite),
-                KeyGrant(K.run.pattern, .readWrite),  // the run hash and its activation, tasks, results, handoffs
-            ] + masterStreams.map { KeyGrant($0, .readWrite) }
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
-              // Read to find live instances; written to forget dead ones (LivenessMonitor).
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .readWrite) }
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterHeartbeatPattern($0), .read) }
-              + [
-                KeyGrant(K.workerRegistry.pattern, .readWrite), KeyGrant(K.workerHeartbeat.pattern, .readWrite),
-                KeyGrant(K.workerSet.pattern, .readWrite),
-                KeyGrant(K.budgetAccount.pattern, .readWrite), KeyGrant(K.budgetAccounts.pattern, .readWrite),
-                KeyGrant(K.budgetReservation.pattern, .readWrite),
-                KeyGrant(K.deadLetters.pattern, .write),
-                // Phase 5 archives a finished run's task keys into its report, then unlinks them.
-                KeyGrant(K.taskResults.pattern, .readWrite), KeyGrant(K.taskFiles.pattern, .readWrite),
-                KeyGrant(K.taskDuplicates.pattern, .readWrite), KeyGrant(K.taskResultEvents.pattern, .write),
-              ] + history
-            return Rules(keys: keys, channels: CortexNames.Channel.orchestration,
-                         commands: sorted(connection + messaging + groupConsumer + ledger + [
-                            "subscribe", "xclaim", "xrange", "hget", "hkeys", "sadd", "srem", "zadd", "zrevrange", "lrange", "rpush",
-                            "xdel", "unlink", "get", "zremrangebyscore",
-                            "hsetnx",  // a handoff task is recorded and queued once (CoordinatorService.queueTaskScript)
-                         ]))
-        case .master:
-            // Each master reads its task stream, writes its registry and heartbeat, dispatches work items
-            // (XADD only: it never reads a work stream), waits for results (read-only) and charges its own
-            // budget account and the run's (MeteredLLM).
-            let keys = masterStreams.map { KeyGrant($0, .readWrite) }
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .write) }
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .write) }
-              + MasterRole.allCases.map { KeyGrant(CortexNames.masterHeartbeatPattern($0), .write) }
-              + WorkerPool.allCases.map { KeyGrant(CortexNames.workStream($0), .write) }
-              + [
-                KeyGrant(K.masterSet.pattern, .write),
-                KeyGrant(K.runActivation.pattern, .write), KeyGrant(K.runResults.pattern, .readWrite),
-                KeyGrant(K.runTasks.pattern, .read), KeyGrant(K.runHandoffs.pattern, .write),
-                // The run's own hash, read to skip a task of a run that has ended (RunState.load). The glob
-                // also matches the run's sub-keys: read-only here.
-                KeyGrant(K.run.pattern, .read),
-                KeyGrant(K.taskResults.pattern, .read), KeyGrant(K.taskResultEvents.pattern, .read),
-                KeyGrant(K.deadLetters.pattern, .write),
-              ]
-              + MasterRole.allCases.map { KeyGrant(CortexNames.budgetAccountPattern($0.rawValue), .readWrite) }
-              + [KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite), KeyGrant(K.budgetReservation.pattern, .readWrite)]
-              + history
-            return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
-                         commands: sorted(connection + messaging + groupConsumer + ledger + [
-                            "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel",
-                            "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
-                            "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
-                         ]))
-        case .worker, .implementationWorker:
-            let implementation = role == .implementationWorker
-            let pools = WorkerPool.allCases.filter { implementation || $0 != .implementation }
-            var keys = pools.map { KeyGrant(CortexNames.workStream($0), .readWrite) } + [
-                KeyGrant(K.deadLetters.pattern, .write),
-                // Results are written once (HSETNX) with a TTL, the master woken (XADD): never read here.
-                KeyGrant(K.taskResults.pattern, .write), KeyGrant(K.taskResultEvents.pattern, .write),
-                KeyGrant(K.taskFiles.pattern, .readWrite), KeyGrant(K.taskDuplicates.pattern, .readWrite),
-                KeyGrant(K.checkpoint.pattern, .readWrite),
-                KeyGrant(K.workerRegistry.pattern, .readWrite),  // HINCRBY items_done
-                KeyGrant(K.workerHeartbeat.pattern, .write), KeyGrant(K.workerSet.pattern, .write),
-            ] + history
-            var channels: [CortexNames.Channel] = [.workersStatus]
-            var commands = connection + messaging + groupConsumer + [
-                "xclaim", "hset", "hsetnx", "hincrby", "sadd", "get", "del", "expire", "multi", "exec", "xdel",
-            ]
-            if implementation {
-                // The agent's model calls: the development master's workers' account and the run's, the
-                // reservations; BUDGET_REQUEST / BUDGET_DECISION on the coordination channel.
-                let account = CortexNames.workersBudgetAccount(MasterRole.development.rawValue)
-                keys += [
-                    KeyGrant(K.developmentAttempts.pattern, .readWrite),
-                    KeyGrant(CortexNames.budgetAccountPattern(account), .readWrite),
-                    KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite),
-                    KeyGrant(K.budgetReservation.pattern, .readWrite),
-                ]
-                channels.append(.mastersCoordination)
-                commands += ledger + ["subscribe", "lpush", "ltrim", "lrange"]
-            }
-            return Rules(keys: keys, channels: channels, commands: sorted(commands))
-        case .catalogAPI:
-            // The catalog store's Lua scripts (EVALSHA, loaded once) and pipelines; PUBLISH of changes (no
-            // history: too many); the relay subscribes to changes and worker status.
-            return Rules(keys: [KeyGrant(K.catalog.pattern, .readWrite)], channels: [.catalogEvents, .workersStatus],
-                         commands: sorted(connection + [
-                            "publish", "subscribe", "evalsha", "script|load",
-                            "hmget", "hget", "hgetall", "hset", "hdel", "hincrby", "exists", "del",
-                            "zadd", "zrem", "zcard", "zscore", "zrangebylex",
-                         ]))
-        case .operator:
-            // cortexctl: status, budget and run state are reads; `run` writes the request (hash, index,
-            // stream); `publish` and `events` use any channel. `cortex:run:*` also covers the run's
-            // sub-hashes: a glob cannot tell the run hash from them.
-            return Rules(keys: [
-                KeyGrant("cortex:*", .read),
-                KeyGrant(K.runRequests.pattern, .write), KeyGrant(K.runIndex.pattern, .write), KeyGrant(K.run.pattern, .write),
-                KeyGrant(K.eventHistory.pattern, .write),
-            ], channels: CortexNames.Channel.allCases,
-                         commands: sorted(connection + [
-                            "publish", "subscribe", "xadd", "hset", "zadd",
-                            "hgetall", "hmget", "hget", "smembers", "exists", "zrevrange", "xrange",
-                         ]))
+        case .coordinator: return coordinatorRules()
+        case .master: return masterRules()
+        case .worker: return workerRules(implementation: false)
+        case .implementationWorker: return workerRules(implementation: true)
+        case .catalogAPI: return catalogAPIRules()
+        case .operator: return operatorRules()
         }
+    }
+
+    private static var masterStreams: [String] { MasterRole.allCases.map { CortexNames.taskStream($0) } }
+    /// Every orchestration role publishes to the history and replays its journal.
+    private static var history: [KeyGrant] { [KeyGrant(K.eventHistory.pattern, .write), KeyGrant(K.journalMarker.pattern, .readWrite)] }
+
+    private static func coordinatorRules() -> Rules {
+        // The run request stream is consumed; task streams are written (routing) and, for a dead
+        // master, claimed and handed back (LivenessMonitor); the liveness script DELs/SREMs forgotten
+        // workers and declares the registry, heartbeat and set keys (EVAL: read-write).
+        let keys = [
+            KeyGrant(K.runRequests.pattern, .readWrite), KeyGrant(K.runIndex.pattern, .readWrite),
+            KeyGrant(K.run.pattern, .readWrite),  // the run hash and its activation, tasks, results, handoffs
+        ] + masterStreams.map { KeyGrant($0, .readWrite) }
+          + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
+          // Read to find live instances; written to forget dead ones (LivenessMonitor).
+          + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .readWrite) }
+          + MasterRole.allCases.map { KeyGrant(CortexNames.masterHeartbeatPattern($0), .read) }
+          + [
+            KeyGrant(K.workerRegistry.pattern, .readWrite), KeyGrant(K.workerHeartbeat.pattern, .readWrite),
+            KeyGrant(K.workerSet.pattern, .readWrite),
+            KeyGrant(K.budgetAccount.pattern, .readWrite), KeyGrant(K.budgetAccounts.pattern, .readWrite),
+            KeyGrant(K.budgetReservation.pattern, .readWrite),
+            KeyGrant(K.deadLetters.pattern, .write),
+            // Phase 5 archives a finished run's task keys into its report, then unlinks them.
+            KeyGrant(K.taskResults.pattern, .readWrite), KeyGrant(K.taskFiles.pattern, .readWrite),
+            KeyGrant(K.taskDuplicates.pattern, .readWrite), KeyGrant(K.taskResultEvents.pattern, .write),
+          ] + history
+        return Rules(keys: keys, channels: CortexNames.Channel.orchestration,
+                     commands: sorted(connection + messaging + groupConsumer + ledger + [
+                        "subscribe", "xclaim", "xrange", "hget", "hkeys", "sadd", "srem", "zadd", "zrevrange", "lrange", "rpush",
+                        "xdel", "unlink", "get", "zremrangebyscore",
+                        "hsetnx",  // a handoff task is recorded and queued once (CoordinatorService.queueTaskScript)
+                     ]))
+    }
+
+    private static func masterRules() -> Rules {
+        // Each master reads its task stream, writes its registry and heartbeat, dispatches work items
+        // (XADD only: it never reads a work stream), waits for results (read-only) and charges its own
+        // budget account and the run's (MeteredLLM).
+        let keys = masterStreams.map { KeyGrant($0, .readWrite) }
+          + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .write) }
+          + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .write) }
+          + MasterRole.allCases.map { KeyGrant(CortexNames.masterHeartbeatPattern($0), .write) }
+          + WorkerPool.allCases.map { KeyGrant(CortexNames.workStream($0), .write) }
+          + [
+            KeyGrant(K.masterSet.pattern, .write),
+            KeyGrant(K.runActivation.pattern, .write), KeyGrant(K.runResults.pattern, .readWrite),
+            KeyGrant(K.runTasks.pattern, .read), KeyGrant(K.runHandoffs.pattern, .write),
+            // The run's own hash, read to skip a task of a run that has ended (RunState.load). The glob
+            // also matches the run's sub-keys: read-only here.
+            KeyGrant(K.run.pattern, .read),
+            KeyGrant(K.taskResults.pattern, .read), KeyGrant(K.taskResultEvents.pattern, .read),
+            KeyGrant(K.deadLetters.pattern, .write),
+          ]
+          + MasterRole.allCases.map { KeyGrant(CortexNames.budgetAccountPattern($0.rawValue), .readWrite) }
+          + [KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite), KeyGrant(K.budgetReservation.pattern, .readWrite)]
+          + history
+        return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
+                     commands: sorted(connection + messaging + groupConsumer + ledger + [
+                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel",
+                        "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
+                        "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
+                     ]))
+    }
+
+    private static func workerRules(implementation: Bool) -> Rules {
+                let pools = WorkerPool.allCases.filter { implementation || $0 != .implementation }
+        var keys = pools.map { KeyGrant(CortexNames.workStream($0), .readWrite) } + [
+            KeyGrant(K.deadLetters.pattern, .write),
+            // Results are written once (HSETNX) with a TTL, the master woken (XADD): never read here.
+            KeyGrant(K.taskResults.pattern, .write), KeyGrant(K.taskResultEvents.pattern, .write),
+            KeyGrant(K.taskFiles.pattern, .readWrite), KeyGrant(K.taskDuplicates.pattern, .readWrite),
+            KeyGrant(K.checkpoint.pattern, .readWrite),
+            KeyGrant(K.workerRegistry.pattern, .readWrite),  // HINCRBY items_done
+            KeyGrant(K.workerHeartbeat.pattern, .write), KeyGrant(K.workerSet.pattern, .write),
+        ] + history
+        var channels: [CortexNames.Channel] = [.workersStatus]
+        var commands = connection + messaging + groupConsumer + [
+            "xclaim", "hset", "hsetnx", "hincrby", "sadd", "get", "del", "expire", "multi", "exec", "xdel",
+        ]
+        if implementation {
+            // The agent's model calls: the development master's workers' account and the run's, the
+            // reservations; BUDGET_REQUEST / BUDGET_DECISION on the coordination channel.
+            let account = CortexNames.workersBudgetAccount(MasterRole.development.rawValue)
+            keys += [
+                KeyGrant(K.developmentAttempts.pattern, .readWrite),
+                KeyGrant(CortexNames.budgetAccountPattern(account), .readWrite),
+                KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite),
+                KeyGrant(K.budgetReservation.pattern, .readWrite),
+            ]
+            channels.append(.mastersCoordination)
+            commands += ledger + ["subscribe", "lpush", "ltrim", "lrange"]
+        }
+        return Rules(keys: keys, channels: channels, commands: sorted(commands))
+    }
+
+    private static func catalogAPIRules() -> Rules {
+        // The catalog store's Lua scripts (EVALSHA, loaded once) and pipelines; PUBLISH of changes (no
+        // history: too many); the relay subscribes to changes and worker status.
+        return Rules(keys: [KeyGrant(K.catalog.pattern, .readWrite)], channels: [.catalogEvents, .workersStatus],
+                     commands: sorted(connection + [
+                        "publish", "subscribe", "evalsha", "script|load",
+                        "hmget", "hget", "hgetall", "hset", "hdel", "hincrby", "exists", "del",
+                        "zadd", "zrem", "zcard", "zscore", "zrangebylex",
+                     ]))
+    }
+
+    private static func operatorRules() -> Rules {
+        // cortexctl: status, budget and run state are reads; `run` writes the request (hash, index,
+        // stream); `publish` and `events` use any channel. `cortex:run:*` also covers the run's
+        // sub-hashes: a glob cannot tell the run hash from them.
+        return Rules(keys: [
+            KeyGrant("cortex:*", .read),
+            KeyGrant(K.runRequests.pattern, .write), KeyGrant(K.runIndex.pattern, .write), KeyGrant(K.run.pattern, .write),
+            KeyGrant(K.eventHistory.pattern, .write),
+        ], channels: CortexNames.Channel.allCases,
+                     commands: sorted(connection + [
+                        "publish", "subscribe", "xadd", "hset", "zadd",
+                        "hgetall", "hmget", "hget", "smembers", "exists", "zrevrange", "xrange",
+                     ]))
     }
 
     /// The patterns granted to `role`, for checks (`KeyGrant.pattern` only).
