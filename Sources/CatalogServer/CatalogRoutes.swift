@@ -31,6 +31,17 @@ struct CatalogRoutes: Sendable {
         router.post("/graphql") { request, _ in try await graphQL(request, body: try await jsonBody(request)) }
 
         let api = router.group("/api/v1")
+        registerAssets(on: api)
+        registerLineageAndSearch(on: api)
+        api.get("/stats") { request, _ in
+            _ = try authorize(request, .read)
+            return try encoded(.ok, try await store.stats())
+        }
+        api.get("/events") { request, _ in try events(request) }
+    }
+
+    /// Asset CRUD: list and filter, create, read, replace (optimistic concurrency with If-Match), delete.
+    private func registerAssets(on api: RouterGroup<Context>) {
         api.get("/assets") { request, _ in
             _ = try authorize(request, .read)
             let q = request.uri.queryParameters
@@ -86,6 +97,10 @@ struct CatalogRoutes: Sendable {
             guard try await store.delete(id) != nil else { throw CatalogError(.notFound, "asset \(id) does not exist") }
             return Response(status: .noContent)
         }
+    }
+
+    /// Lineage, search, batches and relations.
+    private func registerLineageAndSearch(on api: RouterGroup<Context>) {
         api.get("/assets/{id}/lineage") { request, context in
             _ = try authorize(request, .read)
             let id = try pathID(context)
@@ -132,11 +147,6 @@ struct CatalogRoutes: Sendable {
             }
             return Response(status: .noContent)
         }
-        api.get("/stats") { request, _ in
-            _ = try authorize(request, .read)
-            return try encoded(.ok, try await store.stats())
-        }
-        api.get("/events") { request, _ in try events(request) }
     }
 
     struct BatchBody: Decodable {
