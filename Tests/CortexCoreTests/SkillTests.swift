@@ -34,7 +34,7 @@ func runSkill(_ name: SkillName, on root: URL, shards: Int = 3) throws -> SkillS
     let files = try RepositoryFiles.list(root: root)
     var records: [SkillRecord] = []
     for shard in 0..<shards {
-        records += try name.skill.examine(root: root, files: files.filter { RepositoryFiles.shard(of: $0, shards: shards) == shard }) { _ in }
+        records += try name.fileSkill!.examine(root: root, files: files.filter { RepositoryFiles.shard(of: $0, shards: shards) == shard }) { _ in }
     }
     return name.skill.summarize(records)
 }

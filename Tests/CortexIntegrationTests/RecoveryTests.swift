@@ -48,8 +48,8 @@ import Testing
         let item = try await Self.strandItem(redis, target: target, task: "t-resume")
         // The dead worker had examined 3 of the 8 files and saved its progress.
         let files = try RepositoryFiles.list(root: target)
-        let checkpoint = WorkerService.Checkpoint(next: 3, fileCount: files.count, lastPath: files[2],
-                                                  records: [["language": "Checkpointed", "files": 3, "lines": 0]])
+        let checkpoint = Checkpoint(next: 3, fileCount: files.count, lastPath: files[2],
+                                    records: [["language": "Checkpointed", "files": 3, "lines": 0]])
         try await redis.send("SET", CortexNames.checkpoint(item.id), try WireJSON.encode(checkpoint), "EX", 600).orThrow()
         let worker = try suite.startWorker(pools: [.catalog])
         var done: WorkResult?

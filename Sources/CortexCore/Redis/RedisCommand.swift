@@ -128,6 +128,15 @@ extension RedisClient {
     /// The commands in one MULTI/EXEC (see `transaction(_:)` for what a refusal means).
     public func transaction(_ commands: [RedisCommand]) async throws -> TransactionOutcome { try await transaction(commands.map(\.arguments)) }
 
+    /// Sends a command whose failure the caller can live without: nil when Redis is unreachable, the reply
+    /// otherwise (error replies included), but a NOPERM is thrown, naming the command and key.
+    public func sendUnlessDenied(_ command: RedisCommand) async throws -> RedisReply? {
+        let reply: RedisReply
+        do { reply = try await send(command) } catch let error as RedisError where error.isConnectionError { return nil }
+        if let denied = reply.permissionDenied { throw Self.describe(denied, command.arguments) }
+        return reply
+    }
+
     /// Sends the commands in one round trip and throws the first error reply.
     public func run(_ commands: [RedisCommand]) async throws {
         for reply in try await pipeline(commands) { try reply.orThrow() }

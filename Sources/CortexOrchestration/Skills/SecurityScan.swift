@@ -59,26 +59,6 @@ public struct SecurityScan: Skill {
     }
 }
 
-/// security: the live cluster's workloads audited (one work item per namespace, run by `WorkerService`
-/// through the Kubernetes API). Records carry `ConfigFinding`s and the resources that were not listable.
-public struct ClusterAudit: Skill {
-    public init() {}
-
-    public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
-        throw ConfigurationError("the cluster audit is not file-based; the worker runs it through the Kubernetes API")
-    }
-
-    public func summarize(_ records: [SkillRecord]) -> SkillSummary {
-        let config = records.flatMap { ($0["config"]?.arrayValue ?? []).compactMap { $0.decoded(as: ConfigFinding.self) } }
-        let audited = records.reduce(0) { $0 + ($1["audited"]?.intValue ?? 0) }
-        let skipped = records.compactMap { r in r["skipped"]?.stringValue.map { "\($0): \(r["reason"]?.stringValue ?? "")" } }
-        var md = "### Kubernetes configuration (live objects)\n\n\(audited) workloads audited.\n\n" + ConfigurationTable.markdown(config)
-        if !skipped.isEmpty { md += "\n### Not listable (reported and skipped)\n\n" + skipped.map { "- \($0)" }.joined(separator: "\n") + "\n" }
-        return SkillSummary(headline: "cluster: \(audited) workloads audited, \(config.count) configuration findings" + (skipped.isEmpty ? "" : "; \(skipped.count) resources not listable"),
-                            markdown: md, details: .object(["config": .array(config.map(JSONValue.of)), "audited": .number(Double(audited))]))
-    }
-}
-
 /// The configuration findings as a Markdown table, most severe first.
 enum ConfigurationTable {
     static func markdown(_ findings: [ConfigFinding]) -> String {

@@ -9,7 +9,7 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     case workflowFinder = "workflow-finder"
     case testSurvey = "test-survey"
     case monitoringSurvey = "monitoring-survey"
-    /// The cluster's objects through the Kubernetes API (not file-based: one item per namespace).
+    /// inventory: the cluster's objects through the Kubernetes API (not file-based: one item per namespace).
     case clusterDiscovery = "cluster-discovery"
     /// security: dependency inventory, manifest audit and secret scan of a repository shard.
     case securityScan = "security-scan"
@@ -35,22 +35,25 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     /// Whether the skill reads the cluster through the Kubernetes API (one item per namespace) rather than files.
     public var isClusterWide: Bool { self == .clusterDiscovery || self == .clusterAudit }
 
-    /// The implementation.
-    public var skill: any Skill {
+    /// The skill a worker runs for an item of this name, and that summarizes a task's records.
+    public var skill: any WorkSkill {
         switch self {
-        case .languageCensus: return LanguageCensus()
-        case .manifestFinder: return ManifestFinder()
-        case .documentationSurvey: return DocumentationSurvey()
-        case .workflowFinder: return WorkflowFinder()
-        case .testSurvey: return TestSurvey()
-        case .monitoringSurvey: return MonitoringSurvey()
-        case .clusterDiscovery: return ClusterSurvey()
-        case .securityScan: return SecurityScan()
-        case .clusterAudit: return ClusterAudit()
-        case .testRun: return TestSurvey()  // the worker runs it through TestRunner; the records merge with the survey's
-        case .implementation: return DocumentationSurvey()  // the worker runs the agent; the records merge with the survey's
+        case .languageCensus: return FileShardedSkill(LanguageCensus())
+        case .manifestFinder: return FileShardedSkill(ManifestFinder())
+        case .documentationSurvey: return FileShardedSkill(DocumentationSurvey())
+        case .workflowFinder: return FileShardedSkill(WorkflowFinder())
+        case .testSurvey: return FileShardedSkill(TestSurvey())
+        case .monitoringSurvey: return FileShardedSkill(MonitoringSurvey())
+        case .clusterDiscovery: return ClusterDiscoverySkill()
+        case .securityScan: return FileShardedSkill(SecurityScan())
+        case .clusterAudit: return ClusterAuditSkill()
+        case .testRun: return TestRunSkill()
+        case .implementation: return ImplementationSkill()
         }
     }
+
+    /// The file-based skill behind a file-sharded name (nil for the others), which examines files directly.
+    public var fileSkill: (any Skill)? { (skill as? FileShardedSkill)?.base }
 }
 
 /// One finding or tally a skill reports, as a flat JSON object.
@@ -67,6 +70,7 @@ public struct SkillSummary: Sendable {
 }
 
 /// A deterministic piece of work a worker runs on a shard of a target's files; the master merges the shards.
+/// `FileShardedSkill` runs it as a `WorkSkill` (file by file, with checkpoints).
 public protocol Skill: Sendable {
     /// Examines the given files (paths relative to `root`) and returns records.
     func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord]
@@ -95,10 +99,18 @@ extension Skill {
     }
 
     /// A Markdown table.
-    func table(_ header: [String], _ rows: [[String]]) -> String {
-        guard !rows.isEmpty else { return "_none found_\n" }
-        var out = "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---" }.joined(separator: "|") + "|\n"
-        for r in rows { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
-        return out
-    }
+    func table(_ header: [String], _ rows: [[String]]) -> String { markdownTable(header, rows) }
+}
+
+extension WorkSkill {
+    /// A Markdown table.
+    func table(_ header: [String], _ rows: [[String]]) -> String { markdownTable(header, rows) }
+}
+
+/// A Markdown table ("_none found_" without rows), cells' `|` escaped.
+func markdownTable(_ header: [String], _ rows: [[String]]) -> String {
+    guard !rows.isEmpty else { return "_none found_\n" }
+    var out = "| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---" }.joined(separator: "|") + "|\n"
+    for r in rows { out += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+    return out
 }

@@ -1,0 +1,62 @@
+import CortexCore
+import Foundation
+
+/// A worker's entry in the worker registry (`CortexNames.workerRegistry`, `workerSet`) and its heartbeat
+/// key, which the coordinator's liveness monitor watches: registered at start, refreshed every
+/// heartbeat interval, marked stopped at shutdown.
+struct WorkerRegistration: Sendable {
+    let context: ProcessContext
+    let workerID: String
+    let pools: [WorkerPool]
+    private let registered = Locked(false)
+
+    init(context: ProcessContext, workerID: String, pools: [WorkerPool]) {
+        self.context = context
+        self.workerID = workerID
+        self.pools = pools
+    }
+
+    /// Whether the worker has registered (its readiness).
+    var isRegistered: Bool { registered.value }
+
+    /// Registers the worker (retried while Redis is away) and announces WORKER_REGISTERED.
+    func register(status: String) async throws {
+        try await retryingRedis(context.logger) {
+            try await context.redis.run([
+                .hset(CortexNames.workerRegistry(workerID), ["worker": workerID, "node": context.nodeName,
+                                                               "pools": pools.map(\.rawValue).joined(separator: ","), "status": status,
+                                                               "last_heartbeat": epochMilliseconds()]),
+                .sadd(CortexNames.workerSet, workerID),
+                .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
+            ])
+        }
+        try await context.bus.publish(.WORKER_REGISTERED, data: [
+            "worker": .string(workerID), "node": .string(context.nodeName), "pools": .array(pools.map { .string($0.rawValue) }),
+        ])
+        registered.withLock { $0 = true }
+    }
+
+    /// Refreshes the heartbeat every heartbeat interval until cancelled (a missed beat is only logged by its absence).
+    func heartbeats() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: context.heartbeatInterval)
+            if Task.isCancelled { return }
+            _ = try? await context.redis.pipeline([
+                .hset(CortexNames.workerRegistry(workerID), ["last_heartbeat": epochMilliseconds()]),
+                .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
+            ])
+            await context.bus.notify(.WORKER_HEARTBEAT, data: ["worker": .string(workerID), "node": .string(context.nodeName), "status": "alive"])
+        }
+    }
+
+    /// Announces WORKER_SHUTDOWN and marks the worker stopped (best effort: the heartbeat expires anyway).
+    func deregister() async {
+        await context.bus.notify(.WORKER_SHUTDOWN, data: ["worker": .string(workerID), "node": .string(context.nodeName)])
+        _ = try? await context.redis.pipeline([
+            .hset(CortexNames.workerRegistry(workerID), ["status": "stopped", "last_heartbeat": epochMilliseconds()]),
+            .del(CortexNames.workerHeartbeat(workerID)),
+        ])
+    }
+
+    private var heartbeatMilliseconds: Int { Int(context.heartbeatTimeout / .milliseconds(1)) }
+}
