@@ -17,7 +17,7 @@ struct CatalogRegistrar: Sendable {
         do {
             let summary = try await catalog.upsert(assets, relations: relations)
             metrics.catalogRegistration(outcome: "ok")
-            log.debug("registered in the catalog", metadata: ["cortex.catalog.created": "\(summary.created)", "cortex.catalog.updated": "\(summary.updated)"])
+            log.debug("registered in the catalog", metadata: [LogKey.catalogCreated: "\(summary.created)", LogKey.catalogUpdated: "\(summary.updated)"])
             return .init(assets: assets.count, registered: assets.count)
         } catch {
             metrics.catalogRegistration(outcome: "failed")

@@ -66,7 +66,7 @@ public struct WorkerService: RoleService {
                                       streams: pools.map { CortexNames.workStream($0) }, claimIdle: claimIdle)
         try await retryingRedis(log) { try await consumer.prepare() }
         try await registration.register(status: "idle")
-        log.info("worker ready", metadata: ["cortex.worker.pools": "\(pools.map(\.rawValue).joined(separator: ","))"])
+        log.info("worker ready", metadata: [LogKey.workerPools: "\(pools.map(\.rawValue).joined(separator: ","))"])
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await registration.heartbeats() }
@@ -83,9 +83,8 @@ public struct WorkerService: RoleService {
             await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context)
             return
         }
-        var itemLog = log
-        itemLog[metadataKey: "cortex.item.id"] = "\(item.id)"
-        itemLog[metadataKey: "cortex.run.id"] = "\(item.runID)"
+        var itemLog = log.forRun(item.runID)
+        itemLog[metadataKey: LogKey.itemID] = "\(item.id)"
         if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }
         if let deliveries = delivery.deliveries, deliveries > maxDeliveries {
             await bury(item, delivery: delivery, deliveries: deliveries, log: itemLog)
@@ -214,7 +213,7 @@ public struct WorkerService: RoleService {
             log.error("result refused by Redis (the item stays pending and will be redone): \(error)")
         }
         if result.status == .succeeded {
-            log.info("work item done", metadata: ["cortex.item.files": "\(result.filesExamined)", "cortex.item.ms": "\(result.durationMs)"])
+            log.info("work item done", metadata: [LogKey.itemFiles: "\(result.filesExamined)", LogKey.itemMilliseconds: "\(result.durationMs)"])
         } else {
             log.warning("work item \(result.status): \(result.error ?? "")")
         }
