@@ -124,8 +124,8 @@ extension CatalogSchema {
             "assetDeleted": GraphQLField(
                 type: GraphQLNonNull(objects.deleted), args: typeArg,
                 resolve: { source, _, _, _ in
-                    let e = source as! Envelope
-                    return ["id": e.data["id"]?.stringValue ?? "", "type": e.data["type"]?.stringValue ?? "UNKNOWN"] as [String: any Sendable]
+                    let deleted = try? (source as! Envelope).payload(AssetDeleted.self)
+                    return ["id": deleted?.id ?? "", "type": deleted?.type ?? "UNKNOWN"] as [String: any Sendable]
                 },
                 subscribe: { _, args, context, _ in assetEvents(ctx(context), .ASSET_DELETED, type: args["type"].string) }
             ),
@@ -135,7 +135,7 @@ extension CatalogSchema {
                 subscribe: { _, args, context, _ in
                     let worker = args["worker"].string
                     let stream = ctx(context).relay.stream(types: [.TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED])
-                    return AnySendableStream(stream.filter { worker == nil || $0.data["worker"]?.stringValue == worker })
+                    return AnySendableStream(stream.filter { worker == nil || (workerProgress($0)["worker"] as? String) == worker })
                 }
             ),
         ])

@@ -72,24 +72,38 @@ public enum CatalogSchema {
         let stream = c.relay.stream(types: [type])
         return AnySendableStream(stream.filter { e in
             guard let wanted = assetType else { return true }
-            return (e.data["asset"]?["type"] ?? e.data["type"])?.stringValue == wanted
+            return (assetJSON(e)?["type"]?.stringValue ?? (try? e.payload(AssetDeleted.self))?.type) == wanted
         })
+    }
+
+    /// The asset an ASSET_ADDED or ASSET_CHANGED carries.
+    static func assetJSON(_ e: Envelope) -> JSONValue? {
+        (try? e.payload(AssetAdded.self))?.asset ?? (try? e.payload(AssetChanged.self))?.asset
     }
 
     static func eventAsset(_ source: any Sendable) throws -> [String: any Sendable] {
         let e = source as! Envelope
-        guard let json = e.data["asset"] else { throw CatalogError(.invalid, "event without an asset") }
+        guard let json = assetJSON(e) else { throw CatalogError(.invalid, "event without an asset") }
         return MapConversion.source(try json.decode(Asset.self))
     }
 
+    /// One WorkerProgress from any of the four work item messages (each decoded as its own payload).
     static func workerProgress(_ e: Envelope) -> [String: any Sendable] {
-        [
-            "event": e.type.rawValue, "worker": e.data["worker"]?.stringValue ?? "", "node": e.data["node"]?.stringValue as (any Sendable)?,
-            "runId": e.runID as (any Sendable)?, "taskId": e.data["task_id"]?.stringValue as (any Sendable)?,
-            "itemId": e.data["item_id"]?.stringValue as (any Sendable)?, "pool": e.data["pool"]?.stringValue as (any Sendable)?,
-            "done": e.data["done"]?.intValue as (any Sendable)?, "total": e.data["total"]?.intValue as (any Sendable)?,
-            "durationMs": e.data["duration_ms"]?.intValue as (any Sendable)?, "reason": e.data["reason"]?.stringValue as (any Sendable)?,
-            "at": Timestamp.format(e.timestamp),
+        var worker = "", node: String?, taskID: String?, itemID: String?, pool: String?, done: Int?, total: Int?, durationMs: Int?, reason: String?
+        if let p = try? e.payload(TaskStarted.self) {
+            (worker, node, taskID, itemID, pool) = (p.worker, p.node, p.taskID, p.itemID, p.pool)
+        } else if let p = try? e.payload(TaskProgress.self) {
+            (worker, itemID, done, total) = (p.worker, p.itemID, p.done, p.total)
+        } else if let p = try? e.payload(TaskComplete.self) {
+            (worker, node, taskID, itemID, durationMs) = (p.worker, p.node, p.taskID, p.itemID, p.durationMs)
+        } else if let p = try? e.payload(TaskFailed.self) {
+            (worker, taskID, itemID, reason) = (p.worker, p.taskID, p.itemID, p.reason)
+        }
+        return [
+            "event": e.type.rawValue, "worker": worker, "node": node as (any Sendable)?, "runId": e.runID as (any Sendable)?,
+            "taskId": taskID as (any Sendable)?, "itemId": itemID as (any Sendable)?, "pool": pool as (any Sendable)?,
+            "done": done as (any Sendable)?, "total": total as (any Sendable)?, "durationMs": durationMs as (any Sendable)?,
+            "reason": reason as (any Sendable)?, "at": Timestamp.format(e.timestamp),
         ]
     }
 }

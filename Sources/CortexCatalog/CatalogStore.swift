@@ -11,12 +11,11 @@ public enum AssetChange: Sendable, Equatable {
     public func envelope(source: String) -> Envelope {
         switch self {
         case .added(let asset):
-            return Envelope(type: .ASSET_ADDED, source: source, data: ["asset": (try? JSONValue(encoding: asset)) ?? .null])
+            return Envelope(AssetAdded(asset: JSONValue.of(asset)), source: source)
         case .changed(let asset, let previous):
-            return Envelope(type: .ASSET_CHANGED, source: source,
-                            data: ["asset": (try? JSONValue(encoding: asset)) ?? .null, "previous_health": .string(previous.rawValue)])
+            return Envelope(AssetChanged(asset: JSONValue.of(asset), previousHealth: previous.rawValue), source: source)
         case .deleted(let id, let type):
-            return Envelope(type: .ASSET_DELETED, source: source, data: ["id": .string(id), "type": .string(type.rawValue)])
+            return Envelope(AssetDeleted(id: id, type: type.rawValue), source: source)
         }
     }
 }

@@ -219,7 +219,7 @@ public enum ChaosSuite {
         let recovery = Locked("-")
         let redispatched = Locked(0)
         let row = try await harness.run(goal: "full-orchestration", target: target, itemsPerTask: items) { progress in
-            _ = await progress.waitFor { $0.type == .WORKER_SPAWN && $0.string("master") == "inventory" }
+            _ = await progress.waitFor { (try? $0.payload(WorkerSpawn.self))?.master == MasterRole.inventory.rawValue }
             if let master = suite.supervisor.all.first(where: { $0.name == "inventory-master-local" }), master.isRunning {
                 master.signal(SIGKILL)
                 progress.faultInjected()
@@ -227,11 +227,11 @@ public enum ChaosSuite {
             try? await Task.sleep(for: pause)
             _ = try? suite.startMaster(.inventory, instance: "inventory-master-restarted")
             let restarted = ContinuousClock.now
-            if await progress.waitFor(timeout: .seconds(120), { $0.type == .MASTER_REPORT && $0.string("master") == "inventory" }) != nil {
+            if await progress.waitFor(timeout: .seconds(120), { (try? $0.payload(MasterReportPublished.self))?.master == MasterRole.inventory.rawValue }) != nil {
                 recovery.withLock { $0 = String(format: "report %.1f s after the restart", seconds(ContinuousClock.now - restarted)) }
             }
             if let kill = progress.faults.first {
-                redispatched.withLock { $0 = progress.count(after: kill) { $0.type == .WORKER_SPAWN && $0.string("master") == "inventory" } }
+                redispatched.withLock { $0 = progress.count(after: kill) { (try? $0.payload(WorkerSpawn.self))?.master == MasterRole.inventory.rawValue } }
             }
         }
         // The killed instance dispatched the inventory task once (that WORKER_SPAWN triggered the kill) and

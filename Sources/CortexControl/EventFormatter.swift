@@ -17,16 +17,16 @@ public enum EventFormatter {
     public static func progress(_ e: Envelope) -> String? {
         switch e.type {
         case .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START:
-            return "phase \(e.int("phase") ?? 0): \(e.string("name") ?? "")"
-        case .MASTER_ACTIVATION_ACK: return "  \(e.string("master") ?? "?")-master activated"
-        case .TASK_ASSIGNED: return "  task \(e.string("task_id") ?? "") -> \(e.string("master") ?? "")-master"
-        case .WORKER_SPAWN: return "  \(e.string("master") ?? "")-master: \(e.int("items") ?? 0) items -> pool \(e.string("pool") ?? "")"
-        case .TASK_COMPLETE: return "    \(e.string("item_id") ?? "") done by \(e.string("worker") ?? "") on \(e.string("node") ?? "") (\(e.int("duration_ms") ?? 0) ms)"
-        case .TASK_FAILED: return "    \(e.string("item_id") ?? "") \((e.string("status") ?? "failed").uppercased()) on \(e.string("worker") ?? ""): \(e.string("reason") ?? "")"
-        case .MASTER_REPORT: return "  \(e.string("master") ?? "")-master reported: \(e.string("summary") ?? "")"
-        case .RUN_COMPLETE: return "run \(e.string("status") ?? "") in \(e.int("duration_ms") ?? 0) ms"
-        case .RUN_FAILED: return "run FAILED: \(e.string("reason") ?? "")"
-        case .ESCALATION: return "ESCALATION (\(e.string("severity") ?? "")): \(e.string("reason") ?? "")"
+            return (try? e.payload(PhaseStart.self)).map { "phase \($0.phase): \($0.name)" }
+        case .MASTER_ACTIVATION_ACK: return (try? e.payload(MasterActivationAck.self)).map { "  \($0.master)-master activated" }
+        case .TASK_ASSIGNED: return (try? e.payload(TaskAssigned.self)).map { "  task \($0.taskID) -> \($0.master)-master" }
+        case .WORKER_SPAWN: return (try? e.payload(WorkerSpawn.self)).map { "  \($0.master)-master: \($0.items) items -> pool \($0.pool)" }
+        case .TASK_COMPLETE: return (try? e.payload(TaskComplete.self)).map { "    \($0.itemID) done by \($0.worker) on \($0.node) (\($0.durationMs) ms)" }
+        case .TASK_FAILED: return (try? e.payload(TaskFailed.self)).map { "    \($0.itemID) \(($0.status ?? "failed").uppercased()) on \($0.worker): \($0.reason)" }
+        case .MASTER_REPORT: return (try? e.payload(MasterReportPublished.self)).map { "  \($0.master)-master reported: \($0.summary)" }
+        case .RUN_COMPLETE: return (try? e.payload(RunComplete.self)).map { "run \($0.status) in \($0.durationMs) ms" }
+        case .RUN_FAILED: return (try? e.payload(RunFailed.self)).map { "run FAILED: \($0.reason)" }
+        case .ESCALATION: return (try? e.payload(Escalation.self)).map { "ESCALATION (\($0.severity)): \($0.reason)" }
         default: return nil
         }
     }

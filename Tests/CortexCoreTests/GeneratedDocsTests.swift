@@ -70,6 +70,34 @@ import Testing
         }
     }
 
+    /// The schema is read from the payload types: every example decodes as its type and sends no field the
+    /// schema does not name; with every optional set, the keys on the wire are exactly the schema's names
+    /// (a CodingKey that disagrees with its property's snake_case name fails here).
+    @Test func payloadTypesAndTheirSchemaAgree() throws {
+        func check<P: MessagePayload & Equatable>(_ value: P, type: MessageType) throws {
+            let keys = Set(value.data.objectValue?.keys.map { $0 } ?? [])
+            #expect(keys == Set(type.fields.map(\.name)), "\(type): \(keys.sorted()) vs \(type.fields.map(\.name))")
+            let decoded = try Envelope(value, source: "test").payload(P.self)
+            #expect(decoded == value)
+        }
+        for type in MessageType.allCases {
+            let keys = Set(type.exampleData.objectValue?.keys.map { $0 } ?? [])
+            #expect(keys.isSubset(of: Set(type.fields.map(\.name))) && type.fields.filter(\.required).allSatisfy { keys.contains($0.name) }, "\(type)")
+            #expect(!type.fields.isEmpty)
+        }
+        try check(HandoffRequest(from: "security", to: "development", reason: "r", taskID: "t", target: "/x", advisories: ["A"], branch: "b", priority: "critical"), type: .HANDOFF_REQUEST)
+        try check(RunComplete(status: "partial", reportDir: "/r", durationMs: 3, reason: "why"), type: .RUN_COMPLETE)
+        try check(RunFailed(reason: "r", reportDir: "/r"), type: .RUN_FAILED)
+        try check(TaskFailed(itemID: "i", taskID: "t", worker: "w", reason: "r", status: "skipped"), type: .TASK_FAILED)
+        try check(MasterReportPublished(taskID: "t", master: "security", status: "partial", summary: "s", reason: "r"), type: .MASTER_REPORT)
+        try check(Escalation(severity: "high", reason: "r", subject: "s"), type: .ESCALATION)
+        try check(BudgetDecided(requestID: "r", agent: "a", account: "a", decision: "granted", amount: 1, reason: "r", sources: ["x:1"]), type: .BUDGET_DECISION)
+        try check(TaskComplete.example, type: .TASK_COMPLETE)
+        try check(MasterDown.example, type: .MASTER_DOWN)
+        // The wrong type is refused, not half-read.
+        #expect(throws: CortexError.self) { try Envelope(TaskComplete.example, source: "test").payload(TaskFailed.self) }
+    }
+
     @Test func configurationDocMatchesTheCode() throws {
         let committed = try String(contentsOf: Self.repoRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         #expect(committed == GeneratedDocs.configurationMarkdown(), "regenerate with: cortexctl docs configuration > docs/configuration.md")

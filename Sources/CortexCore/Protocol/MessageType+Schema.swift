@@ -42,121 +42,21 @@ extension MessageType {
         }
     }
 
-    /// The payload's fields; extra fields are allowed so that the protocol can grow.
-    public var fields: [FieldSpec] {
-        switch self {
-        case .RUN_REQUESTED:
-            return [.init("goal", .string), .init("targets", .array)]
-        case .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START:
-            return [.init("phase", .integer), .init("name", .string)]
-        case .MASTER_ACTIVATION_START:
-            return [.init("masters", .array)]
-        case .RUN_COMPLETE:
-            return [.init("status", .string), .init("report_dir", .string), .init("duration_ms", .integer), .init("reason", .string, required: false)]
-        case .RUN_FAILED:
-            return [.init("reason", .string)]
-        case .MASTER_REGISTERED, .MASTER_ACTIVATION_ACK:
-            return [.init("master", .string), .init("instance", .string)]
-        case .MASTER_HEARTBEAT:
-            return [.init("master", .string), .init("instance", .string), .init("tasks_active", .integer)]
-        case .TASK_ASSIGNED:
-            return [.init("task_id", .string), .init("master", .string), .init("target", .string)]
-        case .WORKER_SPAWN:
-            return [.init("task_id", .string), .init("master", .string), .init("pool", .string), .init("items", .integer)]
-        case .MASTER_REPORT:
-            return [.init("task_id", .string), .init("master", .string), .init("status", .string), .init("summary", .string), .init("reason", .string, required: false)]
-        case .ESCALATION:
-            return [.init("severity", .string), .init("reason", .string), .init("subject", .string, required: false)]
-        case .HANDOFF_REQUEST:
-            return [.init("from", .string), .init("to", .string), .init("reason", .string), .init("task_id", .string, required: false),
-                    .init("target", .string, required: false), .init("advisories", .array, required: false), .init("branch", .string, required: false),
-                    .init("priority", .string, required: false)]
-        case .MASTER_SHUTDOWN:
-            return [.init("master", .string), .init("instance", .string), .init("handed_back", .integer)]
-        case .WORKER_REGISTERED:
-            return [.init("worker", .string), .init("node", .string), .init("pools", .array)]
-        case .WORKER_HEARTBEAT:
-            return [.init("worker", .string), .init("node", .string), .init("status", .string)]
-        case .TASK_STARTED:
-            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("node", .string), .init("pool", .string)]
-        case .TASK_PROGRESS:
-            return [.init("item_id", .string), .init("worker", .string), .init("done", .integer), .init("total", .integer)]
-        case .TASK_COMPLETE:
-            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("node", .string), .init("duration_ms", .integer)]
-        case .TASK_FAILED:
-            return [.init("item_id", .string), .init("task_id", .string), .init("worker", .string), .init("reason", .string), .init("status", .string, required: false)]
-        case .WORKER_SHUTDOWN:
-            return [.init("worker", .string), .init("node", .string)]
-        case .WORKER_LOST:
-            return [.init("worker", .string), .init("node", .string), .init("last_heartbeat", .integer)]
-        case .MASTER_DOWN:
-            return [.init("master", .string), .init("last_heartbeat", .integer), .init("held_tasks", .integer)]
-        case .BUDGET_REQUEST:
-            return [.init("request_id", .string), .init("agent", .string), .init("account", .string), .init("amount", .integer),
-                    .init("priority", .string), .init("reason", .string)]
-        case .BUDGET_DECISION:
-            return [.init("request_id", .string), .init("agent", .string), .init("decision", .string), .init("amount", .integer),
-                    .init("reason", .string), .init("sources", .array, required: false)]
-        case .ASSET_ADDED:
-            return [.init("asset", .object)]
-        case .ASSET_CHANGED:
-            return [.init("asset", .object), .init("previous_health", .string)]
-        case .ASSET_DELETED:
-            return [.init("id", .string), .init("type", .string)]
-        }
-    }
+    /// The payload's fields, read from its payload type (`payloadType`, MessagePayloads.swift); extra
+    /// fields are allowed so that the protocol can grow.
+    public var fields: [FieldSpec] { Self.fieldTable[self] ?? [] }
 
-    /// A valid payload, used for the `redis-cli PUBLISH` example in docs/protocol.md.
+    /// Read once: decoding checks every message against it.
+    private static let fieldTable: [MessageType: [FieldSpec]] = Dictionary(uniqueKeysWithValues: allCases.map { ($0, fields(of: $0.payloadType)) })
+    private static func fields<P: MessagePayload>(of type: P.Type) -> [FieldSpec] { MessageFields.of(type) }
+
+    /// A valid payload, used for the `redis-cli PUBLISH` example in docs/protocol.md: the payload type's
+    /// example (each phase announcement with its own phase).
     public var exampleData: JSONValue {
-        switch self {
-        case .RUN_REQUESTED: return ["goal": "full-orchestration", "targets": ["/srv/repos/shop"]]
-        case .PHASE_0_START: return ["phase": 0, "name": "pre-flight"]
-        case .PHASE_1_START: return ["phase": 1, "name": "master-activation"]
-        case .PHASE_2_START: return ["phase": 2, "name": "work-distribution"]
-        case .PHASE_3_START: return ["phase": 3, "name": "parallel-execution"]
-        case .PHASE_4_START: return ["phase": 4, "name": "aggregation"]
-        case .PHASE_5_START: return ["phase": 5, "name": "reporting"]
-        case .MASTER_ACTIVATION_START: return ["masters": ["security", "development", "inventory", "cicd", "testing", "monitoring"]]
-        case .RUN_COMPLETE: return ["status": "succeeded", "report_dir": "/coordination/reports/run-debug", "duration_ms": 1200]
-        case .RUN_FAILED: return ["reason": "pre-flight: masters not registered after 30s: monitoring"]
-        case .MASTER_REGISTERED: return ["master": "security", "instance": "security-master-7d9f"]
-        case .MASTER_HEARTBEAT: return ["master": "security", "instance": "security-master-7d9f", "tasks_active": 0]
-        case .MASTER_ACTIVATION_ACK: return ["master": "security", "instance": "security-master-7d9f"]
-        case .TASK_ASSIGNED: return ["task_id": "run-debug.security.0", "master": "security", "target": "/srv/repos/shop"]
-        case .WORKER_SPAWN: return ["task_id": "run-debug.security.0", "master": "security", "pool": "scan", "items": 4]
-        case .MASTER_REPORT: return ["task_id": "run-debug.security.0", "master": "security", "status": "succeeded", "summary": "3 manifests"]
-        case .ESCALATION: return ["severity": "high", "reason": "inventory-master missed its heartbeat", "subject": "inventory-master"]
-        case .HANDOFF_REQUEST: return ["from": "security", "to": "development", "reason": "Found 3 critical CVEs, need dev input"]
-        case .MASTER_SHUTDOWN: return ["master": "security", "instance": "security-master-7d9f", "handed_back": 0]
-        case .WORKER_REGISTERED: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "pools": ["scan", "catalog"]]
-        case .WORKER_HEARTBEAT: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "status": "idle"]
-        case .TASK_STARTED: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "node": "k3s-worker01", "pool": "scan"]
-        case .TASK_PROGRESS: return ["item_id": "run-debug.security.0.1", "worker": "worker-k3s01-1", "done": 10, "total": 40]
-        case .TASK_COMPLETE: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "node": "k3s-worker01", "duration_ms": 35]
-        case .TASK_FAILED: return ["item_id": "run-debug.security.0.1", "task_id": "run-debug.security.0", "worker": "worker-k3s01-1", "reason": "target not found"]
-        case .WORKER_SHUTDOWN: return ["worker": "worker-k3s01-1", "node": "k3s-worker01"]
-        case .WORKER_LOST: return ["worker": "worker-k3s01-1", "node": "k3s-worker01", "last_heartbeat": 1795000000000]
-        case .MASTER_DOWN: return ["master": "inventory", "last_heartbeat": 1795000000000, "held_tasks": 1]
-        case .BUDGET_REQUEST:
-            return ["request_id": "5f0c", "agent": "security", "account": "security", "amount": 1400, "priority": "high",
-                    "reason": "security-master assessment of run-debug.security.0: budget security has 200 tokens available, 1400 requested"]
-        case .BUDGET_DECISION:
-            return ["request_id": "5f0c", "agent": "security", "account": "security", "decision": "granted", "amount": 1400,
-                    "reason": "moved coordinator:1200", "sources": ["coordinator:1200"]]
-        case .ASSET_ADDED: return ["asset": Self.exampleAsset]
-        case .ASSET_CHANGED: return ["asset": Self.exampleAsset, "previous_health": "OK"]
-        case .ASSET_DELETED: return ["id": "pod:shop/web-7d9f", "type": "POD"]
-        }
+        if let phase = (0...5).first(where: { MessageType.phaseStart($0) == self }) { return PhaseStart(phase: phase).data }
+        return Self.example(of: payloadType)
     }
-
-    private static var exampleAsset: JSONValue {
-        [
-            "id": "pod:shop/web-7d9f", "type": "POD", "name": "web-7d9f", "namespace": "shop", "owner": "team-shop",
-            "labels": ["app": "web"], "properties": ["restarts": 4],
-            "health": ["status": "DEGRADED", "reason": "4 restarts", "checkedAt": "2026-11-28T03:00:00Z"],
-            "discoveredBy": "worker-k3s01-1", "firstSeen": "2026-11-28T02:00:00Z", "lastSeen": "2026-11-28T03:00:00Z", "version": 2,
-        ]
-    }
+    private static func example<P: MessagePayload>(of type: P.Type) -> JSONValue { type.example.data }
 }
 
 /// One payload field: its name, JSON kind and whether it must be present.

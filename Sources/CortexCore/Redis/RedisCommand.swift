@@ -101,10 +101,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     // MARK: - Pub/sub, scripts, server
 
     public static func publish(_ channel: String, _ message: String) -> RedisCommand { .init("PUBLISH", channel, message) }
-    /// EVAL of a script source (for pipelines and transactions; alone, prefer `RedisScript`, which sends EVALSHA).
-    public static func eval(_ script: String, keys: [String], args: [any CustomStringConvertible] = []) -> RedisCommand {
-        .init(["EVAL", script, String(keys.count)] + keys + args.map { "\($0)" })
-    }
+    // Lua scripts are not commands here: they run through `RedisScript` (EVALSHA, loaded once; `runPipelined` for many calls).
     public static func info(_ section: String) -> RedisCommand { .init("INFO", section) }
     public static var dbsize: RedisCommand { .init("DBSIZE") }
     /// XPENDING's summary form: count, smallest and largest id, and pending entries per consumer.

@@ -42,15 +42,13 @@ public struct BudgetBroker: Sendable {
         }
 
         public init?(_ e: Envelope) {
-            guard e.type == .BUDGET_REQUEST, let runID = e.runID, let id = e.string("request_id"), let agent = e.string("agent"),
-                  let account = e.string("account"), let amount = e.int("amount"), amount > 0 else { return nil }
-            self.init(id: id, runID: runID, agent: agent, account: account, amount: amount,
-                      priority: e.string("priority") ?? "normal", reason: e.string("reason") ?? "")
+            guard let runID = e.runID, let p = try? e.payload(BudgetRequested.self), p.amount > 0 else { return nil }
+            self.init(id: p.requestID, runID: runID, agent: p.agent, account: p.account, amount: p.amount, priority: p.priority, reason: p.reason)
         }
 
-        public var data: JSONValue {
-            ["request_id": .string(id), "agent": .string(agent), "account": .string(account), "amount": .number(Double(amount)),
-             "priority": .string(priority), "reason": .string(reason)]
+        /// The request as BUDGET_REQUEST carries it.
+        public var payload: BudgetRequested {
+            BudgetRequested(requestID: id, agent: agent, account: account, amount: amount, priority: priority, reason: reason)
         }
     }
 
@@ -61,8 +59,11 @@ public struct BudgetBroker: Sendable {
         /// Where the tokens came from: `account:amount` each.
         public var sources: [String]
 
-        public var data: JSONValue { ["decision": .string(granted ? "granted" : "denied"), "amount": .number(Double(amount)), "reason": .string(reason),
-                                      "sources": .array(sources.map(JSONValue.string))] }
+        /// The decision as BUDGET_DECISION carries it, answering `request`.
+        public func payload(answering request: Request) -> BudgetDecided {
+            BudgetDecided(requestID: request.id, agent: request.agent, account: request.account, decision: granted ? "granted" : "denied",
+                          amount: amount, reason: reason, sources: sources)
+        }
     }
 
     static let reservePriorities: Set<String> = ["high", "critical"]
@@ -139,10 +140,6 @@ public struct BudgetBroker: Sendable {
             LogKey.runID: "\(request.runID)", LogKey.budgetAgent: "\(request.agent)", LogKey.budgetAccount: "\(request.account)",
             LogKey.budgetAmount: "\(request.amount)", LogKey.budgetPriority: "\(request.priority)", LogKey.budgetReason: "\(decision.reason)",
         ])
-        var data = decision.data.objectValue ?? [:]
-        data["request_id"] = .string(request.id)
-        data["agent"] = .string(request.agent)
-        data["account"] = .string(request.account)
-        await bus.notify(.BUDGET_DECISION, runID: request.runID, data: .object(data))
+        await bus.notify(decision.payload(answering: request), runID: request.runID)
     }
 }

@@ -66,8 +66,8 @@ public struct CoordinatorService: RoleService {
             let broker = BudgetBroker(redis: context.redis, bus: context.bus, metrics: context.metrics, logger: log)
             group.addTask { [signal] in
                 for await envelope in events {
-                    if envelope.type == .ESCALATION {
-                        log.warning("ESCALATION from \(envelope.source): \(envelope.string("reason") ?? "")", metadata: [LogKey.severity: "\(envelope.string("severity") ?? "")"])
+                    if let escalation = try? envelope.payload(Escalation.self) {
+                        log.warning("ESCALATION from \(envelope.source): \(escalation.reason)", metadata: [LogKey.severity: "\(escalation.severity)"])
                     }
                     if envelope.type == .HANDOFF_REQUEST, let runID = envelope.runID {
                         // Kept with the run: its execution turns each into a task or reports it (phase 3). The
@@ -149,7 +149,7 @@ public struct CoordinatorService: RoleService {
             context.logger.warning("could not record the refusal (the request stays pending and is refused again): \(error)")
             return
         }
-        await context.bus.notify(.RUN_FAILED, runID: request.runID, data: ["reason": .string("refused: \(reason)"), "report_dir": ""])
+        await context.bus.notify(RunFailed(reason: "refused: \(reason)", reportDir: ""), runID: request.runID)
         context.metrics.runFinished(outcome: "failed")
     }
 
@@ -198,7 +198,7 @@ struct RunExecution {
         var handoffIDs: Set<String> = []
     }
 
-    static let phaseNames = ["pre-flight", "master-activation", "work-distribution", "parallel-execution", "aggregation", "reporting"]
+    static let phaseNames = PhaseStart.names
 
     /// How a phase ended: on to the next, stopped by shutdown (the run resumes on redelivery), or the run failed.
     enum Step {
@@ -258,7 +258,7 @@ struct RunExecution {
     /// Phase 1, master activation: every needed master acknowledges MASTER_ACTIVATION_START.
     private func activate(_ needed: [MasterRole], _ progress: Progress) async -> Step {
         await enter(1, progress)
-        await context.bus.notify(.MASTER_ACTIVATION_START, runID: runID, data: ["masters": .array(needed.map { .string($0.rawValue) })])
+        await context.bus.notify(MasterActivationStart(masters: needed.map(\.rawValue)), runID: runID)
         var unacknowledged: [String] = []
         let activated = await service.waitUntil(timeout: service.activationTimeout) {
             let acked = Set(try await context.redis.hkeys(CortexNames.runActivation(runID)))
@@ -301,7 +301,7 @@ struct RunExecution {
             return .failed("work distribution: \(error)")
         }
         for task in progress.tasks {
-            await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": .string(task.master.rawValue), "target": .string(task.target)])
+            await context.bus.notify(TaskAssigned(taskID: task.id, master: task.master.rawValue, target: task.target), runID: runID)
         }
         progress.ids = Set(progress.tasks.map(\.id))
         return .proceed
@@ -425,13 +425,14 @@ struct RunExecution {
         }
         for text in handoffs {
             progress.handoffsSeen += 1
-            guard let envelope = try? EnvelopeDecoder().decode(Array(text.utf8), channel: .mastersCoordination).get() else {
+            guard let envelope = try? EnvelopeDecoder().decode(Array(text.utf8), channel: .mastersCoordination).get(),
+                  let handoff = try? envelope.payload(HandoffRequest.self) else {
                 progress.notHandedOff.append("not handed off: an unreadable handoff record (\(text.prefix(120)))")
                 continue
             }
             guard progress.handoffIDs.insert(envelope.id).inserted else { continue }
-            let to = envelope.string("to") ?? "?"
-            let target = envelope.string("target") ?? ""
+            let to = handoff.to
+            let target = handoff.target ?? ""
             let what = "\(envelope.source) → \(to) on \(RepositoryCheckout.name(of: target))"
             guard queue else {
                 progress.notHandedOff.append("not handed off: \(what): the run ended before it could be queued")
@@ -450,12 +451,12 @@ struct RunExecution {
                 progress.notHandedOff.append("not handed off: \(what): not a target of this run")
                 continue
             }
-            let advisories = envelope.data["advisories"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            let instruction = "\(envelope.string("reason") ?? "Handoff from \(envelope.source)")"
+            let advisories = handoff.advisories ?? []
+            let instruction = handoff.reason
                 + (advisories.isEmpty ? "" : ". Advisories: \(advisories.joined(separator: ", "))")
-                + (envelope.string("branch").map { ". The security master's fix branch: \($0)" } ?? "")
+                + (handoff.branch.map { ". The security master's fix branch: \($0)" } ?? "")
             let task = TaskSpec(id: "\(runID).development.handoff\(progress.handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
-                                target: target, priority: envelope.string("priority").flatMap(TaskPriority.init(rawValue:)) ?? .high, attempt: 1,
+                                target: target, priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, attempt: 1,
                                 instructions: [instruction])
             guard !progress.ids.contains(task.id), progress.failedTasks[task.id] == nil else { continue }
             do {
@@ -468,7 +469,7 @@ struct RunExecution {
                 }
                 progress.ids.insert(task.id)
                 log.info("handoff from \(envelope.source) became task \(task.id)")
-                await context.bus.notify(.TASK_ASSIGNED, runID: runID, data: ["task_id": .string(task.id), "master": "development", "target": .string(target)])
+                await context.bus.notify(TaskAssigned(taskID: task.id, master: MasterRole.development.rawValue, target: target), runID: runID)
             } catch {
                 // Not waited for: the run reports it failed, with why.
                 log.error("handoff \(what) could not be queued as \(task.id): \(error)")
@@ -506,7 +507,7 @@ struct RunExecution {
         await snapshot(progress, status: "running", phase: phase)
         context.metrics.phase(phase)
         _ = try? await context.redis.send(.hset(CortexNames.run(runID), "phase", phase))
-        await context.bus.notify(.phaseStart(phase), runID: runID, data: ["phase": .number(Double(phase)), "name": .string(Self.phaseNames[phase])])
+        await context.bus.notify(PhaseStart(phase: phase), runID: runID)
         log.info("phase \(phase) \(Self.phaseNames[phase])")
     }
 
@@ -579,12 +580,10 @@ struct RunExecution {
             }
         }
         if status == .failed {
-            await context.bus.notify(.RUN_FAILED, runID: runID, data: ["reason": .string(reason ?? "failed"), "report_dir": .string(reportDir)])
+            await context.bus.notify(RunFailed(reason: reason ?? "failed", reportDir: reportDir), runID: runID)
             log.error("run failed: \(reason ?? "")")
         } else {
-            var data: [String: JSONValue] = ["status": .string(status.rawValue), "report_dir": .string(reportDir), "duration_ms": .number(Double(durationMs))]
-            if let reason { data["reason"] = .string(reason) }
-            await context.bus.notify(.RUN_COMPLETE, runID: runID, data: .object(data))
+            await context.bus.notify(RunComplete(status: status.rawValue, reportDir: reportDir, durationMs: durationMs, reason: reason), runID: runID)
             log.info("run \(status) in \(durationMs) ms; report in \(reportDir)\(reason.map { " — \($0)" } ?? "")")
         }
         context.metrics.runFinished(outcome: status.rawValue)

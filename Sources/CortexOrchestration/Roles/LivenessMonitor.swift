@@ -75,7 +75,7 @@ struct LivenessMonitor: Sendable {
             let last = parts[1].int ?? 0
             context.metrics.liveness(event: "worker_lost")
             context.logger.warning("worker \(worker) on \(node) lost: no heartbeat for \((now - last) / 1000) s")
-            await context.bus.notify(.WORKER_LOST, data: ["worker": .string(worker), "node": .string(node), "last_heartbeat": .number(Double(last))])
+            await context.bus.notify(WorkerLost(worker: worker, node: node, lastHeartbeat: last))
         }
     }
 
@@ -155,11 +155,10 @@ struct LivenessMonitor: Sendable {
             _ = try? await context.redis.send(.hset(CortexNames.masterRegistry(role), "status", "down"))
             context.metrics.liveness(event: "master_down")
             context.logger.error("\(role.processName) is down: no live instance; \(held) task(s) held until it returns")
-            await context.bus.notify(.MASTER_DOWN, data: ["master": .string(role.rawValue), "last_heartbeat": .number(Double(last)), "held_tasks": .number(Double(held))])
-            await context.bus.notify(.ESCALATION, data: [
-                "severity": "high", "subject": .string(role.processName),
-                "reason": .string("\(role.processName) missed its heartbeat (timeout \(context.heartbeatTimeout)); \(held) task(s) held until it is restarted"),
-            ])
+            await context.bus.notify(MasterDown(master: role.rawValue, lastHeartbeat: last, heldTasks: held))
+            await context.bus.notify(Escalation(severity: "high",
+                                                reason: "\(role.processName) missed its heartbeat (timeout \(context.heartbeatTimeout)); \(held) task(s) held until it is restarted",
+                                                subject: role.processName))
         }
         await forgetDead(role, all: all, live: live, pending: pending)
     }

@@ -60,7 +60,7 @@ public struct MasterService: RoleService {
         // Subscribed before registering: once the coordinator sees us registered, we hear its broadcasts.
         _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
         try await retryingRedis(log) { try await writeRegistry(status: "ready") }
-        try await context.bus.publish(.MASTER_REGISTERED, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
+        try await context.bus.publish(MasterRegistered(master: role.rawValue, instance: context.instanceID))
         state.withLock { $0.registered = true }
         log.info("master registered")
 
@@ -77,7 +77,7 @@ public struct MasterService: RoleService {
             }
             group.cancelAll()
         }
-        await context.bus.notify(.MASTER_SHUTDOWN, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID), "handed_back": .number(Double(handedBack))])
+        await context.bus.notify(MasterShutdown(master: role.rawValue, instance: context.instanceID, handedBack: handedBack))
         _ = try? await context.redis.pipeline([
             .hset(CortexNames.masterRegistry(role), ["status": "stopped", "tasks_active": 0, "last_heartbeat": epochMilliseconds()]),
             .del(CortexNames.masterHeartbeat(role, instance: context.instanceID)),
@@ -104,7 +104,7 @@ public struct MasterService: RoleService {
             let active = state.value.tasksActive
             do {
                 try await writeRegistry(status: active > 0 ? "busy" : "ready")
-                await context.bus.notify(.MASTER_HEARTBEAT, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID), "tasks_active": .number(Double(active))])
+                await context.bus.notify(MasterHeartbeat(master: role.rawValue, instance: context.instanceID, tasksActive: active))
             } catch {
                 context.logger.warning("heartbeat failed: \(error)")
             }
@@ -116,13 +116,13 @@ public struct MasterService: RoleService {
             context.logger.warning("MASTER_ACTIVATION_START without run_id ignored")
             return
         }
-        if let masters = envelope.data["masters"]?.arrayValue?.compactMap(\.stringValue), !masters.contains(role.rawValue) { return }
+        if let start = try? envelope.payload(MasterActivationStart.self), !start.masters.contains(role.rawValue) { return }
         do {
             try await context.redis.run([
                 .hset(CortexNames.runActivation(runID), role.rawValue, context.instanceID),
                 .expire(CortexNames.runActivation(runID), seconds: context.retentionSeconds),
             ])
-            try await context.bus.publish(.MASTER_ACTIVATION_ACK, runID: runID, data: ["master": .string(role.rawValue), "instance": .string(context.instanceID)])
+            try await context.bus.publish(MasterActivationAck(master: role.rawValue, instance: context.instanceID), runID: runID)
             context.logger.info("activated", metadata: [LogKey.runID: "\(runID)"])
         } catch {
             context.logger.warning("could not acknowledge activation: \(error)")
@@ -178,7 +178,7 @@ public struct MasterService: RoleService {
             taskLog.warning("dispatch failed, the task stays pending for redelivery: \(error)")
             return .dropped
         }
-        await context.bus.notify(.WORKER_SPAWN, runID: task.runID, data: ["task_id": .string(task.id), "master": .string(role.rawValue), "pool": .string(role.pool.rawValue), "items": .number(Double(toDispatch.count))])
+        await context.bus.notify(WorkerSpawn(taskID: task.id, master: role.rawValue, pool: role.pool.rawValue, items: toDispatch.count), runID: task.runID)
 
         let results: [String: WorkResult]
         switch await awaitResults(task: task, expected: items.map(\.id), log: taskLog) {
@@ -204,9 +204,8 @@ public struct MasterService: RoleService {
             return .dropped
         }
         for handoff in handoffs { context.metrics.messagePublished(channel: handoff.channel, type: handoff.type) }
-        var announced: [String: JSONValue] = ["task_id": .string(task.id), "master": .string(role.rawValue), "status": .string(report.status.rawValue), "summary": .string(report.summary)]
-        if let reason = report.reason { announced["reason"] = .string(reason) }
-        await context.bus.notify(.MASTER_REPORT, runID: task.runID, data: .object(announced))
+        await context.bus.notify(MasterReportPublished(taskID: task.id, master: role.rawValue, status: report.status.rawValue, summary: report.summary,
+                                                       reason: report.reason), runID: task.runID)
         context.metrics.taskFinished(master: role, outcome: report.status.rawValue)
         taskLog.info("task reported: \(report.summary)", metadata: [LogKey.taskStatus: "\(report.status)"])
         return .reported

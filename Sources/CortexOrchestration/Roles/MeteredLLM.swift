@@ -114,13 +114,14 @@ public struct MeteredLLM: Sendable {
         defer { subscriber.stop() }
         guard await subscriber.waitUntilSubscribed() else { return (false, "could not subscribe for the decision") }
         do {
-            try await bus.publish(.BUDGET_REQUEST, runID: runID, data: request.data)
+            try await bus.publish(request.payload, runID: runID)
         } catch {
             return (false, "could not send the budget request: \(error)")
         }
         let answer = Task { () -> (Bool, String)? in
-            for await e in envelopes where e.type == .BUDGET_DECISION && e.string("request_id") == request.id {
-                return (e.string("decision") == "granted", e.string("reason") ?? "")
+            for await e in envelopes where e.type == .BUDGET_DECISION {
+                guard let decision = try? e.payload(BudgetDecided.self), decision.requestID == request.id else { continue }
+                return (decision.granted, decision.reason)
             }
             return nil
         }

@@ -81,7 +81,8 @@ final class SecurityReview: Sendable {
 
         let critical = vulnerabilities.filter { $0.severity == .critical }
         let handoffs = critical.isEmpty ? [] : handOff(critical, task: task, branch: fix?.commit != nil ? fix?.branch : nil)
-        if !handoffs.isEmpty { notes.append("Handed off to \(handoffs.compactMap { $0.string("to") }.joined(separator: " and ")): \(handoffs[0].string("reason") ?? "")") }
+        let sent = handoffs.compactMap { try? $0.payload(HandoffRequest.self) }
+        if let first = sent.first { notes.append("Handed off to \(sent.map(\.to).joined(separator: " and ")): \(first.reason)") }
 
         var counts: [CVSS3.Severity: Int] = [:]
         for v in vulnerabilities { counts[v.severity, default: 0] += 1 }
@@ -185,11 +186,9 @@ final class SecurityReview: Sendable {
         let reason = "Found \(ids.count) critical CVE\(ids.count == 1 ? "" : "s") in \(RepositoryCheckout.name(of: task.target)), need dev input: "
             + critical.prefix(5).map { "\($0.package) \($0.version) (\(($0.aliases.first ?? $0.advisory)))" }.joined(separator: ", ")
         return [MasterRole.development, .testing].map { to in
-            var data: [String: JSONValue] = ["from": "security", "to": .string(to.rawValue), "reason": .string(reason), "task_id": .string(task.id),
-                                             "target": .string(task.target), "advisories": .array(ids.map(JSONValue.string)),
-                                             "priority": .string(TaskPriority.critical.rawValue)]
-            if let branch { data["branch"] = .string(branch) }
-            return Envelope(type: .HANDOFF_REQUEST, source: context.processName, runID: task.runID, data: .object(data))
+            Envelope(HandoffRequest(from: MasterRole.security.rawValue, to: to.rawValue, reason: reason, taskID: task.id, target: task.target,
+                                    advisories: ids, branch: branch, priority: TaskPriority.critical.rawValue),
+                     source: context.processName, runID: task.runID)
         }
     }
 

@@ -30,9 +30,7 @@ struct WorkerRegistration: Sendable {
                 .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
             ])
         }
-        try await context.bus.publish(.WORKER_REGISTERED, data: [
-            "worker": .string(workerID), "node": .string(context.nodeName), "pools": .array(pools.map { .string($0.rawValue) }),
-        ])
+        try await context.bus.publish(WorkerRegistered(worker: workerID, node: context.nodeName, pools: pools.map(\.rawValue)))
         registered.withLock { $0 = true }
     }
 
@@ -45,13 +43,13 @@ struct WorkerRegistration: Sendable {
                 .hset(CortexNames.workerRegistry(workerID), ["last_heartbeat": epochMilliseconds()]),
                 .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
             ])
-            await context.bus.notify(.WORKER_HEARTBEAT, data: ["worker": .string(workerID), "node": .string(context.nodeName), "status": "alive"])
+            await context.bus.notify(WorkerHeartbeat(worker: workerID, node: context.nodeName, status: "alive"))
         }
     }
 
     /// Announces WORKER_SHUTDOWN and marks the worker stopped (best effort: the heartbeat expires anyway).
     func deregister() async {
-        await context.bus.notify(.WORKER_SHUTDOWN, data: ["worker": .string(workerID), "node": .string(context.nodeName)])
+        await context.bus.notify(WorkerShutdown(worker: workerID, node: context.nodeName))
         _ = try? await context.redis.pipeline([
             .hset(CortexNames.workerRegistry(workerID), ["status": "stopped", "last_heartbeat": epochMilliseconds()]),
             .del(CortexNames.workerHeartbeat(workerID)),

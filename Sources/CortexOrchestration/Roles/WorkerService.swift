@@ -90,10 +90,8 @@ public struct WorkerService: RoleService {
             await bury(item, delivery: delivery, deliveries: deliveries, log: itemLog)
             return
         }
-        await context.bus.notify(.TASK_STARTED, runID: item.runID, data: [
-            "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID),
-            "node": .string(context.nodeName), "pool": .string(item.pool.rawValue),
-        ])
+        await context.bus.notify(TaskStarted(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName, pool: item.pool.rawValue),
+                                 runID: item.runID)
         let started = ContinuousClock.now
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
                                 status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
@@ -153,14 +151,10 @@ public struct WorkerService: RoleService {
         let encoded: String
         do { encoded = try WireJSON.encode(result) } catch { log.error("cannot encode result: \(error)"); return }
         let announcement: Envelope = result.status == .succeeded
-            ? Envelope(type: .TASK_COMPLETE, source: context.processName, runID: item.runID, data: [
-                "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID),
-                "node": .string(context.nodeName), "duration_ms": .number(Double(result.durationMs)),
-            ])
-            : Envelope(type: .TASK_FAILED, source: context.processName, runID: item.runID, data: [
-                "item_id": .string(item.id), "task_id": .string(item.taskID), "worker": .string(workerID), "reason": .string(result.error ?? "failed"),
-                "status": .string(result.status.rawValue),
-            ])
+            ? Envelope(TaskComplete(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName, durationMs: result.durationMs),
+                       source: context.processName, runID: item.runID)
+            : Envelope(TaskFailed(itemID: item.id, taskID: item.taskID, worker: workerID, reason: result.error ?? "failed", status: result.status.rawValue),
+                       source: context.processName, runID: item.runID)
         let retention = context.retentionSeconds
         let commands: [RedisCommand] = ([
             .hsetnx(CortexNames.taskResults(item.taskID), item.id, encoded),

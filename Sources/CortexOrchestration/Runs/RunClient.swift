@@ -23,7 +23,7 @@ public struct RunClient: Sendable {
             .xadd(CortexNames.runRequests, fields: [("request", json)]),
         ])
         await redis.awaitReplication()
-        try await bus.publish(.RUN_REQUESTED, runID: request.runID, data: ["goal": .string(request.goal), "targets": .array(request.targets.map { .string($0) })])
+        try await bus.publish(RunRequested(goal: request.goal, targets: request.targets), runID: request.runID)
         return request.runID
     }
 

@@ -32,9 +32,7 @@ public struct FileShardedSkill: WorkSkill {
             if ContinuousClock.now - lastSaved >= context.checkpointEvery && index + 1 < files.count {
                 records = base.compact(records)
                 try await context.checkpoints.save(item, Checkpoint(next: index + 1, fileCount: files.count, lastPath: files[index], records: records), log: log)
-                await context.process.bus.notify(.TASK_PROGRESS, runID: item.runID, data: [
-                    "item_id": .string(item.id), "worker": .string(context.workerID), "done": .number(Double(index + 1)), "total": .number(Double(files.count)),
-                ])
+                await context.process.bus.notify(TaskProgress(itemID: item.id, worker: context.workerID, done: index + 1, total: files.count), runID: item.runID)
                 lastSaved = .now
             }
         }
