@@ -279,3 +279,27 @@ extension CortexNames.Catalog {
     /// Every catalog key (asset hashes, ids, indexes, edges, counters, discoveries) share this prefix.
     public static let allKeys = "cortex:catalog:*"
 }
+
+/// The `status` of a master's or a worker's registry hash (also WORKER_HEARTBEAT's): what `cortexctl
+/// status` shows and the liveness checks read. The run hash's status is `RunStatus` until the run ends.
+public enum ProcessStatus: String, Codable, Sendable, CaseIterable {
+    /// A master with no task in hand.
+    case ready
+    /// A master working on at least one task.
+    case busy
+    /// A worker registered and waiting for items.
+    case idle
+    /// A worker's heartbeat.
+    case alive
+    /// Stopped cleanly (SIGTERM).
+    case stopped
+    /// A master without a live instance (set by the coordinator's liveness check).
+    case down
+    /// A worker whose heartbeat lapsed (set by the liveness script; the Lua names it too).
+    case lost
+}
+
+/// The `status` of a run's hash while it has not ended (then it is the run's outcome).
+public enum RunStatus: String, Sendable {
+    case queued, running
+}

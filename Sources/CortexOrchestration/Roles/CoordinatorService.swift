@@ -234,7 +234,7 @@ struct RunExecution {
     /// pre-flight anyway, and every phase writes its state again.
     private func recordStart(_ started: Date) async {
         _ = try? await context.redis.pipeline([
-            .hset(CortexNames.run(runID), ["status": "running", "goal": request.goal, "targets": (try? WireJSON.encode(request.targets)) ?? "[]",
+            .hset(CortexNames.run(runID), ["status": RunStatus.running.rawValue, "goal": request.goal, "targets": (try? WireJSON.encode(request.targets)) ?? "[]",
                                            "started_at": Timestamp.format(started), "coordinator": context.instanceID]),
             .expire(CortexNames.run(runID), seconds: context.retentionSeconds),
             .zadd(CortexNames.runIndex, score: epochMilliseconds(request.requestedAt), runID),
@@ -504,7 +504,7 @@ struct RunExecution {
 
     private func enter(_ phase: Int, _ progress: Progress) async {
         progress.phases.append((phase, Self.phaseNames[phase], Date()))
-        await snapshot(progress, status: "running", phase: phase)
+        await snapshot(progress, status: RunStatus.running.rawValue, phase: phase)
         context.metrics.phase(phase)
         _ = try? await context.redis.send(.hset(CortexNames.run(runID), "phase", phase))
         await context.bus.notify(PhaseStart(phase: phase), runID: runID)
@@ -525,7 +525,7 @@ struct RunExecution {
         return zip(needed, replies).compactMap { role, reply in
             let f = reply.fieldMap
             let fresh = f["last_heartbeat"].flatMap(Int.init).map { now - $0 <= timeoutMs } ?? false
-            return (f["status"] != "stopped" && fresh) ? nil : role.processName
+            return (f["status"] != ProcessStatus.stopped.rawValue && fresh) ? nil : role.processName
         }
     }
 

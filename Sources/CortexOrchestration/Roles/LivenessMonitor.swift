@@ -89,7 +89,7 @@ struct LivenessMonitor: Sendable {
         var nodes: [String: Int] = [:]
         for i in stride(from: 0, to: replies.count - 1, by: 2) where replies[i].int == 1 {
             let fields = replies[i + 1].array ?? []
-            guard fields.count == 3, fields[2].string != "stopped", fields[2].string != "lost" else { continue }
+            guard fields.count == 3, fields[2].string != ProcessStatus.stopped.rawValue, fields[2].string != ProcessStatus.lost.rawValue else { continue }
             nodes[fields[0].string ?? "unknown", default: 0] += 1
             for pool in (fields[1].string ?? "").split(separator: ",") { pools[String(pool), default: 0] += 1 }
         }
@@ -152,7 +152,7 @@ struct LivenessMonitor: Sendable {
         } else if wasUp == true {
             downSince.withLock { $0[role] = Date() }
             let last = try await context.redis.hget(CortexNames.masterRegistry(role), "last_heartbeat").flatMap { Int($0) } ?? 0
-            _ = try? await context.redis.send(.hset(CortexNames.masterRegistry(role), "status", "down"))
+            _ = try? await context.redis.send(.hset(CortexNames.masterRegistry(role), "status", ProcessStatus.down.rawValue))
             context.metrics.liveness(event: "master_down")
             context.logger.error("\(role.processName) is down: no live instance; \(held) task(s) held until it returns")
             await context.bus.notify(MasterDown(master: role.rawValue, lastHeartbeat: last, heldTasks: held))

@@ -59,7 +59,7 @@ public struct MasterService: RoleService {
         try await retryingRedis(log) { try await consumer.prepare() }
         // Subscribed before registering: once the coordinator sees us registered, we hear its broadcasts.
         _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
-        try await retryingRedis(log) { try await writeRegistry(status: "ready") }
+        try await retryingRedis(log) { try await writeRegistry(status: .ready) }
         try await context.bus.publish(MasterRegistered(master: role.rawValue, instance: context.instanceID))
         state.withLock { $0.registered = true }
         log.info("master registered")
@@ -79,17 +79,17 @@ public struct MasterService: RoleService {
         }
         await context.bus.notify(MasterShutdown(master: role.rawValue, instance: context.instanceID, handedBack: handedBack))
         _ = try? await context.redis.pipeline([
-            .hset(CortexNames.masterRegistry(role), ["status": "stopped", "tasks_active": 0, "last_heartbeat": epochMilliseconds()]),
+            .hset(CortexNames.masterRegistry(role), ["status": ProcessStatus.stopped.rawValue, "tasks_active": 0, "last_heartbeat": epochMilliseconds()]),
             .del(CortexNames.masterHeartbeat(role, instance: context.instanceID)),
         ])
         log.info("master stopped", metadata: [LogKey.tasksHandedBack: "\(handedBack)"])
     }
 
-    private func writeRegistry(status: String) async throws {
+    private func writeRegistry(status: ProcessStatus) async throws {
         let s = state.value
         try await context.redis.run([
             .hset(CortexNames.masterRegistry(role), ["master": role.rawValue, "instance": context.instanceID, "node": context.nodeName,
-                                                    "status": status, "tasks_active": s.tasksActive, "workers_spawned": s.workersSeen.count,
+                                                    "status": status.rawValue, "tasks_active": s.tasksActive, "workers_spawned": s.workersSeen.count,
                                                     "last_heartbeat": epochMilliseconds()]),
             .sadd(CortexNames.masterSet, role.rawValue),
             .sadd(CortexNames.masterInstances(role), context.instanceID),
@@ -103,7 +103,7 @@ public struct MasterService: RoleService {
             if Task.isCancelled { return }
             let active = state.value.tasksActive
             do {
-                try await writeRegistry(status: active > 0 ? "busy" : "ready")
+                try await writeRegistry(status: active > 0 ? .busy : .ready)
                 await context.bus.notify(MasterHeartbeat(master: role.rawValue, instance: context.instanceID, tasksActive: active))
             } catch {
                 context.logger.warning("heartbeat failed: \(error)")

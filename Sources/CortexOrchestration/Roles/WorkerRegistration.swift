@@ -43,7 +43,7 @@ struct WorkerRegistration: Sendable {
                 .hset(CortexNames.workerRegistry(workerID), ["last_heartbeat": epochMilliseconds()]),
                 .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
             ])
-            await context.bus.notify(WorkerHeartbeat(worker: workerID, node: context.nodeName, status: "alive"))
+            await context.bus.notify(WorkerHeartbeat(worker: workerID, node: context.nodeName, status: ProcessStatus.alive.rawValue))
         }
     }
 
@@ -51,7 +51,7 @@ struct WorkerRegistration: Sendable {
     func deregister() async {
         await context.bus.notify(WorkerShutdown(worker: workerID, node: context.nodeName))
         _ = try? await context.redis.pipeline([
-            .hset(CortexNames.workerRegistry(workerID), ["status": "stopped", "last_heartbeat": epochMilliseconds()]),
+            .hset(CortexNames.workerRegistry(workerID), ["status": ProcessStatus.stopped.rawValue, "last_heartbeat": epochMilliseconds()]),
             .del(CortexNames.workerHeartbeat(workerID)),
         ])
     }

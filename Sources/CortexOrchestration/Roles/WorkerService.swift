@@ -65,7 +65,7 @@ public struct WorkerService: RoleService {
         var consumer = StreamConsumer(redis: reader, group: CortexNames.Group.workers, consumer: workerID,
                                       streams: pools.map { CortexNames.workStream($0) }, claimIdle: claimIdle)
         try await retryingRedis(log) { try await consumer.prepare() }
-        try await registration.register(status: "idle")
+        try await registration.register(status: ProcessStatus.idle.rawValue)
         log.info("worker ready", metadata: [LogKey.workerPools: "\(pools.map(\.rawValue).joined(separator: ","))"])
 
         await withTaskGroup(of: Void.self) { group in

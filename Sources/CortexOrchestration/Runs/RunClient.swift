@@ -17,7 +17,7 @@ public struct RunClient: Sendable {
         if let problem = request.problem(cluster: true) { throw CortexError(.refused, "run request refused: \(problem)") }
         let json = try WireJSON.encode(request)
         try await redis.run([
-            .hset(CortexNames.run(request.runID), ["status": "queued", "goal": request.goal,
+            .hset(CortexNames.run(request.runID), ["status": RunStatus.queued.rawValue, "goal": request.goal,
                                                   "targets": try WireJSON.encode(request.targets), "requested_by": request.requestedBy]),
             .zadd(CortexNames.runIndex, score: epochMilliseconds(request.requestedAt), request.runID),
             .xadd(CortexNames.runRequests, fields: [("request", json)]),
