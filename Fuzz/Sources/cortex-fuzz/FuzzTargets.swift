@@ -146,7 +146,7 @@ func fuzzStreamEntry(_ data: Data) {
     case "report":
         if let r = try? WireJSON.decode(MasterReport.self, from: text) { walk(r.details); _ = try? WireJSON.encode(r) }
     case "checkpoint":
-        if let c = try? WireJSON.decode(WorkerService.Checkpoint.self, from: text) { c.records.forEach { walk(.object($0)) } }
+        if let c = try? WireJSON.decode(Checkpoint.self, from: text) { c.records.forEach { walk(.object($0)) } }
     case "listing":
         _ = try? WireJSON.decode([String].self, from: text)
     default:
