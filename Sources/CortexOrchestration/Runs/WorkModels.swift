@@ -83,6 +83,30 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var allowTestExecution: Bool?
     /// Implementation tasks for the development master on this target.
     public var instructions: [String]?
+    /// What the subtasks this one depends on produced (a branch to test, the advisories to fix).
+    public var inputs: TaskInputs?
+    /// The expert the router chose for this task among the master's alternatives (`osv-api`, `offline-db`);
+    /// nil: the master's default.
+    public var expert: String?
+}
+
+/// The outputs of a task's dependencies, handed to it when it is dispatched.
+public struct TaskInputs: Codable, Sendable, Equatable {
+    /// A branch a development subtask published (for a branch test).
+    public var branch: String?
+    /// Advisory ids a security subtask found (for an implementation that fixes them).
+    public var advisories: [String]?
+    /// Catalog asset ids the dependency registered.
+    public var assets: [String]?
+    /// The subtasks the inputs came from.
+    public var from: [String]
+
+    public init(branch: String? = nil, advisories: [String]? = nil, assets: [String]? = nil, from: [String]) {
+        self.branch = branch
+        self.advisories = advisories
+        self.assets = assets
+        self.from = from
+    }
 }
 
 /// One shard of a task for a worker pool.
@@ -101,9 +125,13 @@ public struct WorkItem: Codable, Sendable, Equatable {
     public var instruction: String?
     /// The task's priority, for the item's model calls (nil: normal).
     public var priority: TaskPriority?
+    /// For a branch test: the branch to test (another subtask's output).
+    public var branch: String?
+    /// For a branch test: whether the target's code may run (the run request allowed it for this target).
+    public var allowTestExecution: Bool?
 
     public init(id: String, taskID: String, runID: String, master: MasterRole, pool: WorkerPool, skill: SkillName, target: String, shard: Int, shards: Int,
-                instruction: String? = nil, priority: TaskPriority? = nil) {
+                instruction: String? = nil, priority: TaskPriority? = nil, branch: String? = nil, allowTestExecution: Bool? = nil) {
         self.id = id
         self.taskID = taskID
         self.runID = runID
@@ -115,6 +143,8 @@ public struct WorkItem: Codable, Sendable, Equatable {
         self.shards = shards
         self.instruction = instruction
         self.priority = priority
+        self.branch = branch
+        self.allowTestExecution = allowTestExecution
     }
 }
 

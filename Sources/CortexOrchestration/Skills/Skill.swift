@@ -19,6 +19,9 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     case testRun = "test-run"
     /// development: the implementation agent makes one requested change on a branch (one item per task).
     case implementation
+    /// testing: the tests of a branch another subtask produced, run in a copy of the branch and of its base,
+    /// with the difference between the two (one item per branch, opt-in like `testRun`).
+    case branchTest = "branch-test"
 
     /// The skill each master runs on a target.
     public static func builtIn(for master: MasterRole) -> SkillName {
@@ -49,6 +52,7 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
         case .clusterAudit: return ClusterAuditSkill()
         case .testRun: return TestRunSkill()
         case .implementation: return ImplementationSkill()
+        case .branchTest: return BranchTestSkill()
         }
     }
 

@@ -49,7 +49,7 @@ public enum SkillCatalog {
 
     static func assetType(skill: SkillName, record: SkillRecord) -> AssetType? {
         switch skill {
-        case .languageCensus, .clusterDiscovery, .clusterAudit, .testRun, .implementation: return nil  // tallies and runs, not files
+        case .languageCensus, .clusterDiscovery, .clusterAudit, .testRun, .implementation, .branchTest: return nil  // tallies and runs, not files
         case .securityScan where record["kind"]?.stringValue == "secrets": return nil  // findings, not assets
         case .manifestFinder, .securityScan: return record["kind"]?.stringValue == "chart" ? .HELM_CHART : .MANIFEST  // Dockerfiles and Kubernetes manifests too
         case .documentationSurvey: return .DOCUMENT
