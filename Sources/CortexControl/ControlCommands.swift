@@ -107,7 +107,7 @@ public enum ControlCommands {
         if let runID {
             guard let s = try await RunState.load(runID, redis: redis) else { throw CortexError(.notFound, "no run \(runID)") }
             return "run \(s.runID): \(s.status), phase \(s.phase.map(String.init) ?? "-")\n  goal: \(s.goal)\n  targets: \(s.targets.joined(separator: ", "))\n" +
-                (s.reason.map { "  reason: \($0)\n" } ?? "") + (s.reportDir.map { "  report: \($0)\n" } ?? "")
+                (s.reason.map { "  reason: \($0)\n" } ?? "") + (s.reportDir.map { "  report: \($0)\n" } ?? "") + (try await planStatus(runID, redis: redis))
         }
         let now = epochMilliseconds()
         var out = "MASTER               STATUS   INSTANCE                     TASKS  WORKERS  LAST HEARTBEAT\n"
@@ -171,5 +171,35 @@ public enum ControlCommands {
         }
         try await bus.publish(envelope)
         return envelope
+    }
+}
+
+extension ControlCommands {
+    /// A run's plan for `cortexctl status <run>`: who planned it, then one line per subtask with its
+    /// dependencies, expert and state (its outcome once the run ended; queued, reported or waiting while it runs).
+    static func planStatus(_ runID: String, redis: RedisClient) async throws -> String {
+        let replies = try await redis.pipeline([.get(CortexNames.runPlan(runID)), .hgetall(CortexNames.runTasks(runID)), .hgetall(CortexNames.runResults(runID))])
+        guard let text = replies[0].string else { return "  plan: (none stored: the run ended before planning, or its retention passed)\n" }
+        let plan = try WireJSON.decode(Plan.self, from: text)
+        let queued = Set(replies[1].fieldMap.keys)
+        let reported = replies[2].fieldMap.compactMapValues { try? WireJSON.decode(MasterReport.self, from: $0) }
+        var out = "  plan: \(plan.subtasks.count) subtasks by the \(plan.planner) (\(plan.rule))\(plan.revision > 1 ? ", revision \(plan.revision)" : "")\n"
+        for note in plan.notes { out += "    note: \(note)\n" }
+        for s in plan.subtasks {
+            let id = s.taskID(in: runID)
+            let state = s.outcome.map { o in s.notRun.map { "not run: \($0)" } ?? o }
+                ?? s.notRun.map { "not run: \($0)" }
+                ?? reported[id].map { $0.status.rawValue }
+                ?? (queued.contains(id) ? "queued" : "waiting for \(s.dependsOn.joined(separator: ", "))")
+            out += "    \(s.id.padding(toLength: 22, withPad: " ", startingAt: 0)) \(s.kind.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) "
+                + "\(s.master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(RepositoryCheckout.name(of: s.target).padding(toLength: 16, withPad: " ", startingAt: 0)) "
+                + (s.dependsOn.isEmpty ? "" : "after \(s.dependsOn.joined(separator: ",")) ") + (s.decision.map { "via \($0.chosen) " } ?? "") + "— \(state)\n"
+        }
+        return out
+    }
+
+    /// `cortexctl routing`: what the router learned, one row per (kind, dimension, feature, expert).
+    public static func routing(bus: MessageBus) async throws -> String {
+        ExpertRouter.table(try await bus.redis.hgetall(CortexNames.routingWeights))
     }
 }

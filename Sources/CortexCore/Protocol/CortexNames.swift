@@ -70,6 +70,13 @@ public enum CortexNames {
     public static func runResults(_ runID: String) -> String { "cortex:run:\(runID):results" }
     /// HANDOFF_REQUESTs to the development master seen during a run, oldest first (each becomes a task).
     public static func runHandoffs(_ runID: String) -> String { "cortex:run:\(runID):handoffs" }
+    /// String: the run's plan (Plan JSON: subtasks, dependencies, routing decisions, why a subtask was not run).
+    public static func runPlan(_ runID: String) -> String { "cortex:run:\(runID):plan" }
+    /// Hash task id -> 1 for every report whose outcome the router has learned from (each counts once).
+    public static func runRouted(_ runID: String) -> String { "cortex:run:\(runID):routed" }
+    /// Hash `<kind>|<dimension>|<expert>|<feature>|<stat>` -> number: what the router learned from every
+    /// routed subtask (trials, successes, milliseconds, findings, tokens). Kept across runs, no TTL.
+    public static let routingWeights = "cortex:routing:weights"
     /// Stream of tasks for one master (durable).
     public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
     /// Stream of work items for one worker pool (durable).
@@ -190,7 +197,7 @@ public enum WorkerPool: String, CaseIterable, Sendable, Codable {
 public enum MessageType: String, CaseIterable, Sendable, Codable {
     // cortex:events:system — coordinator broadcasts
     case RUN_REQUESTED, PHASE_0_START, PHASE_1_START, PHASE_2_START, PHASE_3_START, PHASE_4_START, PHASE_5_START
-    case MASTER_ACTIVATION_START, RUN_COMPLETE, RUN_FAILED, MASTER_DOWN
+    case MASTER_ACTIVATION_START, RUN_PLAN, RUN_COMPLETE, RUN_FAILED, MASTER_DOWN
     // cortex:masters:coordination
     case MASTER_REGISTERED, MASTER_HEARTBEAT, MASTER_ACTIVATION_ACK, TASK_ASSIGNED, WORKER_SPAWN
     case MASTER_REPORT, ESCALATION, HANDOFF_REQUEST, MASTER_SHUTDOWN, BUDGET_REQUEST, BUDGET_DECISION
@@ -208,7 +215,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
     public var channel: CortexNames.Channel {
         switch self {
         case .RUN_REQUESTED, .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START,
-            .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_COMPLETE, .RUN_FAILED, .MASTER_DOWN:
+            .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_PLAN, .RUN_COMPLETE, .RUN_FAILED, .MASTER_DOWN:
             return .eventsSystem
         case .MASTER_REGISTERED, .MASTER_HEARTBEAT, .MASTER_ACTIVATION_ACK, .TASK_ASSIGNED, .WORKER_SPAWN,
             .MASTER_REPORT, .ESCALATION, .HANDOFF_REQUEST, .MASTER_SHUTDOWN, .BUDGET_REQUEST, .BUDGET_DECISION:
@@ -229,7 +236,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
 /// sub-hashes, `masterRegistry` its `:instances` set — noted where a role gets one and not the other.
 extension CortexNames {
     public enum KeyPattern: String, CaseIterable, Sendable {
-        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs
+        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights
         case taskResults, taskResultEvents, taskFiles, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
@@ -246,6 +253,9 @@ extension CortexNames {
             case .runTasks: return CortexNames.runTasks("*")
             case .runResults: return CortexNames.runResults("*")
             case .runHandoffs: return CortexNames.runHandoffs("*")
+            case .runPlan: return CortexNames.runPlan("*")
+            case .runRouted: return CortexNames.runRouted("*")
+            case .routingWeights: return CortexNames.routingWeights
             case .taskResults: return CortexNames.taskResults("*")
             case .taskResultEvents: return CortexNames.taskResultEvents("*")
             case .taskFiles: return CortexNames.taskFiles("*")

@@ -128,6 +128,28 @@ public struct MasterActivationStart: MessagePayload, Equatable {
     public static let example = MasterActivationStart(masters: MasterRole.allCases.map(\.rawValue))
 }
 
+/// RUN_PLAN.
+public struct RunPlanPublished: MessagePayload, Equatable {
+    public static let messageTypes: [MessageType] = [.RUN_PLAN]
+    /// `rules` or `model`.
+    public var planner: String
+    /// The rule of the table that matched the goal.
+    public var rule: String
+    /// 1 when planned; one more each time a handoff adds subtasks.
+    public var revision: Int
+    /// One line per subtask: `<id> <kind> <master> <target>[ after <id>,<id>]`.
+    public var subtasks: [String]
+    /// How the plan was made, when worth saying ("the model's plan was not used: …").
+    public var notes: [String]?
+    public init(planner: String, rule: String, revision: Int, subtasks: [String], notes: [String]? = nil) {
+        self.planner = planner; self.rule = rule; self.revision = revision; self.subtasks = subtasks; self.notes = notes
+    }
+    public static let example = RunPlanPublished(planner: "rules", rule: "fix-advisory", revision: 1, subtasks: [
+        "security.0 analyze security /repos/shop", "development.fix0 implement development /repos/shop after security.0",
+        "testing.branch0 test-branch testing /repos/shop after development.fix0",
+    ])
+}
+
 /// RUN_COMPLETE.
 public struct RunComplete: MessagePayload, Equatable {
     public static let messageTypes: [MessageType] = [.RUN_COMPLETE]
@@ -454,6 +476,7 @@ extension MessageType {
         case .RUN_REQUESTED: return RunRequested.self
         case .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START: return PhaseStart.self
         case .MASTER_ACTIVATION_START: return MasterActivationStart.self
+        case .RUN_PLAN: return RunPlanPublished.self
         case .RUN_COMPLETE: return RunComplete.self
         case .RUN_FAILED: return RunFailed.self
         case .MASTER_DOWN: return MasterDown.self

@@ -14,6 +14,7 @@ extension MessageType {
         case .PHASE_4_START: return "Phase 4, aggregation of each master's result summary."
         case .PHASE_5_START: return "Phase 5, reports written and run state saved."
         case .MASTER_ACTIVATION_START: return "The coordinator asks every master to activate for the run; each answers MASTER_ACTIVATION_ACK."
+        case .RUN_PLAN: return "The run's plan: its subtasks (`<id> <kind> <master> <target>[ after <ids>]`), who planned it (`rules` or `model`, with the matched `rule`) and why a model's plan was not used (`notes`); published again with the next `revision` when a handoff adds subtasks. The whole plan (priorities, routing decisions, why a subtask was not run) is `\(CortexNames.runPlan("<run>"))`."
         case .RUN_COMPLETE: return "The run finished; `status` is `succeeded` or `partial` (then `reason` says what was not done or not checked), reports are in `report_dir`."
         case .RUN_FAILED: return "The run stopped with the given reason."
         case .MASTER_REGISTERED: return "A master instance started and wrote its registry hash."

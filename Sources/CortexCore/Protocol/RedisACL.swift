@@ -123,7 +123,10 @@ public enum RedisACL {
         // workers and declares the registry, heartbeat and set keys (EVAL: read-write).
         let keys = [
             KeyGrant(K.runRequests.pattern, .readWrite), KeyGrant(K.runIndex.pattern, .readWrite),
-            KeyGrant(K.run.pattern, .readWrite),  // the run hash and its activation, tasks, results, handoffs
+            KeyGrant(K.run.pattern, .readWrite),  // the run hash and its activation, tasks, results, handoffs, plan, routed
+            // Inside the run glob too, named for the record: the plan and the router's once-per-task guard.
+            KeyGrant(K.runPlan.pattern, .readWrite), KeyGrant(K.runRouted.pattern, .readWrite),
+            KeyGrant(K.routingWeights.pattern, .readWrite),  // what the router learned (ExpertRouter)
         ] + masterStreams.map { KeyGrant($0, .readWrite) }
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
           // Read to find live instances; written to forget dead ones (LivenessMonitor).
@@ -144,6 +147,7 @@ public enum RedisACL {
                         "subscribe", "xclaim", "xrange", "hget", "hkeys", "sadd", "srem", "zadd", "zrevrange", "lrange", "rpush",
                         "xdel", "unlink", "get", "zremrangebyscore",
                         "hsetnx",  // a handoff task is recorded and queued once (CoordinatorService.queueTaskScript)
+                        "hincrbyfloat",  // the router's weights (ExpertRouter.learnScript)
                      ]))
     }
 

@@ -44,6 +44,10 @@ public struct Setting: Sendable, Hashable {
         help: "Seconds phase 3 waits for master reports; after that the run ends with a partial report.", usedBy: "coordinator")
     public static let outputDir = Setting(env: "CORTEX_OUTPUT_DIR", flag: "output-dir", defaultValue: "./cortex-reports",
         help: "Where the coordinator writes run reports (one directory per run, Markdown and JSON).", usedBy: "coordinator")
+    public static let planner = Setting(env: "CORTEX_PLANNER", flag: "planner", defaultValue: "auto",
+        help: "How a run's goal becomes a plan: `rules` (the documented rule table), `model` (the configured LLM proposes the plan, validated; the rules when it is invalid or refused), or `auto` (model when a model is configured, else rules).", usedBy: "coordinator")
+    public static let routingExploration = Setting(env: "CORTEX_ROUTING_EXPLORATION", flag: "routing-exploration", defaultValue: "0.1",
+        help: "Share (0-1) of routing decisions that try the least-tried expert instead of the best-weighted one, so a strategy that was unlucky once is tried again. Decided by a hash of run and subtask, so a resumed run decides the same.", usedBy: "coordinator")
     public static let itemsPerTask = Setting(env: "CORTEX_ITEMS_PER_TASK", flag: "items-per-task", defaultValue: "4",
         help: "How many work items (shards of a target) a master splits each task into.", usedBy: "masters")
     public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
@@ -153,7 +157,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,

@@ -22,6 +22,10 @@ public struct CoordinatorService: RoleService {
     let llmModel: String?
     let monitor: LivenessMonitor
     let snapshots: CoordinationSnapshots
+    /// The LLM planner, when a model is configured and CORTEX_PLANNER allows it; nil: the rules plan alone.
+    let modelPlanner: ModelPlanner?
+    /// Picks among a master's experts by learned weights (kept in Redis across runs).
+    let router: ExpertRouter
     private let signal = EventSignal()
     private let ready = Locked(false)
 
@@ -33,7 +37,25 @@ public struct CoordinatorService: RoleService {
         claimIdle = try context.settings.seconds(.claimIdle)
         masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
         catalog = try CatalogClient(settings: context.settings)
-        llmModel = try LLMConfiguration.from(context.settings)?.model
+        let llmConfiguration = try LLMConfiguration.from(context.settings)
+        llmModel = llmConfiguration?.model
+        let plannerMode = context.settings.string(.planner)
+        guard ["auto", "rules", "model"].contains(plannerMode) else {
+            throw ConfigurationError("CORTEX_PLANNER / --planner must be auto, rules or model, got '\(plannerMode)'")
+        }
+        if plannerMode == "model" && llmConfiguration == nil {
+            throw ConfigurationError("CORTEX_PLANNER=model needs a model: set CORTEX_LLM_PROVIDER (or use auto or rules)")
+        }
+        modelPlanner = try plannerMode == "rules" ? nil : llmConfiguration.map {
+            ModelPlanner(llm: MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: "coordinator", logger: context.logger,
+                                         decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics),
+                         maxTokens: $0.maxTokens, model: $0.model)
+        }
+        let exploration = context.settings.string(.routingExploration)
+        guard let share = Double(exploration), (0...1).contains(share) else {
+            throw ConfigurationError("CORTEX_ROUTING_EXPLORATION / --routing-exploration must be a number from 0 to 1, got '\(exploration)'")
+        }
+        router = ExpertRouter(redis: context.redis, exploration: share)
         budgetPlan = try BudgetPlan.configured(
             total: context.settings.raw(.budgetTotal) == nil ? nil : try context.settings.int(.budgetTotal),
             reserve: context.settings.raw(.budgetReserve) == nil ? nil : try context.settings.int(.budgetReserve),
@@ -196,6 +218,16 @@ struct RunExecution {
         /// How many handoff records were read, and the message ids seen (each handoff counts once).
         var handoffsSeen = 0
         var handoffIDs: Set<String> = []
+        /// The run's plan: what is done, in which order, by whom (revised when handoffs add subtasks).
+        var plan = Plan(planner: "rules", rule: "", subtasks: [])
+        /// Whether the run reads a cluster (CORTEX_KUBERNETES configured and reachable).
+        var cluster = false
+        /// The reports read so far, by task id (dependencies' outputs; the router's lessons).
+        var reports: [String: MasterReport] = [:]
+        /// Reports that could not be decoded: their dependents are not run.
+        var unreadable: Set<String> = []
+        /// Handoffs folded into a subtask that already does what they ask, by subtask id.
+        var handoffsFor: [String: [HandoffRequest]] = [:]
     }
 
     static let phaseNames = PhaseStart.names
@@ -213,7 +245,18 @@ struct RunExecution {
         let started = Date()
         log.info("run started", metadata: [LogKey.runGoal: "\(request.goal)", LogKey.runTargets: "\(request.targets.joined(separator: ","))"])
         await recordStart(started)
-        let needed = TaskRouter.masters(for: request.goal)
+        progress.cluster = clusterConfigured(progress)
+        // Budgets before the plan: a model planner's call is metered on the coordinator's account.
+        await openBudgets(progress)
+        guard let plan = await makePlan(progress) else {
+            return await finish(status: .failed, reason: "no plan: \(RunRequest.unknownGoal(request.goal))", progress: progress, started: started)
+        }
+        progress.plan = plan
+        if plan.subtasks.isEmpty {
+            let why = plan.rule == "cluster-audit" ? "the goal is about the cluster, but no cluster is configured (CORTEX_KUBERNETES)" : "the plan has no subtasks (no targets?)"
+            return await finish(status: .failed, reason: "no plan: \(why)", progress: progress, started: started)
+        }
+        let needed = plan.rootMasters
         for step in [{ await preflight(needed, progress) }, { await activate(needed, progress) }, { await distribute(progress) }] {
             switch await step() {
             case .proceed: continue
@@ -255,6 +298,18 @@ struct RunExecution {
         return mastersUp ? .proceed : .failed("pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))")
     }
 
+    /// Whether the run reads a cluster: CORTEX_KUBERNETES set and usable (a configured cluster that
+    /// cannot be used is a problem of the run, not a silent repositories-only run).
+    private func clusterConfigured(_ progress: Progress) -> Bool {
+        do {
+            return try KubeAccess.configured(context.settings.string(.kubernetes)) != nil
+        } catch {
+            log.warning("CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error); the run inventories repositories only")
+            progress.problems.append("cluster not checked: CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error)")
+            return false
+        }
+    }
+
     /// Phase 1, master activation: every needed master acknowledges MASTER_ACTIVATION_START.
     private func activate(_ needed: [MasterRole], _ progress: Progress) async -> Step {
         await enter(1, progress)
@@ -269,41 +324,21 @@ struct RunExecution {
         return activated ? .proceed : .failed("master activation: no MASTER_ACTIVATION_ACK after \(service.activationTimeout) from \(unacknowledged.joined(separator: ", "))")
     }
 
-    /// Phase 2, work distribution: open the run's token budgets, decompose the goal into tasks, route each
-    /// to its master's stream.
+    /// Phase 2, work distribution: the plan's first subtasks (those that depend on nothing) go to their
+    /// masters' streams; the rest follow in phase 3 as their dependencies succeed.
     private func distribute(_ progress: Progress) async -> Step {
         await enter(2, progress)
-        await openBudgets(progress)
         // The catalog's baseline, before any worker registers anything for this run.
         await readCatalog(progress, before: true)
-        var cluster = false
-        do {
-            cluster = try KubeAccess.configured(context.settings.string(.kubernetes)) != nil
-        } catch {
-            log.warning("CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error); the run inventories repositories only")
-            progress.problems.append("cluster not checked: CORTEX_KUBERNETES=\(context.settings.string(.kubernetes)) but no cluster access: \(error)")
-        }
-        progress.tasks = TaskRouter.decompose(request, cluster: cluster)
-        do {
-            var commands: [RedisCommand] = []
-            let existing = Set(try await context.redis.hkeys(CortexNames.runTasks(runID)))
-            let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
-            for task in progress.tasks where !existing.contains(task.id) {
-                let json = try WireJSON.encode(task)
-                commands.append(.hset(CortexNames.runTasks(runID), task.id, json))
-                commands.append(.xadd(CortexNames.taskStream(task.master), minID: minID, fields: [("task", json)]))
+        // A resumed run finds its queued tasks recorded: they are not queued again.
+        if let recorded = try? await context.redis.hgetall(CortexNames.runTasks(runID)) {
+            for (id, text) in recorded where !progress.ids.contains(id) {
+                guard let task = try? WireJSON.decode(TaskSpec.self, from: text) else { continue }
+                progress.ids.insert(id)
+                progress.tasks.append(task)
             }
-            commands.append(.expire(CortexNames.runTasks(runID), seconds: context.retentionSeconds))
-            commands.append(.hset(CortexNames.run(runID), "tasks", progress.tasks.count))
-            try await retryingRedis(log) { try await context.redis.run(commands) }
-            await context.redis.awaitReplication()
-        } catch {
-            return .failed("work distribution: \(error)")
         }
-        for task in progress.tasks {
-            await context.bus.notify(TaskAssigned(taskID: task.id, master: task.master.rawValue, target: task.target), runID: runID)
-        }
-        progress.ids = Set(progress.tasks.map(\.id))
+        if let failure = await dispatchReady(progress) { return .failed("work distribution: \(failure)") }
         return .proceed
     }
 
@@ -320,8 +355,8 @@ struct RunExecution {
         }
     }
 
-    /// Phase 3, parallel execution: masters fan out to workers; we wait for every task's report (handoffs
-    /// add tasks meanwhile). Returns false when the wait ended without every report: the run timed out, a
+    /// Phase 3, parallel execution: masters fan out to workers; we wait for every task's report, queueing
+    /// each subtask of the plan once its dependencies succeeded (handoffs add subtasks meanwhile). Returns false when the wait ended without every report: the run timed out, a
     /// master stayed down past its limit (`progress.abandoned`), or shutdown began.
     private func awaitReports(_ progress: Progress) async -> Bool {
         await enter(3, progress)
@@ -336,9 +371,11 @@ struct RunExecution {
             // handoff of a report seen here is read below (read the other way round, a report landing in
             // between would end the wait with its handoffs unread).
             let reported = Set(try await context.redis.hkeys(CortexNames.runResults(runID)))
-            // Handoffs (a critical CVE that needs a code change) become tasks of this run, or are reported as not handed off.
+            await readNewReports(reported, progress)
+            // Handoffs (a critical CVE that needs a code change) become subtasks of this run, or are reported as not handed off.
             await takeHandoffs(progress)
-            if progress.ids.isSubset(of: reported) { return true }
+            await dispatchReady(progress)
+            if progress.ids.isSubset(of: reported) && pendingSubtasks(progress).isEmpty { return true }
             // A master that stays down longer than the limit ends the wait: a partial report beats a hang.
             let waitingOn = Set(progress.tasks.filter { !reported.contains($0.id) }.map(\.master))
             progress.abandoned = service.monitor.downSince.value
@@ -354,6 +391,18 @@ struct RunExecution {
         await enter(4, progress)
         let reports = await readReports(progress)
         let missingTasks = progress.tasks.filter { t in !reports.contains { $0.taskID == t.id } && progress.failedTasks[t.id] == nil }
+        // Subtasks still waiting when the run ended (a timeout, a master down) were not run either.
+        for s in pendingSubtasks(progress) {
+            if let i = progress.plan.subtasks.firstIndex(where: { $0.id == s.id }) {
+                progress.plan.subtasks[i].notRun = "the run ended before its dependencies (\(s.dependsOn.joined(separator: ", "))) finished"
+            }
+        }
+        for i in progress.plan.subtasks.indices {
+            let s = progress.plan.subtasks[i], id = s.taskID(in: runID)
+            progress.plan.subtasks[i].outcome = reports.first { $0.taskID == id }?.status.rawValue
+                ?? (s.notRun != nil ? "not run" : progress.failedTasks[id] != nil ? Outcome.failed.rawValue : "unfinished")
+        }
+        await storePlan(progress, publish: false)
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.
         for r in reports.sorted(by: { $0.taskID < $1.taskID }) where r.status != .succeeded {
@@ -366,6 +415,7 @@ struct RunExecution {
         } else if !missingTasks.isEmpty {
             reasons.append("no report after \(service.runTimeout) from " + missingTasks.map { $0.master.processName }.joined(separator: ", "))
         }
+        for s in progress.plan.subtasks { if let why = s.notRun { reasons.append("not run: \(s.id) (\(s.kind.rawValue) on \(RepositoryCheckout.name(of: s.target))): \(why)") } }
         reasons += progress.notHandedOff + progress.problems
         // Workers register before they commit a result, so every report in hand is in the catalog too.
         await readCatalog(progress, before: false)
@@ -411,10 +461,9 @@ struct RunExecution {
         """)
 
     /// Reads the handoffs recorded with the run since the last read (the sender records each atomically with its
-    /// report; this coordinator records what it hears). One per message id: a handoff to the development
-    /// master on a target of the run becomes an implementation task; any other is reported in the run's
-    /// reason as "not handed off: …", never dropped; a task that cannot be queued fails with the reason
-    /// instead of being waited for.
+    /// report; this coordinator records what it hears). One per message id, placed in the plan (`place`): a
+    /// handoff to the development master becomes an implement subtask, one to the testing master the test
+    /// of that subtask's branch; any other is reported in the run's reason as "not handed off: …", never dropped.
     private func takeHandoffs(_ progress: Progress, queue: Bool = true) async {
         let handoffs: [String]
         do {
@@ -431,51 +480,11 @@ struct RunExecution {
                 continue
             }
             guard progress.handoffIDs.insert(envelope.id).inserted else { continue }
-            let to = handoff.to
-            let target = handoff.target ?? ""
-            let what = "\(envelope.source) → \(to) on \(RepositoryCheckout.name(of: target))"
             guard queue else {
-                progress.notHandedOff.append("not handed off: \(what): the run ended before it could be queued")
+                progress.notHandedOff.append("not handed off: \(envelope.source) → \(handoff.to) on \(RepositoryCheckout.name(of: handoff.target ?? "")): the run ended before it could be queued")
                 continue
             }
-            guard to == MasterRole.development.rawValue else {
-                // The testing master tests each target in its own task; it takes no follow-up work yet.
-                progress.notHandedOff.append("not handed off: \(what): the \(to) master takes no handoffs")
-                continue
-            }
-            guard progress.tasks.contains(where: { $0.master == .development }) else {
-                progress.notHandedOff.append("not handed off: \(what): development-master is not part of this run (goal '\(request.goal)')")
-                continue
-            }
-            guard request.targets.contains(target) else {
-                progress.notHandedOff.append("not handed off: \(what): not a target of this run")
-                continue
-            }
-            let advisories = handoff.advisories ?? []
-            let instruction = handoff.reason
-                + (advisories.isEmpty ? "" : ". Advisories: \(advisories.joined(separator: ", "))")
-                + (handoff.branch.map { ". The security master's fix branch: \($0)" } ?? "")
-            let task = TaskSpec(id: "\(runID).development.handoff\(progress.handoffIDs.count)", runID: runID, master: .development, skill: .implementation,
-                                target: target, priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, attempt: 1,
-                                instructions: [instruction])
-            guard !progress.ids.contains(task.id), progress.failedTasks[task.id] == nil else { continue }
-            do {
-                let json = try WireJSON.encode(task)
-                // One script: the task is recorded and queued together, once (a retry after a lost reply, or
-                // a coordinator resuming the run, finds it recorded and queues nothing).
-                try await retryingRedis(log) {
-                    try await Self.queueTaskScript.run(context.redis, keys: [CortexNames.runTasks(runID), CortexNames.taskStream(.development), CortexNames.run(runID)],
-                                                       args: [task.id, json, CortexNames.Retention.minID(olderThan: context.retentionSeconds), progress.tasks.count + 1]).orThrow()
-                }
-                progress.ids.insert(task.id)
-                log.info("handoff from \(envelope.source) became task \(task.id)")
-                await context.bus.notify(TaskAssigned(taskID: task.id, master: MasterRole.development.rawValue, target: target), runID: runID)
-            } catch {
-                // Not waited for: the run reports it failed, with why.
-                log.error("handoff \(what) could not be queued as \(task.id): \(error)")
-                progress.failedTasks[task.id] = "the handoff \(what) could not be queued: \(error)"
-            }
-            progress.tasks.append(task)
+            _ = await place(handoff, from: envelope, progress)
         }
     }
 
@@ -537,7 +546,8 @@ struct RunExecution {
         let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
                                  reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date(),
                                  budget: budget, model: service.llmModel, catalogBefore: progress.catalogBefore, catalogAfter: progress.catalogAfter,
-                                 catalogProblem: progress.catalogProblem, notHandedOff: progress.notHandedOff)
+                                 catalogProblem: progress.catalogProblem, notHandedOff: progress.notHandedOff,
+                                 plan: progress.plan.subtasks.isEmpty ? nil : progress.plan)
         var reportDir = ""
         do {
             reportDir = try ReportWriter.write(outcome, to: service.outputDir).path
@@ -592,53 +602,29 @@ struct RunExecution {
     }
 }
 
-/// Decomposes a run's goal into tasks and routes each to the master whose domain it is.
+/// The rule plan of a goal as tasks (no model, no routing): what `cortexctl` and the tests use to see
+/// which masters and tasks a goal means. The coordinator itself works from the plan (`RunPlanning`).
 public enum TaskRouter {
-    /// The masters a goal concerns: all six for a full orchestration, or those named in the goal
-    /// (`security`, `inventory,testing`).
+    /// The masters a goal's rule plan names.
     public static func masters(for goal: String) -> [MasterRole] {
-        let named = namedMasters(in: goal)
-        return named.isEmpty ? MasterRole.allCases : named
+        RulePlanner.plan(RunRequest(runID: "r", goal: goal, targets: ["."], requestedBy: "-"), cluster: false)?.masters ?? []
     }
 
     /// The goals that mean every master.
-    public static let fullGoals = ["full-orchestration", "full", "all"]
+    public static var fullGoals: [String] { RulePlanner.fullGoals }
 
-    /// The masters a goal names by name (`security`, `inventory,testing`).
-    static func namedMasters(in goal: String) -> [MasterRole] {
-        let words = goal.lowercased().split { !$0.isLetter }.map(String.init)
-        return MasterRole.allCases.filter { words.contains($0.rawValue) }
-    }
-
-    /// True when the goal names a master or is one of `fullGoals`: anything else is refused rather than
+    /// True when a rule of the planner's table matches the goal: anything else is refused rather than
     /// silently run as a full orchestration.
-    public static func isKnownGoal(_ goal: String) -> Bool {
-        let g = goal.lowercased().trimmingCharacters(in: .whitespaces)
-        return fullGoals.contains(g) || g == "full orchestration" || !namedMasters(in: goal).isEmpty
-    }
+    public static func isKnownGoal(_ goal: String) -> Bool { RulePlanner.rule(for: goal) != nil }
 
-    /// One task per (master, target), ids stable for the run so a redelivered run request adds none twice;
-    /// routine tasks are `normal` priority (only urgent follow-up work, such as a critical CVE's handoff,
-    /// may draw on the emergency reserve);
-    /// with a cluster, one more task each for the inventory master (discovery) and the security master (audit).
+    /// The rule plan's subtasks as tasks, whatever their dependencies (ids `<run>.<master>.<name>`).
     public static func decompose(_ request: RunRequest, cluster: Bool = false) -> [TaskSpec] {
-        let masters = masters(for: request.goal)
-        var tasks = masters.flatMap { master in
-            request.targets.enumerated().map { index, target in
-                TaskSpec(id: "\(request.runID).\(master.rawValue).\(index)", runID: request.runID, master: master,
-                         skill: SkillName.builtIn(for: master), target: target, priority: .normal, attempt: 1,
-                         allowTestExecution: master == .testing ? (request.allowTestExecution ?? []).contains(target) : nil,
-                         instructions: master == .development ? request.implement : nil)
+        (RulePlanner.plan(request, cluster: cluster)?.subtasks ?? []).compactMap { s in
+            s.kind.skill(master: s.master, target: s.target).map { skill in
+                TaskSpec(id: s.taskID(in: request.runID), runID: request.runID, master: s.master, skill: skill, target: s.target, priority: s.priority,
+                         attempt: 1, allowTestExecution: s.master == .testing ? (request.allowTestExecution ?? []).contains(s.target) : nil,
+                         instructions: s.instructions)
             }
         }
-        if cluster && masters.contains(.inventory) {
-            tasks.append(TaskSpec(id: "\(request.runID).inventory.cluster", runID: request.runID, master: .inventory,
-                                  skill: .clusterDiscovery, target: ClusterSurvey.target, priority: .normal, attempt: 1))
-        }
-        if cluster && masters.contains(.security) {
-            tasks.append(TaskSpec(id: "\(request.runID).security.cluster", runID: request.runID, master: .security,
-                                  skill: .clusterAudit, target: ClusterSurvey.target, priority: .normal, attempt: 1))
-        }
-        return tasks
     }
 }

@@ -90,7 +90,7 @@ public struct MasterService: RoleService {
         try await context.redis.run([
             .hset(CortexNames.masterRegistry(role), ["master": role.rawValue, "instance": context.instanceID, "node": context.nodeName,
                                                     "status": status.rawValue, "tasks_active": s.tasksActive, "workers_spawned": s.workersSeen.count,
-                                                    "last_heartbeat": epochMilliseconds()]),
+                                                    "last_heartbeat": epochMilliseconds(), "experts": MasterExperts.format(security?.experts ?? [:])]),
             .sadd(CortexNames.masterSet, role.rawValue),
             .sadd(CortexNames.masterInstances(role), context.instanceID),
             .set(CortexNames.masterHeartbeat(role, instance: context.instanceID), context.nodeName, px: Int(context.heartbeatTimeout / .milliseconds(1))),
@@ -216,6 +216,12 @@ public struct MasterService: RoleService {
     /// implementation item per requested change (for a worker of the implementation pool).
     private func workItems(for task: TaskSpec, log: Logger) async -> [WorkItem] {
         if task.skill.isClusterWide { return await clusterItems(task, log: log) }
+        if task.skill == .branchTest {
+            // One item: the branch's tests against its base's, in copies (opt-in like every test run).
+            return [WorkItem(id: "\(task.id).branch", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .branchTest,
+                             target: task.target, shard: 0, shards: 1, priority: task.priority, branch: task.inputs?.branch,
+                             allowTestExecution: task.allowTestExecution == true)]
+        }
         var items = task.skill == .implementation ? [] : (0..<itemsPerTask).map { shard in
             WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
                      skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)

@@ -32,6 +32,13 @@ final class SecurityReview: Sendable {
         for severity in CVSS3.Severity.allCases { context.metrics.vulnerabilities(severity: severity.rawValue, count: 0) }
     }
 
+    /// The advisory sources this master can use, as experts the router chooses among (`osv-api` first: the
+    /// freshest data is the default); only those configured.
+    var experts: [String: [String]] {
+        let sources = (apiURL == nil ? [] : ["osv-api"]) + (databasePath == nil ? [] : ["offline-db"])
+        return sources.isEmpty ? [:] : ["advisories": sources]
+    }
+
     /// Adds the review to `report` (its summary, Markdown and details). Returns the handoffs to send: the
     /// master records and publishes them in the same transaction as the report.
     func review(_ report: inout MasterReport, task: TaskSpec, log: Logger) async -> [Envelope] {
@@ -48,13 +55,17 @@ final class SecurityReview: Sendable {
             if databasePath == nil && apiURL == nil {
                 notes.append("No advisory database is configured (CORTEX_OSV_DB or CORTEX_OSV_API_URL): \(packages.count) packages were inventoried but not matched.")
             }
-            if let database = loadDatabase(notes: &notes, log: log) {
+            // The router's choice among the sources (nil: every configured one).
+            let useDatabase = task.expert == nil || task.expert == "offline-db"
+            let useAPI = task.expert == nil || task.expert == "osv-api"
+            if let expert = task.expert { notes.append("Advisory source chosen by the router: \(expert).") }
+            if useDatabase, let database = loadDatabase(notes: &notes, log: log) {
                 matched = true
                 found += database.findings(for: packages)
                 notes.append("Advisory database: \(database.source), \(database.count) records (\(database.withdrawnCount) withdrawn, ignored)"
                              + (database.problems.isEmpty ? "." : "; \(database.problems.count) unreadable, e.g. \(database.problems[0])."))
             }
-            if let apiURL, !packages.isEmpty {
+            if useAPI, let apiURL, !packages.isEmpty {
                 do {
                     let records = try await OSVAPIClient(baseURL: apiURL).records(for: packages)
                     found += AdvisoryDatabase(records: records, source: apiURL).findings(for: packages)
@@ -95,7 +106,8 @@ final class SecurityReview: Sendable {
         var headline = ""
         if task.skill == .securityScan && !matched && !packages.isEmpty {
             let why = databasePath == nil && apiURL == nil ? "no advisory database (CORTEX_OSV_DB) and no OSV API (CORTEX_OSV_API_URL) configured"
-                : "the configured advisory sources could not be read (see the notes)"
+                : task.expert.map { "the advisory source the router chose (\($0)) could not be read (see the notes)" }
+                    ?? "the configured advisory sources could not be read (see the notes)"
             let packagesText = "\(distinct) package\(distinct == 1 ? "" : "s") inventoried, none matched"
             headline = "vulnerabilities NOT CHECKED: \(packagesText): \(why); "
             report.notChecked("vulnerabilities (\(packagesText): \(why))")

@@ -24,6 +24,9 @@ public struct RunOutcome: Sendable {
     public var catalogProblem: String?
     /// Handoffs that did not become tasks, each with why.
     public var notHandedOff: [String] = []
+    /// The run's plan (subtasks, dependencies, routing decisions, what was not run); nil when the run
+    /// ended before it had one.
+    public var plan: Plan?
 }
 
 /// Writes a run's reports (Markdown and JSON) into `<output>/<run id>/`.
@@ -77,6 +80,12 @@ public enum ReportWriter {
         // Right after the verdict: what was not checked is what a clean-looking line would hide.
         for r in o.reports { for check in r.notChecked ?? [] { out += "NOT CHECKED (\(r.master.processName), \(RepositoryCheckout.name(of: r.target))): \(check)\n" } }
         for line in o.notHandedOff { out += "\(line.prefix(1).uppercased())\(line.dropFirst())\n" }
+        if let plan = o.plan {
+            let notRun = plan.subtasks.filter { $0.notRun != nil }
+            out += "Plan: \(plan.subtasks.count) subtasks by the \(plan.planner == "model" ? "model" : "rules") (\(plan.rule))"
+                + (notRun.isEmpty ? "" : "; not run: \(notRun.map(\.id).joined(separator: ", "))") + "\n"
+            for note in plan.notes { out += "Planner: \(note)\n" }
+        }
         for master in MasterRole.allCases {
             let reports = o.reports.filter { $0.master == master }
             let assigned = o.tasks.filter { $0.master == master }.count
@@ -143,6 +152,7 @@ public enum ReportWriter {
 
     static func summaryMarkdownText(_ o: RunOutcome) -> String {
         var md = "# Cortex run \(o.request.runID)\n\n## Executive summary\n\n```\n\(executiveSummary(o))```\n\n"
+        md += planMarkdown(o)
         md += "## Phases\n\n| Phase | Name | Started | Until next |\n|---|---|---|---|\n"
         for (i, p) in o.phases.enumerated() {
             let end = i + 1 < o.phases.count ? o.phases[i + 1].startedAt : o.finishedAt
@@ -173,6 +183,56 @@ public enum ReportWriter {
         return md
     }
 
+    /// What each subtask came to: its report's status, why it was not run, or that it is unfinished.
+    static func subtaskOutcomes(_ o: RunOutcome) -> [String: String] {
+        guard let plan = o.plan else { return [:] }
+        var out: [String: String] = [:]
+        for s in plan.subtasks {
+            let id = s.taskID(in: o.request.runID)
+            if let r = o.reports.first(where: { $0.taskID == id }) { out[s.id] = r.status.rawValue }
+            else if s.notRun != nil { out[s.id] = "not run" }
+            else if o.tasks.contains(where: { $0.id == id }) { out[s.id] = "unfinished" }
+            else { out[s.id] = "not dispatched" }
+        }
+        return out
+    }
+
+    /// The plan: who planned it, a table of subtasks in dispatch order, a Mermaid graph, the routing
+    /// decisions with the weights they used.
+    static func planMarkdown(_ o: RunOutcome) -> String {
+        guard let plan = o.plan else { return "" }
+        let outcomes = subtaskOutcomes(o)
+        var md = "## Plan\n\nPlanned by the \(plan.planner == "model" ? "model (\(o.model ?? "?"))" : "rules") — rule `\(plan.rule)`"
+            + (plan.revision > 1 ? ", revision \(plan.revision) (handoffs added subtasks)" : "") + ".\n\n"
+        for note in plan.notes { md += "- \(note)\n" }
+        if !plan.notes.isEmpty { md += "\n" }
+        // Dispatch order first (the order tasks were queued), then what never was.
+        let order = o.tasks.map(\.id)
+        let sorted = plan.subtasks.sorted { a, b in
+            let ia = order.firstIndex(of: a.taskID(in: o.request.runID)) ?? Int.max, ib = order.firstIndex(of: b.taskID(in: o.request.runID)) ?? Int.max
+            return ia != ib ? ia < ib : a.id < b.id
+        }
+        md += "| # | Subtask | Kind | Master | Target | Depends on | Priority | Expert | Outcome |\n|---|---|---|---|---|---|---|---|---|\n"
+        for s in sorted {
+            let n = order.firstIndex(of: s.taskID(in: o.request.runID)).map { "\($0 + 1)" } ?? "-"
+            let outcome = s.notRun.map { "not run: \($0)" } ?? outcomes[s.id] ?? ""
+            let cells = [n, "`\(s.id)`", s.kind.rawValue, s.master.processName, RepositoryCheckout.name(of: s.target),
+                         s.dependsOn.isEmpty ? "-" : s.dependsOn.joined(separator: ", "), s.priority.rawValue, s.decision?.chosen ?? "-", outcome]
+            md += "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }.joined(separator: " | ") + " |\n"
+        }
+        md += "\n```mermaid\n\(plan.mermaid(outcomes: outcomes))\n```\n\n"
+        let decisions = sorted.compactMap { s in s.decision.map { (s, $0) } }
+        if !decisions.isEmpty {
+            md += "### Routing decisions\n\n| Subtask | Dimension | Feature | Chosen | Why | Weights (trials, successes) |\n|---|---|---|---|---|---|\n"
+            for (s, d) in decisions {
+                let weights = d.candidates.map { "\($0.expert) " + String(format: "%.3f (%.0f, %.0f)", $0.weight, $0.trials, $0.successes) }.joined(separator: "; ")
+                md += "| `\(s.id)` | \(d.dimension) | \(d.feature) | \(d.chosen) | \(d.why) | \(weights) |\n"
+            }
+            md += "\n"
+        }
+        return md
+    }
+
     static func masterMarkdown(_ r: MasterReport) -> String {
         var md = "# \(r.master.processName): \(r.target)\n\nTask `\(r.taskID)` — \(r.status) — \(r.summary)\n\n"
         md += "Handled by \(r.instance), \(duration(r.startedAt, r.finishedAt)).\n\n\(r.markdown)\n"
@@ -193,12 +253,12 @@ public enum ReportWriter {
             var runID: String; var goal: String; var targets: [String]; var status: Outcome; var reason: String?
             var startedAt: Date; var finishedAt: Date; var phases: [Phase]; var tasks: [TaskSpec]; var reports: [MasterReport]
             var model: String?; var budget: [BudgetLedger.Account]
-            var catalogBefore: CatalogTotals?; var catalogAfter: CatalogTotals?; var notHandedOff: [String]
+            var catalogBefore: CatalogTotals?; var catalogAfter: CatalogTotals?; var notHandedOff: [String]; var plan: Plan?
         }
         return try WireJSON.encode(Summary(
             runID: o.request.runID, goal: o.request.goal, targets: o.request.targets, status: o.status, reason: o.reason,
             startedAt: o.startedAt, finishedAt: o.finishedAt, phases: o.phases.map { Phase(phase: $0.phase, name: $0.name, startedAt: $0.startedAt) },
             tasks: o.tasks, reports: o.reports, model: o.model,
-            budget: o.budget, catalogBefore: o.catalogBefore, catalogAfter: o.catalogAfter, notHandedOff: o.notHandedOff))
+            budget: o.budget, catalogBefore: o.catalogBefore, catalogAfter: o.catalogAfter, notHandedOff: o.notHandedOff, plan: o.plan))
     }
 }

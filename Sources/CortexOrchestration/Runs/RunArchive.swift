@@ -14,7 +14,8 @@ public enum RunArchive {
 
     /// Hashes, lists and strings worth keeping, by key; the wake-up streams of the tasks are only deleted.
     static func keys(runID: String, taskIDs: [String]) -> (hashes: [String], lists: [String], strings: [String], deleteOnly: [String]) {
-        var hashes = [CortexNames.runActivation(runID), CortexNames.runTasks(runID), CortexNames.runResults(runID)]
+        var hashes = [CortexNames.runActivation(runID), CortexNames.runTasks(runID), CortexNames.runResults(runID), CortexNames.runRouted(runID)]
+        // The plan stays (with the run's hash, until the retention ends): `cortexctl status <run>` shows it.
         var strings: [String] = []
         var deleteOnly: [String] = []
         for task in taskIDs {

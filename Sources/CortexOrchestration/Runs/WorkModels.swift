@@ -46,9 +46,7 @@ public struct RunRequest: Codable, Sendable, Equatable {
         guard !goal.trimmingCharacters(in: .whitespaces).isEmpty, goal.utf8.count <= 2000 else {
             return "the goal must be non-empty text of at most 2000 bytes"
         }
-        guard TaskRouter.isKnownGoal(goal) else {
-            return "unknown goal '\(goal.prefix(200))': name one or more masters (\(MasterRole.allCases.map(\.rawValue).joined(separator: ", "))) or say \(TaskRouter.fullGoals.map { "'\($0)'" }.joined(separator: ", "))"
-        }
+        guard TaskRouter.isKnownGoal(goal) else { return Self.unknownGoal(goal) }
         guard targets.count <= 1000, targets.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 4096 }) else {
             return "targets must be at most 1000 non-empty paths or URLs"
         }
@@ -56,6 +54,12 @@ public struct RunRequest: Codable, Sendable, Equatable {
             return "no targets: name at least one repository (path or git URL), or configure a cluster (CORTEX_KUBERNETES)"
         }
         return nil
+    }
+
+    /// Why a goal no rule of the planner matches is refused, with what would match.
+    public static func unknownGoal(_ goal: String) -> String {
+        "unknown goal '\(goal.prefix(200))': say 'fix CVE-…', 'implement <change>', 'document …', 'audit the cluster', "
+            + "name one or more masters (\(MasterRole.allCases.map(\.rawValue).joined(separator: ", "))) or say \(TaskRouter.fullGoals.map { "'\($0)'" }.joined(separator: ", "))"
     }
 
     /// `run-20261128-031500-ab12`: sortable by time, unique enough for one cluster.

@@ -31,7 +31,7 @@ struct Cortexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortexctl",
         abstract: "Operate Cortex: run the suite locally, submit and watch runs, inspect and debug the Redis bus.",
-        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Docs.self]
+        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Docs.self]
     )
 }
 
@@ -188,6 +188,19 @@ struct Budget: AsyncParsableCommand {
                 guard watch, !table.contains("(succeeded)"), !table.contains("(partial)"), !table.contains("(failed)") else { break }
                 try await Task.sleep(for: .seconds(1))
             }
+        } catch { throw fail(error) }
+    }
+}
+
+struct Routing: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what the router learned: per subtask kind, target feature and expert, the trials, successes and weight it routes by (`cortexctl routing`).")
+    @OptionGroup var redis: RedisOptions
+
+    func run() async throws {
+        do {
+            let bus = try redis.bus()
+            guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
+            print(try await ControlCommands.routing(bus: bus), terminator: "")
         } catch { throw fail(error) }
     }
 }

@@ -1,0 +1,342 @@
+import CortexCore
+import CortexKubernetes
+import Foundation
+import Logging
+
+/// A run's plan at work: made (or loaded, for a resumed run), stored and published; each subtask queued
+/// once everything it depends on has succeeded, with their outputs as its inputs and its expert chosen by
+/// the router; a subtask whose dependency did not succeed, or whose master is not running, is not run
+/// and says why; handoffs add subtasks; every routed report teaches the router.
+extension RunExecution {
+    /// The plan of this run: the one stored with it when the run resumes, else a new one (the model's when
+    /// configured and valid, else the rules'), stored and published. Nil only when no rule matches the goal.
+    func makePlan(_ progress: Progress) async -> Plan? {
+        if let text = try? await context.redis.send(.get(CortexNames.runPlan(runID))).string, let stored = try? WireJSON.decode(Plan.self, from: text) {
+            log.info("resuming with the stored plan (revision \(stored.revision), \(stored.subtasks.count) subtasks)")
+            return stored
+        }
+        guard var plan = RulePlanner.plan(request, cluster: progress.cluster) else { return nil }
+        if let planner = service.modelPlanner {
+            plan = await planner.plan(request, rules: plan, cluster: progress.cluster, log: log)
+        }
+        progress.plan = plan
+        await storePlan(progress, publish: true)
+        return plan
+    }
+
+    /// The plan into Redis (`cortex:run:<id>:plan`, with the run's retention) and, when it changed shape
+    /// (made, or extended by a handoff), announced with RUN_PLAN. Best effort while Redis is away: the plan
+    /// lives in the run's memory too and is written again on the next change.
+    func storePlan(_ progress: Progress, publish: Bool) async {
+        let plan = progress.plan
+        do {
+            try await context.redis.run([.set(CortexNames.runPlan(runID), try WireJSON.encode(plan), ex: context.retentionSeconds)])
+        } catch {
+            log.warning("could not store the run's plan (written again on its next change): \(error)")
+        }
+        guard publish else { return }
+        let lines = plan.subtasks.map { s in
+            "\(s.id) \(s.kind.rawValue) \(s.master.rawValue) \(s.target)" + (s.dependsOn.isEmpty ? "" : " after \(s.dependsOn.joined(separator: ","))")
+        }
+        await context.bus.notify(RunPlanPublished(planner: plan.planner, rule: plan.rule, revision: plan.revision, subtasks: lines,
+                                                  notes: plan.notes.isEmpty ? nil : plan.notes), runID: runID)
+        log.info("plan r\(plan.revision) by \(plan.planner) (\(plan.rule)): \(lines.joined(separator: "; "))")
+    }
+
+    /// The subtasks neither queued, nor failed, nor known not to run.
+    func pendingSubtasks(_ progress: Progress) -> [Subtask] {
+        progress.plan.subtasks.filter { s in
+            let id = s.taskID(in: runID)
+            return !progress.ids.contains(id) && progress.failedTasks[id] == nil && s.notRun == nil
+        }
+    }
+
+    /// Reads the reports that arrived since the last look (`reported`: the results hash's keys) into the
+    /// run's memory, and teaches the router from each routed one.
+    func readNewReports(_ reported: Set<String>, _ progress: Progress) async {
+        let fresh = reported.filter { progress.ids.contains($0) && progress.reports[$0] == nil }.sorted()
+        guard !fresh.isEmpty else { return }
+        guard let replies = try? await context.redis.pipeline(fresh.map { .hget(CortexNames.runResults(runID), $0) }) else { return }
+        for (id, reply) in zip(fresh, replies) {
+            guard let text = reply.string else { continue }
+            guard let report = try? WireJSON.decode(MasterReport.self, from: text) else {
+                // Not a dependency anyone can build on: its dependents are not run, and phase 4 names it.
+                progress.unreadable.insert(id)
+                continue
+            }
+            progress.reports[id] = report
+            await learn(from: report, progress)
+        }
+    }
+
+    /// One routed subtask's outcome, into the router's weights (once per task, also across a resume).
+    private func learn(from report: MasterReport, _ progress: Progress) async {
+        guard let subtask = progress.plan.subtasks.first(where: { $0.taskID(in: runID) == report.taskID }), let decision = subtask.decision else { return }
+        let findings = report.details["vulnerabilities"]?.arrayValue?.count ?? 0
+        let ms = Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000)
+        do {
+            let learned = try await service.router.learn(runID: runID, taskID: report.taskID, subtask: subtask, decision: decision, outcome: report.status,
+                                                         milliseconds: ms, findings: findings, tokens: report.assessment?.tokens ?? 0,
+                                                         retentionSeconds: context.retentionSeconds)
+            if learned { log.info("router learned: \(decision.chosen) for \(subtask.kind.rawValue) on \(ExpertRouter.feature(of: subtask.target)) \(report.status)") }
+        } catch {
+            log.warning("the router could not learn from \(report.taskID) (the weights miss this outcome): \(error)")
+        }
+    }
+
+    /// Queues every subtask whose dependencies have all succeeded; marks those that cannot run. Returns
+    /// an error message when queueing failed in a way retrying will not fix (phase 2 fails the run on it).
+    @discardableResult
+    func dispatchReady(_ progress: Progress) async -> String? {
+        var changed = false
+        var ready: [(index: Int, task: TaskSpec)] = []
+        var masters: [MasterRole: MasterStatus] = [:]
+        // Until nothing changes: a subtask not run makes its dependents not run too.
+        var again = true
+        while again {
+            again = false
+            for i in progress.plan.subtasks.indices {
+                let s = progress.plan.subtasks[i]
+                let id = s.taskID(in: runID)
+                guard s.notRun == nil, !progress.ids.contains(id), progress.failedTasks[id] == nil, !ready.contains(where: { $0.index == i }) else { continue }
+                switch dependencyState(s, progress) {
+                case .waiting: continue
+                case .blocked(let why):
+                    progress.plan.subtasks[i].notRun = why
+                    log.warning("subtask \(s.id) not run: \(why)")
+                    changed = true
+                    again = true
+                case .ready:
+                    // The masters of the first subtasks were checked in pre-flight; a later one is checked when due.
+                    if masters[s.master] == nil { masters[s.master] = await masterStatus(s.master) }
+                    let status = masters[s.master]!
+                    if !s.dependsOn.isEmpty && !status.running {
+                        progress.plan.subtasks[i].notRun = "\(s.master.processName) not running"
+                        changed = true
+                        again = true
+                        continue
+                    }
+                    switch await task(for: s, progress, experts: status.experts) {
+                    case .success(let task):
+                        ready.append((i, task))
+                        if let d = task.expert.flatMap({ _ in progress.plan.subtasks[i].decision }) { log.info("routed \(s.id) to \(d.chosen) (\(d.why))") }
+                        changed = true
+                    case .failure(let why):
+                        progress.plan.subtasks[i].notRun = why.message
+                        changed = true
+                        again = true
+                    }
+                }
+            }
+        }
+        var fatal: String?
+        if !ready.isEmpty {
+            let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
+            do {
+                let calls = try ready.enumerated().map { n, r -> (keys: [String], args: [any RedisArgument]) in
+                    (keys: [CortexNames.runTasks(runID), CortexNames.taskStream(r.task.master), CortexNames.run(runID)],
+                     args: [r.task.id, try WireJSON.encode(r.task), minID, progress.tasks.count + n + 1])
+                }
+                // One script per task: recorded and queued together, once (a retry after a lost reply, or a
+                // coordinator resuming the run, finds it recorded and queues nothing).
+                var replies: [RedisReply] = []
+                try await retryingRedis(log) { replies = try await Self.queueTaskScript.runPipelined(context.redis, calls: calls) }
+                for reply in replies { try reply.orThrow() }
+                await context.redis.awaitReplication()
+                for r in ready {
+                    progress.ids.insert(r.task.id)
+                    progress.tasks.append(r.task)
+                    await context.bus.notify(TaskAssigned(taskID: r.task.id, master: r.task.master.rawValue, target: r.task.target), runID: runID)
+                }
+            } catch {
+                // Not waited for: each subtask fails with why (and its dependents are not run).
+                for r in ready {
+                    let s = progress.plan.subtasks[r.index]
+                    let what = s.origin.map { "the \($0)" } ?? "the subtask"
+                    log.error("\(r.task.id) could not be queued: \(error)")
+                    progress.failedTasks[r.task.id] = "\(what) could not be queued: \(error)"
+                }
+                fatal = "could not queue \(ready.map(\.task.id).joined(separator: ", ")): \(error)"
+            }
+        }
+        if changed { await storePlan(progress, publish: false) }
+        return fatal
+    }
+
+    enum DependencyState { case waiting, ready, blocked(String) }
+
+    /// Whether a subtask's dependencies let it run: all succeeded (ready), one did not (blocked, with why),
+    /// or some have not reported yet (waiting). A subtask a handoff added needs only its sender's report:
+    /// the sender asked for it whatever its own outcome.
+    func dependencyState(_ s: Subtask, _ progress: Progress) -> DependencyState {
+        var waiting = false
+        for d in s.dependsOn {
+            guard let dep = progress.plan.subtask(d) else { return .blocked("depends on \(d), which is not in the plan") }
+            let depID = dep.taskID(in: runID)
+            if dep.notRun != nil { return .blocked("depends on \(d), which was not run") }
+            if let failed = progress.failedTasks[depID] { return .blocked("depends on \(d), which failed: \(failed)") }
+            if progress.unreadable.contains(depID) { return .blocked("depends on \(d), whose report is unreadable") }
+            guard let report = progress.reports[depID] else { waiting = true; continue }
+            let askedByIt = s.origin == "handoff from \(d)"
+            if report.status != .succeeded && !askedByIt {
+                return .blocked("depends on \(d) (\(dep.master.processName)), which ended \(report.status.rawValue)" + (report.reason.map { ": \($0)" } ?? ""))
+            }
+        }
+        return waiting ? .waiting : .ready
+    }
+
+    /// Whether a master is running (fresh heartbeat, not stopped) and the experts it offers, from its registry.
+    struct MasterStatus { var running: Bool; var experts: [String: [String]] }
+
+    func masterStatus(_ role: MasterRole) async -> MasterStatus {
+        guard let fields = try? await context.redis.hgetall(CortexNames.masterRegistry(role)) else { return MasterStatus(running: false, experts: [:]) }
+        let fresh = fields["last_heartbeat"].flatMap(Int.init).map { epochMilliseconds() - $0 <= Int(context.heartbeatTimeout / .milliseconds(1)) } ?? false
+        return MasterStatus(running: fresh && fields["status"] != ProcessStatus.stopped.rawValue, experts: MasterExperts.parse(fields["experts"] ?? ""))
+    }
+
+    /// The task for a subtask that is due: its skill, its inputs from what its dependencies produced, its
+    /// expert; or why it cannot run (an advisory its analysis did not find, a branch nobody published).
+    func task(for s: Subtask, _ progress: Progress, experts: [String: [String]]) async -> Result<TaskSpec, CortexError> {
+        guard let skill = s.kind.skill(master: s.master, target: s.target) else {
+            return .failure(CortexError(.invalidInput, "the \(s.master.rawValue) master cannot \(s.kind.rawValue) \(s.target)"))
+        }
+        let deps = s.dependsOn.compactMap { progress.plan.subtask($0) }
+        let depReports = deps.compactMap { progress.reports[$0.taskID(in: runID)] }
+        var task = TaskSpec(id: s.taskID(in: runID), runID: runID, master: s.master, skill: skill, target: s.target, priority: s.priority, attempt: 1,
+                            allowTestExecution: s.master == .testing ? (request.allowTestExecution ?? []).contains(s.target) : nil,
+                            instructions: s.instructions)
+        let handoffs = progress.handoffsFor[s.id] ?? []
+        switch s.kind {
+        case .implement:
+            var instructions = s.instructions ?? []
+            var advisories: [String] = []
+            if let wanted = s.advisories, !wanted.isEmpty, let analysis = depReports.first(where: { $0.master == .security }) {
+                let found = (analysis.details["vulnerabilities"]?.arrayValue ?? []).filter { v in
+                    let ids = [v["advisory"]?.stringValue].compactMap { $0 } + (v["aliases"]?.arrayValue ?? []).compactMap(\.stringValue)
+                    return ids.contains { id in wanted.contains { $0.caseInsensitiveCompare(id) == .orderedSame } }
+                }
+                guard !found.isEmpty else {
+                    let total = analysis.details["vulnerabilities"]?.arrayValue?.count ?? 0
+                    return .failure(CortexError(.notFound, "\(s.dependsOn.joined(separator: ", ")) found none of \(wanted.joined(separator: ", ")) in "
+                        + "\(RepositoryCheckout.name(of: s.target)) (\(total) other vulnerabilit\(total == 1 ? "y" : "ies") matched): nothing to fix"))
+                }
+                for v in found {
+                    let ids = ([v["advisory"]?.stringValue].compactMap { $0 } + (v["aliases"]?.arrayValue ?? []).compactMap(\.stringValue))
+                    advisories += ids.filter { !advisories.contains($0) }
+                    let package = v["package"]?.stringValue ?? "?", version = v["version"]?.stringValue ?? "?"
+                    instructions.append("Fix \(ids.joined(separator: " / ")) in \(RepositoryCheckout.name(of: s.target)): upgrade the \(v["ecosystem"]?.stringValue ?? "") package "
+                        + "\(package) from \(version) to \(v["lowestFix"]?.stringValue ?? "a version without the vulnerability")"
+                        + (v["file"]?.stringValue.map { " in \($0)" } ?? "") + ", and keep the tests passing.")
+                }
+                if let branch = analysis.details["fix"]?["branch"]?.stringValue, analysis.details["fix"]?["commit"]?.stringValue != nil {
+                    instructions.append("The security master's fix branch for it: \(branch).")
+                }
+            }
+            for h in handoffs {
+                instructions.append(h.reason + ((h.advisories ?? []).isEmpty ? "" : ". Advisories: \((h.advisories ?? []).joined(separator: ", "))")
+                                    + (h.branch.map { ". The security master's fix branch: \($0)" } ?? ""))
+                advisories += (h.advisories ?? []).filter { !advisories.contains($0) }
+            }
+            guard !instructions.isEmpty else { return .failure(CortexError(.invalidInput, "nothing to implement: no instructions and no advisories")) }
+            task.instructions = instructions
+            task.inputs = TaskInputs(advisories: advisories.isEmpty ? nil : advisories, from: s.dependsOn)
+        case .testBranch:
+            let branches = depReports.flatMap { r in (r.details["implementations"]?.arrayValue ?? []).compactMap { $0["branch"]?.stringValue } }
+            guard let branch = branches.first else {
+                return .failure(CortexError(.notFound, "\(s.dependsOn.joined(separator: ", ")) published no branch to test (the agent changed nothing)"))
+            }
+            task.inputs = TaskInputs(branch: branch, from: s.dependsOn)
+        default:
+            if !s.dependsOn.isEmpty { task.inputs = TaskInputs(from: s.dependsOn) }
+        }
+        // More than one way to do it: the router picks, and the plan keeps the decision with its weights.
+        if let dimension = ExpertRouter.dimension(of: s.kind), let offered = experts[dimension.name] {
+            do {
+                if let decision = try await service.router.decide(s, runID: runID, available: offered) {
+                    task.expert = decision.chosen
+                    if let i = progress.plan.subtasks.firstIndex(where: { $0.id == s.id }) { progress.plan.subtasks[i].decision = decision }
+                }
+            } catch {
+                log.warning("routing \(s.id): the weights could not be read (\(error)); the master's default is used")
+            }
+        }
+        return .success(task)
+    }
+
+    /// A handoff read from the run's list, placed in the plan: folded into a subtask that already does what
+    /// it asks (the fix plan's implement and test-branch after the analysis that sent it), or added as new
+    /// subtasks (implement after its sender; test-branch after that implement), or reported as not handed off.
+    func place(_ handoff: HandoffRequest, from envelope: Envelope, _ progress: Progress) async -> Bool {
+        let target = handoff.target ?? ""
+        let what = "\(envelope.source) → \(handoff.to) on \(RepositoryCheckout.name(of: target))"
+        let sourceID = handoff.taskID.flatMap { id in id.hasPrefix("\(runID).") ? String(id.dropFirst(runID.count + 1)) : nil }
+        guard let source = sourceID.flatMap({ progress.plan.subtask($0) }) else {
+            progress.notHandedOff.append("not handed off: \(what): its sender \(handoff.taskID ?? "(none)") is not a subtask of this run")
+            return false
+        }
+        guard request.targets.contains(target) else {
+            progress.notHandedOff.append("not handed off: \(what): not a target of this run")
+            return false
+        }
+        let kind: SubtaskKind
+        switch handoff.to {
+        case MasterRole.development.rawValue: kind = .implement
+        case MasterRole.testing.rawValue: kind = .testBranch
+        default:
+            progress.notHandedOff.append("not handed off: \(what): the \(handoff.to) master takes no handoffs")
+            return false
+        }
+        // The implement subtask the handoff is about: after the sender (implement) or after the sender's implement (test-branch).
+        func implementAfter(_ id: String) -> Subtask? { progress.plan.subtasks.first { $0.kind == .implement && $0.dependsOn.contains(id) && $0.target == target } }
+        let existing: Subtask? = kind == .implement ? implementAfter(source.id)
+            : implementAfter(source.id).flatMap { impl in progress.plan.subtasks.first { $0.kind == .testBranch && $0.dependsOn.contains(impl.id) } }
+        if let existing {
+            progress.handoffsFor[existing.id, default: []].append(handoff)
+            log.info("handoff \(what) folded into \(existing.id)")
+            return true
+        }
+        let master: MasterRole = kind == .implement ? .development : .testing
+        if !(await masterStatus(master)).running {
+            progress.notHandedOff.append("not handed off: \(what): \(master.processName) not running")
+            return false
+        }
+        let n = progress.handoffIDs.count
+        let subtask: Subtask
+        if kind == .implement {
+            subtask = Subtask(id: "development.handoff\(n)", kind: .implement, master: .development, target: target, dependsOn: [source.id],
+                              priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: "handoff from \(source.id)")
+        } else {
+            guard let impl = implementAfter(source.id) else {
+                progress.notHandedOff.append("not handed off: \(what): there is no branch to test (the handoff to development was not taken)")
+                return false
+            }
+            subtask = Subtask(id: "testing.handoff\(n)", kind: .testBranch, master: .testing, target: target, dependsOn: [impl.id],
+                              priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: "handoff from \(source.id)")
+        }
+        guard progress.plan.subtask(subtask.id) == nil else { return true }
+        progress.plan.subtasks.append(subtask)
+        progress.handoffsFor[subtask.id, default: []].append(handoff)
+        progress.plan.revision += 1
+        log.info("handoff \(what) became subtask \(subtask.id)")
+        await storePlan(progress, publish: true)
+        return true
+    }
+}
+
+/// The experts a master offers, as its registry's `experts` field writes them: `advisories=osv-api,offline-db`
+/// (dimensions separated by `;`).
+public enum MasterExperts {
+    public static func format(_ experts: [String: [String]]) -> String {
+        experts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.joined(separator: ","))" }.joined(separator: ";")
+    }
+
+    public static func parse(_ text: String) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for part in text.split(separator: ";") {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { continue }
+            out[kv[0]] = kv[1].split(separator: ",").map(String.init)
+        }
+        return out
+    }
+}
