@@ -23,6 +23,9 @@ final class FakeLLMServer: @unchecked Sendable {
     let script = Locked<[Reply]>([])
     /// Runs before each answer (e.g. to take Redis away while a paid call is in flight).
     let beforeReply = Locked<(@Sendable () async -> Void)?>(nil)
+    /// Which requests the script answers (by their body); nil: all. The rest get the default answer — e.g.
+    /// only the agent's tool-using calls, while the masters' assessments and the planner get prose.
+    let scriptFor = Locked<(@Sendable (JSONValue) -> Bool)?>(nil)
     /// Usage the default answer reports; nil leaves usage out.
     let usage = Locked<(input: Int, output: Int)?>((100, 50))
     private var task: Task<Void, Error>?
@@ -40,7 +43,8 @@ final class FakeLLMServer: @unchecked Sendable {
                 let body = (try? JSONText.parse(Array(buffer: buffer))) ?? .null
                 recorded.withLock { $0.append(Recorded(path: path, headers: headers, body: body)) }
                 if let hook = beforeReply.value { await hook() }
-                let scripted = script.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+                let scriptable = scriptFor.value.map { $0(body) } ?? true
+                let scripted = scriptable ? script.withLock { $0.isEmpty ? nil : $0.removeFirst() } : nil
                 let reply = scripted ?? Reply(status: 200, body: defaultAnswer(path: path, model: body["model"]?.stringValue ?? "?"))
                 var fields = HTTPFields()
                 fields[.contentType] = "application/json"

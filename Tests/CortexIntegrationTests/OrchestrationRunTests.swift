@@ -126,7 +126,7 @@ import Testing
         let target = try makeRepository()
         let work = try temporaryDirectory("cortex-llmrun")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
-            "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": key,
+            "CORTEX_PLANNER": "rules", "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": key,
             "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGETS": "security=100+15000",
         ].merging(checkedAdvisories) { $1 })
         try suite.startAll(workers: 2)
@@ -179,7 +179,7 @@ import Testing
         defer { llm.stop() }
         let work = try temporaryDirectory("cortex-llmdeny")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
-            "CORTEX_LLM_PROVIDER": "openai", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "llama-test",
+            "CORTEX_PLANNER": "rules", "CORTEX_LLM_PROVIDER": "openai", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "llama-test",
             "CORTEX_LLM_MAX_TOKENS": "200", "CORTEX_BUDGET_TOTAL": "300", "CORTEX_BUDGET_RESERVE": "100",
         ].merging(checkedAdvisories) { $1 })
         try suite.startAll(workers: 2)

@@ -10,8 +10,8 @@ import Foundation
 /// β₀ = 1 and α₀ = 1, or 3 for the dimension's preferred expert (two pseudo-successes: one bad run does not
 /// abandon the default). A subtask's report counts as a success when it `succeeded`, a failure when it
 /// ended `partial` or `failed`; `skipped` and `denied` are not the expert's doing and teach nothing.
-/// The best weight wins; ties go to fewer findings missed (higher mean findings), then the faster
-/// expert, then the preference order. The target's own record is used once any expert has been tried on
+/// The best weight wins; a tie between experts both tried goes to more findings per run, then the faster
+/// one; any other tie to the preference order. The target's own record is used once any expert has been tried on
 /// it, else the record over all targets (`*`). With probability `exploration` (decided by a hash of run and
 /// subtask, so a resumed run decides the same) the least-tried expert is taken instead.
 public struct ExpertRouter: Sendable {
@@ -113,8 +113,11 @@ public struct ExpertRouter: Sendable {
         }
         let ranked = scored.sorted { a, b in
             if a.weight != b.weight { return a.weight > b.weight }
-            if a.record.meanFindings != b.record.meanFindings { return a.record.meanFindings > b.record.meanFindings }
-            if a.record.meanMilliseconds != b.record.meanMilliseconds { return a.record.meanMilliseconds < b.record.meanMilliseconds }
+            // Findings and speed break a tie only between experts that have both been tried.
+            if a.record.trials > 0 && b.record.trials > 0 {
+                if a.record.meanFindings != b.record.meanFindings { return a.record.meanFindings > b.record.meanFindings }
+                if a.record.meanMilliseconds != b.record.meanMilliseconds { return a.record.meanMilliseconds < b.record.meanMilliseconds }
+            }
             return a.order < b.order
         }
         var chosen = ranked[0].expert

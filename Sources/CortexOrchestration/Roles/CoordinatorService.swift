@@ -256,8 +256,8 @@ struct RunExecution {
             let why = plan.rule == "cluster-audit" ? "the goal is about the cluster, but no cluster is configured (CORTEX_KUBERNETES)" : "the plan has no subtasks (no targets?)"
             return await finish(status: .failed, reason: "no plan: \(why)", progress: progress, started: started)
         }
-        let needed = plan.rootMasters
-        for step in [{ await preflight(needed, progress) }, { await activate(needed, progress) }, { await distribute(progress) }] {
+        var active: [MasterRole] = []
+        for step in [{ await preflight(plan, &active, progress) }, { await activate(active, progress) }, { await distribute(progress) }] {
             switch await step() {
             case .proceed: continue
             case .interrupted: return false
@@ -286,16 +286,27 @@ struct RunExecution {
         ])
     }
 
-    /// Phase 0, pre-flight: the masters the goal concerns must be up (all six for a full orchestration).
-    private func preflight(_ needed: [MasterRole], _ progress: Progress) async -> Step {
+    /// Phase 0, pre-flight: every master of the plan should be up (all six for a full orchestration). The
+    /// run waits for them up to the pre-flight timeout; it fails when a master of a first subtask (one that
+    /// depends on nothing) is still missing, and goes on without one needed only later — that master's
+    /// subtasks are then not run, and the report says so. `active` gets the masters that are up.
+    private func preflight(_ plan: Plan, _ active: inout [MasterRole], _ progress: Progress) async -> Step {
         await enter(0, progress)
         var missing: [String] = []
+        let needed = plan.masters
         let mastersUp = await service.waitUntil(timeout: service.preflightTimeout) {
             missing = try await missingMasters(needed)
             return missing.isEmpty
         }
         if Task.isShuttingDownGracefully { return .interrupted }
-        return mastersUp ? .proceed : .failed("pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))")
+        active = needed.filter { !missing.contains($0.processName) }
+        if mastersUp { return .proceed }
+        let roots = plan.rootMasters.map(\.processName)
+        guard missing.allSatisfy({ !roots.contains($0) }) else {
+            return .failed("pre-flight: masters not registered after \(service.preflightTimeout): \(missing.joined(separator: ", "))")
+        }
+        log.warning("pre-flight: \(missing.joined(separator: ", ")) not registered after \(service.preflightTimeout); their subtasks will not run unless they come up")
+        return .proceed
     }
 
     /// Whether the run reads a cluster: CORTEX_KUBERNETES set and usable (a configured cluster that

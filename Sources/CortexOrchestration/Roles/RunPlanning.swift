@@ -151,9 +151,8 @@ extension RunExecution {
             } catch {
                 // Not waited for: each subtask fails with why (and its dependents are not run).
                 for r in ready {
-                    let s = progress.plan.subtasks[r.index]
-                    let what = s.origin.map { "the \($0)" } ?? "the subtask"
-                    log.error("\(r.task.id) could not be queued: \(error)")
+                    let what = description(of: progress.plan.subtasks[r.index], progress)
+                    log.error("\(what) could not be queued as \(r.task.id): \(error)")
                     progress.failedTasks[r.task.id] = "\(what) could not be queued: \(error)"
                 }
                 fatal = "could not queue \(ready.map(\.task.id).joined(separator: ", ")): \(error)"
@@ -161,6 +160,14 @@ extension RunExecution {
         }
         if changed { await storePlan(progress, publish: false) }
         return fatal
+    }
+
+    /// "the handoff security-master → development on shop" for a subtask a handoff added, else "the subtask".
+    func description(of s: Subtask, _ progress: Progress) -> String {
+        guard let origin = s.origin, origin.hasPrefix("handoff from ") else { return "the subtask" }
+        let sender = String(origin.dropFirst("handoff from ".count))
+        let from = progress.plan.subtask(sender)?.master.processName ?? sender
+        return "the handoff \(from) → \(s.master.rawValue) on \(RepositoryCheckout.name(of: s.target))"
     }
 
     enum DependencyState { case waiting, ready, blocked(String) }
@@ -269,11 +276,10 @@ extension RunExecution {
     func place(_ handoff: HandoffRequest, from envelope: Envelope, _ progress: Progress) async -> Bool {
         let target = handoff.target ?? ""
         let what = "\(envelope.source) → \(handoff.to) on \(RepositoryCheckout.name(of: target))"
+        // The sender's subtask, when the handoff names one of this run (one published by hand may not): the
+        // new subtask comes after it.
         let sourceID = handoff.taskID.flatMap { id in id.hasPrefix("\(runID).") ? String(id.dropFirst(runID.count + 1)) : nil }
-        guard let source = sourceID.flatMap({ progress.plan.subtask($0) }) else {
-            progress.notHandedOff.append("not handed off: \(what): its sender \(handoff.taskID ?? "(none)") is not a subtask of this run")
-            return false
-        }
+        let source = sourceID.flatMap { progress.plan.subtask($0) }
         guard request.targets.contains(target) else {
             progress.notHandedOff.append("not handed off: \(what): not a target of this run")
             return false
@@ -287,9 +293,14 @@ extension RunExecution {
             return false
         }
         // The implement subtask the handoff is about: after the sender (implement) or after the sender's implement (test-branch).
-        func implementAfter(_ id: String) -> Subtask? { progress.plan.subtasks.first { $0.kind == .implement && $0.dependsOn.contains(id) && $0.target == target } }
-        let existing: Subtask? = kind == .implement ? implementAfter(source.id)
-            : implementAfter(source.id).flatMap { impl in progress.plan.subtasks.first { $0.kind == .testBranch && $0.dependsOn.contains(impl.id) } }
+        let origin = "handoff from \(source?.id ?? envelope.source)"
+        func implementAfter() -> Subtask? {
+            progress.plan.subtasks.first { s in
+                s.kind == .implement && s.target == target && (source.map { s.dependsOn.contains($0.id) } ?? (s.origin == origin))
+            }
+        }
+        let existing: Subtask? = kind == .implement ? implementAfter()
+            : implementAfter().flatMap { impl in progress.plan.subtasks.first { $0.kind == .testBranch && $0.dependsOn.contains(impl.id) } }
         if let existing {
             progress.handoffsFor[existing.id, default: []].append(handoff)
             log.info("handoff \(what) folded into \(existing.id)")
@@ -303,15 +314,15 @@ extension RunExecution {
         let n = progress.handoffIDs.count
         let subtask: Subtask
         if kind == .implement {
-            subtask = Subtask(id: "development.handoff\(n)", kind: .implement, master: .development, target: target, dependsOn: [source.id],
-                              priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: "handoff from \(source.id)")
+            subtask = Subtask(id: "development.handoff\(n)", kind: .implement, master: .development, target: target, dependsOn: source.map { [$0.id] } ?? [],
+                              priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: origin)
         } else {
-            guard let impl = implementAfter(source.id) else {
+            guard let impl = implementAfter() else {
                 progress.notHandedOff.append("not handed off: \(what): there is no branch to test (the handoff to development was not taken)")
                 return false
             }
             subtask = Subtask(id: "testing.handoff\(n)", kind: .testBranch, master: .testing, target: target, dependsOn: [impl.id],
-                              priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: "handoff from \(source.id)")
+                              priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: origin)
         }
         guard progress.plan.subtask(subtask.id) == nil else { return true }
         progress.plan.subtasks.append(subtask)
