@@ -61,7 +61,7 @@ import Testing
         #expect(state.status == "partial", "the fixture's critical CVE is handed off without a model: \(state.reason ?? "")")
     }
 
-    /// What varies between two runs of the same fixture is replaced by a placeholder; work items are sorted by id.
+    /// What varies between two runs of the same fixture is replaced by a placeholder; work items and tasks are sorted by id.
     static func normalize(_ value: JSONValue, runID: String, target: String, key: String? = nil) -> JSONValue {
         switch value {
         case .object(let o):
@@ -77,8 +77,10 @@ import Testing
             return .object(out)
         case .array(let a):
             let items = a.map { normalize($0, runID: runID, target: target) }
-            // Items and phases come in the order they finished.
+            // Items come in the order they finished, tasks in the order they were queued (subtasks that wait on
+            // others go when those finish, in whichever order): both are sorted by id.
             if key == "items" { return .array(items.sorted { ($0["itemID"]?.stringValue ?? "") < ($1["itemID"]?.stringValue ?? "") }) }
+            if key == "tasks" { return .array(items.sorted { ($0["id"]?.stringValue ?? "") < ($1["id"]?.stringValue ?? "") }) }
             return .array(items)
         case .string(let s):
             return .string(normalizeText(s, runID: runID, target: target))

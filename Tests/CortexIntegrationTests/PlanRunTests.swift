@@ -168,7 +168,7 @@ import Testing
         await s.stop()
         #expect(state.status == "partial", "\(state.reason ?? "")")
         #expect((state.reason ?? "").contains("not run: testing.branch0 (test-branch on \(target.lastPathComponent)): depends on development.fix0 (development-master), which ended failed: "
-                                                + "implementation ended without the agent calling finish"), "\(state.reason ?? "")")
+                                                + "1 of 1 items failed: implementation ended without the agent calling finish"), "\(state.reason ?? "")")
         let (summary, _) = try Self.summary(state)
         #expect(summary.tasks.count == 2 && summary.plan?.subtasks.last?.outcome == "not run")
     }

@@ -44,6 +44,8 @@ public struct ExpertRouter: Sendable {
     public struct Record: Sendable, Equatable {
         public var trials = 0.0, successes = 0.0, milliseconds = 0.0, findings = 0.0, tokens = 0.0
 
+        public init() {}
+
         /// The posterior mean with the prior for a preferred (α₀ = 3) or other (α₀ = 1) expert.
         public func weight(preferred: Bool) -> Double {
             let alpha = preferred ? 3.0 : 1.0
@@ -80,6 +82,13 @@ public struct ExpertRouter: Sendable {
     /// Where a record is kept.
     public struct RecordKey: Hashable, Sendable, Comparable {
         public var kind, dimension, expert, feature: String
+
+        public init(kind: String, dimension: String, expert: String, feature: String) {
+            self.kind = kind
+            self.dimension = dimension
+            self.expert = expert
+            self.feature = feature
+        }
         func field(_ stat: String) -> String { [kind, dimension, expert, feature, stat].joined(separator: "|") }
         public static func < (a: RecordKey, b: RecordKey) -> Bool {
             (a.kind, a.dimension, a.feature, a.expert) < (b.kind, b.dimension, b.feature, b.expert)

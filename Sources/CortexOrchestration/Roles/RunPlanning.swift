@@ -73,7 +73,8 @@ extension RunExecution {
     private func learn(from report: MasterReport, _ progress: Progress) async {
         guard let subtask = progress.plan.subtasks.first(where: { $0.taskID(in: runID) == report.taskID }), let decision = subtask.decision else { return }
         let findings = report.details["vulnerabilities"]?.arrayValue?.count ?? 0
-        let ms = Int(report.finishedAt.timeIntervalSince(report.startedAt) * 1000)
+        // The workers' time on it (the report's own timestamps are to the second).
+        let ms = report.items.reduce(0) { $0 + $1.durationMs }
         do {
             let learned = try await service.router.learn(runID: runID, taskID: report.taskID, subtask: subtask, decision: decision, outcome: report.status,
                                                          milliseconds: ms, findings: findings, tokens: report.assessment?.tokens ?? 0,
@@ -227,22 +228,29 @@ extension RunExecution {
                     return .failure(CortexError(.notFound, "\(s.dependsOn.joined(separator: ", ")) found none of \(wanted.joined(separator: ", ")) in "
                         + "\(RepositoryCheckout.name(of: s.target)) (\(total) other vulnerabilit\(total == 1 ? "y" : "ies") matched): nothing to fix"))
                 }
+                // One change (one agent run) for everything the analysis found of what the goal names; the
+                // security master's fix branch and its handoffs are context for it, not more changes.
+                var change: [String] = []
                 for v in found {
                     let ids = ([v["advisory"]?.stringValue].compactMap { $0 } + (v["aliases"]?.arrayValue ?? []).compactMap(\.stringValue))
                     advisories += ids.filter { !advisories.contains($0) }
                     let package = v["package"]?.stringValue ?? "?", version = v["version"]?.stringValue ?? "?"
-                    instructions.append("Fix \(ids.joined(separator: " / ")) in \(RepositoryCheckout.name(of: s.target)): upgrade the \(v["ecosystem"]?.stringValue ?? "") package "
+                    change.append("Fix \(ids.joined(separator: " / ")) in \(RepositoryCheckout.name(of: s.target)): upgrade the \(v["ecosystem"]?.stringValue ?? "") package "
                         + "\(package) from \(version) to \(v["lowestFix"]?.stringValue ?? "a version without the vulnerability")"
                         + (v["file"]?.stringValue.map { " in \($0)" } ?? "") + ", and keep the tests passing.")
                 }
                 if let branch = analysis.details["fix"]?["branch"]?.stringValue, analysis.details["fix"]?["commit"]?.stringValue != nil {
-                    instructions.append("The security master's fix branch for it: \(branch).")
+                    change.append("The security master's fix branch for it: \(branch).")
                 }
-            }
-            for h in handoffs {
-                instructions.append(h.reason + ((h.advisories ?? []).isEmpty ? "" : ". Advisories: \((h.advisories ?? []).joined(separator: ", "))")
-                                    + (h.branch.map { ". The security master's fix branch: \($0)" } ?? ""))
-                advisories += (h.advisories ?? []).filter { !advisories.contains($0) }
+                change += handoffs.map { "The security master's handoff: \($0.reason)." }
+                instructions.append(change.joined(separator: " "))
+            } else {
+                // A handoff is a change of its own.
+                for h in handoffs {
+                    instructions.append(h.reason + ((h.advisories ?? []).isEmpty ? "" : ". Advisories: \((h.advisories ?? []).joined(separator: ", "))")
+                                        + (h.branch.map { ". The security master's fix branch: \($0)" } ?? ""))
+                    advisories += (h.advisories ?? []).filter { !advisories.contains($0) }
+                }
             }
             guard !instructions.isEmpty else { return .failure(CortexError(.invalidInput, "nothing to implement: no instructions and no advisories")) }
             task.instructions = instructions
