@@ -335,6 +335,9 @@ import Testing
         try await llm.start()
         defer { llm.stop() }
         llm.script.withLock { $0 = (0..<4).map { DevelopmentAgentTests.anthropicReply($0) } }
+        // The script is the agent's (its calls carry tools); the coordinator's planner call (the default planner
+        // with a model) gets prose, is metered under the coordinator's user, and falls back to the rules.
+        llm.scriptFor.withLock { $0 = { body in (body["tools"]?.arrayValue?.count ?? 0) > 0 } }
         let work = try temporaryDirectory("cortex-acl-dev")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
             "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test",
