@@ -18,6 +18,10 @@ public enum EventFormatter {
         switch e.type {
         case .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START, .PHASE_5_START:
             return (try? e.payload(PhaseStart.self)).map { "phase \($0.phase): \($0.name)" }
+        case .RUN_PLAN: return (try? e.payload(RunPlanPublished.self)).map { p in
+            (["plan r\(p.revision) by the \(p.planner) (\(p.rule)): \(p.subtasks.count) subtasks"] + p.subtasks.map { "  \($0)" } + (p.notes ?? []).map { "  note: \($0)" })
+                .joined(separator: "\n")
+        }
         case .MASTER_ACTIVATION_ACK: return (try? e.payload(MasterActivationAck.self)).map { "  \($0.master)-master activated" }
         case .TASK_ASSIGNED: return (try? e.payload(TaskAssigned.self)).map { "  task \($0.taskID) -> \($0.master)-master" }
         case .WORKER_SPAWN: return (try? e.payload(WorkerSpawn.self)).map { "  \($0.master)-master: \($0.items) items -> pool \($0.pool)" }

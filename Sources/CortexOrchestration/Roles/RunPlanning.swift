@@ -142,25 +142,35 @@ extension RunExecution {
                 // coordinator resuming the run, finds it recorded and queues nothing).
                 var replies: [RedisReply] = []
                 try await retryingRedis(log) { replies = try await Self.queueTaskScript.runPipelined(context.redis, calls: calls) }
-                for reply in replies { try reply.orThrow() }
                 await context.redis.awaitReplication()
-                for r in ready {
-                    progress.ids.insert(r.task.id)
-                    progress.tasks.append(r.task)
-                    await context.bus.notify(TaskAssigned(taskID: r.task.id, master: r.task.master.rawValue, target: r.task.target), runID: runID)
+                var refused: [String] = []
+                for (r, reply) in zip(ready, replies) {
+                    do {
+                        _ = try reply.orThrow()
+                        progress.ids.insert(r.task.id)
+                        progress.tasks.append(r.task)
+                        await context.bus.notify(TaskAssigned(taskID: r.task.id, master: r.task.master.rawValue, target: r.task.target), runID: runID)
+                    } catch {
+                        refused.append("\(r.task.id): \(error)")
+                        notQueued(r, progress, error)
+                    }
                 }
+                if !refused.isEmpty { fatal = "could not queue \(refused.joined(separator: "; "))" }
             } catch {
                 // Not waited for: each subtask fails with why (and its dependents are not run).
-                for r in ready {
-                    let what = description(of: progress.plan.subtasks[r.index], progress)
-                    log.error("\(what) could not be queued as \(r.task.id): \(error)")
-                    progress.failedTasks[r.task.id] = "\(what) could not be queued: \(error)"
-                }
+                for r in ready { notQueued(r, progress, error) }
                 fatal = "could not queue \(ready.map(\.task.id).joined(separator: ", ")): \(error)"
             }
         }
         if changed { await storePlan(progress, publish: false) }
         return fatal
+    }
+
+    /// A subtask Redis refused to queue: it fails with why instead of being waited for (its dependents are not run).
+    private func notQueued(_ r: (index: Int, task: TaskSpec), _ progress: Progress, _ error: any Error) {
+        let what = description(of: progress.plan.subtasks[r.index], progress)
+        log.error("\(what) could not be queued as \(r.task.id): \(error)")
+        progress.failedTasks[r.task.id] = "\(what) could not be queued: \(error)"
     }
 
     /// "the handoff security-master → development on shop" for a subtask a handoff added, else "the subtask".
