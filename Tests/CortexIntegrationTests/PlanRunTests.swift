@@ -192,6 +192,9 @@ import Testing
             s.llm.script.withLock { $0 = [Self.text(answer)] }
             states.append(try await Self.run(s, RunRequest(goal: "inventory, monitoring", targets: [target.path], requestedBy: "test")))
         }
+        // A provider that refuses the call: no plan from it, the rules plan instead.
+        s.llm.script.withLock { $0 = [.init(status: 400, body: #"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long"}}"#)] }
+        let refusedRun = try await Self.run(s, RunRequest(goal: "inventory, monitoring", targets: [target.path], requestedBy: "test"))
         let ledger = try await BudgetLedger(redis: s.bus.redis, runID: states[0].runID).accounts()
         await s.stop()
 
@@ -210,6 +213,9 @@ import Testing
         let (unknown, _) = try Self.summary(states[2])
         #expect(unknown.plan?.planner == "rules")
         #expect(unknown.plan?.notes.first?.hasPrefix("the model's plan was not used: subtask finance.a names an unknown master 'finance'") == true, "\(String(describing: unknown.plan?.notes))")
+        let (refused, _) = try Self.summary(refusedRun)
+        #expect(refused.plan?.planner == "rules" && refused.plan?.notes.first?.hasPrefix("the model's plan was not used: the call failed (") == true
+                && refused.plan?.notes.first?.contains("prompt is too long") == true, "\(String(describing: refused.plan?.notes))")
         // Falling back is not a failure of the work: the rules' plan ran.
         #expect(states[1].status == "succeeded" && states[2].status == "succeeded", "\(states[1].reason ?? "") \(states[2].reason ?? "")")
     }
@@ -258,5 +264,38 @@ import Testing
         #expect(last.plan?.subtasks.first?.decision?.chosen == "offline-db" && afterRestart.status == "succeeded", "\(afterRestart.reason ?? "")")
         #expect(lastMarkdown.contains("### Routing decisions") && lastMarkdown.contains("| `security.0` | advisories | \(repo) | offline-db | best weight | osv-api 0.429 (3, 0); offline-db 0.667 (1, 1) |"),
                 "\(lastMarkdown)")
+    }
+}
+
+extension PlanRunTests {
+    /// The coordinator killed while the plan's second subtask is in progress: a new one resumes the run from
+    /// the stored plan and its recorded tasks — nothing planned, queued or done twice — and finishes it.
+    @Test func aCoordinatorKilledMidPlanIsResumedFromTheStoredPlan() async throws {
+        let s = try await Self.start("cortex-plan-resume")
+        s.llm.scriptFor.withLock { $0 = { body in (body["tools"]?.arrayValue?.count ?? 0) > 0 } }
+        s.llm.script.withLock { $0 = (0..<4).map { Self.toolCall($0) } }
+        // The agent's calls wait until the test lets go: the run stays in development.fix0 meanwhile.
+        let gate = Locked(false)
+        s.llm.beforeReply.withLock { $0 = { while !gate.value { try? await Task.sleep(for: .milliseconds(20)) } } }
+        let target = try TestRunnerTests.write(Self.repoFiles)
+        let runID = try await s.client.submit(RunRequest(goal: "fix CVE-2020-1747", targets: [target.path], requestedBy: "test", allowTestExecution: [target.path]))
+        #expect(await eventually(timeout: .seconds(60)) { !s.llm.recorded.value.isEmpty }, "the implementation never called the model")
+        let first = try #require(s.suite.supervisor.all.first { $0.name.hasPrefix("coordinator") })
+        first.signal(SIGKILL)
+        _ = await first.wait(timeout: .seconds(10))
+        // The new coordinator claims the killed one's run request once it has been idle this long.
+        try s.suite.startCoordinator(environment: ["CORTEX_CLAIM_IDLE": "2"])
+        gate.withLock { $0 = true }
+        let state = try await s.client.follow(runID: runID, timeout: .seconds(180)) { _ in }
+        let log = s.coordinatorLog()
+        await s.stop()
+
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        #expect(log.contains("resuming with the stored plan (revision 1, 3 subtasks)"), "\(log.suffix(3000))")
+        let (summary, _) = try Self.summary(state)
+        #expect(summary.tasks.map(\.id).sorted() == ["security.0", "development.fix0", "testing.branch0"].map { "\(runID).\($0)" }.sorted(), "\(summary.tasks.map(\.id))")
+        #expect(summary.plan?.subtasks.map { $0.outcome ?? "" } == ["succeeded", "succeeded", "succeeded"])
+        // The agent ran once: four scripted calls, nothing redone.
+        #expect(s.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) > 0 }.count == 4)
     }
 }

@@ -146,7 +146,7 @@ public enum RedisACL {
                      commands: sorted(connection + messaging + groupConsumer + ledger + [
                         "subscribe", "xclaim", "xrange", "hget", "hkeys", "sadd", "srem", "zadd", "zrevrange", "lrange", "rpush",
                         "xdel", "unlink", "get", "zremrangebyscore",
-                        "hsetnx",  // a handoff task is recorded and queued once (CoordinatorService.queueTaskScript)
+                        "hsetnx",  // every task is recorded and queued once (RunExecution.queueTaskScript)
                         "hincrbyfloat",  // the router's weights (ExpertRouter.learnScript)
                      ]))
     }

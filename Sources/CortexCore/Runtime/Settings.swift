@@ -101,23 +101,23 @@ public struct Setting: Sendable, Hashable {
         help: "Seconds a connection may go without a complete request part (an idle keep-alive connection, or a later request head sent slowly) before it is closed; responses being written or streamed (SSE) do not count as idle.", usedBy: "catalog-api")
 
     public static let llmProvider = Setting(env: "CORTEX_LLM_PROVIDER", flag: "llm-provider", defaultValue: "none",
-        help: "none (LLM steps are skipped and reported so), anthropic (the Messages API) or openai (any OpenAI-compatible chat-completions server: OpenAI, Ollama, vLLM, llama.cpp).", usedBy: "masters")
+        help: "none (LLM steps are skipped and reported so), anthropic (the Messages API) or openai (any OpenAI-compatible chat-completions server: OpenAI, Ollama, vLLM, llama.cpp).", usedBy: "coordinator, masters")
     public static let llmModel = Setting(env: "CORTEX_LLM_MODEL", flag: "llm-model", defaultValue: "(none; required with a provider)",
-        help: "The model name the provider knows, e.g. claude-sonnet-4-5 or llama3.1:8b.", usedBy: "masters")
+        help: "The model name the provider knows, e.g. claude-sonnet-4-5 or llama3.1:8b.", usedBy: "coordinator, masters")
     public static let llmBaseURL = Setting(env: "CORTEX_LLM_BASE_URL", flag: "llm-base-url", defaultValue: "(the provider's)",
-        help: "The API's base URL: default https://api.anthropic.com or https://api.openai.com; e.g. http://ollama:11434 for Ollama.", usedBy: "masters")
+        help: "The API's base URL: default https://api.anthropic.com or https://api.openai.com; e.g. http://ollama:11434 for Ollama.", usedBy: "coordinator, masters")
     public static let llmAPIKey = Setting(env: "CORTEX_LLM_API_KEY", flag: "llm-api-key", defaultValue: "(none)",
-        help: "The API key (x-api-key for Anthropic, a bearer token for OpenAI-compatible servers). Never logged; prefer the file.", usedBy: "masters")
+        help: "The API key (x-api-key for Anthropic, a bearer token for OpenAI-compatible servers). Never logged; prefer the file.", usedBy: "coordinator, masters")
     public static let llmAPIKeyFile = Setting(env: "CORTEX_LLM_API_KEY_FILE", flag: "llm-api-key-file", defaultValue: "(none)",
-        help: "A file holding the API key (e.g. a mounted Secret); wins over CORTEX_LLM_API_KEY.", usedBy: "masters")
+        help: "A file holding the API key (e.g. a mounted Secret); wins over CORTEX_LLM_API_KEY.", usedBy: "coordinator, masters")
     public static let llmTimeout = Setting(env: "CORTEX_LLM_TIMEOUT", flag: "llm-timeout", defaultValue: "60",
-        help: "Seconds one LLM HTTP request may take.", usedBy: "masters")
+        help: "Seconds one LLM HTTP request may take.", usedBy: "coordinator, masters")
     public static let llmMaxRetries = Setting(env: "CORTEX_LLM_MAX_RETRIES", flag: "llm-max-retries", defaultValue: "3",
-        help: "Retries after 429, 5xx or a connection failure, with exponential backoff honouring Retry-After (each wait at most 30 s).", usedBy: "masters")
+        help: "Retries after 429, 5xx or a connection failure, with exponential backoff honouring Retry-After (each wait at most 30 s).", usedBy: "coordinator, masters")
     public static let llmMaxTokens = Setting(env: "CORTEX_LLM_MAX_TOKENS", flag: "llm-max-tokens", defaultValue: "1024",
-        help: "Output cap per LLM call (part of the estimate reserved on the ledger before the call).", usedBy: "masters")
+        help: "Output cap per LLM call (part of the estimate reserved on the ledger before the call).", usedBy: "coordinator, masters")
     public static let budgetRequestTimeout = Setting(env: "CORTEX_BUDGET_REQUEST_TIMEOUT", flag: "budget-request-timeout", defaultValue: "10",
-        help: "Seconds an agent waits for the coordinator's BUDGET_DECISION before treating the request as denied.", usedBy: "masters")
+        help: "Seconds an agent waits for the coordinator's BUDGET_DECISION before treating the request as denied.", usedBy: "coordinator, masters")
 
     public static let kubernetes = Setting(env: "CORTEX_KUBERNETES", flag: "kubernetes", defaultValue: "auto",
         help: "Discover the cluster in inventory runs: on, off, or auto (when in a pod with a service account, or when KUBECONFIG / ~/.kube/config gives a usable context). Access is read-only: list only.", usedBy: "coordinator, inventory-master, worker")

@@ -463,9 +463,10 @@ struct RunExecution {
     }
 
     /// Records a task with its run (HSETNX) and queues it on its master's stream only if it was not recorded
-    /// before; sets the run's task count.
+    /// before; sets the run's task count; the task list expires with the run's retention (ARGV[5]).
     static let queueTaskScript = RedisScript("""
         if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+        redis.call('EXPIRE', KEYS[1], ARGV[5])
         redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'task', ARGV[2])
         redis.call('HSET', KEYS[3], 'tasks', ARGV[4])
         return 1

@@ -136,7 +136,7 @@ extension RunExecution {
             do {
                 let calls = try ready.enumerated().map { n, r -> (keys: [String], args: [any RedisArgument]) in
                     (keys: [CortexNames.runTasks(runID), CortexNames.taskStream(r.task.master), CortexNames.run(runID)],
-                     args: [r.task.id, try WireJSON.encode(r.task), minID, progress.tasks.count + n + 1])
+                     args: [r.task.id, try WireJSON.encode(r.task), minID, progress.tasks.count + n + 1, context.retentionSeconds])
                 }
                 // One script per task: recorded and queued together, once (a retry after a lost reply, or a
                 // coordinator resuming the run, finds it recorded and queues nothing).
@@ -342,7 +342,11 @@ extension RunExecution {
             subtask = Subtask(id: "testing.handoff\(n)", kind: .testBranch, master: .testing, target: target, dependsOn: [impl.id],
                               priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: origin)
         }
-        guard progress.plan.subtask(subtask.id) == nil else { return true }
+        // A resumed run reads its handoffs again: the subtask is in the stored plan already, and gets its handoff back.
+        guard progress.plan.subtask(subtask.id) == nil else {
+            progress.handoffsFor[subtask.id, default: []].append(handoff)
+            return true
+        }
         progress.plan.subtasks.append(subtask)
         progress.handoffsFor[subtask.id, default: []].append(handoff)
         progress.plan.revision += 1
