@@ -179,6 +179,7 @@ extension ControlCommands {
     /// dependencies, expert and state (its outcome once the run ended; queued, reported or waiting while it runs).
     static func planStatus(_ runID: String, redis: RedisClient) async throws -> String {
         let replies = try await redis.pipeline([.get(CortexNames.runPlan(runID)), .hgetall(CortexNames.runTasks(runID)), .hgetall(CortexNames.runResults(runID))])
+        for reply in replies { _ = try reply.orThrow() }
         guard let text = replies[0].string else { return "  plan: (none stored: the run ended before planning, or its retention passed)\n" }
         let plan = try WireJSON.decode(Plan.self, from: text)
         let queued = Set(replies[1].fieldMap.keys)

@@ -97,7 +97,7 @@ public enum GeneratedDocs {
         | `\(CortexNames.runTasks("<run>"))` | hash | task id -> TaskSpec JSON |
         | `\(CortexNames.runResults("<run>"))` | hash | task id -> MasterReport JSON |
         | `\(CortexNames.runHandoffs("<run>"))` | list | every HANDOFF_REQUEST of the run (JSON), recorded by the sender in the transaction that stores its report (and by the coordinator when it hears one): one to the development master becomes an implementation subtask of the plan (and one to the testing master the test of its branch), any other is reported as "not handed off: …" |
-        | `\(CortexNames.runPlan("<run>"))` | string | the run's plan (JSON): subtasks with kind, master, target, depends_on, priority, routing decision, why not run; revised when a handoff adds subtasks |
+        | `\(CortexNames.runPlan("<run>"))` | string | the run's plan (JSON): subtasks with `kind`, `master`, `target`, `dependsOn`, `priority`, `decision` (routing), `notRun`, `outcome`; revised when a handoff adds subtasks |
         | `\(CortexNames.runRouted("<run>"))` | hash | task id -> 1 once the router learned from that task's report (each report counts once) |
         | `\(CortexNames.routingWeights)` | hash, no TTL | the router's learned record per `<kind>\\|<dimension>\\|<expert>\\|<feature>\\|<stat>` (trials, successes, ms, findings, tokens); `cortexctl routing` prints it |
         | `\(CortexNames.taskStream(.security).replacingOccurrences(of: "security", with: "<master>"))` | stream, group `\(CortexNames.Group.masters)` | tasks for one master (`task` = TaskSpec JSON) |

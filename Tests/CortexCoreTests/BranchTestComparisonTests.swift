@@ -104,6 +104,13 @@ import Testing
         #expect(summary.details["all_passed"] == true && summary.details["fixed"] == 1 && summary.details["failed"] == 0)
     }
 
+    /// Deleting the failing test is not fixing it: the branch passes, but the run says a test is gone.
+    @Test func aBranchThatPassesByRemovingATestIsPartial() {
+        let result = Self.result([Self.run(["t.test_add": .passed])], base: [Self.run(["t.test_add": .passed, "t.test_div": .failed], exit: 1)])
+        let outcome = BranchTestSkill.outcome(result, record: BranchTestSkill.record(result, target: "/repos/calc"))
+        #expect(outcome.outcome == .partial && outcome.reason == "tests of branch cortex/dev/run-x/impl0 pass, but 1 test of its base is gone on it", "\(String(describing: outcome.reason))")
+    }
+
     @Test func aBreakingBranchIsPartialAndSaysWhatBroke() {
         let result = Self.result([Self.run(["t.test_add": .passed, "t.test_div": .failed], exit: 1)],
                                  base: [Self.run(["t.test_add": .passed, "t.test_div": .passed])])

@@ -64,25 +64,26 @@ import Testing
 
     @Test func theModelsPlanIsParsedAndCheckedAgainstTheClosedSets() throws {
         let request = Self.request("inventory, monitoring", targets: ["/r"])
+        let rules = try #require(RulePlanner.plan(request, cluster: false))
         let valid = Self.answer("""
             {"id": "inventory.survey", "kind": "discover", "master": "inventory", "target": "/r"},
             {"id": "monitoring.dash", "kind": "monitor", "master": "monitoring", "target": "/r", "depends_on": ["inventory.survey"], "priority": "high"}
             """)
-        let plan = try ModelPlanner.parse(valid, request: request, rule: "named-masters", cluster: false).get()
+        let plan = try ModelPlanner.parse(valid, request: request, rules: rules, cluster: false).get()
         #expect(plan.planner == "model" && plan.subtasks.map(\.id) == ["inventory.survey", "monitoring.dash"] && plan.subtasks[1].priority == .high)
         let cycle = Self.answer("""
             {"id": "inventory.a", "kind": "discover", "master": "inventory", "target": "/r", "depends_on": ["monitoring.b"]},
             {"id": "monitoring.b", "kind": "monitor", "master": "monitoring", "target": "/r", "depends_on": ["inventory.a"]}
             """)
-        #expect(throws: CortexError.self) { try ModelPlanner.parse(cycle, request: request, rule: "r", cluster: false).get() }
-        if case .failure(let e) = ModelPlanner.parse(cycle, request: request, rule: "r", cluster: false) { #expect(e.message.contains("cycle: inventory.a → monitoring.b → inventory.a"), "\(e)") }
+        #expect(throws: CortexError.self) { try ModelPlanner.parse(cycle, request: request, rules: rules, cluster: false).get() }
+        if case .failure(let e) = ModelPlanner.parse(cycle, request: request, rules: rules, cluster: false) { #expect(e.message.contains("cycle: inventory.a → monitoring.b → inventory.a"), "\(e)") }
         let unknown = Self.answer("""
             {"id": "finance.a", "kind": "discover", "master": "finance", "target": "/r"}
             """)
-        if case .failure(let e) = ModelPlanner.parse(unknown, request: request, rule: "r", cluster: false) {
+        if case .failure(let e) = ModelPlanner.parse(unknown, request: request, rules: rules, cluster: false) {
             #expect(e.message.hasPrefix("subtask finance.a names an unknown master 'finance'"), "\(e)")
         } else { Issue.record("an unknown master was accepted") }
-        if case .failure(let e) = ModelPlanner.parse("I would start with the inventory.", request: request, rule: "r", cluster: false) {
+        if case .failure(let e) = ModelPlanner.parse("I would start with the inventory.", request: request, rules: rules, cluster: false) {
             #expect(e.message.hasPrefix("the answer holds no JSON object"), "\(e)")
         } else { Issue.record("prose was accepted as a plan") }
     }
@@ -123,5 +124,38 @@ import Testing
         let exploring = explored.filter { $0.why.hasPrefix("exploring") }.count
         #expect((5...40).contains(exploring), "\(exploring) of 200 explored")
         #expect(explored.filter { $0.why.hasPrefix("exploring") }.allSatisfy { $0.chosen == "offline-db" })
+    }
+}
+
+extension PlanTests {
+    /// What the model may not do that the closed sets alone would allow: write where the goal asks for no
+    /// change, make several changes in one subtask, test a branch nobody makes, mark work critical, take
+    /// the names kept for handoffs.
+    @Test func theModelMayNotWriteWhereTheGoalAsksForNoChange() throws {
+        let request = Self.request("inventory, monitoring", targets: ["/r"])
+        let rules = try #require(RulePlanner.plan(request, cluster: false))
+        func problem(_ subtasks: String, _ req: RunRequest? = nil, _ rulePlan: Plan? = nil) -> String? {
+            if case .failure(let e) = ModelPlanner.parse(Self.answer(subtasks), request: req ?? request, rules: rulePlan ?? rules, cluster: false) { return e.message }
+            return nil
+        }
+        #expect(problem(#"{"id": "development.x", "kind": "implement", "master": "development", "target": "/r", "instructions": ["rm -rf"]}"#)?
+            .hasPrefix("subtask development.x implements a change, but the goal 'inventory, monitoring' asks for none") == true)
+        #expect(problem(#"{"id": "inventory.handoff1", "kind": "discover", "master": "inventory", "target": "/r"}"#) == "subtask inventory.handoff1: names starting with 'handoff' are kept for handoffs")
+        let fix = Self.request("fix CVE-2020-1747", targets: ["/r"])
+        let fixRules = try #require(RulePlanner.plan(fix, cluster: false))
+        #expect(problem(#"{"id": "development.x", "kind": "implement", "master": "development", "target": "/r", "instructions": ["a", "b"]}"#, fix, fixRules)?
+            .hasPrefix("subtask development.x must make one change") == true)
+        #expect(problem(#"{"id": "testing.x", "kind": "test-branch", "master": "testing", "target": "/r"}"#, fix, fixRules)
+            == "subtask testing.x tests a branch, but depends on no implement subtask that makes one")
+        let critical = try ModelPlanner.parse(Self.answer(#"{"id": "inventory.a", "kind": "discover", "master": "inventory", "target": "/r", "priority": "critical"}"#),
+                                              request: request, rules: rules, cluster: false).get()
+        #expect(critical.subtasks[0].priority == .high)
+        // The model's plan for a fix: analysis, then the change the analysis finds, then its test.
+        let fixPlan = try ModelPlanner.parse(Self.answer("""
+            {"id": "security.scan", "kind": "analyze", "master": "security", "target": "/r"},
+            {"id": "development.bump", "kind": "implement", "master": "development", "target": "/r", "depends_on": ["security.scan"]},
+            {"id": "testing.bump", "kind": "test-branch", "master": "testing", "target": "/r", "depends_on": ["development.bump"]}
+            """), request: fix, rules: fixRules, cluster: false).get()
+        #expect(fixPlan.subtasks[1].advisories == ["CVE-2020-1747"])
     }
 }

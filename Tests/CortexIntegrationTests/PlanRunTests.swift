@@ -94,6 +94,8 @@ import Testing
         let target = try TestRunnerTests.write(Self.repoFiles)
         let events = Locked<[Envelope]>([])
         let state = try await Self.run(s, RunRequest(goal: "fix CVE-2020-1747", targets: [target.path], requestedBy: "test", allowTestExecution: [target.path]), events: events)
+        // RUN_PLAN goes out before a follower may have subscribed: read it from the event history.
+        let history = try await s.bus.redis.xrange(CortexNames.eventHistory)
         let log = s.coordinatorLog()
         let agentCalls = s.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) > 0 }
         await s.stop()
@@ -126,7 +128,8 @@ import Testing
                 && markdown.contains("| 3 | `testing.branch0` | test-branch | testing-master |"), "\(markdown)")
         #expect(markdown.contains("```mermaid\nflowchart LR") && markdown.contains("s_security_0 --> s_development_fix0") && markdown.contains("s_development_fix0 --> s_testing_branch0"))
         // Announced as RUN_PLAN.
-        let announced = try #require(events.value.first { $0.type == .RUN_PLAN })
+        let announced = try #require(history.compactMap { entry in entry.fields["message"].flatMap { try? EnvelopeDecoder().decode(Array($0.utf8), channel: .eventsSystem).get() } }
+            .first { $0.type == .RUN_PLAN && $0.runID == state.runID }, "\(history.count) history entries")
         let published = try announced.payload(RunPlanPublished.self)
         #expect(published.rule == "fix-advisory" && published.subtasks.last == "testing.branch0 test-branch testing \(target.path) after development.fix0", "\(published)")
         print("plan of \(state.runID):\n" + markdown.components(separatedBy: "## Phases")[0].components(separatedBy: "## Plan")[1])

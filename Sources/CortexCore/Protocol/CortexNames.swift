@@ -68,7 +68,7 @@ public enum CortexNames {
     public static func runTasks(_ runID: String) -> String { "cortex:run:\(runID):tasks" }
     /// Hash master -> master report JSON.
     public static func runResults(_ runID: String) -> String { "cortex:run:\(runID):results" }
-    /// HANDOFF_REQUESTs to the development master seen during a run, oldest first (each becomes a task).
+    /// HANDOFF_REQUESTs seen during a run, oldest first (each is placed in the run's plan or reported as not handed off).
     public static func runHandoffs(_ runID: String) -> String { "cortex:run:\(runID):handoffs" }
     /// String: the run's plan (Plan JSON: subtasks, dependencies, routing decisions, why a subtask was not run).
     public static func runPlan(_ runID: String) -> String { "cortex:run:\(runID):plan" }

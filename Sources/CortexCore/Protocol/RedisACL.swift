@@ -235,6 +235,7 @@ public enum RedisACL {
                      commands: sorted(connection + [
                         "publish", "subscribe", "xadd", "hset", "zadd",
                         "hgetall", "hmget", "hget", "smembers", "exists", "zrevrange", "xrange",
+                        "get",  // a run's plan (`cortexctl status <run>`)
                      ]))
     }
 

@@ -27,7 +27,8 @@ public struct ExpertRouter: Sendable {
     /// The expert dimension of a kind, if it has one, and its experts in preference order.
     public static func dimension(of kind: SubtaskKind) -> (name: String, experts: [String])? {
         switch kind {
-        case .scan, .analyze: return ("advisories", ["osv-api", "offline-db"])
+        // An analyze (the first step of "fix CVE-…") is not routed: every configured source, so the named advisory is not missed.
+        case .scan: return ("advisories", ["osv-api", "offline-db"])
         default: return nil
         }
     }
@@ -101,7 +102,15 @@ public struct ExpertRouter: Sendable {
         guard let dimension = Self.dimension(of: subtask.kind) else { return nil }
         let experts = dimension.experts.filter(available.contains)
         guard experts.count > 1 else { return nil }
-        let records = Self.records(try await redis.hgetall(CortexNames.routingWeights))
+        // Only the fields this decision reads (the hash holds every target's records and keeps growing).
+        let kind = Self.routingKind(subtask.kind)
+        let fields = experts.flatMap { expert in
+            [Self.feature(of: subtask.target), "*"].flatMap { feature in
+                Self.stats.map { RecordKey(kind: kind, dimension: dimension.name, expert: expert, feature: feature).field($0) }
+            }
+        }
+        let values = try await redis.send(.hmget(CortexNames.routingWeights, fields)).orThrow().array ?? []
+        let records = Self.records(Dictionary(zip(fields, values).compactMap { f, v in v.string.map { (f, $0) } }, uniquingKeysWith: { a, _ in a }))
         return Self.decide(subtask, runID: runID, dimension: dimension.name, experts: experts, records: records, exploration: exploration)
     }
 

@@ -23,7 +23,7 @@ public struct ModelPlanner: Sendable {
         var fallback = rules
         switch await llm.complete(call, runID: request.runID, account: "coordinator", priority: .normal, purpose: "plan of \(request.runID)") {
         case .done(let response, _):
-            switch Self.parse(response.text, request: request, rule: rules.rule, cluster: cluster) {
+            switch Self.parse(response.text, request: request, rules: rules, cluster: cluster) {
             case .success(let plan):
                 log.info("the model's plan (\(plan.subtasks.count) subtasks) is used")
                 return plan
@@ -63,8 +63,12 @@ public struct ModelPlanner: Sendable {
             """
     }
 
-    /// The model's answer as a valid plan, or why it is not one.
-    public static func parse(_ text: String, request: RunRequest, rule: String, cluster: Bool) -> Result<Plan, CortexError> {
+    /// The model's answer as a valid plan, or why it is not one. Beyond `Plan.problem`: a model may not
+    /// write where the rules would not (an `implement` subtask only when the rule plan has one), asks for one
+    /// change per `implement` (one branch to test), tests only branches an `implement` it depends on makes,
+    /// never marks work `critical` (that priority, which may draw on the emergency reserve, comes only from a
+    /// critical finding's handoff), and leaves the `handoff` names to handoffs.
+    public static func parse(_ text: String, request: RunRequest, rules: Plan, cluster: Bool) -> Result<Plan, CortexError> {
         // The object may come inside a code fence or after a sentence: from the first '{' to the last '}'.
         guard let open = text.firstIndex(of: "{"), let close = text.lastIndex(of: "}"), open < close else {
             return .failure(CortexError(.invalidInput, "the answer holds no JSON object (\(text.prefix(80)))"))
@@ -86,20 +90,41 @@ public struct ModelPlanner: Sendable {
             }
             guard let target = item["target"]?.stringValue else { return .failure(CortexError(.invalidInput, "subtask \(id.prefix(60)) has no target")) }
             let priorityName = item["priority"]?.stringValue ?? "normal"
-            guard let priority = TaskPriority(rawValue: priorityName) else {
+            guard let asked = TaskPriority(rawValue: priorityName) else {
                 return .failure(CortexError(.invalidInput, "subtask \(id.prefix(60)) has an unknown priority '\(priorityName.prefix(20))'"))
+            }
+            let priority: TaskPriority = asked == .critical ? .high : asked
+            guard !(id.split(separator: ".").last ?? "").hasPrefix("handoff") else {
+                return .failure(CortexError(.invalidInput, "subtask \(id.prefix(60)): names starting with 'handoff' are kept for handoffs"))
             }
             let dependsOn = (item["depends_on"]?.arrayValue ?? []).compactMap(\.stringValue)
             let instructions = (item["instructions"]?.arrayValue ?? []).compactMap(\.stringValue).map { String($0.prefix(4000)) }
+            // A document subtask makes the changes the operator asked for, and only those.
             subtasks.append(Subtask(id: id, kind: kind, master: master, target: target, dependsOn: dependsOn, priority: priority,
-                                    instructions: instructions.isEmpty ? (kind == .document ? request.implement : nil) : instructions,
+                                    instructions: kind == .document ? request.implement : (instructions.isEmpty ? nil : instructions),
                                     advisories: (kind == .analyze || kind == .implement) && !advisories.isEmpty ? advisories : nil))
         }
         guard subtasks.count <= 200 else { return .failure(CortexError(.invalidInput, "the plan has \(subtasks.count) subtasks (at most 200)")) }
-        let plan = Plan(planner: "model", rule: rule, subtasks: subtasks)
+        let plan = Plan(planner: "model", rule: rules.rule, subtasks: subtasks)
         if let problem = plan.problem(targets: request.targets, cluster: cluster) { return .failure(CortexError(.invalidInput, problem)) }
-        if let bad = subtasks.first(where: { $0.kind == .implement && ($0.instructions ?? []).isEmpty && ($0.advisories ?? []).isEmpty }) {
-            return .failure(CortexError(.invalidInput, "subtask \(bad.id) implements nothing: no instructions and no advisories"))
+        let mayImplement = rules.subtasks.contains { $0.kind == .implement }
+        for s in subtasks {
+            let deps = s.dependsOn.compactMap { plan.subtask($0) }
+            switch s.kind {
+            case .implement:
+                guard mayImplement else {
+                    return .failure(CortexError(.invalidInput, "subtask \(s.id) implements a change, but the goal '\(request.goal.prefix(80))' asks for none (the rule \(rules.rule) plans no implement)"))
+                }
+                let fromAnalysis = !(s.advisories ?? []).isEmpty && deps.contains { $0.master == .security && ($0.kind == .analyze || $0.kind == .scan) }
+                guard (s.instructions ?? []).count == 1 || ((s.instructions ?? []).isEmpty && fromAnalysis) else {
+                    return .failure(CortexError(.invalidInput, "subtask \(s.id) must make one change: one instruction, or none after a security analysis of the goal's advisories"))
+                }
+            case .testBranch:
+                guard deps.contains(where: { $0.kind == .implement }) else {
+                    return .failure(CortexError(.invalidInput, "subtask \(s.id) tests a branch, but depends on no implement subtask that makes one"))
+                }
+            default: break
+            }
         }
         return .success(plan)
     }

@@ -231,6 +231,9 @@ struct RunExecution {
     }
 
     static let phaseNames = PhaseStart.names
+    /// At most this many bytes of subtask lines go in a RUN_PLAN message (it must stay under the default
+    /// message size limit, 256 KiB, with room to spare).
+    static let planBytesPublished = 100_000
 
     /// How a phase ended: on to the next, stopped by shutdown (the run resumes on redelivery), or the run failed.
     enum Step {
@@ -248,8 +251,12 @@ struct RunExecution {
         progress.cluster = clusterConfigured(progress)
         // Budgets before the plan: a model planner's call is metered on the coordinator's account.
         await openBudgets(progress)
-        guard let plan = await makePlan(progress) else {
-            return await finish(status: .failed, reason: "no plan: \(RunRequest.unknownGoal(request.goal))", progress: progress, started: started)
+        let plan: Plan
+        switch await makePlan(progress) {
+        case .success(let made): plan = made
+        case .failure(let problem):
+            if Task.isShuttingDownGracefully { return false }
+            return await finish(status: .failed, reason: "no plan: \(problem.message)", progress: progress, started: started)
         }
         progress.plan = plan
         if plan.subtasks.isEmpty {
@@ -349,6 +356,8 @@ struct RunExecution {
                 progress.tasks.append(task)
             }
         }
+        // A resumed run reads its handoffs first: a subtask one added gets it back before it is dispatched.
+        await takeHandoffs(progress)
         if let failure = await dispatchReady(progress) { return .failed("work distribution: \(failure)") }
         return .proceed
     }

@@ -9,19 +9,31 @@ import Logging
 /// and says why; handoffs add subtasks; every routed report teaches the router.
 extension RunExecution {
     /// The plan of this run: the one stored with it when the run resumes, else a new one (the model's when
-    /// configured and valid, else the rules'), stored and published. Nil only when no rule matches the goal.
-    func makePlan(_ progress: Progress) async -> Plan? {
-        if let text = try? await context.redis.send(.get(CortexNames.runPlan(runID))).string, let stored = try? WireJSON.decode(Plan.self, from: text) {
-            log.info("resuming with the stored plan (revision \(stored.revision), \(stored.subtasks.count) subtasks)")
-            return stored
+    /// configured and valid, else the rules'), stored and published. Fails when no rule matches the goal, or
+    /// when a stored plan cannot be read (planning again could queue the same work under other ids).
+    func makePlan(_ progress: Progress) async -> Result<Plan, CortexError> {
+        var stored: RedisReply = .null
+        do {
+            try await retryingRedis(log) { stored = try await context.redis.send(.get(CortexNames.runPlan(runID))).orThrow() }
+        } catch {
+            return .failure(CortexError(.unreachable, "the run's stored plan could not be read: \(error)"))
         }
-        guard var plan = RulePlanner.plan(request, cluster: progress.cluster) else { return nil }
+        if let text = stored.string {
+            do {
+                let plan = try WireJSON.decode(Plan.self, from: text)
+                log.info("resuming with the stored plan (revision \(plan.revision), \(plan.subtasks.count) subtasks)")
+                return .success(plan)
+            } catch {
+                return .failure(CortexError(.invalidInput, "the run's stored plan (\(CortexNames.runPlan(runID))) is unreadable: \(error)"))
+            }
+        }
+        guard var plan = RulePlanner.plan(request, cluster: progress.cluster) else { return .failure(CortexError(.invalidInput, RunRequest.unknownGoal(request.goal))) }
         if let planner = service.modelPlanner {
             plan = await planner.plan(request, rules: plan, cluster: progress.cluster, log: log)
         }
         progress.plan = plan
         await storePlan(progress, publish: true)
-        return plan
+        return .success(plan)
     }
 
     /// The plan into Redis (`cortex:run:<id>:plan`, with the run's retention) and, when it changed shape
@@ -35,9 +47,16 @@ extension RunExecution {
             log.warning("could not store the run's plan (written again on its next change): \(error)")
         }
         guard publish else { return }
-        let lines = plan.subtasks.map { s in
-            "\(s.id) \(s.kind.rawValue) \(s.master.rawValue) \(s.target)" + (s.dependsOn.isEmpty ? "" : " after \(s.dependsOn.joined(separator: ","))")
+        var lines: [String] = []
+        var bytes = 0
+        for s in plan.subtasks {
+            let line = "\(s.id) \(s.kind.rawValue) \(s.master.rawValue) \(s.target)" + (s.dependsOn.isEmpty ? "" : " after \(s.dependsOn.joined(separator: ","))")
+            bytes += line.utf8.count + 4
+            if bytes > Self.planBytesPublished { break }
+            lines.append(line)
         }
+        // A plan over many targets would not fit in one message: the rest is in the stored plan.
+        if plan.subtasks.count > lines.count { lines.append("… \(plan.subtasks.count - lines.count) more subtasks in \(CortexNames.runPlan(runID))") }
         await context.bus.notify(RunPlanPublished(planner: plan.planner, rule: plan.rule, revision: plan.revision, subtasks: lines,
                                                   notes: plan.notes.isEmpty ? nil : plan.notes), runID: runID)
         log.info("plan r\(plan.revision) by \(plan.planner) (\(plan.rule)): \(lines.joined(separator: "; "))")
@@ -91,7 +110,10 @@ extension RunExecution {
     func dispatchReady(_ progress: Progress) async -> String? {
         var changed = false
         var ready: [(index: Int, task: TaskSpec)] = []
-        var masters: [MasterRole: MasterStatus] = [:]
+        var readyIndices: Set<Int> = []
+        var masters: [MasterRole: MasterStatus?] = [:]
+        // Subtasks by id, for the dependency checks (a plan over many targets has thousands).
+        let index = Dictionary(progress.plan.subtasks.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         // Until nothing changes: a subtask not run makes its dependents not run too.
         var again = true
         while again {
@@ -99,8 +121,8 @@ extension RunExecution {
             for i in progress.plan.subtasks.indices {
                 let s = progress.plan.subtasks[i]
                 let id = s.taskID(in: runID)
-                guard s.notRun == nil, !progress.ids.contains(id), progress.failedTasks[id] == nil, !ready.contains(where: { $0.index == i }) else { continue }
-                switch dependencyState(s, progress) {
+                guard s.notRun == nil, !progress.ids.contains(id), progress.failedTasks[id] == nil, !readyIndices.contains(i) else { continue }
+                switch dependencyState(s, progress, index: index) {
                 case .waiting: continue
                 case .blocked(let why):
                     progress.plan.subtasks[i].notRun = why
@@ -110,8 +132,11 @@ extension RunExecution {
                 case .ready:
                     // The masters of the first subtasks were checked in pre-flight; a later one is checked when due.
                     if masters[s.master] == nil { masters[s.master] = await masterStatus(s.master) }
-                    let status = masters[s.master]!
+                    // Redis did not answer: decided on the next pass.
+                    guard let status = masters[s.master] ?? nil else { continue }
                     if !s.dependsOn.isEmpty && !status.running {
+                        // A master seen a moment ago may be restarting: it gets the master-down limit to come back.
+                        if status.mayComeBack { continue }
                         progress.plan.subtasks[i].notRun = "\(s.master.processName) not running"
                         changed = true
                         again = true
@@ -120,6 +145,7 @@ extension RunExecution {
                     switch await task(for: s, progress, experts: status.experts) {
                     case .success(let task):
                         ready.append((i, task))
+                        readyIndices.insert(i)
                         if let d = task.expert.flatMap({ _ in progress.plan.subtasks[i].decision }) { log.info("routed \(s.id) to \(d.chosen) (\(d.why))") }
                         changed = true
                     case .failure(let why):
@@ -155,7 +181,8 @@ extension RunExecution {
                         notQueued(r, progress, error)
                     }
                 }
-                if !refused.isEmpty { fatal = "could not queue \(refused.joined(separator: "; "))" }
+                // Each refused task fails alone (and its dependents are not run); the others go on.
+                if !refused.isEmpty { log.error("could not queue \(refused.joined(separator: "; "))") }
             } catch {
                 // Not waited for: each subtask fails with why (and its dependents are not run).
                 for r in ready { notQueued(r, progress, error) }
@@ -186,10 +213,11 @@ extension RunExecution {
     /// Whether a subtask's dependencies let it run: all succeeded (ready), one did not (blocked, with why),
     /// or some have not reported yet (waiting). A subtask a handoff added needs only its sender's report:
     /// the sender asked for it whatever its own outcome.
-    func dependencyState(_ s: Subtask, _ progress: Progress) -> DependencyState {
+    func dependencyState(_ s: Subtask, _ progress: Progress, index: [String: Int]? = nil) -> DependencyState {
         var waiting = false
         for d in s.dependsOn {
-            guard let dep = progress.plan.subtask(d) else { return .blocked("depends on \(d), which is not in the plan") }
+            let found = index.map { $0[d].map { progress.plan.subtasks[$0] } } ?? progress.plan.subtask(d)
+            guard let dep = found else { return .blocked("depends on \(d), which is not in the plan") }
             let depID = dep.taskID(in: runID)
             if dep.notRun != nil { return .blocked("depends on \(d), which was not run") }
             if let failed = progress.failedTasks[depID] { return .blocked("depends on \(d), which failed: \(failed)") }
@@ -203,13 +231,22 @@ extension RunExecution {
         return waiting ? .waiting : .ready
     }
 
-    /// Whether a master is running (fresh heartbeat, not stopped) and the experts it offers, from its registry.
-    struct MasterStatus { var running: Bool; var experts: [String: [String]] }
+    /// Whether a master is running (fresh heartbeat, not stopped), whether one that is not was seen recently
+    /// enough to be waited for (within the master-down limit: a restart, an upgrade), and the experts it offers.
+    struct MasterStatus { var running: Bool; var mayComeBack: Bool; var experts: [String: [String]] }
 
-    func masterStatus(_ role: MasterRole) async -> MasterStatus {
-        guard let fields = try? await context.redis.hgetall(CortexNames.masterRegistry(role)) else { return MasterStatus(running: false, experts: [:]) }
-        let fresh = fields["last_heartbeat"].flatMap(Int.init).map { epochMilliseconds() - $0 <= Int(context.heartbeatTimeout / .milliseconds(1)) } ?? false
-        return MasterStatus(running: fresh && fields["status"] != ProcessStatus.stopped.rawValue, experts: MasterExperts.parse(fields["experts"] ?? ""))
+    /// The master's registry, read; nil when Redis did not answer (the caller decides again later).
+    func masterStatus(_ role: MasterRole) async -> MasterStatus? {
+        let fields: [String: String]
+        do { fields = try await context.redis.hgetall(CortexNames.masterRegistry(role)) } catch {
+            log.warning("could not read \(role.processName)'s registry (decided on the next pass): \(error)")
+            return nil
+        }
+        let age = fields["last_heartbeat"].flatMap(Int.init).map { epochMilliseconds() - $0 }
+        let fresh = age.map { $0 <= Int(context.heartbeatTimeout / .milliseconds(1)) } ?? false
+        let running = fresh && fields["status"] != ProcessStatus.stopped.rawValue
+        return MasterStatus(running: running, mayComeBack: !running && (age.map { $0 < Int(service.masterDownTimeout / .milliseconds(1)) } ?? false),
+                            experts: MasterExperts.parse(fields["experts"] ?? ""))
     }
 
     /// The task for a subtask that is due: its skill, its inputs from what its dependencies produced, its
@@ -270,6 +307,11 @@ extension RunExecution {
             guard let branch = branches.first else {
                 return .failure(CortexError(.notFound, "\(s.dependsOn.joined(separator: ", ")) published no branch to test (the agent changed nothing)"))
             }
+            // One branch per test-branch subtask: testing the first of several would report the others as tested.
+            guard branches.count == 1 else {
+                return .failure(CortexError(.invalidInput, "\(s.dependsOn.joined(separator: ", ")) published \(branches.count) branches (\(branches.joined(separator: ", "))); "
+                    + "a test-branch subtask tests one: plan one implement subtask per change"))
+            }
             task.inputs = TaskInputs(branch: branch, from: s.dependsOn)
         default:
             if !s.dependsOn.isEmpty { task.inputs = TaskInputs(from: s.dependsOn) }
@@ -310,22 +352,34 @@ extension RunExecution {
             progress.notHandedOff.append("not handed off: \(what): the \(handoff.to) master takes no handoffs")
             return false
         }
-        // The implement subtask the handoff is about: after the sender (implement) or after the sender's implement (test-branch).
+        // The implement subtasks after the sender on this target (the plan's, and those earlier handoffs added).
         let origin = "handoff from \(source?.id ?? envelope.source)"
-        func implementAfter() -> Subtask? {
-            progress.plan.subtasks.first { s in
-                s.kind == .implement && s.target == target && (source.map { s.dependsOn.contains($0.id) } ?? (s.origin == origin))
-            }
+        let implements = progress.plan.subtasks.filter { s in
+            s.kind == .implement && s.target == target && (source.map { s.dependsOn.contains($0.id) } ?? (s.origin == origin))
         }
-        let existing: Subtask? = kind == .implement ? implementAfter()
-            : implementAfter().flatMap { impl in progress.plan.subtasks.first { $0.kind == .testBranch && $0.dependsOn.contains(impl.id) } }
-        if let existing {
+        // Only a subtask still to be dispatched can take the handoff in: one already queued, not run or failed
+        // would leave it undone (a critical CVE must not vanish because the planned fix was skipped).
+        func open(_ s: Subtask) -> Bool {
+            let id = s.taskID(in: runID)
+            if case .blocked = dependencyState(s, progress) { return false }
+            return s.notRun == nil && !progress.ids.contains(id) && progress.failedTasks[id] == nil
+        }
+        if kind == .implement, let existing = implements.first(where: open) {
+            progress.handoffsFor[existing.id, default: []].append(handoff)
+            log.info("handoff \(what) folded into \(existing.id)")
+            return true
+        }
+        // The test of the branch the sender's latest implement subtask makes (a handoff's own is the latest).
+        if kind == .testBranch, let impl = implements.last,
+           let existing = progress.plan.subtasks.first(where: { $0.kind == .testBranch && $0.dependsOn.contains(impl.id) }) {
             progress.handoffsFor[existing.id, default: []].append(handoff)
             log.info("handoff \(what) folded into \(existing.id)")
             return true
         }
         let master: MasterRole = kind == .implement ? .development : .testing
-        if !(await masterStatus(master)).running {
+        // Not running and not expected back: not handed off. Unknown (Redis did not answer) or restarting: the
+        // subtask is added, and its dispatch decides.
+        if let status = await masterStatus(master), !status.running && !status.mayComeBack {
             progress.notHandedOff.append("not handed off: \(what): \(master.processName) not running")
             return false
         }
@@ -335,7 +389,7 @@ extension RunExecution {
             subtask = Subtask(id: "development.handoff\(n)", kind: .implement, master: .development, target: target, dependsOn: source.map { [$0.id] } ?? [],
                               priority: handoff.priority.flatMap(TaskPriority.init(rawValue:)) ?? .high, origin: origin)
         } else {
-            guard let impl = implementAfter() else {
+            guard let impl = implements.last else {
                 progress.notHandedOff.append("not handed off: \(what): there is no branch to test (the handoff to development was not taken)")
                 return false
             }

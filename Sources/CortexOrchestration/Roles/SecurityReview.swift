@@ -112,7 +112,8 @@ final class SecurityReview: Sendable {
             headline = "vulnerabilities NOT CHECKED: \(packagesText): \(why); "
             report.notChecked("vulnerabilities (\(packagesText): \(why))")
         } else if task.skill == .securityScan {
-            headline = "\(vulnerabilities.count) vulnerabilities" + (breakdown.isEmpty ? "" : " (\(breakdown))") + " in \(distinct) packages; "
+            headline = "\(vulnerabilities.count) vulnerabilities" + (breakdown.isEmpty ? "" : " (\(breakdown))") + " in \(distinct) packages"
+                + (task.expert.map { " (advisories from \($0) only, chosen by the router)" } ?? "") + "; "
         }
         headline += report.summary
         if let fix, fix.commit != nil { headline += "; fix branch \(fix.branch)" + (fix.pullRequest.map { " (\($0))" } ?? "") }

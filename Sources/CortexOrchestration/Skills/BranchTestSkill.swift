@@ -228,6 +228,11 @@ public struct BranchTestSkill: WorkSkill {
             return .endedShort(.partial, reason: "tests of branch \(result.branch) failed: \(c.branchFailed) failed (\(c.broken) newly broken)"
                                + (other.isEmpty ? "" : "; " + other.joined(separator: ", ")), records: [record], examined: runs)
         }
+        // A branch that passes by deleting tests has not shown it works: said, and not a clean result.
+        if c.removed > 0 {
+            return .endedShort(.partial, reason: "tests of branch \(result.branch) pass, but \(c.removed) test\(c.removed == 1 ? "" : "s") of its base \(c.removed == 1 ? "is" : "are") gone on it",
+                               records: [record], examined: runs)
+        }
         return .succeeded([record], examined: runs)
     }
 
