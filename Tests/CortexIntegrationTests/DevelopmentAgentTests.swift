@@ -104,6 +104,21 @@ import Testing
         #expect(agentCalls.first?.body["messages"]?[0]?["content"]?.stringValue?.contains("Fix add() in calc.py") == true)
     }
 
+    /// Retrieval before acting: with a knowledge base configured, the agent's first prompt holds the best
+    /// sections of the development knowledge base under their citations, and the report names them.
+    @Test func theAgentsPromptCarriesTheRetrievedSectionsAndTheirCitations() async throws {
+        let target = try Self.repository()
+        let knowledge = SecurityMasterTests.root.appendingPathComponent("Tests/Fixtures/knowledge").path
+        let o = try await Self.run(provider: "anthropic", replies: (0..<4).map { Self.anthropicReply($0) }, environment: ["CORTEX_KNOWLEDGE_DIR": knowledge], target: target)
+        #expect(o.state.status == "succeeded", "\(o.state.reason ?? "")")
+        let agentCalls = o.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) == 6 }
+        let prompt = agentCalls.first?.body["messages"]?[0]?["content"]?.stringValue ?? ""
+        #expect(prompt.contains("[knowledge/development/calc-conventions.md#arithmetic-functions]\n## Arithmetic functions\n\nadd() in calc.py must return the sum of its two arguments"), "\(prompt)")
+        // The other agents' knowledge stays out of the development agent's prompt.
+        #expect(!prompt.contains("knowledge/monitoring/") && !prompt.contains("knowledge/security/"))
+        #expect(o.report.contains("Retrieved into the briefing: `knowledge/development/calc-conventions.md#arithmetic-functions`"), "\(o.report)")
+    }
+
     @Test func openAICompatibleScriptedModelDoesTheSame() async throws {
         let target = try Self.repository()
         let o = try await Self.run(provider: "openai", replies: (0..<4).map { Self.openAIReply($0) }, target: target)

@@ -48,6 +48,8 @@ public struct Setting: Sendable, Hashable {
         help: "How a run's goal becomes a plan: `rules` (the documented rule table), `model` (the configured LLM proposes the plan, validated; the rules when it is invalid or refused), or `auto` (model when a model is configured, else rules).", usedBy: "coordinator")
     public static let routingExploration = Setting(env: "CORTEX_ROUTING_EXPLORATION", flag: "routing-exploration", defaultValue: "0.1",
         help: "Share (0-1) of routing decisions that try the least-tried expert instead of the best-weighted one, so a strategy that was unlucky once is tried again. Decided by a hash of run and subtask, so a resumed run decides the same.", usedBy: "coordinator")
+    public static let knowledgeDir = Setting(env: "CORTEX_KNOWLEDGE_DIR", flag: "knowledge-dir", defaultValue: "(none)",
+        help: "Knowledge bases: Markdown files (runbooks, policies) under <dir>/<agent>/ (coordinator, security, development, inventory, cicd, testing, monitoring) and <dir>/common/; before each model call the caller retrieves the best sections (BM25) and cites them.", usedBy: "coordinator, masters, worker")
     public static let itemsPerTask = Setting(env: "CORTEX_ITEMS_PER_TASK", flag: "items-per-task", defaultValue: "4",
         help: "How many work items (shards of a target) a master splits each task into.", usedBy: "masters")
     public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
@@ -157,7 +159,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,

@@ -10,22 +10,30 @@ public struct ModelPlanner: Sendable {
     let llm: MeteredLLM
     let maxTokens: Int
     let model: String
+    /// The coordinator's knowledge base, retrieved from before the call (nil: none configured).
+    let knowledge: KnowledgeBase?
 
-    public init(llm: MeteredLLM, maxTokens: Int, model: String) {
+    public init(llm: MeteredLLM, maxTokens: Int, model: String, knowledge: KnowledgeBase? = nil) {
         self.llm = llm
         self.maxTokens = maxTokens
         self.model = model
+        self.knowledge = knowledge
     }
 
     /// The plan for `request`: the model's when it is valid, else `rules` with a note saying why not.
     public func plan(_ request: RunRequest, rules: Plan, cluster: Bool, log: Logger) async -> Plan {
-        let call = LLMRequest(system: Self.system, messages: [.init(.user, Self.prompt(request, rules: rules, cluster: cluster))], maxTokens: max(512, maxTokens))
+        // The coordinator's knowledge base (how this team runs things), cited in the prompt and the plan's notes.
+        let retrieved = knowledge?.retrieve(request.goal, budget: 600) ?? Retrieval()
+        for problem in retrieved.problems { log.warning("\(problem)") }
+        let call = LLMRequest(system: Self.system, messages: [.init(.user, Self.prompt(request, rules: rules, cluster: cluster) + (retrieved.prompt.isEmpty ? "" : "\n" + retrieved.prompt))],
+                              maxTokens: max(512, maxTokens))
         var fallback = rules
         switch await llm.complete(call, runID: request.runID, account: "coordinator", priority: .normal, purpose: "plan of \(request.runID)") {
         case .done(let response, _):
             switch Self.parse(response.text, request: request, rules: rules, cluster: cluster) {
-            case .success(let plan):
+            case .success(var plan):
                 log.info("the model's plan (\(plan.subtasks.count) subtasks) is used")
+                if !retrieved.chunks.isEmpty { plan.notes.append("retrieved into the planner's prompt: \(retrieved.citations.joined(separator: ", "))") }
                 return plan
             case .failure(let problem):
                 log.warning("the model's plan was not used: \(problem.message)")

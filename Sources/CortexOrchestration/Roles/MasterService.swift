@@ -338,15 +338,20 @@ public struct MasterService: RoleService {
     /// the findings are reported either way.
     private func assess(_ report: MasterReport, task: TaskSpec, llm: MeteredLLM, log: Logger) async -> MasterReport.Assessment {
         let findings = String(report.markdown.prefix(1200))
+        // The master's runbooks and policies first: what the operator wrote down beats what the model guesses.
+        let retrieved = KnowledgeBase.configured(context.settings, agent: role.rawValue).retrieve("\(report.summary)\n\(findings)", budget: 700)
+        for problem in retrieved.problems { log.warning("\(problem)") }
         let request = LLMRequest(
             system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",
-            messages: [.init(.user, "Target: \(task.target)\nSummary: \(report.summary)\n\nFindings:\n\(findings)\n\nIn at most three sentences: what matters most here, and what should the operator do next?")],
+            messages: [.init(.user, "Target: \(task.target)\nSummary: \(report.summary)\n\nFindings:\n\(findings)\n\n\(retrieved.prompt.isEmpty ? "" : retrieved.prompt + "\n")"
+                             + "In at most three sentences: what matters most here, and what should the operator do next?")],
             maxTokens: llmMaxTokens)
         let outcome = await llm.complete(request, runID: task.runID, account: role.rawValue, priority: task.priority, purpose: "\(role.processName) assessment of \(task.id)")
         switch outcome {
         case .done(let response, let charged):
             context.metrics.llmCall(agent: role.rawValue, outcome: "done", tokens: charged)
-            return .init(status: "done", model: response.model, text: response.text, tokens: charged, reason: response.usage == nil ? "no usage reported; charged the estimate" : nil)
+            return .init(status: "done", model: response.model, text: response.text, tokens: charged, reason: response.usage == nil ? "no usage reported; charged the estimate" : nil,
+                         citations: retrieved.chunks.isEmpty ? nil : retrieved.citations)
         case .denied(let reason):
             context.metrics.llmCall(agent: role.rawValue, outcome: "denied", tokens: 0)
             log.warning("assessment skipped: budget denied: \(reason)")

@@ -238,7 +238,9 @@ public enum ReportWriter {
         md += "Handled by \(r.instance), \(duration(r.startedAt, r.finishedAt)).\n\n\(r.markdown)\n"
         if let a = r.assessment {
             switch a.status {
-            case "done": md += "### Assessment (\(a.model), \(a.tokens) tokens)\n\n\(a.text ?? "")\n\n"
+            case "done":
+                md += "### Assessment (\(a.model), \(a.tokens) tokens)\n\n\(a.text ?? "")\n\n"
+                if let cited = a.citations, !cited.isEmpty { md += "Retrieved into the prompt: " + cited.map { "`\($0)`" }.joined(separator: ", ") + "\n\n" }
             default: md += "### Assessment\n\nLLM step \(a.status.uppercased()): \(a.reason ?? "")\n\n"
             }
         }

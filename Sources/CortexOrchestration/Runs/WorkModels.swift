@@ -248,6 +248,8 @@ public struct MasterReport: Codable, Sendable, Equatable {
         public var text: String?
         public var tokens: Int
         public var reason: String?
+        /// The knowledge-base sections retrieved into the prompt (`source#section`), in order.
+        public var citations: [String]?
     }
 
     /// Who did one item, where, and how long it took.

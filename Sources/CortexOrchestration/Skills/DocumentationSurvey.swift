@@ -31,6 +31,9 @@ public struct DocumentationSurvey: Skill {
             if let result = r["result"]?.decoded(as: AgentResult.self) {
                 md += "\(result.steps) steps, \(result.tokens) tokens" + (result.reason.map { "; \($0)" } ?? "")
                     + "; tests: " + (result.testSummary.map { "\($0) (\(result.testsPassed == true ? "pass" : "fail"))" } ?? "not run") + ".\n\n"
+                if let cited = r["citations"]?.arrayValue?.compactMap(\.stringValue), !cited.isEmpty {
+                    md += "Retrieved into the briefing: " + cited.map { "`\($0)`" }.joined(separator: ", ") + ".\n\n"
+                }
                 if let branch = r["branch"]?.stringValue {
                     md += "Branch `\(branch)` in \(r["location"]?.stringValue ?? "?")" + (r["pull_request"]?.stringValue.map { "; pull request: \($0)" } ?? "") + ".\n\n"
                 }

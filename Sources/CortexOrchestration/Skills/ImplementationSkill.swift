@@ -26,7 +26,8 @@ public struct ImplementationSkill: WorkSkill {
         let branch = try await AgentBranch.clone(source, for: item, under: context.process.coordinationDirectory)
         let workspace = AgentWorkspace(root: branch.work, testRunner: try context.testRunner())
         let taskHash = RepositoryFiles.hash(instruction + "|" + item.target)
-        let briefing = await Self.briefing(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target, context: context)
+        let (briefing, citations) = await Self.briefing(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target, context: context)
+        if !citations.isEmpty { record["citations"] = .array(citations.map(JSONValue.string)) }
         let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", priority: item.priority ?? .normal,
                                         maxTokens: max(256, context.llmMaxTokens))
         var result = await agent.run(task: instruction, context: briefing, workspace: workspace, log: log)
@@ -97,8 +98,9 @@ public struct ImplementationSkill: WorkSkill {
     public func summarize(_ records: [SkillRecord]) -> SkillSummary { DocumentationSurvey().summarize(records) }
 
     /// What the agent gets before acting: the files the task names, the repository's catalog assets,
-    /// and earlier attempts at the same task.
-    static func briefing(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String, context: SkillContext) async -> String {
+    /// earlier attempts at the same task, and the development knowledge base's best sections (cited);
+    /// with the citations, for the record.
+    static func briefing(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String, context: SkillContext) async -> (text: String, citations: [String]) {
         var parts: [String] = []
         let files = (try? Git.lsFiles(in: workspace.root)) ?? []
         let named = files.filter { f in instruction.contains(f) || instruction.contains(PathText.lastComponent(f)) && PathText.lastComponent(f).count > 3 }
@@ -115,7 +117,11 @@ public struct ImplementationSkill: WorkSkill {
         if let earlier = try? await context.process.redis.lrange(CortexNames.developmentAttempts(taskHash), start: 0, stop: 4), !earlier.isEmpty {
             parts.append("Earlier attempts at this task (newest first):\n" + earlier.joined(separator: "\n"))
         }
-        return parts.joined(separator: "\n\n")
+        // The development knowledge base (conventions, runbooks), cited.
+        let retrieved = KnowledgeBase.configured(context.settings, agent: MasterRole.development.rawValue).retrieve(instruction, budget: 900)
+        for problem in retrieved.problems { context.logger.warning("\(problem)") }
+        if !retrieved.chunks.isEmpty { parts.append(retrieved.prompt) }
+        return (parts.joined(separator: "\n\n"), retrieved.citations)
     }
 
     /// The attempt, kept (the last five per task) for the next attempt at the same task.
