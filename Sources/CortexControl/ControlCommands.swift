@@ -204,3 +204,54 @@ extension ControlCommands {
         ExpertRouter.table(try await bus.redis.hgetall(CortexNames.routingWeights))
     }
 }
+
+extension ControlCommands {
+    /// The field `cortexctl memory forget` leaves in a master's learnings hash: with it the hash is never
+    /// empty, so the coordinator does not bring the forgotten learnings back from their file.
+    public static let forgottenMarker = "_forgotten_at"
+
+    /// What the masters learned (`cortexctl memory show`), filtered by master and target (repository name).
+    public static func memoryShow(bus: MessageBus, master: String?, target: String?) async throws -> String {
+        let rows = try await learnings(bus: bus, master: master, target: target)
+        guard !rows.isEmpty else { return "No learnings\(master.map { " of \($0)" } ?? "")\(target.map { " on \($0)" } ?? "").\n" }
+        var out = ""
+        for (m, l) in rows {
+            out += "\(m.padding(toLength: 12, withPad: " ", startingAt: 0)) \(l.outcome.padding(toLength: 19, withPad: " ", startingAt: 0)) \(l.key)\n"
+            out += "             on \(l.target) in \(l.runID) at \(Timestamp.format(l.learnedAt)): \(l.detail)\n"
+        }
+        return out
+    }
+
+    /// Forgets what the masters learned (`cortexctl memory forget`), filtered like `memoryShow`; returns a line saying how many.
+    public static func memoryForget(bus: MessageBus, master: String?, target: String?) async throws -> String {
+        let rows = try await learnings(bus: bus, master: master, target: target)
+        for (m, group) in Dictionary(grouping: rows, by: { $0.0 }) {
+            try await bus.redis.run([.hset(CortexNames.learnings(m), forgottenMarker, Timestamp.format(Date())),
+                                     .hdel(CortexNames.learnings(m), group.map { $0.1.key })])
+        }
+        return "forgot \(rows.count) learning\(rows.count == 1 ? "" : "s") (the coordinator rewrites learnings.json at its next change)\n"
+    }
+
+    static func learnings(bus: MessageBus, master: String?, target: String?) async throws -> [(String, Learning)] {
+        let masters: [String]
+        if let master {
+            guard MasterRole(rawValue: master) != nil else {
+                throw CortexError(.invalidInput, "unknown master '\(master)': use one of \(MasterRole.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            masters = [master]
+        } else {
+            masters = MasterRole.allCases.map(\.rawValue)
+        }
+        var rows: [(String, Learning)] = []
+        for m in masters {
+            for (key, text) in try await bus.redis.hgetall(CortexNames.learnings(m)).sorted(by: { $0.key < $1.key }) where key != forgottenMarker {
+                guard let l = try? WireJSON.decode(Learning.self, from: text) else {
+                    throw CortexError(.invalidInput, "\(CortexNames.learnings(m)) field \(key) is not a learning: \(text.prefix(120))")
+                }
+                if let target, l.target != target && l.target != RepositoryCheckout.name(of: target) { continue }
+                rows.append((m, l))
+            }
+        }
+        return rows
+    }
+}

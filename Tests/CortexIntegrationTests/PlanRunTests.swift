@@ -302,3 +302,64 @@ extension PlanRunTests {
         #expect(s.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) > 0 }.count == 4)
     }
 }
+
+extension PlanRunTests {
+    /// Memory between runs: a fix whose change fails its tests in run 1 is "needs human review" in run 2,
+    /// with no new attempt (the model receives no implementation call); learnings.json holds the outcome;
+    /// learnings Redis loses come back from the file when the coordinator restarts; a corrupt file is
+    /// reported and rebuilt; `cortexctl memory forget` lets the next run try again.
+    @Test func aFixThatFailedItsTestsIsNotTriedAgainAndTheFileRemembers() async throws {
+        let s = try await Self.start("cortex-plan-memory")
+        s.llm.scriptFor.withLock { $0 = { body in (body["tools"]?.arrayValue?.count ?? 0) > 0 } }
+        // The agent bumps PyYAML and finishes without running the tests; the repository's tests pin 5.3.
+        s.llm.script.withLock { $0 = [0, 1, 3].map { Self.toolCall($0) } }
+        var files = Self.repoFiles
+        files["tests/test_pins.py"] = "import pathlib\n\n\ndef test_pyyaml_stays_pinned():\n    text = (pathlib.Path(__file__).parent.parent / 'requirements.txt').read_text()\n    assert text.strip() == 'PyYAML==5.3'\n"
+        let target = try TestRunnerTests.write(files)
+        let request = { RunRequest(goal: "fix CVE-2020-1747", targets: [target.path], requestedBy: "test", allowTestExecution: [target.path]) }
+        let first = try await Self.run(s, request())
+        let callsAfterFirst = s.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) > 0 }.count
+        let second = try await Self.run(s, request())
+        let callsAfterSecond = s.llm.recorded.value.filter { ($0.body["tools"]?.arrayValue?.count ?? 0) > 0 }.count
+        let file = s.suite.workDirectory.appendingPathComponent("coordination/masters/security/learnings.json")
+        let written = try String(contentsOf: file, encoding: .utf8)
+        let shown = try await ControlCommands.memoryShow(bus: s.bus, master: "security", target: target.lastPathComponent)
+
+        // Redis loses the learnings; the restarted coordinator restores them from the file.
+        _ = try await s.bus.redis.send(.del(CortexNames.learnings("security"))).orThrow()
+        #expect(try await s.bus.redis.hkeys(CortexNames.learnings("security")).isEmpty)
+        func restartCoordinator() async throws {
+            let coordinator = try #require(s.suite.supervisor.all.last { $0.name.hasPrefix("coordinator") })
+            coordinator.signal(SIGTERM)
+            _ = await coordinator.wait(timeout: .seconds(20))
+            try s.suite.startCoordinator()
+        }
+        try await restartCoordinator()
+        let third = try await Self.run(s, request())
+        // (A restarted process's output replaces its predecessor's: read it before the next restart.)
+        let restoredLog = s.coordinatorLog()
+        // A corrupt file: reported, rebuilt from Redis, never a crash.
+        try Data("{ not json".utf8).write(to: file)
+        try await restartCoordinator()
+        let fourth = try await Self.run(s, request())
+        let rebuilt = try String(contentsOf: file, encoding: .utf8)
+        let forgotten = try await ControlCommands.memoryForget(bus: s.bus, master: "security", target: nil)
+        let log = s.coordinatorLog()
+        await s.stop()
+
+        #expect(first.status == "partial" && (first.reason ?? "").contains("implementation made, but its tests failed"), "\(first.reason ?? "")")
+        #expect(callsAfterFirst == 3, "\(callsAfterFirst)")
+        #expect(second.status == "partial", "\(second.reason ?? "")")
+        #expect((second.reason ?? "").contains("not run: development.fix0 (implement on \(target.lastPathComponent)): needs human review: the automatic change in \(first.runID) failed its tests"),
+                "\(second.reason ?? "")")
+        #expect(callsAfterSecond == callsAfterFirst, "run 2 called the model for an implementation")
+        #expect(written.contains("\"key\" : \"fix|PyPI|pyyaml|GHSA-6757-jp84-gxfx\"") && written.contains("\"outcome\" : \"needs-human-review\"") && written.contains("\"version\" : 1"), "\(written)")
+        #expect(shown.contains("needs-human-review  fix|PyPI|pyyaml|GHSA-6757-jp84-gxfx"), "\(shown)")
+        print("learnings.json after run 1:\n\(written)\ncortexctl memory show:\n\(shown)")
+        #expect(restoredLog.contains("restored 1 learnings of security from \(file.path) (Redis had none)"), "\(restoredLog.suffix(2000))")
+        #expect((third.reason ?? "").contains("needs human review"), "\(third.reason ?? "")")
+        #expect(log.contains("learnings file \(file.path) is corrupt"), "\(log.suffix(2000))")
+        #expect(fourth.status == "partial" && (fourth.reason ?? "").contains("needs human review") && rebuilt.contains("GHSA-6757-jp84-gxfx"), "\(fourth.reason ?? "") \(rebuilt)")
+        #expect(forgotten == "forgot 1 learning (the coordinator rewrites learnings.json at its next change)\n")
+    }
+}

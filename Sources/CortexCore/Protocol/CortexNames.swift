@@ -77,6 +77,9 @@ public enum CortexNames {
     /// Hash `<kind>|<dimension>|<expert>|<feature>|<stat>` -> number: what the router learned from every
     /// routed subtask (trials, successes, milliseconds, findings, tokens). Kept across runs, no TTL.
     public static let routingWeights = "cortex:routing:weights"
+    /// Hash key -> Learning JSON: what a master learned from outcomes (e.g. a fix that needs a person), kept
+    /// across runs (no TTL), mirrored to `masters/<master>/learnings.json` in the coordination directory.
+    public static func learnings(_ master: String) -> String { "cortex:learnings:\(master)" }
     /// Stream of tasks for one master (durable).
     public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
     /// Stream of work items for one worker pool (durable).
@@ -236,7 +239,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
 /// sub-hashes, `masterRegistry` its `:instances` set — noted where a role gets one and not the other.
 extension CortexNames {
     public enum KeyPattern: String, CaseIterable, Sendable {
-        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights
+        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings
         case taskResults, taskResultEvents, taskFiles, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
@@ -256,6 +259,7 @@ extension CortexNames {
             case .runPlan: return CortexNames.runPlan("*")
             case .runRouted: return CortexNames.runRouted("*")
             case .routingWeights: return CortexNames.routingWeights
+            case .learnings: return CortexNames.learnings("*")
             case .taskResults: return CortexNames.taskResults("*")
             case .taskResultEvents: return CortexNames.taskResultEvents("*")
             case .taskFiles: return CortexNames.taskFiles("*")

@@ -127,6 +127,7 @@ public enum RedisACL {
             // Inside the run glob too, named for the record: the plan and the router's once-per-task guard.
             KeyGrant(K.runPlan.pattern, .readWrite), KeyGrant(K.runRouted.pattern, .readWrite),
             KeyGrant(K.routingWeights.pattern, .readWrite),  // what the router learned (ExpertRouter)
+            KeyGrant(K.learnings.pattern, .readWrite),  // what masters learned from fix outcomes (LearningStore)
         ] + masterStreams.map { KeyGrant($0, .readWrite) }
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
           // Read to find live instances; written to forget dead ones (LivenessMonitor).
@@ -148,6 +149,7 @@ public enum RedisACL {
                         "xdel", "unlink", "get", "zremrangebyscore",
                         "hsetnx",  // every task is recorded and queued once (RunExecution.queueTaskScript)
                         "hincrbyfloat",  // the router's weights (ExpertRouter.learnScript)
+                        "hmget", "hdel",  // learnings (LearningStore)
                      ]))
     }
 
@@ -231,11 +233,13 @@ public enum RedisACL {
             KeyGrant("cortex:*", .read),
             KeyGrant(K.runRequests.pattern, .write), KeyGrant(K.runIndex.pattern, .write), KeyGrant(K.run.pattern, .write),
             KeyGrant(K.eventHistory.pattern, .write),
+            KeyGrant(K.learnings.pattern, .write),  // cortexctl memory forget
         ], channels: CortexNames.Channel.allCases,
                      commands: sorted(connection + [
                         "publish", "subscribe", "xadd", "hset", "zadd",
                         "hgetall", "hmget", "hget", "smembers", "exists", "zrevrange", "xrange",
                         "get",  // a run's plan (`cortexctl status <run>`)
+                        "hdel",  // cortexctl memory forget
                      ]))
     }
 

@@ -53,6 +53,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     }
     public static func hset(_ key: String, _ field: String, _ value: any CustomStringConvertible) -> RedisCommand { .init("HSET", key, field, value) }
     public static func hsetnx(_ key: String, _ field: String, _ value: String) -> RedisCommand { .init("HSETNX", key, field, value) }
+    public static func hdel(_ key: String, _ fields: [String]) -> RedisCommand { .init(["HDEL", key] + fields) }
     public static func hget(_ key: String, _ field: String) -> RedisCommand { .init("HGET", key, field) }
     public static func hmget(_ key: String, _ fields: [String]) -> RedisCommand { .init(["HMGET", key] + fields) }
     public static func hgetall(_ key: String) -> RedisCommand { .init("HGETALL", key) }

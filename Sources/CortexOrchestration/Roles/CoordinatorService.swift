@@ -26,6 +26,8 @@ public struct CoordinatorService: RoleService {
     let modelPlanner: ModelPlanner?
     /// Picks among a master's experts by learned weights (kept in Redis across runs).
     let router: ExpertRouter
+    /// What the security master's fixes came to (a bump that failed its tests needs a person), across runs.
+    let fixLearnings: LearningStore
     private let signal = EventSignal()
     private let ready = Locked(false)
 
@@ -56,6 +58,7 @@ public struct CoordinatorService: RoleService {
             throw ConfigurationError("CORTEX_ROUTING_EXPLORATION / --routing-exploration must be a number from 0 to 1, got '\(exploration)'")
         }
         router = ExpertRouter(redis: context.redis, exploration: share)
+        fixLearnings = LearningStore(redis: context.redis, master: MasterRole.security.rawValue, coordinationDirectory: context.coordinationDirectory)
         budgetPlan = try BudgetPlan.configured(
             total: context.settings.raw(.budgetTotal) == nil ? nil : try context.settings.int(.budgetTotal),
             reserve: context.settings.raw(.budgetReserve) == nil ? nil : try context.settings.int(.budgetReserve),
@@ -78,6 +81,12 @@ public struct CoordinatorService: RoleService {
         var consumer = StreamConsumer(redis: reader, group: CortexNames.Group.coordinators, consumer: context.instanceID,
                                       streams: [CortexNames.runRequests], claimIdle: claimIdle)
         try await retryingRedis(log) { try await consumer.prepare() }
+        // Learnings Redis lost come back from their file; a corrupt file is rebuilt (never a crash, never trusted).
+        do {
+            try await retryingRedis(log) { if let what = try await fixLearnings.restore() { log.notice("\(what)") } }
+        } catch {
+            log.error("learnings of security not restored (runs go on without them): \(error)")
+        }
         _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
         ready.withLock { $0 = true }
         context.metrics.phase(-1)
@@ -423,6 +432,7 @@ struct RunExecution {
                 ?? (s.notRun != nil ? "not run" : progress.failedTasks[id] != nil ? Outcome.failed.rawValue : "unfinished")
         }
         await storePlan(progress, publish: false)
+        await learnFromFixes(progress, reports: reports)
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.
         for r in reports.sorted(by: { $0.taskID < $1.taskID }) where r.status != .succeeded {

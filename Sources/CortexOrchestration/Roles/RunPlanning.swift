@@ -265,6 +265,7 @@ extension RunExecution {
         case .implement:
             var instructions = s.instructions ?? []
             var advisories: [String] = []
+            var fixes: [String] = []
             if let wanted = s.advisories, !wanted.isEmpty, let analysis = depReports.first(where: { $0.master == .security }) {
                 let found = (analysis.details["vulnerabilities"]?.arrayValue ?? []).filter { v in
                     let ids = [v["advisory"]?.stringValue].compactMap { $0 } + (v["aliases"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -275,6 +276,21 @@ extension RunExecution {
                     return .failure(CortexError(.notFound, "\(s.dependsOn.joined(separator: ", ")) found none of \(wanted.joined(separator: ", ")) in "
                         + "\(RepositoryCheckout.name(of: s.target)) (\(total) other vulnerabilit\(total == 1 ? "y" : "ies") matched): nothing to fix"))
                 }
+                // A fix that failed its tests before is not tried again: it needs a person (learnings).
+                let keys = found.flatMap { v in
+                    ([v["advisory"]?.stringValue].compactMap { $0 }).map {
+                        Learning.fixKey(ecosystem: v["ecosystem"]?.stringValue ?? "?", package: v["package"]?.stringValue ?? "?", advisory: $0)
+                    }
+                }
+                do {
+                    let known = try await service.fixLearnings.get(keys)
+                    if let blocked = keys.compactMap({ known[$0] }).first(where: { $0.outcome == "needs-human-review" }) {
+                        return .failure(CortexError(.refused, "needs human review: \(blocked.detail); not tried again (cortexctl memory forget --master security to retry)"))
+                    }
+                } catch {
+                    log.warning("the security learnings could not be read (the fix is tried): \(error)")
+                }
+                fixes = keys
                 // One change (one agent run) for everything the analysis found of what the goal names; the
                 // security master's fix branch and its handoffs are context for it, not more changes.
                 var change: [String] = []
@@ -302,6 +318,7 @@ extension RunExecution {
             guard !instructions.isEmpty else { return .failure(CortexError(.invalidInput, "nothing to implement: no instructions and no advisories")) }
             task.instructions = instructions
             task.inputs = TaskInputs(advisories: advisories.isEmpty ? nil : advisories, from: s.dependsOn)
+            if !fixes.isEmpty { task.inputs?.fixes = fixes }
         case .testBranch:
             let branches = depReports.flatMap { r in (r.details["implementations"]?.arrayValue ?? []).compactMap { $0["branch"]?.stringValue } }
             guard let branch = branches.first else {
@@ -425,5 +442,41 @@ public enum MasterExperts {
             out[kv[0]] = kv[1].split(separator: ",").map(String.init)
         }
         return out
+    }
+}
+
+extension RunExecution {
+    /// What each fix of this run came to, learned for the next runs: a change whose own tests or whose
+    /// branch's tests failed `needs-human-review` (the next run does not try it again); a change whose
+    /// branch passed its tests is `fixed`. A fix that did not run to a verdict (no model, budget denied,
+    /// the agent gave up) teaches nothing. A learning that cannot be stored is logged; the run's outcome
+    /// does not change (it did what it did).
+    func learnFromFixes(_ progress: Progress, reports: [MasterReport]) async {
+        let byTask = Dictionary(reports.map { ($0.taskID, $0) }, uniquingKeysWith: { a, _ in a })
+        var learned: [Learning] = []
+        for task in progress.tasks where task.skill == .implementation {
+            guard let keys = task.inputs?.fixes, !keys.isEmpty, let report = byTask[task.id] else { continue }
+            let subtaskID = String(task.id.dropFirst(runID.count + 1))
+            let branchTest = progress.plan.subtasks.first { $0.kind == .testBranch && $0.dependsOn.contains(subtaskID) }
+            let tested = branchTest.flatMap { byTask[$0.taskID(in: runID)] }
+            let outcome: String, detail: String
+            if report.status == .partial, let reason = report.reason, reason.contains("its tests failed") {
+                (outcome, detail) = ("needs-human-review", "the automatic change in \(runID) failed its tests (\(reason.prefix(300)))")
+            } else if let tested, tested.status != .succeeded, tested.status != .skipped, tested.status != .denied {
+                (outcome, detail) = ("needs-human-review", "the automatic change in \(runID) did not pass the tests of its branch (\((tested.reason ?? tested.status.rawValue).prefix(300)))")
+            } else if report.status == .succeeded, tested?.status == .succeeded {
+                (outcome, detail) = ("fixed", "the automatic change in \(runID) passed the tests of its branch")
+            } else {
+                continue
+            }
+            learned += keys.map { Learning(key: $0, kind: "fix-outcome", outcome: outcome, detail: detail, target: RepositoryCheckout.name(of: task.target), runID: runID) }
+        }
+        guard !learned.isEmpty else { return }
+        do {
+            try await retryingRedis(log) { try await service.fixLearnings.record(learned) }
+            log.info("learned: \(learned.map { "\($0.key) \($0.outcome)" }.joined(separator: "; "))")
+        } catch {
+            log.error("could not record what this run's fixes came to (the next run will not know): \(error)")
+        }
     }
 }

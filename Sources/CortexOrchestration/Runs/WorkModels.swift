@@ -102,6 +102,9 @@ public struct TaskInputs: Codable, Sendable, Equatable {
     public var advisories: [String]?
     /// Catalog asset ids the dependency registered.
     public var assets: [String]?
+    /// For a fix: the learning keys of what it fixes (`fix|<ecosystem>|<package>|<advisory>`), so its
+    /// outcome can be learned.
+    public var fixes: [String]?
     /// The subtasks the inputs came from.
     public var from: [String]
 

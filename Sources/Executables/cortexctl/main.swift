@@ -31,7 +31,7 @@ struct Cortexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortexctl",
         abstract: "Operate Cortex: run the suite locally, submit and watch runs, inspect and debug the Redis bus.",
-        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Docs.self]
+        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Memory.self, Docs.self]
     )
 }
 
@@ -188,6 +188,27 @@ struct Budget: AsyncParsableCommand {
                 guard watch, !table.contains("(succeeded)"), !table.contains("(partial)"), !table.contains("(failed)") else { break }
                 try await Task.sleep(for: .seconds(1))
             }
+        } catch { throw fail(error) }
+    }
+}
+
+struct Memory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show or forget what the masters learned between runs (e.g. fixes that need a person).",
+        discussion: "Examples:\n  cortexctl memory show\n  cortexctl memory show --master security --target shop\n  cortexctl memory forget --master security --target shop   # the next run tries those fixes again")
+    @OptionGroup var redis: RedisOptions
+    @Argument(help: "show or forget.") var action: String
+    @Option(name: .long, help: "Only this master's learnings.") var master: String?
+    @Option(name: .long, help: "Only learnings on this target (a repository name or path).") var target: String?
+
+    func run() async throws {
+        do {
+            guard ["show", "forget"].contains(action) else { throw CortexError(.invalidInput, "unknown action '\(action)': use show or forget") }
+            let bus = try redis.bus()
+            guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
+            let text = action == "show" ? try await ControlCommands.memoryShow(bus: bus, master: master, target: target)
+                : try await ControlCommands.memoryForget(bus: bus, master: master, target: target)
+            print(text, terminator: "")
         } catch { throw fail(error) }
     }
 }
