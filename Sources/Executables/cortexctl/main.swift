@@ -64,17 +64,30 @@ struct Up: AsyncParsableCommand {
     var timeout: Int = 600
     @Flag(name: .long, help: "Show every message instead of progress lines.")
     var verbose = false
+    @Option(name: .long, help: "Where the local suite keeps its Redis data, learnings and logs between invocations (default: $XDG_STATE_HOME/cortex/up, else ~/.local/state/cortex/up).")
+    var stateDir: String?
+    @Flag(name: .long, help: "Start from nothing: remove the state directory first (what earlier runs taught is forgotten).")
+    var fresh = false
 
     func run() async throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         let targets: [String]
         do { targets = try ControlCommands.resolveTargets(target) } catch { throw fail(error) }
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-up-\(ProcessInfo.processInfo.processIdentifier)")
+        // The suite remembers between invocations (routing weights, learnings, run history): its Redis keeps its
+        // data (append-only file) and the coordination directory its files, under one state directory.
+        let work = LocalState.directory(stateDir)
+        let lock: LocalState.Lock
+        do {
+            if fresh { try LocalState.remove(work) }
+            lock = try LocalState.Lock(work)
+        } catch { throw fail(error) }
+        defer { lock.release() }
         let output = URL(fileURLWithPath: outputDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
         let started = ContinuousClock.now
         let suite: LocalSuite
         do {
-            suite = try await LocalSuite(workDirectory: work, outputDirectory: output, environment: ["CORTEX_PREFLIGHT_TIMEOUT": "20", "CORTEX_ACTIVATION_TIMEOUT": "20"])
+            suite = try await LocalSuite(workDirectory: work, outputDirectory: output, environment: ["CORTEX_PREFLIGHT_TIMEOUT": "20", "CORTEX_ACTIVATION_TIMEOUT": "20"],
+                                         redisArguments: LocalState.redisArguments)
         } catch { throw fail(error) }
         // Ctrl-C or SIGTERM: stop every child we started before leaving.
         signal(SIGINT, SIG_IGN)
@@ -95,7 +108,7 @@ struct Up: AsyncParsableCommand {
             handlers.append(source)
         }
         defer { handlers.forEach { $0.cancel() } }
-        print("redis-server on 127.0.0.1:\(suite.redis.port); logs in \(suite.supervisor.logDirectory.path)")
+        print("redis-server on 127.0.0.1:\(suite.redis.port); state in \(work.path)\(fresh ? " (fresh)" : ""); logs in \(suite.supervisor.logDirectory.path)")
         var state: RunState?
         var failure: Error?
         // A daemon that dies (a bad setting, a crash) must end the command with its reason, not leave it waiting.
