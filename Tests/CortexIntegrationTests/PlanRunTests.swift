@@ -363,3 +363,22 @@ extension PlanRunTests {
         #expect(forgotten == "forgot 1 learning (the coordinator rewrites learnings.json at its next change)\n")
     }
 }
+
+extension PlanRunTests {
+    /// Execution history before a model call: the second run's assessment prompt holds what the first run
+    /// found on the same target, cited `history/<run>#<master>`, and its report names the citation.
+    @Test func theNextRunsAssessmentRetrievesWhatTheLastRunFound() async throws {
+        let s = try await Self.start("cortex-plan-history", masters: [.security])
+        let target = try TestRunnerTests.write(Self.repoFiles)
+        let first = try await Self.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let second = try await Self.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let prompts = s.llm.recorded.value.compactMap { $0.body["messages"]?[0]?["content"]?.stringValue }
+        await s.stop()
+        let citation = "history/\(first.runID)#security"
+        #expect(!prompts.isEmpty && !prompts[0].contains("[history/"), "the first run has no history: \(prompts.first ?? "")")
+        let later = try #require(prompts.last)
+        #expect(later.contains("[\(citation)]\nsecurity-master on \(target.lastPathComponent) in \(first.runID)") && later.contains("1 vulnerabilities (1 critical)"), "\(later)")
+        let (summary, _) = try Self.summary(second)
+        #expect(summary.reports.first?.assessment?.citations?.contains(citation) == true, "\(String(describing: summary.reports.first?.assessment))")
+    }
+}

@@ -80,6 +80,9 @@ public enum CortexNames {
     /// Hash key -> Learning JSON: what a master learned from outcomes (e.g. a fix that needs a person), kept
     /// across runs (no TTL), mirrored to `masters/<master>/learnings.json` in the coordination directory.
     public static func learnings(_ master: String) -> String { "cortex:learnings:\(master)" }
+    /// List of what earlier runs found on one target (ExecutionHistory entries, newest first, 50 kept), by
+    /// the target's hash: read before a model call about the target.
+    public static func targetHistory(_ targetHash: String) -> String { "cortex:history:\(targetHash)" }
     /// Stream of tasks for one master (durable).
     public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
     /// Stream of work items for one worker pool (durable).
@@ -239,7 +242,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
 /// sub-hashes, `masterRegistry` its `:instances` set — noted where a role gets one and not the other.
 extension CortexNames {
     public enum KeyPattern: String, CaseIterable, Sendable {
-        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings
+        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings, targetHistory
         case taskResults, taskResultEvents, taskFiles, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
@@ -260,6 +263,7 @@ extension CortexNames {
             case .runRouted: return CortexNames.runRouted("*")
             case .routingWeights: return CortexNames.routingWeights
             case .learnings: return CortexNames.learnings("*")
+            case .targetHistory: return CortexNames.targetHistory("*")
             case .taskResults: return CortexNames.taskResults("*")
             case .taskResultEvents: return CortexNames.taskResultEvents("*")
             case .taskFiles: return CortexNames.taskFiles("*")

@@ -128,6 +128,7 @@ public enum RedisACL {
             KeyGrant(K.runPlan.pattern, .readWrite), KeyGrant(K.runRouted.pattern, .readWrite),
             KeyGrant(K.routingWeights.pattern, .readWrite),  // what the router learned (ExpertRouter)
             KeyGrant(K.learnings.pattern, .readWrite),  // what masters learned from fix outcomes (LearningStore)
+            KeyGrant(K.targetHistory.pattern, .readWrite),  // what each run found per target (ExecutionHistory)
         ] + masterStreams.map { KeyGrant($0, .readWrite) }
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
           // Read to find live instances; written to forget dead ones (LivenessMonitor).
@@ -150,6 +151,7 @@ public enum RedisACL {
                         "hsetnx",  // every task is recorded and queued once (RunExecution.queueTaskScript)
                         "hincrbyfloat",  // the router's weights (ExpertRouter.learnScript)
                         "hmget", "hdel",  // learnings (LearningStore)
+                        "lpush", "ltrim",  // execution history per target (ExecutionHistory)
                      ]))
     }
 
@@ -171,13 +173,14 @@ public enum RedisACL {
             KeyGrant(K.run.pattern, .read),
             KeyGrant(K.taskResults.pattern, .read), KeyGrant(K.taskResultEvents.pattern, .read),
             KeyGrant(K.deadLetters.pattern, .write),
+            KeyGrant(K.targetHistory.pattern, .read),  // earlier runs' findings, before the assessment's model call
           ]
           + MasterRole.allCases.map { KeyGrant(CortexNames.budgetAccountPattern($0.rawValue), .readWrite) }
           + [KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite), KeyGrant(K.budgetReservation.pattern, .readWrite)]
           + history
         return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
                      commands: sorted(connection + messaging + groupConsumer + ledger + [
-                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel",
+                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange",
                         "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                         "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
                      ]))
@@ -204,6 +207,7 @@ public enum RedisACL {
             let account = CortexNames.workersBudgetAccount(MasterRole.development.rawValue)
             keys += [
                 KeyGrant(K.developmentAttempts.pattern, .readWrite),
+                KeyGrant(K.targetHistory.pattern, .read),  // earlier runs' findings, in the agent's briefing
                 KeyGrant(CortexNames.budgetAccountPattern(account), .readWrite),
                 KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite),
                 KeyGrant(K.budgetReservation.pattern, .readWrite),

@@ -433,6 +433,7 @@ struct RunExecution {
         }
         await storePlan(progress, publish: false)
         await learnFromFixes(progress, reports: reports)
+        await recordHistory(reports)
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.
         for r in reports.sorted(by: { $0.taskID < $1.taskID }) where r.status != .succeeded {

@@ -339,7 +339,9 @@ public struct MasterService: RoleService {
     private func assess(_ report: MasterReport, task: TaskSpec, llm: MeteredLLM, log: Logger) async -> MasterReport.Assessment {
         let findings = String(report.markdown.prefix(1200))
         // The master's runbooks and policies first: what the operator wrote down beats what the model guesses.
-        let retrieved = KnowledgeBase.configured(context.settings, agent: role.rawValue).retrieve("\(report.summary)\n\(findings)", budget: 700)
+        let query = "\(report.summary)\n\(findings)"
+        let history = await ExecutionHistory.retrieve(target: task.target, excluding: task.runID, query: query, budget: 300, redis: context.redis)
+        let retrieved = KnowledgeBase.configured(context.settings, agent: role.rawValue).retrieve(query, budget: 700).merged(with: history, budget: 1000)
         for problem in retrieved.problems { log.warning("\(problem)") }
         let request = LLMRequest(
             system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",

@@ -480,3 +480,18 @@ extension RunExecution {
         }
     }
 }
+
+extension RunExecution {
+    /// The run's reports into their targets' execution histories, once per run (a resumed run that
+    /// aggregates again adds nothing): what the next model call about those targets retrieves.
+    func recordHistory(_ reports: [MasterReport]) async {
+        guard !reports.isEmpty else { return }
+        do {
+            let first = try await context.redis.send(.hsetnx(CortexNames.run(runID), "history_recorded", "1")).orThrow()
+            guard first.int == 1 else { return }
+            try await context.redis.run(try ExecutionHistory.commands(for: reports, retentionSeconds: context.retentionSeconds))
+        } catch {
+            log.warning("the run's reports are not in the targets' execution history (the next runs will not see them): \(error)")
+        }
+    }
+}

@@ -26,7 +26,7 @@ public struct ImplementationSkill: WorkSkill {
         let branch = try await AgentBranch.clone(source, for: item, under: context.process.coordinationDirectory)
         let workspace = AgentWorkspace(root: branch.work, testRunner: try context.testRunner())
         let taskHash = RepositoryFiles.hash(instruction + "|" + item.target)
-        let (briefing, citations) = await Self.briefing(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target, context: context)
+        let (briefing, citations) = await Self.briefing(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target, runID: item.runID, context: context)
         if !citations.isEmpty { record["citations"] = .array(citations.map(JSONValue.string)) }
         let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", priority: item.priority ?? .normal,
                                         maxTokens: max(256, context.llmMaxTokens))
@@ -100,7 +100,7 @@ public struct ImplementationSkill: WorkSkill {
     /// What the agent gets before acting: the files the task names, the repository's catalog assets,
     /// earlier attempts at the same task, and the development knowledge base's best sections (cited);
     /// with the citations, for the record.
-    static func briefing(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String, context: SkillContext) async -> (text: String, citations: [String]) {
+    static func briefing(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String, runID: String, context: SkillContext) async -> (text: String, citations: [String]) {
         var parts: [String] = []
         let files = (try? Git.lsFiles(in: workspace.root)) ?? []
         let named = files.filter { f in instruction.contains(f) || instruction.contains(PathText.lastComponent(f)) && PathText.lastComponent(f).count > 3 }
@@ -118,7 +118,8 @@ public struct ImplementationSkill: WorkSkill {
             parts.append("Earlier attempts at this task (newest first):\n" + earlier.joined(separator: "\n"))
         }
         // The development knowledge base (conventions, runbooks), cited.
-        let retrieved = KnowledgeBase.configured(context.settings, agent: MasterRole.development.rawValue).retrieve(instruction, budget: 900)
+        let history = await ExecutionHistory.retrieve(target: target, excluding: runID, query: instruction, budget: 300, redis: context.process.redis)
+        let retrieved = KnowledgeBase.configured(context.settings, agent: MasterRole.development.rawValue).retrieve(instruction, budget: 900).merged(with: history, budget: 1200)
         for problem in retrieved.problems { context.logger.warning("\(problem)") }
         if !retrieved.chunks.isEmpty { parts.append(retrieved.prompt) }
         return (parts.joined(separator: "\n\n"), retrieved.citations)
