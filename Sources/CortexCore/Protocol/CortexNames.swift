@@ -83,6 +83,9 @@ public enum CortexNames {
     /// List of what earlier runs found on one target (ExecutionHistory entries, newest first, 50 kept), by
     /// the target's hash: read before a model call about the target.
     public static func targetHistory(_ targetHash: String) -> String { "cortex:history:\(targetHash)" }
+    /// Hash chunk-text hash -> vector (base64 float32): knowledge-base chunks embedded by one model, kept
+    /// so each text is embedded once (no TTL; a changed text has a new hash).
+    public static func embeddings(_ model: String) -> String { "cortex:embeddings:\(model)" }
     /// Stream of tasks for one master (durable).
     public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
     /// Stream of work items for one worker pool (durable).
@@ -242,7 +245,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
 /// sub-hashes, `masterRegistry` its `:instances` set — noted where a role gets one and not the other.
 extension CortexNames {
     public enum KeyPattern: String, CaseIterable, Sendable {
-        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings, targetHistory
+        case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings, targetHistory, embeddings
         case taskResults, taskResultEvents, taskFiles, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
@@ -264,6 +267,7 @@ extension CortexNames {
             case .routingWeights: return CortexNames.routingWeights
             case .learnings: return CortexNames.learnings("*")
             case .targetHistory: return CortexNames.targetHistory("*")
+            case .embeddings: return CortexNames.embeddings("*")
             case .taskResults: return CortexNames.taskResults("*")
             case .taskResultEvents: return CortexNames.taskResultEvents("*")
             case .taskFiles: return CortexNames.taskFiles("*")

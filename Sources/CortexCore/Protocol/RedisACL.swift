@@ -129,6 +129,7 @@ public enum RedisACL {
             KeyGrant(K.routingWeights.pattern, .readWrite),  // what the router learned (ExpertRouter)
             KeyGrant(K.learnings.pattern, .readWrite),  // what masters learned from fix outcomes (LearningStore)
             KeyGrant(K.targetHistory.pattern, .readWrite),  // what each run found per target (ExecutionHistory)
+            KeyGrant(K.embeddings.pattern, .readWrite),  // knowledge-base vectors (HybridRanker), for the model planner
         ] + masterStreams.map { KeyGrant($0, .readWrite) }
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .readWrite) }
           // Read to find live instances; written to forget dead ones (LivenessMonitor).
@@ -174,13 +175,14 @@ public enum RedisACL {
             KeyGrant(K.taskResults.pattern, .read), KeyGrant(K.taskResultEvents.pattern, .read),
             KeyGrant(K.deadLetters.pattern, .write),
             KeyGrant(K.targetHistory.pattern, .read),  // earlier runs' findings, before the assessment's model call
+            KeyGrant(K.embeddings.pattern, .readWrite),  // knowledge-base vectors (HybridRanker)
           ]
           + MasterRole.allCases.map { KeyGrant(CortexNames.budgetAccountPattern($0.rawValue), .readWrite) }
           + [KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite), KeyGrant(K.budgetReservation.pattern, .readWrite)]
           + history
         return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
                      commands: sorted(connection + messaging + groupConsumer + ledger + [
-                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange",
+                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange", "hmget",
                         "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                         "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
                      ]))
@@ -208,12 +210,13 @@ public enum RedisACL {
             keys += [
                 KeyGrant(K.developmentAttempts.pattern, .readWrite),
                 KeyGrant(K.targetHistory.pattern, .read),  // earlier runs' findings, in the agent's briefing
+                KeyGrant(K.embeddings.pattern, .readWrite),  // knowledge-base vectors (HybridRanker)
                 KeyGrant(CortexNames.budgetAccountPattern(account), .readWrite),
                 KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite),
                 KeyGrant(K.budgetReservation.pattern, .readWrite),
             ]
             channels.append(.mastersCoordination)
-            commands += ledger + ["subscribe", "lpush", "ltrim", "lrange"]
+            commands += ledger + ["subscribe", "lpush", "ltrim", "lrange", "hmget"]
         }
         return Rules(keys: keys, channels: channels, commands: sorted(commands))
     }

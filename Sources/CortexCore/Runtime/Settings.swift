@@ -50,6 +50,14 @@ public struct Setting: Sendable, Hashable {
         help: "Share (0-1) of routing decisions that try the least-tried expert instead of the best-weighted one, so a strategy that was unlucky once is tried again. Decided by a hash of run and subtask, so a resumed run decides the same.", usedBy: "coordinator")
     public static let knowledgeDir = Setting(env: "CORTEX_KNOWLEDGE_DIR", flag: "knowledge-dir", defaultValue: "(none)",
         help: "Knowledge bases: Markdown files (runbooks, policies) under <dir>/<agent>/ (coordinator, security, development, inventory, cicd, testing, monitoring) and <dir>/common/; before each model call the caller retrieves the best sections (BM25) and cites them.", usedBy: "coordinator, masters, worker")
+    public static let embeddingsURL = Setting(env: "CORTEX_EMBEDDINGS_URL", flag: "embeddings-url", defaultValue: "(none)",
+        help: "An OpenAI-compatible embeddings server (POST <url>/v1/embeddings: OpenAI, Ollama, vLLM). With it, knowledge-base retrieval ranks by BM25 and cosine similarity together (vectors kept in Redis); without it, or when it fails (reported), by BM25 alone.", usedBy: "coordinator, masters, worker")
+    public static let embeddingsModel = Setting(env: "CORTEX_EMBEDDINGS_MODEL", flag: "embeddings-model", defaultValue: "all-MiniLM-L6-v2",
+        help: "The embedding model the server knows (e.g. nomic-embed-text for Ollama).", usedBy: "coordinator, masters, worker")
+    public static let embeddingsAPIKey = Setting(env: "CORTEX_EMBEDDINGS_API_KEY", flag: "embeddings-api-key", defaultValue: "(none)",
+        help: "A bearer token for the embeddings server, if it wants one. Never logged; prefer the file.", usedBy: "coordinator, masters, worker")
+    public static let embeddingsAPIKeyFile = Setting(env: "CORTEX_EMBEDDINGS_API_KEY_FILE", flag: "embeddings-api-key-file", defaultValue: "(none)",
+        help: "A file holding the embeddings server's token; wins over CORTEX_EMBEDDINGS_API_KEY.", usedBy: "coordinator, masters, worker")
     public static let itemsPerTask = Setting(env: "CORTEX_ITEMS_PER_TASK", flag: "items-per-task", defaultValue: "4",
         help: "How many work items (shards of a target) a master splits each task into.", usedBy: "masters")
     public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
@@ -159,7 +167,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,

@@ -44,6 +44,16 @@ public final class KnowledgeBase: Sendable {
         return Retrieval(chunks: Retrieval.select(ranked, budget: budget), problems: problems)
     }
 
+    /// The same, ranked by BM25 and the embeddings together when an endpoint is configured (`HybridRanker`,
+    /// vectors kept in `redis`); an endpoint that fails is reported and BM25 ranks alone.
+    public func retrieve(_ query: String, budget: Int, limit: Int = 8, embeddings: EmbeddingsClient?, redis: RedisClient?) async -> Retrieval {
+        guard root != nil else { return Retrieval() }
+        guard let embeddings else { return retrieve(query, budget: budget, limit: limit) }
+        let (index, problems) = load()
+        let (ranked, more) = await HybridRanker(index: index, embeddings: embeddings, redis: redis).search(query, limit: limit)
+        return Retrieval(chunks: Retrieval.select(ranked, budget: budget), problems: problems + more)
+    }
+
     /// The index, rebuilt when the files' sizes or modification times change.
     func load() -> (BM25Index, [String]) {
         let files = markdownFiles()
@@ -64,6 +74,25 @@ public final class KnowledgeBase: Sendable {
         let index = BM25Index(chunks)
         cache.withLock { $0 = (signature, index, problems) }
         return (index, problems)
+    }
+
+    /// Every chunk of the Markdown files in `directory` (and below it, unless not `recursive`), sources named
+    /// `<source>/<relative path>`, in path order: a directory of documents indexed the way knowledge bases are.
+    public static func chunks(of directory: URL, source: String, recursive: Bool = true) throws -> [Chunk] {
+        let fm = FileManager.default
+        let base = directory.standardizedFileURL.path
+        var paths: [String] = []
+        if recursive {
+            guard let walker = fm.enumerator(atPath: base) else { throw CortexError(.notFound, "\(base) is not a directory") }
+            for case let p as String in walker where p.hasSuffix(".md") { paths.append(p) }
+        } else {
+            paths = try fm.contentsOfDirectory(atPath: base).filter { $0.hasSuffix(".md") }
+        }
+        var out: [Chunk] = []
+        for p in paths.sorted() {
+            out += Chunker.markdown(try String(contentsOfFile: base + "/" + p, encoding: .utf8), source: "\(source)/\(p)")
+        }
+        return out
     }
 
     struct File { var path: String; var relative: String; var size: Int; var modified: Double }

@@ -12,18 +12,20 @@ public struct ModelPlanner: Sendable {
     let model: String
     /// The coordinator's knowledge base, retrieved from before the call (nil: none configured).
     let knowledge: KnowledgeBase?
+    let embeddings: EmbeddingsClient?
 
-    public init(llm: MeteredLLM, maxTokens: Int, model: String, knowledge: KnowledgeBase? = nil) {
+    public init(llm: MeteredLLM, maxTokens: Int, model: String, knowledge: KnowledgeBase? = nil, embeddings: EmbeddingsClient? = nil) {
         self.llm = llm
         self.maxTokens = maxTokens
         self.model = model
         self.knowledge = knowledge
+        self.embeddings = embeddings
     }
 
     /// The plan for `request`: the model's when it is valid, else `rules` with a note saying why not.
     public func plan(_ request: RunRequest, rules: Plan, cluster: Bool, log: Logger) async -> Plan {
         // The coordinator's knowledge base (how this team runs things), cited in the prompt and the plan's notes.
-        let retrieved = knowledge?.retrieve(request.goal, budget: 600) ?? Retrieval()
+        let retrieved = await knowledge?.retrieve(request.goal, budget: 600, embeddings: embeddings, redis: llm.bus.redis) ?? Retrieval()
         for problem in retrieved.problems { log.warning("\(problem)") }
         let call = LLMRequest(system: Self.system, messages: [.init(.user, Self.prompt(request, rules: rules, cluster: cluster) + (retrieved.prompt.isEmpty ? "" : "\n" + retrieved.prompt))],
                               maxTokens: max(512, maxTokens))

@@ -51,7 +51,8 @@ public struct CoordinatorService: RoleService {
         modelPlanner = try plannerMode == "rules" ? nil : llmConfiguration.map {
             ModelPlanner(llm: MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: "coordinator", logger: context.logger,
                                          decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics),
-                         maxTokens: $0.maxTokens, model: $0.model, knowledge: KnowledgeBase.configured(context.settings, agent: "coordinator"))
+                         maxTokens: $0.maxTokens, model: $0.model, knowledge: KnowledgeBase.configured(context.settings, agent: "coordinator"),
+                         embeddings: try EmbeddingsClient.configured(context.settings))
         }
         let exploration = context.settings.string(.routingExploration)
         guard let share = Double(exploration), (0...1).contains(share) else {

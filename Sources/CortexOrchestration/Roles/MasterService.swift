@@ -18,6 +18,8 @@ public struct MasterService: RoleService {
     let security: SecurityReview?
     /// The monitoring master's generation step (nil for the other masters).
     let monitoring: MonitoringReview?
+    /// The embeddings endpoint for knowledge-base retrieval (nil: BM25 alone).
+    let embeddings: EmbeddingsClient?
     /// The development master's documentation step (nil for the other masters).
     let documentation: DocumentationReview?
     private let state = Locked(State())
@@ -41,6 +43,7 @@ public struct MasterService: RoleService {
             MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: role.rawValue, logger: context.logger,
                        decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics)
         }
+        self.embeddings = try EmbeddingsClient.configured(context.settings)
         self.documentation = role == .development ? try DocumentationReview(context: context, llm: llm, maxTokens: llmMaxTokens) : nil
     }
 
@@ -341,7 +344,8 @@ public struct MasterService: RoleService {
         // The master's runbooks and policies first: what the operator wrote down beats what the model guesses.
         let query = "\(report.summary)\n\(findings)"
         let history = await ExecutionHistory.retrieve(target: task.target, excluding: task.runID, query: query, budget: 300, redis: context.redis)
-        let retrieved = KnowledgeBase.configured(context.settings, agent: role.rawValue).retrieve(query, budget: 700).merged(with: history, budget: 1000)
+        let retrieved = await KnowledgeBase.configured(context.settings, agent: role.rawValue)
+            .retrieve(query, budget: 700, embeddings: embeddings, redis: context.redis).merged(with: history, budget: 1000)
         for problem in retrieved.problems { log.warning("\(problem)") }
         let request = LLMRequest(
             system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",

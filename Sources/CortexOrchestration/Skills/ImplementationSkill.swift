@@ -119,7 +119,13 @@ public struct ImplementationSkill: WorkSkill {
         }
         // The development knowledge base (conventions, runbooks), cited.
         let history = await ExecutionHistory.retrieve(target: target, excluding: runID, query: instruction, budget: 300, redis: context.process.redis)
-        let retrieved = KnowledgeBase.configured(context.settings, agent: MasterRole.development.rawValue).retrieve(instruction, budget: 900).merged(with: history, budget: 1200)
+        let embeddings: EmbeddingsClient?
+        do { embeddings = try EmbeddingsClient.configured(context.settings) } catch {
+            context.logger.warning("embeddings not configured properly (BM25 alone ranks): \(error)")
+            embeddings = nil
+        }
+        let retrieved = await KnowledgeBase.configured(context.settings, agent: MasterRole.development.rawValue)
+            .retrieve(instruction, budget: 900, embeddings: embeddings, redis: context.process.redis).merged(with: history, budget: 1200)
         for problem in retrieved.problems { context.logger.warning("\(problem)") }
         if !retrieved.chunks.isEmpty { parts.append(retrieved.prompt) }
         return (parts.joined(separator: "\n\n"), retrieved.citations)
