@@ -94,7 +94,31 @@ public enum GitLabCIAnalyzer {
 
 /// Which analyzer reads a pipeline file.
 public enum PipelineAnalyzer {
+    /// The findings of a GitHub Actions workflow or a GitLab CI file (nil for any other file). YAML counts a
+    /// lone "\r" as a line break and the patches count "\n" only: a file with lone "\r" is analysed with
+    /// them read as "\n" (so line numbers agree) and its findings come without patches, which would not
+    /// apply to its bytes (fuzzing found the mismatch: an index out of range, Fuzz/Corpus/workflow).
     public static func analyze(file: String, text: String) throws -> [PipelineFinding]? {
+        guard hasLoneCarriageReturn(text) else { return try analyzeText(file: file, text: text) }
+        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        return try analyzeText(file: file, text: normalized)?.map { finding in
+            var f = finding
+            if f.patch != nil {
+                f.patch = nil
+                f.suggestion = f.suggestion ?? "No patch: the file ends lines with a lone carriage return; make the change by hand."
+            }
+            return f
+        }
+    }
+
+    /// A "\r" not followed by "\n".
+    static func hasLoneCarriageReturn(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        for (i, b) in bytes.enumerated() where b == 13 && (i + 1 == bytes.count || bytes[i + 1] != 10) { return true }
+        return false
+    }
+
+    static func analyzeText(file: String, text: String) throws -> [PipelineFinding]? {
         let name = PathText.lastComponent(file)
         if file.hasPrefix(".github/workflows/") && (name.hasSuffix(".yml") || name.hasSuffix(".yaml")) {
             return try GitHubActionsAnalyzer.analyze(file: file, text: text)

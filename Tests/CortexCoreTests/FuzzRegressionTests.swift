@@ -1,5 +1,6 @@
 @testable import CortexCore
 @testable import CortexSecurity
+import CortexCICD
 import CortexOrchestration
 import Foundation
 import Testing
@@ -7,6 +8,19 @@ import Testing
 /// Inputs the libFuzzer targets under Fuzz/ found crashing a parser (docs/fuzzing.md); each is also
 /// kept in the target's corpus (Fuzz/Corpus/<target>/crash-*), so `scripts/fuzz` replays it too.
 @Suite struct FuzzRegressionTests {
+    /// Fuzz/Corpus/workflow/crash-lone-carriage-returns: a workflow whose lines end in lone "\r". YAML counts
+    /// them as line breaks, the patch builder split at "\n" only, and indexed past the end of the lines.
+    /// The file is now analysed with its line breaks read as YAML reads them, and its findings carry no patch.
+    @Test func aWorkflowWithLoneCarriageReturnsIsAnalysedWithoutPatches() throws {
+        let text = "on:\r  pull_request_target:\rpermissions: write-all\rjobs:\r  lint:\r    runs-on: ubuntu-latest\r    steps:\r      - uses: actions/checkout@v4\r"
+        let findings = try #require(try PipelineAnalyzer.analyze(file: ".github/workflows/ci.yml", text: text))
+        #expect(!findings.isEmpty && findings.allSatisfy { $0.patch == nil }, "\(findings.map(\.rule))")
+        #expect(findings.contains { $0.rule == "gha-broad-permissions" && $0.line == 3 }, "\(findings.map { "\($0.rule):\($0.line ?? 0)" })")
+        let corpus = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus/workflow/crash-lone-carriage-returns"))
+        _ = try? PipelineAnalyzer.analyze(file: ".github/workflows/x.yml", text: String(decoding: corpus, as: UTF8.self))
+    }
+
     /// Fuzz/Corpus/json/crash-int-beyond-range: an integer beyond Int's range. `intValue` converted with
     /// `Int(_:)`, which traps; every envelope's `v` and every integer payload field goes through it.
     @Test func integerBeyondIntRangeIsNotAnInt() {
