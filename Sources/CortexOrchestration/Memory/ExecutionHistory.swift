@@ -26,7 +26,7 @@ public enum ExecutionHistory {
     public static func commands(for reports: [MasterReport], retentionSeconds: Int) throws -> [RedisCommand] {
         var commands: [RedisCommand] = []
         for (target, group) in Dictionary(grouping: reports, by: \.target) {
-            let key = key(target)
+            let key = CortexNames.targetHistory(RepositoryFiles.hash(target))
             for r in group.sorted(by: { $0.taskID < $1.taskID }) {
                 let entry = Entry(runID: r.runID, master: r.master.rawValue, status: r.status.rawValue, summary: String(r.summary.prefix(600)),
                                   reason: r.reason.map { String($0.prefix(400)) }, finishedAt: r.finishedAt)
