@@ -18,7 +18,8 @@ import Testing
         let port = try FreePort.find()
         let child = try supervisor.start(name: "embeddings", executable: URL(fileURLWithPath: python),
                                          arguments: [root.appendingPathComponent("Tests/Fixtures/embeddings/server.py").path, "\(port)"],
-                                         environment: ["HF_HUB_OFFLINE": "1", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
+                                         environment: ["HF_HUB_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                                       "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
         let up = await eventually(timeout: .seconds(60)) { child.output().contains("listening \(port)") }
         #expect(up, "the embeddings server did not start: \(child.output().suffix(2000))")
         return (child, "http://127.0.0.1:\(port)", supervisor)
@@ -48,7 +49,8 @@ import Testing
         let index = BM25Index(chunks)
         let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.server.port))
         defer { client.close() }
-        let hybrid = HybridRanker(index: index, embeddings: EmbeddingsClient(baseURL: url, model: "all-MiniLM-L6-v2"), redis: client)
+        // A CPU model on a loaded test machine: a batch of 64 chunks may take a while.
+        let hybrid = HybridRanker(index: index, embeddings: EmbeddingsClient(baseURL: url, model: "all-MiniLM-L6-v2", timeout: .seconds(600)), redis: client)
         let (bm25, bm25Misses) = await Self.recall({ index.search($0, limit: 5).map(\.chunk) }, labelled: labelled)
         var problems: [String] = []
         let (fused, fusedMisses) = await Self.recall({ q in

