@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        // SHA-1 for git blob ids of files outside a git work tree (the incremental file cache).
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -73,7 +75,8 @@ let package = Package(
         ),
         .target(
             name: "CortexOrchestration",
-            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD", "CortexMonitoring", "CortexTestRunner"]
+            dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD", "CortexMonitoring", "CortexTestRunner",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "CortexMonitoring",

@@ -213,13 +213,38 @@ extension ControlCommands {
     /// What the masters learned (`cortexctl memory show`), filtered by master and target (repository name).
     public static func memoryShow(bus: MessageBus, master: String?, target: String?) async throws -> String {
         let rows = try await learnings(bus: bus, master: master, target: target)
-        guard !rows.isEmpty else { return "No learnings\(master.map { " of \($0)" } ?? "")\(target.map { " on \($0)" } ?? "").\n" }
         var out = ""
+        if rows.isEmpty { out += "No learnings\(master.map { " of \($0)" } ?? "")\(target.map { " on \($0)" } ?? "").\n" }
         for (m, l) in rows {
             out += "\(m.padding(toLength: 12, withPad: " ", startingAt: 0)) \(l.outcome.padding(toLength: 19, withPad: " ", startingAt: 0)) \(l.key)\n"
             out += "             on \(l.target) in \(l.runID) at \(Timestamp.format(l.learnedAt)): \(l.detail)\n"
         }
+        let cached = try await fileCaches(bus: bus, master: master, target: target)
+        if !cached.isEmpty {
+            out += "\nFile cache (per-file results reused by the next run for unchanged files):\n"
+            for c in cached {
+                out += "  \(c.skill.padding(toLength: 24, withPad: " ", startingAt: 0)) \(rightAligned(c.files, 7)) files \(rightAligned(c.bytes / 1024, 8)) KiB  "
+                    + "last used \(c.lastUsed.map(Timestamp.format) ?? "?")  \(c.target)\n"
+            }
+        }
         return out
+    }
+
+    static func rightAligned(_ n: Int, _ width: Int) -> String {
+        let text = String(n)
+        return String(repeating: " ", count: max(0, width - text.count)) + text
+    }
+
+    /// The file cache's result sets, filtered like the learnings: by the master whose skill made them and
+    /// by target (its path or URL, or the repository's name).
+    static func fileCaches(bus: MessageBus, master: String?, target: String?) async throws -> [FileResultCache.Summary] {
+        let skills = master.flatMap(MasterRole.init(rawValue:)).map { [SkillName.builtIn(for: $0).rawValue] }
+        return try await FileResultCache.summaries(redis: bus.redis).filter { c in
+            let skill = c.skill.split(separator: "@").first.map(String.init) ?? c.skill
+            if let skills, !skills.contains(skill) { return false }
+            if let target, c.target != target && RepositoryCheckout.name(of: c.target) != target { return false }
+            return true
+        }
     }
 
     /// Forgets what the masters learned (`cortexctl memory forget`), filtered like `memoryShow`; returns a line saying how many.
@@ -229,7 +254,11 @@ extension ControlCommands {
             try await bus.redis.run([.hset(CortexNames.learnings(m), forgottenMarker, Timestamp.format(Date())),
                                      .hdel(CortexNames.learnings(m), group.map { $0.1.key })])
         }
-        return "forgot \(rows.count) learning\(rows.count == 1 ? "" : "s") (the coordinator rewrites learnings.json at its next change)\n"
+        let cached = try await fileCaches(bus: bus, master: master, target: target)
+        try await FileResultCache.forget(redis: bus.redis, keys: cached.map(\.key))
+        let files = cached.reduce(0) { $0 + $1.files }
+        return "forgot \(rows.count) learning\(rows.count == 1 ? "" : "s") (the coordinator rewrites learnings.json at its next change)"
+            + " and \(cached.count) cached result set\(cached.count == 1 ? "" : "s") (\(files) files: the next run examines them again)\n"
     }
 
     static func learnings(bus: MessageBus, master: String?, target: String?) async throws -> [(String, Learning)] {

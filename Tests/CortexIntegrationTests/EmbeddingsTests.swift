@@ -74,4 +74,34 @@ import Testing
         #expect(r.citations.first == "knowledge/security/cve-policy.md#remediation-deadlines", "\(r.citations)")
         #expect(r.problems.count == 1 && r.problems[0].hasPrefix("embeddings not used (BM25 alone ranked): embeddings endpoint http://127.0.0.1:\(port) unreachable"), "\(r.problems)")
     }
+
+    /// The same in a real run: the security master's assessment with a knowledge base and an embeddings
+    /// endpoint that is down. The model still gets the BM25-ranked sections with their citations, the
+    /// report says what was not retrieved, and the master's report is a success.
+    @Test func aRunWithTheEmbeddingsEndpointDownStillRetrievesAndSaysWhatWasMissing() async throws {
+        let port = try FreePort.find()
+        let s = try await PlanRunTests.start("cortex-embeddings-down", masters: [.security], environment: [
+            "CORTEX_KNOWLEDGE_DIR": Self.root.appendingPathComponent("Tests/Fixtures/knowledge").path,
+            "CORTEX_EMBEDDINGS_URL": "http://127.0.0.1:\(port)",
+        ])
+        let target = try TestRunnerTests.write(PlanRunTests.repoFiles)
+        let state = try await PlanRunTests.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let prompts = s.llm.recorded.value.compactMap { $0.body["messages"]?[0]?["content"]?.stringValue }
+        await s.stop()
+        let (summary, _) = try PlanRunTests.summary(state)
+        let report = try #require(summary.reports.first { $0.master == .security })
+        let assessment = try #require(report.assessment)
+        #expect(report.status == .succeeded, "\(report.status): \(report.reason ?? "")")
+        #expect(assessment.status == "done")
+        let citations = assessment.citations ?? []
+        #expect(citations.contains { $0.hasPrefix("knowledge/security/") }, "\(citations)")
+        #expect(assessment.retrievalProblems?.first?.hasPrefix("embeddings not used (BM25 alone ranked): embeddings endpoint http://127.0.0.1:\(port) unreachable") == true,
+                "\(assessment.retrievalProblems ?? [])")
+        let prompt = try #require(prompts.first)
+        for citation in citations where citation.hasPrefix("knowledge/") { #expect(prompt.contains("[\(citation)]"), "\(citation) not in the prompt") }
+        let mastersDir = try #require(state.reportDir) + "/masters"
+        let page = try #require(try FileManager.default.contentsOfDirectory(atPath: mastersDir).first { $0.hasPrefix("security-") && $0.hasSuffix(".md") })
+        let masterMarkdown = try String(contentsOfFile: mastersDir + "/" + page, encoding: .utf8)
+        #expect(masterMarkdown.contains("Not retrieved: embeddings not used (BM25 alone ranked)"), "\(masterMarkdown.suffix(1500))")
+    }
 }

@@ -86,6 +86,14 @@ public enum CortexNames {
     /// Hash chunk-text hash -> vector (base64 float32): knowledge-base chunks embedded by one model, kept
     /// so each text is embedded once (no TTL; a changed text has a new hash).
     public static func embeddings(_ model: String) -> String { "cortex:embeddings:\(model)" }
+    /// Hash path -> `{"blob", "records"}`: the per-file results of one skill version (`<skill>@<version>`) on
+    /// one target (by its hash), reused by the next run for files whose git blob id is unchanged; the field
+    /// `/target` names the target. Expires 30 days after its last use; bounded by CORTEX_FILE_CACHE_MAX_MB.
+    public static func fileCache(_ skillVersion: String, _ targetHash: String) -> String { "cortex:filecache:\(skillVersion):\(targetHash)" }
+    /// Sorted set of file-cache keys by last use (unix seconds): the eviction order.
+    public static let fileCacheIndex = "cortex:filecache-index"
+    /// Hash file-cache key -> bytes of its entries, and `/total`: what the bound is checked against.
+    public static let fileCacheBytes = "cortex:filecache-bytes"
     /// Stream of tasks for one master (durable).
     public static func taskStream(_ master: MasterRole) -> String { "cortex:tasks:\(master.rawValue)" }
     /// Stream of work items for one worker pool (durable).
@@ -246,6 +254,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
 extension CortexNames {
     public enum KeyPattern: String, CaseIterable, Sendable {
         case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings, targetHistory, embeddings
+        case fileCache, fileCacheIndex, fileCacheBytes
         case taskResults, taskResultEvents, taskFiles, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
@@ -268,6 +277,9 @@ extension CortexNames {
             case .learnings: return CortexNames.learnings("*")
             case .targetHistory: return CortexNames.targetHistory("*")
             case .embeddings: return CortexNames.embeddings("*")
+            case .fileCache: return CortexNames.fileCache("*", "*")
+            case .fileCacheIndex: return CortexNames.fileCacheIndex
+            case .fileCacheBytes: return CortexNames.fileCacheBytes
             case .taskResults: return CortexNames.taskResults("*")
             case .taskResultEvents: return CortexNames.taskResultEvents("*")
             case .taskFiles: return CortexNames.taskFiles("*")

@@ -198,10 +198,15 @@ public enum RedisACL {
             KeyGrant(K.checkpoint.pattern, .readWrite),
             KeyGrant(K.workerRegistry.pattern, .readWrite),  // HINCRBY items_done
             KeyGrant(K.workerHeartbeat.pattern, .write), KeyGrant(K.workerSet.pattern, .write),
+            // Per-file results kept between runs, their LRU index and byte accounting (FileResultCache).
+            KeyGrant(K.fileCache.pattern, .readWrite), KeyGrant(K.fileCacheIndex.pattern, .readWrite),
+            KeyGrant(K.fileCacheBytes.pattern, .readWrite),
         ] + history
         var channels: [CortexNames.Channel] = [.workersStatus]
         var commands = connection + messaging + groupConsumer + [
             "xclaim", "hset", "hsetnx", "hincrby", "sadd", "get", "del", "expire", "multi", "exec", "xdel",
+            "hmget", "zadd",  // the file cache's lookups and their last-use mark (FileResultCache)
+            "exists", "hstrlen", "hget", "hdel", "zrange", "zrem",  // the file cache's store script: accounting and eviction
         ]
         if implementation {
             // The agent's model calls: the development master's workers' account and the run's, the
@@ -241,12 +246,16 @@ public enum RedisACL {
             KeyGrant(K.runRequests.pattern, .write), KeyGrant(K.runIndex.pattern, .write), KeyGrant(K.run.pattern, .write),
             KeyGrant(K.eventHistory.pattern, .write),
             KeyGrant(K.learnings.pattern, .write),  // cortexctl memory forget
+            // cortexctl memory forget: cached file results and their accounting (FileResultCache.forget).
+            KeyGrant(K.fileCache.pattern, .write), KeyGrant(K.fileCacheIndex.pattern, .readWrite), KeyGrant(K.fileCacheBytes.pattern, .readWrite),
         ], channels: CortexNames.Channel.allCases,
                      commands: sorted(connection + [
                         "publish", "subscribe", "xadd", "hset", "zadd",
                         "hgetall", "hmget", "hget", "smembers", "exists", "zrevrange", "xrange",
                         "get",  // a run's plan (`cortexctl status <run>`)
                         "hdel",  // cortexctl memory forget
+                        "hlen", "zscore", "evalsha", "script|load",  // cortexctl memory show|forget: the file cache
+                        "del", "zrem", "hincrby",  // its forget script
                      ]))
     }
 

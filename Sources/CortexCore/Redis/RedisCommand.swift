@@ -72,6 +72,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     public static func scard(_ key: String) -> RedisCommand { .init("SCARD", key) }
     public static func zadd(_ key: String, score: Int, _ member: String) -> RedisCommand { .init("ZADD", key, score, member) }
     public static func zcard(_ key: String) -> RedisCommand { .init("ZCARD", key) }
+    public static func zscore(_ key: String, _ member: String) -> RedisCommand { .init("ZSCORE", key, member) }
     /// ZREMRANGEBYSCORE with the bounds as Redis reads them (`-inf`, `(123` for exclusive).
     public static func zremrangebyscore(_ key: String, min: String, max: String) -> RedisCommand { .init("ZREMRANGEBYSCORE", key, min, max) }
     public static func zrevrange(_ key: String, start: Int, stop: Int) -> RedisCommand { .init("ZREVRANGE", key, start, stop) }

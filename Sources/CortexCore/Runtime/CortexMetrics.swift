@@ -37,6 +37,8 @@ public final class CortexMetrics: Sendable {
         "cortex_dead_letters_total": "Stream entries moved to the dead-letter stream, by reason.",
         "cortex_duplicate_results_total": "Work item results committed a second time and ignored (the item had been redone after a redelivery).",
         "cortex_checkpoints_total": "Work item checkpoints, by event (saved, resumed, unreadable).",
+        "cortex_file_cache_files_total": "Files of file-sharded work items by how the file cache served them: reused (unchanged since an earlier run, not read), examined, unreadable (an entry of the wrong shape, examined again).",
+        "cortex_file_cache_evictions_total": "Cached per-file result sets (one skill version on one target) evicted, least recently used first, to keep the file cache under CORTEX_FILE_CACHE_MAX_MB.",
         "cortex_tokens_budget": "A run's token budget per agent account (latest run), by agent.",
         "cortex_tokens_spent": "Tokens used or reserved in the current (else the latest) run, per agent account, sampled by the coordinator every 2 s while a run works.",
         "cortex_masters_live": "Live instances of each master (heartbeat key present), as the coordinator sees them.",
@@ -138,6 +140,17 @@ public final class CortexMetrics: Sendable {
 
     public func checkpoint(event: String) {
         registry.makeCounter(descriptor: d("cortex_checkpoints_total"), labels: [("event", event)]).increment()
+    }
+
+    /// Files of file-sharded items by how the file cache served them (reused, examined, unreadable).
+    public func fileCache(skill: String, result: String, by n: Int) {
+        guard n > 0 else { return }
+        registry.makeCounter(descriptor: d("cortex_file_cache_files_total"), labels: [("skill", skill), ("result", result)]).increment(by: Int64(n))
+    }
+
+    /// Cached result sets evicted to keep the file cache under its bound.
+    public func fileCacheEvictions(by n: Int) {
+        registry.makeCounter(descriptor: d("cortex_file_cache_evictions_total")).increment(by: Int64(n))
     }
 
     public func liveness(event: String, by n: Int = 1) {

@@ -58,6 +58,8 @@ public struct Setting: Sendable, Hashable {
         help: "A bearer token for the embeddings server, if it wants one. Never logged; prefer the file.", usedBy: "coordinator, masters, worker")
     public static let embeddingsAPIKeyFile = Setting(env: "CORTEX_EMBEDDINGS_API_KEY_FILE", flag: "embeddings-api-key-file", defaultValue: "(none)",
         help: "A file holding the embeddings server's token; wins over CORTEX_EMBEDDINGS_API_KEY.", usedBy: "coordinator, masters, worker")
+    public static let fileCacheMaxMB = Setting(env: "CORTEX_FILE_CACHE_MAX_MB", flag: "file-cache-max-mb", defaultValue: "256",
+        help: "Incremental runs: workers keep each file's results in Redis by the file's git blob id and the skill's version, and a later run reuses them for unchanged files. The cache's bound in MiB (least recently used targets are evicted first); 0 switches it off.", usedBy: "worker")
     public static let itemsPerTask = Setting(env: "CORTEX_ITEMS_PER_TASK", flag: "items-per-task", defaultValue: "4",
         help: "How many work items (shards of a target) a master splits each task into.", usedBy: "masters")
     public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
@@ -80,9 +82,9 @@ public struct Setting: Sendable, Hashable {
         help: "Comma-separated pools this worker serves: catalog, scan, implementation, documentation, analysis, test.", usedBy: "worker")
 
     public static let catalogURL = Setting(env: "CORTEX_CATALOG_URL", flag: "catalog-url", defaultValue: "(none)",
-        help: "Base URL of catalog-api, e.g. http://catalog-api:8080. Workers register what they discover there; the coordinator reports catalog totals before and after a run. Unset: no catalog.", usedBy: "worker, coordinator")
+        help: "Base URL of catalog-api, e.g. http://catalog-api:8080. Workers register what they discover there; the coordinator reports catalog totals before and after a run; the model planner, the masters' assessments and the development agent retrieve what it holds about a target. Unset: no catalog.", usedBy: "all")
     public static let catalogToken = Setting(env: "CORTEX_CATALOG_TOKEN", flag: "catalog-token", defaultValue: "(none)",
-        help: "Bearer token for catalog-api (write scope for workers). Never logged.", usedBy: "worker, coordinator")
+        help: "Bearer token for catalog-api (write scope for workers). Never logged.", usedBy: "all")
     public static let catalogTokens = Setting(env: "CORTEX_CATALOG_TOKENS", flag: "tokens", defaultValue: "(none)",
         help: "Accepted bearer tokens as scope:token[:name], comma-separated; scope is read or write (write includes read); tokens have 16+ characters.", usedBy: "catalog-api")
     public static let catalogTokensFile = Setting(env: "CORTEX_CATALOG_TOKENS_FILE", flag: "tokens-file", defaultValue: "(none)",
@@ -150,7 +152,7 @@ public struct Setting: Sendable, Hashable {
     public static let redisPasswordFile = Setting(env: "CORTEX_REDIS_PASSWORD_FILE", flag: "redis-password-file", defaultValue: "(none)",
         help: "A file holding the Redis password (e.g. a mounted Secret); replaces the URL's password, which then need not be in the environment.", usedBy: "all")
     public static let catalogTokenFile = Setting(env: "CORTEX_CATALOG_TOKEN_FILE", flag: "catalog-token-file", defaultValue: "(none)",
-        help: "A file holding the token for CORTEX_CATALOG_URL (e.g. a mounted Secret); wins over CORTEX_CATALOG_TOKEN.", usedBy: "coordinator, worker")
+        help: "A file holding the token for CORTEX_CATALOG_URL (e.g. a mounted Secret); wins over CORTEX_CATALOG_TOKEN.", usedBy: "all")
 
     public static let grafanaURL = Setting(env: "GRAFANA_URL", flag: "grafana-url", defaultValue: "(none)",
         help: "Grafana to push the generated dashboards to (POST /api/dashboards/db); without it they are written to the report.", usedBy: "monitoring-master")
@@ -167,7 +169,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,

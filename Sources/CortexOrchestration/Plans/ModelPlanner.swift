@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexCore
 import Foundation
 import Logging
@@ -14,7 +15,11 @@ public struct ModelPlanner: Sendable {
     let knowledge: KnowledgeBase?
     let embeddings: EmbeddingsClient?
 
-    public init(llm: MeteredLLM, maxTokens: Int, model: String, knowledge: KnowledgeBase? = nil, embeddings: EmbeddingsClient? = nil) {
+    /// catalog-api, when configured: what it holds about each target goes into the prompt, cited.
+    let catalog: CatalogClient?
+
+    public init(llm: MeteredLLM, maxTokens: Int, model: String, knowledge: KnowledgeBase? = nil, embeddings: EmbeddingsClient? = nil, catalog: CatalogClient? = nil) {
+        self.catalog = catalog
         self.llm = llm
         self.maxTokens = maxTokens
         self.model = model
@@ -25,7 +30,15 @@ public struct ModelPlanner: Sendable {
     /// The plan for `request`: the model's when it is valid, else `rules` with a note saying why not.
     public func plan(_ request: RunRequest, rules: Plan, cluster: Bool, log: Logger) async -> Plan {
         // The coordinator's knowledge base (how this team runs things), cited in the prompt and the plan's notes.
-        let retrieved = await knowledge?.retrieve(request.goal, budget: 600, embeddings: embeddings, redis: llm.bus.redis) ?? Retrieval()
+        var retrieved = await knowledge?.retrieve(request.goal, budget: 600, embeddings: embeddings, redis: llm.bus.redis) ?? Retrieval()
+        // What earlier runs found on these targets (which masters had findings, what failed) and what the
+        // catalog holds about them, cited.
+        let share = 400 / max(1, min(request.targets.count, 8))
+        for target in request.targets.prefix(8) {
+            let history = await ExecutionHistory.retrieve(target: target, excluding: request.runID, query: request.goal, budget: share, redis: llm.bus.redis)
+            let known = await CatalogContext.retrieve(catalog: catalog, target: target, budget: share)
+            retrieved = retrieved.merged(with: history, budget: 1400).merged(with: known, budget: 1400)
+        }
         for problem in retrieved.problems { log.warning("\(problem)") }
         let call = LLMRequest(system: Self.system, messages: [.init(.user, Self.prompt(request, rules: rules, cluster: cluster) + (retrieved.prompt.isEmpty ? "" : "\n" + retrieved.prompt))],
                               maxTokens: max(512, maxTokens))
@@ -36,6 +49,7 @@ public struct ModelPlanner: Sendable {
             case .success(var plan):
                 log.info("the model's plan (\(plan.subtasks.count) subtasks) is used")
                 if !retrieved.chunks.isEmpty { plan.notes.append("retrieved into the planner's prompt: \(retrieved.citations.joined(separator: ", "))") }
+                if !retrieved.problems.isEmpty { plan.notes.append("not retrieved for the planner: \(retrieved.problems.joined(separator: "; "))") }
                 return plan
             case .failure(let problem):
                 log.warning("the model's plan was not used: \(problem.message)")

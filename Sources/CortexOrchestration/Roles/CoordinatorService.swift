@@ -38,7 +38,8 @@ public struct CoordinatorService: RoleService {
         runTimeout = try context.settings.seconds(.runTimeout)
         claimIdle = try context.settings.seconds(.claimIdle)
         masterDownTimeout = try context.settings.seconds(.masterDownTimeout)
-        catalog = try CatalogClient(settings: context.settings)
+        let catalog = try CatalogClient(settings: context.settings)
+        self.catalog = catalog
         let llmConfiguration = try LLMConfiguration.from(context.settings)
         llmModel = llmConfiguration?.model
         let plannerMode = context.settings.string(.planner)
@@ -52,7 +53,7 @@ public struct CoordinatorService: RoleService {
             ModelPlanner(llm: MeteredLLM(client: $0.client(logger: context.logger), bus: context.bus, agent: "coordinator", logger: context.logger,
                                          decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics),
                          maxTokens: $0.maxTokens, model: $0.model, knowledge: KnowledgeBase.configured(context.settings, agent: "coordinator"),
-                         embeddings: try EmbeddingsClient.configured(context.settings))
+                         embeddings: try EmbeddingsClient.configured(context.settings), catalog: catalog)
         }
         let exploration = context.settings.string(.routingExploration)
         guard let share = Double(exploration), (0...1).contains(share) else {

@@ -1,3 +1,4 @@
+import CortexCatalog
 import CortexCore
 import CortexKubernetes
 import Foundation
@@ -20,6 +21,8 @@ public struct MasterService: RoleService {
     let monitoring: MonitoringReview?
     /// The embeddings endpoint for knowledge-base retrieval (nil: BM25 alone).
     let embeddings: EmbeddingsClient?
+    /// catalog-api, when configured: what it holds about the target goes into the assessment's prompt.
+    let catalog: CatalogClient?
     /// The development master's documentation step (nil for the other masters).
     let documentation: DocumentationReview?
     private let state = Locked(State())
@@ -44,6 +47,7 @@ public struct MasterService: RoleService {
                        decisionTimeout: try context.settings.seconds(.budgetRequestTimeout), journal: context.journal, metrics: context.metrics)
         }
         self.embeddings = try EmbeddingsClient.configured(context.settings)
+        self.catalog = try CatalogClient(settings: context.settings)
         self.documentation = role == .development ? try DocumentationReview(context: context, llm: llm, maxTokens: llmMaxTokens) : nil
     }
 
@@ -344,8 +348,9 @@ public struct MasterService: RoleService {
         // The master's runbooks and policies first: what the operator wrote down beats what the model guesses.
         let query = "\(report.summary)\n\(findings)"
         let history = await ExecutionHistory.retrieve(target: task.target, excluding: task.runID, query: query, budget: 300, redis: context.redis)
+        let known = await CatalogContext.retrieve(catalog: catalog, target: task.target, budget: 300)
         let retrieved = await KnowledgeBase.configured(context.settings, agent: role.rawValue)
-            .retrieve(query, budget: 700, embeddings: embeddings, redis: context.redis).merged(with: history, budget: 1000)
+            .retrieve(query, budget: 700, embeddings: embeddings, redis: context.redis).merged(with: history, budget: 1000).merged(with: known, budget: 1300)
         for problem in retrieved.problems { log.warning("\(problem)") }
         let request = LLMRequest(
             system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",
@@ -357,7 +362,7 @@ public struct MasterService: RoleService {
         case .done(let response, let charged):
             context.metrics.llmCall(agent: role.rawValue, outcome: "done", tokens: charged)
             return .init(status: "done", model: response.model, text: response.text, tokens: charged, reason: response.usage == nil ? "no usage reported; charged the estimate" : nil,
-                         citations: retrieved.chunks.isEmpty ? nil : retrieved.citations)
+                         citations: retrieved.chunks.isEmpty ? nil : retrieved.citations, retrievalProblems: retrieved.problems.isEmpty ? nil : retrieved.problems)
         case .denied(let reason):
             context.metrics.llmCall(agent: role.rawValue, outcome: "denied", tokens: 0)
             log.warning("assessment skipped: budget denied: \(reason)")
@@ -417,6 +422,16 @@ public struct MasterService: RoleService {
         if task.skill == .testSurvey, task.allowTestExecution != true, let cases = summary.details["cases"]?.intValue, cases > 0 {
             report.notChecked("test results (\(cases) test cases found, not run: test execution is not allowed for this target; --allow-test-execution)",
                               degrading: false)
+        }
+        // Incremental runs: how much came from earlier runs' results, and any trouble with the cache
+        // (reported; the files concerned were examined, so the results are complete either way).
+        let cacheUses = ordered.compactMap(\.fileCache)
+        if !cacheUses.isEmpty {
+            let cache = MasterReport.FileCacheSummary(cacheUses)
+            report.fileCache = cache
+            report.markdown = "Incremental: \(cache.line).\n\n" + (cache.problems.map { "File cache: \($0).\n\n" } ?? "") + report.markdown
+            if cache.unchanged > 0 { report.summary += "; \(cache.line)" }
+            if let problems = cache.problems { report.summary += "; \(problems)" }
         }
         // Findings the catalog did not take are findings nobody can query: the report says how many.
         let registrations = ordered.compactMap(\.catalog).filter { $0.assets > 0 }

@@ -24,6 +24,9 @@ public struct WorkerService: RoleService {
     let llmMaxTokens: Int
     let publisher: BranchPublisher
     let listings = TaskListings()
+    let identities = FileIdentities()
+    /// Per-file results of earlier runs, reused for unchanged files (nil: CORTEX_FILE_CACHE_MAX_MB=0).
+    let fileCache: FileResultCache?
 
     public init(context: ProcessContext) throws {
         self.context = context
@@ -42,6 +45,7 @@ public struct WorkerService: RoleService {
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.checkpointEvery = .seconds(1)
         self.catalog = try CatalogClient(settings: context.settings)
+        self.fileCache = try FileResultCache.configured(redis: context.redis, settings: context.settings)
         let llmConfiguration = try LLMConfiguration.from(context.settings)
         self.llmMaxTokens = llmConfiguration?.maxTokens ?? 0
         self.llm = try llmConfiguration.map {
@@ -104,6 +108,7 @@ public struct WorkerService: RoleService {
             result.output = .array(outcome.records.map { .object($0) })
             result.filesExamined = outcome.examined
             result.resumedFrom = outcome.resumedFrom
+            result.fileCache = outcome.fileCache
         } catch {
             result.status = .failed
             result.error = "\(error)"
@@ -122,7 +127,7 @@ public struct WorkerService: RoleService {
     private func skillContext(log: Logger, redelivered: Bool) -> SkillContext {
         SkillContext(process: context, workerID: workerID, logger: log, redelivered: redelivered, catalog: catalog, llm: llm, llmMaxTokens: llmMaxTokens,
                      publisher: publisher, listings: listings, checkpoints: CheckpointStore(redis: context.redis, metrics: context.metrics),
-                     checkpointEvery: checkpointEvery)
+                     fileCache: fileCache, identities: identities, checkpointEvery: checkpointEvery)
     }
 
     /// A poison item: moved to the dead-letter stream and reported as failed, so its task can finish.

@@ -241,6 +241,7 @@ public enum ReportWriter {
             case "done":
                 md += "### Assessment (\(a.model), \(a.tokens) tokens)\n\n\(a.text ?? "")\n\n"
                 if let cited = a.citations, !cited.isEmpty { md += "Retrieved into the prompt: " + cited.map { "`\($0)`" }.joined(separator: ", ") + "\n\n" }
+                if let problems = a.retrievalProblems, !problems.isEmpty { md += "Not retrieved: " + problems.joined(separator: "; ") + "\n\n" }
             default: md += "### Assessment\n\nLLM step \(a.status.uppercased()): \(a.reason ?? "")\n\n"
             }
         }

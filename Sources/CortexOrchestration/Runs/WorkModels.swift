@@ -155,6 +155,24 @@ public struct WorkItem: Codable, Sendable, Equatable {
     }
 }
 
+/// How a file-sharded work item used the file cache (`FileResultCache`): of its `files`, how many had
+/// results from an earlier run for the same content and skill version (`reused`: not read again), how
+/// many cache entries could not be read (examined again and rewritten), and why the cache could not be
+/// used at all, when it could not (then every file was examined).
+public struct FileCacheUse: Codable, Sendable, Equatable {
+    public var files: Int
+    public var reused: Int
+    public var unreadable: Int
+    public var error: String?
+
+    public init(files: Int, reused: Int = 0, unreadable: Int = 0, error: String? = nil) {
+        self.files = files
+        self.reused = reused
+        self.unreadable = unreadable
+        self.error = error
+    }
+}
+
 /// What a worker committed for one work item.
 public struct WorkResult: Codable, Sendable, Equatable {
     /// An item's outcome: `succeeded`, `skipped` (e.g. an implementation without a model), `denied` (its
@@ -175,6 +193,8 @@ public struct WorkResult: Codable, Sendable, Equatable {
     public var resumedFrom: Int?
     /// What became of the item's catalog entries, when a catalog is configured and the item had any.
     public var catalog: CatalogRegistration?
+    /// How the item used the per-file results of earlier runs (file-sharded skills with the cache on).
+    public var fileCache: FileCacheUse?
 
     /// How many of an item's assets reached the catalog (one batch: all or none), and why not.
     public struct CatalogRegistration: Codable, Sendable, Equatable {
@@ -228,6 +248,51 @@ public struct MasterReport: Codable, Sendable, Equatable {
     public var finishedAt: Date
     /// The master's LLM assessment, when a model is configured.
     public var assessment: Assessment?
+    /// How the task's items used the per-file results of earlier runs (nil when no item had the cache on).
+    public var fileCache: FileCacheSummary?
+
+    /// The file cache over a task's items: of `files`, `unchanged` were not read again (their results came
+    /// from an earlier run), `reexamined` were; `unreadable` cache entries were of the wrong shape (their
+    /// files examined again); `errors` say why the cache could not be read or written, when it could not.
+    public struct FileCacheSummary: Codable, Sendable, Equatable {
+        public var files: Int
+        public var unchanged: Int
+        public var reexamined: Int
+        public var unreadable: Int
+        public var errors: [String]?
+
+        /// The items' uses added up.
+        public init(_ uses: [FileCacheUse]) {
+            files = uses.reduce(0) { $0 + $1.files }
+            unchanged = uses.reduce(0) { $0 + $1.reused }
+            reexamined = files - unchanged
+            unreadable = uses.reduce(0) { $0 + $1.unreadable }
+            let distinct = Array(Set(uses.compactMap(\.error))).sorted()
+            errors = distinct.isEmpty ? nil : distinct
+        }
+
+        /// "12,034 of 12,040 files unchanged; 6 re-examined".
+        public var line: String { "\(Self.grouped(unchanged)) of \(Self.grouped(files)) files unchanged; \(Self.grouped(reexamined)) re-examined" }
+
+        /// What went wrong with the cache, in one line (nil when nothing did).
+        public var problems: String? {
+            var out: [String] = []
+            if unreadable > 0 { out.append("\(unreadable) file cache entr\(unreadable == 1 ? "y" : "ies") unreadable (not of the entry's shape): examined again and rewritten") }
+            out += errors ?? []
+            return out.isEmpty ? nil : out.joined(separator: "; ")
+        }
+
+        /// A count with thousands separators (12,034), the same in every locale.
+        static func grouped(_ n: Int) -> String {
+            let digits = String(n.magnitude)
+            var out = ""
+            for (i, c) in digits.enumerated() {
+                if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+                out.append(c)
+            }
+            return (n < 0 ? "-" : "") + out
+        }
+    }
 
     /// Lowers the status for a problem beyond the items (a check that did not run, catalog entries not
     /// registered): a succeeded report becomes partial, and the reason names it.
@@ -253,6 +318,9 @@ public struct MasterReport: Codable, Sendable, Equatable {
         public var reason: String?
         /// The knowledge-base sections retrieved into the prompt (`source#section`), in order.
         public var citations: [String]?
+        /// What retrieval could not use (an embeddings endpoint down, an unreadable knowledge file): the
+        /// call went ahead with the rest, and the report says what was missing.
+        public var retrievalProblems: [String]?
     }
 
     /// Who did one item, where, and how long it took.

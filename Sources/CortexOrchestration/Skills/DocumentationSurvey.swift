@@ -4,6 +4,8 @@ import Foundation
 /// development: surveys a repository's documentation (titles, size, whether a README exists).
 public struct DocumentationSurvey: Skill {
     public init() {}
+    /// See `Skill.version`: raise it when the records a file yields change.
+    public var version: Int { 1 }
 
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { path in

@@ -26,8 +26,9 @@ public struct ImplementationSkill: WorkSkill {
         let branch = try await AgentBranch.clone(source, for: item, under: context.process.coordinationDirectory)
         let workspace = AgentWorkspace(root: branch.work, testRunner: try context.testRunner())
         let taskHash = RepositoryFiles.hash(instruction + "|" + item.target)
-        let (briefing, citations) = await Self.briefing(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target, runID: item.runID, context: context)
+        let (briefing, citations, problems) = await Self.briefing(instruction: instruction, workspace: workspace, taskHash: taskHash, target: item.target, runID: item.runID, context: context)
         if !citations.isEmpty { record["citations"] = .array(citations.map(JSONValue.string)) }
+        if !problems.isEmpty { record["retrieval_problems"] = .array(problems.map(JSONValue.string)) }
         let agent = ImplementationAgent(llm: llm, runID: item.runID, account: "development:workers", priority: item.priority ?? .normal,
                                         maxTokens: max(256, context.llmMaxTokens))
         var result = await agent.run(task: instruction, context: briefing, workspace: workspace, log: log)
@@ -99,8 +100,8 @@ public struct ImplementationSkill: WorkSkill {
 
     /// What the agent gets before acting: the files the task names, the repository's catalog assets,
     /// earlier attempts at the same task, and the development knowledge base's best sections (cited);
-    /// with the citations, for the record.
-    static func briefing(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String, runID: String, context: SkillContext) async -> (text: String, citations: [String]) {
+    /// with the citations and what retrieval could not use, for the record.
+    static func briefing(instruction: String, workspace: AgentWorkspace, taskHash: String, target: String, runID: String, context: SkillContext) async -> (text: String, citations: [String], problems: [String]) {
         var parts: [String] = []
         let files = (try? Git.lsFiles(in: workspace.root)) ?? []
         let named = files.filter { f in instruction.contains(f) || instruction.contains(PathText.lastComponent(f)) && PathText.lastComponent(f).count > 3 }
@@ -128,7 +129,7 @@ public struct ImplementationSkill: WorkSkill {
             .retrieve(instruction, budget: 900, embeddings: embeddings, redis: context.process.redis).merged(with: history, budget: 1200)
         for problem in retrieved.problems { context.logger.warning("\(problem)") }
         if !retrieved.chunks.isEmpty { parts.append(retrieved.prompt) }
-        return (parts.joined(separator: "\n\n"), retrieved.citations)
+        return (parts.joined(separator: "\n\n"), retrieved.citations, retrieved.problems)
     }
 
     /// The attempt, kept (the last five per task) for the next attempt at the same task.

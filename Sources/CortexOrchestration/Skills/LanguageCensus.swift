@@ -4,6 +4,8 @@ import Foundation
 /// inventory: classifies a repository's files by language, with file and line counts.
 public struct LanguageCensus: Skill {
     public init() {}
+    /// See `Skill.version`: raise it when the records a file yields change.
+    public var version: Int { 1 }
 
     static let byExtension: [String: String] = [
         "swift": "Swift", "py": "Python", "go": "Go", "rs": "Rust", "js": "JavaScript", "mjs": "JavaScript", "cjs": "JavaScript",

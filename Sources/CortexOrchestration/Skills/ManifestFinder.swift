@@ -4,6 +4,8 @@ import Foundation
 /// security: finds the dependency manifests and lockfiles a vulnerability scan will read.
 public struct ManifestFinder: Skill {
     public init() {}
+    /// See `Skill.version`: raise it when the records a file yields change.
+    public var version: Int { 1 }
 
     /// (ecosystem, kind) for a file name, or nil when it is not a dependency file.
     public static func classify(_ path: String) -> (ecosystem: String, kind: String)? {

@@ -4,6 +4,8 @@ import Foundation
 /// monitoring: finds alert rules, dashboards and scrape configuration already in a repository.
 public struct MonitoringSurvey: Skill {
     public init() {}
+    /// See `Skill.version`: raise it when the records a file yields change.
+    public var version: Int { 1 }
 
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         var out: [SkillRecord] = []

@@ -7,6 +7,9 @@ import Foundation
 /// vulnerability matching happens in the master, once per target, against the advisory database.
 public struct SecurityScan: Skill {
     public init() {}
+    /// See `Skill.version`: raise it when the records a file yields change — the dependency parsers
+    /// (`ManifestFinder`, `Lockfiles`), the manifest audit (`KubernetesAudit`) or the secret rules (`SecretScanner`).
+    public var version: Int { 1 }
 
     let manifests = ManifestFinder()
     let secrets = SecretScanner()

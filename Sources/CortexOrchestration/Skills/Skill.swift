@@ -41,14 +41,14 @@ public enum SkillName: String, Codable, Sendable, CaseIterable {
     /// The skill a worker runs for an item of this name, and that summarizes a task's records.
     public var skill: any WorkSkill {
         switch self {
-        case .languageCensus: return FileShardedSkill(LanguageCensus())
-        case .manifestFinder: return FileShardedSkill(ManifestFinder())
-        case .documentationSurvey: return FileShardedSkill(DocumentationSurvey())
-        case .workflowFinder: return FileShardedSkill(WorkflowFinder())
-        case .testSurvey: return FileShardedSkill(TestSurvey())
-        case .monitoringSurvey: return FileShardedSkill(MonitoringSurvey())
+        case .languageCensus: return FileShardedSkill(LanguageCensus(), name: .languageCensus)
+        case .manifestFinder: return FileShardedSkill(ManifestFinder(), name: .manifestFinder)
+        case .documentationSurvey: return FileShardedSkill(DocumentationSurvey(), name: .documentationSurvey)
+        case .workflowFinder: return FileShardedSkill(WorkflowFinder(), name: .workflowFinder)
+        case .testSurvey: return FileShardedSkill(TestSurvey(), name: .testSurvey)
+        case .monitoringSurvey: return FileShardedSkill(MonitoringSurvey(), name: .monitoringSurvey)
         case .clusterDiscovery: return ClusterDiscoverySkill()
-        case .securityScan: return FileShardedSkill(SecurityScan())
+        case .securityScan: return FileShardedSkill(SecurityScan(), name: .securityScan)
         case .clusterAudit: return ClusterAuditSkill()
         case .testRun: return TestRunSkill()
         case .implementation: return ImplementationSkill()
@@ -76,6 +76,10 @@ public struct SkillSummary: Sendable {
 /// A deterministic piece of work a worker runs on a shard of a target's files; the master merges the shards.
 /// `FileShardedSkill` runs it as a `WorkSkill` (file by file, with checkpoints).
 public protocol Skill: Sendable {
+    /// The version of what the skill makes of one file. Results cached by an earlier version are never
+    /// used (the cache keys by it): raise it whenever a change alters the records any file yields
+    /// (`SkillVersionTests` fails when the records of its corpus change and the version did not).
+    var version: Int { get }
     /// Examines the given files (paths relative to `root`) and returns records.
     func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord]
     /// Merges the records of every shard into the master's summary.

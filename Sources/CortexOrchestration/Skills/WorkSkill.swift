@@ -25,10 +25,12 @@ public struct SkillOutcome: Sendable {
     public var records: [SkillRecord]
     public var examined: Int
     public var resumedFrom: Int?
+    /// How a file-sharded item used the results of earlier runs (nil: not file-sharded, or the cache is off).
+    public var fileCache: FileCacheUse?
 
     /// Done, and everything it was asked to check was checked.
-    public static func succeeded(_ records: [SkillRecord], examined: Int, resumedFrom: Int? = nil) -> SkillOutcome {
-        SkillOutcome(outcome: .succeeded, reason: nil, records: records, examined: examined, resumedFrom: resumedFrom)
+    public static func succeeded(_ records: [SkillRecord], examined: Int, resumedFrom: Int? = nil, fileCache: FileCacheUse? = nil) -> SkillOutcome {
+        SkillOutcome(outcome: .succeeded, reason: nil, records: records, examined: examined, resumedFrom: resumedFrom, fileCache: fileCache)
     }
 
     /// Ran but did not succeed (skipped, denied, partial or failed), keeping what it produced.
@@ -55,6 +57,9 @@ public struct SkillContext: Sendable {
     let publisher: BranchPublisher
     let listings: TaskListings
     let checkpoints: CheckpointStore
+    /// Per-file results of earlier runs (nil when switched off), and the files' blob ids to match them by.
+    let fileCache: FileResultCache?
+    let identities: FileIdentities
     /// How often a long item saves its progress.
     let checkpointEvery: Duration
 

@@ -7,6 +7,8 @@ import Foundation
 /// the fix is mechanical. A file that is not valid YAML is reported with its line; the others are still analysed.
 public struct WorkflowFinder: Skill {
     public init() {}
+    /// See `Skill.version`: raise it when the records a file yields change.
+    public var version: Int { 1 }
 
     /// The CI system a path belongs to, or nil.
     public static func system(of path: String) -> String? {

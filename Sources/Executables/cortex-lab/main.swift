@@ -9,7 +9,7 @@ struct CortexLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex-lab",
         abstract: "Fault injection and benchmarks against a local Cortex suite.",
-        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, LedgerHammer.self, Soak.self]
+        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, BenchIncremental.self, LedgerHammer.self, Soak.self]
     )
 }
 
@@ -53,6 +53,26 @@ struct Soak: AsyncParsableCommand {
         })
         print(SoakBenchmark.table(samples), terminator: "")
         if samples.last?.failedRuns ?? 0 > 0 { throw ExitCode(1) }
+    }
+}
+
+struct BenchIncremental: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-incremental", abstract: "Three runs of a generated repository: an empty file cache, unchanged, one lockfile changed; wall and worker time of each.")
+    @Option(name: .long, help: "Files in the generated repository.") var files = 20_000
+    @Option(name: .long, help: "Workers to start.") var workers = 4
+    @Option(name: .long, help: "The runs' goal.") var goal = "full-orchestration"
+    @Option(name: .customLong("osv-db"), help: "An OSV advisory directory for the security master (CORTEX_OSV_DB); without one, vulnerabilities are not checked.") var osvDB: String?
+    @Flag(name: .long, help: "Run without catalog-api (workers then register nothing), to see what registration costs.") var withoutCatalog = false
+
+    func run() async throws {
+        guard files >= 10, workers >= 1 else { throw ValidationError("--files must be at least 10 and --workers at least 1") }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-bench-incremental-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let rows = try await IncrementalBenchmark.run(files: files, workers: workers, goal: goal, osvDatabase: osvDB, catalog: !withoutCatalog, workDirectory: work, log: { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        })
+        print(IncrementalBenchmark.table(rows), terminator: "")
+        if rows.contains(where: { $0.status == "failed" }) { throw ExitCode(1) }
     }
 }
 

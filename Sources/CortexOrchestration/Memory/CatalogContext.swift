@@ -1,0 +1,41 @@
+import CortexCatalog
+import CortexCore
+import Foundation
+
+/// The catalog as a retrieval source: what it holds about a target before a model call about it — the
+/// repository's assets by type and health (the unhealthy ones named) and, through its lineage, what the
+/// repository depends on — as chunks cited `catalog/<repository>#assets` and `#dependencies`.
+/// A catalog that cannot be read is reported in the retrieval's problems; the call goes ahead without it.
+public enum CatalogContext {
+    /// Packages and images named in the dependencies chunk, at most (the count says how many more).
+    static let listed = 40
+
+    public static func retrieve(catalog: CatalogClient?, target: String, budget: Int) async -> Retrieval {
+        guard let catalog, budget > 0 else { return Retrieval() }
+        let repo = RepositoryCheckout.name(of: target)
+        var chunks: [Chunk] = []
+        do {
+            let assets = try await catalog.assets(filter: AssetFilter(label: "cortex.io/repository=\(repo)"))
+            if !assets.isEmpty {
+                let byType = Dictionary(grouping: assets, by: \.type).map { "\($0.value.count) \($0.key.rawValue.lowercased())" }.sorted()
+                let unhealthy = assets.filter { $0.health == .FAILING || $0.health == .DEGRADED }.map { "\($0.id) (\($0.health.rawValue.lowercased()))" }
+                var text = "The catalog holds \(assets.count) assets of \(repo): \(byType.joined(separator: ", "))."
+                if !unhealthy.isEmpty { text += " Not healthy: \(unhealthy.prefix(10).joined(separator: ", "))\(unhealthy.count > 10 ? " and \(unhealthy.count - 10) more" : "")." }
+                chunks.append(Chunk(source: "catalog/\(repo)", anchor: "assets", title: "Catalog: \(repo)", text: text))
+            }
+            let lineage = try await catalog.graphQL("""
+                query Dependencies($id: ID!) { lineage(id: $id, direction: DOWNSTREAM, depth: 1) { nodes { id type } truncated } }
+                """, variables: ["id": .string("repository:\(target)")])
+            let nodes = (lineage["lineage"]?["nodes"]?.arrayValue ?? []).filter { ["PACKAGE", "CONTAINER_IMAGE"].contains($0["type"]?.stringValue ?? "") }
+            if !nodes.isEmpty {
+                let names = nodes.compactMap { $0["id"]?.stringValue }.sorted()
+                let text = "\(repo) depends on \(names.count) packages and images (catalog lineage): \(names.prefix(listed).joined(separator: ", "))"
+                    + (names.count > listed ? " and \(names.count - listed) more." : ".")
+                chunks.append(Chunk(source: "catalog/\(repo)", anchor: "dependencies", title: "Catalog lineage: \(repo)", text: text))
+            }
+        } catch {
+            return Retrieval(chunks: Retrieval.select(chunks, budget: budget), problems: ["catalog not read for \(repo): \(error)"])
+        }
+        return Retrieval(chunks: Retrieval.select(chunks, budget: budget), problems: [])
+    }
+}
