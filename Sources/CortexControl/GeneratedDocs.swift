@@ -119,6 +119,7 @@ public enum GeneratedDocs {
         | `\(CortexNames.checkpoint("<item>"))` | string with TTL | a work item's checkpoint: files done and records so far |
         | `\(CortexNames.developmentAttempts("<task hash>"))` | list (newest first, 5 kept) | earlier attempts at an implementation task: status and summary, for the next attempt's context |
         | `\(CortexNames.taskFiles("<task>"))` | string with TTL | the target's file listing every item of the task shards |
+        | `\(CortexNames.taskShardPlan("<task>"))` | string with TTL | the learned shard plan the task's items follow (costly files -> shard, estimated ms per shard, the run it was learned in), written once by the master |
         | `\(CortexNames.taskDuplicates("<task>"))` | hash | `count` of results committed again and ignored |
         | `\(CortexNames.masterInstances(.security).replacingOccurrences(of: "security", with: "<master>"))` | set | instances that registered for a master |
         | `\(CortexNames.journalMarker("<record>"))` | string with TTL | a journal record was applied (replay is exactly-once) |

@@ -99,6 +99,10 @@ import Testing
         let sbig = FileResultCache.Scope(skillVersion: "t@1", target: "/srv/big")
         #expect(try await cache.store(sbig, entries: big).droppedSelf)
         #expect(try await client.exists(sbig.key) == false)
+        // ... without evicting anyone for it, now or when another shard stores part of it later (marked for a day).
+        let again = try await cache.store(sbig, entries: Array(big.prefix(1)))
+        let (stillB, stillC) = (try await client.exists(b), try await client.exists(c))
+        #expect(again == .init(evicted: 0, droppedSelf: true) && stillB && stillC)
         // Wrong shapes: not JSON, a blob that is not a string, records that are not objects.
         for bad in ["not json", "{\"blob\": 1, \"records\": []}", "{\"blob\": \"x\", \"records\": [1]}"] {
             try await client.send(.hset(b, "a.txt", bad)).orThrow()
@@ -115,16 +119,73 @@ import Testing
         try Data("changed\n".utf8).write(to: repo.appendingPathComponent("c.txt"))
         try Data("new\n".utf8).write(to: repo.appendingPathComponent("untracked.txt"))
         let plain = try TestRunnerTests.write(["a.txt": "one\n", "empty.txt": ""], git: false)
+        // A symlink (its index id is the link text, the skills read what it points to) and a file git is told
+        // not to look at (assume-unchanged): both must be hashed from what is on disk.
+        try FileManager.default.createSymbolicLink(atPath: repo.appendingPathComponent("link.txt").path, withDestinationPath: "a.txt")
+        _ = try SecurityMasterTests.git(["add", "link.txt"], in: repo)
+        _ = try SecurityMasterTests.git(["commit", "-q", "-m", "link"], in: repo)
+        _ = try SecurityMasterTests.git(["update-index", "--assume-unchanged", "dir/b.txt"], in: repo)
+        try Data("two, edited\n".utf8).write(to: repo.appendingPathComponent("dir/b.txt"))
         let identities = FileIdentities()
-        let ids = try await identities.blobIDs(root: repo, files: ["a.txt", "dir/b.txt", "c.txt", "untracked.txt", "missing.txt"], run: "run-1")
-        let plainIDs = try await identities.blobIDs(root: plain, files: ["a.txt", "empty.txt"], run: "run-1")
+        let ids = try await identities.blobIDs(root: repo, target: repo.path, files: ["a.txt", "dir/b.txt", "c.txt", "untracked.txt", "missing.txt", "link.txt"], run: "run-1")
+        let plainIDs = try await identities.blobIDs(root: plain, target: plain.path, files: ["a.txt", "empty.txt"], run: "run-1")
         for path in ["a.txt", "dir/b.txt", "c.txt", "untracked.txt"] {
             let git = try SecurityMasterTests.git(["hash-object", path], in: repo).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(ids[path] == git, "\(path)")
         }
         #expect(ids["missing.txt"] == nil)
+        #expect(ids["link.txt"] == ids["a.txt"], "a symlink is identified by what it points to")
+        #expect(FileIdentities.indexIDs(root: repo)?["dir/b.txt"] == nil && FileIdentities.indexIDs(root: repo)?["link.txt"] == nil)
         #expect(plainIDs["a.txt"] == ids["a.txt"])
         #expect(plainIDs["empty.txt"] == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")  // git's id of the empty blob
         #expect(FileIdentities.indexIDs(root: repo)?["c.txt"] == nil)  // changed in the work tree: hashed, not taken from the index
+    }
+
+    /// Learned shard plans: run 1 measures what each file costs (a large text file dominates the secret
+    /// scan); the coordinator learns it (Redis and learnings.json); run 2's master places that file on a
+    /// shard of its own estimate, dispatches that item first, and says so in the report.
+    @Test func whatTheFilesCostIsLearnedAndTheNextRunPlacesTheCostlyOnes() async throws {
+        let s = try await PlanRunTests.start("cortex-shard-plan", masters: [.security], environment: ["CORTEX_FILE_CACHE_MAX_MB": "0"])
+        var files = Self.repoFiles
+        let big = "data/big-export.txt"
+        files[big] = (0..<12_000).map { "row \($0): customer record, nothing secret here, just text to scan\n" }.joined()
+        let target = try TestRunnerTests.write(files)
+        let first = try await PlanRunTests.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let learned = try await s.bus.redis.hget(CortexNames.learnings("security"), FileCosts.learningKey(skill: .securityScan, target: target.path))
+        let second = try await PlanRunTests.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let file = try String(contentsOf: s.suite.workDirectory.appendingPathComponent("coordination/masters/security/learnings.json"), encoding: .utf8)
+        let shown = try await ControlCommands.memoryShow(bus: s.bus, master: "security", target: nil)
+        await s.stop()
+
+        let firstReport = try #require(try PlanRunTests.summary(first).0.reports.first { $0.master == .security })
+        #expect(firstReport.shardPlan == nil)
+        #expect(firstReport.costs?.heavy.first?.path == big, "\(String(describing: firstReport.costs?.heavy.prefix(3)))")
+        let learning = try WireJSON.decode(Learning.self, from: try #require(learned))
+        #expect(learning.kind == "file-costs" && learning.runID == first.runID && learning.data?.decoded(as: FileCosts.self)?.heavy.first?.path == big)
+        #expect(file.contains(FileCosts.learningKey(skill: .securityScan, target: target.path)) && file.contains(big), "\(file.prefix(800))")
+        #expect(shown.contains("file-costs") || shown.contains("measured"), "\(shown)")
+        let report = try #require(try PlanRunTests.summary(second).0.reports.first { $0.master == .security })
+        let note = try #require(report.shardPlan)
+        #expect(note.contains("placed by what they cost in \(first.runID)"), "\(note)")
+        // The plan the items followed (kept with the task, archived with the run): the big file pinned, and
+        // the report's items in dispatch order, the big file's shard first.
+        let archive = try JSONText.parse(Array(Data(contentsOf: URL(fileURLWithPath: try #require(second.reportDir)).appendingPathComponent(RunArchive.fileName))))
+        let archived = try #require(archive["keys"]?[CortexNames.taskShardPlan(report.taskID)], "\(archive["keys"]?.objectValue?.keys.sorted() ?? [])")
+        let placement = try #require(archived.decoded(as: ShardPlan.Placement.self) ?? archived.stringValue.flatMap { try? WireJSON.decode(ShardPlan.Placement.self, from: $0) })
+        let pinnedShard = try #require(placement.pinned[big])
+        #expect(report.items.count == 4 && report.items.first?.itemID == "\(report.taskID).\(pinnedShard)", "\(report.items.map(\.itemID)) \(placement)")
+        #expect(placement.estimate[pinnedShard] == placement.estimate.max(), "\(placement.estimate)")
+        #expect(second.status != "failed" && report.status == .succeeded, "\(report.status): \(report.reason ?? "")")
+    }
+
+    @Test func theShardPlanPlacesTheCostliestFilesWhereTheLeastWorkIs() {
+        let costs = FileCosts(heavy: [.init(path: "a", ms: 500), .init(path: "b", ms: 300), .init(path: "c", ms: 250), .init(path: "tiny", ms: 0.5)],
+                              directories: [], files: 1000, ms: 1450)
+        let placement = try? #require(ShardPlan.place(costs, shards: 4))
+        // The rest (400 ms) spread evenly: 100 each; a, b, c each on a shard of their own; tiny stays hashed.
+        #expect(placement?.pinned.count == 3 && Set(placement?.pinned.values.map { $0 } ?? []).count == 3 && placement?.pinned["tiny"] == nil)
+        #expect(placement?.estimate.sorted() == [100, 350, 400, 600])
+        #expect(ShardPlan.place(FileCosts(heavy: [.init(path: "a", ms: 1)], directories: [], files: 1000, ms: 1000), shards: 4) == nil)  // nothing stands out
+        #expect(ShardPlan.shard(of: "a", shards: 4, pinned: ["a": 3]) == 3 && ShardPlan.shard(of: "a", shards: 4, pinned: ["a": 9]) == RepositoryFiles.shard(of: "a", shards: 4))
     }
 }

@@ -199,6 +199,19 @@ import Testing
         try await Self.ok(operatorRedis, "ZREVRANGE", CortexNames.runIndex, 0, 9)
         #expect(try await BudgetLedger(redis: operatorRedis, runID: run).accounts().count == 4)
 
+        // The file cache: a worker stores (evicting the older target) and looks up; the operator lists and forgets it.
+        let cacheWorker = Self.client(port, .worker)
+        let cache = FileResultCache(redis: cacheWorker, maxBytes: 400)
+        let record: SkillRecord = ["path": "a.txt", "text": .string(String(repeating: "x", count: 200))]
+        let (one, two) = (FileResultCache.Scope(skillVersion: "security-scan@1", target: "/srv/one"), FileResultCache.Scope(skillVersion: "security-scan@1", target: "/srv/two"))
+        try await cache.store(one, entries: [("a.txt", "blob", [record])])
+        #expect(try await cache.store(two, entries: [("a.txt", "blob", [record])]).evicted == 1)
+        #expect(try await cache.lookup(two, files: [("a.txt", "blob")]).hits.count == 1)
+        let shown = try await ControlCommands.memoryShow(bus: Self.bus(operatorRedis), master: "security", target: nil)
+        #expect(shown.contains("security-scan@1") && shown.contains("/srv/two"), "\(shown)")
+        let forgot = try await ControlCommands.memoryForget(bus: Self.bus(operatorRedis), master: "security", target: "/srv/two")
+        #expect(forgot.contains("1 cached result set"), "\(forgot)")
+
         let denials = try await Self.aclLog(port)
         #expect(denials.filter { !$0.hasPrefix("cortex-implementation-worker ") }.isEmpty, "\(denials)")
     }

@@ -122,6 +122,9 @@ public enum CortexNames {
     /// The target's file list as the task's first worker saw it (JSON array, TTL): every item of the task
     /// shards this one listing, so items agree even if the tree changes, and no worker walks it twice.
     public static func taskFiles(_ taskID: String) -> String { "cortex:task:\(taskID):files" }
+    /// The learned shard plan a task's items follow (JSON: costly files -> shard, estimates, the run it was
+    /// learned in; TTL), written once by the master (SET NX) so a redelivered task dispatches the same plan.
+    public static func taskShardPlan(_ taskID: String) -> String { "cortex:task:\(taskID):shard-plan" }
     /// Count of results committed again for a task's items (redone after a redelivery, ignored).
     public static func taskDuplicates(_ taskID: String) -> String { "cortex:task:\(taskID):duplicates" }
     /// A budget account of a run: hash limit, reserved, used (tokens).
@@ -255,7 +258,7 @@ extension CortexNames {
     public enum KeyPattern: String, CaseIterable, Sendable {
         case runRequests, runIndex, run, runActivation, runTasks, runResults, runHandoffs, runPlan, runRouted, routingWeights, learnings, targetHistory, embeddings
         case fileCache, fileCacheIndex, fileCacheBytes
-        case taskResults, taskResultEvents, taskFiles, taskDuplicates
+        case taskResults, taskResultEvents, taskFiles, taskShardPlan, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
         case budgetAccount, budgetAccounts, budgetReservation
@@ -283,6 +286,7 @@ extension CortexNames {
             case .taskResults: return CortexNames.taskResults("*")
             case .taskResultEvents: return CortexNames.taskResultEvents("*")
             case .taskFiles: return CortexNames.taskFiles("*")
+            case .taskShardPlan: return CortexNames.taskShardPlan("*")
             case .taskDuplicates: return CortexNames.taskDuplicates("*")
             case .workerRegistry: return CortexNames.workerRegistry("*")
             case .workerHeartbeat: return CortexNames.workerHeartbeat("*")

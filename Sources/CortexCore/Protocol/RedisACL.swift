@@ -143,6 +143,7 @@ public enum RedisACL {
             KeyGrant(K.deadLetters.pattern, .write),
             // Phase 5 archives a finished run's task keys into its report, then unlinks them.
             KeyGrant(K.taskResults.pattern, .readWrite), KeyGrant(K.taskFiles.pattern, .readWrite),
+            KeyGrant(K.taskShardPlan.pattern, .readWrite),
             KeyGrant(K.taskDuplicates.pattern, .readWrite), KeyGrant(K.taskResultEvents.pattern, .write),
           ] + history
         return Rules(keys: keys, channels: CortexNames.Channel.orchestration,
@@ -176,13 +177,15 @@ public enum RedisACL {
             KeyGrant(K.deadLetters.pattern, .write),
             KeyGrant(K.targetHistory.pattern, .read),  // earlier runs' findings, before the assessment's model call
             KeyGrant(K.embeddings.pattern, .readWrite),  // knowledge-base vectors (HybridRanker)
+            KeyGrant(K.learnings.pattern, .read),  // what the files cost last time, for the shard plan (ShardPlan)
+            KeyGrant(K.taskShardPlan.pattern, .readWrite),  // the plan a task's items follow, written once
           ]
           + MasterRole.allCases.map { KeyGrant(CortexNames.budgetAccountPattern($0.rawValue), .readWrite) }
           + [KeyGrant(CortexNames.budgetAccountPattern(BudgetPlan.runAccount), .readWrite), KeyGrant(K.budgetReservation.pattern, .readWrite)]
           + history
         return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
                      commands: sorted(connection + messaging + groupConsumer + ledger + [
-                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange", "hmget",
+                        "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange", "hmget", "hget", "get",
                         "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                         "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
                      ]))
@@ -206,7 +209,7 @@ public enum RedisACL {
         var commands = connection + messaging + groupConsumer + [
             "xclaim", "hset", "hsetnx", "hincrby", "sadd", "get", "del", "expire", "multi", "exec", "xdel",
             "hmget", "zadd",  // the file cache's lookups and their last-use mark (FileResultCache)
-            "exists", "hstrlen", "hget", "hdel", "zrange", "zrem",  // the file cache's store script: accounting and eviction
+            "exists", "hstrlen", "hget", "hdel", "zrange", "zrem", "unlink",  // the file cache's store script: accounting and eviction
         ]
         if implementation {
             // The agent's model calls: the development master's workers' account and the run's, the
@@ -247,7 +250,8 @@ public enum RedisACL {
             KeyGrant(K.eventHistory.pattern, .write),
             KeyGrant(K.learnings.pattern, .write),  // cortexctl memory forget
             // cortexctl memory forget: cached file results and their accounting (FileResultCache.forget).
-            KeyGrant(K.fileCache.pattern, .write), KeyGrant(K.fileCacheIndex.pattern, .readWrite), KeyGrant(K.fileCacheBytes.pattern, .readWrite),
+            // (read-write: a script's declared keys need both)
+            KeyGrant(K.fileCache.pattern, .readWrite), KeyGrant(K.fileCacheIndex.pattern, .readWrite), KeyGrant(K.fileCacheBytes.pattern, .readWrite),
         ], channels: CortexNames.Channel.allCases,
                      commands: sorted(connection + [
                         "publish", "subscribe", "xadd", "hset", "zadd",
@@ -255,7 +259,7 @@ public enum RedisACL {
                         "get",  // a run's plan (`cortexctl status <run>`)
                         "hdel",  // cortexctl memory forget
                         "hlen", "zscore", "evalsha", "script|load",  // cortexctl memory show|forget: the file cache
-                        "del", "zrem", "hincrby",  // its forget script
+                        "unlink", "zrem", "hincrby",  // its forget script
                      ]))
     }
 

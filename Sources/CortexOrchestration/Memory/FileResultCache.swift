@@ -123,11 +123,18 @@ public struct FileResultCache: Sendable {
 
     /// Writes entries and keeps the accounting: `fileCacheBytes` holds each key's bytes and the total
     /// (field `/total`), `fileCacheIndex` each key's last use. A key that expired since its bytes were
-    /// counted starts from zero. A key alone over the bound is deleted (and nothing else); otherwise, over
-    /// the bound, the least recently used other keys are deleted (reply: total, evicted, dropped-self).
+    /// counted starts from zero. A key that would be over the bound on its own is deleted, marked too big
+    /// for a day (field `/too-big/<key>`: later stores of it, from this or another shard, write nothing and
+    /// evict nothing), and nothing else is touched; otherwise, over the bound, the least recently used other
+    /// keys are unlinked (reply: total, evicted, dropped-self).
     /// KEYS: cache hash, index, bytes. ARGV: now, max bytes, ttl, then field/value pairs.
+    /// (Evicted keys are not declared in KEYS: fine on one Redis with Sentinel, not on Redis Cluster.)
     static let storeScript = RedisScript("""
     local key, index, sizes = KEYS[1], KEYS[2], KEYS[3]
+    local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+    local marker = '/too-big/' .. key
+    local marked = tonumber(redis.call('HGET', sizes, marker) or '0')
+    if now - marked < 86400 then return {tonumber(redis.call('HGET', sizes, '/total') or '0'), 0, 1} end
     if redis.call('EXISTS', key) == 0 then
       local stale = tonumber(redis.call('HGET', sizes, key) or '0')
       if stale ~= 0 then redis.call('HINCRBY', sizes, '/total', -stale) end
@@ -137,21 +144,22 @@ public struct FileResultCache: Sendable {
     for i = 4, #ARGV, 2 do
       local old = redis.call('HSTRLEN', key, ARGV[i])
       if old > 0 then delta = delta - old - #ARGV[i] end
-      redis.call('HSET', key, ARGV[i], ARGV[i + 1])
       delta = delta + #ARGV[i] + #ARGV[i + 1]
     end
-    redis.call('EXPIRE', key, ARGV[3])
-    redis.call('ZADD', index, ARGV[1], key)
-    local own = redis.call('HINCRBY', sizes, key, delta)
-    local total = redis.call('HINCRBY', sizes, '/total', delta)
-    local limit = tonumber(ARGV[2])
-    if own > limit then
-      redis.call('DEL', key)
+    local own = tonumber(redis.call('HGET', sizes, key) or '0')
+    if own + delta > limit then
+      redis.call('UNLINK', key)
       redis.call('ZREM', index, key)
       redis.call('HDEL', sizes, key)
-      total = redis.call('HINCRBY', sizes, '/total', -own)
-      return {total, 0, 1}
+      redis.call('HSET', sizes, marker, now)
+      if own ~= 0 then redis.call('HINCRBY', sizes, '/total', -own) end
+      return {tonumber(redis.call('HGET', sizes, '/total') or '0'), 0, 1}
     end
+    for i = 4, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+    redis.call('EXPIRE', key, ARGV[3])
+    redis.call('ZADD', index, now, key)
+    redis.call('HINCRBY', sizes, key, delta)
+    local total = redis.call('HINCRBY', sizes, '/total', delta)
     local evicted = 0
     while total > limit do
       local oldest = redis.call('ZRANGE', index, 0, 1)
@@ -159,10 +167,10 @@ public struct FileResultCache: Sendable {
       if victim == key then victim = oldest[2] end
       if not victim then break end
       local bytes = tonumber(redis.call('HGET', sizes, victim) or '0')
-      redis.call('DEL', victim)
+      redis.call('UNLINK', victim)
       redis.call('ZREM', index, victim)
       redis.call('HDEL', sizes, victim)
-      total = redis.call('HINCRBY', sizes, '/total', -bytes)
+      if bytes ~= 0 then total = redis.call('HINCRBY', sizes, '/total', -bytes) end
       evicted = evicted + 1
     end
     return {total, evicted, 0}
@@ -202,9 +210,11 @@ public struct FileResultCache: Sendable {
 
     static let forgetScript = RedisScript("""
     local bytes = tonumber(redis.call('HGET', KEYS[3], KEYS[1]) or '0')
-    redis.call('DEL', KEYS[1])
+    redis.call('UNLINK', KEYS[1])
+    redis.call('HDEL', KEYS[3], '/too-big/' .. KEYS[1])
     redis.call('ZREM', KEYS[2], KEYS[1])
     redis.call('HDEL', KEYS[3], KEYS[1])
-    return redis.call('HINCRBY', KEYS[3], '/total', -bytes)
+    if bytes ~= 0 then redis.call('HINCRBY', KEYS[3], '/total', -bytes) end
+    return tonumber(redis.call('HGET', KEYS[3], '/total') or '0')
     """)
 }

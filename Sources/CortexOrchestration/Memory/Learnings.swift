@@ -5,11 +5,11 @@ import Logging
 /// One thing a master learned from an outcome, kept between runs: e.g. that the automatic bump of a
 /// package for an advisory failed its tests and needs a person, so the next run does not try again.
 public struct Learning: Codable, Sendable, Equatable {
-    /// What it is about, unique per master: `fix|<ecosystem>|<package>|<advisory>`.
+    /// What it is about, unique per master: `fix|<ecosystem>|<package>|<advisory>`, `file-costs|<skill>|<target hash>`.
     public var key: String
-    /// `fix-outcome` (the only kind so far).
+    /// `fix-outcome` or `file-costs`.
     public var kind: String
-    /// `needs-human-review` or `fixed`.
+    /// `needs-human-review` or `fixed` (fix outcomes); `measured` (file costs).
     public var outcome: String
     /// One line for people: what happened, where, in which run.
     public var detail: String
@@ -17,8 +17,11 @@ public struct Learning: Codable, Sendable, Equatable {
     public var target: String
     public var runID: String
     public var learnedAt: Date
+    /// What a learning carries beyond its line (file costs: `FileCosts`); absent for fix outcomes.
+    public var data: JSONValue?
 
-    public init(key: String, kind: String, outcome: String, detail: String, target: String, runID: String, learnedAt: Date = Date()) {
+    public init(key: String, kind: String, outcome: String, detail: String, target: String, runID: String, learnedAt: Date = Date(), data: JSONValue? = nil) {
+        self.data = data
         self.key = key
         self.kind = kind
         self.outcome = outcome

@@ -28,6 +28,11 @@ public struct CoordinatorService: RoleService {
     let router: ExpertRouter
     /// What the security master's fixes came to (a bump that failed its tests needs a person), across runs.
     let fixLearnings: LearningStore
+
+    /// A master's learnings (Redis, mirrored to `masters/<master>/learnings.json`).
+    func learnings(_ master: MasterRole) -> LearningStore {
+        master == .security ? fixLearnings : LearningStore(redis: context.redis, master: master.rawValue, coordinationDirectory: context.coordinationDirectory)
+    }
     private let signal = EventSignal()
     private let ready = Locked(false)
 
@@ -85,7 +90,9 @@ public struct CoordinatorService: RoleService {
         try await retryingRedis(log) { try await consumer.prepare() }
         // Learnings Redis lost come back from their file; a corrupt file is rebuilt (never a crash, never trusted).
         do {
-            try await retryingRedis(log) { if let what = try await fixLearnings.restore() { log.notice("\(what)") } }
+            for master in MasterRole.allCases {
+                try await retryingRedis(log) { if let what = try await learnings(master).restore() { log.notice("\(what)") } }
+            }
         } catch {
             log.error("learnings of security not restored (runs go on without them): \(error)")
         }
@@ -435,6 +442,7 @@ struct RunExecution {
         }
         await storePlan(progress, publish: false)
         await learnFromFixes(progress, reports: reports)
+        await learnFileCosts(progress, reports: reports)
         await recordHistory(reports)
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.

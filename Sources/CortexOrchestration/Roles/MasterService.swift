@@ -166,7 +166,7 @@ public struct MasterService: RoleService {
                                                  claimIdle: claimIdle, redis: context.redis, logger: taskLog)
         defer { keepAlive.cancel() }
         let started = Date()
-        let items = await workItems(for: task, log: taskLog)
+        let (items, shardPlan) = await workItems(for: task, log: taskLog)
         // A redelivered task (its master died) may have items done already: dispatch only the rest.
         // Item ids are derived from the task id, so anything dispatched twice still counts once.
         let done = Set((try? await context.redis.hkeys(CortexNames.taskResults(task.id))) ?? [])
@@ -198,6 +198,7 @@ public struct MasterService: RoleService {
             return .dropped
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
+        report.shardPlan = shardPlan
         var handoffs: [Envelope] = []
         if let security { handoffs = await security.review(&report, task: task, log: taskLog) }
         if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
@@ -221,17 +222,27 @@ public struct MasterService: RoleService {
     /// The task's work items: one per namespace for a cluster-wide skill; otherwise one per shard of the
     /// target (none for an implementation task, a handoff), the test run when allowed, and one
     /// implementation item per requested change (for a worker of the implementation pool).
-    private func workItems(for task: TaskSpec, log: Logger) async -> [WorkItem] {
-        if task.skill.isClusterWide { return await clusterItems(task, log: log) }
+    private func workItems(for task: TaskSpec, log: Logger) async -> (items: [WorkItem], shardPlan: String?) {
+        if task.skill.isClusterWide { return (await clusterItems(task, log: log), nil) }
         if task.skill == .branchTest {
             // One item: the branch's tests against its base's, in copies (opt-in like every test run).
-            return [WorkItem(id: "\(task.id).branch", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .branchTest,
+            return ([WorkItem(id: "\(task.id).branch", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .branchTest,
                              target: task.target, shard: 0, shards: 1, priority: task.priority, branch: task.inputs?.branch,
-                             allowTestExecution: task.allowTestExecution == true)]
+                             allowTestExecution: task.allowTestExecution == true)], nil)
         }
+        var shardPlan: String?
         var items = task.skill == .implementation ? [] : (0..<itemsPerTask).map { shard in
             WorkItem(id: "\(task.id).\(shard)", taskID: task.id, runID: task.runID, master: role, pool: role.pool,
                      skill: task.skill, target: task.target, shard: shard, shards: itemsPerTask)
+        }
+        if task.skill.fileSkill != nil, let placement = await learnedPlacement(task, log: log) {
+            for i in items.indices { items[i].pinned = placement.pinned }
+            // The item with the most estimated work first: it starts first, and the workers finish together.
+            items.sort { (placement.estimate[$0.shard], -$0.shard) > (placement.estimate[$1.shard], -$1.shard) }
+            let note = "\(placement.pinned.count) costly files placed by what they cost in \(placement.learnedIn); estimated ms per item "
+                + items.map { String(format: "%.0f", placement.estimate[$0.shard]) }.joined(separator: "/")
+            shardPlan = note
+            log.info("shard plan: \(note)")
         }
         if task.allowTestExecution == true {
             items.append(WorkItem(id: "\(task.id).run", taskID: task.id, runID: task.runID, master: role, pool: role.pool, skill: .testRun,
@@ -241,7 +252,28 @@ public struct MasterService: RoleService {
             WorkItem(id: "\(task.id).impl\(i)", taskID: task.id, runID: task.runID, master: role, pool: .implementation, skill: .implementation,
                      target: task.target, shard: 0, shards: 1, instruction: instruction, priority: task.priority)
         }
-        return items
+        return (items, shardPlan)
+    }
+
+    /// The placement learned for this task's skill and target (a `file-costs` learning); nil without one,
+    /// or when no file stood out. It is stored with the task the first time (SET NX), so a redelivered task
+    /// dispatches the same plan even if the learning changed since. A learning or plan that cannot be
+    /// read costs the plan only: the items are hashed as always, and the log says why.
+    private func learnedPlacement(_ task: TaskSpec, log: Logger) async -> ShardPlan.Placement? {
+        let key = CortexNames.taskShardPlan(task.id)
+        do {
+            if let stored = try await context.redis.get(key) { return try WireJSON.decode(ShardPlan.Placement.self, from: stored) }
+            guard let text = try await context.redis.hget(CortexNames.learnings(role.rawValue), FileCosts.learningKey(skill: task.skill, target: task.target)) else { return nil }
+            let learning = try WireJSON.decode(Learning.self, from: text)
+            guard let costs = try learning.data?.decode(FileCosts.self), var placement = ShardPlan.place(costs, shards: itemsPerTask) else { return nil }
+            placement.learnedIn = learning.runID
+            let stored = try await context.redis.send(.set(key, try WireJSON.encode(placement), ex: context.retentionSeconds, nx: true)).orThrow()
+            if stored.isNull, let first = try await context.redis.get(key) { return try WireJSON.decode(ShardPlan.Placement.self, from: first) }
+            return placement
+        } catch {
+            log.warning("no learned shard plan for \(task.target) (items hashed as usual): \(error)")
+            return nil
+        }
     }
 
     /// The report, the handoffs it asks for (recorded with the run and published) and the acknowledgement
@@ -412,7 +444,8 @@ public struct MasterService: RoleService {
             reason: reasons.isEmpty ? nil : reasons.joined(separator: "; "), notChecked: nil, summary: headline, markdown: markdown, details: summary.details,
             items: items.compactMap { item in
                 results[item.id].map { r in
-                    .init(itemID: r.itemID, pool: item.pool, worker: r.worker, node: r.node, status: r.status, durationMs: r.durationMs, filesExamined: r.filesExamined, error: r.error)
+                    .init(itemID: r.itemID, pool: item.pool, worker: r.worker, node: r.node, status: r.status, durationMs: r.durationMs, filesExamined: r.filesExamined, error: r.error,
+                          filesReused: r.fileCache.flatMap { $0.reused > 0 ? $0.reused : nil })
                 }
             },
             startedAt: started, finishedAt: Date()
@@ -427,12 +460,16 @@ public struct MasterService: RoleService {
         // (reported; the files concerned were examined, so the results are complete either way).
         let cacheUses = ordered.compactMap(\.fileCache)
         if !cacheUses.isEmpty {
-            let cache = MasterReport.FileCacheSummary(cacheUses)
+            var cache = MasterReport.FileCacheSummary(cacheUses)
+            let sharded = items.filter { $0.skill.fileSkill != nil }.count
+            if cacheUses.count < sharded { cache.items = "\(cacheUses.count) of \(sharded) items" }
             report.fileCache = cache
             report.markdown = "Incremental: \(cache.line).\n\n" + (cache.problems.map { "File cache: \($0).\n\n" } ?? "") + report.markdown
             if cache.unchanged > 0 { report.summary += "; \(cache.line)" }
             if let problems = cache.problems { report.summary += "; \(problems)" }
         }
+        let costs = ordered.compactMap(\.costs)
+        if !costs.isEmpty { report.costs = FileCosts.merged(costs) }
         // Findings the catalog did not take are findings nobody can query: the report says how many.
         let registrations = ordered.compactMap(\.catalog).filter { $0.assets > 0 }
         let unregistered = registrations.filter { $0.registered < $0.assets }

@@ -482,6 +482,29 @@ extension RunExecution {
 }
 
 extension RunExecution {
+    /// What examining each target's files cost, learned per master, skill and target for the next run's
+    /// shard plan. Only from a task whose items examined at least half of its files: a run served mostly
+    /// from the file cache measures the cache, not the files, and keeps the earlier learning.
+    func learnFileCosts(_ progress: Progress, reports: [MasterReport]) async {
+        let skills = Dictionary(progress.tasks.map { ($0.id, $0.skill) }, uniquingKeysWith: { a, _ in a })
+        for (master, group) in Dictionary(grouping: reports, by: \.master) {
+            let learned = group.compactMap { r -> Learning? in
+                guard let costs = r.costs, costs.files > 0, let skill = skills[r.taskID], skill.fileSkill != nil else { return nil }
+                if let cache = r.fileCache, cache.reexamined * 2 < cache.files { return nil }
+                let top = costs.heavy.first.map { "; costliest \($0.path) (\(String(format: "%.0f", $0.ms)) ms)" } ?? ""
+                return Learning(key: FileCosts.learningKey(skill: skill, target: r.target), kind: "file-costs", outcome: "measured",
+                                detail: "\(skill.rawValue): \(costs.files) files in \(String(format: "%.0f", costs.ms)) ms\(top)",
+                                target: RepositoryCheckout.name(of: r.target), runID: runID, data: JSONValue.of(costs))
+            }
+            guard !learned.isEmpty else { continue }
+            do {
+                try await retryingRedis(log) { try await service.learnings(master).record(learned) }
+            } catch {
+                log.error("could not record what \(master.rawValue)'s files cost (the next run shards by hash alone): \(error)")
+            }
+        }
+    }
+
     /// The run's reports into their targets' execution histories, once per run (a resumed run that
     /// aggregates again adds nothing): what the next model call about those targets retrieves.
     func recordHistory(_ reports: [MasterReport]) async {

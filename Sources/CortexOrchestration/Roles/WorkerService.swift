@@ -109,6 +109,7 @@ public struct WorkerService: RoleService {
             result.filesExamined = outcome.examined
             result.resumedFrom = outcome.resumedFrom
             result.fileCache = outcome.fileCache
+            result.costs = outcome.costs
         } catch {
             result.status = .failed
             result.error = "\(error)"

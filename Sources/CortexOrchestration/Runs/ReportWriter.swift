@@ -246,7 +246,10 @@ public enum ReportWriter {
             }
         }
         md += "### Work items\n\n| Item | Worker | Node | Status | Files | Time |\n|---|---|---|---|---|---|\n"
-        for i in r.items { md += "| \(i.itemID) | \(i.worker) | \(i.node) | \(i.status.rawValue) | \(i.filesExamined) | \(i.durationMs) ms |\n" }
+        for i in r.items {
+            let files = "\(i.filesExamined)" + (i.filesReused.map { " (+\(MasterReport.FileCacheSummary.grouped($0)) unchanged, from the cache)" } ?? "")
+            md += "| \(i.itemID) | \(i.worker) | \(i.node) | \(i.status.rawValue) | \(files) | \(i.durationMs) ms |\n"
+        }
         return md
     }
 

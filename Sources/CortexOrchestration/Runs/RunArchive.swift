@@ -2,7 +2,7 @@ import CortexCore
 import Foundation
 
 /// Phase 5's clean-up: a finished run's working keys (its task list, activation, reports, handoffs, and
-/// every task's item results, file listing and duplicate count) are copied into the run's report
+/// every task's item results, file listing, shard plan and duplicate count) are copied into the run's report
 /// directory as `redis-archive.json` and then deleted, so Redis holds only what live runs need.
 ///
 /// The run's own hash (`cortex:run:<id>`, what `cortexctl status` reads) and its budget accounts stay,
@@ -20,7 +20,7 @@ public enum RunArchive {
         var deleteOnly: [String] = []
         for task in taskIDs {
             hashes += [CortexNames.taskResults(task), CortexNames.taskDuplicates(task)]
-            strings.append(CortexNames.taskFiles(task))
+            strings += [CortexNames.taskFiles(task), CortexNames.taskShardPlan(task)]
             deleteOnly.append(CortexNames.taskResultEvents(task))
         }
         return (hashes, [CortexNames.runHandoffs(runID)], strings, deleteOnly)

@@ -136,9 +136,13 @@ public struct WorkItem: Codable, Sendable, Equatable {
     public var branch: String?
     /// For a branch test: whether the target's code may run (the run request allowed it for this target).
     public var allowTestExecution: Bool?
+    /// Files a learned shard plan placed (path -> shard), the same in every item of the task; every other
+    /// file is where its path hash puts it (`ShardPlan`).
+    public var pinned: [String: Int]?
 
     public init(id: String, taskID: String, runID: String, master: MasterRole, pool: WorkerPool, skill: SkillName, target: String, shard: Int, shards: Int,
-                instruction: String? = nil, priority: TaskPriority? = nil, branch: String? = nil, allowTestExecution: Bool? = nil) {
+                instruction: String? = nil, priority: TaskPriority? = nil, branch: String? = nil, allowTestExecution: Bool? = nil, pinned: [String: Int]? = nil) {
+        self.pinned = pinned
         self.id = id
         self.taskID = taskID
         self.runID = runID
@@ -195,6 +199,8 @@ public struct WorkResult: Codable, Sendable, Equatable {
     public var catalog: CatalogRegistration?
     /// How the item used the per-file results of earlier runs (file-sharded skills with the cache on).
     public var fileCache: FileCacheUse?
+    /// What the files this item examined cost (file-sharded skills), for the next run's shard plan.
+    public var costs: FileCosts?
 
     /// How many of an item's assets reached the catalog (one batch: all or none), and why not.
     public struct CatalogRegistration: Codable, Sendable, Equatable {
@@ -250,6 +256,10 @@ public struct MasterReport: Codable, Sendable, Equatable {
     public var assessment: Assessment?
     /// How the task's items used the per-file results of earlier runs (nil when no item had the cache on).
     public var fileCache: FileCacheSummary?
+    /// What the files the items examined cost, merged (file-sharded tasks): learned for the next run's shard plan.
+    public var costs: FileCosts?
+    /// The shard plan the items followed, when one was learned ("3 costly files placed from run-…; estimated ms per item …").
+    public var shardPlan: String?
 
     /// The file cache over a task's items: of `files`, `unchanged` were not read again (their results came
     /// from an earlier run), `reexamined` were; `unreadable` cache entries were of the wrong shape (their
@@ -271,8 +281,14 @@ public struct MasterReport: Codable, Sendable, Equatable {
             errors = distinct.isEmpty ? nil : distinct
         }
 
+        /// Items of the task whose cache use this counts, when not all of them (failed items, workers
+        /// with the cache off): "(3 of 4 items)" in the line.
+        public var items: String?
+
         /// "12,034 of 12,040 files unchanged; 6 re-examined".
-        public var line: String { "\(Self.grouped(unchanged)) of \(Self.grouped(files)) files unchanged; \(Self.grouped(reexamined)) re-examined" }
+        public var line: String {
+            "\(Self.grouped(unchanged)) of \(Self.grouped(files)) files unchanged; \(Self.grouped(reexamined)) re-examined" + (items.map { " (\($0))" } ?? "")
+        }
 
         /// What went wrong with the cache, in one line (nil when nothing did).
         public var problems: String? {
@@ -333,6 +349,8 @@ public struct MasterReport: Codable, Sendable, Equatable {
         public var durationMs: Int
         public var filesExamined: Int
         public var error: String?
+        /// Files whose results came from the file cache (not examined again), when any did.
+        public var filesReused: Int?
     }
 }
 

@@ -24,7 +24,7 @@ public struct FileShardedSkill: WorkSkill {
     public func perform(_ item: WorkItem, context: SkillContext) async throws -> SkillOutcome {
         let log = context.logger
         let root = try await context.checkout(item)
-        let files = try await context.listings.files(for: item, context: context).filter { RepositoryFiles.shard(of: $0, shards: item.shards) == item.shard }
+        let files = try await context.listings.files(for: item, context: context).filter { ShardPlan.shard(of: $0, shards: item.shards, pinned: item.pinned) == item.shard }
         var records: [SkillRecord] = []
         var next = 0
         var resumedFrom: Int?
@@ -36,19 +36,22 @@ public struct FileShardedSkill: WorkSkill {
             context.process.metrics.checkpoint(event: "resumed")
             log.info("resuming from checkpoint at file \(next) of \(files.count)")
         }
-        var cache = await CacheUse(skill: name, version: base.version, item: item, root: root, files: Array(files[next...]), context: context)
+        var cache = await CacheUse(skill: name, version: base.version, item: item, root: root, files: Array(files[next...]), total: files.count, context: context)
         var lastSaved = ContinuousClock.now
         var examined = 0
+        var meter = FileCostMeter()
         for index in next..<files.count {
             let path = files[index]
             if let reused = cache.hits[path] {
                 records += reused
                 cache.use?.reused += 1
             } else {
+                let began = ContinuousClock.now
                 let found = try base.examine(root: root, files: [path]) { _ in }
+                meter.add(path, ContinuousClock.now - began)
                 records += found
                 examined += 1
-                cache.examined(path, found)
+                cache.examined(path, found, root: root)
             }
             if ContinuousClock.now - lastSaved >= context.checkpointEvery && index + 1 < files.count {
                 records = base.compact(records)
@@ -65,7 +68,7 @@ public struct FileShardedSkill: WorkSkill {
             metrics.fileCache(skill: name.rawValue, result: "examined", by: examined)
             metrics.fileCache(skill: name.rawValue, result: "unreadable", by: use.unreadable)
         }
-        return .succeeded(base.compact(records), examined: examined, resumedFrom: resumedFrom, fileCache: cache.use)
+        return .succeeded(base.compact(records), examined: examined, resumedFrom: resumedFrom, fileCache: cache.use, costs: meter.costs)
     }
 
     public func summarize(_ records: [SkillRecord]) -> SkillSummary { base.summarize(records) }
@@ -84,14 +87,17 @@ private struct CacheUse {
     var blobs: [String: String] = [:]
     /// Files examined since the last flush, to store.
     var pending: [(path: String, blob: String, records: [SkillRecord])] = []
+    /// The target's results do not fit the cache's bound: nothing more is stored.
+    var tooBig = false
 
-    init(skill: SkillName, version: Int, item: WorkItem, root: URL, files: [String], context: SkillContext) async {
+    /// `files`: those still to do (after a checkpoint); `total`: the item's files, for the report.
+    init(skill: SkillName, version: Int, item: WorkItem, root: URL, files: [String], total: Int, context: SkillContext) async {
         scope = FileResultCache.Scope(skill: skill, version: version, target: item.target)
         log = context.logger
         guard let cache = context.fileCache else { return }
-        var use = FileCacheUse(files: files.count)
+        var use = FileCacheUse(files: total)
         do {
-            blobs = try await context.identities.blobIDs(root: root, files: files, run: item.runID)
+            blobs = try await context.identities.blobIDs(root: root, target: item.target, files: files, run: item.runID)
             let found = try await cache.lookup(scope, files: files.compactMap { path in blobs[path].map { (path, $0) } })
             hits = found.hits
             use.unreadable = found.unreadable.count
@@ -106,14 +112,14 @@ private struct CacheUse {
         self.use = use
     }
 
-    mutating func examined(_ path: String, _ records: [SkillRecord]) {
-        guard use != nil, let blob = blobs[path] else { return }
+    mutating func examined(_ path: String, _ records: [SkillRecord], root: URL) {
+        guard use != nil, !tooBig, let blob = blobs[path], FileIdentities.readable(root: root, path) else { return }
         pending.append((path, blob, records))
     }
 
     /// Stores what was examined since the last flush; a failure is reported, not thrown.
     mutating func flush(context: SkillContext) async {
-        guard let cache = context.fileCache, !pending.isEmpty, use != nil else { return }
+        guard let cache = context.fileCache, !pending.isEmpty, use != nil, !tooBig else { return }
         do {
             let stored = try await cache.store(scope, entries: pending)
             if stored.evicted > 0 {
@@ -121,6 +127,7 @@ private struct CacheUse {
                 log.info("file cache over its bound: \(stored.evicted) least recently used result sets evicted")
             }
             if stored.droppedSelf {
+                tooBig = true
                 let earlier = use?.error.map { $0 + "; " } ?? ""
                 use?.error = earlier + "file cache: this target's results are larger than CORTEX_FILE_CACHE_MAX_MB and were not kept"
                 log.warning("file cache: the results of \(scope.key) alone are over the bound (CORTEX_FILE_CACHE_MAX_MB) and were dropped; raise the bound to keep them")

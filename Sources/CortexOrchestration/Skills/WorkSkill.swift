@@ -27,10 +27,12 @@ public struct SkillOutcome: Sendable {
     public var resumedFrom: Int?
     /// How a file-sharded item used the results of earlier runs (nil: not file-sharded, or the cache is off).
     public var fileCache: FileCacheUse?
+    /// What the files examined cost (file-sharded items that examined any).
+    public var costs: FileCosts?
 
     /// Done, and everything it was asked to check was checked.
-    public static func succeeded(_ records: [SkillRecord], examined: Int, resumedFrom: Int? = nil, fileCache: FileCacheUse? = nil) -> SkillOutcome {
-        SkillOutcome(outcome: .succeeded, reason: nil, records: records, examined: examined, resumedFrom: resumedFrom, fileCache: fileCache)
+    public static func succeeded(_ records: [SkillRecord], examined: Int, resumedFrom: Int? = nil, fileCache: FileCacheUse? = nil, costs: FileCosts? = nil) -> SkillOutcome {
+        SkillOutcome(outcome: .succeeded, reason: nil, records: records, examined: examined, resumedFrom: resumedFrom, fileCache: fileCache, costs: costs)
     }
 
     /// Ran but did not succeed (skipped, denied, partial or failed), keeping what it produced.
