@@ -44,4 +44,16 @@ import Testing
             if !sameVersion { Issue.record("\(name): version \(old["version"]?.intValue ?? 0) -> \(entry["version"]?.intValue ?? 0): record it with CORTEX_UPDATE_SKILL_VERSIONS=1") }
         }
     }
+
+    /// A path a skill does not consider is skipped (not read, hashed or cached): it must yield nothing.
+    @Test func aPathASkillDoesNotConsiderYieldsNothing() throws {
+        let files = try RepositoryFiles.list(root: Self.corpus)
+        for name in SkillName.allCases {
+            guard let skill = name.fileSkill else { continue }
+            for path in files where !skill.considers(path) {
+                #expect(try skill.examine(root: Self.corpus, files: [path]) { _ in }.isEmpty, "\(name.rawValue) skips \(path) but would report it")
+            }
+            #expect(files.contains { skill.considers($0) }, "\(name.rawValue) considers nothing in the corpus")
+        }
+    }
 }

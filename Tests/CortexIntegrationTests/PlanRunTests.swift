@@ -356,11 +356,12 @@ extension PlanRunTests {
         #expect(written.contains("\"key\" : \"fix|PyPI|pyyaml|GHSA-6757-jp84-gxfx\"") && written.contains("\"outcome\" : \"needs-human-review\"") && written.contains("\"version\" : 1"), "\(written)")
         #expect(shown.contains("needs-human-review  fix|PyPI|pyyaml|GHSA-6757-jp84-gxfx"), "\(shown)")
         print("learnings.json after run 1:\n\(written)\ncortexctl memory show:\n\(shown)")
-        #expect(restoredLog.contains("restored 1 learnings of security from \(file.path) (Redis had none)"), "\(restoredLog.suffix(2000))")
+        // Two learnings of security: the fix's outcome and what the scan's files cost (the shard plan's).
+        #expect(restoredLog.contains("restored 2 learnings of security from \(file.path) (Redis had none)"), "\(restoredLog.suffix(2000))")
         #expect((third.reason ?? "").contains("needs human review"), "\(third.reason ?? "")")
         #expect(log.contains("learnings file \(file.path) is corrupt"), "\(log.suffix(2000))")
         #expect(fourth.status == "partial" && (fourth.reason ?? "").contains("needs human review") && rebuilt.contains("GHSA-6757-jp84-gxfx"), "\(fourth.reason ?? "") \(rebuilt)")
-        #expect(forgotten.hasPrefix("forgot 1 learning (the coordinator rewrites learnings.json at its next change)"), "\(forgotten)")
+        #expect(forgotten.hasPrefix("forgot 2 learnings (the coordinator rewrites learnings.json at its next change)"), "\(forgotten)")
     }
 }
 

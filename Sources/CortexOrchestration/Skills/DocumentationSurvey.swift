@@ -7,12 +7,16 @@ public struct DocumentationSurvey: Skill {
     /// See `Skill.version`: raise it when the records a file yields change.
     public var version: Int { 1 }
 
+    /// Only documents: Markdown, reStructuredText, AsciiDoc and READMEs.
+    public func considers(_ path: String) -> Bool {
+        let ext = (path as NSString).pathExtension.lowercased()
+        let readme = PathText.lastComponent(path).uppercased().hasPrefix("README")
+        return readme || (["md", "markdown", "rst", "adoc"].contains(ext))
+    }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { path in
-            let ext = (path as NSString).pathExtension.lowercased()
-            guard ["md", "markdown", "rst", "adoc", "txt"].contains(ext) || PathText.lastComponent(path).uppercased().hasPrefix("README") else { return nil }
-            if ext == "txt" && !PathText.lastComponent(path).uppercased().hasPrefix("README") { return nil }
-            guard let text = readText(root, path) else { return nil }
+            guard considers(path), let text = readText(root, path) else { return nil }
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             let headings = lines.filter { $0.hasPrefix("#") }
             let title = headings.first.map { $0.drop { $0 == "#" }.trimmingCharacters(in: .whitespaces) } ?? ""

@@ -24,7 +24,11 @@ public struct FileShardedSkill: WorkSkill {
     public func perform(_ item: WorkItem, context: SkillContext) async throws -> SkillOutcome {
         let log = context.logger
         let root = try await context.checkout(item)
-        let files = try await context.listings.files(for: item, context: context).filter { ShardPlan.shard(of: $0, shards: item.shards, pinned: item.pinned) == item.shard }
+        // The shard's files the skill looks at (a CI skill only pipelines): the others yield nothing whatever
+        // they hold, so they are neither read, hashed nor cached.
+        let files = try await context.listings.files(for: item, context: context).filter {
+            ShardPlan.shard(of: $0, shards: item.shards, pinned: item.pinned) == item.shard && base.considers($0)
+        }
         var records: [SkillRecord] = []
         var next = 0
         var resumedFrom: Int?

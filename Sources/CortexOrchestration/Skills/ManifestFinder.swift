@@ -36,6 +36,9 @@ public struct ManifestFinder: Skill {
         }
     }
 
+    /// Only dependency files and YAML (Kubernetes manifests, Helm templates).
+    public func considers(_ path: String) -> Bool { Self.classify(path) != nil || path.hasSuffix(".yaml") || path.hasSuffix(".yml") }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { Self.record(path: $0, text: readText(root, $0)) }
     }

@@ -7,6 +7,9 @@ public struct MonitoringSurvey: Skill {
     /// See `Skill.version`: raise it when the records a file yields change.
     public var version: Int { 1 }
 
+    /// Only YAML and JSON files.
+    public func considers(_ path: String) -> Bool { ["yml", "yaml", "json"].contains((path as NSString).pathExtension.lowercased()) }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         var out: [SkillRecord] = []
         for path in files {

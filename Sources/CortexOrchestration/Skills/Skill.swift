@@ -80,6 +80,10 @@ public protocol Skill: Sendable {
     /// used (the cache keys by it): raise it whenever a change alters the records any file yields
     /// (`SkillVersionTests` fails when the records of its corpus change and the version did not).
     var version: Int { get }
+    /// Whether the skill looks at a path at all (default: every path). A path it does not consider yields
+    /// no records whatever its content, so it is neither read, hashed nor cached (`SkillVersionTests`
+    /// holds every skill to that over its corpus).
+    func considers(_ path: String) -> Bool
     /// Examines the given files (paths relative to `root`) and returns records.
     func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord]
     /// Merges the records of every shard into the master's summary.
@@ -90,6 +94,7 @@ public protocol Skill: Sendable {
 
 extension Skill {
     public func compact(_ records: [SkillRecord]) -> [SkillRecord] { records }
+    public func considers(_ path: String) -> Bool { true }
 
     /// Reads a text file, skipping large and binary files (nil), so one odd file cannot stall a shard.
     func readText(_ root: URL, _ path: String, limit: Int = 2 * 1024 * 1024) -> String? {

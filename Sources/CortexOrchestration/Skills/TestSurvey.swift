@@ -41,6 +41,9 @@ public struct TestSurvey: Skill {
         return r
     }
 
+    /// Only files of a test framework's naming.
+    public func considers(_ path: String) -> Bool { !Self.frameworks(for: path).isEmpty }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         var out: [SkillRecord] = []
         for path in files {

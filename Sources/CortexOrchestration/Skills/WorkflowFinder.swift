@@ -40,6 +40,9 @@ public struct WorkflowFinder: Skill {
         return jobs
     }
 
+    /// Only pipeline files.
+    public func considers(_ path: String) -> Bool { Self.system(of: path) != nil }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
         files.compactMap { path in
             guard let system = Self.system(of: path) else { return nil }
