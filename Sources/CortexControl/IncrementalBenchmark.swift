@@ -79,7 +79,7 @@ public enum IncrementalBenchmark {
             row.unchanged += cache.unchanged
             row.reexamined += cache.reexamined
             row.unreadable += cache.unreadable
-            row.perMaster.append("\(report.master.rawValue) \(cache.line)")
+            row.perMaster.append("\(report.master.rawValue) \(cache.line) (items \(report.items.map { String(format: "%.2f", Double($0.durationMs) / 1000) }.joined(separator: "/")) s)")
         }
         return row
     }

@@ -140,3 +140,21 @@ public struct LearningStore: Sendable {
         return "restored \(parsed.learnings.count) learnings of \(master) from \(file.path) (Redis had none)"
     }
 }
+
+extension LearningStore {
+    /// A master's learnings about one target as retrieval chunks (newest first, within `budget` tokens),
+    /// cited `learnings/<master>#<key>`: fix outcomes, flaky tests, suite durations. File costs are left
+    /// out (they steer the shard plan, not a person). A Redis failure is a retrieval problem, not an error.
+    public static func retrieve(master: String, target: String, budget: Int, redis: RedisClient) async -> Retrieval {
+        let name = RepositoryCheckout.name(of: target)
+        let all: [String: String]
+        do { all = try await redis.hgetall(CortexNames.learnings(master)) } catch {
+            return Retrieval(problems: ["learnings of \(master) not read: \(error)"])
+        }
+        let mine = all.values.compactMap { try? WireJSON.decode(Learning.self, from: $0) }
+            .filter { ($0.target == name || $0.target == target) && $0.kind != "file-costs" }
+            .sorted { ($0.learnedAt, $0.key) > ($1.learnedAt, $1.key) }
+        let chunks = mine.map { Chunk(source: "learnings/\(master)", anchor: $0.key, title: "\($0.kind): \($0.outcome)", text: $0.detail) }
+        return Retrieval(chunks: Retrieval.select(chunks, budget: budget), problems: [])
+    }
+}

@@ -443,6 +443,7 @@ struct RunExecution {
         await storePlan(progress, publish: false)
         await learnFromFixes(progress, reports: reports)
         await learnFileCosts(progress, reports: reports)
+        await learnFromTestRuns(reports)
         await recordHistory(reports)
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.

@@ -381,8 +381,10 @@ public struct MasterService: RoleService {
         let query = "\(report.summary)\n\(findings)"
         let history = await ExecutionHistory.retrieve(target: task.target, excluding: task.runID, query: query, budget: 300, redis: context.redis)
         let known = await CatalogContext.retrieve(catalog: catalog, target: task.target, budget: 300)
+        let learned = await LearningStore.retrieve(master: role.rawValue, target: task.target, budget: 200, redis: context.redis)
         let retrieved = await KnowledgeBase.configured(context.settings, agent: role.rawValue)
-            .retrieve(query, budget: 700, embeddings: embeddings, redis: context.redis).merged(with: history, budget: 1000).merged(with: known, budget: 1300)
+            .retrieve(query, budget: 700, embeddings: embeddings, redis: context.redis).merged(with: history, budget: 1000)
+            .merged(with: known, budget: 1300).merged(with: learned, budget: 1500)
         for problem in retrieved.problems { log.warning("\(problem)") }
         let request = LLMRequest(
             system: "You are the \(role.rawValue) master of Cortex, an operator's assistant for a Kubernetes cluster and its source repositories. Be concrete and brief.",

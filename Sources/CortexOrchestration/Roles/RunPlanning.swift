@@ -1,5 +1,6 @@
 import CortexCore
 import CortexKubernetes
+import CortexTestRunner
 import Foundation
 import Logging
 
@@ -502,6 +503,43 @@ extension RunExecution {
             } catch {
                 log.error("could not record what \(master.rawValue)'s files cost (the next run shards by hash alone): \(error)")
             }
+        }
+    }
+
+    /// What the testing master's suite runs showed, learned per target: each framework's duration and
+    /// counts (`suite|<framework>|<target hash>`), and every test that failed and then passed when run
+    /// again (`flaky|<target hash>|<test>`, with how many runs saw it flaky). The testing master's next
+    /// assessment retrieves them; `cortexctl memory show --master testing` lists them.
+    func learnFromTestRuns(_ reports: [MasterReport]) async {
+        let store = service.learnings(.testing)
+        var learned: [Learning] = []
+        var flakyKeys: [(key: String, test: String, target: String, framework: String)] = []
+        for report in reports where report.master == .testing {
+            let runs = (report.details["runs"]?.arrayValue ?? []).compactMap { $0.decoded(as: FrameworkRun.self) }
+            let target = RepositoryCheckout.name(of: report.target)
+            let hash = RepositoryFiles.hash(report.target)
+            for run in runs where !run.timedOut {
+                learned.append(Learning(key: "suite|\(run.framework.rawValue)|\(hash)", kind: "suite-duration", outcome: "measured",
+                                        detail: "\(run.framework.rawValue) on \(target): \(run.passed) passed, \(run.failed) failed, \(run.flaky.count) flaky in \(String(format: "%.1f", run.seconds)) s",
+                                        target: target, runID: runID,
+                                        data: ["framework": .string(run.framework.rawValue), "seconds": .number(run.seconds), "passed": .number(Double(run.passed)),
+                                               "failed": .number(Double(run.failed)), "flaky": .number(Double(run.flaky.count))]))
+                flakyKeys += run.flaky.map { ("flaky|\(hash)|\($0)", $0, target, run.framework.rawValue) }
+            }
+        }
+        guard !learned.isEmpty else { return }
+        do {
+            // A test seen flaky again counts up: one flaky run is noise, five are a test to fix.
+            let known = try await store.get(flakyKeys.map(\.key))
+            for f in flakyKeys {
+                let seen = (known[f.key]?.data?["runs"]?.intValue ?? 0) + 1
+                learned.append(Learning(key: f.key, kind: "flaky-test", outcome: "flaky",
+                                        detail: "\(f.test) (\(f.framework)) on \(f.target) failed, then passed when run again; flaky in \(seen) run\(seen == 1 ? "" : "s")",
+                                        target: f.target, runID: runID, data: ["test": .string(f.test), "runs": .number(Double(seen))]))
+            }
+            try await retryingRedis(log) { try await store.record(learned) }
+        } catch {
+            log.error("could not record what the test runs showed (the next run will not know): \(error)")
         }
     }
 

@@ -26,20 +26,26 @@ final class FileIdentities: Sendable {
             let index = try await BlockingExecutor.offload("cortex-blob-ids") { Self.indexIDs(root: root) }
             known = Entry(key: key, ids: index ?? [:], fromIndex: index != nil)
         }
+        let wasCached = cache.withLock { $0.contains { $0.key == key } }
         var ids = known?.ids ?? [:]
         let missing = files.filter { ids[$0] == nil }
+        var hashed: [String: String] = [:]
         if !missing.isEmpty {
-            let hashed = try await BlockingExecutor.offload("cortex-blob-ids") { Self.hash(root: root, files: missing) }
+            hashed = try await BlockingExecutor.offload("cortex-blob-ids") { Self.hash(root: root, files: missing) }
             ids.merge(hashed) { _, new in new }
         }
-        // Merged into what another item of this worker may have added meanwhile.
-        let fromIndex = known?.fromIndex ?? false
-        cache.withLock { cache in
-            var merged = cache.first { $0.key == key } ?? Entry(key: key, ids: [:], fromIndex: fromIndex)
-            merged.ids.merge(ids) { old, _ in old }
-            cache.removeAll { $0.key == key }
-            cache.insert(merged, at: 0)
-            if cache.count > 4 { cache.removeLast() }
+        // Kept for the next item: what is new is merged into what another item of this worker may have
+        // added meanwhile (only the new ids: the index's are there already).
+        if !wasCached || !hashed.isEmpty {
+            let fresh = wasCached ? hashed : ids
+            let fromIndex = known?.fromIndex ?? false
+            cache.withLock { cache in
+                var merged = cache.first { $0.key == key } ?? Entry(key: key, ids: [:], fromIndex: fromIndex)
+                merged.ids.merge(fresh) { old, _ in old }
+                cache.removeAll { $0.key == key }
+                cache.insert(merged, at: 0)
+                if cache.count > 4 { cache.removeLast() }
+            }
         }
         var out: [String: String] = [:]
         out.reserveCapacity(files.count)

@@ -1,5 +1,8 @@
 import CortexCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The files of a target repository, relative to its root, and a stable way to shard them.
 public enum RepositoryFiles {
@@ -43,9 +46,12 @@ public enum RepositoryFiles {
                                                timeout: .seconds(300), outputLimit: 512 * 1024 * 1024),
               result.succeeded, !result.truncated else { return nil }
         let data = result.stdout
+        // One stat per path (following links, as the skills read them): it must exist and not be a
+        // directory. Plain string paths: URL.appendingPathComponent would stat each one again.
+        let base = root.path.hasSuffix("/") ? root.path : root.path + "/"
         return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.filter { path in
-            var isDir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDir) && !isDir.boolValue
+            var info = stat()
+            return stat(base + path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFDIR
         }
     }
 
