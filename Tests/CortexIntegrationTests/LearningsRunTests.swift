@@ -44,4 +44,28 @@ import Testing
         let (summary, _) = try PlanRunTests.summary(second)
         #expect(summary.reports.first { $0.master == .testing }?.assessment?.citations?.contains("learnings/testing#\(flaky.key)") == true)
     }
+
+    /// Inventory learns which repositories say who owns them and how they ship; the next inventory
+    /// assessment of the repository retrieves it, cited.
+    @Test func inventoryLearnsWhichRepositoriesHaveOwnersAndCharts() async throws {
+        let owned = try TestRunnerTests.write(["CODEOWNERS": "* @team-shop\n", "charts/shop/Chart.yaml": "apiVersion: v2\nname: shop\nversion: 1.0.0\n",
+                                               "Dockerfile": "FROM python:3.12-slim\n", "app.py": "print(1)\n"])
+        let bare = try TestRunnerTests.write(["app.py": "print(2)\n"])
+        let s = try await PlanRunTests.start("cortex-learn-metadata", masters: [.inventory])
+        _ = try await PlanRunTests.run(s, RunRequest(goal: "inventory", targets: [owned.path, bare.path], requestedBy: "test"))
+        let second = try await PlanRunTests.run(s, RunRequest(goal: "inventory", targets: [owned.path], requestedBy: "test"))
+        let learned = try await s.bus.redis.hgetall(CortexNames.learnings("inventory")).compactMapValues { try? WireJSON.decode(Learning.self, from: $0) }
+        let prompts = s.llm.recorded.value.compactMap { $0.body["messages"]?[0]?["content"]?.stringValue }
+        await s.stop()
+
+        let ownedKey = "metadata|\(RepositoryFiles.hash(owned.path))"
+        let a = try #require(learned[ownedKey], "\(learned.keys.sorted())")
+        #expect(a.outcome == "owned" && a.detail.contains("owners in CODEOWNERS") && a.detail.contains("charts/shop/Chart.yaml") && a.detail.contains("Dockerfiles Dockerfile"), "\(a.detail)")
+        let b = try #require(learned["metadata|\(RepositoryFiles.hash(bare.path))"])
+        #expect(b.outcome == "no-owners" && b.detail.contains("no owners file") && b.detail.contains("no Helm chart"), "\(b.detail)")
+        #expect(prompts.last?.contains("[learnings/inventory#\(ownedKey)]") == true, "\(prompts.last?.suffix(1200) ?? "")")
+        let (summary, _) = try PlanRunTests.summary(second)
+        #expect(summary.reports.first?.markdown.contains("| owners | CODEOWNERS |") == true, "\(summary.reports.first?.markdown.prefix(800) ?? "")")
+    }
 }
+

@@ -444,6 +444,7 @@ struct RunExecution {
         await learnFromFixes(progress, reports: reports)
         await learnFileCosts(progress, reports: reports)
         await learnFromTestRuns(reports)
+        await learnRepositoryMetadata(reports)
         await recordHistory(reports)
         var reasons: [String] = []
         // What the masters said first: it is what an operator acts on.

@@ -543,6 +543,35 @@ extension RunExecution {
         }
     }
 
+    /// Which repositories say who owns them and how they ship (inventory's census: CODEOWNERS / OWNERS,
+    /// Helm charts, Dockerfiles), learned per target (`metadata|<target hash>`), so the next assessment
+    /// knows, and `cortexctl memory show --master inventory` lists it. Only from a census that succeeded:
+    /// a partial one cannot say a file is absent.
+    func learnRepositoryMetadata(_ reports: [MasterReport]) async {
+        let learned = reports.filter { $0.master == .inventory && $0.status == .succeeded && $0.details["languages"] != nil }.map { r -> Learning in
+            let found = (r.details["metadata"]?.arrayValue ?? []).compactMap { m -> (String, String)? in
+                guard let kind = m["kind"]?.stringValue, let path = m["path"]?.stringValue else { return nil }
+                return (kind, path)
+            }
+            let byKind = Dictionary(grouping: found, by: \.0).mapValues { $0.map(\.1).sorted() }
+            let owners = byKind["owners"] ?? []
+            let detail = "\(RepositoryCheckout.name(of: r.target)): " + [
+                owners.isEmpty ? "no owners file (CODEOWNERS, OWNERS)" : "owners in \(owners.prefix(5).joined(separator: ", "))",
+                (byKind["helm-chart"] ?? []).isEmpty ? "no Helm chart" : "Helm charts \(byKind["helm-chart"]!.prefix(5).joined(separator: ", "))",
+                (byKind["container-image"] ?? []).isEmpty ? "no Dockerfile" : "Dockerfiles \(byKind["container-image"]!.prefix(5).joined(separator: ", "))",
+            ].joined(separator: "; ")
+            return Learning(key: "metadata|\(RepositoryFiles.hash(r.target))", kind: "repository-metadata", outcome: owners.isEmpty ? "no-owners" : "owned",
+                            detail: detail, target: RepositoryCheckout.name(of: r.target), runID: runID,
+                            data: .object(byKind.mapValues { .array($0.map(JSONValue.string)) }))
+        }
+        guard !learned.isEmpty else { return }
+        do {
+            try await retryingRedis(log) { try await service.learnings(.inventory).record(learned) }
+        } catch {
+            log.error("could not record which repositories have owners and charts (the next run will not know): \(error)")
+        }
+    }
+
     /// The run's reports into their targets' execution histories, once per run (a resumed run that
     /// aggregates again adds nothing): what the next model call about those targets retrieves.
     func recordHistory(_ reports: [MasterReport]) async {
