@@ -117,6 +117,10 @@ import Testing
         // The other agents' knowledge stays out of the development agent's prompt.
         #expect(!prompt.contains("knowledge/monitoring/") && !prompt.contains("knowledge/security/"))
         #expect(o.report.contains("Retrieved into the briefing: `knowledge/development/calc-conventions.md#arithmetic-functions`"), "\(o.report)")
+        // The model's review of the diff retrieves too: the same conventions, cited in its prompt.
+        let review = o.llm.recorded.value.first { ($0.body["system"]?.stringValue ?? "").hasPrefix("You review code changes") }
+        let reviewPrompt = review?.body["messages"]?[0]?["content"]?.stringValue ?? ""
+        #expect(reviewPrompt.contains("[knowledge/development/calc-conventions.md#arithmetic-functions]"), "\(reviewPrompt.suffix(1500))")
     }
 
     @Test func openAICompatibleScriptedModelDoesTheSame() async throws {

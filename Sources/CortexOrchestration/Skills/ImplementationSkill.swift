@@ -49,9 +49,16 @@ public struct ImplementationSkill: WorkSkill {
             record["branch"] = .string(branch.name)
             record["patch"] = .string(patch)
             record["review"] = .array(ChangeReview.review(patch).map(JSONValue.of))
-            // The model's review of the same diff, when there is budget for it (metered like every call).
+            // The model's review of the same diff, when there is budget for it (metered like every call), with
+            // the team's conventions and what earlier runs found retrieved first, cited.
+            let changedFiles = patch.split(separator: "\n").filter { $0.hasPrefix("+++ b/") }.map { String($0.dropFirst(6)) }
+            let reviewContext = await Self.retrieve("\(instruction)\n\(changedFiles.joined(separator: " "))", target: item.target, runID: item.runID,
+                                                    budget: 800, context: context)
+            if !reviewContext.chunks.isEmpty { record["review_citations"] = .array(reviewContext.citations.map(JSONValue.string)) }
+            if !reviewContext.problems.isEmpty { record["review_retrieval_problems"] = .array(reviewContext.problems.map(JSONValue.string)) }
             let reviewRequest = LLMRequest(system: "You review code changes. Be specific: file, line, problem, fix. At most five comments; say LGTM if there is nothing.",
-                                           messages: [.init(.user, "Task: \(instruction)\n\nDiff:\n\(patch.prefix(12_000))")], maxTokens: max(256, context.llmMaxTokens))
+                                           messages: [.init(.user, "Task: \(instruction)\n\nDiff:\n\(patch.prefix(12_000))"
+                                                            + (reviewContext.chunks.isEmpty ? "" : "\n\n" + reviewContext.prompt))], maxTokens: max(256, context.llmMaxTokens))
             switch await llm.complete(reviewRequest, runID: item.runID, account: "development:workers", priority: item.priority ?? .normal, purpose: "review of \(item.id)") {
             case .done(let response, _): record["model_review"] = .string(response.text)
             case .denied(let reason): record["model_review"] = .string("not reviewed by the model: budget denied (\(reason))")
@@ -118,18 +125,25 @@ public struct ImplementationSkill: WorkSkill {
         if let earlier = try? await context.process.redis.lrange(CortexNames.developmentAttempts(taskHash), start: 0, stop: 4), !earlier.isEmpty {
             parts.append("Earlier attempts at this task (newest first):\n" + earlier.joined(separator: "\n"))
         }
-        // The development knowledge base (conventions, runbooks), cited.
-        let history = await ExecutionHistory.retrieve(target: target, excluding: runID, query: instruction, budget: 300, redis: context.process.redis)
+        // The development knowledge base (conventions, runbooks) and earlier runs on the target, cited.
+        let retrieved = await retrieve(instruction, target: target, runID: runID, budget: 1200, context: context)
+        if !retrieved.chunks.isEmpty { parts.append(retrieved.prompt) }
+        return (parts.joined(separator: "\n\n"), retrieved.citations, retrieved.problems)
+    }
+
+    /// The development knowledge base's best sections for `query` and what earlier runs found on the
+    /// target (history: a quarter of the budget at most), for the agent's briefing and the model review.
+    static func retrieve(_ query: String, target: String, runID: String, budget: Int, context: SkillContext) async -> Retrieval {
+        let history = await ExecutionHistory.retrieve(target: target, excluding: runID, query: query, budget: budget / 4, redis: context.process.redis)
         let embeddings: EmbeddingsClient?
         do { embeddings = try EmbeddingsClient.configured(context.settings) } catch {
             context.logger.warning("embeddings not configured properly (BM25 alone ranks): \(error)")
             embeddings = nil
         }
         let retrieved = await KnowledgeBase.configured(context.settings, agent: MasterRole.development.rawValue)
-            .retrieve(instruction, budget: 900, embeddings: embeddings, redis: context.process.redis).merged(with: history, budget: 1200)
+            .retrieve(query, budget: budget - budget / 4, embeddings: embeddings, redis: context.process.redis).merged(with: history, budget: budget)
         for problem in retrieved.problems { context.logger.warning("\(problem)") }
-        if !retrieved.chunks.isEmpty { parts.append(retrieved.prompt) }
-        return (parts.joined(separator: "\n\n"), retrieved.citations, retrieved.problems)
+        return retrieved
     }
 
     /// The attempt, kept (the last five per task) for the next attempt at the same task.
