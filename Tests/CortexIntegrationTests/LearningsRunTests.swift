@@ -67,5 +67,22 @@ import Testing
         let (summary, _) = try PlanRunTests.summary(second)
         #expect(summary.reports.first?.markdown.contains("| owners | CODEOWNERS |") == true, "\(summary.reports.first?.markdown.prefix(800) ?? "")")
     }
+
+    /// The catalog as a retrieval source: the second run's security assessment has the repository's assets
+    /// and its dependencies (registered by the first run's workers) in its prompt, cited.
+    @Test func theAssessmentRetrievesWhatTheCatalogHoldsAboutTheTarget() async throws {
+        let s = try await PlanRunTests.start("cortex-catalog-context", masters: [.security], catalog: true)
+        let target = try TestRunnerTests.write(PlanRunTests.repoFiles)
+        _ = try await PlanRunTests.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let second = try await PlanRunTests.run(s, RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let prompts = s.llm.recorded.value.compactMap { $0.body["messages"]?[0]?["content"]?.stringValue }
+        await s.stop()
+        let repo = target.lastPathComponent
+        let later = try #require(prompts.last)
+        #expect(later.contains("[catalog/\(repo)#assets]\nThe catalog holds") && later.contains("manifest"), "\(later.suffix(1500))")
+        #expect(later.contains("[catalog/\(repo)#dependencies]") && later.contains("depends on 1 packages and images (catalog lineage): package:PyPI/PyYAML@5.3"), "\(later.suffix(1500))")
+        let (summary, _) = try PlanRunTests.summary(second)
+        #expect(summary.reports.first?.assessment?.citations?.contains("catalog/\(repo)#assets") == true, "\(String(describing: summary.reports.first?.assessment?.citations))")
+    }
 }
 

@@ -51,7 +51,7 @@ import Testing
     }
 
     /// A suite with a scripted model; `masters` nil starts all six.
-    static func start(_ name: String, masters: [MasterRole]? = nil, environment extra: [String: String] = [:]) async throws -> Suite {
+    static func start(_ name: String, masters: [MasterRole]? = nil, environment extra: [String: String] = [:], catalog: Bool = false) async throws -> Suite {
         let llm = FakeLLMServer()
         try await llm.start()
         let work = try temporaryDirectory(name)
@@ -60,6 +60,7 @@ import Testing
             "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": "sk-test-plans",
             "CORTEX_LLM_MAX_TOKENS": "256", "PATH": TestRunnerTests.path, "CORTEX_TEST_TIMEOUT": "120",
         ].merging(extra) { $1 })
+        if catalog { _ = try await suite.startCatalog() }  // every daemon started after it reads and writes it
         if let masters {
             try suite.startCoordinator()
             for m in masters { try suite.startMaster(m) }

@@ -9,17 +9,27 @@ import Foundation
 public enum CatalogContext {
     /// Packages and images named in the dependencies chunk, at most (the count says how many more).
     static let listed = 40
+    /// Assets read per retrieval, at most.
+    static let pageSize = 500
 
     public static func retrieve(catalog: CatalogClient?, target: String, budget: Int) async -> Retrieval {
         guard let catalog, budget > 0 else { return Retrieval() }
         let repo = RepositoryCheckout.name(of: target)
         var chunks: [Chunk] = []
         do {
-            let assets = try await catalog.assets(filter: AssetFilter(label: "cortex.io/repository=\(repo)"))
+            // One page (a repository can have thousands of assets; a prompt needs their shape, not all of them).
+            let page = try await catalog.graphQL("""
+                query RepositoryAssets($filter: AssetFilter) { assets(filter: $filter, first: \(pageSize)) { nodes { id type health { status } } pageInfo { hasNextPage } } }
+                """, variables: ["filter": ["label": .string("cortex.io/repository=\(repo)")]])
+            let assets = (page["assets"]?["nodes"]?.arrayValue ?? []).compactMap { n -> (id: String, type: String, health: String)? in
+                guard let id = n["id"]?.stringValue, let type = n["type"]?.stringValue else { return nil }
+                return (id, type, n["health"]?["status"]?.stringValue ?? "UNKNOWN")
+            }
+            let more = page["assets"]?["pageInfo"]?["hasNextPage"]?.boolValue == true
             if !assets.isEmpty {
-                let byType = Dictionary(grouping: assets, by: \.type).map { "\($0.value.count) \($0.key.rawValue.lowercased())" }.sorted()
-                let unhealthy = assets.filter { $0.health == .FAILING || $0.health == .DEGRADED }.map { "\($0.id) (\($0.health.rawValue.lowercased()))" }
-                var text = "The catalog holds \(assets.count) assets of \(repo): \(byType.joined(separator: ", "))."
+                let byType = Dictionary(grouping: assets, by: \.type).map { "\($0.value.count) \($0.key.lowercased())" }.sorted()
+                let unhealthy = assets.filter { $0.health == "FAILING" || $0.health == "DEGRADED" }.map { "\($0.id) (\($0.health.lowercased()))" }
+                var text = "The catalog holds \(more ? "more than " : "")\(assets.count) assets of \(repo)\(more ? " (the first \(assets.count))" : ""): \(byType.joined(separator: ", "))."
                 if !unhealthy.isEmpty { text += " Not healthy: \(unhealthy.prefix(10).joined(separator: ", "))\(unhealthy.count > 10 ? " and \(unhealthy.count - 10) more" : "")." }
                 chunks.append(Chunk(source: "catalog/\(repo)", anchor: "assets", title: "Catalog: \(repo)", text: text))
             }
