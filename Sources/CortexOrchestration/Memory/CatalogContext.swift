@@ -12,6 +12,14 @@ public enum CatalogContext {
     /// Assets read per retrieval, at most.
     static let pageSize = 500
 
+    /// The packages and images a repository target depends on (its lineage one step down), sorted ids.
+    static func dependencies(of target: String, catalog: CatalogClient) async throws -> [String] {
+        let data = try await catalog.graphQL("query Dependencies($id: ID!) { lineage(id: $id, direction: DOWNSTREAM, depth: 1) { nodes { id type } } }",
+                                             variables: ["id": .string("repository:\(target)")])
+        return (data["lineage"]?["nodes"]?.arrayValue ?? []).filter { ["PACKAGE", "CONTAINER_IMAGE"].contains($0["type"]?.stringValue ?? "") }
+            .compactMap { $0["id"]?.stringValue }.sorted()
+    }
+
     public static func retrieve(catalog: CatalogClient?, target: String, budget: Int) async -> Retrieval {
         guard let catalog, budget > 0 else { return Retrieval() }
         let repo = RepositoryCheckout.name(of: target)
@@ -33,12 +41,8 @@ public enum CatalogContext {
                 if !unhealthy.isEmpty { text += " Not healthy: \(unhealthy.prefix(10).joined(separator: ", "))\(unhealthy.count > 10 ? " and \(unhealthy.count - 10) more" : "")." }
                 chunks.append(Chunk(source: "catalog/\(repo)", anchor: "assets", title: "Catalog: \(repo)", text: text))
             }
-            let lineage = try await catalog.graphQL("""
-                query Dependencies($id: ID!) { lineage(id: $id, direction: DOWNSTREAM, depth: 1) { nodes { id type } truncated } }
-                """, variables: ["id": .string("repository:\(target)")])
-            let nodes = (lineage["lineage"]?["nodes"]?.arrayValue ?? []).filter { ["PACKAGE", "CONTAINER_IMAGE"].contains($0["type"]?.stringValue ?? "") }
-            if !nodes.isEmpty {
-                let names = nodes.compactMap { $0["id"]?.stringValue }.sorted()
+            let names = try await dependencies(of: target, catalog: catalog)
+            if !names.isEmpty {
                 let text = "\(repo) depends on \(names.count) packages and images (catalog lineage): \(names.prefix(listed).joined(separator: ", "))"
                     + (names.count > listed ? " and \(names.count - listed) more." : ".")
                 chunks.append(Chunk(source: "catalog/\(repo)", anchor: "dependencies", title: "Catalog lineage: \(repo)", text: text))

@@ -50,11 +50,7 @@ final class DocumentationReview: Sendable {
                     }
                 }
                 for target in targets {
-                    let data = try await catalog.graphQL("query($id: ID!) { lineage(id: $id, direction: DOWNSTREAM, depth: 1) { nodes { id type name } } }",
-                                                         variables: ["id": .string("repository:\(target)")])
-                    let items = (data["lineage"]?["nodes"]?.arrayValue ?? []).filter { ["PACKAGE", "CONTAINER_IMAGE"].contains($0["type"]?.stringValue ?? "") }
-                        .compactMap { $0["id"]?.stringValue }.sorted()
-                    dependencies.append((RepositoryCheckout.name(of: target), items))
+                    dependencies.append((RepositoryCheckout.name(of: target), try await CatalogContext.dependencies(of: target, catalog: catalog)))
                 }
             } catch {
                 notes.append("The catalog could not be read (\(error)): documentation from what was reachable.")

@@ -13,7 +13,7 @@ import Glibc
 /// A worker keeps the ids of its latest targets per run: the six file skills of one target ask for the
 /// same files, and the index is read once per run and target, not once per item.
 final class FileIdentities: Sendable {
-    private struct Entry: Sendable { var key: String; var ids: [String: String]; var fromIndex: Bool }
+    private struct Entry: Sendable { var key: String; var ids: [String: String] }
     private let cache = Locked<[Entry]>([])
 
     /// The blob id of each of `files` (paths relative to `root`, a checkout of `target`); a file that
@@ -24,7 +24,7 @@ final class FileIdentities: Sendable {
         var known = cache.withLock { $0.first { $0.key == key } }
         if known == nil {
             let index = try await BlockingExecutor.offload("cortex-blob-ids") { Self.indexIDs(root: root) }
-            known = Entry(key: key, ids: index ?? [:], fromIndex: index != nil)
+            known = Entry(key: key, ids: index ?? [:])
         }
         let wasCached = cache.withLock { $0.contains { $0.key == key } }
         var ids = known?.ids ?? [:]
@@ -38,9 +38,8 @@ final class FileIdentities: Sendable {
         // added meanwhile (only the new ids: the index's are there already).
         if !wasCached || !hashed.isEmpty {
             let fresh = wasCached ? hashed : ids
-            let fromIndex = known?.fromIndex ?? false
             cache.withLock { cache in
-                var merged = cache.first { $0.key == key } ?? Entry(key: key, ids: [:], fromIndex: fromIndex)
+                var merged = cache.first { $0.key == key } ?? Entry(key: key, ids: [:])
                 merged.ids.merge(fresh) { old, _ in old }
                 cache.removeAll { $0.key == key }
                 cache.insert(merged, at: 0)
