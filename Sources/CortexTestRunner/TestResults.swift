@@ -176,6 +176,58 @@ public enum CoverageReport {
         }
     }
 
+    /// V8's own coverage (the JSON files `NODE_V8_COVERAGE` makes every node process write; c8 reads
+    /// the same): block ranges with counts per script. A line counts as covered when the innermost
+    /// range around its first character ran; blank and `//` comment lines do not count. Only the
+    /// repository's files, outside node_modules and test files, are kept; a script run by several
+    /// processes is covered where any of them ran it.
+    public static func v8(directory: URL, root: URL) throws -> [FileCoverage] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory.path) else { return [] }
+        let prefixes = Set(["file://" + root.path + "/", "file://" + root.resolvingSymlinksInPath().path + "/"])
+        var hitLines: [String: (covered: Set<Int>, total: Int)] = [:]
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let data = try Data(contentsOf: directory.appendingPathComponent(name))
+            guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any], let scripts = json["result"] as? [[String: Any]] else {
+                throw ReportParseError(description: "V8 coverage \(name): no result array")
+            }
+            for script in scripts {
+                guard let url = script["url"] as? String, let prefix = prefixes.first(where: { url.hasPrefix($0) }) else { continue }
+                let file = String(url.dropFirst(prefix.count)).removingPercentEncoding ?? String(url.dropFirst(prefix.count))
+                guard !isTestOrVendored(file), let source = try? String(contentsOf: root.appendingPathComponent(file), encoding: .utf8) else { continue }
+                let ranges = ((script["functions"] as? [[String: Any]]) ?? []).flatMap { ($0["ranges"] as? [[String: Any]]) ?? [] }.compactMap { r -> (start: Int, end: Int, count: Int)? in
+                    guard let s = r["startOffset"] as? Int, let e = r["endOffset"] as? Int, let c = r["count"] as? Int else { return nil }
+                    return (s, e, c)
+                }
+                var entry = hitLines[file] ?? ([], 0)
+                var lineNumber = 0, offset = 0, total = 0
+                // Offsets are UTF-16 code units, as in the script's JavaScript string.
+                for line in source.split(separator: "\n", omittingEmptySubsequences: false) {
+                    lineNumber += 1
+                    defer { offset += line.utf16.count + 1 }
+                    let trimmed = line.drop { $0 == " " || $0 == "\t" }
+                    guard !trimmed.isEmpty, !trimmed.hasPrefix("//"), trimmed != "\r" else { continue }
+                    total += 1
+                    let at = offset + (line.utf16.count - trimmed.utf16.count)
+                    // The innermost range holding the offset: ranges nest, so the smallest one.
+                    let innermost = ranges.filter { $0.start <= at && at < $0.end }.min { ($0.end - $0.start) < ($1.end - $1.start) }
+                    if let innermost, innermost.count > 0 { entry.covered.insert(lineNumber) }
+                }
+                entry.total = total
+                hitLines[file] = entry
+            }
+        }
+        return hitLines.sorted { $0.key < $1.key }.map { FileCoverage(file: $0.key, covered: $0.value.covered.count, total: $0.value.total) }
+    }
+
+    /// node_modules and test files (test/, tests/, __tests__/, *.test.js, *.spec.js): c8's default exclusions.
+    static func isTestOrVendored(_ file: String) -> Bool {
+        let parts = file.split(separator: "/")
+        if parts.contains(where: { ["node_modules", "test", "tests", "__tests__"].contains($0) }) { return true }
+        let name = parts.last ?? ""
+        return name.contains(".test.") || name.contains(".spec.")
+    }
+
     /// Reads a coverage file, choosing the parser by its content.
     public static func parse(file: URL) throws -> [FileCoverage] {
         let text = try String(contentsOf: file, encoding: .utf8)

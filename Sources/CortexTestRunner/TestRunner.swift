@@ -22,6 +22,9 @@ public struct FrameworkRun: Sendable, Codable, Equatable {
     /// Counts from the runner's own summary when it writes no per-test report.
     public var summaryCounts: [String: Int] = [:]
     public var notes: [String] = []
+    /// Why the suite did not run at all (e.g. Maven could not resolve its plugins offline): then no
+    /// count of this run means anything, and reports say NOT RUN instead of passed or failed.
+    public var notRun: String?
     /// The last lines of the runner's output.
     public var outputTail = ""
 
@@ -119,24 +122,43 @@ public struct TestRunner: Sendable {
             run.tests = goResults(run.outputTail)
             coverage(&run, from: out.appendingPathComponent("cover.out"), root: root, source: "Go cover profile")
         case .cargo:
+            // Source-based coverage (rustc's -C instrument-coverage): profiles merged and exported with
+            // llvm-profdata/llvm-cov, as cargo-llvm-cov does.
+            let profiles = out.appendingPathComponent("cargo-profiles")
             run.command = ["cargo", "test"]
-            execute(&run, root: root)
+            execute(&run, root: root, environment: ["RUSTFLAGS": "-C instrument-coverage", "LLVM_PROFILE_FILE": profiles.path + "/%p-%m.profraw"])
             run.tests = cargoResults(run.outputTail)
+            cargoCoverage(&run, root: root, profiles: profiles, out: out)
         case .npm:
+            // node's built-in runner (`node --test`) writes JUnit when asked through NODE_OPTIONS; every
+            // node process writes V8's own coverage to NODE_V8_COVERAGE (c8 reads the same files).
+            let v8 = out.appendingPathComponent("v8-coverage")
+            var environment = ["NODE_V8_COVERAGE": v8.path]
+            if Self.usesNodeTestRunner(root) {
+                environment["NODE_OPTIONS"] = "--test-reporter=tap --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination=\(out.appendingPathComponent("node.xml").path)"
+            }
             run.command = ["npm", "test", "--silent"]
-            execute(&run, root: root)
-            run.summaryCounts = Self.summaryCounts(run.outputTail)
+            execute(&run, root: root, environment: environment)
+            run.tests = junitResults(in: out)
+            if run.tests.isEmpty { run.summaryCounts = Self.summaryCounts(run.outputTail) }
+            do {
+                run.coverage = try CoverageReport.v8(directory: v8, root: root)
+                if !run.coverage.isEmpty { run.coverageSource = "V8 coverage (NODE_V8_COVERAGE)" } else { run.notes.append("V8 coverage holds no file of the repository (outside node_modules and tests)") }
+            } catch {
+                run.notes.append("V8 coverage unreadable: \(error)")
+            }
         case .maven:
             run.command = ["mvn", "-B", "-q", "test"]
             execute(&run, root: root)
             run.tests = junitResults(in: root.appendingPathComponent("target/surefire-reports"))
+            if run.tests.isEmpty, run.exitCode != 0, let reason = Self.mavenResolutionFailure(run.outputTail) { run.notRun = reason }
         case .gradle:
             let wrapper = FileManager.default.isExecutableFile(atPath: root.appendingPathComponent("gradlew").path)
             run.command = [wrapper ? "./gradlew" : "gradle", "test", "--console=plain"]
             execute(&run, root: root)
             run.tests = junitResults(in: root.appendingPathComponent("build/test-results/test"))
         }
-        if run.tests.isEmpty && run.summaryCounts.isEmpty && !run.timedOut {
+        if run.tests.isEmpty && run.summaryCounts.isEmpty && !run.timedOut && run.notRun == nil {
             run.notes.append("no per-test report found; the outcome is the exit code \(run.exitCode.map(String.init) ?? "?")")
         }
         run.outputTail = String(run.outputTail.suffix(4000))  // parsed in full above; the report keeps the end
@@ -178,6 +200,64 @@ public struct TestRunner: Sendable {
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.resolvingSymlinksInPath().deletingLastPathComponent() }
         }
         return nil
+    }
+
+    /// Whether `npm test` runs node's built-in test runner (`node --test`), whose reporters NODE_OPTIONS selects.
+    static func usesNodeTestRunner(_ root: URL) -> Bool {
+        guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("package.json").path),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let test = (json["scripts"] as? [String: Any])?["test"] as? String else { return false }
+        return test.range(of: #"\bnode\b.*--test\b"#, options: .regularExpression) != nil
+    }
+
+    /// Maven's "could not resolve" failures (plugins or dependencies neither in the local repository nor
+    /// downloadable, e.g. with no network): the suite never ran, so the run is reported NOT RUN with
+    /// Maven's own first error line.
+    static func mavenResolutionFailure(_ output: String) -> String? {
+        let markers = ["could not be resolved", "Could not transfer artifact", "Could not resolve dependencies", "PluginResolutionException", "Non-resolvable"]
+        guard let line = output.split(separator: "\n").first(where: { l in l.contains("[ERROR]") && markers.contains { l.contains($0) } }) else { return nil }
+        let error = line.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression)
+            .replacingOccurrences(of: "[ERROR] ", with: "").trimmingCharacters(in: .whitespaces)
+        return "Maven could not resolve what the build needs (no network to its repositories, and not in the local repository ~/.m2), so no test ran: "
+            + String(error.prefix(400))
+    }
+
+    /// Line coverage of a cargo run from its raw profiles: merged with llvm-profdata and exported from
+    /// the test binaries with llvm-cov (rustup's llvm-tools when installed, else the Swift toolchain's:
+    /// Swift 6.3's LLVM reads rustc 1.95's profiles). Only the repository's own files count.
+    func cargoCoverage(_ run: inout FrameworkRun, root: URL, profiles: URL, out: URL) {
+        let fm = FileManager.default
+        let raw = ((try? fm.contentsOfDirectory(atPath: profiles.path)) ?? []).filter { $0.hasSuffix(".profraw") }.map { profiles.appendingPathComponent($0).path }
+        guard !raw.isEmpty else { run.notes.append("no coverage: the test binaries wrote no profile (-C instrument-coverage)"); return }
+        guard let tools = llvmToolsForRust() ?? toolchainDirectory() else { run.notes.append("no coverage: no llvm-profdata/llvm-cov found (rustup component add llvm-tools)"); return }
+        let deps = root.appendingPathComponent("target/debug/deps")
+        let binaries = ((try? fm.contentsOfDirectory(atPath: deps.path)) ?? []).filter { !$0.contains(".") }.map { deps.appendingPathComponent($0).path }
+            .filter { fm.isExecutableFile(atPath: $0) }.sorted()
+        guard let first = binaries.first else { run.notes.append("no coverage: no test binary under target/debug/deps"); return }
+        let merged = out.appendingPathComponent("cargo.profdata")
+        let json = out.appendingPathComponent("cargo-llvm-cov.json")
+        do {
+            let merge = try execute([tools.appendingPathComponent("llvm-profdata").path, "merge", "-sparse", "-o", merged.path] + raw, in: root, timeout: 120)
+            guard merge.status == 0 else { run.notes.append("no coverage: llvm-profdata merge failed: \(merge.output.suffix(300))"); return }
+            let export = try execute([tools.appendingPathComponent("llvm-cov").path, "export", "-summary-only", "-instr-profile", merged.path, first]
+                                     + binaries.dropFirst().flatMap { ["-object", $0] }, in: root, timeout: 120)
+            guard export.status == 0 else { run.notes.append("no coverage: llvm-cov export failed: \(export.output.suffix(300))"); return }
+            try Data(export.output.utf8).write(to: json)
+        } catch {
+            run.notes.append("no coverage: \(error)")
+            return
+        }
+        coverage(&run, from: json, root: root, source: "llvm-cov export JSON (rustc -C instrument-coverage)")
+        run.coverage = run.coverage.filter { !$0.file.hasPrefix("/") && !$0.file.hasPrefix("target/") }
+    }
+
+    /// rustup's llvm-tools component for the active toolchain (same LLVM as rustc), when installed.
+    func llvmToolsForRust() -> URL? {
+        guard let sysroot = try? execute(["rustc", "--print", "sysroot"], in: workDirectory, timeout: 60), sysroot.status == 0,
+              let host = try? execute(["rustc", "--print", "host-tuple"], in: workDirectory, timeout: 60), host.status == 0 else { return nil }
+        let dir = URL(fileURLWithPath: sysroot.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            .appendingPathComponent("lib/rustlib/\(host.output.trimmingCharacters(in: .whitespacesAndNewlines))/bin")
+        return FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("llvm-cov").path) ? dir : nil
     }
 
     /// Runs the failed tests once more: those that pass are flaky.
@@ -256,24 +336,25 @@ public struct TestRunner: Sendable {
 
     // MARK: - Processes
 
-    func execute(_ run: inout FrameworkRun, root: URL) {
+    func execute(_ run: inout FrameworkRun, root: URL, environment: [String: String] = [:]) {
         let started = Date()
         do {
-            let r = try execute(run.command, in: root, timeout: timeout)
+            let r = try execute(run.command, in: root, timeout: timeout, environment: environment)
             run.exitCode = r.status
             run.timedOut = r.timedOut
             run.outputTail = r.output
             if r.timedOut { run.notes.append("stopped after the \(Int(timeout)) s timeout") }
         } catch {
-            run.notes.append("could not start \(run.command.first ?? ""): \(error)")
+            run.notRun = "could not start \(run.command.first ?? ""): \(error)"
         }
         run.seconds = Date().timeIntervalSince(started)
     }
 
     /// Runs `arguments` (arguments[0] looked up on `path`) in its own process group, so a timeout stops
     /// the whole tree; output (stdout and stderr) through a file, returned in full for parsing.
+    /// `environment` adds to the clean one (coverage switches, reporters).
     @discardableResult
-    public func execute(_ arguments: [String], in directory: URL, timeout: TimeInterval) throws -> (status: Int32, output: String, timedOut: Bool) {
+    public func execute(_ arguments: [String], in directory: URL, timeout: TimeInterval, environment: [String: String] = [:]) throws -> (status: Int32, output: String, timedOut: Bool) {
         let home = workDirectory.appendingPathComponent("home")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         let log = workDirectory.appendingPathComponent("output-\(UUID().uuidString.prefix(8)).log")
@@ -287,8 +368,13 @@ public struct TestRunner: Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["--"] + arguments
         process.currentDirectoryURL = directory
-        process.environment = ["PATH": path, "HOME": home.path, "LANG": "C.UTF-8", "TMPDIR": workDirectory.path, "CI": "true", "NO_COLOR": "1",
-                               "PYTHONDONTWRITEBYTECODE": "1"]
+        var env = ["PATH": path, "HOME": home.path, "LANG": "C.UTF-8", "TMPDIR": workDirectory.path, "CI": "true", "NO_COLOR": "1",
+                   "PYTHONDONTWRITEBYTECODE": "1"]
+        // rustup's cargo/rustc are proxies that find their toolchain under RUSTUP_HOME (default ~/.rustup):
+        // with the temporary HOME they would find none.
+        if let rustup = Self.rustupHome { env["RUSTUP_HOME"] = rustup }
+        env.merge(environment) { $1 }
+        process.environment = env
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
@@ -306,6 +392,14 @@ public struct TestRunner: Sendable {
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         return (process.terminationStatus, output, timedOut)
     }
+
+    /// The rustup home of the user running Cortex, when there is one.
+    static let rustupHome: String? = {
+        let env = ProcessInfo.processInfo.environment
+        if let home = env["RUSTUP_HOME"] { return home }
+        let dir = (env["HOME"] ?? NSHomeDirectory()) + "/.rustup"
+        return FileManager.default.fileExists(atPath: dir) ? dir : nil
+    }()
 
     /// When each file last changed (git log), for the least-covered list.
     public func lastChange(of file: String, in root: URL) -> Date? {

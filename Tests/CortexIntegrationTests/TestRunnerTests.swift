@@ -24,7 +24,7 @@ import Testing
     /// PATH with the test Python (pytest, coverage) first, then the machine's (swift, go, git).
     static var path: String {
         let python = (try? CatalogAPITests.python(SecurityMasterTests.root)).map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
-        return ([python].compactMap { $0 } + [ProcessInfo.processInfo.environment["PATH"] ?? "", "/usr/lib/go/bin", "/usr/bin", "/bin"]).joined(separator: ":")
+        return ([python].compactMap { $0 } + [ProcessInfo.processInfo.environment["PATH"] ?? "", "/usr/lib/go/bin", NSHomeDirectory() + "/.cargo/bin", "/usr/bin", "/bin"]).joined(separator: ":")
     }
 
     static let python: [String: String] = [
@@ -117,6 +117,112 @@ import Testing
         #expect(run.coverageSource == "Go cover profile")
         let calc = try #require(run.coverage.first { $0.file.hasSuffix("calc.go") })
         #expect(calc.covered == 1 && calc.total == 2, "\(run.coverage)")  // Add's statement ran, Sub's did not
+    }
+
+    /// A std-only crate: `cargo test` with rustc's source-based coverage, exported with llvm-cov.
+    @Test func cargoSuiteRunsWithSourceCoverage() throws {
+        let repo = try Self.write([
+            "Cargo.toml": "[package]\nname = \"calc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            "src/lib.rs": """
+                pub fn add(a: i32, b: i32) -> i32 { a + b }
+
+                pub fn sub(a: i32, b: i32) -> i32 {
+                    a - b
+                }
+
+                #[cfg(test)]
+                mod tests {
+                    use super::*;
+                    #[test]
+                    fn adds() { assert_eq!(add(2, 3), 5); }
+                    #[test]
+                    fn broken() { assert_eq!(add(2, 2), 5, "two and two"); }
+                    #[test]
+                    #[ignore]
+                    fn later() {}
+                }
+                """,
+        ])
+        let runner = TestRunner(timeout: 600, path: Self.path, workDirectory: try temporaryDirectory("cargo-runs"))
+        let result = try runner.run(repository: repo)
+        #expect(result.frameworks == [.cargo])
+        let run = try #require(result.runs.first)
+        #expect(run.notRun == nil && run.exitCode == 101, "\(run.notRun ?? "") \(run.outputTail)")
+        #expect(run.passed == 1 && run.failed == 1 && run.skipped == 1, "\(run.tests) \(run.notes) \(run.outputTail)")
+        #expect(Set(run.tests.map(\.name)) == ["tests::adds", "tests::broken", "tests::later"])
+        #expect(run.coverageSource?.hasPrefix("llvm-cov export JSON") == true, "\(run.notes)")
+        let lib = try #require(run.coverage.first { $0.file == "src/lib.rs" }, "\(run.coverage) \(run.notes)")
+        // add and the tests ran; sub's body did not.
+        #expect(lib.covered > 0 && lib.covered < lib.total, "\(lib)")
+        #expect(run.coverage.allSatisfy { !$0.file.hasPrefix("/") }, "only the crate's own files: \(run.coverage)")
+    }
+
+    /// A package whose `npm test` is node's built-in runner: per-test JUnit through NODE_OPTIONS, line
+    /// coverage from V8's own coverage files.
+    @Test func npmSuiteRunsWithNodeTestRunnerAndV8Coverage() throws {
+        let repo = try Self.write([
+            "package.json": #"{"name": "calc", "version": "1.0.0", "scripts": {"test": "node --test"}}"#,
+            "calc.js": """
+                function add(a, b) { return a + b; }
+                function sub(a, b) {
+                  return a - b;
+                }
+
+                // Exported for the tests.
+                module.exports = { add, sub };
+                """,
+            "test/calc.test.js": """
+                const test = require('node:test');
+                const assert = require('node:assert');
+                const { add } = require('../calc');
+                test('adds', () => { assert.strictEqual(add(2, 3), 5); });
+                test('broken', () => { assert.strictEqual(add(2, 2), 5); });
+                test('later', { skip: 'not yet' }, () => {});
+                """,
+        ])
+        let runner = TestRunner(timeout: 300, path: Self.path, workDirectory: try temporaryDirectory("npm-runs"))
+        let result = try runner.run(repository: repo)
+        #expect(result.frameworks == [.npm])
+        let run = try #require(result.runs.first)
+        #expect(run.notRun == nil && run.exitCode != 0, "\(run.outputTail)")
+        #expect(run.passed == 1 && run.failed == 1 && run.skipped == 1, "\(run.tests) \(run.notes) \(run.outputTail)")
+        #expect(run.tests.first { $0.outcome == .failed }?.message?.contains("4 !== 5") == true, "\(run.tests)")
+        #expect(run.coverageSource == "V8 coverage (NODE_V8_COVERAGE)", "\(run.notes)")
+        // calc.js: 5 counted lines (the blank line and the comment do not count); add's line and the
+        // export ran, sub's three lines did not. The test file is not counted.
+        #expect(run.coverage == [FileCoverage(file: "calc.js", covered: 2, total: 5)], "\(run.coverage)")
+    }
+
+    /// A Maven project. With no network to Maven Central and an empty local repository Maven cannot
+    /// fetch its plugins: the run says NOT RUN with Maven's reason (never "0 failed"); where Maven can
+    /// resolve them, the suite's one test passes.
+    @Test func mavenSuiteRunsOrSaysWhyNot() throws {
+        let repo = try Self.write([
+            "pom.xml": """
+                <project xmlns="http://maven.apache.org/POM/4.0.0">
+                  <modelVersion>4.0.0</modelVersion>
+                  <groupId>example</groupId><artifactId>calc</artifactId><version>1.0</version>
+                  <properties><maven.compiler.source>17</maven.compiler.source><maven.compiler.target>17</maven.compiler.target></properties>
+                  <dependencies><dependency><groupId>junit</groupId><artifactId>junit</artifactId><version>4.13.2</version><scope>test</scope></dependency></dependencies>
+                </project>
+                """,
+            "src/main/java/calc/Calc.java": "package calc;\npublic class Calc { public static int add(int a, int b) { return a + b; } }\n",
+            "src/test/java/calc/CalcTest.java": "package calc;\nimport org.junit.Test;\nimport static org.junit.Assert.*;\npublic class CalcTest { @Test public void adds() { assertEquals(5, Calc.add(2, 3)); } }\n",
+        ])
+        let runner = TestRunner(timeout: 300, path: Self.path, workDirectory: try temporaryDirectory("maven-runs"))
+        let result = try runner.run(repository: repo)
+        #expect(result.frameworks == [.maven])
+        let run = try #require(result.runs.first)
+        if let reason = run.notRun {
+            #expect(reason.hasPrefix("Maven could not resolve what the build needs"), "\(reason)")
+            #expect(reason.contains("maven-resources-plugin") || reason.contains("Could not transfer") || reason.contains("could not be resolved"), "\(reason)")
+            #expect(run.passed == 0 && run.failed == 0)
+            let survey = TestSurvey().summarize([["kind": "test-run", "run": JSONValue.of(run)]])
+            #expect(survey.headline.contains("maven NOT RUN"), "\(survey.headline)")
+            #expect(survey.markdown.contains("| maven | `mvn -B -q test` | NOT RUN |"), "\(survey.markdown)")
+        } else {
+            #expect(run.passed == 1 && run.failed == 0, "\(run.tests) \(run.outputTail)")
+        }
     }
 
     @Test func swiftSuiteRunsWithLLVMCoverage() throws {

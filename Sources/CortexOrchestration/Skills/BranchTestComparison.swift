@@ -130,7 +130,7 @@ extension BranchTestSkill {
     /// Whether a run went through: it exited 0 within its time and no test failed. The exit code counts
     /// too: a suite that did not build reports no failed test, and is not a pass.
     static func succeeded(_ run: FrameworkRun) -> Bool {
-        !run.timedOut && run.exitCode == 0 && run.failed == 0
+        !run.timedOut && run.exitCode == 0 && run.failed == 0 && run.notRun == nil
     }
 
     /// Each test's outcome by name; failed wins over passed, passed over skipped.

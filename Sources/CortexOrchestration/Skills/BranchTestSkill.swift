@@ -74,7 +74,7 @@ public struct BranchTestSkill: WorkSkill {
             coveredLines = run.coverage.reduce(0) { $0 + $1.covered }
             measuredLines = run.coverage.reduce(0) { $0 + $1.total }
             coverageSource = run.coverageSource
-            notes = Array(run.notes.prefix(10))
+            notes = (run.notRun.map { ["NOT RUN: \($0)"] } ?? []) + Array(run.notes.prefix(10))
             outputTail = BranchTestSkill.succeeded(run) ? nil : String(run.outputTail.suffix(1000))
         }
     }
@@ -224,7 +224,7 @@ public struct BranchTestSkill: WorkSkill {
         guard c.branchSucceeded else {
             // Runs that failed without a failed test (did not build, timed out) are named: "0 failed" alone would read as a pass.
             let other = result.branchRuns.filter { !succeeded($0) && $0.failed == 0 }
-                .map { $0.timedOut ? "\($0.framework.rawValue) timed out" : "\($0.framework.rawValue) exited \($0.exitCode.map(String.init) ?? "without starting")" }
+                .map { $0.notRun != nil ? "\($0.framework.rawValue) NOT RUN" : $0.timedOut ? "\($0.framework.rawValue) timed out" : "\($0.framework.rawValue) exited \($0.exitCode.map(String.init) ?? "without starting")" }
             return .endedShort(.partial, reason: "tests of branch \(result.branch) failed: \(c.branchFailed) failed (\(c.broken) newly broken)"
                                + (other.isEmpty ? "" : "; " + other.joined(separator: ", ")), records: [record], examined: runs)
         }

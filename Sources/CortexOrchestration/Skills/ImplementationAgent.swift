@@ -134,7 +134,7 @@ public struct AgentWorkspace: Sendable {
             try? FileManager.default.removeItem(at: root.appendingPathComponent(".cortex-test-results"))
             parts.append("\(f.rawValue): \(run.passed) passed, \(run.failed) failed" + (run.timedOut ? " (timed out)" : "")
                          + (run.failed > 0 ? "; failing: " + run.tests.filter { $0.outcome == .failed }.map(\.name).prefix(10).joined(separator: ", ") : ""))
-            if run.failed > 0 || run.timedOut || (run.tests.isEmpty && run.exitCode != 0) { passed = false }
+            if run.failed > 0 || run.timedOut || run.notRun != nil || (run.tests.isEmpty && run.exitCode != 0) { passed = false }
         }
         return (parts.joined(separator: "; "), passed)
     }

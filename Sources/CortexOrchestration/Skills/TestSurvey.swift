@@ -82,6 +82,7 @@ public struct TestSurvey: Skill {
         } else {
             md += table(["Framework", "Command", "Passed", "Failed", "Skipped", "Flaky", "Time", "Line coverage"], runs.map { r in
                 let covered = r.coverage.reduce(0) { $0 + $1.covered }, lines = r.coverage.reduce(0) { $0 + $1.total }
+                if r.notRun != nil { return [r.framework.rawValue, "`\(r.command.joined(separator: " "))`", "NOT RUN", "-", "-", "-", String(format: "%.1f s", r.seconds), "-"] }
                 return [r.framework.rawValue, "`\(r.command.joined(separator: " "))`", "\(r.passed)", "\(r.failed)", "\(r.skipped)", "\(r.flaky.count)",
                         String(format: "%.1f s", r.seconds) + (r.timedOut ? " (timed out)" : ""),
                         lines == 0 ? "-" : String(format: "%.1f %% of %d lines (%@)", 100 * Double(covered) / Double(lines), lines, r.coverageSource ?? "")]
@@ -103,11 +104,14 @@ public struct TestSurvey: Skill {
                                 e["changed"]?.stringValue.map { Self.age($0) } ?? "not in git"]
                     })
                 }
-                if !run.notes.isEmpty { md += "\n" + run.notes.map { "- \(run.framework.rawValue): \($0)" }.joined(separator: "\n") + "\n" }
+                let notes = (run.notRun.map { ["NOT RUN: \($0)"] } ?? []) + run.notes
+                if !notes.isEmpty { md += "\n" + notes.map { "- \(run.framework.rawValue): \($0)" }.joined(separator: "\n") + "\n" }
             }
             let covered = runs.flatMap(\.coverage).reduce(0) { $0 + $1.covered }, lines = runs.flatMap(\.coverage).reduce(0) { $0 + $1.total }
             headline += "; run: \(runs.reduce(0) { $0 + $1.passed }) passed, \(runs.reduce(0) { $0 + $1.failed }) failed"
                 + (flaky.isEmpty ? "" : " (\(flaky.count) flaky)") + (lines == 0 ? "" : String(format: ", line coverage %.1f %%", 100 * Double(covered) / Double(lines)))
+            let notRun = runs.filter { $0.notRun != nil }.map(\.framework.rawValue)
+            if !notRun.isEmpty { headline += "; \(notRun.joined(separator: ", ")) NOT RUN (see the notes)" }
         }
         return SkillSummary(headline: headline, markdown: md, details: .object([
             "cases": .number(Double(total)), "files": .array(rows.map { .object($0) }),
