@@ -126,6 +126,7 @@ let package = Package(
             name: "cortexctl",
             dependencies: [
                 "CortexControl",
+                "CortexCICD",
                 "CortexMonitoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -1,12 +1,9 @@
+import CortexCore
 import Foundation
 import Yams
 
 /// Security and speed review of one GitHub Actions workflow file.
 public enum GitHubActionsAnalyzer {
-    /// Contexts an outsider controls (issue and PR text, branch names, commit messages): interpolated
-    /// into a `run:` script they become shell code.
-    static let untrusted = try! NSRegularExpression(pattern: #"\$\{\{\s*(github\.event\.(issue\.(title|body)|pull_request\.(title|body|head\.ref|head\.label|head\.repo\.default_branch)|comment\.body|review\.body|review_comment\.body|discussion\.(title|body)|pages\.[^}]*\.page_name|commits\[[^\]]*\]\.(message|author\.(email|name))|head_commit\.(message|author\.(email|name))|workflow_run\.head_branch|workflow_run\.head_commit\.message)|github\.head_ref)\s*\}\}"#)
-
     /// Package managers whose installs a cache speeds up: (name, command pattern, how setup-* caches it, cache snippet).
     static let installers: [(name: String, pattern: NSRegularExpression, setup: (action: String, value: String)?, cache: String)] = [
         ("npm", try! NSRegularExpression(pattern: #"\b(npm (ci|install)|yarn( install)?$|yarn install|pnpm install)\b"#, options: .anchorsMatchLines),
@@ -28,84 +25,71 @@ public enum GitHubActionsAnalyzer {
     /// GitHub's default job timeout, in minutes.
     static let defaultTimeout = 360
 
-    public static func analyze(file: String, text: String) throws -> [PipelineFinding] {
+    /// Findings of one workflow: the security audits (`WorkflowAudits`, zizmor's depth), checkouts of
+    /// untrusted code, and speed advice that never trades safety for time. `lockfiles` are the paths of
+    /// the repository's dependency lockfiles (nil: not known, and no cache is suggested then).
+    public static func analyze(file: String, text: String, lockfiles: Set<String>? = nil) throws -> [PipelineFinding] {
         let root = try PipelineYAML.compose(text, file: file)
         guard let jobsNode = root.value("jobs"), let jobs = jobsNode.mapping else {
             throw PipelineParseError(file: file, line: root.line, message: "no `jobs:` mapping: not a GitHub Actions workflow")
         }
         let jobsLine = root.mapping?.first { $0.key.string == "jobs" }?.key.line ?? 1
-        let triggers = Self.triggers(root.value("on"))
-        var out: [PipelineFinding] = []
+        let workflow = Workflow(file: file, text: text, root: root)
+        let triggers = workflow.triggerNames
+        var out = WorkflowAudits.run(workflow)
         let untrustedTrigger = triggers.contains("pull_request_target") || triggers.contains("workflow_run")
+        let sensitive = SensitiveWork(workflow)
 
-        // Workflow-level: permissions and concurrency.
-        out += permissionFindings(file: file, text: text, root: root, jobs: jobs, jobsLine: jobsLine, untrustedTrigger: untrustedTrigger)
-        out += concurrencyFindings(file: file, text: text, root: root, jobs: jobs, jobsLine: jobsLine, triggers: triggers)
-
-        for (keyNode, job) in jobs {
-            let id = keyNode.string ?? "?"
-            let jobLine = keyNode.line ?? 1
-            let steps = job.value("steps")?.sequence.map(Array.init) ?? []
-            let matrixSize = Self.matrixSize(job)
-
-            for step in steps {
-                let name = step.value("name")?.string ?? step.value("uses")?.string ?? step.value("run")?.string.map { String($0.prefix(40)) }
-                if let uses = step.value("uses")?.string {
-                    out += Self.actionFindings(file: file, text: text, job: id, stepName: name, step: step, uses: uses, untrustedTrigger: untrustedTrigger)
-                }
-                if let run = step.value("run") {
-                    out += Self.injectionFindings(file: file, text: text, job: id, stepName: name, step: step, run: run)
+        out += concurrencyFindings(file: file, text: text, root: root, jobs: jobs, jobsLine: jobsLine, triggers: triggers, sensitive: sensitive)
+        for job in workflow.jobs {
+            let matrixSize = Self.matrixSize(job.node)
+            let steps = job.steps.map(\.node)
+            if untrustedTrigger {
+                for step in job.steps where step.uses?.isAction("actions/checkout") == true {
+                    out += untrustedCheckout(file: file, text: text, job: job.id, step: step)
                 }
             }
-            out += cacheFindings(file: file, text: text, job: id, jobLine: jobLine, steps: steps, matrixSize: matrixSize)
-            out += needsFindings(file: file, text: text, job: id, node: job, steps: steps, jobs: jobs)
-            out += timeoutFindings(file: file, text: text, job: id, node: job, jobLine: jobLine, matrixSize: matrixSize)
-            out += Self.matrixFindings(file: file, text: text, job: id, node: job)
+            if !sensitive.publishes(job) {
+                out += cacheFindings(file: file, text: text, job: job.id, jobLine: job.line, steps: steps, matrixSize: matrixSize, lockfiles: lockfiles)
+            }
+            out += needsFindings(file: file, text: text, job: job.id, node: job.node, steps: steps, jobs: jobs, sensitive: sensitive)
+            out += timeoutFindings(file: file, text: text, job: job.id, node: job.node, jobLine: job.line, matrixSize: matrixSize)
+            out += Self.matrixFindings(file: file, text: text, job: job.id, node: job.node)
         }
         return out
     }
 
     // MARK: workflow-level rules
 
-    /// No `permissions:` anywhere, `write-all`, or a write scope under an untrusted trigger.
-    static func permissionFindings(file: String, text: String, root: Node, jobs: Node.Mapping, jobsLine: Int, untrustedTrigger: Bool) -> [PipelineFinding] {
-        var out: [PipelineFinding] = []
-        let topPermissions = root.value("permissions")
-        let jobsWithoutPermissions = jobs.filter { $0.value.value("permissions") == nil }.compactMap(\.key.string)
-        if topPermissions == nil && !jobsWithoutPermissions.isEmpty {
-            out.append(PipelineFinding(file: file, line: 1, category: "security", rule: "gha-missing-permissions", severity: untrustedTrigger ? "high" : "medium",
-                message: "No `permissions:`: the GITHUB_TOKEN of \(jobsWithoutPermissions.joined(separator: ", ")) gets the repository's default, often write to everything. Grant read and add per job what it needs.",
-                patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: ["permissions:", "  contents: read", ""])))
-        }
-        for (node, scope) in [(topPermissions, "the workflow")] + jobs.map({ ($0.value.value("permissions"), "job \($0.key.string ?? "")") }) {
-            guard let p = node else { continue }
-            if p.string == "write-all" {
-                out.append(PipelineFinding(file: file, line: p.line, job: scope == "the workflow" ? nil : String(scope.dropFirst(4)), category: "security",
-                    rule: "gha-broad-permissions", severity: "high", message: "`permissions: write-all` for \(scope): every scope of the token can write.",
-                    patch: p.line.map { Patch.edit(file: file, text: text, start: $0, remove: 1, add: [Patch.indent(text, line: $0) + "permissions:", Patch.indent(text, line: $0) + "  contents: read"]) }))
-            } else if untrustedTrigger, let w = p.pairs.first(where: { $0.value.string == "write" }) {
-                out.append(PipelineFinding(file: file, line: w.value.line, category: "security", rule: "gha-broad-permissions", severity: "high",
-                    message: "`\(w.key): write` in a workflow triggered by pull_request_target/workflow_run, which runs with secrets on behalf of outsiders."))
-            }
-        }
-        return out
-    }
-
-    /// A pull-request workflow without a `concurrency:` group.
-    static func concurrencyFindings(file: String, text: String, root: Node, jobs: Node.Mapping, jobsLine: Int, triggers: Set<String>) -> [PipelineFinding] {
+    /// A pull-request workflow without a `concurrency:` group. Not for workflows that deploy,
+    /// publish, or run when a pull request is closed or merged: cancelling those half-way leaves a
+    /// release or deployment half done, which no saving is worth.
+    static func concurrencyFindings(file: String, text: String, root: Node, jobs: Node.Mapping, jobsLine: Int, triggers: Set<String>, sensitive: SensitiveWork) -> [PipelineFinding] {
         guard triggers.contains("pull_request") && root.value("concurrency") == nil && !jobs.contains(where: { $0.value.value("concurrency") != nil }) else { return [] }
+        guard sensitive.reason == nil else { return [] }
         return [PipelineFinding(file: file, line: jobsLine, category: "speed", rule: "gha-no-concurrency", severity: "low",
             message: "No `concurrency:` group: every push to a pull request starts a full run while the previous one keeps going.",
             patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: [
                 "concurrency:", "  group: ${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}",
                 "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}", ""]),
-            saving: "each push that supersedes a running one cancels that run: \(jobs.count) job(s) × their run time per superseded push (the workflow holds no timing data to size it further)")]
+            saving: "each push that supersedes a running one cancels that run: \(jobs.count) job(s) × their run time per superseded push (the workflow holds no timing data to size it further)",
+            risk: "a superseded pull-request run stops before it reports; pushes to branches are never cancelled (cancel-in-progress is true for pull_request events only), and this workflow neither deploys nor publishes")]
     }
 
     // MARK: job-level speed rules
 
-    /// Speed: installs without a cache.
-    static func cacheFindings(file: String, text: String, job id: String, jobLine: Int, steps: [Node], matrixSize: Int) -> [PipelineFinding] {
+    /// The lockfiles that can key each installer's cache (any directory).
+    static let lockfileNames: [String: [String]] = [
+        "npm": ["package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml"],
+        "pip": ["requirements.txt", "poetry.lock", "Pipfile.lock", "uv.lock", "pdm.lock"],
+        "SwiftPM": ["Package.resolved"], "Go": ["go.sum"], "Cargo": ["Cargo.lock"],
+        "Gradle": ["gradle.lockfile", "build.gradle", "build.gradle.kts", "gradle-wrapper.properties"], "Maven": ["pom.xml"],
+    ]
+
+    /// Speed: installs without a cache, where a lockfile exists to key one (a cache keyed on nothing
+    /// restores stale dependencies). Never for a job that publishes: the caller skips those (cache poisoning).
+    static func cacheFindings(file: String, text: String, job id: String, jobLine: Int, steps: [Node], matrixSize: Int, lockfiles: Set<String>?) -> [PipelineFinding] {
+        guard let lockfiles else { return [] }
         var out: [PipelineFinding] = []
         let runText = steps.compactMap { $0.value("run")?.string }.joined(separator: "\n")
         let uses = steps.compactMap { $0.value("uses")?.string }
@@ -115,6 +99,8 @@ public enum GitHubActionsAnalyzer {
             if installer.name == "Go", uses.contains(where: { $0.hasPrefix("actions/setup-go@v4") || $0.hasPrefix("actions/setup-go@v5") }) { continue }  // caches by default
             let setupStep = installer.setup.flatMap { setup in steps.first { ($0.value("uses")?.string ?? "").hasPrefix(setup.action + "@") } }
             if let setupStep, setupStep.value("with")?.value("cache") != nil { continue }
+            let names = lockfileNames[installer.name] ?? []
+            guard let lockfile = lockfiles.sorted().first(where: { path in names.contains { PathText.lastComponent(path) == $0 || (installer.name == "pip" && PathText.lastComponent(path).hasPrefix("requirements") && PathText.lastComponent(path).hasSuffix(".txt")) } }) else { continue }
             let saving = "dependency downloads skipped on a warm cache, on every run of \(id)" + (matrixSize > 1 ? " × \(matrixSize) matrix jobs" : "")
                 + " (the workflow has no timing data; the size of the saving is the job's download time)"
             var patch: String?
@@ -125,14 +111,17 @@ public enum GitHubActionsAnalyzer {
                 suggestion = "add before the install step:\n- uses: actions/cache@v4\n  with:\n" + installer.cache.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
             }
             out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-dependency-cache", severity: "low",
-                message: "\(installer.name) dependencies are installed without a cache.", patch: patch, suggestion: suggestion, saving: saving))
+                message: "\(installer.name) dependencies are installed without a cache.", patch: patch, suggestion: suggestion, saving: saving,
+                risk: "the cache is keyed on \(lockfile) and restored only for the same lockfile; the job does not publish, so a poisoned cache cannot reach a release (never add one to a release job)"))
         }
         return out
     }
 
-    /// Speed: a job waits for another it takes nothing from.
-    static func needsFindings(file: String, text: String, job id: String, node job: Node, steps: [Node], jobs: Node.Mapping) -> [PipelineFinding] {
-        guard let needs = job.value("needs"), !["deploy", "release", "publish"].contains(where: { id.lowercased().contains($0) }) else { return [] }
+    /// Speed: a job waits for another it takes nothing from. Kept when the order carries meaning: the
+    /// needed job shares outputs or artifacts, deploys or publishes, pushes (commits, tags, images),
+    /// holds an environment, or the waiting job deploys or publishes itself.
+    static func needsFindings(file: String, text: String, job id: String, node job: Node, steps: [Node], jobs: Node.Mapping, sensitive: SensitiveWork) -> [PipelineFinding] {
+        guard let needs = job.value("needs"), !sensitive.publishes(id: id, node: job) else { return [] }
         var out: [PipelineFinding] = []
         let jobIDs = jobs.compactMap(\.key.string)
         let uses = steps.compactMap { $0.value("uses")?.string }
@@ -141,15 +130,17 @@ public enum GitHubActionsAnalyzer {
         for n in needed where jobIDs.contains(n) {
             guard let other = jobs.first(where: { $0.key.string == n })?.value else { continue }
             let otherUses = other.value("steps")?.sequence?.compactMap { $0.value("uses")?.string } ?? []
-            let shares = other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") }
-                || jobText.contains("needs.\(n).") || uses.contains { $0.hasPrefix("actions/download-artifact") }
+            let shares = other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") || $0.hasPrefix("actions/cache") }
+                || jobText.contains("needs.\(n).") || jobText.contains("needs['\(n)']") || uses.contains { $0.hasPrefix("actions/download-artifact") }
+                || sensitive.publishes(id: n, node: other) || SensitiveWork.pushes(other)
             guard !shares else { continue }
             let bound = other.value("timeout-minutes")?.int.map { "at most its timeout-minutes, \($0) min" } ?? "no timeout-minutes to bound it"
             let needsLine = job.mapping?.first { $0.key.string == "needs" }?.key.line
             out.append(PipelineFinding(file: file, line: needsLine, job: id, category: "speed", rule: "gha-needless-needs", severity: "low",
-                message: "\(id) waits for \(n) but uses no artefact or output of it; unless the order matters, they can run in parallel.",
+                message: "\(id) waits for \(n) but uses no artefact, output or cache of it; unless the order matters, they can run in parallel.",
                 patch: needed.count == 1 && needs.string != nil ? needsLine.map { Patch.edit(file: file, text: text, start: $0, remove: 1, add: []) } : nil,
-                saving: "\(id) starts as soon as a runner is free instead of after \(n): the saving is \(n)'s run time (\(bound))"))
+                saving: "\(id) starts as soon as a runner is free instead of after \(n): the saving is \(n)'s run time (\(bound))",
+                risk: "\(id) also runs when \(n) fails (nothing gates it any more); \(n) shares no output, artifact or cache with it and neither job deploys, publishes or pushes — if \(n) is a gate (lint before an expensive suite), keep the needs"))
         }
         return out
     }
@@ -161,7 +152,8 @@ public enum GitHubActionsAnalyzer {
         return [PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-timeout", severity: "low",
             message: "No `timeout-minutes`: a hung \(id) holds a runner for GitHub's default of \(defaultTimeout) minutes.",
             patch: Patch.insert(file: file, text: text, after: jobLine, lines: [childIndent + "timeout-minutes: 30"]),
-            saving: "a hung run stops after 30 instead of \(defaultTimeout) minutes: up to \(defaultTimeout - 30) runner-minutes per hung job" + (matrixSize > 1 ? " (× \(matrixSize) matrix jobs)" : ""))]
+            saving: "a hung run stops after 30 instead of \(defaultTimeout) minutes: up to \(defaultTimeout - 30) runner-minutes per hung job" + (matrixSize > 1 ? " (× \(matrixSize) matrix jobs)" : ""),
+            risk: "a job that legitimately runs longer than 30 minutes fails: raise the value to its longest normal run time")]
     }
 
     static func triggers(_ on: Node?) -> Set<String> {
@@ -191,50 +183,28 @@ public enum GitHubActionsAnalyzer {
         return max(1, base - (matrix.value("exclude")?.sequence?.count ?? 0) + (matrix.value("include")?.sequence?.count ?? 0))
     }
 
-    static func actionFindings(file: String, text: String, job: String, stepName: String?, step: Node, uses: String, untrustedTrigger: Bool) -> [PipelineFinding] {
-        var out: [PipelineFinding] = []
-        let usesLine = step.mapping?.first { $0.key.string == "uses" }?.key.line
-        if uses.hasPrefix("actions/checkout@") {
-            let with = step.value("with")
-            if untrustedTrigger, let ref = with?.value("ref"), let refText = ref.string,
-               ["github.event.pull_request.head", "github.head_ref", "github.event.workflow_run.head"].contains(where: { refText.contains($0) }) {
-                let refLine = with?.mapping?.first { $0.key.string == "ref" }?.key.line
-                out.append(PipelineFinding(file: file, line: refLine, job: job, step: stepName, category: "security", rule: "gha-untrusted-checkout", severity: "critical",
-                    message: "pull_request_target/workflow_run runs with the repository's secrets and a write token; checking out the pull request's code (\(refText)) lets its author run code with them.",
-                    patch: refLine.map { line in
-                        // `with:` holding only `ref:` goes too: an empty `with:` is not a valid step.
-                        let withLine = step.mapping?.first { $0.key.string == "with" }?.key.line
-                        return (with?.mapping?.count == 1 && withLine != nil) ? Patch.edit(file: file, text: text, start: withLine!, remove: line - withLine! + 1, add: [])
-                            : Patch.edit(file: file, text: text, start: line, remove: 1, add: [])
-                    },
-                    suggestion: "check out the base branch (drop `ref:`), or run the pull request's code in a `pull_request` workflow without secrets"))
-            }
-            if with?.value("persist-credentials")?.string != "false", let usesLine {
-                out.append(PipelineFinding(file: file, line: usesLine, job: job, step: stepName, category: "security", rule: "gha-persist-credentials", severity: "low",
-                    message: "actions/checkout leaves the token in .git/config (persist-credentials defaults to true); later steps and anything they run can read it.",
-                    patch: addWith(file: file, text: text, step: step, usesLine: usesLine, key: "persist-credentials", value: "false")))
-            }
-        }
-        // Third-party actions pinned to a tag or branch can change under you; a full commit SHA cannot.
-        if !uses.hasPrefix("./") && !uses.hasPrefix("docker://"), let at = uses.lastIndex(of: "@") {
-            let owner = uses[..<at].split(separator: "/").first.map(String.init) ?? ""
-            let ref = String(uses[uses.index(after: at)...])
-            let pinned = ref.count == 40 && ref.allSatisfy(\.isHexDigit)
-            if !pinned && !["actions", "github"].contains(owner) {
-                let repo = uses[..<at].split(separator: "/").prefix(2).joined(separator: "/")
-                out.append(PipelineFinding(file: file, line: usesLine, job: job, step: stepName, category: "security", rule: "gha-unpinned-action", severity: "medium",
-                    message: "\(uses) is a third-party action pinned to `\(ref)`, which its owner can move to other code.",
-                    suggestion: "pin the commit: `git ls-remote https://github.com/\(repo) \(ref)` gives the SHA; write `uses: \(uses[..<at])@<sha> # \(ref)`"))
-            }
-        }
-        return out
+    /// pull_request_target/workflow_run checking out the pull request's head: its author's code runs
+    /// with the repository's secrets and a write token (zizmor flags the trigger; this names the step).
+    static func untrustedCheckout(file: String, text: String, job: String, step: Workflow.Step) -> [PipelineFinding] {
+        let with = step.node.value("with")
+        guard let ref = with?.value("ref"), let refText = ref.string,
+              ["github.event.pull_request.head", "github.head_ref", "github.event.workflow_run.head"].contains(where: { refText.contains($0) }) else { return [] }
+        let refLine = with?.mapping?.first { $0.key.string == "ref" }?.key.line
+        return [PipelineFinding(file: file, line: refLine, job: job, step: step.name, stepIndex: step.index, category: "security", rule: "gha-untrusted-checkout", severity: "critical",
+            confidence: "high", message: "pull_request_target/workflow_run runs with the repository's secrets and a write token; checking out the pull request's code (\(refText)) lets its author run code with them.",
+            patch: refLine.map { line in
+                // `with:` holding only `ref:` goes too: an empty `with:` is not a valid step.
+                let withLine = step.line(of: "with")
+                return (with?.mapping?.count == 1 && withLine != nil) ? Patch.edit(file: file, text: text, start: withLine!, remove: line - withLine! + 1, add: [])
+                    : Patch.edit(file: file, text: text, start: line, remove: 1, add: [])
+            },
+            suggestion: "check out the base branch (drop `ref:`), or run the pull request's code in a `pull_request` workflow without secrets")]
     }
 
-    static func injectionFindings(file: String, text: String, job: String, stepName: String?, step: Node, run: Node) -> [PipelineFinding] {
-        guard let script = run.string else { return [] }
-        let matches = untrusted.matches(in: script, range: NSRange(script.startIndex..., in: script))
-        guard !matches.isEmpty else { return [] }
-        let expressions = Array(Set(matches.map { (script as NSString).substring(with: $0.range) })).sorted()
+    /// The patch that moves `expressions` (each `${{ … }}` text) of a `run:` script into the step's
+    /// `env:` and uses the variables in the script instead.
+    static func injectionPatch(file: String, text: String, step: Node, run: Node, expressions: [String]) -> String? {
+        guard let script = run.string, !expressions.isEmpty else { return nil }
         let runKeyLine = step.mapping?.first { $0.key.string == "run" }?.key.line ?? run.line ?? 1
         let lines = text.components(separatedBy: "\n")
         // The script's lines: from the run key to the last line holding one of the expressions.
@@ -250,20 +220,16 @@ public enum GitHubActionsAnalyzer {
         let indent = Patch.indent(text, line: runKeyLine)
         var replaced = (runKeyLine...last).map { lines[$0 - 1] }
         for e in expressions { replaced = replaced.map { $0.replacingOccurrences(of: e, with: "\"$\(envName(e))\"") } }
-        let message = "\(expressions.joined(separator: ", ")) is expanded into the shell script before it runs: whoever writes that text writes code here. Pass it through an environment variable."
-        let patch: String
         if let envKeyLine = step.mapping?.first(where: { $0.key.string == "env" })?.key.line, envKeyLine < runKeyLine {
             // The step has an env block above run: the variables go into it, the script lines use them.
             let envIndent = step.value("env")?.mapping?.first?.key.mark.map { String(repeating: " ", count: $0.column - 1) } ?? indent + "  "
             let rewritten = applyEdit(text: text, start: runKeyLine, remove: last - runKeyLine + 1, add: replaced)
             let final = applyInsert(text: rewritten, after: envKeyLine, lines: expressions.map { "\(envIndent)\(envName($0)): \($0)" })
-            patch = Patch.combine(original: text, edited: final, file: file)
-        } else {
-            patch = Patch.edit(file: file, text: text, start: runKeyLine, remove: last - runKeyLine + 1,
-                               add: ["\(indent)env:"] + expressions.map { "\(indent)  \(envName($0)): \($0)" } + replaced)
+            return Patch.combine(original: text, edited: final, file: file)
         }
-        return [PipelineFinding(file: file, line: runKeyLine, job: job, step: stepName, category: "security", rule: "gha-script-injection", severity: "high",
-                                message: message, patch: patch)]
+        if step.value("env") != nil { return nil }  // env below run, or a computed env: no mechanical edit
+        return Patch.edit(file: file, text: text, start: runKeyLine, remove: last - runKeyLine + 1,
+                          add: ["\(indent)env:"] + expressions.map { "\(indent)  \(envName($0)): \($0)" } + replaced)
     }
 
     static func applyEdit(text: String, start: Int, remove: Int, add: [String]) -> String {
@@ -307,7 +273,8 @@ public enum GitHubActionsAnalyzer {
                     guard let open = original.firstIndex(of: "["), let close = original.lastIndex(of: "]") else { return nil }
                     return Patch.edit(file: file, text: text, start: line, remove: 1, add: [String(original[...open]) + unique.joined(separator: ", ") + String(original[close...])])
                 },
-                saving: "\(extra * others) of \(total) matrix jobs run an identical configuration: \(extra * others) job run(s) per trigger (computed from the matrix)"))
+                saving: "\(extra * others) of \(total) matrix jobs run an identical configuration: \(extra * others) job run(s) per trigger (computed from the matrix)",
+                risk: "none: the removed entries repeat a configuration that still runs"))
         }
         let axisValues = Dictionary(uniqueKeysWithValues: axes.map { ($0.key, Set($0.value.sequence?.compactMap(\.string) ?? [])) })
         for entry in matrix.value("include")?.sequence ?? [] {
@@ -317,7 +284,8 @@ public enum GitHubActionsAnalyzer {
                   pairs.allSatisfy({ axisValues[$0.key]?.contains($0.value.string ?? "") == true }) else { continue }
             out.append(PipelineFinding(file: file, line: entry.line, job: job, category: "speed", rule: "gha-redundant-matrix", severity: "low",
                 message: "matrix `include` entry \(pairs.map { "\($0.key)=\($0.value.string ?? "")" }.joined(separator: ", ")) repeats a combination the axes already make.",
-                saving: "1 of \(total) matrix jobs is a duplicate: one job run per trigger (computed from the matrix)"))
+                saving: "1 of \(total) matrix jobs is a duplicate: one job run per trigger (computed from the matrix)",
+                risk: "none, unless the entry adds keys the axes do not have (it does not here)"))
         }
         return out
     }

@@ -98,10 +98,12 @@ public enum PipelineAnalyzer {
     /// lone "\r" as a line break and the patches count "\n" only: a file with lone "\r" is analysed with
     /// them read as "\n" (so line numbers agree) and its findings come without patches, which would not
     /// apply to its bytes (fuzzing found the mismatch: an index out of range, Fuzz/Corpus/workflow).
-    public static func analyze(file: String, text: String) throws -> [PipelineFinding]? {
-        guard hasLoneCarriageReturn(text) else { return try analyzeText(file: file, text: text) }
+    /// `lockfiles`: the repository's dependency lockfiles (paths), which a cache suggestion needs to
+    /// key on; nil when unknown (then no cache is suggested).
+    public static func analyze(file: String, text: String, lockfiles: Set<String>? = nil) throws -> [PipelineFinding]? {
+        guard hasLoneCarriageReturn(text) else { return try analyzeText(file: file, text: text, lockfiles: lockfiles) }
         let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-        return try analyzeText(file: file, text: normalized)?.map { finding in
+        return try analyzeText(file: file, text: normalized, lockfiles: lockfiles)?.map { finding in
             var f = finding
             if f.patch != nil {
                 f.patch = nil
@@ -111,6 +113,11 @@ public enum PipelineAnalyzer {
         }
     }
 
+    /// Whether a file name is a dependency lockfile (or the build file) a CI cache can be keyed on.
+    public static func isLockfile(_ name: String) -> Bool {
+        GitHubActionsAnalyzer.lockfileNames.values.contains { $0.contains(name) } || (name.hasPrefix("requirements") && name.hasSuffix(".txt"))
+    }
+
     /// A "\r" not followed by "\n".
     static func hasLoneCarriageReturn(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
@@ -118,10 +125,10 @@ public enum PipelineAnalyzer {
         return false
     }
 
-    static func analyzeText(file: String, text: String) throws -> [PipelineFinding]? {
+    static func analyzeText(file: String, text: String, lockfiles: Set<String>?) throws -> [PipelineFinding]? {
         let name = PathText.lastComponent(file)
         if file.hasPrefix(".github/workflows/") && (name.hasSuffix(".yml") || name.hasSuffix(".yaml")) {
-            return try GitHubActionsAnalyzer.analyze(file: file, text: text)
+            return try GitHubActionsAnalyzer.analyze(file: file, text: text, lockfiles: lockfiles)
         }
         if name == ".gitlab-ci.yml" || name == ".gitlab-ci.yaml" { return try GitLabCIAnalyzer.analyze(file: file, text: text) }
         return nil

@@ -7,11 +7,19 @@ public struct PipelineFinding: Sendable, Codable, Equatable {
     public var line: Int?
     public var job: String?
     public var step: String?
+    /// The step's 0-based index in the job's `steps:` (what zizmor's routes and GitHub's logs count).
+    public var stepIndex: Int?
     /// `security` or `speed`.
     public var category: String
     public var rule: String
-    /// critical, high, medium or low.
+    /// critical, high, medium, low or info.
     public var severity: String
+    /// How sure the rule is that this is real: high, medium or low (zizmor's scale). Nil for rules
+    /// whose finding is a fact of the file (speed findings).
+    public var confidence: String?
+    /// Who the finding is for, on zizmor's scale: nil or `regular` for everyone, `pedantic` for
+    /// style and hygiene, `auditor` for an audit that wants every lead. Reports list regular ones and count the rest.
+    public var persona: String?
     public var message: String
     /// A unified diff that `git apply` takes, when the fix is mechanical.
     public var patch: String?
@@ -19,20 +27,26 @@ public struct PipelineFinding: Sendable, Codable, Equatable {
     public var suggestion: String?
     /// For speed findings: the estimated saving and how it was estimated.
     public var saving: String?
+    /// For speed findings: what the change can cost (what stops being guaranteed), and why it is safe here.
+    public var risk: String?
 
-    public init(file: String, line: Int?, job: String? = nil, step: String? = nil, category: String, rule: String, severity: String,
-                message: String, patch: String? = nil, suggestion: String? = nil, saving: String? = nil) {
+    public init(file: String, line: Int?, job: String? = nil, step: String? = nil, stepIndex: Int? = nil, category: String, rule: String, severity: String,
+                confidence: String? = nil, persona: String? = nil, message: String, patch: String? = nil, suggestion: String? = nil, saving: String? = nil, risk: String? = nil) {
         self.file = file
         self.line = line
         self.job = job
         self.step = step
+        self.stepIndex = stepIndex
         self.category = category
         self.rule = rule
         self.severity = severity
+        self.confidence = confidence
+        self.persona = persona
         self.message = message
         self.patch = patch
         self.suggestion = suggestion
         self.saving = saving
+        self.risk = risk
     }
 }
 

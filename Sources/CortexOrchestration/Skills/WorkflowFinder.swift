@@ -8,7 +8,7 @@ import Foundation
 public struct WorkflowFinder: Skill {
     public init() {}
     /// See `Skill.version`: raise it when the records a file yields change.
-    public var version: Int { 1 }
+    public var version: Int { 2 }
 
     /// The CI system a path belongs to, or nil.
     public static func system(of path: String) -> String? {
@@ -43,15 +43,30 @@ public struct WorkflowFinder: Skill {
     /// Only pipeline files.
     public func considers(_ path: String) -> Bool { Self.system(of: path) != nil }
 
+    /// Dependency lockfiles under `root` (four directories deep at most; vendored and build trees
+    /// skipped): a cache suggestion needs one to key on.
+    static func lockfiles(root: URL) -> Set<String> {
+        var out = Set<String>()
+        let skip: Set<String> = ["node_modules", ".build", "vendor", "target", "build", "dist", ".venv", "venv"]
+        guard let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isDirectoryKey], options: [.skipsHiddenFiles]) else { return out }
+        let base = root.path.count + 1
+        for case let url as URL in walk {
+            if skip.contains(url.lastPathComponent) || walk.level > 4 { walk.skipDescendants(); continue }
+            if PipelineAnalyzer.isLockfile(url.lastPathComponent) { out.insert(String(url.path.dropFirst(base))) }
+        }
+        return out
+    }
+
     public func examine(root: URL, files: [String], progress: (Int) -> Void) throws -> [SkillRecord] {
-        files.compactMap { path in
+        let lockfiles = files.contains { Self.system(of: $0) == "GitHub Actions" } ? Self.lockfiles(root: root) : []
+        return files.compactMap { path in
             guard let system = Self.system(of: path) else { return nil }
             let text = readText(root, path) ?? ""
             let jobs = system == "GitHub Actions" ? Self.githubJobs(text) : []
             var record: SkillRecord = ["path": .string(path), "system": .string(system), "jobs": .array(jobs.map { .string($0) }),
                                        "lines": .number(Double(text.split(separator: "\n", omittingEmptySubsequences: false).count))]
             do {
-                if let findings = try PipelineAnalyzer.analyze(file: path, text: text) {
+                if let findings = try PipelineAnalyzer.analyze(file: path, text: text, lockfiles: lockfiles) {
                     record["findings"] = .array(findings.map(JSONValue.of))
                 }
             } catch {
@@ -70,13 +85,17 @@ public struct WorkflowFinder: Skill {
         })
         let findings = rows.flatMap { ($0["findings"]?.arrayValue ?? []).compactMap { $0.decoded(as: PipelineFinding.self) } }
         let errors = rows.compactMap { $0["error"]?.stringValue }
-        let order = ["critical", "high", "medium", "low"]
-        func rank(_ f: PipelineFinding) -> Int { order.firstIndex(of: f.severity) ?? 4 }
+        let order = ["critical", "high", "medium", "low", "info"]
+        func rank(_ f: PipelineFinding) -> Int { order.firstIndex(of: f.severity) ?? 5 }
+        // zizmor's personas: the tables list what everyone should act on; pedantic and auditor-level
+        // findings are counted by audit and kept in full in the details.
+        let shown = findings.filter { ($0.persona ?? "regular") == "regular" }
+        let quieter = findings.filter { ($0.persona ?? "regular") != "regular" }
         for category in ["security", "speed"] {
-            let list = findings.filter { $0.category == category }.sorted { (rank($0), $0.file, $0.line ?? 0) < (rank($1), $1.file, $1.line ?? 0) }
-            md += "\n### Pipeline \(category)\n\n" + table(["Severity", "Where", "Job / step", "Rule", "Finding"] + (category == "speed" ? ["Estimated saving"] : []), list.map { f in
+            let list = shown.filter { $0.category == category }.sorted { (rank($0), $0.file, $0.line ?? 0) < (rank($1), $1.file, $1.line ?? 0) }
+            md += "\n### Pipeline \(category)\n\n" + table(["Severity", "Where", "Job / step", "Rule", "Finding"] + (category == "speed" ? ["Estimated saving", "Risk"] : ["Confidence"]), list.map { f in
                 ["\(f.severity)", "\(f.file)\(f.line.map { ":\($0)" } ?? "")", [f.job, f.step].compactMap { $0 }.joined(separator: " / "), f.rule, f.message]
-                    + (category == "speed" ? [f.saving ?? ""] : [])
+                    + (category == "speed" ? [f.saving ?? "", f.risk ?? ""] : [f.confidence ?? ""])
             })
             let fixes = list.filter { $0.patch != nil || $0.suggestion != nil }
             if !fixes.isEmpty {
@@ -86,11 +105,17 @@ public struct WorkflowFinder: Skill {
                 }.joined(separator: "\n")
             }
         }
+        if !quieter.isEmpty {
+            let byAudit = Dictionary(grouping: quieter) { "\($0.rule) (\($0.persona ?? ""))" }.map { [$0.key, "\($0.value.count)"] }.sorted { $0[0] < $1[0] }
+            md += "\n### Pedantic and auditor-level findings\n\nNot in the tables above (zizmor shows them with `--persona pedantic` or `auditor`); each is in this report's JSON details.\n\n"
+                + table(["Audit (persona)", "Findings"], byAudit)
+        }
         if !errors.isEmpty { md += "\n### Pipelines that could not be read (the others were analysed)\n\n" + errors.map { "- \($0)" }.joined(separator: "\n") + "\n" }
-        let security = findings.filter { $0.category == "security" }, speed = findings.filter { $0.category == "speed" }
+        let security = shown.filter { $0.category == "security" }, speed = shown.filter { $0.category == "speed" }
         let severe = security.filter { ["critical", "high"].contains($0.severity) }.count
         let headline = (rows.isEmpty ? "no CI pipeline found" : "\(rows.count) pipeline files, \(jobs) jobs (\(systems.joined(separator: ", ")))")
             + (findings.isEmpty && errors.isEmpty ? "" : "; \(security.count) security findings (\(severe) critical/high), \(speed.count) speed findings")
+            + (quieter.isEmpty ? "" : " (+\(quieter.count) pedantic/auditor-level)")
             + (errors.isEmpty ? "" : "; \(errors.count) unreadable")
         return SkillSummary(headline: headline, markdown: md, details: .object(["pipelines": .array(rows.map { .object($0) }),
                                                                                "findings": .array(findings.map(JSONValue.of))]))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CortexCICD
 import CortexControl
 import CortexMonitoring
 import CortexCore
@@ -31,7 +32,7 @@ struct Cortexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortexctl",
         abstract: "Operate Cortex: run the suite locally, submit and watch runs, inspect and debug the Redis bus.",
-        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Memory.self, Docs.self]
+        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Memory.self, AuditCI.self, Docs.self]
     )
 }
 
@@ -303,6 +304,50 @@ struct Publish: AsyncParsableCommand {
             let e = try await ControlCommands.publish(bus: bus, channel: channel, type: type, data: data, runID: runID)
             print("published \(e.type.rawValue) on \(e.channel.rawValue): \(e.encodedString)")
         } catch { throw fail(error) }
+    }
+}
+
+struct AuditCI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit-ci",
+        abstract: "Audit CI pipeline files (GitHub Actions workflows, .gitlab-ci.yml) as the cicd master does, without Redis.",
+        discussion: """
+            Example: cortexctl audit-ci .github/workflows/*.yml --persona pedantic
+            Exit status: 0 no finding shown, 1 findings shown, 2 a file could not be read or parsed (the others are still audited).
+            """)
+    @Argument(help: "Pipeline files; any file not named .gitlab-ci.yml is read as a GitHub Actions workflow.") var files: [String]
+    @Option(help: "regular (what to act on), pedantic (plus hygiene) or auditor (every lead), as zizmor's personas.") var persona = "regular"
+    @Option(help: "text or json") var format = "text"
+
+    func run() throws {
+        let levels = ["regular": 0, "pedantic": 1, "auditor": 2]
+        guard let level = levels[persona] else { throw ValidationError("--persona must be regular, pedantic or auditor, not '\(persona)'") }
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json, not '\(format)'") }
+        var shown: [PipelineFinding] = []
+        var failed = false
+        for path in files {
+            do {
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                let findings = PathText.lastComponent(path).hasPrefix(".gitlab-ci.")
+                    ? try GitLabCIAnalyzer.analyze(file: path, text: text) : try GitHubActionsAnalyzer.analyze(file: path, text: text)
+                shown += findings.filter { (levels[$0.persona ?? "regular"] ?? 0) <= level }
+            } catch {
+                FileHandle.standardError.write(Data("cortexctl: \(path): \(error)\n".utf8))
+                failed = true
+            }
+        }
+        if format == "json" {
+            print(JSONText.pretty(JSONValue.of(shown)))
+        } else {
+            for f in shown {
+                print("\(f.file):\(f.line.map(String.init) ?? "-"): \(f.severity)\(f.confidence.map { "/\($0)" } ?? "") \(f.rule)"
+                      + ([f.job, f.stepIndex.map { "step \($0 + 1)" }].compactMap { $0 }.isEmpty ? "" : " [\([f.job, f.stepIndex.map { "step \($0 + 1)" }].compactMap { $0 }.joined(separator: ", "))]")
+                      + ": \(f.message)")
+            }
+            print("\(shown.count) finding\(shown.count == 1 ? "" : "s") (\(persona))")
+        }
+        if failed { throw ExitCode(2) }
+        if !shown.isEmpty { throw ExitCode(1) }
     }
 }
 
