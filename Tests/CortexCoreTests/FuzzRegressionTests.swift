@@ -15,7 +15,7 @@ import Testing
         let text = "on:\r  pull_request_target:\rpermissions: write-all\rjobs:\r  lint:\r    runs-on: ubuntu-latest\r    steps:\r      - uses: actions/checkout@v4\r"
         let findings = try #require(try PipelineAnalyzer.analyze(file: ".github/workflows/ci.yml", text: text))
         #expect(!findings.isEmpty && findings.allSatisfy { $0.patch == nil }, "\(findings.map(\.rule))")
-        #expect(findings.contains { $0.rule == "gha-broad-permissions" && $0.line == 3 }, "\(findings.map { "\($0.rule):\($0.line ?? 0)" })")
+        #expect(findings.contains { $0.rule == "excessive-permissions" && $0.line == 3 }, "\(findings.map { "\($0.rule):\($0.line ?? 0)" })")
         let corpus = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus/workflow/crash-lone-carriage-returns"))
         _ = try? PipelineAnalyzer.analyze(file: ".github/workflows/x.yml", text: String(decoding: corpus, as: UTF8.self))
