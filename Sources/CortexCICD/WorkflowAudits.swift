@@ -202,7 +202,7 @@ enum WorkflowAudits {
                 }
             }
         } else {
-            c.add("excessive-permissions", "medium", "medium", persona: topPersona, line: 1,
+            c.add("excessive-permissions", "medium", "medium", persona: topPersona, line: w.root.line ?? 1,
                   "default permissions used due to no `permissions:` block: the GITHUB_TOKEN gets the repository's default, often write to everything. Grant read and add per job what it needs.",
                   patch: Patch.insert(file: w.file, text: w.text, after: jobsLine - 1, lines: ["permissions:", "  contents: read", ""]))
         }
@@ -897,7 +897,7 @@ enum WorkflowAudits {
     // MARK: - Hygiene
 
     static func anonymousDefinition(_ c: Collector) {
-        if c.w.root.value("name") == nil { c.add("anonymous-definition", "low", "high", persona: "pedantic", line: 1, "the workflow has no `name:`; GitHub shows its path instead.") }
+        if c.w.root.value("name") == nil { c.add("anonymous-definition", "low", "high", persona: "pedantic", line: c.w.root.line ?? 1, "the workflow has no `name:`; GitHub shows its path instead.") }
         for job in c.normalJobs where job.node.value("name") == nil {
             c.add("anonymous-definition", "info", "high", persona: "pedantic", line: job.line, job: job, "job \(job.id) has no `name:`.")
         }

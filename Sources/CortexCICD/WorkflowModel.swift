@@ -50,9 +50,12 @@ struct Workflow {
             triggers = []
         }
         jobs = (root.value("jobs")?.mapping ?? Node.Mapping([])).map { key, node in
-            let steps = (node.value("steps")?.sequence.map(Array.init) ?? []).enumerated().map { i, s in
-                Step(index: i, node: s, line: s.line ?? key.line ?? 1, uses: s.value("uses")?.string.map(ActionUses.init), run: s.value("run")?.string,
-                     staticallyFalse: Self.isStaticallyFalse(s.value("if")))
+            // Steps of a `parallel:` group run side by side; each is audited, under its group's index.
+            let steps = (node.value("steps")?.sequence.map(Array.init) ?? []).enumerated().flatMap { i, group in
+                (group.value("parallel")?.sequence.map(Array.init) ?? [group]).map { s in
+                    Step(index: i, node: s, line: s.line ?? key.line ?? 1, uses: s.value("uses")?.string.map(ActionUses.init), run: s.value("run")?.string,
+                         staticallyFalse: Self.isStaticallyFalse(s.value("if")) || Self.isStaticallyFalse(group.value("if")))
+                }
             }
             return Job(id: key.string ?? "?", node: node, line: key.line ?? 1, reusable: node.value("uses")?.string, steps: steps,
                        staticallyFalse: Self.isStaticallyFalse(node.value("if")))
