@@ -27,6 +27,10 @@ public struct PipelineFinding: Sendable, Codable, Equatable {
     public var suggestion: String?
     /// For speed findings: the estimated saving and how it was estimated.
     public var saving: String?
+    /// Set when the workflow acknowledges the finding with a `# zizmor: ignore[<rule>]` (or
+    /// `# cortex: ignore[<rule>]`) comment within what it covers: the comment and its line. Reports
+    /// count such findings apart instead of listing them.
+    public var ignoredBy: String?
     /// For speed findings: what the change can cost (what stops being guaranteed), and why it is safe here.
     public var risk: String?
 

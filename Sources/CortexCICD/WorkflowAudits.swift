@@ -39,7 +39,37 @@ enum WorkflowAudits {
         unpinnedTools(c)
         adhocPackages(c)
         selfRepository(c)
-        return c.out
+        return acknowledge(c.out, in: c.w)
+    }
+
+    /// Marks findings the workflow acknowledges with `# zizmor: ignore[rule]` (zizmor's syntax, so a
+    /// repository annotated for zizmor reads the same here; `# cortex: ignore[rule]` too) on a line the
+    /// finding covers: its own line, its step or job, or for trigger findings the `on:` block.
+    static func acknowledge(_ findings: [PipelineFinding], in w: Workflow) -> [PipelineFinding] {
+        let regex = try! NSRegularExpression(pattern: #"^(zizmor|cortex): ignore\[([^\]]+)\]"#)
+        var ignores: [Int: (rules: Set<String>, text: String)] = [:]
+        for n in 1...max(1, w.lines.count) {
+            guard let comment = w.comment(onLine: n), comment.contains("ignore["), !WorkflowAudits.inBlockScalar(w, line: n),
+                  let m = regex.firstMatch(in: comment, range: NSRange(comment.startIndex..., in: comment)) else { continue }
+            let ids = (comment as NSString).substring(with: m.range(at: 2)).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            ignores[n] = (Set(ids), "# " + (comment as NSString).substring(with: m.range))
+        }
+        guard !ignores.isEmpty else { return findings }
+        let onLine = w.root.mapping?.first { $0.key.string == "on" }?.key.line
+        return findings.map { finding in
+            var f = finding
+            var lines: [ClosedRange<Int>] = f.line.map { [$0...$0] } ?? []
+            if let jobID = f.job, let job = w.jobs.first(where: { $0.id == jobID }) {
+                if let i = f.stepIndex, let step = job.steps.first(where: { $0.index == i }) { lines.append(w.span(ofLine: step.line)) }
+                else { lines.append(w.span(ofLine: job.line)) }
+            } else if f.rule == "dangerous-triggers", let onLine {
+                lines.append(w.span(ofLine: onLine))
+            }
+            if let hit = ignores.first(where: { n, entry in entry.rules.contains(f.rule) && lines.contains { $0.contains(n) } }) {
+                f.ignoredBy = "`\(hit.value.text)` on line \(hit.key)"
+            }
+            return f
+        }
     }
 
     /// Collects findings with the workflow's file filled in.

@@ -79,6 +79,22 @@ struct Workflow {
         return !value.truthy
     }
 
+    /// The lines of the YAML block that starts on line `n`: it and the lines after it indented deeper
+    /// than its first character (a `- ` item's keys count as deeper than the dash).
+    func span(ofLine n: Int) -> ClosedRange<Int> {
+        guard n >= 1, n <= lines.count else { return n...n }
+        let indent = lines[n - 1].prefix { $0 == " " }.count
+        var end = n
+        for i in n..<lines.count {
+            let l = lines[i]
+            let trimmed = l.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if l.prefix(while: { $0 == " " }).count <= indent { break }
+            end = i + 1
+        }
+        return n...end
+    }
+
     /// The comment on a line (text after an unquoted ` #`), if any.
     func comment(onLine n: Int) -> String? {
         guard let start = commentStart(onLine: n) else { return nil }

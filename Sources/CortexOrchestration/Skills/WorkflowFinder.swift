@@ -89,8 +89,9 @@ public struct WorkflowFinder: Skill {
         func rank(_ f: PipelineFinding) -> Int { order.firstIndex(of: f.severity) ?? 5 }
         // zizmor's personas: the tables list what everyone should act on; pedantic and auditor-level
         // findings are counted by audit and kept in full in the details.
-        let shown = findings.filter { ($0.persona ?? "regular") == "regular" }
-        let quieter = findings.filter { ($0.persona ?? "regular") != "regular" }
+        let acknowledged = findings.filter { $0.ignoredBy != nil }
+        let shown = findings.filter { ($0.persona ?? "regular") == "regular" && $0.ignoredBy == nil }
+        let quieter = findings.filter { ($0.persona ?? "regular") != "regular" && $0.ignoredBy == nil }
         for category in ["security", "speed"] {
             let list = shown.filter { $0.category == category }.sorted { (rank($0), $0.file, $0.line ?? 0) < (rank($1), $1.file, $1.line ?? 0) }
             md += "\n### Pipeline \(category)\n\n" + table(["Severity", "Where", "Job / step", "Rule", "Finding"] + (category == "speed" ? ["Estimated saving", "Risk"] : ["Confidence"]), list.map { f in
@@ -110,12 +111,16 @@ public struct WorkflowFinder: Skill {
             md += "\n### Pedantic and auditor-level findings\n\nNot in the tables above (zizmor shows them with `--persona pedantic` or `auditor`); each is in this report's JSON details.\n\n"
                 + table(["Audit (persona)", "Findings"], byAudit)
         }
+        if !acknowledged.isEmpty {
+            md += "\n### Acknowledged in the workflows\n\nFindings a `# zizmor: ignore[…]` comment acknowledges (not counted above):\n\n"
+                + table(["Where", "Rule", "Severity", "Acknowledged by"], acknowledged.map { ["\($0.file)\($0.line.map { ":\($0)" } ?? "")", $0.rule, $0.severity, $0.ignoredBy ?? ""] })
+        }
         if !errors.isEmpty { md += "\n### Pipelines that could not be read (the others were analysed)\n\n" + errors.map { "- \($0)" }.joined(separator: "\n") + "\n" }
         let security = shown.filter { $0.category == "security" }, speed = shown.filter { $0.category == "speed" }
         let severe = security.filter { ["critical", "high"].contains($0.severity) }.count
         let headline = (rows.isEmpty ? "no CI pipeline found" : "\(rows.count) pipeline files, \(jobs) jobs (\(systems.joined(separator: ", ")))")
             + (findings.isEmpty && errors.isEmpty ? "" : "; \(security.count) security findings (\(severe) critical/high), \(speed.count) speed findings")
-            + (quieter.isEmpty ? "" : " (+\(quieter.count) pedantic/auditor-level)")
+            + (quieter.isEmpty ? "" : " (+\(quieter.count) pedantic/auditor-level)") + (acknowledged.isEmpty ? "" : "; \(acknowledged.count) acknowledged by ignore comments")
             + (errors.isEmpty ? "" : "; \(errors.count) unreadable")
         return SkillSummary(headline: headline, markdown: md, details: .object(["pipelines": .array(rows.map { .object($0) }),
                                                                                "findings": .array(findings.map(JSONValue.of))]))

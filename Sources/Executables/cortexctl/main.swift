@@ -318,6 +318,7 @@ struct AuditCI: ParsableCommand {
     @Argument(help: "Pipeline files; any file not named .gitlab-ci.yml is read as a GitHub Actions workflow.") var files: [String]
     @Option(help: "regular (what to act on), pedantic (plus hygiene) or auditor (every lead), as zizmor's personas.") var persona = "regular"
     @Option(help: "text or json") var format = "text"
+    @Flag(help: "Also show findings the workflow acknowledges with `# zizmor: ignore[…]` comments.") var noIgnores = false
 
     func run() throws {
         let levels = ["regular": 0, "pedantic": 1, "auditor": 2]
@@ -330,7 +331,7 @@ struct AuditCI: ParsableCommand {
                 let text = try String(contentsOfFile: path, encoding: .utf8)
                 let findings = PathText.lastComponent(path).hasPrefix(".gitlab-ci.")
                     ? try GitLabCIAnalyzer.analyze(file: path, text: text) : try GitHubActionsAnalyzer.analyze(file: path, text: text)
-                shown += findings.filter { (levels[$0.persona ?? "regular"] ?? 0) <= level }
+                shown += findings.filter { (levels[$0.persona ?? "regular"] ?? 0) <= level && (noIgnores || $0.ignoredBy == nil) }
             } catch {
                 FileHandle.standardError.write(Data("cortexctl: \(path): \(error)\n".utf8))
                 failed = true
