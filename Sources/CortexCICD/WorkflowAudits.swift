@@ -190,7 +190,7 @@ enum WorkflowAudits {
                             guard case .context(let x) = ctx else { continue }
                             let bot: Bool
                             switch lit {
-                            case .string(let s): bot = (x.isChild(of: "github.actor") && x.pattern == "github.actor" || x.pattern == "github.triggering_actor") && s.hasSuffix("[bot]")
+                            case .string(let s): bot = (x.pattern == "github.actor" || x.pattern == "github.triggering_actor") && s.hasSuffix("[bot]")
                             case .number(let n): bot = x.pattern == "github.actor_id" && botIDs.contains(n)
                             default: bot = false
                             }

@@ -72,7 +72,7 @@ import Testing
         #expect(byMaster[.development]?.details["readme"] == true)
         // The cicd, testing and monitoring masters' sections, with what they make of the fixture.
         let cicd = try String(contentsOfFile: dir + "/masters/cicd-0.md", encoding: .utf8)
-        #expect(cicd.contains("### Pipeline security") && cicd.contains("gha-missing-permissions") && cicd.contains("### Pipeline speed")
+        #expect(cicd.contains("### Pipeline security") && cicd.contains("| medium | .github/workflows/ci.yml:3 | test | excessive-permissions |") && cicd.contains("### Pipeline speed")
                 && cicd.contains("| low | .github/workflows/ci.yml:3 | test | gha-no-timeout |"), "\(cicd)")
         let testing = try String(contentsOfFile: dir + "/masters/testing-0.md", encoding: .utf8)
         #expect(testing.contains("### Test runs") && testing.contains("Not run: running a target's tests executes its code"), "\(testing)")
