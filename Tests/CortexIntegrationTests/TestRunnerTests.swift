@@ -155,6 +155,7 @@ import Testing
         // add and the tests ran; sub's body did not.
         #expect(lib.covered > 0 && lib.covered < lib.total, "\(lib)")
         #expect(run.coverage.allSatisfy { !$0.file.hasPrefix("/") }, "only the crate's own files: \(run.coverage)")
+        print("cargo: `\(run.command.joined(separator: " "))` exit \(run.exitCode ?? -1): \(run.passed) passed, \(run.failed) failed, \(run.skipped) skipped; coverage \(run.coverage.map { "\($0.file) \($0.covered)/\($0.total)" }) (\(run.coverageSource ?? "-"))")
     }
 
     /// A package whose `npm test` is node's built-in runner: per-test JUnit through NODE_OPTIONS, line
@@ -191,6 +192,7 @@ import Testing
         // calc.js: 5 counted lines (the blank line and the comment do not count); add's line and the
         // export ran, sub's three lines did not. The test file is not counted.
         #expect(run.coverage == [FileCoverage(file: "calc.js", covered: 2, total: 5)], "\(run.coverage)")
+        print("npm: `\(run.command.joined(separator: " "))` exit \(run.exitCode ?? -1): \(run.passed) passed, \(run.failed) failed, \(run.skipped) skipped; coverage \(run.coverage.map { "\($0.file) \($0.covered)/\($0.total)" }) (\(run.coverageSource ?? "-"))")
     }
 
     /// A Maven project. With no network to Maven Central and an empty local repository Maven cannot
@@ -213,6 +215,7 @@ import Testing
         let result = try runner.run(repository: repo)
         #expect(result.frameworks == [.maven])
         let run = try #require(result.runs.first)
+        print("maven: `\(run.command.joined(separator: " "))` exit \(run.exitCode ?? -1): " + (run.notRun.map { "NOT RUN: \($0)" } ?? "\(run.passed) passed"))
         if let reason = run.notRun {
             #expect(reason.hasPrefix("Maven could not resolve what the build needs"), "\(reason)")
             #expect(reason.contains("maven-resources-plugin") || reason.contains("Could not transfer") || reason.contains("could not be resolved"), "\(reason)")
