@@ -235,6 +235,10 @@ import Testing
             (["publish", "--redis", url, "system", "NOT_A_TYPE"], 2, "unknown message type"),
             (["publish", "--redis", url, "system", "PHASE_0_START", "--data", "{\"phase\":1e300,\"name\":\"x\"}"], 2, "data.phase"),
             (["up", "--workers", "0"], 64, "--workers must be at least 1"),
+            (["up", "--llm-provider", "gpt"], 64, "--llm-provider must be none, anthropic or openai"),
+            (["up", "--osv-db", "/nonexistent/osv"], 64, "--osv-db: /nonexistent/osv does not exist"),
+            (["audit-ci", "--persona", "everyone", "x.yml"], 64, "--persona must be regular, pedantic or auditor"),
+            (["audit-ci", "/nonexistent/ci.yml"], 2, "/nonexistent/ci.yml"),
             (["docs", "nope"], 64, "unknown document"),
         ]
         for c in cases {

@@ -42,4 +42,25 @@ import Testing
         #expect(fresh.status == 0 && fresh.output.contains("(fresh)"), "\(fresh.output)")
         #expect(try await Self.runsRemembered(state) == 1)
     }
+
+    /// `up` takes the run options `run` takes and the daemons' settings as flags: test execution on,
+    /// an OSV database, and the planner, all reaching the suite it starts.
+    @Test func upTakesEveryRunOption() async throws {
+        let target = try TestRunnerTests.write(TestRunnerTests.python.merging(["requirements.txt": "jinja2==2.10\n"]) { $1 })
+        let state = try temporaryDirectory("cortex-up-state")
+        let output = try temporaryDirectory("cortex-up-reports")
+        let r = try await Subprocess.runOffloaded(binDirectory.appendingPathComponent("cortexctl").path,
+            ["up", "--workers", "2", "--goal", "security testing", "--target", target.path, "--state-dir", state.path, "--output-dir", output.path,
+             "--allow-test-execution", "--osv-db", SecurityMasterTests.fixtures.path, "--planner", "rules"], timeout: .seconds(240))
+        let text = r.stdoutText + r.stderrText
+        // A failing test makes the run partial (exit 3); what matters is that the options arrived.
+        #expect(r.status == 0 || r.status == 3, "\(text)")
+        let reports = try FileManager.default.subpathsOfDirectory(atPath: output.path)
+        let testing = try #require(reports.first { $0.hasSuffix("masters/testing-0.md") }, "\(reports)")
+        let testingReport = try String(contentsOfFile: output.appendingPathComponent(testing).path, encoding: .utf8)
+        #expect(testingReport.contains("| pytest |") && !testingReport.contains("Not run: running a target's tests"), "\(testingReport)")
+        let security = try #require(reports.first { $0.hasSuffix("masters/security-0.md") }, "\(reports)")
+        let securityReport = try String(contentsOfFile: output.appendingPathComponent(security).path, encoding: .utf8)
+        #expect(securityReport.contains("Advisory database: \(SecurityMasterTests.fixtures.path)") || securityReport.contains("jinja2"), "\(securityReport)")
+    }
 }

@@ -27,6 +27,48 @@ struct RedisOptions: ParsableArguments {
     }
 }
 
+/// What a run asks for beyond its goal and targets: shared by `run` and `up`, so the local mode can do
+/// everything a cluster install can.
+struct RunOptions: ParsableArguments {
+    @Flag(name: .long, help: "Let the testing master run the targets' test suites (their code runs on the workers, in a clean environment).")
+    var allowTestExecution = false
+    @Option(name: .long, help: "A change for the development master's implementation agent to make in each target (repeatable; needs a model).")
+    var implement: [String] = []
+}
+
+/// The daemons' settings `up` can set for the suite it starts (each is also read from the environment,
+/// as in a cluster: docs/configuration.md lists them all).
+struct SuiteSettings: ParsableArguments {
+    @Option(name: .long, help: "none, anthropic or openai (CORTEX_LLM_PROVIDER).") var llmProvider: String?
+    @Option(name: .long, help: "The model name, e.g. claude-sonnet-4-5 or llama3.1:8b (CORTEX_LLM_MODEL).") var llmModel: String?
+    @Option(name: .long, help: "The API's base URL, e.g. http://127.0.0.1:11434 for Ollama (CORTEX_LLM_BASE_URL).") var llmBaseUrl: String?
+    @Option(name: .long, help: "A file holding the API key (CORTEX_LLM_API_KEY_FILE; or set CORTEX_LLM_API_KEY, never a flag: flags show in ps).") var llmApiKeyFile: String?
+    @Option(name: .long, help: "rules, model or auto (CORTEX_PLANNER).") var planner: String?
+    @Option(name: .long, help: "An OSV database: a directory of records, an all.zip, or osv-scanner's offline layout (CORTEX_OSV_DB).") var osvDb: String?
+    @Option(name: .long, help: "The OSV query API to ask as well, e.g. https://api.osv.dev (CORTEX_OSV_API_URL).") var osvApiUrl: String?
+    @Option(name: .long, help: "An OpenAI-compatible embeddings server for retrieval (CORTEX_EMBEDDINGS_URL).") var embeddingsUrl: String?
+
+    /// The settings as the daemons' environment; paths made absolute (the daemons do not share our directory).
+    func environment() throws -> [String: String] {
+        func absolute(_ path: String) -> String { URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path }
+        if let p = llmProvider, !["none", "anthropic", "openai"].contains(p) { throw ValidationError("--llm-provider must be none, anthropic or openai, not '\(p)'") }
+        if let p = planner, !["rules", "model", "auto"].contains(p) { throw ValidationError("--planner must be rules, model or auto, not '\(p)'") }
+        for (flag, path) in [("--llm-api-key-file", llmApiKeyFile), ("--osv-db", osvDb)] {
+            if let path, !FileManager.default.fileExists(atPath: absolute(path)) { throw ValidationError("\(flag): \(absolute(path)) does not exist") }
+        }
+        var env: [String: String] = [:]
+        env["CORTEX_LLM_PROVIDER"] = llmProvider
+        env["CORTEX_LLM_MODEL"] = llmModel
+        env["CORTEX_LLM_BASE_URL"] = llmBaseUrl
+        env["CORTEX_LLM_API_KEY_FILE"] = llmApiKeyFile.map(absolute)
+        env["CORTEX_PLANNER"] = planner
+        env["CORTEX_OSV_DB"] = osvDb.map(absolute)
+        env["CORTEX_OSV_API_URL"] = osvApiUrl
+        env["CORTEX_EMBEDDINGS_URL"] = embeddingsUrl
+        return env
+    }
+}
+
 @main
 struct Cortexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +93,15 @@ func finishRun(_ state: RunState) throws {
 }
 
 struct Up: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a private redis-server and the whole suite locally, run one orchestration, print the summary, stop everything.")
+    static let configuration = CommandConfiguration(
+        abstract: "Start a private redis-server and the whole suite locally, run one orchestration, print the summary, stop everything.",
+        discussion: """
+            Examples:
+              cortexctl up --target ~/src/shop
+              cortexctl up --target ~/src/shop --allow-test-execution --osv-db ~/osv/all.zip
+              CORTEX_LLM_API_KEY=… cortexctl up --goal development --llm-provider anthropic --llm-model claude-sonnet-4-5 --implement "Fix the off-by-one in pagination"
+            Every daemon setting in docs/configuration.md is also read from the environment.
+            """)
 
     @Option(name: .long, help: "A repository to work on (repeatable; default: the current directory).")
     var target: [String] = []
@@ -69,9 +119,12 @@ struct Up: AsyncParsableCommand {
     var stateDir: String?
     @Flag(name: .long, help: "Start from nothing: remove the state directory first (what earlier runs taught is forgotten).")
     var fresh = false
+    @OptionGroup var options: RunOptions
+    @OptionGroup var settings: SuiteSettings
 
     func run() async throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        let settingsEnvironment = try settings.environment()
         let targets: [String]
         do { targets = try ControlCommands.resolveTargets(target) } catch { throw fail(error) }
         // The suite remembers between invocations (routing weights, learnings, run history): its Redis keeps its
@@ -87,7 +140,8 @@ struct Up: AsyncParsableCommand {
         let started = ContinuousClock.now
         let suite: LocalSuite
         do {
-            suite = try await LocalSuite(workDirectory: work, outputDirectory: output, environment: ["CORTEX_PREFLIGHT_TIMEOUT": "20", "CORTEX_ACTIVATION_TIMEOUT": "20"],
+            suite = try await LocalSuite(workDirectory: work, outputDirectory: output,
+                                         environment: ["CORTEX_PREFLIGHT_TIMEOUT": "20", "CORTEX_ACTIVATION_TIMEOUT": "20"].merging(settingsEnvironment) { $1 },
                                          redisArguments: LocalState.redisArguments)
         } catch { throw fail(error) }
         // Ctrl-C or SIGTERM: stop every child we started before leaving.
@@ -131,7 +185,8 @@ struct Up: AsyncParsableCommand {
             try suite.startAll(workers: workers)
             print("started coordinator, 6 masters, \(workers) workers")
             let bus = try ControlCommands.bus(redisURL: suite.redis.url)
-            state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: targets, timeout: .seconds(timeout), verbose: verbose)
+            state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: targets, timeout: .seconds(timeout), verbose: verbose,
+                                                           allowTestExecution: options.allowTestExecution, implement: options.implement)
         } catch {
             failure = error
         }
@@ -145,7 +200,14 @@ struct Up: AsyncParsableCommand {
 }
 
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Submit a run to a running suite and follow it to the end.")
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a run to a running suite and follow it to the end.",
+        discussion: """
+            Examples:
+              cortexctl run --target /srv/repos/shop
+              cortexctl run --goal "fix CVE-2021-44228" --target /srv/repos/shop --allow-test-execution
+            Exit status: 0 succeeded, 3 partial, 1 failed, 2 error.
+            """)
     @OptionGroup var redis: RedisOptions
     @Option(name: .long, help: "A repository path as the workers see it (repeatable; default: the current directory).")
     var target: [String] = []
@@ -155,23 +217,21 @@ struct Run: AsyncParsableCommand {
     var timeout: Int = 3600
     @Flag(name: .long, help: "Show every message.")
     var verbose = false
-    @Flag(name: .long, help: "Let the testing master run the targets' test suites (their code runs on the workers, in a clean environment).")
-    var allowTestExecution = false
-    @Option(name: .long, help: "A change for the development master's implementation agent to make in each target (repeatable; needs a model).")
-    var implement: [String] = []
+    @OptionGroup var options: RunOptions
 
     func run() async throws {
         do {
             let bus = try redis.bus()
             let state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: try ControlCommands.resolveTargets(target), timeout: .seconds(timeout),
-                                                               verbose: verbose, allowTestExecution: allowTestExecution, implement: implement)
+                                                               verbose: verbose, allowTestExecution: options.allowTestExecution, implement: options.implement)
             try finishRun(state)
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show masters, workers and recent runs, or one run.")
+    static let configuration = CommandConfiguration(abstract: "Show masters, workers and recent runs, or one run.",
+                                                    discussion: "Examples:\n  cortexctl status\n  cortexctl status run-20261202-114437-d026 --redis redis://cortex-redis:6379/0")
     @OptionGroup var redis: RedisOptions
     @Argument(help: "A run id.") var runID: String?
 
@@ -185,7 +245,8 @@ struct Status: AsyncParsableCommand {
 }
 
 struct Budget: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a run's token ledger (the latest run by default); --watch refreshes it until the run ends.")
+    static let configuration = CommandConfiguration(abstract: "Show a run's token ledger (the latest run by default); --watch refreshes it until the run ends.",
+                                                    discussion: "Examples:\n  cortexctl budget\n  cortexctl budget --watch")
     @OptionGroup var redis: RedisOptions
     @Argument(help: "A run id.") var runID: String?
     @Flag(name: .long, help: "Refresh every second until the run ends.") var watch = false
@@ -228,7 +289,8 @@ struct Memory: AsyncParsableCommand {
 }
 
 struct Routing: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show what the router learned: per subtask kind, target feature and expert, the trials, successes and weight it routes by (`cortexctl routing`).")
+    static let configuration = CommandConfiguration(abstract: "Show what the router learned: per subtask kind, target feature and expert, the trials, successes and weight it routes by.",
+                                                    discussion: "Example:\n  cortexctl routing --redis redis://127.0.0.1:6379/0")
     @OptionGroup var redis: RedisOptions
 
     func run() async throws {
@@ -241,7 +303,8 @@ struct Routing: AsyncParsableCommand {
 }
 
 struct Events: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tail channel messages, one readable line each (rejected messages are shown too).")
+    static let configuration = CommandConfiguration(abstract: "Tail channel messages, one readable line each (rejected messages are shown too).",
+                                                    discussion: "Examples:\n  cortexctl events\n  cortexctl events --channel workers")
     @OptionGroup var redis: RedisOptions
     @Option(name: .long, help: "coordination, workers, system or all.")
     var channel: String = "all"
@@ -291,7 +354,8 @@ struct Events: AsyncParsableCommand {
 }
 
 struct Publish: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate and publish one message: cortexctl publish system PHASE_0_START --data '{\"phase\":0,\"name\":\"pre-flight\"}'")
+    static let configuration = CommandConfiguration(abstract: "Validate and publish one message.",
+                                                    discussion: "Example:\n  cortexctl publish system PHASE_0_START --data '{\"phase\":0,\"name\":\"pre-flight\"}'")
     @OptionGroup var redis: RedisOptions
     @Argument(help: "Channel: full name or coordination / workers / system / catalog.") var channel: String
     @Argument(help: "Message type, e.g. ESCALATION.") var type: String
@@ -354,7 +418,8 @@ struct AuditCI: ParsableCommand {
 
 struct Docs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print generated documentation (protocol, configuration, acl), Cortex's alert rules (alerts), the chart's Redis ACL template (acl-file), or write its Grafana dashboards (dashboards DIR).")
+        abstract: "Print generated documentation (protocol, configuration, acl), Cortex's alert rules (alerts), the chart's Redis ACL template (acl-file), or write its Grafana dashboards (dashboards DIR).",
+        discussion: "Examples:\n  cortexctl docs protocol > docs/protocol.md\n  cortexctl docs dashboards charts/cortex/files/dashboards")
     @Argument(help: "protocol, configuration, acl, acl-file, alerts or dashboards") var which: String
     @Argument(help: "for dashboards: the directory to write them to") var directory: String?
 
