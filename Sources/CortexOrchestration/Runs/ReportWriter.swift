@@ -65,6 +65,12 @@ public enum ReportWriter {
         }
         try Data(summaryMarkdownText(outcome).utf8).write(to: dir.appendingPathComponent(summaryMarkdown))
         try Data(summaryJSONText(outcome).utf8).write(to: dir.appendingPathComponent(summaryJSON))
+        // The page links every file written above, by its path relative to the run's directory.
+        let files = (FileManager.default.subpaths(atPath: dir.path) ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: dir.appendingPathComponent(path).path, isDirectory: &isDirectory) && !isDirectory.boolValue && path != ReportHTML.fileName
+        }
+        try Data(ReportHTML.render(outcome, files: files).utf8).write(to: dir.appendingPathComponent(ReportHTML.fileName))
         return dir
     }
 
