@@ -26,10 +26,13 @@ public enum DependencyBump {
         }
     }
 
-    public static func bump(file: String, text: String, ecosystem: String, package: String, from: String, to: String) -> Outcome {
+    /// The bump of `package` from `from` to `to` in `file` (whose text is `text`). `installedAs` names
+    /// the npm alias the package is installed under, when it is: package.json declares it under that name.
+    public static func bump(file: String, text: String, ecosystem: String, package: String, from: String, to: String,
+                            installedAs: String? = nil) -> Outcome {
         let name = PathText.lastComponent(file)
         switch name {
-        case "package.json": return packageJSON(text, package: package, to: to)
+        case "package.json": return packageJSON(text, package: package, to: to, alias: installedAs == package ? nil : installedAs)
         case "go.mod": return goMod(text, module: package, to: to)
         case "pom.xml": return pom(text, coordinate: package, from: from, to: to)
         case "Cargo.lock", "Cargo.toml": return .manual("cargo update -p \(package) --precise \(to)")
@@ -65,10 +68,14 @@ public enum DependencyBump {
 
     /// The dependency's range in dependencies / devDependencies / optionalDependencies / peerDependencies
     /// keeps its operator (`^`, `~`, `>=` or exact) and gets the fixed version. A package only the
-    /// lockfile has (a transitive dependency) is pinned through `overrides`.
-    static func packageJSON(_ text: String, package: String, to: String) -> Outcome {
-        let escaped = NSRegularExpression.escapedPattern(for: package)
-        let regex = try! NSRegularExpression(pattern: "(\"\(escaped)\"\\s*:\\s*\")([~^]|>=\\s*)?([^\"]*)(\")")
+    /// lockfile has (a transitive dependency) is pinned through `overrides`. An npm alias (`alias`: the
+    /// package is installed as that name) is declared as `"alias": "npm:package@^1.0.0"`: its range is
+    /// bumped the same way, the `npm:package@` kept; a transitive alias gets npm's command instead of an
+    /// override, since `overrides` would be keyed by a name package.json does not use for it.
+    static func packageJSON(_ text: String, package: String, to: String, alias: String? = nil) -> Outcome {
+        let key = NSRegularExpression.escapedPattern(for: alias ?? package)
+        let spec = alias == nil ? "" : "npm:" + NSRegularExpression.escapedPattern(for: package) + "@"
+        let regex = try! NSRegularExpression(pattern: "(\"\(key)\"\\s*:\\s*\"\(spec))([~^]|>=\\s*)?([^\"]*)(\")")
         let ns = text as NSString
         let matches = regex.matches(in: text, range: NSRange(location: 0, length: ns.length))
         // Only entries of a dependencies-like object (not scripts or a resolutions block) are ranges.
@@ -84,6 +91,7 @@ public enum DependencyBump {
             changed = true
         }
         if changed { return .edited(result, note: "run `npm install` to refresh package-lock.json") }
+        if let alias { return .manual("npm install \(alias)@npm:\(package)@\(to)") }
         // Transitive: add (or extend) top-level "overrides".
         guard let open = text.firstIndex(of: "{") else { return .manual("npm install \(package)@\(to)") }
         if let existing = text.range(of: "\"overrides\"\\s*:\\s*\\{", options: .regularExpression) {

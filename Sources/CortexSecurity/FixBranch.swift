@@ -10,14 +10,32 @@ public struct FixPlan: Sendable, Equatable {
     public var from: String
     public var to: String
     public var advisories: [String]
+    /// Every file of the module that pins the version (`file` among them): each one's declaring file is
+    /// bumped once (go.mod for go.mod and go.sum together).
+    public var files: [String]
+    /// The npm alias the package is installed under, when it is (`"x": "npm:y@^1.0.0"` is bumped as x).
+    public var installedAs: String?
 
-    public init(file: String, ecosystem: String, package: String, from: String, to: String, advisories: [String]) {
+    public init(file: String, ecosystem: String, package: String, from: String, to: String, advisories: [String], files: [String] = [],
+                installedAs: String? = nil) {
         self.file = file
         self.ecosystem = ecosystem
         self.package = package
         self.from = from
         self.to = to
         self.advisories = advisories
+        self.files = files.contains(file) ? files : [file] + files
+        self.installedAs = installedAs
+    }
+
+    /// The package as reports show it: `y (as x)` for y installed under the npm alias x.
+    public var displayName: String { installedAs.map { "\(package) (as \($0))" } ?? package }
+
+    /// The files the bump is made in: each pinning file's declaring file, once.
+    public var declaringFiles: [String] {
+        var out: [String] = []
+        for f in files.map(DependencyBump.declaringFile(for:)) where !out.contains(f) { out.append(f) }
+        return out
     }
 }
 
@@ -61,7 +79,7 @@ public struct FixBranchMaker: Sendable {
         let isRemote = ["https://", "http://", "ssh://", "git://", "file://", "git@"].contains { target.hasPrefix($0) }
         if !isRemote && !FileManager.default.fileExists(atPath: URL(fileURLWithPath: target).appendingPathComponent(".git").path) {
             result.problems.append("\(target) is not a git repository: no fix branch (the bumps are listed for manual work)")
-            result.manual = plans.map { "raise \($0.package) to \($0.to) in \($0.file) (\($0.advisories.joined(separator: ", ")))" }
+            result.manual = plans.map { "raise \($0.displayName) to \($0.to) in \($0.files.joined(separator: " and ")) (\($0.advisories.joined(separator: ", ")))" }
             return result
         }
         let clone = workDirectory.appendingPathComponent("fix-\(runID)-\(abs(target.hashValue) % 1_000_000)")
@@ -74,29 +92,42 @@ public struct FixBranchMaker: Sendable {
             guard base != branchName else { throw Git.Failure(description: "the checked-out branch is \(base): refusing to commit to it") }
             _ = try await Git.runAsync(["checkout", "--quiet", "-b", branchName], in: clone)
 
-            // One edit per declaring file, every bump for it applied in turn.
+            // One edit per declaring file, every bump for it applied in turn; a plan whose version is pinned
+            // in several files of its module (go.mod and go.sum, requirements.txt and poetry.lock) is made in
+            // each one's declaring file once, and listed once.
             var changed: [String] = []
-            for (file, group) in Dictionary(grouping: plans, by: { DependencyBump.declaringFile(for: $0.file) }).sorted(by: { $0.key < $1.key }) {
+            var edited: [Int: [String]] = [:]
+            var byFile: [String: [Int]] = [:]
+            for (i, plan) in plans.enumerated() {
+                for file in plan.declaringFiles { byFile[file, default: []].append(i) }
+            }
+            for (file, group) in byFile.sorted(by: { $0.key < $1.key }) {
                 let url = clone.appendingPathComponent(file)
                 guard var text = try? String(contentsOf: url, encoding: .utf8) else {
-                    result.manual += group.map { "raise \($0.package) to \($0.to) (\($0.file): \(file) not found)" }
+                    result.manual += group.map { "raise \(plans[$0].displayName) to \(plans[$0].to) (\(plans[$0].file): \(file) not found)" }
                     continue
                 }
                 let original = text
-                for plan in group {
-                    switch DependencyBump.bump(file: file, text: text, ecosystem: plan.ecosystem, package: plan.package, from: plan.from, to: plan.to) {
+                for i in group {
+                    let plan = plans[i]
+                    switch DependencyBump.bump(file: file, text: text, ecosystem: plan.ecosystem, package: plan.package, from: plan.from, to: plan.to,
+                                               installedAs: plan.installedAs) {
                     case .edited(let newText, let note):
                         text = newText
-                        result.bumps.append("\(plan.package) \(plan.from) -> \(plan.to) in \(file) (\(plan.advisories.joined(separator: ", ")))")
+                        edited[i, default: []].append(file)
                         if let note, !result.notes.contains(note) { result.notes.append(note) }
                     case .manual(let command):
-                        result.manual.append("\(command)  # \(plan.package) \(plan.from) in \(plan.file): \(plan.advisories.joined(separator: ", "))")
+                        result.manual.append("\(command)  # \(plan.displayName) \(plan.from) in \(file): \(plan.advisories.joined(separator: ", "))")
                     }
                 }
                 if text != original {
                     try Data(text.utf8).write(to: url)
                     changed.append(file)
                 }
+            }
+            for (i, plan) in plans.enumerated() {
+                guard let files = edited[i] else { continue }
+                result.bumps.append("\(plan.displayName) \(plan.from) -> \(plan.to) in \(files.joined(separator: " and ")) (\(plan.advisories.joined(separator: ", ")))")
             }
             guard !changed.isEmpty else {
                 result.problems.append("no file could be edited here: nothing committed")
@@ -106,8 +137,8 @@ public struct FixBranchMaker: Sendable {
             let subject = "security: " + result.bumps.map { $0.components(separatedBy: " in ").first ?? $0 }.prefix(3).joined(separator: ", ")
                 + (result.bumps.count > 3 ? " and \(result.bumps.count - 3) more" : "")
             var message = subject + "\n\nFixes, raising each package to the lowest version that fixes the advisory:\n\n"
-            message += plans.filter { p in result.bumps.contains { $0.hasPrefix("\(p.package) \(p.from) -> ") } }
-                .map { "- \($0.advisories.joined(separator: ", ")): \($0.package) \($0.from) -> \($0.to)" }.joined(separator: "\n")
+            message += plans.filter { p in result.bumps.contains { $0.hasPrefix("\(p.displayName) \(p.from) -> ") } }
+                .map { "- \($0.advisories.joined(separator: ", ")): \($0.displayName) \($0.from) -> \($0.to)" }.joined(separator: "\n")
             if !result.notes.isEmpty { message += "\n\n" + result.notes.map { "Note: \($0)." }.joined(separator: "\n") }
             message += "\n\nMade by Cortex security-master in run \(runID)."
             _ = try await Git.runAsync(["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message], in: clone, environment: Git.identity)
@@ -115,7 +146,7 @@ public struct FixBranchMaker: Sendable {
             result.patch = try await Git.runAsync(["format-patch", "-1", "--stdout", "HEAD"], in: clone, trim: false)
 
             let body = "Cortex security-master found vulnerable dependencies in run `\(runID)`.\n\n"
-                + plans.map { "- **\($0.advisories.joined(separator: ", "))**: `\($0.package)` \($0.from) → \($0.to) (\($0.file))" }.joined(separator: "\n")
+                + plans.map { "- **\($0.advisories.joined(separator: ", "))**: `\($0.displayName)` \($0.from) → \($0.to) (\($0.files.joined(separator: ", ")))" }.joined(separator: "\n")
                 + (result.notes.isEmpty ? "" : "\n\n" + result.notes.map { "> \($0)" }.joined(separator: "\n"))
                 + (result.manual.isEmpty ? "" : "\n\nNot changed here (run these):\n\n" + result.manual.map { "    \($0)" }.joined(separator: "\n"))
             let published = try await publisher.publish(clone: clone, target: target, branch: branchName, title: subject, body: body)

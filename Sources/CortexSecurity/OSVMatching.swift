@@ -68,9 +68,10 @@ public enum OSVMatching {
         return fixes.min { ecosystem.compare($0, $1) < 0 }
     }
 
-    /// PyPI names compare case- and separator-insensitively (PEP 503); others as written.
+    /// PyPI names compare case- and separator-insensitively (PEP 503), SwiftURL ones without scheme, `.git`
+    /// and case (`https://github.com/Apple/swift-nio.git` is `github.com/apple/swift-nio`); others as written.
     static func normalize(_ name: String, _ ecosystem: Ecosystem) -> String {
-        ecosystem == .PyPI ? AdvisoryDatabase.normalizedName(name, ecosystem: "PyPI") : name
+        ecosystem == .PyPI || ecosystem == .swiftURL ? AdvisoryDatabase.normalizedName(name, ecosystem: ecosystem.rawValue) : name
     }
 }
 

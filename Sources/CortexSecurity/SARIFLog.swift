@@ -3,7 +3,8 @@ import Foundation
 
 /// The security findings as a SARIF 2.1.0 log (OASIS), the format code-scanning tools import
 /// (GitHub code scanning among them). One run, one rule per advisory or audit rule, one result per
-/// finding; `security-severity` carries the CVSS score so tools rank results the same way.
+/// finding — a vulnerability pinned in several files of a module (go.mod and go.sum) is one result with
+/// a location for each; `security-severity` carries the CVSS score so tools rank results the same way.
 public enum SARIFLog {
     public static let schemaURI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -40,12 +41,16 @@ public enum SARIFLog {
                          severity: v.severity, score: v.score, tags: ["vulnerability", v.ecosystem])
             let fix = v.lowestFix.map { "; fixed in \($0)" } ?? "; no fixed version"
             let aliases = v.aliases.isEmpty ? "" : " (\(v.aliases.joined(separator: ", ")))"
-            results.append(.object([
+            var result: [String: JSONValue] = [
                 "ruleId": .string(v.advisory), "ruleIndex": .number(Double(i)), "level": .string(level(v.severity)),
-                "message": ["text": .string("\(v.package) \(v.version) (\(v.ecosystem)) is affected by \(v.advisory)\(aliases): \(v.summary)\(fix).")],
-                "locations": .array(location(v.file, v.line)),
+                "message": ["text": .string("\(v.displayName) \(v.version) (\(v.ecosystem)) is affected by \(v.advisory)\(aliases): \(v.summary)\(fix).")],
+                "locations": .array(v.locations.flatMap { location($0.file, $0.line) }),
+                // The first location, as before several were kept: a result keeps its fingerprint across the change.
                 "partialFingerprints": ["cortex/v1": .string("\(v.advisory)|\(v.ecosystem)|\(v.package)|\(v.version)|\(v.file ?? "")")],
-            ]))
+            ]
+            // Every id, for tools that look a result up by a CVE or the Go / PyPI / RustSec id.
+            if !v.aliases.isEmpty { result["properties"] = ["aliases": .array(v.aliases.map(JSONValue.string))] }
+            results.append(.object(result))
         }
         for c in configuration {
             let meta = KubernetesAudit.rules.first { $0.id == c.rule }

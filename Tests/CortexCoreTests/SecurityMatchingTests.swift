@@ -1,5 +1,7 @@
 @testable import CortexSecurity
+@testable import CortexOrchestration
 import CortexCore
+import Foundation
 import Testing
 
 /// Each ecosystem's version ordering on its documented edge cases, OSV range evaluation, and CVSS v3.
@@ -98,6 +100,270 @@ import Testing
         #expect(throws: CVSS3.VectorError.self) { try CVSS3.baseScore("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H") }
         #expect(CVSS3.Severity(score: 9.8) == .critical && CVSS3.Severity(score: 7.0) == .high && CVSS3.Severity(score: 6.1) == .medium && CVSS3.Severity(score: 3.9) == .low)
         #expect(CVSS3.Severity.allCases.map(\.slaHours) == [4, 24, 72, 168])
+    }
+}
+
+/// One row per vulnerability (issue 20): real files committed to a git repository, scanned by the
+/// workers' `security-scan` skill, matched against real records (Tests/Fixtures/osv and osv-twins, see
+/// the NOTICE.md files there) and merged as the security master merges them.
+extension SecurityMatchingTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func temporary(_ name: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// The GitHub Advisory Database's records and their twins in one directory, as CORTEX_OSV_DB names one.
+    static func database(adding extra: [JSONValue] = []) throws -> AdvisoryDatabase {
+        let dir = try temporary("osv-db")
+        for folder in ["osv", "osv-twins"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: fixtures.appendingPathComponent(folder).path) where name.hasSuffix(".json") {
+                try FileManager.default.copyItem(at: fixtures.appendingPathComponent("\(folder)/\(name)"), to: dir.appendingPathComponent(name))
+            }
+        }
+        for (i, record) in extra.enumerated() { try Data(record.description.utf8).write(to: dir.appendingPathComponent("extra-\(i).json")) }
+        return try AdvisoryDatabase.load(dir.path)
+    }
+
+    static func record(_ name: String) throws -> JSONValue {
+        let folder = name.hasPrefix("GO-") || name == "GHSA-7fj7-39wj-c64f" ? "osv-twins" : "osv"
+        return try JSONText.parse(String(contentsOf: fixtures.appendingPathComponent("\(folder)/\(name).json"), encoding: .utf8))
+    }
+
+    /// `files` committed to a new git repository and scanned as a worker scans a shard (the files git
+    /// lists), then read back as the master reads the merged records.
+    static func scan(_ files: [String: String]) throws -> [PackageOccurrence] {
+        let root = try temporary("vuln-rows-repo")
+        for (path, text) in files {
+            let url = root.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        try Git.run(["init", "-q", "-b", "main"], in: root)
+        try Git.run(["add", "-A", "--force"], in: root)  // --force: a machine-wide excludesFile may ignore Package.resolved
+        try Git.run(["-c", "commit.gpgsign=false", "commit", "-q", "-m", "fixture"], in: root, environment: Git.identity)
+        let records = try SecurityScan().examine(root: root, files: try Git.lsFiles(in: root)) { _ in }
+        let packages = SecurityScan().summarize(records).details["packages"]?.arrayValue ?? []
+        return packages.compactMap { $0.decoded(as: PackageOccurrence.self) }
+    }
+
+    /// The rows the security master reported before: one per advisory, package, version and file.
+    static func rowsBefore(_ raw: [VulnerabilityFinding]) -> Int {
+        Set(raw.map { "\($0.advisory)|\($0.ecosystem)|\($0.package)|\($0.version)|\($0.file ?? "")" }).count
+    }
+
+    static let goModule: [String: String] = [
+        "auth/go.mod": """
+            module example.com/auth
+
+            go 1.21
+
+            require (
+            \tgithub.com/dgrijalva/jwt-go v3.2.0+incompatible
+            \tgithub.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5
+            \tgolang.org/x/crypto v0.17.0
+            )
+
+            """,
+        // go.sum's shape; the hashes are placeholders of the right form (the parser reads module and version).
+        "auth/go.sum": """
+            github.com/dgrijalva/jwt-go v3.2.0+incompatible h1:7qlOGliEKZXTDg6OTjfoBKDXWrumCAMpl/TFQ4/5kLM=
+            github.com/dgrijalva/jwt-go v3.2.0+incompatible/go.mod h1:E3ru+11k8xSBh+hMPgOLZFKRsKQB2Ffs7q7hbb4b7Ig=
+            github.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5 h1:AfbFv9Hbmq+lWqnqTjp6JNt+4ilC4HFhhnEjx1ZeW5w=
+            github.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5/go.mod h1:PZOdmYNjlswnwvc7xK1c3pZIxSWjbqZrrr3O2sVJk3g=
+            golang.org/x/crypto v0.17.0 h1:r8bRNjWL3GshPW3gkd+RpvzWrZAwPS49OmTGZ/uhM4k=
+            golang.org/x/crypto v0.17.0/go.mod h1:gCAAfMLgwOJRpTjQ2zCCt2OcSfYMTeZVSRtQlPC7Nq4=
+
+            """,
+        // Another module of the same repository, with the same version: its own row.
+        "tools/go.mod": "module example.com/tools\n\ngo 1.21\n\nrequire github.com/dgrijalva/jwt-go v3.2.0+incompatible\n",
+    ]
+
+    /// (a) go.mod and go.sum of one module: one finding per vulnerability, both locations; another module
+    /// keeps its own row. Before, every (record, file) pair was a row: 10 here, now 3.
+    @Test func goModAndGoSumAreOneFindingWithBothLocations() throws {
+        let database = try Self.database()
+        let raw = database.findings(for: try Self.scan(Self.goModule))
+        let rows = VulnerabilityFinding.merged(raw)
+        #expect(Self.rowsBefore(raw) == 10, "\(raw.map { "\($0.advisory) \($0.package) \($0.file ?? "")" })")
+        #expect(rows.count == 3, "\(rows)")
+        let v3 = try #require(rows.first { $0.package == "github.com/dgrijalva/jwt-go" && $0.file == "auth/go.mod" })
+        #expect(v3.locations == [.init(file: "auth/go.mod", line: 6), .init(file: "auth/go.sum", line: 1)])
+        #expect(v3.line == 6 && v3.lowestFix == nil)
+        let v4 = try #require(rows.first { $0.package == "github.com/dgrijalva/jwt-go/v4" })
+        #expect(v4.locations == [.init(file: "auth/go.mod", line: 7), .init(file: "auth/go.sum", line: 3)])
+        #expect(v4.lowestFix == "4.0.0-preview1" && v4.fixedVersions == ["4.0.0-preview1"])
+        let tools = try #require(rows.first { $0.file == "tools/go.mod" })
+        #expect(tools.locations == [.init(file: "tools/go.mod", line: 5)] && tools.package == "github.com/dgrijalva/jwt-go")
+        // Merging is idempotent and does not depend on the order findings arrive in (database and API together).
+        #expect(VulnerabilityFinding.merged(rows + rows) == rows)
+        #expect(VulnerabilityFinding.merged(raw.reversed()) == rows)
+        // One bump for the module's version, made in go.mod (go.sum is refreshed by `go mod tidy`).
+        let plans = SecurityReview.plans(rows)
+        #expect(plans.count == 1 && plans[0].files == ["auth/go.mod", "auth/go.sum"] && plans[0].declaringFiles == ["auth/go.mod"], "\(plans)")
+        // The report's row names both places.
+        let md = SecurityReview.markdown(vulnerabilities: rows, configuration: [], secrets: [], fix: nil, notes: [], reportedAt: Date(timeIntervalSince1970: 0))
+        #expect(md.contains("| high | 7.5 | GHSA-w73w-5m7g-f7qc | CVE-2020-26160, GO-2020-0017 | github.com/dgrijalva/jwt-go/v4 | v4.0.0-20191109021931-daa7c04131f5 | Go | 4.0.0-preview1 | auth/go.mod:7, auth/go.sum:3 |"), "\(md)")
+        #expect(md.components(separatedBy: "| GHSA-w73w-5m7g-f7qc |").count - 1 == 3, "\(md)")
+    }
+
+    /// (b) A GHSA record and its Go vulnerability database twin (which has no severity) are one finding
+    /// with every id, rated from the GHSA record: its CVSS vector, else its rating — never "unrated".
+    @Test func aliasTwinsAreOneFindingWithTheBestSourcedSeverity() throws {
+        let ghsa = try Self.record("GHSA-w73w-5m7g-f7qc"), go = try Self.record("GO-2020-0017")
+        let jwt = PackageOccurrence(ecosystem: "Go", name: "github.com/dgrijalva/jwt-go", version: "v3.2.0+incompatible", file: "go.mod", line: 4)
+        // The GO- record alone is unrated.
+        let alone = AdvisoryDatabase(records: [go], source: "go").findings(for: [jwt])
+        #expect(alone.count == 1 && alone[0].severity == .medium && alone[0].severitySource.hasPrefix("unrated"), "\(alone)")
+
+        func rows(_ records: [JSONValue]) -> [VulnerabilityFinding] {
+            VulnerabilityFinding.merged(AdvisoryDatabase(records: records, source: "twins").findings(for: [jwt]))
+        }
+        let both = rows([go, ghsa])
+        #expect(both.count == 1, "\(both)")
+        let row = try #require(both.first)
+        #expect(row.advisory == "GHSA-w73w-5m7g-f7qc" && row.aliases == ["CVE-2020-26160", "GO-2020-0017"])
+        #expect(row.records == ["GHSA-w73w-5m7g-f7qc", "GO-2020-0017"])
+        #expect(row.severity == .high && row.score == 7.5 && row.severitySource == "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N")
+        #expect(row.summary == "Authorization bypass in github.com/dgrijalva/jwt-go")
+        #expect(row.locations == [.init(file: "go.mod", line: 4)])
+
+        // Without its vector, the GHSA record's rating (database_specific.severity) rates the pair.
+        guard case .object(var rated) = ghsa else { Issue.record("not an object"); return }
+        rated["severity"] = nil
+        let byRating = rows([go, .object(rated)])
+        #expect(byRating.count == 1 && byRating[0].severity == .high && byRating[0].score == nil && byRating[0].severitySource == "database rating HIGH", "\(byRating)")
+
+        // Twins through the same CVE alone (neither names the other's id).
+        guard case .object(var cveOnly) = go else { Issue.record("not an object"); return }
+        cveOnly["aliases"] = ["CVE-2020-26160"]
+        #expect(rows([.object(cveOnly), ghsa]).map(\.records) == [["GHSA-w73w-5m7g-f7qc", "GO-2020-0017"]])
+
+        // An advisory that shares no id with them stays its own row.
+        let other: JSONValue = ["id": "GO-2099-0001", "aliases": ["CVE-2099-0001"], "summary": "another flaw",
+                                "affected": [["package": ["ecosystem": "Go", "name": "github.com/dgrijalva/jwt-go"],
+                                              "ranges": [["type": "SEMVER", "events": [["introduced": "0"]]]]]]]
+        #expect(rows([go, ghsa, other]).map(\.advisory).sorted() == ["GHSA-w73w-5m7g-f7qc", "GO-2099-0001"])
+    }
+
+    /// (c) SARIF: one result per finding, every location, every id.
+    @Test func sarifHasOneResultPerFindingWithEveryLocation() throws {
+        let rows = VulnerabilityFinding.merged(try Self.database().findings(for: try Self.scan(Self.goModule)))
+        let log = SARIFLog.make(vulnerabilities: rows, configuration: [], secrets: [])
+        let results = log["runs"]?[0]?["results"]?.arrayValue ?? []
+        #expect(results.count == rows.count && rows.count == 3)
+        let v4 = try #require(results.first { $0["message"]?["text"]?.stringValue?.hasPrefix("github.com/dgrijalva/jwt-go/v4 ") == true })
+        let places = (v4["locations"]?.arrayValue ?? []).map {
+            "\($0["physicalLocation"]?["artifactLocation"]?["uri"]?.stringValue ?? ""):\($0["physicalLocation"]?["region"]?["startLine"]?.intValue ?? 0)"
+        }
+        #expect(places == ["auth/go.mod:7", "auth/go.sum:3"])
+        #expect(v4["ruleId"] == "GHSA-w73w-5m7g-f7qc" && v4["properties"]?["aliases"] == ["CVE-2020-26160", "GO-2020-0017"])
+        #expect(v4["message"]?["text"]?.stringValue?.contains("GHSA-w73w-5m7g-f7qc (CVE-2020-26160, GO-2020-0017)") == true)
+        // One rule for the advisory, however many results use it.
+        #expect((log["runs"]?[0]?["tool"]?["driver"]?["rules"]?.arrayValue ?? []).count == 1)
+    }
+
+    /// A finding as reports wrote it before `locations` and `records` (one file, one record) still reads.
+    @Test func aFindingOfTheEarlierShapeStillReads() throws {
+        let old = #"{"advisory":"GHSA-j8r2-6x86-q33q","aliases":["CVE-2023-32681"],"ecosystem":"PyPI","file":"requirements.txt","fixedVersions":["2.31.0"],"line":2,"#
+            + #""lowestFix":"2.31.0","package":"requests","score":6.1,"severity":"medium","severitySource":"CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N","summary":"","version":"2.28.1"}"#
+        let finding = try #require(try JSONText.parse(old).decoded(as: VulnerabilityFinding.self))
+        #expect(finding.locations == [.init(file: "requirements.txt", line: 2)] && finding.records == ["GHSA-j8r2-6x86-q33q"] && finding.installedAs == nil)
+        #expect(VulnerabilityFinding.merged([finding]) == [finding])
+    }
+
+    /// (d) An npm alias (`"legacy-lodash": "npm:lodash@^4.17.20"`) is matched under its real name and
+    /// reported as both; its bump keeps the alias.
+    @Test func anNpmAliasIsMatchedUnderItsRealName() throws {
+        let packageJSON = "{\n  \"name\": \"web\",\n  \"dependencies\": {\n    \"legacy-lodash\": \"npm:lodash@^4.17.20\"\n  }\n}\n"
+        let lock = """
+            {
+              "name": "web",
+              "lockfileVersion": 3,
+              "requires": true,
+              "packages": {
+                "": {"name": "web", "dependencies": {"legacy-lodash": "npm:lodash@^4.17.20"}},
+                "node_modules/legacy-lodash": {
+                  "name": "lodash",
+                  "version": "4.17.20",
+                  "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.20.tgz"
+                }
+              }
+            }
+            """
+        let packages = try Self.scan(["web/package.json": packageJSON, "web/package-lock.json": lock])
+        #expect(packages.map { "\($0.name) \($0.installedAs ?? "-") \($0.line ?? 0)" } == ["lodash legacy-lodash 7"])
+        let rows = VulnerabilityFinding.merged(try Self.database().findings(for: packages))
+        let row = try #require(rows.first)
+        #expect(rows.count == 1 && row.advisory == "GHSA-35jh-r3h4-6jhm" && row.package == "lodash" && row.installedAs == ["legacy-lodash"])
+        #expect(row.displayName == "lodash (as legacy-lodash)" && row.locations == [.init(file: "web/package-lock.json", line: 7)])
+        // Under the installed name (what the scan matched before), nothing matches.
+        #expect(try Self.database().findings(for: [PackageOccurrence(ecosystem: "npm", name: "legacy-lodash", version: "4.17.20")]).isEmpty)
+        let md = SecurityReview.markdown(vulnerabilities: rows, configuration: [], secrets: [], fix: nil, notes: [], reportedAt: Date(timeIntervalSince1970: 0))
+        #expect(md.contains("| lodash (as legacy-lodash) | 4.17.20 | npm | 4.17.21 | web/package-lock.json:7 |"), "\(md)")
+        let plan = try #require(SecurityReview.plans(rows).first)
+        #expect(plan.installedAs == "legacy-lodash" && plan.declaringFiles == ["web/package.json"])
+        #expect(DependencyBump.bump(file: "web/package.json", text: packageJSON, ecosystem: "npm", package: "lodash", from: "4.17.20", to: "4.17.21", installedAs: "legacy-lodash")
+                == .edited(packageJSON.replacingOccurrences(of: "npm:lodash@^4.17.20", with: "npm:lodash@^4.17.21"), note: "run `npm install` to refresh package-lock.json"))
+    }
+
+    /// (e) A SwiftURL advisory (`github.com/apple/swift-nio`, purl type swift) matches Package.resolved
+    /// pins by their clone URL, whatever its scheme, `.git` suffix or case.
+    @Test func aSwiftURLAdvisoryMatchesPackageResolvedPins() throws {
+        let v2 = """
+            {
+              "originHash" : "5b2c0e1f",
+              "pins" : [
+                {
+                  "identity" : "swift-log",
+                  "kind" : "remoteSourceControl",
+                  "location" : "https://github.com/apple/swift-log.git",
+                  "state" : {
+                    "revision" : "e97a6fcb1ab07462881ac165fdbb37f067e205d5",
+                    "version" : "1.5.4"
+                  }
+                },
+                {
+                  "identity" : "swift-nio",
+                  "kind" : "remoteSourceControl",
+                  "location" : "https://github.com/apple/swift-nio.git",
+                  "state" : {
+                    "revision" : "fc63f0cf4e55a4597407a9fc95b16a2bc44b4982",
+                    "version" : "2.41.0"
+                  }
+                }
+              ],
+              "version" : 3
+            }
+            """
+        let v1 = """
+            {
+              "object": {
+                "pins": [
+                  {
+                    "package": "swift-nio",
+                    "repositoryURL": "git@github.com:Apple/swift-nio.git",
+                    "state": {
+                      "branch": null,
+                      "revision": "d6e3762e0a5f7ede652559f53623baf11006e17c",
+                      "version": "2.39.0"
+                    }
+                  }
+                ]
+              },
+              "version": 1
+            }
+            """
+        let rows = VulnerabilityFinding.merged(try Self.database().findings(for: try Self.scan(["app/Package.resolved": v2, "legacy/Package.resolved": v1])))
+        #expect(rows.map { "\($0.advisory) \($0.version) \($0.lowestFix ?? "-") \($0.locations.map(\.text))" }.sorted() == [
+            "GHSA-7fj7-39wj-c64f 2.39.0 2.39.1 [\"legacy/Package.resolved:6\"]",
+            "GHSA-7fj7-39wj-c64f 2.41.0 2.42.0 [\"app/Package.resolved:16\"]",
+        ])
+        // The fixed version itself is not affected.
+        #expect(try Self.database().findings(for: [PackageOccurrence(ecosystem: "SwiftURL", name: "https://github.com/apple/swift-nio", version: "2.42.0")]).isEmpty)
+        #expect(OSVMatching.affects(try Self.record("GHSA-7fj7-39wj-c64f"), ecosystem: .swiftURL, package: "https://GitHub.com/apple/swift-nio.git", version: "2.41.0"))
     }
 }
 

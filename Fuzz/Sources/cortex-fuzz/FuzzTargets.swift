@@ -194,7 +194,10 @@ func fuzzOSV(_ data: Data) {
         }
         for version in versions.prefix(16) + ["0", "1.0.0"] { packages.append(PackageOccurrence(ecosystem: eco, name: name, version: version)) }
     }
-    for finding in database.findings(for: packages) { _ = try? WireJSON.encode(finding) }
+    let findings = database.findings(for: packages)
+    for finding in findings { _ = try? WireJSON.encode(finding) }
+    // One row per vulnerability, as the security master reports them (twins merged by their ids).
+    _ = VulnerabilityFinding.merged(findings)
     _ = AdvisoryDatabase.severity(of: record)
 }
 

@@ -299,9 +299,12 @@ extension RunExecution {
                     let ids = ([v["advisory"]?.stringValue].compactMap { $0 } + (v["aliases"]?.arrayValue ?? []).compactMap(\.stringValue))
                     advisories += ids.filter { !advisories.contains($0) }
                     let package = v["package"]?.stringValue ?? "?", version = v["version"]?.stringValue ?? "?"
+                    // Every file of the module that pins it (go.mod and go.sum); reports older than `locations` have `file`.
+                    let pinned = (v["locations"]?.arrayValue ?? []).compactMap { $0["file"]?.stringValue }
+                    let files = pinned.isEmpty ? [v["file"]?.stringValue].compactMap { $0 } : pinned
                     change.append("Fix \(ids.joined(separator: " / ")) in \(RepositoryCheckout.name(of: s.target)): upgrade the \(v["ecosystem"]?.stringValue ?? "") package "
                         + "\(package) from \(version) to \(v["lowestFix"]?.stringValue ?? "a version without the vulnerability")"
-                        + (v["file"]?.stringValue.map { " in \($0)" } ?? "") + ", and keep the tests passing.")
+                        + (files.isEmpty ? "" : " in \(files.joined(separator: " and "))") + ", and keep the tests passing.")
                 }
                 if let branch = analysis.details["fix"]?["branch"]?.stringValue, analysis.details["fix"]?["commit"]?.stringValue != nil {
                     change.append("The security master's fix branch for it: \(branch).")

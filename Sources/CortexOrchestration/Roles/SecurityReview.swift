@@ -77,7 +77,8 @@ final class SecurityReview: Sendable {
                 }
             }
         }
-        let vulnerabilities = Self.unique(found)
+        // One row per vulnerability: go.mod and go.sum, a GHSA record and its GO- twin, the database and the API.
+        let vulnerabilities = VulnerabilityFinding.merged(found)
 
         var fix: FixResult?
         let plans = Self.plans(vulnerabilities)
@@ -164,28 +165,24 @@ final class SecurityReview: Sendable {
         return parts.joined(separator: "|")
     }
 
-    /// One finding per advisory, package, version and file (the offline database and the API may both report it).
-    static func unique(_ findings: [VulnerabilityFinding]) -> [VulnerabilityFinding] {
-        var seen: Set<String> = []
-        let order = CVSS3.Severity.allCases
-        return findings.filter { seen.insert("\($0.advisory)|\($0.ecosystem)|\($0.package)|\($0.version)|\($0.file ?? "")").inserted }
-            .sorted { (order.firstIndex(of: $0.severity)!, -($0.score ?? 0), $0.package, $0.advisory) < (order.firstIndex(of: $1.severity)!, -($1.score ?? 0), $1.package, $1.advisory) }
-    }
-
-    /// One bump per package occurrence: to the highest of its advisories' lowest fixes, so one bump
-    /// clears every advisory that has a fix.
+    /// One bump per package version and module: to the highest of its advisories' lowest fixes, so one
+    /// bump clears every advisory that has a fix, in every file of the module that pins the version.
     static func plans(_ vulnerabilities: [VulnerabilityFinding]) -> [FixPlan] {
         var plans: [String: FixPlan] = [:]
         var order: [String] = []
         for v in vulnerabilities {
             guard let fix = v.lowestFix, let file = v.file, let ecosystem = Ecosystem(rawValue: v.ecosystem) else { continue }
-            let key = "\(file)|\(v.package)|\(v.version)"
+            let key = [VulnerabilityFinding.moduleDirectory(file), v.ecosystem, AdvisoryDatabase.normalizedName(v.package, ecosystem: v.ecosystem), v.version]
+                .joined(separator: "\u{0}")
+            let files = v.locations.map(\.file)
             if var plan = plans[key] {
                 if ecosystem.compare(fix, plan.to) > 0 { plan.to = fix }
-                plan.advisories.append(v.advisory)
+                if !plan.advisories.contains(v.advisory) { plan.advisories.append(v.advisory) }
+                plan.files += files.filter { !plan.files.contains($0) }
                 plans[key] = plan
             } else {
-                plans[key] = FixPlan(file: file, ecosystem: v.ecosystem, package: v.package, from: v.version, to: fix, advisories: [v.advisory])
+                plans[key] = FixPlan(file: file, ecosystem: v.ecosystem, package: v.package, from: v.version, to: fix, advisories: [v.advisory],
+                                     files: files, installedAs: v.installedAs?.first { $0 != v.package })
                 order.append(key)
             }
         }
@@ -197,7 +194,7 @@ final class SecurityReview: Sendable {
     private func handOff(_ critical: [VulnerabilityFinding], task: TaskSpec, branch: String?) -> [Envelope] {
         let ids = Array(Set(critical.map(\.advisory))).sorted()
         let reason = "Found \(ids.count) critical CVE\(ids.count == 1 ? "" : "s") in \(RepositoryCheckout.name(of: task.target)), need dev input: "
-            + critical.prefix(5).map { "\($0.package) \($0.version) (\(($0.aliases.first ?? $0.advisory)))" }.joined(separator: ", ")
+            + critical.prefix(5).map { "\($0.displayName) \($0.version) (\($0.aliases.first { $0.hasPrefix("CVE-") } ?? $0.advisory))" }.joined(separator: ", ")
         return [MasterRole.development, .testing].map { to in
             Envelope(HandoffRequest(from: MasterRole.security.rawValue, to: to.rawValue, reason: reason, taskID: task.id, target: task.target,
                                     advisories: ids, branch: branch, priority: TaskPriority.critical.rawValue),
@@ -233,8 +230,8 @@ final class SecurityReview: Sendable {
         } else {
             md += "| Severity | Score | Advisory | Aliases | Package | Version | Ecosystem | Fixed in | Where |\n|---|---|---|---|---|---|---|---|---|\n"
             for v in vulnerabilities {
-                let place = v.file.map { "\($0)\(v.line.map { ":\($0)" } ?? "")" } ?? ""
-                md += "| \(v.severity.rawValue) | \(v.score.map { String(format: "%.1f", $0) } ?? "-") | \(v.advisory) | \(v.aliases.joined(separator: ", ")) | \(v.package) | \(v.version) | \(v.ecosystem) | \(v.lowestFix ?? "no fix") | \(place) |\n"
+                let place = v.locations.map(\.text).joined(separator: ", ")
+                md += "| \(v.severity.rawValue) | \(v.score.map { String(format: "%.1f", $0) } ?? "-") | \(v.advisory) | \(v.aliases.joined(separator: ", ")) | \(v.displayName) | \(v.version) | \(v.ecosystem) | \(v.lowestFix ?? "no fix") | \(place) |\n"
             }
         }
         if let fix {

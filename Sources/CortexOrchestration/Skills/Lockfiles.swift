@@ -8,12 +8,16 @@ public struct LockedPackage: Sendable, Equatable, Hashable, Codable {
     public var version: String
     /// Where in the file (1-based line) when the format makes that easy to know.
     public var line: Int?
+    /// The name it is installed under when that is not `name`: npm's aliases (`"x": "npm:y@^1.0.0"`
+    /// installs the package y as x). `name` is the real package, the one advisories name.
+    public var installedAs: String?
 
-    public init(_ ecosystem: String, _ name: String, _ version: String, line: Int? = nil) {
+    public init(_ ecosystem: String, _ name: String, _ version: String, line: Int? = nil, installedAs: String? = nil) {
         self.ecosystem = ecosystem
         self.name = name
         self.version = version
         self.line = line
+        self.installedAs = installedAs
     }
 }
 
@@ -54,20 +58,34 @@ public enum Lockfiles {
         }
     }
 
-    /// npm lockfileVersion 2 and 3 (`packages`, keyed by node_modules path), and 1 (`dependencies`, nested).
+    /// npm lockfileVersion 2 and 3 (`packages`, keyed by node_modules path; an alias has the real name in
+    /// `name`), and 1 (`dependencies`, nested; an alias's version is `npm:real@1.2.3`).
     static func packageLock(_ path: String, _ text: String) throws -> [LockedPackage] {
         let root = try json(path, text)
         var out: [LockedPackage] = []
         if let packages = root["packages"]?.objectValue {
-            for (key, value) in packages where !key.isEmpty {
+            // Keyed by the quoted key: `"node_modules/x": {`.
+            let lines = entryLines(text) { line in
+                guard line.hasPrefix("\"node_modules/"), let close = line.dropFirst().firstIndex(of: "\"") else { return nil }
+                return String(line[...close])
+            }
+            // In file order, so the line kept for a version installed at several paths is always its first.
+            let keys = packages.keys.sorted { (lines["\"\($0)\""] ?? .max, $0) < (lines["\"\($1)\""] ?? .max, $1) }
+            for key in keys where !key.isEmpty {
+                let value = packages[key]!
                 guard let range = key.range(of: "node_modules/", options: .backwards) else { continue }  // workspace links
                 guard let version = value["version"]?.stringValue else { continue }
-                out.append(.init("npm", String(key[range.upperBound...]), version))
+                let installed = String(key[range.upperBound...])
+                let real = value["name"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? installed
+                out.append(.init("npm", real, version, line: lines["\"\(key)\""], installedAs: real == installed ? nil : installed))
             }
         } else if let deps = root["dependencies"]?.objectValue {
             func walk(_ deps: [String: JSONValue]) {
                 for (name, value) in deps {
-                    if let v = value["version"]?.stringValue { out.append(.init("npm", name, v)) }
+                    if let v = value["version"]?.stringValue {
+                        if let alias = npmAlias(v) { out.append(.init("npm", alias.name, alias.version, installedAs: name)) }
+                        else { out.append(.init("npm", name, v)) }
+                    }
                     if let nested = value["dependencies"]?.objectValue { walk(nested) }
                 }
             }
@@ -76,6 +94,27 @@ public enum Lockfiles {
             throw LockfileError(file: path, line: 1, message: "neither `packages` nor `dependencies`: not an npm lockfile")
         }
         return unique(out)
+    }
+
+    /// `npm:real@1.2.3` (and `npm:@scope/real@1.2.3`), an alias's spec: the real name and what follows the `@`.
+    static func npmAlias(_ spec: String) -> (name: String, version: String)? {
+        guard spec.hasPrefix("npm:") else { return nil }
+        let rest = spec.dropFirst(4)
+        guard let at = rest.dropFirst().lastIndex(of: "@") else { return nil }
+        let name = String(rest[..<at]), version = String(rest[rest.index(after: at)...])
+        return name.isEmpty || version.isEmpty ? nil : (name, version)
+    }
+
+    /// The 1-based line where each entry of a pretty-printed JSON lockfile starts, by what `entry` makes of
+    /// the line (indentation removed; nil: not an entry's line); the first line wins. One pass, so a large
+    /// lockfile stays linear. Minified files have no such lines: their entries get no line.
+    static func entryLines(_ text: String, _ entry: (Substring) -> String?) -> [String: Int] {
+        var lines: [String: Int] = [:]
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard let key = entry(raw.drop { $0 == " " || $0 == "\t" }) else { continue }
+            if lines[key] == nil { lines[key] = i + 1 }
+        }
+        return lines
     }
 
     /// yarn.lock, classic (`version "1.2.3"`) and berry (`version: 1.2.3`).
@@ -95,7 +134,13 @@ public enum Lockfiles {
             } else if let c = current, line.hasPrefix("  version") {
                 let value = line.dropFirst("  version".count).trimmingCharacters(in: CharacterSet(charactersIn: " :\""))
                 guard !value.isEmpty else { throw LockfileError(file: path, line: i + 1, message: "empty version") }
-                out.append(.init("npm", c.name, value, line: c.line))
+                // An alias's header is `x@npm:y@^1.0.0` (berry: `x@npm:y@npm:^1.0.0`), its name so far `x@npm:y`:
+                // installed as x, the package is y.
+                if let alias = c.name.dropFirst().range(of: "@npm:") {
+                    out.append(.init("npm", String(c.name[alias.upperBound...]), value, line: c.line, installedAs: String(c.name[..<alias.lowerBound])))
+                } else {
+                    out.append(.init("npm", c.name, value, line: c.line))
+                }
                 current = nil
             }
         }
@@ -267,10 +312,15 @@ public enum Lockfiles {
         guard let pins = (root["pins"] ?? root["object"]?["pins"])?.arrayValue else {
             throw LockfileError(file: path, line: 1, message: "no pins")
         }
+        // Each pin's line is its URL's: `"location" : "https://..."` (v2, v3) or `"repositoryURL"` (v1).
+        let lines = entryLines(text) { line in
+            guard line.hasPrefix("\"location\"") || line.hasPrefix("\"repositoryURL\""), let colon = line.firstIndex(of: ":") else { return nil }
+            return line[line.index(after: colon)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t\",\r"))
+        }
         return unique(pins.compactMap { pin in
             guard let url = (pin["location"] ?? pin["repositoryURL"])?.stringValue else { return nil }
             let version = pin["state"]?["version"]?.stringValue ?? pin["state"]?["revision"]?.stringValue ?? pin["state"]?["branch"]?.stringValue
-            return version.map { LockedPackage("SwiftURL", url, $0) }
+            return version.map { LockedPackage("SwiftURL", url, $0, line: lines[url]) }
         })
     }
 
@@ -295,9 +345,10 @@ public enum Lockfiles {
         return images
     }
 
+    /// Each package version once (an alias of it is another entry: it is installed twice), sorted.
     static func unique(_ packages: [LockedPackage]) -> [LockedPackage] {
         var seen = Set<String>()
-        return packages.filter { seen.insert("\($0.ecosystem)\u{0}\($0.name)\u{0}\($0.version)").inserted }
-            .sorted { ($0.name, $0.version) < ($1.name, $1.version) }
+        return packages.filter { seen.insert("\($0.ecosystem)\u{0}\($0.name)\u{0}\($0.version)\u{0}\($0.installedAs ?? "")").inserted }
+            .sorted { ($0.name, $0.version, $0.installedAs ?? "") < ($1.name, $1.version, $1.installedAs ?? "") }
     }
 }

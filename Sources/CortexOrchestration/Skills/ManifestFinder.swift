@@ -4,8 +4,9 @@ import Foundation
 /// security: finds the dependency manifests and lockfiles a vulnerability scan will read.
 public struct ManifestFinder: Skill {
     public init() {}
-    /// See `Skill.version`: raise it when the records a file yields change.
-    public var version: Int { 1 }
+    /// See `Skill.version`: raise it when the records a file yields change. 2: npm aliases under their
+    /// real name (`installedAs`), lines for package-lock.json and Package.resolved entries.
+    public var version: Int { 2 }
 
     /// (ecosystem, kind) for a file name, or nil when it is not a dependency file.
     public static func classify(_ path: String) -> (ecosystem: String, kind: String)? {
@@ -60,6 +61,7 @@ public struct ManifestFinder: Skill {
                 record["packages"] = .array(packages.map { p in
                     var entry: [String: JSONValue] = ["name": .string(p.name), "version": .string(p.version)]
                     if let line = p.line { entry["line"] = .number(Double(line)) }
+                    if let alias = p.installedAs { entry["installedAs"] = .string(alias) }
                     return .object(entry)
                 })
             }

@@ -9,7 +9,8 @@ public struct SecurityScan: Skill {
     public init() {}
     /// See `Skill.version`: raise it when the records a file yields change — the dependency parsers
     /// (`ManifestFinder`, `Lockfiles`), the manifest audit (`KubernetesAudit`) or the secret rules (`SecretScanner`).
-    public var version: Int { 1 }
+    /// 2: npm aliases under their real name, lines for package-lock.json and Package.resolved entries.
+    public var version: Int { 2 }
 
     let manifests = ManifestFinder()
     let secrets = SecretScanner()
@@ -39,7 +40,8 @@ public struct SecurityScan: Skill {
             guard let eco = r["ecosystem"]?.stringValue, let path = r["path"]?.stringValue else { return [] }
             return (r["packages"]?.arrayValue ?? []).compactMap { p in
                 guard let name = p["name"]?.stringValue, let version = p["version"]?.stringValue else { return nil }
-                return PackageOccurrence(ecosystem: eco, name: name, version: version, file: path, line: p["line"]?.intValue)
+                return PackageOccurrence(ecosystem: eco, name: name, version: version, file: path, line: p["line"]?.intValue,
+                                         installedAs: p["installedAs"]?.stringValue)
             }
         }
     }
