@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "catalog-api", targets: ["catalog-api"]),
         .executable(name: "cortexctl", targets: ["cortexctl"]),
         .executable(name: "cortex-lab", targets: ["cortex-lab"]),
+        .executable(name: "cortex-mcp", targets: ["cortex-mcp"]),
         .library(name: "CortexCore", targets: ["CortexCore"]),
         // The parsers' modules, for the libFuzzer package under Fuzz/ (a path dependency sees products only).
         .library(name: "CortexParsers", targets: ["CortexOrchestration", "CortexSecurity", "CortexCICD"]),
@@ -38,6 +39,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        // cortex-mcp: the Model Context Protocol's Swift SDK (stdio transport; about 30 s of a clean build here).
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", exact: "0.12.1"),
         // SHA-1 for git blob ids of files outside a git work tree (the incremental file cache).
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
@@ -139,6 +142,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Executables/cortex-lab"
+        ),
+        // Cortex's tools and reports over MCP: the library holds them, cortex-mcp serves them on stdio.
+        .target(
+            name: "CortexMCP",
+            dependencies: ["CortexControl", "CortexCatalog", "CortexOrchestration", .product(name: "MCP", package: "swift-sdk")]
+        ),
+        .executableTarget(
+            name: "cortex-mcp",
+            dependencies: ["CortexMCP", "CortexControl", "CortexCatalog", .product(name: "MCP", package: "swift-sdk")],
+            path: "Sources/Executables/cortex-mcp"
         ),
         .testTarget(
             name: "CortexCoreTests",

@@ -1,0 +1,64 @@
+import CortexControl
+import CortexCore
+import CortexOrchestration
+import Foundation
+import Testing
+
+/// cortex-mcp driven by a real MCP client (PyPI's `mcp`, in the test virtualenv) over stdio, against a
+/// running suite with its catalog: list tools, start a run on a fixture repository, poll its status to
+/// the end, list its findings, query the catalog and a lineage, read the budget and a report resource;
+/// bad input gets an MCP error (or a tool error result), and the server keeps serving.
+@Suite(.serialized) struct MCPServerTests {
+    @Test func aRealMCPClientDrivesARun() async throws {
+        let target = try temporaryDirectory("cortex-mcp-target")
+        for (path, text) in GoldenRunTests.files {
+            let url = target.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        let work = try temporaryDirectory("cortex-mcp-run")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false", "CORTEX_ITEMS_PER_TASK": "3"]) { $1 })
+        let catalog = try await suite.startCatalog()
+        try suite.startAll(workers: 2)
+        defer { Task { await suite.stop() } }
+        let python = try CatalogAPITests.python(SecurityMasterTests.root)
+        let result = try await Subprocess.runOffloaded(python, [SecurityMasterTests.root.appendingPathComponent("Tests/Fixtures/mcp/client.py").path,
+                                                                binDirectory.appendingPathComponent("cortex-mcp").path, target.path],
+                                                       environment: ProcessInfo.processInfo.environment.merging(["CORTEX_REDIS_URL": suite.redis.url, "CORTEX_CATALOG_URL": "http://127.0.0.1:\(catalog.port)"]) { $1 },
+                                                       timeout: .seconds(180))
+        await suite.stop()
+        #expect(result.status == 0, "\(result.stderrText.suffix(3000))")
+        let out = try JSONText.parse(Array(result.stdoutText.utf8))
+        print("mcp client: \(result.stdoutText.prefix(4000))")
+        #expect(out["server"] == "cortex")
+        #expect(out["tools"] == ["get_lineage", "get_run_status", "list_findings", "query_catalog", "read_budget", "start_run"])
+        #expect(out["start_run_description"]?.stringValue?.contains("SPENDS LLM TOKENS") == true)
+        #expect(out["final"]?["finished"] == true && ["succeeded", "partial"].contains(out["final"]?["status"]?.stringValue ?? ""), "\(out["final"] ?? .null)")
+        #expect((out["statuses"]?.arrayValue?.count ?? 0) >= 1)
+        // The fixture's log4j 2.14.1 is critical (CVE-2021-44228); the pipeline's script injection is high.
+        let findings = out["findings"]?["findings"]?.arrayValue ?? []
+        #expect(findings.contains { $0["severity"] == "critical" && ($0["title"]?.stringValue ?? "").contains("log4j-core") }, "\(findings)")
+        #expect(findings.contains { $0["master"] == "cicd" && ($0["title"]?.stringValue ?? "").hasPrefix("template-injection") }, "\(findings)")
+        #expect(findings.allSatisfy { ["critical", "high"].contains($0["severity"]?.stringValue ?? "") })
+        #expect(out["cicd_findings"]?["returned"] == 2 && (out["cicd_findings"]?["total"]?.intValue ?? 0) >= 2)
+        #expect((out["assets"]?["total"]?.intValue ?? 0) >= 1, "\(out["assets"] ?? .null)")
+        #expect(out["lineage"]?["nodes"]?.arrayValue?.isEmpty == false, "\(out["lineage"] ?? .null)")
+        #expect(out["budget"]?.stringValue?.contains("reserve") == true, "\(out["budget"] ?? .null)")
+        #expect(out["resources"]?.arrayValue?.contains { ($0.stringValue ?? "").hasSuffix("/report.html") } == true)
+        #expect(out["summary_starts"]?.stringValue?.isEmpty == false)
+        // Bad input: MCP errors (-32602) naming the field, or a tool error result; never a crash.
+        let errors = try #require(out["errors"]?.objectValue)
+        #expect(errors["start_run {\"targets\": \"not-a-list\"}"]?["mcp_error"] == -32602)
+        #expect(errors["start_run {\"targets\": \"not-a-list\"}"]?["message"]?.stringValue?.contains("`targets` must be an array of strings") == true)
+        #expect(errors["start_run {}"]?["mcp_error"] == -32602)
+        #expect(errors["list_findings {}"]?["mcp_error"] == -32602)
+        #expect(errors["get_lineage {\"asset_id\": \"x\", \"depth\": 99}"]?["message"]?.stringValue?.contains("`depth` must be an integer from 1 to 5") == true)
+        #expect(errors["no_such_tool {}"]?["mcp_error"] == -32602)
+        #expect(errors["start_run {\"targets\": [\"/nonexistent/repo\"]}"]?["mcp_error"] == -32602)
+        #expect(errors["list_findings {\"run_id\": \"\(out["run_id"]?.stringValue ?? "")\", \"severity\": \"urgent\"}"]?["mcp_error"] == -32602)
+        #expect(errors["start_run {\"targets\": [\"\(target.path)\"], \"colour\": \"red\"}"]?["message"]?.stringValue?.contains("unknown argument `colour`") == true, "\(errors)")
+        #expect(out["bad_resource"]?["mcp_error"] == -32602)
+        #expect(out["alive_after_errors"] == 6)
+    }
+}
