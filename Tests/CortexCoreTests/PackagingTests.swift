@@ -13,7 +13,7 @@ import Yams
     }
 
     /// The executables users run (the image holds these; cortex-lab is a development tool).
-    static let executables: Set<String> = Set(["coordinator", "worker", "catalog-api", "cortexctl"]).union(MasterRole.allCases.map(\.processName))
+    static let executables: Set<String> = Set(["coordinator", "worker", "catalog-api", "cortexctl", "cortex-mcp"]).union(MasterRole.allCases.map(\.processName))
 
     /// `cortex_*` names in a PromQL expression, without histogram suffixes.
     static func metrics(in expr: String) -> Set<String> {
@@ -72,7 +72,8 @@ import Yams
         let compose = try Yams.load(yaml: try Self.text("docker/compose.yaml")) as? [String: Any]
         let services = compose?["services"] as? [String: [String: Any]] ?? [:]
         let commands = Set(services.values.compactMap { ($0["command"] as? [String])?.first }.filter { !$0.hasPrefix("redis") })
-        #expect(commands == Self.executables.subtracting(["cortexctl"]), "\(commands)")
+        // cortexctl and cortex-mcp are clients a person (or an assistant) starts, not services.
+        #expect(commands == Self.executables.subtracting(["cortexctl", "cortex-mcp"]), "\(commands)")
 
         let masters = try Self.text("charts/cortex/templates/masters.yaml")
         for role in MasterRole.allCases { #expect(masters.contains("\"\(role.rawValue)\""), "the chart has no \(role.processName)") }
