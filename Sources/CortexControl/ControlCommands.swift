@@ -70,8 +70,9 @@ public enum ControlCommands {
     }
 
     /// Submits a run, prints progress until it ends, prints the executive summary; returns the final state.
+    /// `watch`: follow it in the full-screen view (`cortexctl watch`) instead of progress lines.
     public static func runAndFollow(bus: MessageBus, goal: String, targets: [String], timeout: Duration, verbose: Bool = false,
-                                    allowTestExecution: Bool = false, implement: [String] = []) async throws -> RunState {
+                                    allowTestExecution: Bool = false, implement: [String] = [], watch: Bool = false) async throws -> RunState {
         let client = RunClient(bus: bus)
         guard await bus.redis.ping() else { throw CortexError(.unreachable, "cannot reach Redis at \(bus.redis.endpoint)") }
         let subscription = bus.subscribe(CortexNames.Channel.orchestration)
@@ -85,9 +86,14 @@ public enum ControlCommands {
             throw error
         }
         print("submitted \(request.runID): goal '\(goal)' on \(targets.joined(separator: ", "))")
-        let state = try await client.follow(runID: request.runID, subscribedBeforeSubmit: subscription, timeout: timeout) { e in
-            if verbose { print(EventFormatter.line(e)) } else if let line = EventFormatter.progress(e) { print(line) }
-            fflush(nil)  // progress must show as it happens, also when piped
+        let state: RunState
+        if watch {
+            state = try await follow(bus: bus, runID: request.runID, screen: RunWatchScreen(runID: request.runID), timeout: timeout, subscription: subscription)
+        } else {
+            state = try await client.follow(runID: request.runID, subscribedBeforeSubmit: subscription, timeout: timeout) { e in
+                if verbose { print(EventFormatter.line(e)) } else if let line = EventFormatter.progress(e) { print(line) }
+                fflush(nil)  // progress must show as it happens, also when piped
+            }
         }
         print("")
         if let dir = state.reportDir, let summary = try? String(contentsOfFile: dir + "/" + ReportWriter.summaryMarkdown, encoding: .utf8) {

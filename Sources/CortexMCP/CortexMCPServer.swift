@@ -130,7 +130,7 @@ public final class CortexMCPServer: Sendable {
             guard s.isFinished, let dir = s.reportDir else {
                 return .init(content: [Self.text("run \(runID) is \(s.status): its findings are in its report when it finishes")], isError: true)
             }
-            var findings = try Self.findings(reportDirectory: URL(fileURLWithPath: dir))
+            var findings = try RunFindings.load(reportDirectory: URL(fileURLWithPath: dir))
             if let master { findings = findings.filter { $0["master"]?.stringValue == master } }
             if let severity, let floor = order.firstIndex(of: severity) {
                 findings = findings.filter { (order.firstIndex(of: $0["severity"]?.stringValue ?? "") ?? 0) >= floor }
@@ -177,48 +177,6 @@ public final class CortexMCPServer: Sendable {
 
     func json(_ value: JSONValue) -> CallTool.Result {
         .init(content: [Self.text(JSONText.serialize(value))], isError: false)
-    }
-
-    /// The findings of a run's report directory, one object each: master, kind, severity, title, where.
-    public static func findings(reportDirectory dir: URL) throws -> [JSONValue] {
-        let masters = dir.appendingPathComponent("masters")
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: masters.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
-        var out: [JSONValue] = []
-        for file in files {
-            let report = try JSONText.parse(Array(try Data(contentsOf: masters.appendingPathComponent(file))))
-            let master = report["master"]?.stringValue ?? ""
-            let target = report["target"]?.stringValue ?? ""
-            let details = report["details"] ?? .null
-            func add(_ kind: String, _ severity: String?, _ title: String, _ whereText: String, _ extra: [String: JSONValue] = [:]) {
-                var o: [String: JSONValue] = ["master": .string(master), "target": .string(target), "kind": .string(kind),
-                                              "severity": .string(severity ?? "unknown"), "title": .string(title), "where": .string(whereText)]
-                o.merge(extra) { $1 }
-                out.append(.object(o))
-            }
-            switch master {
-            case "security":
-                for v in details["vulnerabilities"]?.arrayValue ?? [] {
-                    let ids = ([v["advisory"]?.stringValue] + (v["aliases"]?.arrayValue ?? []).map(\.stringValue)).compactMap { $0 }
-                    let places = (v["locations"]?.arrayValue ?? []).compactMap { l in l["file"]?.stringValue.map { $0 + (l["line"]?.intValue.map { ":\($0)" } ?? "") } }
-                    add("vulnerability", v["severity"]?.stringValue, "\(v["package"]?.stringValue ?? "?") \(v["version"]?.stringValue ?? ""): \(v["summary"]?.stringValue ?? "")",
-                        places.isEmpty ? (v["file"]?.stringValue ?? "") : places.joined(separator: ", "),
-                        ["ids": .array(ids.map(JSONValue.string)), "fixed_in": v["lowestFix"] ?? .null])
-                }
-                for c in details["config"]?.arrayValue ?? [] {
-                    add("configuration", c["severity"]?.stringValue, c["message"]?.stringValue ?? c["rule"]?.stringValue ?? "", c["file"]?.stringValue ?? c["resource"]?.stringValue ?? "")
-                }
-                for k in details["secrets"]?.arrayValue ?? [] {
-                    add("secret", "high", k["rule"]?.stringValue ?? "secret", (k["file"]?.stringValue ?? "") + (k["line"]?.intValue.map { ":\($0)" } ?? ""))
-                }
-            case "cicd":
-                for f in details["findings"]?.arrayValue ?? [] where f["persona"] == nil && f["ignoredBy"] == nil {
-                    add("pipeline-\(f["category"]?.stringValue ?? "")", f["severity"]?.stringValue, "\(f["rule"]?.stringValue ?? ""): \(f["message"]?.stringValue ?? "")",
-                        (f["file"]?.stringValue ?? "") + (f["line"]?.intValue.map { ":\($0)" } ?? ""))
-                }
-            default: break
-            }
-        }
-        return out
     }
 
     // MARK: - Resources

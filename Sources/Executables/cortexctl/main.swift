@@ -74,7 +74,7 @@ struct Cortexctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortexctl",
         abstract: "Operate Cortex: run the suite locally, submit and watch runs, inspect and debug the Redis bus.",
-        subcommands: [Up.self, Run.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Memory.self, AuditCI.self, Docs.self]
+        subcommands: [Up.self, Run.self, Watch.self, Status.self, Events.self, Publish.self, Budget.self, Routing.self, Memory.self, AuditCI.self, Docs.self]
     )
 }
 
@@ -115,6 +115,8 @@ struct Up: AsyncParsableCommand {
     var timeout: Int = 600
     @Flag(name: .long, help: "Show every message instead of progress lines.")
     var verbose = false
+    @Flag(name: .long, help: "Follow the run in the full-screen view of `cortexctl watch` (plain lines when stdout is not a terminal).")
+    var watch = false
     @Option(name: .long, help: "Where the local suite keeps its Redis data, learnings and logs between invocations (default: $XDG_STATE_HOME/cortex/up, else ~/.local/state/cortex/up).")
     var stateDir: String?
     @Flag(name: .long, help: "Start from nothing: remove the state directory first (what earlier runs taught is forgotten).")
@@ -186,7 +188,7 @@ struct Up: AsyncParsableCommand {
             print("started coordinator, 6 masters, \(workers) workers")
             let bus = try ControlCommands.bus(redisURL: suite.redis.url)
             state = try await ControlCommands.runAndFollow(bus: bus, goal: goal, targets: targets, timeout: .seconds(timeout), verbose: verbose,
-                                                           allowTestExecution: options.allowTestExecution, implement: options.implement)
+                                                           allowTestExecution: options.allowTestExecution, implement: options.implement, watch: watch)
         } catch {
             failure = error
         }
@@ -226,6 +228,30 @@ struct Run: AsyncParsableCommand {
                                                                verbose: verbose, allowTestExecution: options.allowTestExecution, implement: options.implement)
             try finishRun(state)
         } catch let e as ExitCode { throw e } catch { throw fail(error) }
+    }
+}
+
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch a run live, full screen: phases, masters, workers by node, items, token budgets, findings, the last events.",
+        discussion: """
+            Examples:
+              cortexctl watch                      # the latest run
+              cortexctl watch run-20261202-114437-d026 --redis redis://127.0.0.1:6379/0
+            Redrawn from the orchestration channels (and a once-a-second read of the worker registry and the
+            token ledger); fits 80x24; plain progress lines when stdout is not a terminal. Ctrl-C leaves the
+            run running. Exit status: the run's (0 succeeded, 3 partial, 1 failed), 2 on an error.
+            """)
+    @OptionGroup var redis: RedisOptions
+    @Argument(help: "A run id (default: the latest run).") var runID: String?
+    @Option(name: .long, help: "Seconds to wait for the run to end.") var timeout: Int = 3600
+
+    func run() async throws {
+        let state: RunState
+        do {
+            state = try await ControlCommands.watch(bus: try redis.bus(), runID: runID, timeout: .seconds(timeout))
+        } catch { throw fail(error) }
+        try finishRun(state)
     }
 }
 
