@@ -208,7 +208,7 @@ public struct FencedExpression: Sendable {
     public var body: String
     /// The whole `${{ … }}`.
     public var fenced: String
-    /// Character offset of `${{` in the string it came from.
+    /// Character offset of `${{` in the string it came from (Characters, not bytes).
     public var offset: Int
     /// Nil when the body does not parse (reported by no audit: GitHub rejects such workflows).
     public var expression: ActionsExpression?
@@ -237,9 +237,15 @@ public enum ActionsExpressionParser {
         return out
     }
 
+    /// Expressions longer or deeper than GitHub's own would accept are refused rather than walked:
+    /// the audits' recursion stays shallow whatever a hostile file holds.
+    static let maxTokens = 400, maxDepth = 40
+
     /// Parses an expression body (without the fences).
     public static func parse(_ text: String) throws -> ActionsExpression {
-        var p = Parser(tokens: try tokenize(text), text: text)
+        let tokens = try tokenize(text)
+        guard tokens.count <= maxTokens else { throw ExpressionError(message: "expression of \(tokens.count) tokens (more than \(maxTokens))") }
+        var p = Parser(tokens: tokens, text: text, chars: Array(text))
         let e = try p.orExpr()
         guard p.at >= p.tokens.count else { throw ExpressionError(message: "unexpected `\(p.tokens[p.at].text)` in `\(text)`") }
         return e
@@ -289,13 +295,22 @@ public enum ActionsExpressionParser {
     struct Parser {
         var tokens: [Token]
         var text: String
+        var chars: [Character]
         var at = 0
+        var depth = 0
+
+        mutating func enter() throws {
+            depth += 1
+            guard depth <= ActionsExpressionParser.maxDepth else { throw ExpressionError(message: "expression nested more than \(ActionsExpressionParser.maxDepth) deep") }
+        }
 
         var peek: Token? { at < tokens.count ? tokens[at] : nil }
         mutating func take(_ s: String) -> Bool { if peek?.text == s, peek?.kind != .string { at += 1; return true }; return false }
         mutating func expect(_ s: String) throws { guard take(s) else { throw ExpressionError(message: "expected `\(s)` in `\(text)`") } }
 
         mutating func orExpr() throws -> ActionsExpression {
+            try enter()
+            defer { depth -= 1 }
             var l = try andExpr()
             while take("||") { l = .binary(op: "||", lhs: l, rhs: try andExpr()) }
             return l
@@ -316,7 +331,11 @@ public enum ActionsExpressionParser {
             return l
         }
         mutating func unary() throws -> ActionsExpression {
-            if take("!") { return .not(try unary()) }
+            if take("!") {
+                try enter()
+                defer { depth -= 1 }
+                return .not(try unary())
+            }
             return try postfix()
         }
         mutating func postfix() throws -> ActionsExpression {
@@ -373,7 +392,7 @@ public enum ActionsExpressionParser {
             }
             guard !parts.isEmpty || head != nil else { return base }
             let end = at > 0 ? tokens[at - 1].end : start
-            let source = String(Array(text)[start..<min(end, text.count)])
+            let source = String(chars[start..<min(end, chars.count)])
             return .context(.init(head: head, call: head == nil ? call ?? base : nil, parts: parts, text: source))
         }
     }

@@ -31,15 +31,14 @@ enum AuditTables {
     static let fixedGitHubContexts: Set<String> = [
         "github.action_path", "github.job", "github.repository", "github.repository_id", "github.repository_owner", "github.repository_owner_id",
         "github.repositoryurl", "github.run_attempt", "github.run_id", "github.run_number", "github.server_url", "github.sha", "github.token",
-        "github.triggering_actor", "github.workspace", "github.event_name", "github.api_url", "github.graphql_url", "github.retention_days",
-        "github.ref_type", "github.ref_protected", "github.action_status", "github.action_ref", "github.action_repository", "github.workflow_sha",
+        "github.triggering_actor", "github.workspace", "github.event_name",
         "github.event.after", "github.event.before", "github.event.forced", "github.event.created", "github.event.deleted", "github.event.number",
         "github.event.repository.fork", "github.event.repository.private",
     ]
 
     /// Leaves of `github.event.*` that are numbers, ids, hashes, booleans or timestamps.
     static let fixedEventLeaves: Set<String> = [
-        "id", "node_id", "number", "sha", "draft", "merged", "locked", "fork", "private", "size", "comments", "commits", "additions", "deletions",
+        "id", "node_id", "number", "sha", "draft", "merged", "locked", "fork", "private", "size", "comments", "additions", "deletions",
         "changed_files", "created_at", "updated_at", "closed_at", "merged_at", "pushed_at", "submitted_at", "run_number", "run_attempt",
         "check_suite_id", "workflow_id", "head_sha", "before", "after", "forced", "created", "deleted", "distinct", "timestamp", "state",
         "conclusion", "status", "action", "event", "author_association", "type", "site_admin", "maintainer_can_modify", "rebaseable",
@@ -47,7 +46,7 @@ enum AuditTables {
         "archived", "disabled", "visibility", "has_issues", "has_wiki", "has_pages", "has_projects", "has_downloads", "prerelease",
         "comments_url", "run_id", "repository_id", "installation_id", "user_id", "commit_id", "review_id", "pull_request_review_id",
         "in_reply_to_id", "position", "original_position", "line", "original_line", "start_line", "original_start_line", "side",
-        "start_side", "merge_commit_sha", "tag_name_is_valid",
+        "start_side", "tag_name_is_valid",
     ]
 
     /// `runner.*` contexts that are fixed.

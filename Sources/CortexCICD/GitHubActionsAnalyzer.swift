@@ -70,10 +70,10 @@ public enum GitHubActionsAnalyzer {
         return [PipelineFinding(file: file, line: jobsLine, category: "speed", rule: "gha-no-concurrency", severity: "low",
             message: "No `concurrency:` group: every push to a pull request starts a full run while the previous one keeps going.",
             patch: Patch.insert(file: file, text: text, after: jobsLine - 1, lines: [
-                "concurrency:", "  group: ${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}",
-                "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}", ""]),
+                "concurrency:", "  group: ${{ github.workflow }}-${{ github.event.pull_request.number || github.run_id }}",
+                "  cancel-in-progress: true", ""]),
             saving: "each push that supersedes a running one cancels that run: \(jobs.count) job(s) × their run time per superseded push (the workflow holds no timing data to size it further)",
-            risk: "a superseded pull-request run stops before it reports; pushes to branches are never cancelled (cancel-in-progress is true for pull_request events only), and this workflow neither deploys nor publishes")]
+            risk: "a superseded pull-request run stops before it reports; every other event gets a group of its own (github.run_id), so no push run is cancelled or queued; this workflow neither deploys nor publishes")]
     }
 
     // MARK: job-level speed rules
@@ -83,7 +83,7 @@ public enum GitHubActionsAnalyzer {
         "npm": ["package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml"],
         "pip": ["requirements.txt", "poetry.lock", "Pipfile.lock", "uv.lock", "pdm.lock"],
         "SwiftPM": ["Package.resolved"], "Go": ["go.sum"], "Cargo": ["Cargo.lock"],
-        "Gradle": ["gradle.lockfile", "build.gradle", "build.gradle.kts", "gradle-wrapper.properties"], "Maven": ["pom.xml"],
+        "Gradle": ["gradle.lockfile"],
     ]
 
     /// Speed: installs without a cache, where a lockfile exists to key one (a cache keyed on nothing
@@ -93,7 +93,12 @@ public enum GitHubActionsAnalyzer {
         var out: [PipelineFinding] = []
         let runText = steps.compactMap { $0.value("run")?.string }.joined(separator: "\n")
         let uses = steps.compactMap { $0.value("uses")?.string }
-        let hasCacheAction = uses.contains { $0.hasPrefix("actions/cache") || $0.hasPrefix("Swatinem/rust-cache") || $0.hasPrefix("gradle/actions/setup-gradle") }
+        // Any step that already restores a cache (the cache-poisoning audit's table of 20 actions).
+        // setup-node caches on its own only from v5 (package-manager-cache); before, only with `cache:`.
+        let hasCacheAction = steps.contains { step in
+            guard let u = step.value("uses")?.string.map(ActionUses.init), WorkflowAudits.caches(u, with: step.value("with")) != nil else { return false }
+            return !(u.isAction("actions/setup-node") && step.value("with")?.value("cache") == nil && (u.majorVersion ?? 0) < 5)
+        }
         for installer in installers where installer.pattern.firstMatch(in: runText, range: NSRange(runText.startIndex..., in: runText)) != nil {
             if hasCacheAction { continue }
             if installer.name == "Go", uses.contains(where: { $0.hasPrefix("actions/setup-go@v4") || $0.hasPrefix("actions/setup-go@v5") }) { continue }  // caches by default
@@ -105,10 +110,15 @@ public enum GitHubActionsAnalyzer {
                 + " (the workflow has no timing data; the size of the saving is the job's download time)"
             var patch: String?
             var suggestion: String?
-            if let setupStep, let setup = installer.setup, let usesLine = setupStep.mapping?.first(where: { $0.key.string == "uses" })?.key.line {
+            // setup-node keys npm's cache on a root package-lock.json (yarn/pnpm on theirs); setup-python's pip cache on
+            // requirements files: the patch only where that is the lockfile found, else the snippet keyed on it.
+            let setupKeysOn: [String: [String]] = ["npm": ["package-lock.json", "npm-shrinkwrap.json"], "pip": ["requirements.txt"]]
+            if let setupStep, let setup = installer.setup, setupKeysOn[installer.name]?.contains(lockfile) == true,
+               let usesLine = setupStep.mapping?.first(where: { $0.key.string == "uses" })?.key.line {
                 patch = Self.addWith(file: file, text: text, step: setupStep, usesLine: usesLine, key: "cache", value: setup.value)
             } else {
-                suggestion = "add before the install step:\n- uses: actions/cache@v4\n  with:\n" + installer.cache.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+                let keyed = installer.cache.replacingOccurrences(of: #"hashFiles\('[^']*'\)"#, with: "hashFiles('\(lockfile)')", options: .regularExpression)
+                suggestion = "add before the install step:\n- uses: actions/cache@v4\n  with:\n" + keyed.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
             }
             out.append(PipelineFinding(file: file, line: jobLine, job: id, category: "speed", rule: "gha-no-dependency-cache", severity: "low",
                 message: "\(installer.name) dependencies are installed without a cache.", patch: patch, suggestion: suggestion, saving: saving,
@@ -130,7 +140,10 @@ public enum GitHubActionsAnalyzer {
         for n in needed where jobIDs.contains(n) {
             guard let other = jobs.first(where: { $0.key.string == n })?.value else { continue }
             let otherUses = other.value("steps")?.sequence?.compactMap { $0.value("uses")?.string } ?? []
-            let shares = other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") || $0.hasPrefix("actions/cache") }
+            // A condition on the needed job's result (failure(), always(), needs.*.result) is why the job waits.
+            let condition = job.value("if")?.string ?? ""
+            let conditional = ["failure()", "always()", "cancelled()", "needs"].contains { condition.contains($0) }
+            let shares = conditional || jobText.contains("toJSON(needs)") || jobText.contains("needs.*") || other.value("outputs") != nil || otherUses.contains { $0.hasPrefix("actions/upload-artifact") || $0.hasPrefix("actions/cache") }
                 || jobText.contains("needs.\(n).") || jobText.contains("needs['\(n)']") || uses.contains { $0.hasPrefix("actions/download-artifact") }
                 || sensitive.publishes(id: n, node: other) || SensitiveWork.pushes(other)
             guard !shares else { continue }
@@ -154,13 +167,6 @@ public enum GitHubActionsAnalyzer {
             patch: Patch.insert(file: file, text: text, after: jobLine, lines: [childIndent + "timeout-minutes: 30"]),
             saving: "a hung run stops after 30 instead of \(defaultTimeout) minutes: up to \(defaultTimeout - 30) runner-minutes per hung job" + (matrixSize > 1 ? " (× \(matrixSize) matrix jobs)" : ""),
             risk: "a job that legitimately runs longer than 30 minutes fails: raise the value to its longest normal run time")]
-    }
-
-    static func triggers(_ on: Node?) -> Set<String> {
-        guard let on else { return [] }
-        if let s = on.string { return [s] }
-        if let seq = on.sequence { return Set(seq.compactMap(\.string)) }
-        return Set(on.pairs.map(\.key))
     }
 
     /// The text of a node's lines (a job's), for searching references like `needs.build.outputs`.
@@ -218,6 +224,14 @@ public enum GitHubActionsAnalyzer {
                 .uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }.reduce("") { $0 + String($1) }
         }
         let indent = Patch.indent(text, line: runKeyLine)
+        // No mechanical edit where it would be wrong: `- run:` (env would land before the dash), two
+        // expressions with one variable name, or an expression inside '…' (the shell would not expand "$X").
+        if lines[runKeyLine - 1].trimmingCharacters(in: .whitespaces).hasPrefix("-") { return nil }
+        if Set(expressions.map(envName)).count != expressions.count { return nil }
+        for n in runKeyLine...last {
+            let line = lines[n - 1]
+            for e in expressions { if let r = line.range(of: e), line[..<r.lowerBound].filter({ $0 == "'" }).count % 2 == 1 { return nil } }
+        }
         var replaced = (runKeyLine...last).map { lines[$0 - 1] }
         for e in expressions { replaced = replaced.map { $0.replacingOccurrences(of: e, with: "\"$\(envName(e))\"") } }
         if let envKeyLine = step.mapping?.first(where: { $0.key.string == "env" })?.key.line, envKeyLine < runKeyLine {

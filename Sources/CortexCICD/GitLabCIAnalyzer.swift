@@ -100,14 +100,24 @@ public enum PipelineAnalyzer {
     /// apply to its bytes (fuzzing found the mismatch: an index out of range, Fuzz/Corpus/workflow).
     /// `lockfiles`: the repository's dependency lockfiles (paths), which a cache suggestion needs to
     /// key on; nil when unknown (then no cache is suggested).
-    public static func analyze(file: String, text: String, lockfiles: Set<String>? = nil) throws -> [PipelineFinding]? {
-        guard hasLoneCarriageReturn(text) else { return try analyzeText(file: file, text: text, lockfiles: lockfiles) }
+    /// `asWorkflow`: read any file not named .gitlab-ci.yml as a GitHub Actions workflow (`cortexctl audit-ci`).
+    public static func analyze(file: String, text: String, lockfiles: Set<String>? = nil, asWorkflow: Bool = false) throws -> [PipelineFinding]? {
+        guard hasOtherLineBreaks(text) else {
+            // An empty patch is one `Patch.edit` refused to build (lines out of range): none at all.
+            return try analyzeText(file: file, text: text, lockfiles: lockfiles, asWorkflow: asWorkflow)?.map { f in
+                var f = f
+                if f.patch?.isEmpty == true { f.patch = nil }
+                return f
+            }
+        }
+        // YAML (1.1, libyaml) also breaks lines at NEL, LS and PS: read as "\n" so line numbers agree.
         let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-        return try analyzeText(file: file, text: normalized, lockfiles: lockfiles)?.map { finding in
+            .replacingOccurrences(of: "\u{85}", with: "\n").replacingOccurrences(of: "\u{2028}", with: "\n").replacingOccurrences(of: "\u{2029}", with: "\n")
+        return try analyzeText(file: file, text: normalized, lockfiles: lockfiles, asWorkflow: asWorkflow)?.map { finding in
             var f = finding
             if f.patch != nil {
                 f.patch = nil
-                f.suggestion = f.suggestion ?? "No patch: the file ends lines with a lone carriage return; make the change by hand."
+                f.suggestion = f.suggestion ?? "No patch: the file breaks lines with characters other than \\n (a lone carriage return, NEL, LS or PS); make the change by hand."
             }
             return f
         }
@@ -118,16 +128,16 @@ public enum PipelineAnalyzer {
         GitHubActionsAnalyzer.lockfileNames.values.contains { $0.contains(name) } || (name.hasPrefix("requirements") && name.hasSuffix(".txt"))
     }
 
-    /// A "\r" not followed by "\n".
-    static func hasLoneCarriageReturn(_ text: String) -> Bool {
+    /// A "\r" not followed by "\n", or NEL / LS / PS, which YAML reads as line breaks and the patches do not.
+    static func hasOtherLineBreaks(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         for (i, b) in bytes.enumerated() where b == 13 && (i + 1 == bytes.count || bytes[i + 1] != 10) { return true }
-        return false
+        return text.unicodeScalars.contains { $0 == "\u{85}" || $0 == "\u{2028}" || $0 == "\u{2029}" }
     }
 
-    static func analyzeText(file: String, text: String, lockfiles: Set<String>?) throws -> [PipelineFinding]? {
+    static func analyzeText(file: String, text: String, lockfiles: Set<String>?, asWorkflow: Bool) throws -> [PipelineFinding]? {
         let name = PathText.lastComponent(file)
-        if file.hasPrefix(".github/workflows/") && (name.hasSuffix(".yml") || name.hasSuffix(".yaml")) {
+        if (asWorkflow && !name.hasPrefix(".gitlab-ci.")) || (file.hasPrefix(".github/workflows/") && (name.hasSuffix(".yml") || name.hasSuffix(".yaml"))) {
             return try GitHubActionsAnalyzer.analyze(file: file, text: text, lockfiles: lockfiles)
         }
         if name == ".gitlab-ci.yml" || name == ".gitlab-ci.yaml" { return try GitLabCIAnalyzer.analyze(file: file, text: text) }

@@ -104,6 +104,9 @@ enum Patch {
     /// Replaces `remove` lines starting at `start` (1-based) with `add`.
     static func edit(file: String, text: String, start: Int, remove: Int, add: [String]) -> String {
         let original = text.components(separatedBy: "\n")
+        // Lines the analysis counted differently from "\n" (a line-break character the caller did not
+        // normalise) would index past the end: no patch rather than a crash.
+        guard start >= 1, remove >= 0, start - 1 + remove <= original.count else { return "" }
         let contextBefore = max(1, start - 3)
         let lastRemoved = start + remove - 1
         let contextAfter = min(original.count - (text.hasSuffix("\n") ? 1 : 0), lastRemoved + 3)

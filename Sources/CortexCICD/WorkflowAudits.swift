@@ -65,7 +65,7 @@ enum WorkflowAudits {
             } else if f.rule == "dangerous-triggers", let onLine {
                 lines.append(w.span(ofLine: onLine))
             }
-            if let hit = ignores.first(where: { n, entry in entry.rules.contains(f.rule) && lines.contains { $0.contains(n) } }) {
+            if let hit = ignores.sorted(by: { $0.key < $1.key }).first(where: { n, entry in entry.rules.contains(f.rule) && lines.contains { $0.contains(n) } }) {
                 f.ignoredBy = "`\(hit.value.text)` on line \(hit.key)"
             }
             return f
@@ -76,6 +76,8 @@ enum WorkflowAudits {
     final class Collector {
         let w: Workflow
         var out: [PipelineFinding] = []
+        /// The file's fenced expressions outside comments, for the audits that read the raw text.
+        lazy var raw: [(fenced: FencedExpression, line: Int)] = WorkflowAudits.rawExpressions(w)
         init(_ w: Workflow) { self.w = w }
 
         var jobs: [Workflow.Job] { w.jobs.filter { !$0.staticallyFalse } }
@@ -295,10 +297,11 @@ enum WorkflowAudits {
                     for fenced in ActionsExpressionParser.fenced(in: sink.text) {
                         guard let e = fenced.expression else { continue }
                         var flagged = false
-                        for ctx in e.flowingContexts {
+                        let flowing = e.flowingContexts
+                        for ctx in flowing {
                             guard let (severity, confidence, persona, why) = capability(of: ctx, job: job, step: step, c: c) else { continue }
                             flagged = true
-                            if severity == "high" || severity == "medium", sink.key == "run", e.flowingContexts.count == 1 { dangerous.append(fenced.fenced) }
+                            if severity == "high" || severity == "medium", sink.key == "run", flowing.count == 1 { dangerous.append(fenced.fenced) }
                             c.add("template-injection", severity, confidence, persona: persona, line: sink.line, job: job, step: step,
                                   "`\(ctx.text)` in \(fenced.fenced) is expanded into \(sink.key == "run" ? "the shell script" : "`\(sink.key)`, which runs as code,") before it runs: \(why).")
                         }
@@ -308,7 +311,7 @@ enum WorkflowAudits {
                         }
                     }
                     // One patch per step moves every dangerous single-context expression into `env:`.
-                    if !dangerous.isEmpty, let run = step.node.value("run"),
+                    if !dangerous.isEmpty, let run = step.node.value("run"), ["bash", "sh", "zsh"].contains(c.w.shell(of: step, in: job)?.name ?? "bash"),
                        let i = c.out.lastIndex(where: { $0.rule == "template-injection" && $0.stepIndex == step.index && $0.job == job.id && ($0.severity == "high" || $0.severity == "medium") }) {
                         c.out[i].patch = GitHubActionsAnalyzer.injectionPatch(file: c.w.file, text: c.w.text, step: step.node, run: run, expressions: Array(Set(dangerous)).sorted())
                     }
@@ -384,7 +387,9 @@ enum WorkflowAudits {
             for (credentials, what) in places {
                 guard let credentials, let password = credentials.value("password")?.string else { continue }
                 if password.hasPrefix("${{") && password.hasSuffix("}}") { continue }
-                c.add("hardcoded-container-credentials", "high", "high", line: credentials.line.map { $0 - 1 }, job: job,
+                let keyLine = (what == "the job's container" ? job.node.value("container") : job.node.value("services")?.value(String(what.dropFirst(8))))?
+                    .mapping?.first { $0.key.string == "credentials" }?.key.line
+                c.add("hardcoded-container-credentials", "high", "high", line: keyLine ?? credentials.line, job: job,
                       "\(what): the registry password is written in the workflow; anyone who can read the repository has it. Use a secret.")
             }
         }
@@ -758,9 +763,7 @@ enum WorkflowAudits {
     static func cachePoisoning(_ c: Collector) {
         let w = c.w
         let dangerous = ["pull_request_target", "workflow_run", "issue_comment"].contains(where: w.triggerNames.contains)
-        let push = w.trigger("push")?.node
-        let releaseTrigger = w.triggerNames.contains("release") || push?.value("tags") != nil || push?.value("tags-ignore") != nil
-            || (push?.value("branches")?.sequence?.compactMap(\.string) ?? push?.value("branches")?.string.map { [$0] } ?? []).contains { $0.lowercased().contains("release") }
+        let releaseTrigger = SensitiveWork(w).releaseTrigger
         for job in c.jobs {
             let mode = job.node.value("cache-mode")?.string ?? w.root.value("cache-mode")?.string
             if dangerous, mode == "write" || mode == "write-only" {
@@ -827,24 +830,11 @@ enum WorkflowAudits {
     }
 
     /// Whether a line belongs to a `|` or `>` block scalar (its `#` is text, not a YAML comment).
-    static func inBlockScalar(_ w: Workflow, line n: Int) -> Bool {
-        let indent = w.lines[n - 1].prefix { $0 == " " }.count
-        var i = n - 1
-        while i >= 1 {
-            let l = w.lines[i - 1]
-            let trimmed = l.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty {
-                let lead = l.prefix { $0 == " " }.count
-                if lead < indent { return trimmed.hasSuffix("|") || trimmed.hasSuffix(">") || trimmed.hasSuffix("|-") || trimmed.hasSuffix(">-") || trimmed.hasSuffix("|+") || trimmed.hasSuffix(">+") }
-            }
-            i -= 1
-        }
-        return false
-    }
+    static func inBlockScalar(_ w: Workflow, line n: Int) -> Bool { w.blockScalarLines.contains(n) }
 
     /// overprovisioned-secrets (`toJSON(secrets)`, `secrets[computed]`) and unredacted-secrets (`fromJSON(secrets.X)`).
     static func secretsInExpressions(_ c: Collector) {
-        for (f, line) in rawExpressions(c.w) {
+        for (f, line) in c.raw {
             guard let e = f.expression else { continue }
             for sub in e.subexpressions {
                 if case .call(let name, let args) = sub, args.count == 1, case .context(let ctx) = args[0] {
@@ -864,10 +854,9 @@ enum WorkflowAudits {
 
     /// `a && '' || b`: a pseudo-ternary whose "true" value is falsy always yields b.
     static func unsoundTernary(_ c: Collector) {
-        for (f, line) in rawExpressions(c.w) {
+        for (f, line) in c.raw {
             guard let e = f.expression else { continue }
-            for sub in e.subexpressions where sub.constantValue == nil {
-                guard case .binary("||", _, _) = sub else { continue }
+            for sub in e.orChains where sub.constantValue == nil {
                 let operands = sub.orOperands
                 for operand in operands.dropLast() {
                     if case .binary("&&", _, let t) = operand, let v = t.constantValue, !v.truthy {
@@ -894,7 +883,7 @@ enum WorkflowAudits {
                 }
             }
         }
-        for (f, line) in rawExpressions(c.w) {
+        for (f, line) in c.raw {
             guard let e = f.expression else { continue }
             if let v = e.constantValue {
                 if case .string(let s) = v, s.contains("${{") { continue }
@@ -971,25 +960,54 @@ enum WorkflowAudits {
 }
 
 extension ActionsExpression {
-    /// The expression and every expression inside it.
+    /// The expression and every expression inside it (one array, filled in place: linear in the size).
     var subexpressions: [ActionsExpression] {
-        var out = [self]
+        var out: [ActionsExpression] = []
+        collect(into: &out)
+        return out
+    }
+
+    private func collect(into out: inout [ActionsExpression]) {
+        out.append(self)
         switch self {
         case .context(let ctx):
-            if let call = ctx.call { out += call.subexpressions }
-            for part in ctx.parts { if case .index(let e) = part { out += e.subexpressions } }
-        case .call(_, let args): out += args.flatMap(\.subexpressions)
-        case .binary(_, let l, let r): out += l.subexpressions + r.subexpressions
-        case .not(let e): out += e.subexpressions
+            ctx.call?.collect(into: &out)
+            for part in ctx.parts { if case .index(let e) = part { e.collect(into: &out) } }
+        case .call(_, let args): for a in args { a.collect(into: &out) }
+        case .binary(_, let l, let r): l.collect(into: &out); r.collect(into: &out)
+        case .not(let e): e.collect(into: &out)
         default: break
         }
-        return out
     }
 
     /// `a || b || c` as [a, b, c].
     var orOperands: [ActionsExpression] {
-        if case .binary("||", let l, let r) = self { return l.orOperands + r.orOperands }
-        return [self]
+        var out: [ActionsExpression] = []
+        var stack = [self]
+        while let e = stack.popLast() {
+            if case .binary("||", let l, let r) = e { stack.append(r); stack.append(l) } else { out.append(e) }
+        }
+        return out
+    }
+
+    /// The `||` chains of the expression, each once (a chain's inner `||` nodes are not chains of their own).
+    var orChains: [ActionsExpression] {
+        var out: [ActionsExpression] = []
+        func visit(_ e: ActionsExpression, inChain: Bool) {
+            switch e {
+            case .binary(let op, let l, let r):
+                if op == "||" && !inChain { out.append(e) }
+                visit(l, inChain: op == "||"); visit(r, inChain: op == "||")
+            case .context(let ctx):
+                if let c = ctx.call { visit(c, inChain: false) }
+                for part in ctx.parts { if case .index(let i) = part { visit(i, inChain: false) } }
+            case .call(_, let args): for a in args { visit(a, inChain: false) }
+            case .not(let x): visit(x, inChain: false)
+            default: break
+            }
+        }
+        visit(self, inChain: false)
+        return out
     }
 }
 

@@ -6,7 +6,10 @@ import Yams
 struct Workflow {
     let file: String
     let text: String
-    let lines: [Substring]
+    /// The file's lines as "\n" separates them (a "\r" of CRLF removed), as the patches count them.
+    let lines: [String]
+    /// Lines inside `|` and `>` block scalars: there `#` is the script's text, not a YAML comment.
+    let blockScalarLines: Set<Int>
     let root: Node
     /// Trigger name → its configuration node (nil for `on: push` or `on: [push]`).
     let triggers: [(name: String, node: Node?, line: Int?)]
@@ -39,7 +42,8 @@ struct Workflow {
     init(file: String, text: String, root: Node) {
         self.file = file
         self.text = text
-        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Not split(separator:): "\r\n" is one Character in Swift, and a CRLF file would be one line.
+        self.lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
         self.root = root
         let onPair = root.mapping?.first { $0.key.string == "on" }
         if let on = onPair?.value {
@@ -60,6 +64,24 @@ struct Workflow {
             return Job(id: key.string ?? "?", node: node, line: key.line ?? 1, reusable: node.value("uses")?.string, steps: steps,
                        staticallyFalse: Self.isStaticallyFalse(node.value("if")))
         }
+        // Every block scalar's lines, found once from the parser's nodes.
+        var block = Set<Int>()
+        var stack = [root]
+        let lines = self.lines
+        while let node = stack.popLast() {
+            if let mapping = node.mapping { stack.append(contentsOf: mapping.map(\.value)) }
+            else if let sequence = node.sequence { stack.append(contentsOf: sequence) }
+            else if let scalar = node.scalar, scalar.style == .literal || scalar.style == .folded, let start = node.line {
+                // The indicator's line is the key's; the text is every following line indented deeper (or blank).
+                let indent = start <= lines.count ? lines[start - 1].prefix { $0 == " " }.count : 0
+                var n = start + 1
+                while n <= lines.count, lines[n - 1].trimmingCharacters(in: .whitespaces).isEmpty || lines[n - 1].prefix(while: { $0 == " " }).count > indent {
+                    block.insert(n)
+                    n += 1
+                }
+            }
+        }
+        blockScalarLines = block
     }
 
     var triggerNames: Set<String> { Set(triggers.map(\.name)) }
@@ -197,10 +219,13 @@ struct SensitiveWork {
 
     init(_ workflow: Workflow) { self.workflow = workflow }
 
-    /// A tag push or a release event: every job of the workflow is part of a release.
+    /// A tag push, a push to a release branch or a release event: every job of the workflow is part of a
+    /// release (the one definition the speed advice and the cache-poisoning audit share).
     var releaseTrigger: Bool {
         let push = workflow.trigger("push")?.node
+        let branches = push?.value("branches")?.sequence?.compactMap(\.string) ?? push?.value("branches")?.string.map { [$0] } ?? []
         return workflow.triggerNames.contains("release") || push?.value("tags") != nil || push?.value("tags-ignore") != nil
+            || branches.contains { $0.lowercased().contains("release") }
     }
 
     /// Why the workflow as a whole must not be cancelled half-way, or nil.

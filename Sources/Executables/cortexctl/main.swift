@@ -419,8 +419,7 @@ struct AuditCI: ParsableCommand {
         for path in files {
             do {
                 let text = try String(contentsOfFile: path, encoding: .utf8)
-                let findings = PathText.lastComponent(path).hasPrefix(".gitlab-ci.")
-                    ? try GitLabCIAnalyzer.analyze(file: path, text: text) : try GitHubActionsAnalyzer.analyze(file: path, text: text)
+                let findings = try PipelineAnalyzer.analyze(file: path, text: text, asWorkflow: true) ?? []
                 shown += findings.filter { (levels[$0.persona ?? "regular"] ?? 0) <= level && (noIgnores || $0.ignoredBy == nil) }
             } catch {
                 FileHandle.standardError.write(Data("cortexctl: \(path): \(error)\n".utf8))
