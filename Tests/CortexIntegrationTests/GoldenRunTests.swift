@@ -28,14 +28,15 @@ import Testing
         "deploy/web.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx:latest\n        securityContext:\n          privileged: true\n",
     ]
 
-    @Test func aFullRunReportsWhatTheGoldenSummarySays() async throws {
-        let target = try temporaryDirectory("cortex-golden")
+    /// A full run of the fixture on a local suite with two workers: (its target, its final state).
+    static func fullRun(_ name: String) async throws -> (target: URL, state: RunState) {
+        let target = try temporaryDirectory(name)
         for (path, text) in Self.files {
             let url = target.appendingPathComponent(path)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(text.utf8).write(to: url)
         }
-        let work = try temporaryDirectory("cortex-golden-run")
+        let work = try temporaryDirectory("\(name)-run")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false", "CORTEX_ITEMS_PER_TASK": "3"]) { $1 })
         try suite.startAll(workers: 2)
@@ -43,6 +44,11 @@ import Testing
         let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test")),
                                             timeout: .seconds(90)) { _ in }
         await suite.stop()
+        return (target, state)
+    }
+
+    @Test func aFullRunReportsWhatTheGoldenSummarySays() async throws {
+        let (target, state) = try await Self.fullRun("cortex-golden")
         let text = try String(contentsOfFile: try #require(state.reportDir) + "/" + ReportWriter.summaryJSON, encoding: .utf8)
         let normalized = Self.normalize(try JSONText.parse(Array(text.utf8)), runID: state.runID, target: target.path)
         let rendered = JSONText.pretty(normalized)

@@ -10,20 +10,7 @@ import Testing
 /// SVG, and has no script. The PNG is kept where CORTEX_REPORT_PNG says (for a person to look at).
 @Suite(.serialized) struct HTMLReportTests {
     @Test func theReportOfAFullRunRendersOfflineInChromium() async throws {
-        let target = try temporaryDirectory("cortex-html")
-        for (path, text) in GoldenRunTests.files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
-        let work = try temporaryDirectory("cortex-html-run")
-        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
-                                         environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false", "CORTEX_ITEMS_PER_TASK": "3"]) { $1 })
-        try suite.startAll(workers: 2)
-        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
-        let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test")),
-                                            timeout: .seconds(90)) { _ in }
-        await suite.stop()
+        let (_, state) = try await GoldenRunTests.fullRun("cortex-html")
         let dir = URL(fileURLWithPath: try #require(state.reportDir))
         let page = dir.appendingPathComponent("report.html")
         let html = try String(contentsOf: page, encoding: .utf8)
@@ -33,7 +20,7 @@ import Testing
         #expect(html.contains("href=\"masters/security-0.sarif\""), "links the SARIF file")
         #expect(html.contains("<a href=\"#master-security-0\">security-master</a>"))
 
-        let png = ProcessInfo.processInfo.environment["CORTEX_REPORT_PNG"].map { URL(fileURLWithPath: $0) } ?? work.appendingPathComponent("report.png")
+        let png = try ProcessInfo.processInfo.environment["CORTEX_REPORT_PNG"].map { URL(fileURLWithPath: $0) } ?? (try temporaryDirectory("cortex-html-png")).appendingPathComponent("report.png")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try CatalogAPITests.python(SecurityMasterTests.root))
         process.arguments = [SecurityMasterTests.root.appendingPathComponent("scripts/render-html").path, page.path, png.path]
