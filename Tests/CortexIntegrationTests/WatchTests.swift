@@ -68,7 +68,8 @@ import Testing
         #expect(withWorkers != nil, "no frame shows workers by node")
         #expect(live.contains { $0.contains("TOKENS") && $0.contains("reserve") && $0.contains("[") }, "no frame shows the token bars")
         #expect(live.allSatisfy { $0.split(separator: "\n").allSatisfy { $0.count <= 80 } })
-        let last = try #require(frames.last)
+        // Read once more after the loop: the view may have left between a frame's two tmux calls.
+        let last = (alternate: try await alternate(), text: try await Self.tmux(socket, ["capture-pane", "-p", "-t", "w", "-S", "-60"]))
         #expect(last.alternate == "0", "the terminal is back on its normal screen")
         #expect(last.text.contains("WATCH-EXIT=0") && last.text.contains("Cortex \(runID)  SUCCEEDED") && last.text.contains("+5 reporting") && last.text.contains("FINDINGS  critical"), "\(last.text)")
         // Three moments, for the record.
