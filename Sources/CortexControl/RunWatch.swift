@@ -283,8 +283,10 @@ extension ControlCommands {
                     let state = try? await RunState.load(runID, redis: redis)
                     let accounts = (try? await BudgetLedger(redis: redis, runID: runID).accounts()) ?? []
                     let workers = (try? await redis.smembers(CortexNames.workerSet)) ?? []
+                    // One round trip for every worker's registry hash.
+                    let replies = workers.isEmpty ? [] : ((try? await redis.pipeline(workers.map { .hgetall(CortexNames.workerRegistry($0)) })) ?? [])
                     var registry: [String: [String: String]] = [:]
-                    for w in workers { registry[w] = (try? await redis.hgetall(CortexNames.workerRegistry(w))) ?? [:] }
+                    for (w, reply) in zip(workers, replies) { registry[w] = reply.fieldMap }
                     screen.update { m in
                         if let state {
                             m.goal = state.goal
