@@ -43,6 +43,10 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", exact: "0.12.1"),
         // SHA-1 for git blob ids of files outside a git work tree (the incremental file cache).
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        // Traces: the Tracer API (already built for Hummingbird) and W3C trace context ids; the OTLP/HTTP
+        // exporter is Cortex's own (docs/tracing.md says why not swift-otel).
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", exact: "1.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -74,12 +78,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
             ]
         ),
         .target(
             name: "CortexOrchestration",
             dependencies: ["CortexCore", "CortexCatalog", "CortexKubernetes", "CortexSecurity", "CortexCICD", "CortexMonitoring", "CortexTestRunner",
-                           .product(name: "Crypto", package: "swift-crypto")]
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Tracing", package: "swift-distributed-tracing")]
         ),
         .target(
             name: "CortexMonitoring",

@@ -43,6 +43,7 @@ public enum GeneratedDocs {
         | `run_id` | string or null | the run the message belongs to |
         | `ts` | string | ISO 8601 UTC time, e.g. `2026-11-28T03:00:00.000Z` |
         | `data` | object | the type's fields (below); extra fields are allowed |
+        | `traceparent` | string (optional) | W3C trace context of the sending span, e.g. `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`; only written with tracing on (`OTEL_EXPORTER_OTLP_ENDPOINT`, docs/tracing.md); a value that is not a W3C traceparent is ignored |
 
         A message that is not JSON, lacks an envelope field, has a field of the wrong type, names an
         unknown type, arrives on the wrong channel or exceeds `CORTEX_MAX_MESSAGE_BYTES` (default 256 KiB)
@@ -92,7 +93,7 @@ public enum GeneratedDocs {
         |---|---|---|
         | `\(CortexNames.runRequests)` | stream, group `\(CortexNames.Group.coordinators)` | run requests (`request` = RunRequest JSON) |
         | `\(CortexNames.runIndex)` | sorted set | run ids by request time |
-        | `\(CortexNames.run("<run>"))` | hash | run state: status, phase, goal, targets, report_dir, reason |
+        | `\(CortexNames.run("<run>"))` | hash | run state: status, phase, goal, targets, report_dir, reason; `traceparent` of the run's span with tracing on (a resumed run continues that trace) |
         | `\(CortexNames.runActivation("<run>"))` | hash | master -> instance that acknowledged activation |
         | `\(CortexNames.runTasks("<run>"))` | hash | task id -> TaskSpec JSON |
         | `\(CortexNames.runResults("<run>"))` | hash | task id -> MasterReport JSON |
@@ -106,8 +107,8 @@ public enum GeneratedDocs {
         | `\(CortexNames.fileCacheBytes)` | hash, no TTL | bytes of each file-cache key's entries, and the total (`/total`) the bound is checked against |
         | `\(CortexNames.embeddings("<model>"))` | hash, no TTL | knowledge-base chunk vectors by the chunk text's hash (base64 float32), so each text is embedded once |
         | `\(CortexNames.routingWeights)` | hash, no TTL | the router's learned record per `<kind>\\|<dimension>\\|<expert>\\|<feature>\\|<stat>` (trials, successes, ms, findings, tokens); `cortexctl routing` prints it |
-        | `\(CortexNames.taskStream(.security).replacingOccurrences(of: "security", with: "<master>"))` | stream, group `\(CortexNames.Group.masters)` | tasks for one master (`task` = TaskSpec JSON) |
-        | `\(CortexNames.workStream(.scan).replacingOccurrences(of: "scan", with: "<pool>"))` | stream, group `\(CortexNames.Group.workers)` | work items for one pool (`item` = WorkItem JSON) |
+        | `\(CortexNames.taskStream(.security).replacingOccurrences(of: "security", with: "<master>"))` | stream, group `\(CortexNames.Group.masters)` | tasks for one master (`task` = TaskSpec JSON; `traceparent` = the queueing phase's span, with tracing on) |
+        | `\(CortexNames.workStream(.scan).replacingOccurrences(of: "scan", with: "<pool>"))` | stream, group `\(CortexNames.Group.workers)` | work items for one pool (`item` = WorkItem JSON; `traceparent` = the master's task span, with tracing on) |
         | `\(CortexNames.taskResults("<task>"))` | hash | item id -> WorkResult JSON, written once (HSETNX) |
         | `\(CortexNames.taskResultEvents("<task>"))` | stream | wakes the master waiting for the task's results |
         | `\(CortexNames.masterRegistry(.security).replacingOccurrences(of: "security", with: "<master>"))` | hash | registry: status, tasks_active, workers_spawned, last_heartbeat, instance, node |

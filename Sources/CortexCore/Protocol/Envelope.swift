@@ -15,14 +15,19 @@ public struct Envelope: Sendable, Equatable {
     public var runID: String?
     public var timestamp: Date
     public var data: JSONValue
+    /// The W3C trace context of the span that sent it (optional; only with tracing on). By default the
+    /// active span's, so every message published inside a span joins that span's trace.
+    public var traceparent: String?
 
-    public init(type: MessageType, source: String, runID: String? = nil, data: JSONValue, id: String = UUID().uuidString.lowercased(), timestamp: Date = Date()) {
+    public init(type: MessageType, source: String, runID: String? = nil, data: JSONValue, id: String = UUID().uuidString.lowercased(), timestamp: Date = Date(),
+                traceparent: String? = TracePropagation.current) {
         self.id = id
         self.type = type
         self.source = source
         self.runID = runID
         self.timestamp = timestamp
         self.data = data
+        self.traceparent = traceparent
     }
 
     /// The channel this envelope's type belongs on.
@@ -40,6 +45,7 @@ public struct Envelope: Sendable, Equatable {
             "source": .string(source), "ts": .string(Timestamp.format(timestamp)), "data": data,
         ]
         object["run_id"] = runID.map { .string($0) } ?? .null
+        if let traceparent { object[TracePropagation.field] = .string(traceparent) }
         return Array(JSONValue.object(object).description.utf8)
     }
 
@@ -116,6 +122,13 @@ public struct EnvelopeDecoder: Sendable {
         case .string(let s)?: runID = s.isEmpty ? nil : s
         default: return reject(.invalid_envelope, "field 'run_id' must be a string or null")
         }
+        // Optional; a string that is not a W3C traceparent is dropped, not refused (W3C: start a new trace).
+        var traceparent: String?
+        switch o[TracePropagation.field] {
+        case nil, .null?: traceparent = nil
+        case .string(let s)?: traceparent = TracePropagation.isValid(s) ? s : nil
+        default: return reject(.invalid_envelope, "field 'traceparent' must be a string (a W3C traceparent) or null")
+        }
         guard let data = o["data"] else { return reject(.invalid_envelope, "missing field 'data'") }
         guard case .object(let fields) = data else { return reject(.invalid_envelope, "field 'data' must be an object") }
         for spec in type.fields {
@@ -127,7 +140,8 @@ public struct EnvelopeDecoder: Sendable {
                 return reject(.invalid_data, "\(typeName) data.\(spec.name) must be \(spec.kind.rawValue), got \(value)")
             }
         }
-        return .success(Envelope(type: type, source: o["source"]!.stringValue!, runID: runID, data: data, id: o["id"]!.stringValue!, timestamp: ts))
+        return .success(Envelope(type: type, source: o["source"]!.stringValue!, runID: runID, data: data, id: o["id"]!.stringValue!, timestamp: ts,
+                                 traceparent: traceparent))
     }
 
 }

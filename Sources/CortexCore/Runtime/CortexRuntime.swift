@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Tracing
 
 /// A process's role (coordinator, a master, a worker): a service that can also say whether it is ready.
 public protocol RoleService: Service {
@@ -46,6 +47,12 @@ public enum CortexRuntime {
         makeRole: @escaping @Sendable (ProcessContext) throws -> any RoleService
     ) async -> Never {
         let (settings, logger) = bootstrap(process: process, arguments: arguments)
+        do {
+            try CortexTracing.bootstrap(settings: settings, process: process, logger: logger)
+        } catch {
+            logger.critical("configuration error: \(error)")
+            exit(2)
+        }
         await run(logger: logger) {
             let context = try makeContext(process: process, settings: settings, logger: logger)
             let role = try makeRole(context)
@@ -103,15 +110,21 @@ public enum CortexRuntime {
             ))
             try await group.run()
             logger.info("stopped")
+            flushTraces()
             exit(0)
         } catch let error as ConfigurationError {
             logger.critical("configuration error: \(error)")
+            flushTraces()
             exit(2)
         } catch {
             logger.critical("exiting after error: \(error)")
+            flushTraces()
             exit(1)
         }
     }
+
+    /// Sends the spans that wait (a no-op without tracing): `exit` would drop them.
+    static func flushTraces() { InstrumentationSystem.tracer.forceFlush() }
 
     /// The Redis endpoint from the URL plus, when configured, the sentinels.
     public static func endpoint(_ settings: SettingValues) throws -> RedisEndpoint {

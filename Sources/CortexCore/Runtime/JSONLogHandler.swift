@@ -1,11 +1,13 @@
 import Foundation
 import Logging
 import Synchronization
+import Tracing
 
 /// A swift-log handler that writes one JSON object per line to stdout, so `kubectl logs` reads well.
 ///
 /// Every line carries `process` (the executable name) and, when its logger carries the run's id
-/// (`LogKey.runID`, see `Logger.forRun`), `run_id`.
+/// (`LogKey.runID`, see `Logger.forRun`), `run_id`; with tracing on, a line logged inside a span carries
+/// its `trace_id` and `span_id` (the W3C ids in the collector's trace view).
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -42,6 +44,10 @@ public struct JSONLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         // One name for one idea: the run's id is the top-level `run_id`, never also `cortex.run.id`.
         for (key, value) in merged { object[key == LogKey.runID ? "run_id" : key] = Self.json(value) }
+        if let trace = InstrumentationContext.current?.traceContext {
+            object["trace_id"] = .string(trace.traceID.description)
+            object["span_id"] = .string(trace.spanID.description)
+        }
         if event.level >= .error { object["source_location"] = .string("\(event.file.split(separator: "/").last ?? ""):\(event.line)") }
         let line = JSONValue.object(object).description + "\n"
         // One write(2) per line under a lock: lines from concurrent tasks never interleave.

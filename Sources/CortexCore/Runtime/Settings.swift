@@ -166,6 +166,15 @@ public struct Setting: Sendable, Hashable {
     public static let testTimeout = Setting(env: "CORTEX_TEST_TIMEOUT", flag: "test-timeout", defaultValue: "900",
         help: "Seconds one test suite may run (testing workers, for targets whose run allows test execution); the process group is killed after it.", usedBy: "worker")
 
+    public static let otlpEndpoint = Setting(env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otlp-endpoint", defaultValue: "(none)",
+        help: "OpenTelemetry collector (OTLP/HTTP), e.g. http://otel-collector:4318: one trace per run, a span per phase, task, work item and LLM call, sent as OTLP/HTTP JSON to <url>/v1/traces. Unset: no spans and no trace context in messages (docs/tracing.md).", usedBy: "all")
+    public static let otlpTracesEndpoint = Setting(env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", flag: "otlp-traces-endpoint", defaultValue: "(none)",
+        help: "The full traces URL (used as is, overrides OTEL_EXPORTER_OTLP_ENDPOINT), e.g. http://otel-collector:4318/v1/traces.", usedBy: "all")
+    public static let otlpHeaders = Setting(env: "OTEL_EXPORTER_OTLP_HEADERS", flag: "otlp-headers", defaultValue: "(none)",
+        help: "Extra headers for the collector, comma-separated key=value (e.g. authorization=Bearer%20t0k3n; values percent-decoded).", usedBy: "all")
+    public static let otelServiceName = Setting(env: "OTEL_SERVICE_NAME", flag: "otel-service-name", defaultValue: "(the executable's name)",
+        help: "service.name of this process's spans.", usedBy: "all")
+
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
@@ -175,6 +184,7 @@ public struct Setting: Sendable, Hashable {
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
         grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
+        otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otelServiceName,
     ]
 }
 

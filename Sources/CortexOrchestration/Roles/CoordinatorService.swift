@@ -3,6 +3,7 @@ import CortexCatalog
 import CortexCore
 import Foundation
 import Logging
+import Tracing
 import ServiceLifecycle
 
 /// The coordinator ("Larry"): takes run requests from the durable run stream and drives each run
@@ -246,6 +247,9 @@ struct RunExecution {
         var unreadable: Set<String> = []
         /// Handoffs folded into a subtask that already does what they ask, by subtask id.
         var handoffsFor: [String: [HandoffRequest]] = [:]
+        /// The run's span and the current phase's (tracing on); tasks queued in a phase are its children.
+        var runSpan: (any Span)?
+        var phaseSpan: (any Span)?
     }
 
     static let phaseNames = PhaseStart.names
@@ -260,9 +264,25 @@ struct RunExecution {
         case failed(String)
     }
 
-    /// Runs every phase; returns false only when shutdown interrupted the run (it resumes on redelivery).
+    /// Runs every phase inside the run's span (one trace per run: a resumed run continues the trace its
+    /// first coordinator started, recorded in the run's hash); returns false only when shutdown
+    /// interrupted the run (it resumes on redelivery).
     func execute() async -> Bool {
-        let progress = Progress()
+        let earlier = (try? await context.redis.hget(CortexNames.run(runID), TracePropagation.field)) ?? nil
+        return await withSpan("run", context: TracePropagation.context(continuing: earlier)) { span in
+            span.attributes["cortex.run.id"] = runID
+            span.attributes["cortex.run.goal"] = request.goal
+            if earlier != nil { span.attributes["cortex.run.resumed"] = true }
+            let progress = Progress()
+            progress.runSpan = span
+            defer { progress.phaseSpan?.end() }
+            let finished = await executePhases(progress)
+            if !finished { span.attributes["cortex.run.interrupted"] = true }
+            return finished
+        }
+    }
+
+    private func executePhases(_ progress: Progress) async -> Bool {
         let started = Date()
         log.info("run started", metadata: [LogKey.runGoal: "\(request.goal)", LogKey.runTargets: "\(request.targets.joined(separator: ","))"])
         await recordStart(started)
@@ -304,6 +324,7 @@ struct RunExecution {
         _ = try? await context.redis.pipeline([
             .hset(CortexNames.run(runID), ["status": RunStatus.running.rawValue, "goal": request.goal, "targets": (try? WireJSON.encode(request.targets)) ?? "[]",
                                            "started_at": Timestamp.format(started), "coordinator": context.instanceID]),
+        ] + (TracePropagation.current.map { [.hsetnx(CortexNames.run(runID), TracePropagation.field, $0)] } ?? []) + [
             .expire(CortexNames.run(runID), seconds: context.retentionSeconds),
             .zadd(CortexNames.runIndex, score: epochMilliseconds(request.requestedAt), runID),
             // The index lists what Redis still holds: runs older than the retention are gone.
@@ -495,11 +516,16 @@ struct RunExecution {
     }
 
     /// Records a task with its run (HSETNX) and queues it on its master's stream only if it was not recorded
-    /// before; sets the run's task count; the task list expires with the run's retention (ARGV[5]).
+    /// before; sets the run's task count; the task list expires with the run's retention (ARGV[5]). The
+    /// entry carries the queueing phase's `traceparent` (ARGV[6], empty with tracing off).
     static let queueTaskScript = RedisScript("""
         if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
         redis.call('EXPIRE', KEYS[1], ARGV[5])
-        redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'task', ARGV[2])
+        if ARGV[6] ~= '' then
+            redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'task', ARGV[2], 'traceparent', ARGV[6])
+        else
+            redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'task', ARGV[2])
+        end
         redis.call('HSET', KEYS[3], 'tasks', ARGV[4])
         return 1
         """)
@@ -557,6 +583,13 @@ struct RunExecution {
 
     private func enter(_ phase: Int, _ progress: Progress) async {
         progress.phases.append((phase, Self.phaseNames[phase], Date()))
+        progress.phaseSpan?.end()
+        if let run = progress.runSpan {
+            let span = InstrumentationSystem.tracer.startAnySpan("phase \(phase) \(Self.phaseNames[phase])", context: run.context)
+            span.attributes["cortex.run.id"] = runID
+            span.attributes["cortex.phase"] = phase
+            progress.phaseSpan = span
+        }
         await snapshot(progress, status: RunStatus.running.rawValue, phase: phase)
         context.metrics.phase(phase)
         _ = try? await context.redis.send(.hset(CortexNames.run(runID), "phase", phase))
@@ -587,6 +620,10 @@ struct RunExecution {
                         budget: [BudgetLedger.Account] = []) async -> Bool {
         var status = status, reason = reason
         await enter(5, progress)
+        defer {
+            progress.runSpan?.attributes["cortex.run.outcome"] = status.rawValue
+            if status != .succeeded { progress.runSpan?.setStatus(SpanStatus(code: .error, message: reason ?? status.rawValue)) }
+        }
         let outcome = RunOutcome(request: request, status: status, reason: reason, phases: progress.phases, tasks: progress.tasks,
                                  reports: reports.sorted { $0.taskID < $1.taskID }, startedAt: started, finishedAt: Date(),
                                  budget: budget, model: service.llmModel, catalogBefore: progress.catalogBefore, catalogAfter: progress.catalogAfter,

@@ -3,6 +3,7 @@ import CortexCore
 import CortexKubernetes
 import Foundation
 import Logging
+import Tracing
 import ServiceLifecycle
 
 /// A domain master: registers and heartbeats, acknowledges activation, consumes its task stream,
@@ -140,11 +141,25 @@ public struct MasterService: RoleService {
     enum Disposition { case reported, skipped, handedBack, dropped }
 
     private func handle(_ delivery: StreamConsumer.Delivery) async -> Disposition {
-        let log = context.logger
         guard let text = delivery.entry.fields["task"], let task = try? WireJSON.decode(TaskSpec.self, from: text) else {
             await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.masters, reason: "malformed task", context: context)
             return .dropped
         }
+        // The task's span continues the run's trace from the phase that queued it; its work items carry it on.
+        return await withSpan("task \(role.rawValue) \(task.skill.rawValue)", context: TracePropagation.context(continuing: delivery.entry.fields[TracePropagation.field]),
+                              ofKind: .consumer) { span in
+            span.attributes["cortex.run.id"] = task.runID
+            span.attributes["cortex.task.id"] = task.id
+            span.attributes["cortex.master"] = role.rawValue
+            span.attributes["cortex.target"] = task.target
+            let disposition = await handle(task, delivery: delivery, span: span)
+            span.attributes["cortex.task.disposition"] = "\(disposition)"
+            return disposition
+        }
+    }
+
+    private func handle(_ task: TaskSpec, delivery: StreamConsumer.Delivery, span: any Span) async -> Disposition {
+        let log = context.logger
         if delivery.redelivered { context.metrics.redelivered(kind: "task") }
         var taskLog = log.forRun(task.runID)
         taskLog[metadataKey: LogKey.taskID] = "\(task.id)"
@@ -177,8 +192,9 @@ public struct MasterService: RoleService {
             // Each item on its own pool's stream: implementation items go to the implementation pool, whose
             // workers (Redis user cortex-implementation-worker) may charge the model's budget.
             let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
+            let traceparent = TracePropagation.current.map { [(TracePropagation.field, $0)] } ?? []
             try await context.redis.run(try toDispatch.map {
-                .xadd(CortexNames.workStream($0.pool), minID: minID, fields: [("item", try WireJSON.encode($0))])
+                .xadd(CortexNames.workStream($0.pool), minID: minID, fields: [("item", try WireJSON.encode($0))] + traceparent)
             })
             await context.redis.awaitReplication()
         } catch {
@@ -199,6 +215,7 @@ public struct MasterService: RoleService {
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
         report.shardPlan = shardPlan
+        span.attributes["cortex.task.items"] = items.count
         var handoffs: [Envelope] = []
         if let security { handoffs = await security.review(&report, task: task, log: taskLog) }
         if let monitoring { await monitoring.review(&report, task: task, log: taskLog) }
@@ -214,6 +231,8 @@ public struct MasterService: RoleService {
         for handoff in handoffs { context.metrics.messagePublished(channel: handoff.channel, type: handoff.type) }
         await context.bus.notify(MasterReportPublished(taskID: task.id, master: role.rawValue, status: report.status.rawValue, summary: report.summary,
                                                        reason: report.reason), runID: task.runID)
+        span.attributes["cortex.task.status"] = report.status.rawValue
+        if report.status == .failed { span.setStatus(SpanStatus(code: .error, message: report.reason)) }
         context.metrics.taskFinished(master: role, outcome: report.status.rawValue)
         taskLog.info("task reported: \(report.summary)", metadata: [LogKey.taskStatus: "\(report.status)"])
         return .reported

@@ -1,6 +1,7 @@
 import CortexCore
 import Foundation
 import Logging
+import Tracing
 
 /// Every LLM call an agent makes goes through here: an estimate is reserved on the agent's account and
 /// the run's before the call (all or nothing, atomically), the real usage is committed after it (the
@@ -57,15 +58,32 @@ public struct MeteredLLM: Sendable {
         } catch {
             return .failed("ledger unavailable: \(error)")
         }
-        do {
-            let response = try await client.complete(request)
-            let charged = response.usage?.total ?? estimate
-            if response.usage == nil { logger.notice("the provider reported no usage; charging the estimate of \(estimate) tokens") }
-            await settle(reservation, actual: charged, ledger: ledger, purpose: purpose)
-            return .done(response, charged: charged)
-        } catch {
-            await settle(reservation, actual: 0, ledger: ledger, purpose: purpose)
-            return .failed("\(error)")
+        // The call's span (OpenTelemetry's GenAI names): a child of the task or work item that asked.
+        return await withSpan("chat \(client.model)", ofKind: .client) { span in
+            span.attributes["gen_ai.operation.name"] = "chat"
+            span.attributes["gen_ai.request.model"] = client.model
+            span.attributes["gen_ai.request.max_tokens"] = request.maxTokens
+            span.attributes["cortex.llm.purpose"] = purpose
+            span.attributes["cortex.budget.account"] = account
+            span.attributes["cortex.run.id"] = runID
+            do {
+                let response = try await client.complete(request)
+                let charged = response.usage?.total ?? estimate
+                if response.usage == nil { logger.notice("the provider reported no usage; charging the estimate of \(estimate) tokens") }
+                span.attributes["gen_ai.response.model"] = response.model
+                if let usage = response.usage {
+                    span.attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
+                    span.attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+                }
+                span.attributes["cortex.tokens.charged"] = charged
+                await settle(reservation, actual: charged, ledger: ledger, purpose: purpose)
+                return .done(response, charged: charged)
+            } catch {
+                span.recordError(error)
+                span.setStatus(SpanStatus(code: .error, message: "\(error)"))
+                await settle(reservation, actual: 0, ledger: ledger, purpose: purpose)
+                return .failed("\(error)")
+            }
         }
     }
 

@@ -163,7 +163,8 @@ extension RunExecution {
             do {
                 let calls = try ready.enumerated().map { n, r -> (keys: [String], args: [any RedisArgument]) in
                     (keys: [CortexNames.runTasks(runID), CortexNames.taskStream(r.task.master), CortexNames.run(runID)],
-                     args: [r.task.id, try WireJSON.encode(r.task), minID, progress.tasks.count + n + 1, context.retentionSeconds])
+                     args: [r.task.id, try WireJSON.encode(r.task), minID, progress.tasks.count + n + 1, context.retentionSeconds,
+                            TracePropagation.traceparent(of: progress.phaseSpan?.context) ?? ""])
                 }
                 // One script per task: recorded and queued together, once (a retry after a lost reply, or a
                 // coordinator resuming the run, finds it recorded and queues nothing).

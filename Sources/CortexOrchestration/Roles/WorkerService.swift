@@ -3,6 +3,7 @@ import CortexCore
 import CortexSecurity
 import Foundation
 import Logging
+import Tracing
 import ServiceLifecycle
 
 /// A worker process: serves one or more pools, hands each work item to its skill (`SkillName.skill`) and
@@ -82,11 +83,27 @@ public struct WorkerService: RoleService {
     }
 
     private func process(_ delivery: StreamConsumer.Delivery) async {
-        let log = context.logger
         guard let text = delivery.entry.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text) else {
             await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context)
             return
         }
+        // The item's span is a child of its master's task span (the entry's traceparent); the skill's model
+        // calls and the TASK_COMPLETE / TASK_FAILED announcement join it.
+        await withSpan("work-item \(item.skill.rawValue)", context: TracePropagation.context(continuing: delivery.entry.fields[TracePropagation.field]),
+                       ofKind: .consumer) { span in
+            span.attributes["cortex.run.id"] = item.runID
+            span.attributes["cortex.task.id"] = item.taskID
+            span.attributes["cortex.item.id"] = item.id
+            span.attributes["cortex.pool"] = item.pool.rawValue
+            span.attributes["cortex.worker"] = workerID
+            span.attributes["cortex.node"] = context.nodeName
+            if delivery.redelivered { span.attributes["cortex.item.redelivered"] = true }
+            await process(item, delivery: delivery, span: span)
+        }
+    }
+
+    private func process(_ item: WorkItem, delivery: StreamConsumer.Delivery, span: any Span) async {
+        let log = context.logger
         var itemLog = log.forRun(item.runID)
         itemLog[metadataKey: LogKey.itemID] = "\(item.id)"
         if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }
@@ -120,6 +137,9 @@ public struct WorkerService: RoleService {
         }
         result.durationMs = Int((ContinuousClock.now - started) / .milliseconds(1))
         result.finishedAtMs = epochMilliseconds()
+        span.attributes["cortex.item.status"] = result.status.rawValue
+        span.attributes["cortex.item.files"] = result.filesExamined
+        if result.status == .failed { span.setStatus(SpanStatus(code: .error, message: result.error)) }
         await commit(result, item: item, delivery: delivery, log: itemLog)
         context.metrics.workItemFinished(pool: item.pool, outcome: result.status.rawValue, seconds: Double(result.durationMs) / 1000)
     }
