@@ -152,7 +152,8 @@ let package = Package(
         // Cortex's tools and reports over MCP: the library holds them, cortex-mcp serves them on stdio.
         .target(
             name: "CortexMCP",
-            dependencies: ["CortexControl", "CortexCatalog", "CortexOrchestration", .product(name: "MCP", package: "swift-sdk")]
+            dependencies: ["CortexControl", "CortexCatalog", "CortexOrchestration", .product(name: "MCP", package: "swift-sdk"),
+                           .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .executableTarget(
             name: "cortex-mcp",

@@ -13,10 +13,34 @@ public final class CortexMCPServer: Sendable {
     let bus: MessageBus
     let catalog: CatalogClient?
 
-    /// `catalog`: the catalog-api to query (nil: the catalog tools answer that none is configured).
-    public init(bus: MessageBus, catalog: CatalogClient?) {
+    /// Over HTTP, the tokens a call is checked against (nil over stdio: whoever started the process may).
+    let auth: CatalogAuth?
+
+    /// `catalog`: the catalog-api to query (nil: the catalog tools answer that none is configured);
+    /// `auth`: the bearer tokens HTTP callers present (write scope for `writeTools`).
+    public init(bus: MessageBus, catalog: CatalogClient?, auth: CatalogAuth? = nil) {
         self.bus = bus
         self.catalog = catalog
+        self.auth = auth
+    }
+
+    /// The tools that start work and spend tokens: over HTTP they need a write-scope token.
+    public static let writeTools: Set<String> = ["start_run"]
+
+    /// An MCP server named `cortex` with tools and resources (register the handlers with `register(on:)`).
+    public static func makeServer() -> Server {
+        Server(name: "cortex", version: "1.0.0", capabilities: .init(resources: .init(subscribe: false, listChanged: false), tools: .init(listChanged: false)))
+    }
+
+    /// Over HTTP: the caller's token must allow the tool (read for all, write for `writeTools`).
+    func authorize(_ tool: String) throws {
+        guard let auth, let http = Server.currentHandlerContext?.httpContext else { return }
+        do {
+            _ = try auth.authorize(http.header("Authorization"), requires: Self.writeTools.contains(tool) ? .write : .read)
+        } catch let error as CatalogError {
+            let why = Self.writeTools.contains(tool) ? "\(tool) starts work and spends tokens, so it needs a write-scope token" : "\(tool) refused"
+            throw MCPError.serverError(code: -32003, message: "\(why): \(error.message)")
+        }
     }
 
     /// The tools, with their JSON Schemas.
@@ -72,6 +96,7 @@ public final class CortexMCPServer: Sendable {
         await server.withMethodHandler(ListTools.self) { _ in .init(tools: Self.tools) }
         await server.withMethodHandler(CallTool.self) { [self] params in
             let args = Arguments(params.arguments ?? [:], tool: params.name)
+            try authorize(params.name)
             do {
                 return try await call(params.name, args)
             } catch let e as MCPError {
@@ -140,7 +165,7 @@ public final class CortexMCPServer: Sendable {
                          "findings": .array(Array(findings.prefix(limit)))])
         case "query_catalog":
             try args.only(["type", "namespace", "text", "limit"])
-            guard let catalog else { return notConfigured }
+            // Input first: a bad call is an invalid-params error whether or not a catalog is configured.
             var filter = AssetFilter(namespace: try args.string("namespace"), text: try args.string("text"))
             if let type = try args.string("type") {
                 guard let t = AssetType(rawValue: type.uppercased()) else {
@@ -149,15 +174,16 @@ public final class CortexMCPServer: Sendable {
                 filter.type = t
             }
             let limit = try args.int("limit", in: 1...500) ?? 50
+            guard let catalog else { return notConfigured }
             let assets = try await catalog.assets(filter: filter)
             return json(["total": .number(Double(assets.count)), "assets": .array(assets.prefix(limit).map { ["id": .string($0.id), "type": .string($0.type.rawValue), "health": .string($0.health.rawValue)] })])
         case "get_lineage":
             try args.only(["asset_id", "direction", "depth"])
-            guard let catalog else { return notConfigured }
             guard let id = try args.string("asset_id"), !id.isEmpty else { throw MCPError.invalidParams("get_lineage: `asset_id` is required") }
             let direction = try args.string("direction") ?? "BOTH"
             guard ["UPSTREAM", "DOWNSTREAM", "BOTH"].contains(direction) else { throw MCPError.invalidParams("get_lineage: `direction` must be UPSTREAM, DOWNSTREAM or BOTH") }
             let depth = try args.int("depth", in: 1...5) ?? 2
+            guard let catalog else { return notConfigured }
             let data = try await catalog.graphQL("query($id: ID!, $depth: Int!) { lineage(id: $id, direction: \(direction), depth: $depth) { nodes { id type name } edges { from to kind } truncated } }",
                                                  variables: ["id": .string(id), "depth": .number(Double(depth))])
             return json(data["lineage"] ?? data)

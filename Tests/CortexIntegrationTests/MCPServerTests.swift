@@ -61,4 +61,56 @@ import Testing
         #expect(out["bad_resource"]?["mcp_error"] == -32602)
         #expect(out["alive_after_errors"] == 6)
     }
+
+    /// The streamable HTTP transport for in-cluster use, driven by the same real client: no token, a wrong
+    /// one or a non-bearer one is a 401 with `WWW-Authenticate: Bearer`; a read token reads but cannot start
+    /// a run (an MCP error); a write token starts one and follows it to the end; each client has its own
+    /// session, and a closed session's id is refused.
+    @Test func streamableHTTPWithCatalogTokens() async throws {
+        let target = try temporaryDirectory("cortex-mcp-http-target")
+        for (path, text) in GoldenRunTests.files {
+            let url = target.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        let work = try temporaryDirectory("cortex-mcp-http")
+        let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
+                                         environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false"]) { $1 })
+        try suite.startCoordinator()
+        try suite.startMaster(.security)
+        _ = try suite.startWorker()
+        defer { Task { await suite.stop() } }
+        let readToken = "read-token-0123456789abcdef", writeToken = "write-token-0123456789abcdef"
+        let port = try FreePort.find()
+        let mcp = try suite.supervisor.start(name: "cortex-mcp", executable: binDirectory.appendingPathComponent("cortex-mcp"), environment: [
+            "CORTEX_REDIS_URL": suite.redis.url, "CORTEX_MCP_TRANSPORT": "http", "CORTEX_HTTP_HOST": "127.0.0.1", "CORTEX_HTTP_PORT": "\(port)",
+            "CORTEX_CATALOG_TOKENS": "read:\(readToken):assistant,write:\(writeToken):operator",
+        ])
+        #expect(await eventually(timeout: .seconds(20)) { mcp.output().contains("serving MCP (streamable HTTP) on http://127.0.0.1:\(port)/mcp") }, "\(mcp.output())")
+        let python = try CatalogAPITests.python(SecurityMasterTests.root)
+        let result = try await Subprocess.runOffloaded(python, [SecurityMasterTests.root.appendingPathComponent("Tests/Fixtures/mcp/http_client.py").path,
+                                                                "http://127.0.0.1:\(port)/mcp", readToken, writeToken, target.path],
+                                                       environment: ProcessInfo.processInfo.environment, timeout: .seconds(180))
+        let serverLog = mcp.output()
+        await suite.stop()
+        #expect(result.status == 0, "\(result.stderrText.suffix(3000))\n\(serverLog.suffix(2000))")
+        print("mcp http client: \(result.stdoutText.prefix(3000))")
+        let out = try JSONText.parse(Array(result.stdoutText.utf8))
+        for refused in ["no_token", "wrong_token", "not_bearer"] {
+            #expect(out[refused]?["status"] == 401 && out[refused]?["www_authenticate"]?.stringValue?.hasPrefix("Bearer") == true, "\(refused): \(out[refused] ?? .null)")
+            #expect(out[refused]?["session"] == .null, "no session for \(refused)")
+        }
+        #expect(out["server"] == "cortex")
+        #expect(out["tools"] == ["get_lineage", "get_run_status", "list_findings", "query_catalog", "read_budget", "start_run"])
+        #expect(out["read_start_run"]?["mcp_error"] == -32003 && out["read_start_run"]?["message"]?.stringValue?.contains("write") == true, "\(out["read_start_run"] ?? .null)")
+        #expect(out["read_unknown_run"]?["isError"] == true, "\(out["read_unknown_run"] ?? .null)")
+        #expect(out["read_bad_input"]?["mcp_error"] == -32602)
+        #expect(out["read_session"] != out["write_session"] && out["read_session"]?.stringValue?.isEmpty == false)
+        #expect(out["final"]?["finished"] == true && ["succeeded", "partial"].contains(out["final"]?["status"]?.stringValue ?? ""), "\(out["final"] ?? .null)")
+        #expect((out["findings"]?["total"]?.intValue ?? 0) >= 1, "\(out["findings"] ?? .null)")
+        #expect(out["resources"]?.arrayValue?.contains { ($0.stringValue ?? "").contains(out["run_id"]?.stringValue ?? "?") } == true)
+        #expect(out["closed_session"]?["status"] == 404, "\(out["closed_session"] ?? .null)")
+        // Who did what is in the server's log, never a token.
+        #expect(!serverLog.contains(readToken) && !serverLog.contains(writeToken))
+    }
 }

@@ -166,6 +166,9 @@ public struct Setting: Sendable, Hashable {
     public static let testTimeout = Setting(env: "CORTEX_TEST_TIMEOUT", flag: "test-timeout", defaultValue: "900",
         help: "Seconds one test suite may run (testing workers, for targets whose run allows test execution); the process group is killed after it.", usedBy: "worker")
 
+    public static let mcpTransport = Setting(env: "CORTEX_MCP_TRANSPORT", flag: "transport", defaultValue: "stdio",
+        help: "cortex-mcp's transport: stdio (one client that starts it) or http (MCP streamable HTTP on --http-host/--http-port, path /mcp, catalog bearer tokens: read scope, write for start_run).", usedBy: "cortex-mcp")
+
     public static let otlpEndpoint = Setting(env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otlp-endpoint", defaultValue: "(none)",
         help: "OpenTelemetry collector (OTLP/HTTP), e.g. http://otel-collector:4318: one trace per run, a span per phase, task, work item and LLM call, sent as OTLP/HTTP JSON to <url>/v1/traces. Unset: no spans and no trace context in messages (docs/tracing.md).", usedBy: "all")
     public static let otlpTracesEndpoint = Setting(env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", flag: "otlp-traces-endpoint", defaultValue: "(none)",
@@ -184,7 +187,7 @@ public struct Setting: Sendable, Hashable {
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
         grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
-        otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otelServiceName,
+        mcpTransport, otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otelServiceName,
     ]
 }
 

@@ -1,4 +1,3 @@
-import CortexCatalog
 import CortexCore
 import Foundation
 
