@@ -110,7 +110,7 @@ import Testing
                 let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
                 #expect(object?["process"] as? String == expected, "\(child.name): \(line)")
             }
-            #expect(child.process.terminationStatus == 0, "\(child.name) exited \(child.process.terminationStatus)")
+            #expect(exitStatus(child) == 0, "\(child.name) exited \(exitStatus(child).map { "\($0)" } ?? "no: still running")")
         }
         let coordinatorLines = logLines(try #require(suite.supervisor.all.first { $0.name == "coordinator" }))
         #expect(coordinatorLines.contains { $0["run_id"] as? String == runID && ($0["msg"] as? String)?.hasPrefix("phase 3") == true })

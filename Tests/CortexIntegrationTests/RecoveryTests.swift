@@ -213,7 +213,7 @@ import Testing
         await suite.stop()
         #expect(state.status == "succeeded", "\(state.reason ?? "")")
         for child in suite.supervisor.all where !child.name.hasPrefix("redis-server") {
-            #expect(child.process.terminationStatus == 0, "\(child.name)")
+            #expect(exitStatus(child) == 0, "\(child.name)")
         }
     }
 }

@@ -115,3 +115,7 @@ func startLocalServer(_ router: Router<BasicRequestContext>, name: String) async
     task.cancel()
     throw ConfigurationError("\(name) did not start")
 }
+
+/// The exit status of a child that ended; nil while it still runs (Foundation traps on the status of a
+/// running process, which turned a slow shutdown on a loaded machine into a crash of the whole test run).
+func exitStatus(_ child: ChildProcess) -> Int32? { child.isRunning ? nil : child.process.terminationStatus }
