@@ -131,31 +131,33 @@ public final class AdvisoryDatabase: Sendable {
     /// Records that could not be read (file: reason); the rest were loaded.
     public let problems: [String]
     public let withdrawnCount: Int
-    private let records: [JSONValue]
-    private let index: [String: [Int]]
+    /// The records in load order, parsed for matching.
+    private let records: [AdvisoryRecord]
+    /// Per ecosystem, per package name as the ecosystem compares names: the records naming it, in order.
+    private let index: [Ecosystem: [String: [Int]]]
 
     public var count: Int { records.count }
 
-    /// Indexes `records` (OSV JSON objects). Only the fields matching needs are kept.
+    /// Indexes `records` (OSV JSON objects): each is read once here (`AdvisoryRecord`: names normalized,
+    /// versions parsed), so matching never walks JSON or parses a record's version again.
     public init(records: [JSONValue], source: String, problems: [String] = []) {
-        var kept: [JSONValue] = []
-        var index: [String: [Int]] = [:]
+        var kept: [AdvisoryRecord] = []
+        var index: [Ecosystem: [String: [Int]]] = [:]
         var withdrawn = 0
+        var versions: [Ecosystem: [String: ParsedVersion]] = [:]
         kept.reserveCapacity(records.count)
         for record in records {
-            guard case .object(let full) = record, full["id"]?.stringValue != nil else { continue }
+            guard case .object(let full) = record, let id = full["id"]?.stringValue else { continue }
             if full["withdrawn"] != nil { withdrawn += 1 }
-            var slim: [String: JSONValue] = [:]
-            for key in ["id", "aliases", "summary", "severity", "affected", "withdrawn"] { slim[key] = full[key] }
-            if let rating = full["database_specific"]?["severity"] { slim["database_specific"] = .object(["severity": rating]) }
             let position = kept.count
-            kept.append(.object(slim))
-            var keys: Set<String> = []
-            for affected in full["affected"]?.arrayValue ?? [] {
-                guard let eco = affected["package"]?["ecosystem"]?.stringValue, let name = affected["package"]?["name"]?.stringValue else { continue }
-                keys.insert(Self.key(eco, name))
+            let parsed = AdvisoryRecord(full, id: id, versions: &versions)
+            kept.append(parsed)
+            // Only ecosystems whose versions can be ordered are ever looked up (`findings(for:)`).
+            var keys: Set<AdvisoryKey> = []
+            for a in parsed.affected where a.name != nil {
+                if let ecosystem = a.ecosystem { keys.insert(AdvisoryKey(ecosystem: ecosystem, name: a.normalizedName)) }
             }
-            for k in keys { index[k, default: []].append(position) }
+            for k in keys { index[k.ecosystem, default: [:]][k.name, default: []].append(position) }
         }
         self.records = kept
         self.index = index
@@ -164,11 +166,9 @@ public final class AdvisoryDatabase: Sendable {
         self.withdrawnCount = withdrawn
     }
 
-    /// The index key: the ecosystem without its release suffix (`Debian:12` → `Debian`) and the name
-    /// as the ecosystem compares names (PyPI per PEP 503; SwiftURL without scheme and `.git`).
-    static func key(_ ecosystem: String, _ name: String) -> String {
-        let eco = ecosystem.split(separator: ":").first.map(String.init) ?? ecosystem
-        return eco + "\u{0}" + normalizedName(name, ecosystem: eco)
+    private struct AdvisoryKey: Hashable {
+        let ecosystem: Ecosystem
+        let name: String
     }
 
     /// Without Foundation's string searching: this runs for every candidate record of every package.
@@ -201,14 +201,43 @@ public final class AdvisoryDatabase: Sendable {
         var out: [VulnerabilityFinding] = []
         for package in packages {
             guard let ecosystem = Ecosystem(rawValue: package.ecosystem) else { continue }
-            for position in index[Self.key(package.ecosystem, package.name)] ?? [] {
-                if let f = Self.finding(records[position], package: package, ecosystem: ecosystem) { out.append(f) }
+            let wanted = Self.normalizedName(package.name, ecosystem: ecosystem.rawValue)
+            guard let positions = index[ecosystem]?[wanted] else { continue }
+            let version = ecosystem.parse(package.version)
+            for position in positions {
+                if let f = Self.finding(records[position], package: package, ecosystem: ecosystem, name: wanted, version: version) { out.append(f) }
             }
         }
         return out
     }
 
-    /// The finding for one record and package, or nil when the record does not affect that version.
+    /// The finding for one parsed record and package (`name`: its name as the ecosystem compares names,
+    /// `version` parsed), or nil when the record does not affect that version. The same as
+    /// `finding(_:package:ecosystem:)` on the record's JSON.
+    static func finding(_ record: AdvisoryRecord, package: PackageOccurrence, ecosystem: Ecosystem, name wanted: String, version: ParsedVersion) -> VulnerabilityFinding? {
+        guard record.affects(ecosystem: ecosystem, name: wanted, version: version) else { return nil }
+        // Matching entries of any ecosystem give the fixed versions, as in the JSON walk.
+        let named = record.affected.filter { $0.name(as: ecosystem) == wanted }
+        var fixed: [ParsedVersion] = []
+        for a in named {
+            for f in a.fixes where !fixed.contains(where: { $0.text == f.text }) { fixed.append(f) }
+        }
+        // `fixed` keeps each version's first place, so its first lowest is `lowestFix`'s as well.
+        let lowest = fixed.filter { ecosystem.compare($0, version) > 0 }.min { ecosystem.compare($0, $1) < 0 }
+        fixed.sort { ecosystem.compare($0, $1) < 0 }
+        let rating = severity(vectors: record.vectors, rating: record.rating)
+        return VulnerabilityFinding(
+            package: package.name, version: package.version, ecosystem: package.ecosystem,
+            advisory: record.id, aliases: record.aliases.filter { $0 != record.id },
+            summary: record.summary, fixedVersions: fixed.map(\.text), lowestFix: lowest?.text,
+            severity: rating.severity, score: rating.score, severitySource: rating.source,
+            locations: package.file.map { [.init(file: $0, line: package.line)] } ?? [], records: [record.id],
+            installedAs: package.installedAs.map { [$0] })
+    }
+
+    /// The finding for one record and package, or nil when the record does not affect that version: the
+    /// record's JSON walked as the OSV schema reads it (`OSVMatching`). The definition the parsed records
+    /// follow; `SecurityMatchingTests` holds `findings(for:)` to it.
     static func finding(_ record: JSONValue, package: PackageOccurrence, ecosystem: Ecosystem) -> VulnerabilityFinding? {
         // The record's own spelling of the name (SwiftURL records name the repository without a scheme,
         // `github.com/apple/swift-nio`, where Package.resolved has the clone URL).
@@ -238,14 +267,19 @@ public final class AdvisoryDatabase: Sendable {
     /// Severity from the record's CVSS v3 vector (base score computed here), else the database's own
     /// rating (GitHub's CRITICAL / HIGH / MODERATE / LOW), else medium, marked unrated.
     public static func severity(of record: JSONValue) -> (severity: CVSS3.Severity, score: Double?, source: String) {
-        var vectors = (record["severity"]?.arrayValue ?? [])
-        for affected in record["affected"]?.arrayValue ?? [] { vectors += affected["severity"]?.arrayValue ?? [] }
-        for s in vectors where s["type"]?.stringValue == "CVSS_V3" {
-            if let vector = s["score"]?.stringValue, let score = try? CVSS3.baseScore(vector) {
-                return (CVSS3.Severity(score: score), score, vector)
-            }
+        var entries = (record["severity"]?.arrayValue ?? [])
+        for affected in record["affected"]?.arrayValue ?? [] { entries += affected["severity"]?.arrayValue ?? [] }
+        let vectors = entries.filter { $0["type"]?.stringValue == "CVSS_V3" }.compactMap { $0["score"]?.stringValue }
+        return severity(vectors: vectors, rating: record["database_specific"]?["severity"]?.stringValue)
+    }
+
+    /// The same from the record's `CVSS_V3` vectors in order and its database's rating: the first vector
+    /// that is a valid CVSS v3 vector, else the rating.
+    static func severity(vectors: [String], rating: String?) -> (severity: CVSS3.Severity, score: Double?, source: String) {
+        for vector in vectors {
+            if let score = try? CVSS3.baseScore(vector) { return (CVSS3.Severity(score: score), score, vector) }
         }
-        if let rating = record["database_specific"]?["severity"]?.stringValue?.uppercased() {
+        if let rating = rating?.uppercased() {
             let map: [String: CVSS3.Severity] = ["CRITICAL": .critical, "HIGH": .high, "MODERATE": .medium, "MEDIUM": .medium, "LOW": .low]
             if let s = map[rating] { return (s, nil, ratingSourcePrefix + rating) }
         }

@@ -8,13 +8,34 @@ public enum Ecosystem: String, Sendable, CaseIterable, Codable {
 
     /// Orders two versions of this ecosystem (-1, 0, 1). Unparseable versions compare as plain strings,
     /// after every parseable one, so a typo never makes a package look fixed.
-    public func compare(_ a: String, _ b: String) -> Int {
+    public func compare(_ a: String, _ b: String) -> Int { compare(parse(a), parse(b)) }
+
+    /// The version read once by this ecosystem's rules, for `compare(_:_:)` on parsed versions: the
+    /// advisory database parses its records' versions when it loads, not on every comparison.
+    func parse(_ v: String) -> ParsedVersion {
         switch self {
-        case .npm, .cratesIO, .swiftURL: return SemVer.compare(a, b)
-        case .Go: return SemVer.compare(Self.goBase(a), Self.goBase(b))
-        case .PyPI: return PEP440.compare(a, b)
-        case .Maven: return MavenVersion.compare(a, b)
-        case .RubyGems: return GemVersion.compare(a, b)
+        case .npm, .cratesIO, .swiftURL: return ParsedVersion(text: v, parsedBy: self, form: .semVer(SemVer.parse(v), v))
+        case .Go:
+            let base = Self.goBase(v)
+            return ParsedVersion(text: v, parsedBy: self, form: .semVer(SemVer.parse(base), base))
+        case .PyPI: return ParsedVersion(text: v, parsedBy: self, form: .pep440(PEP440.parse(v).map { ($0, PEP440.key($0)) }))
+        case .Maven: return ParsedVersion(text: v, parsedBy: self, form: .maven(MavenVersion.items(v)))
+        case .RubyGems: return ParsedVersion(text: v, parsedBy: self, form: .gem(GemVersion.segments(v)))
+        }
+    }
+
+    /// `compare(_:_:)` on versions this ecosystem parsed (one parsed by another, or by none, is compared
+    /// by its text).
+    func compare(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
+        guard a.parsedBy == self, b.parsedBy == self else { return compare(a.text, b.text) }
+        switch (self, a.form, b.form) {
+        case let (.npm, .semVer(x, s), .semVer(y, t)), let (.cratesIO, .semVer(x, s), .semVer(y, t)), let (.swiftURL, .semVer(x, s), .semVer(y, t)),
+             let (.Go, .semVer(x, s), .semVer(y, t)):
+            return SemVer.compare(x, s, y, t)
+        case let (.PyPI, .pep440(x), .pep440(y)): return PEP440.compare(x, a.text, y, b.text)
+        case let (.Maven, .maven(x), .maven(y)): return MavenVersion.compareLists(x, y)
+        case let (.RubyGems, .gem(x), .gem(y)): return GemVersion.compare(x, y)
+        default: return compare(a.text, b.text)
         }
     }
 
@@ -29,18 +50,37 @@ public enum Ecosystem: String, Sendable, CaseIterable, Codable {
 
 func sign(_ x: Int) -> Int { x < 0 ? -1 : (x > 0 ? 1 : 0) }
 
+/// A version as its ecosystem's ordering reads it (`Ecosystem.parse`), with the text it came from.
+struct ParsedVersion: Sendable {
+    enum Form: Sendable {
+        /// SemVer (npm, crates.io, SwiftURL, Go after `goBase`): nil when unparseable, and the text the
+        /// fallback ordering compares.
+        case semVer(SemVer.Parsed?, String)
+        /// PEP 440: nil when unparseable, else with its sort key.
+        case pep440((PEP440.Parsed, [Double])?)
+        case maven([MavenVersion.Item])
+        case gem([GemVersion.Segment])
+    }
+
+    let text: String
+    /// The ecosystem whose rules read it (nil: none did; `Ecosystem.compare` then uses the text).
+    let parsedBy: Ecosystem?
+    let form: Form
+}
+
 /// Semantic Versioning 2.0.0 precedence: major.minor.patch, then pre-release identifiers (numeric
 /// compare numerically and before alphanumeric; a release is after its pre-releases); build metadata ignored.
 enum SemVer {
-    struct Parsed { var core: [Int]; var pre: [String] }
+    /// `pre`: the pre-release identifiers, each with its value when it reads as a number.
+    struct Parsed: Sendable { var core: [Int]; var pre: [(text: String, number: Int?)] }
 
     static func parse(_ v: String) -> Parsed? {
         var s = trimmedSpaces(v)
         if s.hasPrefix("v") || s.hasPrefix("=") { s.removeFirst() }
         if let plus = s.firstIndex(of: "+") { s = String(s[..<plus]) }
-        var pre: [String] = []
+        var pre: [(text: String, number: Int?)] = []
         if let dash = s.firstIndex(of: "-") {
-            pre = s[s.index(after: dash)...].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            pre = s[s.index(after: dash)...].split(separator: ".", omittingEmptySubsequences: false).map { (String($0), Int($0)) }
             s = String(s[..<dash])
         }
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
@@ -54,17 +94,20 @@ enum SemVer {
         return Parsed(core: core, pre: pre)
     }
 
-    static func compare(_ a: String, _ b: String) -> Int {
-        guard let x = parse(a), let y = parse(b) else { return fallback(a, b, parse(a) != nil, parse(b) != nil) }
+    static func compare(_ a: String, _ b: String) -> Int { compare(parse(a), a, parse(b), b) }
+
+    /// Parsed versions `x` and `y` of the texts `a` and `b` (nil: unparseable).
+    static func compare(_ x: Parsed?, _ a: String, _ y: Parsed?, _ b: String) -> Int {
+        guard let x, let y else { return fallback(a, b, x != nil, y != nil) }
         for i in 0..<3 where x.core[i] != y.core[i] { return x.core[i] < y.core[i] ? -1 : 1 }
         if x.pre.isEmpty || y.pre.isEmpty { return x.pre.isEmpty == y.pre.isEmpty ? 0 : (x.pre.isEmpty ? 1 : -1) }
         for i in 0..<min(x.pre.count, y.pre.count) {
             let p = x.pre[i], q = y.pre[i]
-            switch (Int(p), Int(q)) {
+            switch (p.number, q.number) {
             case let (m?, n?): if m != n { return m < n ? -1 : 1 }
             case (_?, nil): return -1
             case (nil, _?): return 1
-            default: if p != q { return p < q ? -1 : 1 }
+            default: if p.text != q.text { return p.text < q.text ? -1 : 1 }
             }
         }
         return sign(x.pre.count - y.pre.count)
@@ -81,7 +124,7 @@ func fallback(_ a: String, _ b: String, _ aOK: Bool, _ bOK: Bool) -> Int {
 /// preview, -N as post, case-insensitive). Order: dev < pre < release < post; a dev of a pre or post sits
 /// just before it; local versions after the public one.
 enum PEP440 {
-    struct Parsed {
+    struct Parsed: Sendable {
         var epoch = 0
         var release: [Int] = []
         var pre: (Int, Int)?  // (0 a, 1 b, 2 rc, number)
@@ -168,9 +211,11 @@ enum PEP440 {
         return k
     }
 
-    static func compare(_ a: String, _ b: String) -> Int {
-        guard let x = parse(a), let y = parse(b) else { return fallback(a, b, parse(a) != nil, parse(b) != nil) }
-        let kx = key(x), ky = key(y)
+    static func compare(_ a: String, _ b: String) -> Int { compare(parse(a).map { ($0, key($0)) }, a, parse(b).map { ($0, key($0)) }, b) }
+
+    /// Parsed versions with their keys, of the texts `a` and `b` (nil: unparseable).
+    static func compare(_ px: (Parsed, [Double])?, _ a: String, _ py: (Parsed, [Double])?, _ b: String) -> Int {
+        guard let (x, kx) = px, let (y, ky) = py else { return fallback(a, b, px != nil, py != nil) }
         for (u, v) in zip(kx, ky) where u != v { return u < v ? -1 : 1 }
         // Local versions: a public version is before any of its local ones; segments compare numerically when both are numbers.
         if x.local.isEmpty || y.local.isEmpty { return x.local.isEmpty == y.local.isEmpty ? 0 : (x.local.isEmpty ? -1 : 1) }
@@ -190,7 +235,7 @@ enum PEP440 {
 /// qualifiers alpha < beta < milestone < rc (= cr) < snapshot < "" (= ga = final = release) < sp < other
 /// (alphabetical); a number is greater than any qualifier.
 enum MavenVersion {
-    enum Item: Equatable { case number(Int), text(String), list([Item]) }
+    enum Item: Equatable, Sendable { case number(Int), text(String), list([Item]) }
 
     static let qualifiers = ["alpha", "beta", "milestone", "rc", "snapshot", "", "sp"]
 
@@ -288,19 +333,21 @@ enum MavenVersion {
 /// RubyGems' Gem::Version: segments are runs of digits or letters; a letter segment makes a pre-release,
 /// ordered before the release; trailing zero segments do not count.
 enum GemVersion {
-    static func segments(_ v: String) -> [Any] {
-        var out: [Any] = []
+    enum Segment: Sendable, Equatable { case number(Int), text(String) }
+
+    static func segments(_ v: String) -> [Segment] {
+        var out: [Segment] = []
         var current = ""
         var digits = true
         func flush() {
             guard !current.isEmpty else { return }
-            out.append(digits ? (Int(current) ?? 0) as Any : current as Any)
+            out.append(digits ? .number(Int(current) ?? 0) : .text(current))
             current = ""
         }
         for ch in trimmedSpaces(v) {
             if ch == "." || ch == "-" {
                 flush()
-                if ch == "-" { out.append("pre") }  // RubyGems reads 1.0-1 as 1.0.pre.1
+                if ch == "-" { out.append(.text("pre")) }  // RubyGems reads 1.0-1 as 1.0.pre.1
                 continue
             }
             let isDigit = ch.isNumber
@@ -310,21 +357,21 @@ enum GemVersion {
         }
         flush()
         // Canonical: drop trailing zeros before any letter segment.
-        while let last = out.last as? Int, last == 0, out.count > 1 { out.removeLast() }
+        while out.last == .number(0), out.count > 1 { out.removeLast() }
         return out
     }
 
-    static func compare(_ a: String, _ b: String) -> Int {
-        let x = segments(a), y = segments(b)
+    static func compare(_ a: String, _ b: String) -> Int { compare(segments(a), segments(b)) }
+
+    static func compare(_ x: [Segment], _ y: [Segment]) -> Int {
         for i in 0..<max(x.count, y.count) {
-            let p: Any = i < x.count ? x[i] : 0
-            let q: Any = i < y.count ? y[i] : 0
+            let p = i < x.count ? x[i] : .number(0)
+            let q = i < y.count ? y[i] : .number(0)
             switch (p, q) {
-            case let (m as Int, n as Int): if m != n { return m < n ? -1 : 1 }
-            case (is String, is Int): return -1
-            case (is Int, is String): return 1
-            case let (s as String, t as String): if s != t { return s < t ? -1 : 1 }
-            default: continue
+            case let (.number(m), .number(n)): if m != n { return m < n ? -1 : 1 }
+            case (.text, .number): return -1
+            case (.number, .text): return 1
+            case let (.text(s), .text(t)): if s != t { return s < t ? -1 : 1 }
             }
         }
         return 0

@@ -9,7 +9,7 @@ struct CortexLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cortex-lab",
         abstract: "Fault injection and benchmarks against a local Cortex suite.",
-        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, BenchIncremental.self, LedgerHammer.self, Soak.self]
+        subcommands: [Chaos.self, BenchQueue.self, BenchCatalog.self, BenchOSV.self, BenchScan.self, BenchIncremental.self, LedgerHammer.self, Soak.self]
     )
 }
 
@@ -115,6 +115,16 @@ struct BenchOSV: ParsableCommand {
 
     func run() throws {
         print(AdvisoryBenchmark.table(try AdvisoryBenchmark.run(database: db, packagesFile: packages, repeats: repeats)), terminator: "")
+    }
+}
+
+struct BenchScan: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-scan", abstract: "Measure one worker's security-scan skill (and the secret scanner alone) on a directory tree.")
+    @Option(name: .long, help: "The tree to scan (every regular file, .git directories left out).") var root: String
+    @Option(name: .long, help: "Timed passes (after one untimed pass that fills the page cache).") var repeats = 3
+
+    func run() throws {
+        print(SecurityScanBenchmark.table(try SecurityScanBenchmark.run(root: root, repeats: repeats)), terminator: "")
     }
 }
 
