@@ -16,7 +16,7 @@ public struct Envelope: Sendable, Equatable {
     public var timestamp: Date
     public var data: JSONValue
 
-    public init(type: MessageType, source: String, runID: String? = nil, data: JSONValue, id: String = UUID().uuidString.lowercased(), timestamp: Date = Date()) {
+    public init(type: MessageType, source: String, runID: String? = nil, data: JSONValue, id: String = MessageID.random(), timestamp: Date = Date()) {
         self.id = id
         self.type = type
         self.source = source

@@ -98,12 +98,9 @@ extension Skill {
 
     /// Reads a text file, skipping large and binary files (nil), so one odd file cannot stall a shard.
     func readText(_ root: URL, _ path: String, limit: Int = 2 * 1024 * 1024) -> String? {
-        let url = root.appendingPathComponent(path)
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let size = attrs[.size] as? Int, size <= limit,
-              let data = FileManager.default.contents(atPath: url.path) else { return nil }
-        if data.prefix(8000).contains(0) { return nil }
-        return String(decoding: data, as: UTF8.self)
+        guard let bytes = FileContents.read(root.appendingPathComponent(path).path, limit: limit) else { return nil }
+        if bytes.prefix(8000).contains(0) { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Records sorted by their `path` (or first string field) so reports are stable across runs.
