@@ -145,6 +145,8 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
                 }
             }
         }
+        // A large command (a batch's results) leaves no large buffer behind on an idle connection.
+        if scratch.capacity > 1 << 20 { scratch = [] }
         if status != REDIS_OK { throw failure() }
     }
 
