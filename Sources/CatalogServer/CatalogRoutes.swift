@@ -177,7 +177,7 @@ struct CatalogRoutes: Sendable {
 
     // MARK: Server-Sent Events
 
-    static let defaultEventTypes: [MessageType] = [.ASSET_ADDED, .ASSET_CHANGED, .ASSET_DELETED, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED]
+    static let defaultEventTypes: [MessageType] = [.ASSET_ADDED, .ASSET_CHANGED, .ASSET_DELETED, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_BATCH_COMPLETE, .TASK_FAILED]
 
     func events(_ request: Request) throws -> Response {
         _ = try authorize(request, .read)

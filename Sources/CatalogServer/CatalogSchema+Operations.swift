@@ -134,7 +134,7 @@ extension CatalogSchema {
                 resolve: { source, _, _, _ in workerProgress(source as! Envelope) },
                 subscribe: { _, args, context, _ in
                     let worker = args["worker"].string
-                    let stream = ctx(context).relay.stream(types: [.TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_FAILED])
+                    let stream = ctx(context).relay.stream(types: [.TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_BATCH_COMPLETE, .TASK_FAILED])
                     return AnySendableStream(stream.filter { worker == nil || (workerProgress($0)["worker"] as? String) == worker })
                 }
             ),

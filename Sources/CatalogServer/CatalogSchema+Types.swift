@@ -158,7 +158,7 @@ extension CatalogSchema {
 
         static func workerProgress() throws -> GraphQLObjectType {
             try GraphQLObjectType(name: "WorkerProgress", description: "A worker status message relayed from cortex:workers:status.", fields: [
-                "event": GraphQLField(type: GraphQLNonNull(GraphQLString), description: "TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE or TASK_FAILED."),
+                "event": GraphQLField(type: GraphQLNonNull(GraphQLString), description: "TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_BATCH_COMPLETE (several short items of `taskId`; `itemId` null) or TASK_FAILED."),
                 "worker": GraphQLField(type: GraphQLNonNull(GraphQLString)),
                 "node": GraphQLField(type: GraphQLString),
                 "runId": GraphQLField(type: GraphQLString),

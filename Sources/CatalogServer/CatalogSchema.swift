@@ -87,7 +87,7 @@ public enum CatalogSchema {
         return MapConversion.source(try json.decode(Asset.self))
     }
 
-    /// One WorkerProgress from any of the four work item messages (each decoded as its own payload).
+    /// One WorkerProgress from any of the five work item messages (each decoded as its own payload).
     static func workerProgress(_ e: Envelope) -> [String: any Sendable] {
         var worker = "", node: String?, taskID: String?, itemID: String?, pool: String?, done: Int?, total: Int?, durationMs: Int?, reason: String?
         if let p = try? e.payload(TaskStarted.self) {
@@ -96,6 +96,9 @@ public enum CatalogSchema {
             (worker, itemID, done, total) = (p.worker, p.itemID, p.done, p.total)
         } else if let p = try? e.payload(TaskComplete.self) {
             (worker, node, taskID, itemID, durationMs) = (p.worker, p.node, p.taskID, p.itemID, p.durationMs)
+        } else if let p = try? e.payload(TaskBatchComplete.self) {
+            // Several short items at once: the task, not one item (`itemId` stays null).
+            (worker, node, taskID, durationMs) = (p.worker, p.node, p.taskID, p.durationMs)
         } else if let p = try? e.payload(TaskFailed.self) {
             (worker, taskID, itemID, reason) = (p.worker, p.taskID, p.itemID, p.reason)
         }

@@ -272,7 +272,7 @@ extension OpenAPIDocument {
             "/api/v1/stats": ["get": ["operationId": "stats", "summary": "Counts by type, namespace and health; discoveries per hour.",
                                       "responses": responses(["200": json(ref("Stats"), "the counts")], [403])]],
             "/api/v1/events": ["get": ["operationId": "events", "summary": "Server-Sent Events: catalog changes and worker progress, each `data:` a Cortex envelope.",
-                                       "parameters": [query("types", string, "Comma-separated message types (default: ASSET_ADDED, ASSET_CHANGED, ASSET_DELETED, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_FAILED).")],
+                                       "parameters": [query("types", string, "Comma-separated message types (default: ASSET_ADDED, ASSET_CHANGED, ASSET_DELETED, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_BATCH_COMPLETE, TASK_FAILED).")],
                                        "responses": responses(["200": ["description": "an endless event stream",
                                                                        "content": ["text/event-stream": ["schema": string]]]], [400, 403])]],
         ]

@@ -164,7 +164,7 @@ public enum ChaosSuite {
             // Once work flows, SIGKILL a random busy worker every interval and start a replacement (as a Deployment would).
             // The first kill comes at once: the short run's work can be done within a second, and a kill
             // after the last item strands nothing (the evidence would say so and the test would fail).
-            _ = await progress.waitFor { $0.type == .TASK_COMPLETE }
+            _ = await progress.waitFor { $0.type == .TASK_COMPLETE || $0.type == .TASK_BATCH_COMPLETE }
             var first = true
             while !progress.finished {
                 if !first { try? await Task.sleep(for: .seconds(1)) }
@@ -261,7 +261,7 @@ public enum ChaosSuite {
         // shows the daemons finished on a restarted server.
         let runIDBefore = try await harness.redisRunID()
         let row = try await harness.run(goal: "full-orchestration", target: target, itemsPerTask: items) { progress in
-            _ = await progress.waitFor { $0.type == .TASK_COMPLETE }
+            _ = await progress.waitFor { $0.type == .TASK_COMPLETE || $0.type == .TASK_BATCH_COMPLETE }
             await suite.redis.kill()
             if !suite.redis.child.isRunning { progress.faultInjected() }
             try? await Task.sleep(for: .seconds(1))
@@ -307,7 +307,7 @@ public enum ChaosSuite {
         let recovery = Locked("-")
         let primaryBefore = await sentinelPrimaryPort(sentinel)
         let row = try await harness.run(goal: "full-orchestration", target: target, itemsPerTask: items) { progress in
-            _ = await progress.waitFor { $0.type == .TASK_COMPLETE }
+            _ = await progress.waitFor { $0.type == .TASK_COMPLETE || $0.type == .TASK_BATCH_COMPLETE }
             await suite.redis.kill()
             if !suite.redis.child.isRunning { progress.faultInjected() }
             let killed = ContinuousClock.now

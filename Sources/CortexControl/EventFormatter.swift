@@ -26,6 +26,9 @@ public enum EventFormatter {
         case .TASK_ASSIGNED: return (try? e.payload(TaskAssigned.self)).map { "  task \($0.taskID) -> \($0.master)-master" }
         case .WORKER_SPAWN: return (try? e.payload(WorkerSpawn.self)).map { "  \($0.master)-master: \($0.items) items -> pool \($0.pool)" }
         case .TASK_COMPLETE: return (try? e.payload(TaskComplete.self)).map { "    \($0.itemID) done by \($0.worker) on \($0.node) (\($0.durationMs) ms)" }
+        case .TASK_BATCH_COMPLETE: return (try? e.payload(TaskBatchComplete.self)).map {
+            "    \($0.itemIDs.count) item\($0.itemIDs.count == 1 ? "" : "s") of \($0.taskID) done by \($0.worker) on \($0.node) (each within \($0.durationMs) ms)"
+        }
         case .TASK_FAILED: return (try? e.payload(TaskFailed.self)).map { "    \($0.itemID) \(($0.status ?? "failed").uppercased()) on \($0.worker): \($0.reason)" }
         case .MASTER_REPORT: return (try? e.payload(MasterReportPublished.self)).map { "  \($0.master)-master reported: \($0.summary)" }
         case .RUN_COMPLETE: return (try? e.payload(RunComplete.self)).map { "run \($0.status) in \($0.durationMs) ms" }

@@ -50,46 +50,56 @@ public enum QueueBenchmark {
             log("\(n) worker(s): \(pacedCount) items paced at half the measured rate")
             let paced = try await measure(redis: redis, task: "bench-\(n)-paced", count: pacedCount, target: target, interval: .nanoseconds(Int64(2e9 / rate)))
             rows.append(Row(workers: n, items: items, throughput: rate, backlogP50: percentile(bulk.latencies, 0.5), backlogP99: percentile(bulk.latencies, 0.99),
-                            pacedRate: rate / 2, pacedP50: percentile(paced.latencies, 0.5), pacedP99: percentile(paced.latencies, 0.99)))
+                            pacedRate: paced.enqueuedPerSecond, pacedP50: percentile(paced.latencies, 0.5), pacedP99: percentile(paced.latencies, 0.99)))
             if xadd == nil { xadd = redisBenchmarkXADD(port: suite.redis.port) }
             await suite.stop(grace: .seconds(5))
         }
         return Result(rows: rows, xaddPerSecond: xadd, xaddCommand: xaddCommand)
     }
 
-    /// Enqueues `count` items (all at once, or one per `interval`) and waits for every result.
-    /// Latency of an item: its stream entry id's millisecond time to the worker's commit time.
-    static func measure(redis: RedisClient, task: String, count: Int, target: URL, interval: Duration?) async throws -> (seconds: Double, latencies: [Double]) {
+    /// Enqueues `count` items (all at once, or one every `interval` on a fixed schedule) and waits for
+    /// every result. Latency of an item: its stream entry id's millisecond time (recorded from XADD's reply:
+    /// workers delete processed entries) to the worker's commit time. Returns the rate at which the items
+    /// were actually enqueued too (paced: the schedule's rate unless the driver fell behind it).
+    static func measure(redis: RedisClient, task: String, count: Int, target: URL, interval: Duration?) async throws -> (seconds: Double, latencies: [Double], enqueuedPerSecond: Double) {
         let stream = CortexNames.workStream(.catalog)
-        let items = try (0..<count).map { i in
-            try WireJSON.encode(WorkItem(id: "\(task).\(i)", taskID: task, runID: "bench", master: .inventory, pool: .catalog,
-                                         skill: .languageCensus, target: target.path, shard: 0, shards: 1))
+        let items = (0..<count).map { i in
+            WorkItem(id: "\(task).\(i)", taskID: task, runID: "bench", master: .inventory, pool: .catalog,
+                     skill: .languageCensus, target: target.path, shard: 0, shards: 1)
+        }
+        var enqueued: [String: Int] = [:]
+        func entryMilliseconds(_ reply: RedisReply) throws -> Int {
+            guard let id = try reply.orThrow().string, let ms = Int(id.split(separator: "-")[0]) else { throw RedisError.unexpectedReply("XADD returned \(reply)") }
+            return ms
         }
         let started = Date()
+        let clock = ContinuousClock()
+        let begin = clock.now
         if let interval {
-            for item in items {
-                try await redis.send(.xadd(stream, fields: [("item", item)])).orThrow()
-                try await Task.sleep(for: interval)
+            for (i, item) in items.enumerated() {
+                let due = begin + interval * i
+                if clock.now < due { try await Task.sleep(until: due, clock: clock) }
+                enqueued[item.id] = try entryMilliseconds(try await redis.send(.xadd(stream, fields: [("item", try WireJSON.encode(item))])))
             }
         } else {
             for batch in stride(from: 0, to: items.count, by: 500) {
                 let slice = items[batch..<min(batch + 500, items.count)]
-                try await redis.run(slice.map { .xadd(stream, fields: [("item", $0)]) })
+                let replies = try await redis.pipeline(try slice.map { .xadd(stream, fields: [("item", try WireJSON.encode($0))]) })
+                for (item, reply) in zip(slice, replies) { enqueued[item.id] = try entryMilliseconds(reply) }
             }
         }
+        let enqueueSeconds = max((clock.now - begin) / .seconds(1), 0.001)
         while (try await redis.send(.hlen(CortexNames.taskResults(task))).int ?? 0) < count {
             try await Task.sleep(for: .milliseconds(10))
         }
         let results = try await redis.hgetall(CortexNames.taskResults(task)).values.compactMap { try? WireJSON.decode(WorkResult.self, from: $0) }
-        let entries = try await redis.xrange(stream)
-        var enqueued: [String: Int] = [:]
-        for e in entries { if let text = e.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text), item.taskID == task { enqueued[item.id] = Int(e.id.split(separator: "-")[0]) } }
         let latencies = results.compactMap { r -> Double? in
             guard let done = r.finishedAtMs, let start = enqueued[r.itemID] else { return nil }
             return Double(done - start)
         }
+        guard latencies.count == count else { throw RedisError.unexpectedReply("\(latencies.count) of \(count) results could be matched with their entries") }
         let last = results.compactMap(\.finishedAtMs).max() ?? epochMilliseconds()
-        return (max(Double(last) / 1000 - started.timeIntervalSince1970, 0.001), latencies)
+        return (max(Double(last) / 1000 - started.timeIntervalSince1970, 0.001), latencies, Double(count) / enqueueSeconds)
     }
 
     static func percentile(_ xs: [Double], _ p: Double) -> Double {

@@ -65,6 +65,14 @@ public struct RunWatchModel: Sendable {
                 workers[p.worker]?.status = "idle"
                 if let m = Self.master(of: p.taskID) { masters[m, default: .init()].done += 1 }
             }
+        case .TASK_BATCH_COMPLETE:
+            // Short items committed together: counted as done; the worker may still be busy with others.
+            if let p = try? e.payload(TaskBatchComplete.self) {
+                itemsDone += p.itemIDs.count
+                workers[p.worker, default: .init()].done += p.itemIDs.count
+                workers[p.worker]?.node = p.node
+                if let m = Self.master(of: p.taskID) { masters[m, default: .init()].done += p.itemIDs.count }
+            }
         case .TASK_FAILED:
             if let p = try? e.payload(TaskFailed.self) {
                 itemsFailed += 1

@@ -33,6 +33,32 @@ import Testing
         }
     }
 
+    /// Callers that send at the same time share the connection's pipelines: each still gets its own
+    /// replies, in order, and a request's commands go out back to back.
+    @Test func concurrentCallersEachGetTheirOwnRepliesInOrder() async throws {
+        try await withRedis { endpoint in
+            let client = RedisClient(endpoint: endpoint)
+            defer { client.close() }
+            let key = "test:concurrent:\(UUID().uuidString)"
+            let replies = try await withThrowingTaskGroup(of: (Int, [RedisReply]).self) { group in
+                for i in 0..<500 {
+                    group.addTask { (i, try await client.pipeline([["ECHO", "m\(i)"], ["RPUSH", key, "\(i)"], ["LINDEX", key, "-1"]])) }
+                }
+                var out: [Int: [RedisReply]] = [:]
+                for try await (i, r) in group { out[i] = r }
+                return out
+            }
+            #expect(replies.count == 500)
+            for (i, r) in replies {
+                #expect(r[0].string == "m\(i)")
+                // Nothing of another caller's ran between this request's RPUSH and LINDEX.
+                #expect(r[2].string == "\(i)")
+            }
+            #expect(Set(replies.values.compactMap { $0[1].int }) == Set(1...500))
+            #expect(try await client.send("LLEN", key).int == 500)
+        }
+    }
+
     @Test func streamsWithConsumerGroups() async throws {
         try await withRedis { endpoint in
             let client = RedisClient(endpoint: endpoint)

@@ -149,13 +149,17 @@ final class OTLPReceiver: @unchecked Sendable {
 
         // The same ids in the places an operator looks: the run's hash, messages, log lines.
         #expect(runHash["traceparent"]?.hasPrefix("00-\(root.traceID)-") == true, "\(runHash["traceparent"] ?? "none")")
-        let completions = history.compactMap { entry -> Envelope? in
-            guard let text = entry.fields["message"], let e = try? EnvelopeDecoder().decode(Array(text.utf8), channel: nil).get(),
-                  e.type == .TASK_COMPLETE, e.runID == runID else { return nil }
+        let messages = history.compactMap { entry -> Envelope? in
+            guard let text = entry.fields["message"], let e = try? EnvelopeDecoder().decode(Array(text.utf8), channel: nil).get(), e.runID == runID else { return nil }
             return e
         }
-        #expect(!completions.isEmpty && completions.allSatisfy { $0.traceparent?.hasPrefix("00-\(root.traceID)-") == true },
-                "\(completions.map { $0.traceparent ?? "none" })")
+        // Messages sent inside a span carry it: the masters' reports (the task span), phase starts (the
+        // run's), and an item's own TASK_COMPLETE / TASK_FAILED when it is announced on its own.
+        let traced = messages.filter { [.MASTER_REPORT_PUBLISHED, .PHASE_3_START, .TASK_COMPLETE, .TASK_FAILED].contains($0.type) }
+        #expect(traced.filter { $0.type == .MASTER_REPORT_PUBLISHED }.count == tasks.count)
+        #expect(traced.allSatisfy { $0.traceparent?.hasPrefix("00-\(root.traceID)-") == true }, "\(traced.map { "\($0.type) \($0.traceparent ?? "none")" })")
+        let reportSpans = Set(traced.filter { $0.type == .MASTER_REPORT_PUBLISHED }.compactMap { $0.traceparent?.split(separator: "-").dropFirst(2).first.map(String.init) })
+        #expect(reportSpans == taskIDs, "each report names its task span")
         let itemIDs = Set(items.map(\.spanID))
         let workerLines = logs.filter { $0.0.hasPrefix("worker") }.flatMap { $0.1.split(separator: "\n") }
             .compactMap { try? JSONText.parse(Array($0.utf8)) }.filter { $0["msg"] == "work item done" }

@@ -19,7 +19,7 @@ public struct Envelope: Sendable, Equatable {
     /// active span's, so every message published inside a span joins that span's trace.
     public var traceparent: String?
 
-    public init(type: MessageType, source: String, runID: String? = nil, data: JSONValue, id: String = UUID().uuidString.lowercased(), timestamp: Date = Date(),
+    public init(type: MessageType, source: String, runID: String? = nil, data: JSONValue, id: String = MessageID.random(), timestamp: Date = Date(),
                 traceparent: String? = TracePropagation.current) {
         self.id = id
         self.type = type

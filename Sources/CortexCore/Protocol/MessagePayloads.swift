@@ -8,6 +8,9 @@ import Foundation
 public protocol MessagePayload: Codable, Sendable {
     /// The message types this payload is the data of (several only for the phase announcements).
     static var messageTypes: [MessageType] { get }
+    /// The payload as envelope data; by default through its `Codable` form. The work item messages, sent
+    /// for every batch a worker commits, write theirs by hand (the same JSON, without Foundation's coder).
+    var data: JSONValue { get }
     /// The message type of this value.
     var messageType: MessageType { get }
     /// A valid value, for the docs' `redis-cli PUBLISH` examples.
@@ -367,6 +370,9 @@ public struct TaskStarted: MessagePayload, Equatable {
     public init(itemID: String, taskID: String, worker: String, node: String, pool: String) {
         self.itemID = itemID; self.taskID = taskID; self.worker = worker; self.node = node; self.pool = pool
     }
+    public var data: JSONValue {
+        ["item_id": .string(itemID), "task_id": .string(taskID), "worker": .string(worker), "node": .string(node), "pool": .string(pool)]
+    }
     public static let example = TaskStarted(itemID: "run-debug.security.0.1", taskID: "run-debug.security.0", worker: "worker-k3s01-1", node: "k3s-worker01", pool: "scan")
 }
 
@@ -394,7 +400,31 @@ public struct TaskComplete: MessagePayload, Equatable {
     public init(itemID: String, taskID: String, worker: String, node: String, durationMs: Int) {
         self.itemID = itemID; self.taskID = taskID; self.worker = worker; self.node = node; self.durationMs = durationMs
     }
+    public var data: JSONValue {
+        ["item_id": .string(itemID), "task_id": .string(taskID), "worker": .string(worker), "node": .string(node), "duration_ms": .number(Double(durationMs))]
+    }
     public static let example = TaskComplete(itemID: "run-debug.security.0.1", taskID: "run-debug.security.0", worker: "worker-k3s01-1", node: "k3s-worker01", durationMs: 35)
+}
+
+/// TASK_BATCH_COMPLETE.
+public struct TaskBatchComplete: MessagePayload, Equatable {
+    public static let messageTypes: [MessageType] = [.TASK_BATCH_COMPLETE]
+    public var taskID: String
+    public var worker: String
+    public var node: String
+    public var itemIDs: [String]
+    /// The longest of the items' durations.
+    public var durationMs: Int
+    enum CodingKeys: String, CodingKey { case taskID = "task_id", worker, node, itemIDs = "item_ids", durationMs = "duration_ms" }
+    public init(taskID: String, worker: String, node: String, itemIDs: [String], durationMs: Int) {
+        self.taskID = taskID; self.worker = worker; self.node = node; self.itemIDs = itemIDs; self.durationMs = durationMs
+    }
+    public var data: JSONValue {
+        ["task_id": .string(taskID), "worker": .string(worker), "node": .string(node), "item_ids": .array(itemIDs.map(JSONValue.string)),
+         "duration_ms": .number(Double(durationMs))]
+    }
+    public static let example = TaskBatchComplete(taskID: "run-debug.inventory.0", worker: "worker-k3s01-1", node: "k3s-worker01",
+                                                  itemIDs: ["run-debug.inventory.0.0", "run-debug.inventory.0.1"], durationMs: 4)
 }
 
 /// TASK_FAILED.
@@ -408,6 +438,11 @@ public struct TaskFailed: MessagePayload, Equatable {
     enum CodingKeys: String, CodingKey { case itemID = "item_id", taskID = "task_id", worker, reason, status }
     public init(itemID: String, taskID: String, worker: String, reason: String, status: String? = nil) {
         self.itemID = itemID; self.taskID = taskID; self.worker = worker; self.reason = reason; self.status = status
+    }
+    public var data: JSONValue {
+        var o: [String: JSONValue] = ["item_id": .string(itemID), "task_id": .string(taskID), "worker": .string(worker), "reason": .string(reason)]
+        if let status { o["status"] = .string(status) }
+        return .object(o)
     }
     public static let example = TaskFailed(itemID: "run-debug.security.0.1", taskID: "run-debug.security.0", worker: "worker-k3s01-1", reason: "target not found")
 }
@@ -496,6 +531,7 @@ extension MessageType {
         case .TASK_STARTED: return TaskStarted.self
         case .TASK_PROGRESS: return TaskProgress.self
         case .TASK_COMPLETE: return TaskComplete.self
+        case .TASK_BATCH_COMPLETE: return TaskBatchComplete.self
         case .TASK_FAILED: return TaskFailed.self
         case .WORKER_SHUTDOWN: return WorkerShutdown.self
         case .WORKER_LOST: return WorkerLost.self

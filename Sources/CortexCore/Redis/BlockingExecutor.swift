@@ -1,9 +1,11 @@
 import Foundation
 
-/// A dedicated OS thread that runs blocking jobs (hiredis calls) one at a time, in order.
+/// A dedicated OS thread that runs blocking jobs one at a time, in order: a subscriber's hiredis loop,
+/// and (`offload`) long blocking work such as a clone, a file walk or a test suite.
 ///
-/// hiredis is a blocking C library; running it on Swift's cooperative pool would starve every other
-/// task in the process, so each Redis connection owns one of these threads instead.
+/// Blocking calls on Swift's cooperative pool would starve every other task in the process, so they run
+/// on threads like this one instead. (A `RedisClient`'s connection has a thread of its own that pipelines
+/// its callers' requests: `RedisConnectionThread`.)
 public final class BlockingExecutor: @unchecked Sendable {
     /// The queue the thread serves. The thread holds it (not the executor): an executor dropped before
     /// its thread got to run used to leave the thread reading a freed object (a crash at exit of any

@@ -1,8 +1,8 @@
 import CHiredis
 import Foundation
 
-/// One synchronous hiredis connection. Not thread-safe: callers confine it to one thread
-/// (a `BlockingExecutor`), which is how `RedisClient` and `RedisSubscriber` use it.
+/// One synchronous hiredis connection. Not thread-safe: callers confine it to one thread, which is how
+/// `RedisClient` (its `RedisConnectionThread`) and `RedisSubscriber` (its `BlockingExecutor`) use it.
 final class RedisConnection: @unchecked Sendable {  // confined to one executor thread
     private var context: UnsafeMutablePointer<redisContext>?
     let endpoint: RedisEndpoint
@@ -98,7 +98,8 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
 
     /// A READONLY error means this server was demoted in a failover: drop the connection so the
     /// next attempt finds the new primary.
-    private func checkRole(_ reply: RedisReply) throws -> RedisReply {
+    @discardableResult
+    func checkRole(_ reply: RedisReply) throws -> RedisReply {
         if case .error(let message) = reply, message.hasPrefix("READONLY") {
             close()
             throw RedisError.disconnected("\(address.host):\(address.port) is read-only now (failover?): \(message)")
@@ -106,36 +107,46 @@ final class RedisConnection: @unchecked Sendable {  // confined to one executor 
         return reply
     }
 
-    /// Sends every command, then reads every reply: one round trip for the batch.
-    func pipeline(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
-        for args in commands { try append(args) }
-        var replies: [RedisReply] = []
-        replies.reserveCapacity(commands.count)
-        for _ in commands { replies.append(try readReply()) }
-        for r in replies { _ = try checkRole(r) }
-        return replies
-    }
-
     /// Queues a command in the output buffer (written on the next read).
-    func append(_ args: [[UInt8]]) throws {
+    func append(_ args: [[UInt8]]) throws { try append(args.map { $0 as any RedisArgument }) }
+
+    /// The arguments of the command being appended, laid end to end; reused (the connection lives on one thread).
+    private var scratch: [UInt8] = []
+    private var lengths: [Int] = []
+
+    /// Queues a command in the output buffer (written on the next read). The arguments are copied once,
+    /// into one buffer, and hiredis copies them from there into its output buffer.
+    func append(_ args: [any RedisArgument]) throws {
         guard let ctx = context else { throw RedisError.disconnected("not connected") }
-        let count = args.count
-        // hiredis copies the arguments into its output buffer, so the pointers need only live for this call.
-        let lengths = args.map { $0.count }
-        let storage = args.map { bytes -> UnsafeMutablePointer<CChar> in
-            let p = UnsafeMutablePointer<CChar>.allocate(capacity: max(bytes.count, 1))
-            bytes.withUnsafeBufferPointer { src in
-                src.baseAddress.map { UnsafeMutableRawPointer(p).copyMemory(from: $0, byteCount: bytes.count) }
+        scratch.removeAll(keepingCapacity: true)
+        lengths.removeAll(keepingCapacity: true)
+        for arg in args {
+            let before = scratch.count
+            switch arg {
+            case let text as String: scratch.append(contentsOf: text.utf8)
+            case let bytes as [UInt8]: scratch.append(contentsOf: bytes)
+            default: scratch.append(contentsOf: arg.redisBytes)
             }
-            return p
+            lengths.append(scratch.count - before)
         }
-        defer { storage.forEach { $0.deallocate() } }
-        var argv: [UnsafePointer<CChar>?] = storage.map { UnsafePointer($0) }
-        let status = lengths.withUnsafeBufferPointer { lens in
-            argv.withUnsafeMutableBufferPointer { av in
-                redisAppendCommandArgv(ctx, Int32(count), av.baseAddress, lens.baseAddress)
+        scratch.append(0)  // never empty, so the buffer has an address even when every argument is
+        let status = scratch.withUnsafeBufferPointer { bytes -> Int32 in
+            let base = UnsafeRawPointer(bytes.baseAddress!)
+            var offset = 0
+            var argv: [UnsafePointer<CChar>?] = []
+            argv.reserveCapacity(lengths.count)
+            for length in lengths {
+                argv.append(base.advanced(by: offset).assumingMemoryBound(to: CChar.self))
+                offset += length
+            }
+            return lengths.withUnsafeBufferPointer { lens in
+                argv.withUnsafeMutableBufferPointer { av in
+                    redisAppendCommandArgv(ctx, Int32(lens.count), av.baseAddress, lens.baseAddress)
+                }
             }
         }
+        // A large command (a batch's results) leaves no large buffer behind on an idle connection.
+        if scratch.capacity > 1 << 20 { scratch = [] }
         if status != REDIS_OK { throw failure() }
     }
 

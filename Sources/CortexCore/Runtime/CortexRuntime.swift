@@ -20,6 +20,9 @@ public struct ProcessContext: Sendable {
     public let metrics: CortexMetrics
     /// For ordinary commands; roles open further clients for blocking reads.
     public let redis: RedisClient
+    /// A connection of its own for heartbeats and keep-alives: `redis` pipelines whatever its callers queue,
+    /// and a beat must not wait behind a large batch (a worker's group commit, a master's dispatch).
+    public let liveness: RedisClient
     public let bus: MessageBus
     /// Where writes wait while Redis is unreachable.
     public let journal: Journal
@@ -161,7 +164,8 @@ public enum CortexRuntime {
                              decoder: EnvelopeDecoder(maxBytes: try settings.int(.maxMessageBytes, range: 1024...64 * 1024 * 1024)), logger: logger, journal: journal)
         return ProcessContext(
             processName: process, instanceID: instance, nodeName: settings.raw(.nodeName) ?? ProcessIdentity.hostname,
-            settings: settings, logger: logger, metrics: metrics, redis: redis, bus: bus, journal: journal, coordinationDirectory: coordination,
+            settings: settings, logger: logger, metrics: metrics, redis: redis,
+            liveness: RedisClient(endpoint: endpoint, configuration: .init(), name: "redis-liveness"), bus: bus, journal: journal, coordinationDirectory: coordination,
             heartbeatInterval: try settings.seconds(.heartbeatInterval), heartbeatTimeout: try settings.seconds(.heartbeatTimeout),
             retentionSeconds: try retention(settings)
         )

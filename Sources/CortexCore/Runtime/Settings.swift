@@ -66,6 +66,10 @@ public struct Setting: Sendable, Hashable {
         help: "Visibility timeout: seconds a delivered but unacknowledged stream entry (a work item, a task, a run request) may sit idle before another consumer claims it (XAUTOCLAIM).", usedBy: "all")
     public static let maxDeliveries = Setting(env: "CORTEX_MAX_DELIVERIES", flag: "max-deliveries", defaultValue: "5",
         help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream.", usedBy: "worker")
+    public static let workerConcurrency = Setting(env: "CORTEX_WORKER_CONCURRENCY", flag: "worker-concurrency", defaultValue: "16",
+        help: "Work items one worker runs at once. The worker reads as many entries as it has room for in one XREADGROUP and commits every item finished meanwhile in one transaction; 1 runs one item at a time.", usedBy: "worker")
+    public static let itemEventThreshold = Setting(env: "CORTEX_ITEM_EVENT_THRESHOLD", flag: "item-event-threshold", defaultValue: "0.25",
+        help: "Seconds a work item runs before its worker announces it (TASK_STARTED, then TASK_COMPLETE); items that finish sooner are reported together, one TASK_BATCH_COMPLETE per task and commit.", usedBy: "worker")
     public static let httpIdleTimeout = Setting(env: "CORTEX_HTTP_IDLE_TIMEOUT", flag: "http-idle-timeout", defaultValue: "30",
         help: "Seconds a connection to the ops endpoint (/healthz, /readyz, /metrics) may sit idle, or take to send its request head, before it is closed (slow-header clients cannot hold connections).", usedBy: "all")
     public static let retention = Setting(env: "CORTEX_RETENTION", flag: "retention", defaultValue: "604800",
@@ -181,7 +185,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, workerConcurrency, itemEventThreshold, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,

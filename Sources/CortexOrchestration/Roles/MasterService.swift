@@ -93,9 +93,11 @@ public struct MasterService: RoleService {
         log.info("master stopped", metadata: [LogKey.tasksHandedBack: "\(handedBack)"])
     }
 
-    private func writeRegistry(status: ProcessStatus) async throws {
+    /// Writes the registry hash and the heartbeat key; heartbeats go on the liveness connection (`on`), so
+    /// they never wait behind a large dispatch pipeline.
+    private func writeRegistry(status: ProcessStatus, on redis: RedisClient? = nil) async throws {
         let s = state.value
-        try await context.redis.run([
+        try await (redis ?? context.redis).run([
             .hset(CortexNames.masterRegistry(role), ["master": role.rawValue, "instance": context.instanceID, "node": context.nodeName,
                                                     "status": status.rawValue, "tasks_active": s.tasksActive, "workers_spawned": s.workersSeen.count,
                                                     "last_heartbeat": epochMilliseconds(), "experts": MasterExperts.format(security?.experts ?? [:])]),
@@ -111,7 +113,7 @@ public struct MasterService: RoleService {
             if Task.isCancelled { return }
             let active = state.value.tasksActive
             do {
-                try await writeRegistry(status: active > 0 ? .busy : .ready)
+                try await writeRegistry(status: active > 0 ? .busy : .ready, on: context.liveness)
                 await context.bus.notify(MasterHeartbeat(master: role.rawValue, instance: context.instanceID, tasksActive: active))
             } catch {
                 context.logger.warning("heartbeat failed: \(error)")
@@ -178,7 +180,7 @@ public struct MasterService: RoleService {
         // A task can outlast the claim timeout (it waits for its workers): without this, a standby replica
         // of this master would claim it as abandoned and do it all again (branches, PRs, handoffs twice).
         let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.masters, consumer: context.instanceID,
-                                                 claimIdle: claimIdle, redis: context.redis, logger: taskLog)
+                                                 claimIdle: claimIdle, redis: context.liveness, logger: taskLog)
         defer { keepAlive.cancel() }
         let started = Date()
         let (items, shardPlan) = await workItems(for: task, log: taskLog)

@@ -75,9 +75,18 @@ struct StreamConsumer {
     /// Hands each delivery to `handle` until graceful shutdown begins; read errors (Redis away) are
     /// logged, counted and retried after a second, never fatal.
     mutating func consume(context: ProcessContext, operation: String, handle: (Delivery) async -> Void) async {
+        await consumeBatches(context: context, operation: operation, room: { 1 }) { deliveries in
+            for delivery in deliveries { await handle(delivery) }
+        }
+    }
+
+    /// Hands the deliveries of each read to `handle` until graceful shutdown begins, asking the stream for
+    /// as many entries as `room` says there is room for (it may wait until there is some).
+    mutating func consumeBatches(context: ProcessContext, operation: String, room: () async -> Int, handle: ([Delivery]) async -> Void) async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let count = await room()
             do {
-                for delivery in try await next() { await handle(delivery) }
+                await handle(try await next(count: count))
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
                 // The stream or group vanished (a failover to a replica that never had it, a FLUSHALL): recreate, carry on.
                 context.logger.warning("\(operation): \(message); recreating the consumer group")

@@ -34,16 +34,25 @@ struct WorkerRegistration: Sendable {
         registered.withLock { $0 = true }
     }
 
-    /// Refreshes the heartbeat every heartbeat interval until cancelled (a missed beat is only logged by its absence).
+    /// Refreshes the heartbeat every heartbeat interval until cancelled (a missed beat is only logged by its
+    /// absence). The keys and the WORKER_HEARTBEAT go in one round trip on the liveness connection, so a
+    /// beat never waits behind the worker's batch commits.
     func heartbeats() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: context.heartbeatInterval)
             if Task.isCancelled { return }
-            _ = try? await context.redis.pipeline([
-                .hset(CortexNames.workerRegistry(workerID), ["last_heartbeat": epochMilliseconds()]),
-                .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
-            ])
-            await context.bus.notify(WorkerHeartbeat(worker: workerID, node: context.nodeName, status: ProcessStatus.alive.rawValue))
+            let beat = Envelope(WorkerHeartbeat(worker: workerID, node: context.nodeName, status: ProcessStatus.alive.rawValue), source: context.processName)
+            do {
+                try await context.liveness.run([
+                    .hset(CortexNames.workerRegistry(workerID), ["last_heartbeat": epochMilliseconds()]),
+                    .set(CortexNames.workerHeartbeat(workerID), context.nodeName, px: heartbeatMilliseconds),
+                ] + MessageBus.commands(for: beat))
+                context.metrics.messagePublished(channel: beat.channel, type: beat.type)
+            } catch {
+                // A late heartbeat says nothing true: never journaled.
+                context.metrics.redisError(operation: "publish")
+                context.logger.warning("heartbeat failed: \(error)")
+            }
         }
     }
 

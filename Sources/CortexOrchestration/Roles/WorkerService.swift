@@ -7,7 +7,9 @@ import Tracing
 import ServiceLifecycle
 
 /// A worker process: serves one or more pools, hands each work item to its skill (`SkillName.skill`) and
-/// commits the result idempotently, reporting start / progress / finish on cortex:workers:status.
+/// commits the result idempotently, reporting start / progress / finish on cortex:workers:status. Up to
+/// `CORTEX_WORKER_CONCURRENCY` items run at once (`InFlightWork`); their results are committed in batches
+/// (`WorkerService+BatchCommit`).
 /// Registration and heartbeats (`WorkerRegistration`), keep-alive (`StreamConsumer`), checkpoints and
 /// listings (`CheckpointStore`, `TaskListings`) and catalog registration (`CatalogRegistrar`) live apart.
 public struct WorkerService: RoleService {
@@ -28,6 +30,10 @@ public struct WorkerService: RoleService {
     let identities = FileIdentities()
     /// Per-file results of earlier runs, reused for unchanged files (nil: CORTEX_FILE_CACHE_MAX_MB=0).
     let fileCache: FileResultCache?
+    /// Items in flight at once (`CORTEX_WORKER_CONCURRENCY`).
+    let concurrency: Int
+    /// How long an item runs before it is announced on its own (`CORTEX_ITEM_EVENT_THRESHOLD`).
+    let eventThreshold: Duration
 
     public init(context: ProcessContext) throws {
         self.context = context
@@ -44,6 +50,8 @@ public struct WorkerService: RoleService {
         self.registration = WorkerRegistration(context: context, workerID: context.instanceID, pools: pools)
         self.claimIdle = try context.settings.seconds(.claimIdle)
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
+        self.concurrency = try context.settings.int(.workerConcurrency, range: 1...1024)
+        self.eventThreshold = try context.settings.seconds(.itemEventThreshold)
         self.checkpointEvery = .seconds(1)
         self.catalog = try CatalogClient(settings: context.settings)
         self.fileCache = try FileResultCache.configured(redis: context.redis, settings: context.settings)
@@ -73,22 +81,67 @@ public struct WorkerService: RoleService {
         try await registration.register(status: ProcessStatus.idle.rawValue)
         log.info("worker ready", metadata: [LogKey.workerPools: "\(pools.map(\.rawValue).joined(separator: ","))"])
 
+        let work = InFlightWork(limit: concurrency)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await registration.heartbeats() }
-            await consumer.consume(context: context, operation: "reading work") { await process($0) }
+            group.addTask { await supervise(work) }
+            group.addTask { await commitBatches(work) }
+            // One child task per item: an item may be long (a clone, a test suite, a model call), and one
+            // long item must not hold up the short ones read with it. Everything else an item needs from
+            // Redis is shared: the read (XREADGROUP COUNT <room>), the commit (one transaction for every
+            // item finished meanwhile), the keep-alives and TASK_STARTED (the supervisor, for all items).
+            await withDiscardingTaskGroup { items in
+                await consumer.consumeBatches(context: context, operation: "reading work", room: { await work.room() }) { deliveries in
+                    for delivery in deliveries {
+                        guard let text = delivery.entry.fields["item"], let item = try? WorkItem(wireJSON: text) else {
+                            items.addTask { await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context) }
+                            continue
+                        }
+                        let token = work.began(delivery, item: item)
+                        items.addTask { await process(item, delivery: delivery, token: token, work: work) }
+                    }
+                }
+            }
+            // Every item has ended and queued its result: the committer drains the queue and returns.
+            work.close()
             group.cancelAll()
         }
         await registration.deregister()
         log.info("worker stopped")
     }
 
-    private func process(_ delivery: StreamConsumer.Delivery) async {
-        guard let text = delivery.entry.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text) else {
-            await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context)
-            return
+    /// Keeps the entries of running items from looking abandoned (one pipelined keep-alive for all that are
+    /// due, on the liveness connection), and queues TASK_STARTED for items running past the event threshold.
+    private func supervise(_ work: InFlightWork) async {
+        let refreshEvery = max(claimIdle / 3, .milliseconds(200))
+        let tick = max(min(eventThreshold / 2, refreshEvery / 2), .milliseconds(20))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: tick)
+            if Task.isCancelled { return }
+            work.announceLongRunning(after: eventThreshold) { item in
+                Envelope(TaskStarted(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName, pool: item.pool.rawValue),
+                         source: context.processName, runID: item.runID)
+            }
+            let due = work.dueForKeepAlive(every: refreshEvery)
+            guard !due.isEmpty else { continue }
+            do {
+                let replies = try await StreamConsumer.keepAliveScript.runPipelined(context.liveness, calls: due.map { d in
+                    (keys: [d.delivery.stream], args: [CortexNames.Group.workers, workerID, d.delivery.entry.id] as [any RedisArgument])
+                })
+                for (d, reply) in zip(due, replies) where reply.int == 0 {
+                    work.markLost(d.token)
+                    context.logger.warning("\(d.delivery.entry.id) on \(d.delivery.stream) was claimed by another consumer while this one worked on it; left to them")
+                }
+            } catch {
+                // A missed refresh only risks a redelivery, which results and reports absorb.
+                context.logger.debug("keep-alive of \(due.count) entries failed: \(error)")
+            }
         }
-        // The item's span is a child of its master's task span (the entry's traceparent); the skill's model
-        // calls and the TASK_COMPLETE / TASK_FAILED announcement join it.
+    }
+
+    /// One item inside its span: a child of its master's task span (the entry's traceparent); the skill's
+    /// model calls and the item's TASK_COMPLETE / TASK_FAILED announcement carry it.
+    private func process(_ item: WorkItem, delivery: StreamConsumer.Delivery, token: Int, work: InFlightWork) async {
         await withSpan("work-item \(item.skill.rawValue)", context: TracePropagation.context(continuing: delivery.entry.fields[TracePropagation.field]),
                        ofKind: .consumer) { span in
             span.attributes["cortex.run.id"] = item.runID
@@ -98,26 +151,22 @@ public struct WorkerService: RoleService {
             span.attributes["cortex.worker"] = workerID
             span.attributes["cortex.node"] = context.nodeName
             if delivery.redelivered { span.attributes["cortex.item.redelivered"] = true }
-            await process(item, delivery: delivery, span: span)
+            await process(item, delivery: delivery, token: token, work: work, span: span)
         }
     }
 
-    private func process(_ item: WorkItem, delivery: StreamConsumer.Delivery, span: any Span) async {
-        let log = context.logger
-        var itemLog = log.forRun(item.runID)
+    private func process(_ item: WorkItem, delivery: StreamConsumer.Delivery, token: Int, work: InFlightWork, span: any Span) async {
+        var itemLog = context.logger.forRun(item.runID)
         itemLog[metadataKey: LogKey.itemID] = "\(item.id)"
         if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }
         if let deliveries = delivery.deliveries, deliveries > maxDeliveries {
             await bury(item, delivery: delivery, deliveries: deliveries, log: itemLog)
+            work.abandon(token)
             return
         }
-        await context.bus.notify(TaskStarted(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName, pool: item.pool.rawValue),
-                                 runID: item.runID)
         let started = ContinuousClock.now
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
                                 status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
-        let keepAlive = StreamConsumer.keepAlive(delivery, group: CortexNames.Group.workers, consumer: workerID, claimIdle: claimIdle, redis: context.redis, logger: itemLog)
-        defer { keepAlive.cancel() }
         do {
             let outcome = try await item.skill.skill.perform(item, context: skillContext(log: itemLog, redelivered: delivery.redelivered))
             result.status = outcome.outcome
@@ -140,7 +189,7 @@ public struct WorkerService: RoleService {
         span.attributes["cortex.item.status"] = result.status.rawValue
         span.attributes["cortex.item.files"] = result.filesExamined
         if result.status == .failed { span.setStatus(SpanStatus(code: .error, message: result.error)) }
-        await commit(result, item: item, delivery: delivery, log: itemLog)
+        await work.finish(token, result: result, item: item, delivery: delivery, log: itemLog)
         context.metrics.workItemFinished(pool: item.pool, outcome: result.status.rawValue, seconds: Double(result.durationMs) / 1000)
     }
 
@@ -166,16 +215,16 @@ public struct WorkerService: RoleService {
         ])
     }
 
+    /// One item's commit, for a poison item and for items whose batch the ACL refused (`commitBatches`).
     /// Writes the result once (HSETNX: an item finished again after a redelivery changes nothing), wakes
     /// the master, acknowledges and announces TASK_COMPLETE / TASK_FAILED, all in one round trip — so the
     /// announcement never runs ahead of the commit. While Redis is unreachable the same commands go to
     /// the journal and are applied on reconnect. The round trip is one MULTI/EXEC: a command this worker's
     /// Redis user may not run (NOPERM) aborts all of it, and the item is committed again as failed with the
     /// reason, without the refused commands (`omitting`: command and key), so its task can finish.
-    private func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [RedisCommand] = [],
+    func commit(_ result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger, extra: [RedisCommand] = [],
                         omitting refused: [[String]] = []) async {
-        let encoded: String
-        do { encoded = try WireJSON.encode(result) } catch { log.error("cannot encode result: \(error)"); return }
+        let encoded = result.wireJSON
         let announcement: Envelope = result.status == .succeeded
             ? Envelope(TaskComplete(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName, durationMs: result.durationMs),
                        source: context.processName, runID: item.runID)

@@ -19,6 +19,13 @@ public enum RepositoryCheckout {
     public static func localPath(for target: String, task: String, workDirectory: URL, timeout: Duration = .seconds(300)) throws -> URL {
         guard isRemote(target) else { return URL(fileURLWithPath: target) }
         let dir = workDirectory.appendingPathComponent("repos").appendingPathComponent("\(RepositoryFiles.hash(target))-\(task)")
+        // A worker runs several items of a task at once: the first clones, the others wait and share it.
+        return try clones.one(at: dir.path) { try clone(target, into: dir, timeout: timeout) }
+    }
+
+    private static let clones = CloneGate()
+
+    private static func clone(_ target: String, into dir: URL, timeout: Duration) throws -> URL {
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent(".git").path) { return dir }
         try FileManager.default.createDirectory(at: dir.deletingLastPathComponent(), withIntermediateDirectories: true)
         let partial = dir.appendingPathExtension("partial-\(ProcessInfo.processInfo.processIdentifier)")
@@ -46,5 +53,25 @@ public enum RepositoryCheckout {
     public static func name(of target: String) -> String {
         let last = target.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map(String.init) ?? target
         return last.hasSuffix(".git") ? String(last.dropLast(4)) : last
+    }
+}
+
+/// Directories being cloned by this process, one clone each at a time (callers are blocking threads).
+private final class CloneGate: @unchecked Sendable {  // `active` is guarded by `condition`
+    private let condition = NSCondition()
+    private var active: Set<String> = []
+
+    func one<T>(at path: String, _ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        while active.contains(path) { condition.wait() }
+        active.insert(path)
+        condition.unlock()
+        defer {
+            condition.lock()
+            active.remove(path)
+            condition.broadcast()
+            condition.unlock()
+        }
+        return try body()
     }
 }

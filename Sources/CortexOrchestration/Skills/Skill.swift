@@ -100,11 +100,9 @@ extension Skill {
     /// The size is `lstat`'s, as `FileManager.attributesOfItem` gave it, without the owner and group names
     /// that call also looks up for every file (a third of this function's time in `perf` of scripts/bench-scan).
     func readText(_ root: URL, _ path: String, limit: Int = 2 * 1024 * 1024) -> String? {
-        let full = root.appendingPathComponent(path).path
-        var info = stat()
-        guard lstat(full, &info) == 0, info.st_size <= limit, let data = FileManager.default.contents(atPath: full) else { return nil }
-        if data.prefix(8000).contains(0) { return nil }
-        return String(decoding: data, as: UTF8.self)
+        guard let bytes = FileContents.read(root.appendingPathComponent(path).path, limit: limit) else { return nil }
+        if bytes.prefix(8000).contains(0) { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Records sorted by their `path` (or first string field) so reports are stable across runs.

@@ -75,7 +75,8 @@ public struct SkillContext: Sendable {
 
     /// The same from async code: a clone runs on a thread of its own, not on the cooperative pool.
     func checkout(_ item: WorkItem) async throws -> URL {
-        guard RepositoryCheckout.isRemote(item.target) else { return URL(fileURLWithPath: item.target) }
+        // A directory by definition: saying so spares the stat URL(fileURLWithPath:) would make to find out.
+        guard RepositoryCheckout.isRemote(item.target) else { return URL(fileURLWithPath: item.target, isDirectory: true) }
         return try await BlockingExecutor.offload("cortex-clone") { [self] in try checkoutBlocking(item) }
     }
 

@@ -1,0 +1,192 @@
+import CortexCore
+import Logging
+import Synchronization
+
+/// A worker's work items between delivery and commit, shared by the tasks that run them, the loop that
+/// reads the stream, the committer (`ResultCommitter`) and the supervisor (keep-alives, late TASK_STARTED):
+///
+/// - how many items are in flight, against the worker's limit (`CORTEX_WORKER_CONCURRENCY`), so the reader
+///   asks the stream for as many entries as there is room for;
+/// - when each item started and whether TASK_STARTED was announced for it: only items still running after
+///   the event threshold are announced one by one (the supervisor queues the announcement); shorter ones are
+///   reported together in their batch's TASK_BATCH_COMPLETE;
+/// - what is waiting to be committed, in order: an announcement is queued under the same lock that decides
+///   how the item's end is reported, so TASK_STARTED always goes out before the item's TASK_COMPLETE.
+final class InFlightWork: Sendable {
+    /// One running item.
+    struct Running: Sendable {
+        var delivery: StreamConsumer.Delivery
+        var item: WorkItem
+        var started: ContinuousClock.Instant
+        /// When the entry's idle time was last reset (its delivery, or the last keep-alive).
+        var refreshed: ContinuousClock.Instant
+        var announced = false
+        /// Another consumer claimed the entry meanwhile: no more keep-alives (the result still counts once).
+        var lost = false
+    }
+
+    /// A finished item waiting for the committer; `committed` is resumed once its batch is written (or journaled).
+    struct Finished: Sendable {
+        var result: WorkResult
+        var item: WorkItem
+        var delivery: StreamConsumer.Delivery
+        var log: Logger
+        /// TASK_STARTED went out for it: its end is announced on its own (TASK_COMPLETE), not in a batch event.
+        var announced: Bool
+        /// The item's span (its TASK_COMPLETE / TASK_FAILED joins the item's trace; the committer runs outside it).
+        var traceparent: String?
+        var committed: CheckedContinuation<Void, Never>
+    }
+
+    /// What the committer takes, in the order it was queued.
+    enum Pending: Sendable {
+        case started(Envelope)
+        case finished(Finished)
+    }
+
+    private struct State {
+        var running: [Int: Running] = [:]
+        var nextToken = 0
+        var pending: [Pending] = []
+        var committerWaiting: CheckedContinuation<Void, Never>?
+        var readerWaiting: CheckedContinuation<Void, Never>?
+        var closed = false
+    }
+
+    /// The most items in flight at once.
+    let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    // MARK: - Reader
+
+    /// Waits until there is room for at least one more item and returns how many may be read.
+    func room() async -> Int {
+        while true {
+            let free = state.withLock { limit - $0.running.count }
+            if free > 0 { return free }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.running.count < limit { return true }
+                    s.readerWaiting = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        }
+    }
+
+    /// Counts an item as in flight from its delivery on; returns its token.
+    func began(_ delivery: StreamConsumer.Delivery, item: WorkItem) -> Int {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            s.nextToken += 1
+            s.running[s.nextToken] = Running(delivery: delivery, item: item, started: now, refreshed: now)
+            return s.nextToken
+        }
+    }
+
+    /// Ends an item without a result of its own to commit (it was dead-lettered or buried on its own path).
+    func abandon(_ token: Int) {
+        let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.running[token] = nil
+            defer { s.readerWaiting = nil }
+            return s.readerWaiting
+        }
+        reader?.resume()
+    }
+
+    // MARK: - Items
+
+    /// Queues a finished item for the committer and returns once its batch is committed (or journaled).
+    func finish(_ token: Int, result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger) async {
+        let traceparent = TracePropagation.current
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let (committer, reader) = state.withLock { s -> (CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?) in
+                let announced = s.running.removeValue(forKey: token)?.announced ?? false
+                s.pending.append(.finished(Finished(result: result, item: item, delivery: delivery, log: log, announced: announced, traceparent: traceparent, committed: c)))
+                defer { s.committerWaiting = nil; s.readerWaiting = nil }
+                return (s.committerWaiting, s.readerWaiting)
+            }
+            committer?.resume()
+            reader?.resume()
+        }
+    }
+
+    // MARK: - Committer
+
+    /// Everything queued since the last call, at most `max` entries; waits while nothing is; nil once
+    /// `close()` was called and everything queued was taken.
+    func nextBatch(max: Int) async -> [Pending]? {
+        while true {
+            let taken = state.withLock { s -> [Pending]?? in
+                if !s.pending.isEmpty {
+                    let n = Swift.min(max, s.pending.count)
+                    let batch = Array(s.pending.prefix(n))
+                    s.pending.removeFirst(n)
+                    return .some(batch)
+                }
+                return s.closed ? .some(nil) : nil
+            }
+            if let taken { return taken }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if !s.pending.isEmpty || s.closed { return true }
+                    s.committerWaiting = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        }
+    }
+
+    /// No more items will start: the committer ends once it has taken what is queued.
+    func close() {
+        let committer = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.closed = true
+            defer { s.committerWaiting = nil }
+            return s.committerWaiting
+        }
+        committer?.resume()
+    }
+
+    // MARK: - Supervisor
+
+    /// Items running for at least `threshold` that were not announced yet: marks them announced and queues
+    /// their TASK_STARTED (built by `announcement`) for the committer, ahead of anything they queue later.
+    func announceLongRunning(after threshold: Duration, announcement: (WorkItem) -> Envelope) {
+        let now = ContinuousClock.now
+        let committer = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            var queued = false
+            for (token, r) in s.running where !r.announced && now - r.started >= threshold {
+                s.running[token]?.announced = true
+                s.pending.append(.started(announcement(r.item)))
+                queued = true
+            }
+            guard queued else { return nil }
+            defer { s.committerWaiting = nil }
+            return s.committerWaiting
+        }
+        committer?.resume()
+    }
+
+    /// Entries whose idle time was last reset at least `every` ago (and that are still ours), marked refreshed now.
+    func dueForKeepAlive(every: Duration) -> [(token: Int, delivery: StreamConsumer.Delivery)] {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            var due: [(Int, StreamConsumer.Delivery)] = []
+            for (token, r) in s.running where !r.lost && now - r.refreshed >= every {
+                s.running[token]?.refreshed = now
+                due.append((token, r.delivery))
+            }
+            return due
+        }
+    }
+
+    /// Stops refreshing an entry another consumer took.
+    func markLost(_ token: Int) { state.withLock { $0.running[token]?.lost = true } }
+
+    /// How many items are in flight.
+    var count: Int { state.withLock { $0.running.count } }
+}

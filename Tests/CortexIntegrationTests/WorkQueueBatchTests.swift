@@ -1,0 +1,129 @@
+import CortexControl
+import CortexCore
+@testable import CortexOrchestration
+import Foundation
+import Testing
+
+/// The worker's batch path with real worker processes and a real redis-server: many items in flight per
+/// worker, read in batches and committed in group transactions, with the short items reported together.
+@Suite(.serialized) struct WorkQueueBatchTests {
+    static let stream = CortexNames.workStream(.catalog)
+
+    /// Queues `count` language-census items of task `task` over `target` in one pipeline.
+    static func enqueue(_ redis: RedisClient, task: String, count: Int, target: URL) async throws -> [WorkItem] {
+        let items = (0..<count).map { i in
+            WorkItem(id: "\(task).\(i)", taskID: task, runID: "run-\(task)", master: .inventory, pool: .catalog, skill: .languageCensus,
+                     target: target.path, shard: 0, shards: 1)
+        }
+        try await redis.ensureGroup(stream, group: CortexNames.Group.workers)
+        try await redis.run(items.map { .xadd(stream, fields: [("item", $0.wireJSON)]) })
+        return items
+    }
+
+    /// The work item messages in the event history, decoded, oldest first.
+    static func workEvents(_ redis: RedisClient) async throws -> [Envelope] {
+        try await redis.xrange(CortexNames.eventHistory).compactMap { entry in
+            entry.fields["message"].flatMap { try? EnvelopeDecoder().decode(Array($0.utf8), channel: nil).get() }
+        }.filter { $0.channel == .workersStatus }
+    }
+
+    /// Item ids each completion message reported (a batch counts each of its items).
+    static func completed(_ events: [Envelope]) -> [String] {
+        events.flatMap { e -> [String] in
+            if let p = try? e.payload(TaskBatchComplete.self) { return p.itemIDs }
+            if let p = try? e.payload(TaskComplete.self) { return [p.itemID] }
+            return []
+        }
+    }
+
+    @Test func manyItemsInFlightAreReadAndCommittedInBatches() async throws {
+        let suite = try await RecoveryTests.suite("batch", ["CORTEX_WORKER_CONCURRENCY": "16"])
+        let redis = RecoveryTests.client(suite)
+        defer { redis.close() }
+        let items = try await Self.enqueue(redis, task: "t-batch", count: 300, target: try makeRepository())
+        try suite.startWorker(pools: [.catalog])
+        #expect(await eventually(timeout: .seconds(60)) { (try? await redis.send(.hlen(CortexNames.taskResults("t-batch"))).int) == 300 })
+        let results = try await redis.hgetall(CortexNames.taskResults("t-batch")).mapValues { try WireJSON.decode(WorkResult.self, from: $0) }
+        #expect(Set(results.keys) == Set(items.map(\.id)))
+        #expect(results.values.allSatisfy { $0.status == .succeeded && $0.worker == "worker-1" && ($0.fileCache?.files ?? $0.filesExamined) == 8 })
+        // Every entry acknowledged and deleted; the worker counted each item once.
+        #expect(try await redis.xpending(Self.stream, group: CortexNames.Group.workers).isEmpty)
+        #expect(try await redis.send("XLEN", Self.stream).int == 0)
+        #expect(await eventually { (try? await redis.hget(CortexNames.workerRegistry("worker-1"), "items_done")) == "300" })
+        // Each item reported done exactly once, and the short ones together: fewer messages than items.
+        let events = try await Self.workEvents(redis)
+        let done = Self.completed(events)
+        #expect(done.count == 300 && Set(done) == Set(items.map(\.id)))
+        let batches = events.filter { $0.type == .TASK_BATCH_COMPLETE }
+        #expect(!batches.isEmpty && batches.count < 300, "\(batches.count) batch messages for 300 items")
+        // An item announced on its own (it ran past the threshold on a slow machine) starts before it completes.
+        let started = events.compactMap { try? $0.payload(TaskStarted.self).itemID }
+        let individually = events.compactMap { try? $0.payload(TaskComplete.self).itemID }
+        #expect(Set(started) == Set(individually))
+        await suite.stop()
+    }
+
+    @Test func itemsRunningPastTheThresholdAreAnnouncedOneByOneInOrder() async throws {
+        // No file cache: every item reads its 3,000 files, long enough to pass a 1 ms threshold.
+        let suite = try await RecoveryTests.suite("announce", ["CORTEX_ITEM_EVENT_THRESHOLD": "0.001", "CORTEX_FILE_CACHE_MAX_MB": "0"])
+        let redis = RecoveryTests.client(suite)
+        defer { redis.close() }
+        let target = try SyntheticRepository.make(at: suite.workDirectory.appendingPathComponent("target"), files: 3000)
+        let items = try await Self.enqueue(redis, task: "t-long", count: 12, target: target)
+        try suite.startWorker(pools: [.catalog])
+        #expect(await eventually(timeout: .seconds(60)) { (try? await redis.send(.hlen(CortexNames.taskResults("t-long"))).int) == 12 })
+        let events = try await Self.workEvents(redis)
+        #expect(Set(Self.completed(events)) == Set(items.map(\.id)) && Self.completed(events).count == 12)
+        var seenStart: Set<String> = []
+        var announced = 0
+        for e in events {
+            if let p = try? e.payload(TaskStarted.self) { seenStart.insert(p.itemID) }
+            if let p = try? e.payload(TaskComplete.self) {
+                #expect(seenStart.contains(p.itemID), "TASK_COMPLETE of \(p.itemID) before its TASK_STARTED")
+                announced += 1
+            }
+        }
+        #expect(announced > 0, "no item ran past the 1 ms threshold")
+        await suite.stop()
+    }
+
+    @Test func workerKilledMidBatchHasItsItemsRedoneAndCountedOnce() async throws {
+        // Items that read 2,000 files each, 8 at a time: the worker holds a batch when it is killed.
+        let suite = try await RecoveryTests.suite("killbatch", RecoveryTests.fast.merging(["CORTEX_WORKER_CONCURRENCY": "8", "CORTEX_FILE_CACHE_MAX_MB": "0"]) { $1 })
+        let redis = RecoveryTests.client(suite)
+        defer { redis.close() }
+        let target = try SyntheticRepository.make(at: suite.workDirectory.appendingPathComponent("target"), files: 2000)
+        let items = try await Self.enqueue(redis, task: "t-kill", count: 120, target: target)
+        let victim = try suite.startWorker(pools: [.catalog])
+        // Killed once it has committed some items and holds others.
+        var held: [PendingEntry] = []
+        #expect(await eventually(timeout: .seconds(60)) {
+            let done = (try? await redis.send(.hlen(CortexNames.taskResults("t-kill"))).int) ?? 0
+            held = (try? await redis.xpending(Self.stream, group: CortexNames.Group.workers, count: 100, consumer: victim.name)) ?? []
+            return done >= 10 && held.count >= 2
+        })
+        victim.signal(SIGKILL)
+        _ = await victim.wait(timeout: .seconds(5))
+        let stranded = try await redis.xpending(Self.stream, group: CortexNames.Group.workers, count: 100, consumer: victim.name)
+        #expect(!stranded.isEmpty, "the kill stranded nothing")
+        let doneAtKill = try await redis.send(.hlen(CortexNames.taskResults("t-kill"))).int ?? 0
+        #expect(doneAtKill < 120)
+        try suite.startWorker(pools: [.catalog])
+        #expect(await eventually(timeout: .seconds(90)) { (try? await redis.send(.hlen(CortexNames.taskResults("t-kill"))).int) == 120 })
+        let results = try await redis.hgetall(CortexNames.taskResults("t-kill")).mapValues { try WireJSON.decode(WorkResult.self, from: $0) }
+        #expect(Set(results.keys) == Set(items.map(\.id)))
+        // What the victim held was redone by the survivor (the results it committed before the kill stay
+        // its own); nothing is left pending or in the stream.
+        #expect(results.values.filter { $0.worker == "worker-1" }.count >= doneAtKill)
+        #expect(results.values.filter { $0.worker == "worker-2" }.count >= stranded.count)
+        #expect(try await redis.xpending(Self.stream, group: CortexNames.Group.workers).isEmpty)
+        #expect(try await redis.send("XLEN", Self.stream).int == 0)
+        // Counted once: each item has one result, and the completion messages name each item once, plus
+        // once more for every result another worker had already committed (recorded as a duplicate).
+        let duplicates = Int(try await redis.hget(CortexNames.taskDuplicates("t-kill"), "count") ?? "0") ?? 0
+        let done = Self.completed(try await Self.workEvents(redis))
+        #expect(Set(done) == Set(items.map(\.id)))
+        #expect(done.count == 120 + duplicates)
+        await suite.stop()
+    }
+}
