@@ -155,10 +155,18 @@ final class OTLPReceiver: @unchecked Sendable {
         }
         // Messages sent inside a span carry it: the masters' reports (the task span), phase starts (the
         // run's), and an item's own TASK_COMPLETE / TASK_FAILED when it is announced on its own.
-        let traced = messages.filter { [.MASTER_REPORT_PUBLISHED, .PHASE_3_START, .TASK_COMPLETE, .TASK_FAILED].contains($0.type) }
-        #expect(traced.filter { $0.type == .MASTER_REPORT_PUBLISHED }.count == tasks.count)
-        #expect(traced.allSatisfy { $0.traceparent?.hasPrefix("00-\(root.traceID)-") == true }, "\(traced.map { "\($0.type) \($0.traceparent ?? "none")" })")
-        let reportSpans = Set(traced.filter { $0.type == .MASTER_REPORT_PUBLISHED }.compactMap { $0.traceparent?.split(separator: "-").dropFirst(2).first.map(String.init) })
+        let tracedTypes: Set<MessageType> = [.MASTER_REPORT, .PHASE_3_START, .TASK_COMPLETE, .TASK_FAILED]
+        let traced = messages.filter { tracedTypes.contains($0.type) }
+        let reports = traced.filter { $0.type == .MASTER_REPORT }
+        #expect(reports.count == tasks.count)
+        let prefix = "00-\(root.traceID)-"
+        let untraced = traced.filter { !($0.traceparent ?? "").hasPrefix(prefix) }.map { "\($0.type.rawValue) \($0.traceparent ?? "none")" }
+        #expect(untraced.isEmpty, "\(untraced)")
+        var reportSpans: Set<String> = []
+        for report in reports {
+            let parts = (report.traceparent ?? "").split(separator: "-")
+            if parts.count == 4 { reportSpans.insert(String(parts[2])) }
+        }
         #expect(reportSpans == taskIDs, "each report names its task span")
         let itemIDs = Set(items.map(\.spanID))
         let workerLines = logs.filter { $0.0.hasPrefix("worker") }.flatMap { $0.1.split(separator: "\n") }

@@ -44,9 +44,9 @@ public struct JSONLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         // One name for one idea: the run's id is the top-level `run_id`, never also `cortex.run.id`.
         for (key, value) in merged { object[key == LogKey.runID ? "run_id" : key] = Self.json(value) }
-        if let trace = InstrumentationContext.current?.traceContext {
-            object["trace_id"] = .string(trace.traceID.description)
-            object["span_id"] = .string(trace.spanID.description)
+        if object[LogKey.traceID] == nil, let trace = InstrumentationContext.current?.traceContext {
+            object[LogKey.traceID] = .string(trace.traceID.description)
+            object[LogKey.spanID] = .string(trace.spanID.description)
         }
         if event.level >= .error { object["source_location"] = .string("\(event.file.split(separator: "/").last ?? ""):\(event.line)") }
         let line = JSONValue.object(object).description + "\n"

@@ -5,6 +5,10 @@ import Logging
 /// others follow the `cortex.<thing>.<attribute>` pattern.
 public enum LogKey {
     public static let runID = "cortex.run.id"
+    /// The W3C trace and span ids of the span a line belongs to (tracing on): set from the active span, or
+    /// carried on a logger for a line written outside it (a worker's batch committer).
+    public static let traceID = "trace_id"
+    public static let spanID = "span_id"
     public static let runGoal = "cortex.run.goal"
     public static let runTargets = "cortex.run.targets"
     public static let taskID = "cortex.task.id"

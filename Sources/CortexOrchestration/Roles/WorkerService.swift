@@ -158,6 +158,11 @@ public struct WorkerService: RoleService {
     private func process(_ item: WorkItem, delivery: StreamConsumer.Delivery, token: Int, work: InFlightWork, span: any Span) async {
         var itemLog = context.logger.forRun(item.runID)
         itemLog[metadataKey: LogKey.itemID] = "\(item.id)"
+        // The committer logs the item's end outside its span: the logger carries the span's ids.
+        if let trace = span.context.traceContext {
+            itemLog[metadataKey: LogKey.traceID] = "\(trace.traceID)"
+            itemLog[metadataKey: LogKey.spanID] = "\(trace.spanID)"
+        }
         if delivery.redelivered { context.metrics.redelivered(kind: "work-item") }
         if let deliveries = delivery.deliveries, deliveries > maxDeliveries {
             await bury(item, delivery: delivery, deliveries: deliveries, log: itemLog)
