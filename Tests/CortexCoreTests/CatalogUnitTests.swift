@@ -91,15 +91,15 @@ import Testing
     }
 
     /// The byte scan for control characters agrees with the Unicode general category on every scalar
-    /// up to U+3000 and a few beyond.
+    /// up to U+07FF (every one- and two-byte form) and a few beyond.
     @Test func controlCharactersAreFoundFromTheBytes() {
-        let scalars = (0...0x3000).compactMap(Unicode.Scalar.init) + [Unicode.Scalar(0x1F600)!, Unicode.Scalar(0xFEFF)!, Unicode.Scalar(0x10FFFF)!]
+        let scalars = (0...0x7FF).compactMap(Unicode.Scalar.init) + [Unicode.Scalar(0x2028)!, Unicode.Scalar(0x1F600)!, Unicode.Scalar(0xFEFF)!, Unicode.Scalar(0x10FFFF)!]
         for scalar in scalars {
             let text = "a" + String(Character(scalar)) + "b"
             #expect(CatalogValidation.containsControl(text) == (scalar.properties.generalCategory == .control), "U+\(String(scalar.value, radix: 16))")
         }
         #expect(throws: CatalogError(.invalid, "asset.name contains a control character")) {
-            try CatalogValidation.check(AssetInput(type: .NODE, name: "a\u{85}b"))
+            try CatalogValidation.check(AssetInput(id: "node:x", type: .NODE, name: "a\u{85}b"))
         }
         #expect(throws: CatalogError(.invalid, "asset.name: at most 253 characters, got 254")) {
             try CatalogValidation.check(AssetInput(type: .NODE, name: String(repeating: "é", count: 254)))
