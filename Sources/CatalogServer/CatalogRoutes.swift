@@ -159,16 +159,17 @@ struct CatalogRoutes: Sendable {
         init(json: JSONValue) throws {
             guard case .object(let o) = json else { throw CatalogError(.invalid, "the body must be a JSON object {assets, relations}") }
             guard case .array(let assets)? = o["assets"] else { throw CatalogError(.invalid, "missing field 'assets' (an array)") }
-            // Refused before anything is read per asset (the store checks the same limit).
+            // Refused before anything is read per asset: more items than the schema's maxItems is a bad
+            // request (400); 413 is for a body over CORTEX_CATALOG_MAX_BODY.
             guard assets.count <= CatalogLimits.maxBatch else {
-                throw CatalogError(.tooLarge, "at most \(CatalogLimits.maxBatch) assets and \(CatalogLimits.maxBatch) relations per batch")
+                throw CatalogError(.invalid, "at most \(CatalogLimits.maxBatch) assets per batch, got \(assets.count)")
             }
             self.assets = try assets.enumerated().map { try AssetInput(json: $1, at: "assets[\($0)]") }
             switch o["relations"] {
             case nil, .null?: relations = []
             case .array(let r)?:
                 guard r.count <= CatalogLimits.maxBatch else {
-                    throw CatalogError(.tooLarge, "at most \(CatalogLimits.maxBatch) assets and \(CatalogLimits.maxBatch) relations per batch")
+                    throw CatalogError(.invalid, "at most \(CatalogLimits.maxBatch) relations per batch, got \(r.count)")
                 }
                 relations = try r.enumerated().map { try RelationInput(json: $1, at: "relations[\($0)]") }
             default: throw CatalogError(.invalid, "field 'relations' must be an array")
