@@ -82,10 +82,13 @@ public enum CatalogValidation {
 
     /// `label` filter text `key=value` split, or an error.
     public static func labelPair(_ text: String) throws -> (String, String) {
-        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+        // Split at the first "=" scalar: as a Character, "=" followed by a combining mark or an emoji
+        // modifier is another character, and `key=value` would not be found (schemathesis sent "õ=🏻").
+        let scalars = text.unicodeScalars
+        guard let eq = scalars.firstIndex(of: "="), eq != scalars.startIndex else {
             throw CatalogError(.invalid, "label filter must be key=value, got '\(text)'")
         }
-        return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+        return (String(scalars[..<eq]), String(scalars[scalars.index(after: eq)...]))
     }
 
     /// The words of a text: lower-cased runs of letters and digits (ids, names, namespaces and search text alike).

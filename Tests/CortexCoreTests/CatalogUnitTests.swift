@@ -119,6 +119,15 @@ import Testing
         #expect(try JSONText.parse(text)["data"] == (try JSONText.parse(library)))
     }
 
+    /// A label filter splits at the first "=" scalar, even where "=" and what follows form one character.
+    @Test func labelFiltersSplitAtTheFirstEqualsScalar() throws {
+        #expect(try CatalogValidation.labelPair("app=web=1") == ("app", "web=1"))
+        #expect(try CatalogValidation.labelPair("\u{80}õ=\u{1F3FB}ô") == ("\u{80}õ", "\u{1F3FB}ô"))
+        #expect(try CatalogValidation.labelPair("k=\u{301}") == ("k", "\u{301}"))
+        #expect(throws: CatalogError.self) { try CatalogValidation.labelPair("=v") }
+        #expect(throws: CatalogError.self) { try CatalogValidation.labelPair("novalue") }
+    }
+
     @Test func cursorsRoundTripAnyID() throws {
         for id in ["pod:shop/web-1", "ünïcode:ns/✓", "a"] {
             #expect(try CatalogStore.decodeCursor(CatalogStore.encodeCursor(id)) == id)
