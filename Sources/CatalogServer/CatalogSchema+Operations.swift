@@ -86,13 +86,13 @@ extension CatalogSchema {
             ) { _, args, context, _ in
                 let c = try live(context)
                 let inputs = try (args["assets"].array ?? []).map(parseAssetInput)
-                let relations = try (args["relations"].array ?? []).map { try decodeInput($0, as: RelationInput.self)! }
+                let relations = try (args["relations"].array ?? []).map(parseRelationInput)
                 let s = try await c.store.write(inputs, relations: relations, mode: .upsert, by: c.principal.name, reloadUnchanged: false).summary
                 return ["created": s.created, "updated": s.updated, "unchanged": s.unchanged, "relations": s.relations] as [String: any Sendable]
             },
             "addRelation": GraphQLField(type: GraphQLNonNull(objects.relation), args: ["input": GraphQLArgument(type: GraphQLNonNull(inputs.relation))]) { _, args, context, _ in
                 let c = try live(context)
-                let input = try decodeInput(args["input"], as: RelationInput.self)!
+                let input = try parseRelationInput(args["input"])
                 return MapConversion.source(try await c.store.addRelation(input, by: c.principal.name))
             },
             "removeRelation": GraphQLField(type: GraphQLNonNull(GraphQLBoolean), args: [

@@ -53,7 +53,9 @@ public enum CatalogSchema {
         }
     }
 
-    /// An `AssetInput` from GraphQL, whose labels are a list of {key, value}.
+    /// An `AssetInput` from GraphQL, whose labels are a list of {key, value}. Read field by field
+    /// (`AssetInput(json:at:)`), not through a `Decodable` text round trip: `upsertAssets` reads up to
+    /// 5,000 of them per request.
     static func parseAssetInput(_ value: Map) throws -> AssetInput {
         guard case .dictionary(var fields) = value else { throw CatalogError(.invalid, "input must be an object") }
         if let labels = fields["labels"]?.array {
@@ -65,7 +67,12 @@ public enum CatalogSchema {
             }
             fields["labels"] = .dictionary(object)
         }
-        return try decodeInput(.dictionary(fields), as: AssetInput.self)!
+        return try AssetInput(json: MapConversion.json(.dictionary(fields)), at: "input")
+    }
+
+    /// A `RelationInput` from GraphQL.
+    static func parseRelationInput(_ value: Map) throws -> RelationInput {
+        try RelationInput(json: MapConversion.json(value), at: "relation")
     }
 
     static func assetEvents(_ c: CatalogContext, _ type: MessageType, type assetType: String?) -> AnySendableStream {

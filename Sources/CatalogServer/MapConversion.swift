@@ -45,9 +45,11 @@ enum MapConversion {
     }
 
     static func source(_ page: AssetPage) -> [String: any Sendable] {
-        let edges: [any Sendable] = page.items.map { ["cursor": CatalogStore.encodeCursor($0.id), "node": source($0)] as [String: any Sendable] }
+        // Each asset's source is built once and shared by `edges` and `nodes`.
+        let nodes = page.items.map { source($0) }
+        let edges: [any Sendable] = zip(page.items, nodes).map { ["cursor": CatalogStore.encodeCursor($0.id), "node": $1] as [String: any Sendable] }
         return [
-            "edges": edges, "nodes": page.items.map { source($0) } as [any Sendable],
+            "edges": edges, "nodes": nodes as [any Sendable],
             "pageInfo": ["hasNextPage": page.hasNextPage, "endCursor": page.endCursor as (any Sendable)?] as [String: any Sendable],
         ]
     }

@@ -1,8 +1,8 @@
 import CortexCore
 import Foundation
 
-/// A client of catalog-api's GraphQL endpoint, for workers (register what they found) and the
-/// coordinator (catalog totals before and after a run). Uses Cortex's libcurl client.
+/// A client of catalog-api, for workers (register what they found, through the REST batch route) and
+/// the coordinator (catalog totals before and after a run, through GraphQL). Uses Cortex's libcurl client.
 public struct CatalogClient: Sendable {
     public let baseURL: String
     private let token: String?
@@ -20,21 +20,19 @@ public struct CatalogClient: Sendable {
         self.init(baseURL: url, token: try settings.secret(.catalogToken, file: .catalogTokenFile))
     }
 
-    static let upsertMutation = """
-    mutation Register($assets: [AssetInput!]!, $relations: [RelationInput!]) {
-      upsertAssets(assets: $assets, relations: $relations) { created updated unchanged relations }
-    }
-    """
-
-    /// Registers assets and relations in one idempotent batch (the design's WORKER-TO-CATALOG pattern).
+    /// Registers assets and relations in one idempotent batch (the design's WORKER-TO-CATALOG pattern)
+    /// through `POST /api/v1/batch`: the same store call as GraphQL's `upsertAssets`, without the
+    /// GraphQL library's coercion of a 1,000-asset variable (most of a batch's time; docs/benchmarks.md).
     public func upsert(_ assets: [AssetInput], relations: [RelationInput] = []) async throws -> UpsertSummary {
-        let variables: JSONValue = [
-            "assets": .array(try assets.map(Self.graphQLInput)),
-            "relations": .array(try relations.map { try JSONValue(encoding: $0) }),
-        ]
-        let data = try await graphQL(Self.upsertMutation, variables: variables)
-        guard let result = data["upsertAssets"] else { throw CatalogClientError("no upsertAssets in the answer") }
-        return try result.decode(UpsertSummary.self)
+        let body: JSONValue = ["assets": .array(assets.map(\.json)), "relations": .array(relations.map(\.json))]
+        let response = try await post("/api/v1/batch", body: body)
+        let json = try? JSONText.parse(response.body)
+        guard response.status == 200, let json, let created = json["created"]?.intValue, let updated = json["updated"]?.intValue,
+              let unchanged = json["unchanged"]?.intValue, let added = json["relations"]?.intValue else {
+            let message = json?["error"]?["message"]?.stringValue ?? "no summary in the answer"
+            throw CatalogClientError("catalog-api (\(response.status)): \(message)")
+        }
+        return UpsertSummary(created: created, updated: updated, unchanged: unchanged, relations: added)
     }
 
     /// Every asset matching `filter` as (id, type, health status), page by page.
@@ -76,20 +74,8 @@ public struct CatalogClient: Sendable {
 
     /// Runs a GraphQL operation; GraphQL errors and HTTP failures are thrown with their message.
     public func graphQL(_ query: String, variables: JSONValue) async throws -> JSONValue {
-        var headers = ["Content-Type": "application/json"]
-        if let token, !token.isEmpty { headers["Authorization"] = "Bearer \(token)" }
-        let body: JSONValue = ["query": .string(query), "variables": variables]
-        var response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
-        // catalog-api limits concurrent operations per token (429 with Retry-After); workers share a token,
-        // so a busy moment is waited out a few times rather than failing the registration.
-        var attempt = 0
-        while response.status == 429, attempt < 5 {
-            attempt += 1
-            let wait = response.headers["retry-after"].flatMap(Double.init).flatMap { $0.isFinite ? min(max($0, 0.05), 5) : nil } ?? 0.2 * Double(attempt)
-            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
-            response = try await HTTPClient.request("POST", url: "\(baseURL)/graphql", headers: headers, body: Array(body.description.utf8), timeout: timeout)
-        }
-        guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(response.body)) else {
+        let response = try await post("/graphql", body: ["query": .string(query), "variables": variables])
+        guard let json = try? JSONText.parse(response.body) else {
             throw CatalogClientError("catalog-api answered \(response.status) without JSON")
         }
         if let errors = json["errors"]?.arrayValue, !errors.isEmpty {
@@ -100,14 +86,22 @@ public struct CatalogClient: Sendable {
         return data
     }
 
-    /// GraphQL's AssetInput takes labels as a list of {key, value}.
-    static func graphQLInput(_ input: AssetInput) throws -> JSONValue {
-        var object = try JSONValue(encoding: input).objectValue ?? [:]
-        object["expectedVersion"] = nil
-        if let labels = input.labels {
-            object["labels"] = .array(labels.sorted { $0.key < $1.key }.map { ["key": .string($0.key), "value": .string($0.value)] })
+    /// POSTs JSON with the token. catalog-api limits concurrent GraphQL operations per token (429 with
+    /// Retry-After); workers share a token, so a busy moment is waited out a few times rather than failing
+    /// the registration.
+    private func post(_ path: String, body: JSONValue) async throws -> HTTPResponse {
+        var headers = ["Content-Type": "application/json"]
+        if let token, !token.isEmpty { headers["Authorization"] = "Bearer \(token)" }
+        let bytes = Array(body.description.utf8)
+        var response = try await HTTPClient.request("POST", url: baseURL + path, headers: headers, body: bytes, timeout: timeout)
+        var attempt = 0
+        while response.status == 429, attempt < 5 {
+            attempt += 1
+            let wait = response.headers["retry-after"].flatMap(Double.init).flatMap { $0.isFinite ? min(max($0, 0.05), 5) : nil } ?? 0.2 * Double(attempt)
+            try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+            response = try await HTTPClient.request("POST", url: baseURL + path, headers: headers, body: bytes, timeout: timeout)
         }
-        return .object(object)
+        return response
     }
 }
 

@@ -25,12 +25,22 @@ enum CatalogScripts {
       if json == nil or json == false or json == '' then return {} end
       return cjson.decode(json)
     end
+    -- What a read returns per asset, `{doc, version, first_seen, last_seen, checked_at}` (CatalogStore.assemble).
+    local function records(ids)
+      local out = {}
+      for i, id in ipairs(ids) do out[i] = redis.call('HMGET', N.asset .. id, 'doc', 'version', 'first_seen', 'last_seen', 'checked_at') end
+      return out
+    end
 
     """
 
     /// ARGV: names, now (ms), mode (create | update | upsert), assets JSON, relations JSON.
     /// Checks every asset and relation first and writes nothing if one fails.
     /// Returns `{0, code, message}` or `{1, relationsAdded, id, outcome, version, firstSeen, previousHealth, ...}`.
+    ///
+    /// Writes to keys many assets of a batch share (`idx:type:POD`, an edge hash of a node, the counters)
+    /// are gathered and sent as one command per key at the end: a batch of 1,000 pods costs a few
+    /// thousand commands rather than tens of thousands (docs/benchmarks.md).
     static let upsert = RedisScript(prelude + """
     local now = tonumber(ARGV[2])
     local mode = ARGV[3]
@@ -52,14 +62,41 @@ enum CatalogScripts {
       current[i] = h
       inBatch[a.id] = true
     end
+    -- An endpoint outside the batch is looked up once, however many edges of the batch point at it.
+    local exists = {}
     for _, r in ipairs(rels) do
       for _, id in ipairs({r.from, r.to}) do
-        if not inBatch[id] and redis.call('EXISTS', N.asset .. id) == 0 then
-          return {0, 'NOT_FOUND', 'relation ' .. r.from .. ' ' .. r.kind .. ' ' .. r.to .. ': asset ' .. id .. ' does not exist'}
+        if not inBatch[id] and not exists[id] then
+          if redis.call('EXISTS', N.asset .. id) == 0 then
+            return {0, 'NOT_FOUND', 'relation ' .. r.from .. ' ' .. r.kind .. ' ' .. r.to .. ': asset ' .. id .. ' does not exist'}
+          end
+          exists[id] = true
         end
       end
     end
+    -- Gathered writes: key -> flat argument list.
+    local zadds, zrems, hsets, deltas = {}, {}, {}, {}
+    local function push(t, key, a, b)
+      local l = t[key]
+      if not l then l = {}; t[key] = l end
+      l[#l + 1] = a
+      if b ~= nil then l[#l + 1] = b end
+    end
+    local function tally(dimension, value, delta)
+      if value == nil or value == '' then return end
+      local d = deltas[dimension]
+      if not d then d = {}; deltas[dimension] = d end
+      d[value] = (d[value] or 0) + delta
+    end
+    -- unpack() is limited to a few thousand values, so long lists go in slices (even: pairs stay whole).
+    -- Returns the sum of the replies (HSET: fields that were new).
+    local function send(cmd, key, args)
+      local n = 0
+      for i = 1, #args, 4000 do n = n + redis.call(cmd, key, unpack(args, i, math.min(i + 3999, #args))) end
+      return n
+    end
     local hour = tostring(math.floor(now / 3600000))
+    local created = 0
     local out = {1, 0}
     for i, a in ipairs(assets) do
       local key = N.asset .. a.id
@@ -69,10 +106,10 @@ enum CatalogScripts {
         redis.call('HSET', key, 'doc', a.doc, 'fp', a.fp, 'type', a.type, 'ns', a.ns, 'owner', a.owner, 'health', a.health,
           'labels', cjson.encode(a.labels), 'words', cjson.encode(a.words), 'version', 1, 'first_seen', now, 'last_seen', now,
           'checked_at', checked)
-        redis.call('ZADD', N.all, 0, a.id)
-        for _, k in ipairs(indexKeys(a.type, a.ns, a.owner, a.health, a.labels, a.words)) do redis.call('ZADD', k, 0, a.id) end
-        count('type', a.type, 1); count('ns', a.ns, 1); count('health', a.health, 1)
-        redis.call('HINCRBY', N.disc, hour, 1)
+        push(zadds, N.all, 0, a.id)
+        for _, k in ipairs(indexKeys(a.type, a.ns, a.owner, a.health, a.labels, a.words)) do push(zadds, k, 0, a.id) end
+        tally('type', a.type, 1); tally('ns', a.ns, 1); tally('health', a.health, 1)
+        created = created + 1
         for _, v in ipairs({a.id, 'created', 1, now, ''}) do out[#out + 1] = v end
       elseif h[2] == a.fp then
         redis.call('HSET', key, 'last_seen', now, 'checked_at', checked)
@@ -83,12 +120,13 @@ enum CatalogScripts {
         local new = {}
         for _, k in ipairs(indexKeys(a.type, a.ns, a.owner, a.health, a.labels, a.words)) do
           new[k] = true
-          if not old[k] then redis.call('ZADD', k, 0, a.id) end
+          if not old[k] then push(zadds, k, 0, a.id) end
         end
-        for k, _ in pairs(old) do if not new[k] then redis.call('ZREM', k, a.id) end end
-        if h[3] ~= a.type then count('type', h[3], -1); count('type', a.type, 1) end
-        if h[4] ~= a.ns then count('ns', h[4], -1); count('ns', a.ns, 1) end
-        if h[6] ~= a.health then count('health', h[6], -1); count('health', a.health, 1) end
+        -- Each id is in the batch once, so an (index, id) pair is either added or removed, never both.
+        for k, _ in pairs(old) do if not new[k] then push(zrems, k, a.id) end end
+        if h[3] ~= a.type then tally('type', h[3], -1); tally('type', a.type, 1) end
+        if h[4] ~= a.ns then tally('ns', h[4], -1); tally('ns', a.ns, 1) end
+        if h[6] ~= a.health then tally('health', h[6], -1); tally('health', a.health, 1) end
         local version = tonumber(h[1]) + 1
         redis.call('HSET', key, 'doc', a.doc, 'fp', a.fp, 'type', a.type, 'ns', a.ns, 'owner', a.owner, 'health', a.health,
           'labels', cjson.encode(a.labels), 'words', cjson.encode(a.words), 'version', version, 'last_seen', now, 'checked_at', checked)
@@ -96,13 +134,22 @@ enum CatalogScripts {
       end
     end
     for _, r in ipairs(rels) do
-      local added = redis.call('HSET', N.out .. r.from, r.kind .. '\\t' .. r.to, r.json)
-      redis.call('HSET', N['in'] .. r.to, r.kind .. '\\t' .. r.from, r.json)
-      if added == 1 then
-        redis.call('HINCRBY', N.count .. 'meta', 'relations', 1)
-        out[2] = out[2] + 1
-      end
+      push(hsets, N.out .. r.from, r.kind .. '\\t' .. r.to, r.json)
     end
+    -- HSET answers how many fields were new: the relations added (a repeated edge counts once).
+    local added = 0
+    for key, args in pairs(hsets) do added = added + send('HSET', key, args) end
+    local incoming = {}
+    for _, r in ipairs(rels) do push(incoming, N['in'] .. r.to, r.kind .. '\\t' .. r.from, r.json) end
+    for key, args in pairs(incoming) do send('HSET', key, args) end
+    for key, args in pairs(zrems) do send('ZREM', key, args) end
+    for key, args in pairs(zadds) do send('ZADD', key, args) end
+    for dimension, sums in pairs(deltas) do
+      for value, delta in pairs(sums) do if delta ~= 0 then count(dimension, value, delta) end end
+    end
+    if created > 0 then redis.call('HINCRBY', N.disc, hour, created) end
+    if added > 0 then redis.call('HINCRBY', N.count .. 'meta', 'relations', added) end
+    out[2] = added
     return out
     """)
 
@@ -147,8 +194,9 @@ enum CatalogScripts {
     """)
 
     /// ARGV: names, id, direction (UPSTREAM | DOWNSTREAM | BOTH), depth, node cap.
-    /// Breadth-first over the edge hashes, so only the walked neighbourhood is read.
-    /// Returns nil when the root is absent, else `{nodes, edge JSONs, truncated}`.
+    /// Breadth-first over the edge hashes, so only the walked neighbourhood is read; the nodes' records
+    /// come in the same reply, so a walk is one round trip.
+    /// Returns nil when the root is absent, else `{nodes, edge JSONs, truncated, records}`.
     static let lineage = RedisScript(prelude + """
     local root = ARGV[2]
     local direction = ARGV[3]
@@ -194,13 +242,13 @@ enum CatalogScripts {
       if #nextFrontier == 0 then break end
       frontier = nextFrontier
     end
-    return {nodes, edges, truncated}
+    return {nodes, edges, truncated, records(nodes)}
     """)
 
     /// KEYS: the index sets that must all contain an id (none: every asset). ARGV: names, after, limit.
     /// Walks the smallest set in id order from the cursor and checks the others by ZSCORE, so a filtered
-    /// page never reads more than the most selective index.
-    /// Returns `{hasMore, ids}`.
+    /// page never reads more than the most selective index. The page's records come in the same reply.
+    /// Returns `{hasMore, ids, records}`.
     static let list = RedisScript(prelude + """
     local after = ARGV[2]
     local limit = tonumber(ARGV[3])
@@ -210,7 +258,7 @@ enum CatalogScripts {
     local size = -1
     for _, k in ipairs(keys) do
       local n = redis.call('ZCARD', k)
-      if n == 0 then return {0, {}} end
+      if n == 0 then return {0, {}, {}} end
       if size < 0 or n < size then drive = k; size = n end
     end
     local start = '-'
@@ -233,7 +281,7 @@ enum CatalogScripts {
     end
     local more = 0
     if #ids > limit then more = 1; table.remove(ids) end
-    return {more, ids}
+    return {more, ids, records(ids)}
     """)
 
     /// The key layout argument every script takes.

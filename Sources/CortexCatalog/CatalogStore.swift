@@ -7,13 +7,15 @@ public enum AssetChange: Sendable, Equatable {
     case changed(Asset, previousHealth: HealthStatus)
     case deleted(id: String, type: AssetType)
 
-    /// The change as the envelope catalog-api publishes.
+    /// The change as the envelope catalog-api publishes. The data is written out by hand (the payloads'
+    /// field names; `CatalogUnitTests` compares it with the `Codable` payloads): a batch publishes one
+    /// envelope per asset, and two JSONEncoder passes each were a large part of a batch's cost.
     public func envelope(source: String) -> Envelope {
         switch self {
         case .added(let asset):
-            return Envelope(AssetAdded(asset: JSONValue.of(asset)), source: source)
+            return Envelope(type: .ASSET_ADDED, source: source, data: ["asset": asset.json])
         case .changed(let asset, let previous):
-            return Envelope(AssetChanged(asset: JSONValue.of(asset), previousHealth: previous.rawValue), source: source)
+            return Envelope(type: .ASSET_CHANGED, source: source, data: ["asset": asset.json, "previous_health": .string(previous.rawValue)])
         case .deleted(let id, let type):
             return Envelope(AssetDeleted(id: id, type: type.rawValue), source: source)
         }
@@ -70,11 +72,12 @@ public struct CatalogStore: Sendable {
             keys += Set(CatalogValidation.words(text)).sorted().map { CortexNames.Catalog.index("word", $0) }
         }
         let afterID = try after.flatMap { $0.isEmpty ? nil : try Self.decodeCursor($0) } ?? ""
+        // One script call: the ids and their records, read in the same atomic step.
         let reply = try await CatalogScripts.list.run(redis, keys: keys, args: [CatalogScripts.names, afterID, first]).orThrow()
-        guard let parts = reply.array, parts.count == 2, let ids = parts[1].array?.compactMap(\.string) else {
+        guard let parts = reply.array, parts.count == 3, let ids = parts[1].array?.compactMap(\.string), let records = parts[2].array else {
             throw RedisError.server("unexpected listing reply \(reply)")
         }
-        let assets = try await load(ids).compactMap { $0 }  // an id deleted in between is simply left out
+        let assets = try records.compactMap { try Self.assemble($0.array ?? []) }
         return AssetPage(items: assets, hasNextPage: parts[0].int == 1, endCursor: ids.last.map(Self.encodeCursor))
     }
 
@@ -83,12 +86,14 @@ public struct CatalogStore: Sendable {
         guard (1...CatalogLimits.maxLineageDepth).contains(depth) else {
             throw CatalogError(.invalid, "depth must be 1...\(CatalogLimits.maxLineageDepth), got \(depth)")
         }
+        // One script call: the walk, its edges and the nodes' records.
         let reply = try await CatalogScripts.lineage.run(redis, args: [CatalogScripts.names, id, direction.rawValue, depth, CatalogLimits.maxLineageNodes]).orThrow()
-        guard let parts = reply.array, parts.count == 3 else { return nil }
-        let ids = parts[0].array?.compactMap(\.string) ?? []
-        let decoder = JSONDecoder()
-        let edges = try (parts[1].array ?? []).compactMap(\.string).map { try decoder.decode(Relation.self, from: Data($0.utf8)) }
-        let nodes = try await load(ids).compactMap { $0 }
+        guard let parts = reply.array, parts.count == 4 else { return nil }
+        let edges = try (parts[1].array ?? []).map { edge -> Relation in
+            guard case .bulk(let bytes) = edge else { throw RedisError.server("unexpected lineage edge \(edge)") }
+            return try Relation(json: try JSONText.parse(bytes))
+        }
+        let nodes = try (parts[3].array ?? []).compactMap { try Self.assemble($0.array ?? []) }
         return Lineage(root: id, nodes: nodes, edges: edges, truncated: parts[2].int == 1)
     }
 
@@ -133,11 +138,14 @@ public struct CatalogStore: Sendable {
         var prepared: [JSONValue] = []
         var contents: [Asset] = []
         var position: [String: Int] = [:]
+        prepared.reserveCapacity(inputs.count)
+        contents.reserveCapacity(inputs.count)
         let nowMs = epochMilliseconds(now)
+        let nowText = Timestamp.format(milliseconds: nowMs)
         for (i, input) in inputs.enumerated() {
             try CatalogValidation.check(input, at: inputs.count == 1 ? "asset" : "assets[\(i)]")
             let id = input.resolvedID
-            let (record, asset) = try Self.prepare(input, id: id, by: principal, nowMs: nowMs)
+            let (record, asset) = try Self.prepare(input, id: id, by: principal, nowMs: nowMs, nowText: nowText)
             // An asset named twice in one batch: the later entry wins, as if the two were sent in order.
             if let earlier = position[id] {
                 prepared[earlier] = record
@@ -149,12 +157,12 @@ public struct CatalogStore: Sendable {
             }
         }
         var edges: [JSONValue] = []
+        edges.reserveCapacity(relations.count)
+        let observedAt = Timestamp.format(milliseconds: nowMs)
         for (i, r) in relations.enumerated() {
             try CatalogValidation.check(r, at: relations.count == 1 ? "relation" : "relations[\(i)]")
-            let relation = Relation(from: r.from, to: r.to, kind: r.kind, discoveredBy: r.discoveredBy ?? principal,
-                                    observedAt: Timestamp.format(milliseconds: nowMs))
-            edges.append(["from": .string(r.from), "to": .string(r.to), "kind": .string(r.kind.rawValue),
-                          "json": .string(try JSONValue(encoding: relation).description)])
+            let relation = Relation(from: r.from, to: r.to, kind: r.kind, discoveredBy: r.discoveredBy ?? principal, observedAt: observedAt)
+            edges.append(["from": .string(r.from), "to": .string(r.to), "kind": .string(r.kind.rawValue), "json": .string(relation.json.description)])
         }
         let reply = try await CatalogScripts.upsert.run(redis, args: [
             CatalogScripts.names, nowMs, mode.rawValue, JSONValue.array(prepared).description, JSONValue.array(edges).description,
@@ -167,6 +175,8 @@ public struct CatalogStore: Sendable {
         var summary = UpsertSummary(created: 0, updated: 0, unchanged: 0, relations: parts.count > 1 ? parts[1].int ?? 0 : 0)
         var changes: [AssetChange] = []
         var results: [Asset] = []
+        changes.reserveCapacity(contents.count)
+        results.reserveCapacity(contents.count)
         var index = 2
         for var asset in contents {
             guard index + 4 < parts.count, let outcome = parts[index + 1].string, let version = parts[index + 2].int,
@@ -174,7 +184,8 @@ public struct CatalogStore: Sendable {
             let previous = HealthStatus(rawValue: parts[index + 4].string ?? "") ?? .UNKNOWN
             index += 5
             asset.version = version
-            asset.firstSeen = Timestamp.format(milliseconds: firstSeen)
+            // Created now: the time is the one already written (most of a batch of new assets).
+            asset.firstSeen = firstSeen == nowMs ? nowText : Timestamp.format(milliseconds: firstSeen)
             switch outcome {
             case "created":
                 summary.created += 1
@@ -222,7 +233,8 @@ public struct CatalogStore: Sendable {
     // MARK: plumbing
 
     /// The record the upsert script stores, and the asset it stands for (version and firstSeen filled in later).
-    static func prepare(_ input: AssetInput, id: String, by principal: String, nowMs: Int) throws -> (JSONValue, Asset) {
+    static func prepare(_ input: AssetInput, id: String, by principal: String, nowMs: Int,
+                        nowText: String? = nil) throws -> (JSONValue, Asset) {
         let health = input.health ?? Health(status: .UNKNOWN)
         let checkedAtMs = health.checkedAt.flatMap(Timestamp.parse).map { epochMilliseconds($0) }
         if health.checkedAt != nil && checkedAtMs == nil {
@@ -236,9 +248,9 @@ public struct CatalogStore: Sendable {
         ])
         // The fingerprint leaves out who saw it and when: a rediscovery of the same thing is no change.
         let fingerprint = content.description
-        var doc = content.objectValue ?? [:]
-        doc["discoveredBy"] = .string(input.discoveredBy ?? principal)
-        let docText = JSONValue.object(doc).description
+        // The stored document is the content with `discoveredBy`, which sorts before every content key:
+        // spliced in front rather than serialized a second time.
+        let docText = #"{"discoveredBy":"# + JSONValue.string(input.discoveredBy ?? principal).description + "," + fingerprint.dropFirst()
         var record: [String: JSONValue] = [
             "id": .string(id), "doc": .string(docText), "fp": .string(fingerprint), "type": .string(input.type.rawValue),
             "ns": .string(input.namespace ?? ""), "owner": .string(input.owner ?? ""), "health": .string(health.status.rawValue),
@@ -247,11 +259,11 @@ public struct CatalogStore: Sendable {
         ]
         if let v = input.expectedVersion { record["expectedVersion"] = .number(Double(v)) }
         if let c = checkedAtMs { record["checkedAt"] = .number(Double(c)) }
-        let nowText = Timestamp.format(milliseconds: nowMs)
+        let nowText = nowText ?? Timestamp.format(milliseconds: nowMs)
         let asset = Asset(
             id: id, type: input.type, name: input.name, namespace: input.namespace, owner: input.owner, labels: input.labels ?? [:],
             properties: input.properties ?? .object([:]),
-            health: Health(status: health.status, reason: health.reason, checkedAt: Timestamp.format(milliseconds: checkedAtMs ?? nowMs)),
+            health: Health(status: health.status, reason: health.reason, checkedAt: checkedAtMs.map { Timestamp.format(milliseconds: $0) } ?? nowText),
             discoveredBy: input.discoveredBy ?? principal, firstSeen: nowText, lastSeen: nowText, version: 1
         )
         return (.object(record), asset)
@@ -266,27 +278,21 @@ public struct CatalogStore: Sendable {
         return try replies.map { reply in try Self.assemble(try reply.orThrow().array ?? []) }
     }
 
-    private struct StoredDoc: Decodable {
-        var id: String
-        var type: AssetType
-        var name: String
-        var namespace: String?
-        var owner: String?
-        var labels: [String: String]
-        var properties: JSONValue
-        var health: Health
-        var discoveredBy: String
-    }
-
-    /// `{doc, version, first_seen, last_seen, checked_at}` as an asset.
+    /// `{doc, version, first_seen, last_seen, checked_at}` as an asset. The document is the one `prepare`
+    /// wrote (read with the project's parser: a page decodes 50 of them per request).
     static func assemble(_ parts: [RedisReply]) throws -> Asset? {
         guard parts.count == 5, case .bulk(let bytes) = parts[0] else { return nil }
-        let doc = try JSONDecoder().decode(StoredDoc.self, from: Data(bytes))
-        var health = doc.health
-        health.checkedAt = parts[4].int.map { Timestamp.format(milliseconds: $0) }
+        guard case .object(let doc) = try JSONText.parse(bytes), let id = doc["id"]?.stringValue,
+              let type = doc["type"]?.stringValue.flatMap(AssetType.init(rawValue:)), let name = doc["name"]?.stringValue,
+              let by = doc["discoveredBy"]?.stringValue, let h = doc["health"]?.objectValue,
+              let status = h["status"]?.stringValue.flatMap(HealthStatus.init(rawValue:)) else {
+            throw RedisError.server("stored asset document is incomplete")
+        }
         return Asset(
-            id: doc.id, type: doc.type, name: doc.name, namespace: doc.namespace, owner: doc.owner, labels: doc.labels,
-            properties: doc.properties, health: health, discoveredBy: doc.discoveredBy,
+            id: id, type: type, name: name, namespace: doc["namespace"]?.stringValue, owner: doc["owner"]?.stringValue,
+            labels: (doc["labels"]?.objectValue ?? [:]).compactMapValues(\.stringValue), properties: doc["properties"] ?? .object([:]),
+            health: Health(status: status, reason: h["reason"]?.stringValue, checkedAt: parts[4].int.map { Timestamp.format(milliseconds: $0) }),
+            discoveredBy: by,
             firstSeen: Timestamp.format(milliseconds: parts[2].int ?? 0), lastSeen: Timestamp.format(milliseconds: parts[3].int ?? 0),
             version: parts[1].int ?? 0
         )

@@ -3,8 +3,9 @@ import CortexCore
 import Foundation
 
 /// catalog-api measured as its clients use it: a cluster-shaped catalog of 100,000 assets with their
-/// lineage registered through the GraphQL `upsertAssets` mutation (what workers call), then the latency of
-/// a filtered page and of a depth-3 lineage walk at that size. Real catalog-api process, private redis-server.
+/// lineage registered through `CatalogClient.upsert` (what workers call: `POST /api/v1/batch`), then the
+/// latency of a filtered page and of a depth-3 lineage walk at that size, over GraphQL. Real catalog-api
+/// process, private redis-server.
 public enum CatalogBenchmark {
     public struct Result: Sendable {
         public var assets: Int
@@ -161,7 +162,7 @@ public enum CatalogBenchmark {
     public static func table(_ r: Result) -> String {
         func f(_ x: Double) -> String { String(format: "%.1f", x) }
         return """
-        | Assets | Relations | Batch upsert (GraphQL, \(r.batchSize) per batch, \(r.concurrency) in flight) | assets(filter) page of 50, p50 / p99 | lineage(depth: 3), p50 / p99 (up to \(r.lineageNodes) nodes) | Redis memory |
+        | Assets | Relations | Batch upsert (POST /api/v1/batch, \(r.batchSize) per batch, \(r.concurrency) in flight) | assets(filter) page of 50, p50 / p99 | lineage(depth: 3), p50 / p99 (up to \(r.lineageNodes) nodes) | Redis memory |
         |---|---|---|---|---|---|
         | \(r.assets) | \(r.relations) | \(f(r.upsertSeconds)) s = \(Int(Double(r.assets) / r.upsertSeconds)) assets/s with \(Int(Double(r.relations) / r.upsertSeconds)) relations/s | \(f(r.filterP50)) / \(f(r.filterP99)) ms | \(f(r.lineageP50)) / \(f(r.lineageP99)) ms | \(r.redisMemory) |
 
