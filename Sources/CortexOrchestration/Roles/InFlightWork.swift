@@ -5,8 +5,9 @@ import Synchronization
 /// A worker's work items between delivery and commit, shared by the tasks that run them, the loop that
 /// reads the stream, the committer (`ResultCommitter`) and the supervisor (keep-alives, late TASK_STARTED):
 ///
-/// - how many items are in flight, against the worker's limit (`CORTEX_WORKER_CONCURRENCY`), so the reader
-///   asks the stream for as many entries as there is room for;
+/// - how many items are in flight — from delivery until their result is committed — against the worker's
+///   limit (`CORTEX_WORKER_CONCURRENCY`), so the reader asks the stream for as many entries as there is room
+///   for, and never starts an entry it is already running (its own entry claimed back after a late refresh);
 /// - when each item started and whether TASK_STARTED was announced for it: only items still running after
 ///   the event threshold are announced one by one (the supervisor queues the announcement); shorter ones are
 ///   reported together in their batch's TASK_BATCH_COMPLETE;
@@ -23,10 +24,14 @@ final class InFlightWork: Sendable {
         var announced = false
         /// Another consumer claimed the entry meanwhile: no more keep-alives (the result still counts once).
         var lost = false
+        /// Its result waits for the committer: still kept alive (a commit can take a while under load, and
+        /// an entry idle past the claim timeout would be taken and done again), never announced any more.
+        var finished = false
     }
 
     /// A finished item waiting for the committer; `committed` is resumed once its batch is written (or journaled).
     struct Finished: Sendable {
+        var token: Int
         var result: WorkResult
         var item: WorkItem
         var delivery: StreamConsumer.Delivery
@@ -45,7 +50,10 @@ final class InFlightWork: Sendable {
     }
 
     private struct State {
+        /// Items from delivery until their result is committed.
         var running: [Int: Running] = [:]
+        /// The token of each running entry, by stream and entry id.
+        var entries: [String: Int] = [:]
         var nextToken = 0
         var pending: [Pending] = []
         var committerWaiting: CheckedContinuation<Void, Never>?
@@ -77,40 +85,59 @@ final class InFlightWork: Sendable {
         }
     }
 
-    /// Counts an item as in flight from its delivery on; returns its token.
-    func began(_ delivery: StreamConsumer.Delivery, item: WorkItem) -> Int {
+    /// Counts an item as in flight from its delivery on; returns its token, or nil when this worker is
+    /// running that entry already (its own entry claimed back after a refresh came too late: running it
+    /// twice would only commit it twice).
+    func began(_ delivery: StreamConsumer.Delivery, item: WorkItem) -> Int? {
         let now = ContinuousClock.now
+        let key = Self.key(delivery)
         return state.withLock { s in
+            if let token = s.entries[key] {
+                s.running[token]?.refreshed = now  // XAUTOCLAIM reset its idle time
+                return nil
+            }
             s.nextToken += 1
             s.running[s.nextToken] = Running(delivery: delivery, item: item, started: now, refreshed: now)
+            s.entries[key] = s.nextToken
             return s.nextToken
         }
     }
 
-    /// Ends an item without a result of its own to commit (it was dead-lettered or buried on its own path).
-    func abandon(_ token: Int) {
+    private static func key(_ delivery: StreamConsumer.Delivery) -> String { delivery.stream + "\u{0}" + delivery.entry.id }
+
+    /// Removes items (committed, dead-lettered or given up) and wakes the reader if it waits for room.
+    private func remove(_ tokens: [Int]) {
         let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.running[token] = nil
+            for token in tokens {
+                if let r = s.running.removeValue(forKey: token) { s.entries[Self.key(r.delivery)] = nil }
+            }
             defer { s.readerWaiting = nil }
             return s.readerWaiting
         }
         reader?.resume()
     }
 
+    /// Ends an item without a result of its own to commit (it was dead-lettered or buried on its own path).
+    func abandon(_ token: Int) { remove([token]) }
+
+    /// The committer wrote (or journaled) these items: their slots are free.
+    func committed(_ tokens: [Int]) { remove(tokens) }
+
     // MARK: - Items
 
     /// Queues a finished item for the committer and returns once its batch is committed (or journaled).
+    /// The item keeps its slot, and its keep-alive, until then.
     func finish(_ token: Int, result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger) async {
         let traceparent = TracePropagation.current
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let (committer, reader) = state.withLock { s -> (CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?) in
-                let announced = s.running.removeValue(forKey: token)?.announced ?? false
-                s.pending.append(.finished(Finished(result: result, item: item, delivery: delivery, log: log, announced: announced, traceparent: traceparent, committed: c)))
-                defer { s.committerWaiting = nil; s.readerWaiting = nil }
-                return (s.committerWaiting, s.readerWaiting)
+            let committer = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                s.running[token]?.finished = true
+                let announced = s.running[token]?.announced ?? false
+                s.pending.append(.finished(Finished(token: token, result: result, item: item, delivery: delivery, log: log, announced: announced, traceparent: traceparent, committed: c)))
+                defer { s.committerWaiting = nil }
+                return s.committerWaiting
             }
             committer?.resume()
-            reader?.resume()
         }
     }
 
@@ -159,7 +186,7 @@ final class InFlightWork: Sendable {
         let now = ContinuousClock.now
         let committer = state.withLock { s -> CheckedContinuation<Void, Never>? in
             var queued = false
-            for (token, r) in s.running where !r.announced && now - r.started >= threshold {
+            for (token, r) in s.running where !r.announced && !r.finished && now - r.started >= threshold {
                 s.running[token]?.announced = true
                 s.pending.append(.started(announcement(r.item)))
                 queued = true
@@ -187,6 +214,4 @@ final class InFlightWork: Sendable {
     /// Stops refreshing an entry another consumer took.
     func markLost(_ token: Int) { state.withLock { $0.running[token]?.lost = true } }
 
-    /// How many items are in flight.
-    var count: Int { state.withLock { $0.running.count } }
 }

@@ -25,7 +25,7 @@ extension WorkerService {
                 case .finished(let f):
                     let encoded = f.result.wireJSON
                     if !finished.isEmpty, bytes + encoded.utf8.count > Self.maxCommitBytes {
-                        await commit(started: started, finished: finished)
+                        await commit(started: started, finished: finished, work: work)
                         started = []
                         finished = []
                         bytes = 0
@@ -34,7 +34,7 @@ extension WorkerService {
                     bytes += encoded.utf8.count
                 }
             }
-            await commit(started: started, finished: finished)
+            await commit(started: started, finished: finished, work: work)
         }
     }
 
@@ -107,8 +107,11 @@ extension WorkerService {
     /// One group commit. Refused by the ACL (NOPERM), the items are committed one by one (`commit(_:item:…)`
     /// says how a refusal is reported); with Redis away the whole transaction goes to the journal as one
     /// record (replayed as one script: all of it or none); either way every item's waiter is released.
-    private func commit(started: [Envelope], finished: [(item: InFlightWork.Finished, encoded: String)]) async {
-        defer { for (f, _) in finished { f.committed.resume() } }
+    private func commit(started: [Envelope], finished: [(item: InFlightWork.Finished, encoded: String)], work: InFlightWork) async {
+        defer {
+            work.committed(finished.map(\.item.token))
+            for (f, _) in finished { f.committed.resume() }
+        }
         guard !started.isEmpty || !finished.isEmpty else { return }
         let (commands, results, envelopes) = batchCommands(started: started, finished: finished)
         let log = context.logger

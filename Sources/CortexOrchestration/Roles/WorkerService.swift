@@ -97,7 +97,7 @@ public struct WorkerService: RoleService {
                             items.addTask { await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context) }
                             continue
                         }
-                        let token = work.began(delivery, item: item)
+                        guard let token = work.began(delivery, item: item) else { continue }
                         items.addTask { await process(item, delivery: delivery, token: token, work: work) }
                     }
                 }
