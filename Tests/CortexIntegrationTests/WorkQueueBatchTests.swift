@@ -88,11 +88,11 @@ import Testing
     }
 
     @Test func workerKilledMidBatchHasItsItemsRedoneAndCountedOnce() async throws {
-        // Items that read 2,000 files each, 8 at a time: the worker holds a batch when it is killed.
+        // Items that read 500 files each, 8 at a time: the worker holds a batch when it is killed.
         let suite = try await RecoveryTests.suite("killbatch", RecoveryTests.fast.merging(["CORTEX_WORKER_CONCURRENCY": "8", "CORTEX_FILE_CACHE_MAX_MB": "0"]) { $1 })
         let redis = RecoveryTests.client(suite)
         defer { redis.close() }
-        let target = try SyntheticRepository.make(at: suite.workDirectory.appendingPathComponent("target"), files: 2000)
+        let target = try SyntheticRepository.make(at: suite.workDirectory.appendingPathComponent("target"), files: 500)
         let items = try await Self.enqueue(redis, task: "t-kill", count: 120, target: target)
         let victim = try suite.startWorker(pools: [.catalog])
         // Killed once it has committed some items and holds others.
@@ -109,7 +109,7 @@ import Testing
         let doneAtKill = try await redis.send(.hlen(CortexNames.taskResults("t-kill"))).int ?? 0
         #expect(doneAtKill < 120)
         try suite.startWorker(pools: [.catalog])
-        #expect(await eventually(timeout: .seconds(90)) { (try? await redis.send(.hlen(CortexNames.taskResults("t-kill"))).int) == 120 })
+        #expect(await eventually(timeout: .seconds(180)) { (try? await redis.send(.hlen(CortexNames.taskResults("t-kill"))).int) == 120 })
         let results = try await redis.hgetall(CortexNames.taskResults("t-kill")).mapValues { try WireJSON.decode(WorkResult.self, from: $0) }
         #expect(Set(results.keys) == Set(items.map(\.id)))
         // What the victim held was redone by the survivor (the results it committed before the kill stay
