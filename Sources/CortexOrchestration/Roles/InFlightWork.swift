@@ -3,7 +3,7 @@ import Logging
 import Synchronization
 
 /// A worker's work items between delivery and commit, shared by the tasks that run them, the loop that
-/// reads the stream, the committer (`ResultCommitter`) and the supervisor (keep-alives, late TASK_STARTED):
+/// reads the stream, the committer (`WorkerService.commitBatches`) and the supervisor (keep-alives, late TASK_STARTED):
 ///
 /// - how many items are in flight — from delivery until their result is committed — against the worker's
 ///   limit (`CORTEX_WORKER_CONCURRENCY`), so the reader asks the stream for as many entries as there is room
