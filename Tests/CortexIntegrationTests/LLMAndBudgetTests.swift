@@ -11,8 +11,10 @@ import Testing
     static let logger = Logger(label: "test")
     static let key = "sk-test-secret-key-0042"
 
+    /// A generous request timeout: a timed-out request is retried and takes the next scripted answer, so on a
+    /// loaded machine a short one made the scripted tests fail for the wrong reason.
     static func configuration(_ server: FakeLLMServer, _ provider: LLMProvider, retries: Int = 3) -> LLMConfiguration {
-        LLMConfiguration(provider: provider, model: "test-model", baseURL: server.baseURL, apiKey: key, timeout: .seconds(5),
+        LLMConfiguration(provider: provider, model: "test-model", baseURL: server.baseURL, apiKey: key, timeout: .seconds(30),
                          maxRetries: retries, maxRetryWait: .seconds(5), maxTokens: 200)
     }
 
