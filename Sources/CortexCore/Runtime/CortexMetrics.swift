@@ -134,6 +134,16 @@ public final class CortexMetrics: Sendable {
         registry.makeCounter(descriptor: d("cortex_dead_letters_total"), labels: [("reason", reason)]).increment()
     }
 
+    /// Spawn mode: how many of a master's worker Jobs are in each state (pending, running, succeeded, failed, oom_killed, ...).
+    public func workerJobs(master: MasterRole, state: String, _ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_worker_jobs"), labels: [("master", master.rawValue), ("state", state)]).set(to: Double(n))
+    }
+
+    /// Spawn mode: a worker Job's container was OOMKilled.
+    public func workerOOM(master: MasterRole, pool: String) {
+        registry.makeCounter(descriptor: d("cortex_worker_oom_total"), labels: [("master", master.rawValue), ("pool", pool)]).increment()
+    }
+
     public func duplicateResult() {
         registry.makeCounter(descriptor: d("cortex_duplicate_results_total")).increment()
     }

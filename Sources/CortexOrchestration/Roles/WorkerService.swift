@@ -28,6 +28,8 @@ public struct WorkerService: RoleService {
     let identities = FileIdentities()
     /// Per-file results of earlier runs, reused for unchanged files (nil: CORTEX_FILE_CACHE_MAX_MB=0).
     let fileCache: FileResultCache?
+    /// CORTEX_WORKER_IDLE_EXIT: a spawned worker (a Kubernetes Job) ends after this long without items; nil never.
+    let idleExit: Duration?
 
     public init(context: ProcessContext) throws {
         self.context = context
@@ -45,6 +47,8 @@ public struct WorkerService: RoleService {
         self.claimIdle = try context.settings.seconds(.claimIdle)
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.checkpointEvery = .seconds(1)
+        let idle = try context.settings.seconds(.workerIdleExit)
+        self.idleExit = idle > .zero ? idle : nil
         self.catalog = try CatalogClient(settings: context.settings)
         self.fileCache = try FileResultCache.configured(redis: context.redis, settings: context.settings)
         let llmConfiguration = try LLMConfiguration.from(context.settings)
@@ -75,7 +79,31 @@ public struct WorkerService: RoleService {
 
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await registration.heartbeats() }
-            await consumer.consume(context: context, operation: "reading work") { await process($0) }
+            if let idleExit {
+                // A spawned worker: whichever ends first, shutdown or an empty pool for idleExit, ends the worker.
+                let idle = IdleExit()
+                let started = consumer
+                group.addTask {
+                    var consumer = started
+                    await consumer.consume(context: context, operation: "reading work") { delivery in
+                        guard idle.begin() else {
+                            // Read in the instant the worker decided to leave: back on the stream for another worker.
+                            _ = try? await StreamConsumer.handBack(stream: delivery.stream, group: CortexNames.Group.workers, entryID: delivery.entry.id,
+                                                                   fields: delivery.entry.fields, redis: context.redis)
+                            return
+                        }
+                        await process(delivery)
+                        idle.end()
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled, !idle.stopIfIdle(for: idleExit) { try? await Task.sleep(for: .milliseconds(250)) }
+                    if idle.stopped { log.info("no work item for \(idleExit): exiting (CORTEX_WORKER_IDLE_EXIT)") }
+                }
+                _ = await group.next()
+            } else {
+                await consumer.consume(context: context, operation: "reading work") { await process($0) }
+            }
             group.cancelAll()
         }
         await registration.deregister()
@@ -251,4 +279,30 @@ func retryingRedis(_ log: Logger, _ body: () async throws -> Void) async throws 
             delay = min(delay * 2, .seconds(5))
         }
     }
+}
+
+/// When a spawned worker may leave: no item in hand and none taken for the idle time.
+final class IdleExit: Sendable {
+    private let state = Locked((inFlight: 0, last: ContinuousClock.now, stopped: false))
+
+    /// An item is about to be processed; false once the worker decided to leave.
+    func begin() -> Bool {
+        state.withLock { s in
+            if s.stopped { return false }
+            s.inFlight += 1
+            return true
+        }
+    }
+
+    func end() { state.withLock { s in s.inFlight -= 1; s.last = .now } }
+
+    /// Decides to leave when idle long enough; true once decided.
+    func stopIfIdle(for idle: Duration) -> Bool {
+        state.withLock { s in
+            if !s.stopped, s.inFlight == 0, ContinuousClock.now - s.last >= idle { s.stopped = true }
+            return s.stopped
+        }
+    }
+
+    var stopped: Bool { state.value.stopped }
 }
