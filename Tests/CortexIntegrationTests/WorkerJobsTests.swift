@@ -117,7 +117,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             let name = String(path.split(separator: "/").last ?? "")
             let job = state.withLock { $0.objects["jobs"]![name] }
             record("GET", path, job == nil ? 404 : 200)
-            return job.map { Self.json(.ok, $0) } ?? Self.json(.notFound, ["kind": "Status", "reason": "NotFound", "message": "jobs.batch \"\(name)\" not found", "code": 404])
+            return job.map { Self.json(.ok, $0) } ?? Self.json(.notFound, ["kind": "Status", "reason": "NotFound", "message": .string("jobs.batch \"\(name)\" not found"), "code": 404])
         }
         if q["watch"] == "1" {
             let from = Int(q["resourceVersion"].map(String.init) ?? "0") ?? 0
@@ -126,7 +126,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             if stale {
                 // The first watch of each kind: its version "was compacted".
                 record("WATCH", path, 410)
-                return Self.json(.gone, ["kind": "Status", "status": "Failure", "reason": "Expired", "message": "too old resource version: \(from)", "code": 410])
+                return Self.json(.gone, ["kind": "Status", "status": "Failure", "reason": "Expired", "message": .string("too old resource version: \(from)"), "code": 410])
             }
             record("WATCH", path, 200)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { [self] writer in
@@ -170,7 +170,7 @@ final class FakeJobsAPI: @unchecked Sendable {
         }
         if state.withLock({ $0.objects["jobs"]![name] != nil }) {
             record("POST", path, 409)
-            return Self.json(.conflict, ["kind": "Status", "reason": "AlreadyExists", "message": "jobs.batch \"\(name)\" already exists", "code": 409])
+            return Self.json(.conflict, ["kind": "Status", "reason": "AlreadyExists", "message": .string("jobs.batch \"\(name)\" already exists"), "code": 409])
         }
         job["status"] = [:]
         emit("jobs", "ADDED", .object(job))
@@ -178,7 +178,7 @@ final class FakeJobsAPI: @unchecked Sendable {
         if fault == 409 {
             // Created, but answered as if a first attempt had already created it (a retried create).
             record("POST", path, 409)
-            return Self.json(.conflict, ["kind": "Status", "reason": "AlreadyExists", "message": "jobs.batch \"\(name)\" already exists", "code": 409])
+            return Self.json(.conflict, ["kind": "Status", "reason": "AlreadyExists", "message": .string("jobs.batch \"\(name)\" already exists"), "code": 409])
         }
         record("POST", path, 201)
         return Self.json(.created, state.withLock { $0.objects["jobs"]![name]! })
@@ -383,7 +383,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             #expect(posts == [429, 201, 409] || posts == [429, 409, 201], "\(posts)")
             #expect(requests.contains { $0.method == "GET" && $0.path.contains("/jobs/cw-inventory-catalog-") && $0.status == 200 }, "the 409 was answered with the existing Job")
             #expect(requests.contains { $0.method == "WATCH" && $0.status == 410 } && requests.filter { $0.method == "LIST" && $0.path.hasSuffix("/jobs") }.count >= 2)
-            #expect(Self.spawns(o).count == 2 && Self.spawns(o).allSatisfy { $0.memoryMiB == 512 && $0.respawnOf == nil })
+            #expect(Self.spawns(o).count == 2 && Self.spawns(o).allSatisfy { $0.memoryMib == 512 && $0.respawnOf == nil })
             #expect(Set(Self.terminations(o).map(\.job)) == Set(jobs.compactMap { $0["metadata"]?["name"]?.stringValue }))
             #expect(Self.terminations(o).allSatisfy { $0.outcome == "succeeded" })
             // The items were processed by the Jobs' workers (their pod names), each once.
@@ -411,9 +411,9 @@ final class FakeJobsAPI: @unchecked Sendable {
             #expect(o.state.status == "succeeded", "\(o.state.reason ?? "")\n\(o.inventoryLog.suffix(3000))")
             let spawns = Self.spawns(o)
             let respawn = try #require(spawns.first { $0.respawnOf != nil }, "\(spawns)")
-            #expect(respawn.memoryMiB == 768)
+            #expect(respawn.memoryMib == 768)
             let dead = try #require(Self.terminations(o).first { $0.outcome == "oom_killed" })
-            #expect(dead.job == respawn.respawnOf && dead.memoryMiB == 512)
+            #expect(dead.job == respawn.respawnOf && dead.memoryMib == 512)
             let newJob = try #require(o.api.jobs.first { $0["metadata"]?["name"]?.stringValue == respawn.job })
             let spec = newJob["spec"]?["template"]?["spec"]
             #expect(spec?["containers"]?[0]?["resources"]?["limits"]?["memory"] == "768Mi")
@@ -437,9 +437,9 @@ final class FakeJobsAPI: @unchecked Sendable {
             #expect(ooms.count == 3, "\(Self.terminations(o))")
             // Each respawn asks for 1.5× the memory of the Job it replaces.
             let spawns = Self.spawns(o)
-            let memory = Dictionary(uniqueKeysWithValues: spawns.map { ($0.job!, $0.memoryMiB ?? 0) })
+            let memory = Dictionary(uniqueKeysWithValues: spawns.map { ($0.job!, $0.memoryMib ?? 0) })
             let respawns = spawns.filter { $0.respawnOf != nil }
-            #expect(respawns.count >= 2 && respawns.allSatisfy { $0.memoryMiB == WorkerJobSpawner.bumpedMemory(memory[$0.respawnOf!] ?? 0, cap: 8192) }, "\(spawns)")
+            #expect(respawns.count >= 2 && respawns.allSatisfy { $0.memoryMib == WorkerJobSpawner.bumpedMemory(memory[$0.respawnOf!] ?? 0, cap: 8192) }, "\(spawns)")
             let escalation = try #require(o.events.first { $0.type == .ESCALATION }.flatMap { try? $0.payload(Escalation.self) })
             #expect(escalation.reason.contains("dead-lettered after 3 OOMKilled workers"), "\(escalation)")
             let dead = try await o.redis.xrange(CortexNames.deadLetters)

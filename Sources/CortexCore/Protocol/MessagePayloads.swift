@@ -238,12 +238,12 @@ public struct WorkerSpawn: MessagePayload, Equatable {
     /// The Kubernetes Job created (spawn mode); nil when only items were queued.
     public var job: String?
     /// The Job's memory limit in MiB.
-    public var memoryMiB: Int?
+    public var memoryMib: Int?
     /// The Job this one replaces (after an OOMKilled, evicted or node-lost pod).
     public var respawnOf: String?
-    enum CodingKeys: String, CodingKey { case taskID = "task_id", master, pool, items, job, memoryMiB = "memory_mib", respawnOf = "respawn_of" }
-    public init(taskID: String, master: String, pool: String, items: Int, job: String? = nil, memoryMiB: Int? = nil, respawnOf: String? = nil) {
-        self.taskID = taskID; self.master = master; self.pool = pool; self.items = items; self.job = job; self.memoryMiB = memoryMiB; self.respawnOf = respawnOf
+    enum CodingKeys: String, CodingKey { case taskID = "task_id", master, pool, items, job, memoryMib = "memory_mib", respawnOf = "respawn_of" }
+    public init(taskID: String, master: String, pool: String, items: Int, job: String? = nil, memoryMib: Int? = nil, respawnOf: String? = nil) {
+        self.taskID = taskID; self.master = master; self.pool = pool; self.items = items; self.job = job; self.memoryMib = memoryMib; self.respawnOf = respawnOf
     }
     public static let example = WorkerSpawn(taskID: "run-debug.security.0", master: "security", pool: "scan", items: 4)
 }
@@ -258,14 +258,14 @@ public struct WorkerTerminate: MessagePayload, Equatable {
     public var outcome: String
     /// The node the Job's pod ran on, when known.
     public var node: String?
-    public var memoryMiB: Int?
+    public var memoryMib: Int?
     public var reason: String?
-    enum CodingKeys: String, CodingKey { case master, pool, job, outcome, node, memoryMiB = "memory_mib", reason }
-    public init(master: String, pool: String, job: String, outcome: String, node: String? = nil, memoryMiB: Int? = nil, reason: String? = nil) {
-        self.master = master; self.pool = pool; self.job = job; self.outcome = outcome; self.node = node; self.memoryMiB = memoryMiB; self.reason = reason
+    enum CodingKeys: String, CodingKey { case master, pool, job, outcome, node, memoryMib = "memory_mib", reason }
+    public init(master: String, pool: String, job: String, outcome: String, node: String? = nil, memoryMib: Int? = nil, reason: String? = nil) {
+        self.master = master; self.pool = pool; self.job = job; self.outcome = outcome; self.node = node; self.memoryMib = memoryMib; self.reason = reason
     }
     public static let example = WorkerTerminate(master: "inventory", pool: "catalog", job: "cortex-catalog-run-debug-1", outcome: "oom_killed",
-                                                node: "k3s-worker01", memoryMiB: 512, reason: "container worker: OOMKilled")
+                                                node: "k3s-worker01", memoryMib: 512, reason: "container worker: OOMKilled")
 }
 
 /// MASTER_REPORT.

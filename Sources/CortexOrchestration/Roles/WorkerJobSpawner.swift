@@ -190,7 +190,7 @@ public final class WorkerJobSpawner: Sendable {
         let record = WorkerJobRecord(job: name, pool: pool.rawValue, workerType: resources.type, runID: runID, taskID: taskID, memoryMiB: memoryMiB,
                                      state: "pending", respawnOf: respawnOf, avoidNodes: avoidNodes, createdMs: epochMilliseconds())
         await save(record)
-        await context.bus.notify(WorkerSpawn(taskID: taskID, master: role.rawValue, pool: pool.rawValue, items: 0, job: name, memoryMiB: memoryMiB, respawnOf: respawnOf),
+        await context.bus.notify(WorkerSpawn(taskID: taskID, master: role.rawValue, pool: pool.rawValue, items: 0, job: name, memoryMib: memoryMiB, respawnOf: respawnOf),
                                  runID: runID)
         log.info("worker Job \(name) created (\(resources.type), \(memoryMiB) MiB\(avoidNodes.isEmpty ? "" : ", not on \(avoidNodes.joined(separator: ", "))"))")
         return name
@@ -314,7 +314,7 @@ public final class WorkerJobSpawner: Sendable {
         record.endedMs = record.endedMs ?? epochMilliseconds()
         await save(record)
         await context.bus.notify(WorkerTerminate(master: role.rawValue, pool: record.pool, job: name, outcome: record.state, node: record.node,
-                                                 memoryMiB: record.memoryMiB, reason: record.reason), runID: record.runID)
+                                                 memoryMib: record.memoryMiB, reason: record.reason), runID: record.runID)
         context.logger.info("worker Job \(name) ended: \(record.state)")
     }
 
