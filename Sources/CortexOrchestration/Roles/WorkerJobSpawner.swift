@@ -364,6 +364,9 @@ public final class WorkerJobSpawner: Sendable {
                       let text = entry.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text) else { continue }
                 let ooms = oom ? (try await context.redis.send(.hincrby(CortexNames.workerJobOOMs(role), item.id, by: 1)).orThrow().int ?? 1) : 0
                 if oom && ooms >= oomLimit {
+                    // Noted before the failed result is committed: that commit wakes the master, which writes the report.
+                    let note = "worker Job \(record.job) (\(record.memoryMiB) MiB) OOMKilled on node \(node ?? "?") holding \(item.id): dead-lettered after \(ooms) OOMKills"
+                    state.withLock { $0.notes[item.taskID, default: []].append(note) }
                     await bury(item, entry: entry, stream: stream, ooms: ooms, pod: pod, node: node, log: log)
                     buried.append(item)
                 } else {
@@ -390,7 +393,10 @@ public final class WorkerJobSpawner: Sendable {
         let what = oom ? "OOMKilled" : record.state.replacingOccurrences(of: "_", with: " ")
         var line = "worker Job \(record.job) (\(record.memoryMiB) MiB) \(what) on node \(node ?? "?")"
         if !handedBack.isEmpty { line += " holding \(handedBack.map(\.id).joined(separator: ", ")) (handed back, resumed from checkpoints)" }
-        if !buried.isEmpty { line += "; dead-lettered after \(oomLimit) OOMKills: \(buried.map(\.id).joined(separator: ", "))" }
+        if !buried.isEmpty && handedBack.isEmpty && replacement == nil {
+            log.warning("\(line); dead-lettered: \(buried.map(\.id).joined(separator: ", "))")
+            return  // the report's note was written before the dead-lettering
+        }
         line += replacement.map { "; respawned as \($0) with \(memory) MiB, not on \(avoid.joined(separator: ", "))" } ?? "; not respawned (nothing left to do)"
         log.warning("\(line)")
         let tasks = Set((handedBack + buried).map(\.taskID) + [record.taskID])

@@ -47,8 +47,9 @@ public struct WorkerService: RoleService {
         self.claimIdle = try context.settings.seconds(.claimIdle)
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.checkpointEvery = .seconds(1)
-        let idle = try context.settings.seconds(.workerIdleExit)
-        self.idleExit = idle > .zero ? idle : nil
+        // Whole seconds, 0 allowed (the default: never), unlike the other durations.
+        let idle = try context.settings.int(.workerIdleExit, range: 0...604_800)
+        self.idleExit = idle > 0 ? .seconds(idle) : nil
         self.catalog = try CatalogClient(settings: context.settings)
         self.fileCache = try FileResultCache.configured(redis: context.redis, settings: context.settings)
         let llmConfiguration = try LLMConfiguration.from(context.settings)
