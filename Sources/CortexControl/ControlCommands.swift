@@ -108,6 +108,24 @@ public enum ControlCommands {
     }
 
     /// `cortexctl status`: masters, workers, recent runs (or one run).
+    /// Spawn mode: each master's worker Jobs with their memory limits and how they ended (none: no section).
+    static func workerJobsStatus(redis: RedisClient) async throws -> String {
+        var rows: [(MasterRole, WorkerJobRecord)] = []
+        for role in MasterRole.allCases {
+            for text in try await redis.hgetall(CortexNames.workerJobs(role)).values {
+                if let r = try? WireJSON.decode(WorkerJobRecord.self, from: text) { rows.append((role, r)) }
+            }
+        }
+        guard !rows.isEmpty else { return "" }
+        var out = "\nWORKER JOB                           MASTER       POOL           MEMORY   NODE             STATE              RESPAWN OF\n"
+        for (role, r) in rows.sorted(by: { ($0.0.rawValue, $0.1.createdMs) < ($1.0.rawValue, $1.1.createdMs) }) {
+            out += "\(r.job.padding(toLength: 36, withPad: " ", startingAt: 0)) \(role.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(r.pool.padding(toLength: 14, withPad: " ", startingAt: 0)) "
+                + "\("\(r.memoryMiB)Mi".padding(toLength: 8, withPad: " ", startingAt: 0)) \((r.node ?? "-").padding(toLength: 16, withPad: " ", startingAt: 0)) "
+                + "\(r.state.padding(toLength: 18, withPad: " ", startingAt: 0)) \(r.respawnOf ?? "-")\n"
+        }
+        return out
+    }
+
     public static func status(bus: MessageBus, runID: String?) async throws -> String {
         let redis = bus.redis
         if let runID {
@@ -129,6 +147,7 @@ public enum ControlCommands {
             let f = replies[0].fieldMap
             out += "\(w.padding(toLength: 20, withPad: " ", startingAt: 0)) \((f["node"] ?? "-").padding(toLength: 16, withPad: " ", startingAt: 0)) \((f["status"] ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)) \((f["pools"] ?? "-").padding(toLength: 30, withPad: " ", startingAt: 0)) \((f["items_done"] ?? "0").padding(toLength: 6, withPad: " ", startingAt: 0)) \(replies[1].int == 1 ? "yes" : "no")\n"
         }
+        out += try await workerJobsStatus(redis: redis)
         out += "\nRECENT RUNS\n"
         let runs = try await redis.zrevrange(CortexNames.runIndex, start: 0, stop: 9)
         for id in runs {

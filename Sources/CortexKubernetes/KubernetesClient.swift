@@ -1,7 +1,8 @@
 import CortexCore
 import Foundation
 
-/// A read-only client of the Kubernetes REST API over libcurl: list with `limit` / `continue` pagination.
+/// A client of the Kubernetes REST API over libcurl: list with `limit` / `continue` pagination here; the
+/// writes and watches spawn mode needs are in KubernetesClient+Write.swift.
 public struct KubernetesClient: Sendable {
     public let access: KubeAccess
     public let pageSize: Int
@@ -18,8 +19,13 @@ public struct KubernetesClient: Sendable {
         public var path: String
         public var status: Int
         public var message: String
+        /// The Status object's reason (AlreadyExists, Conflict, TooManyRequests, Expired...), when it gave one.
+        public var reason: String?
         public var description: String { "\(path): \(status) \(message)" }
         public var forbidden: Bool { status == 403 }
+        public init(path: String, status: Int, message: String, reason: String? = nil) {
+            self.path = path; self.status = status; self.message = message; self.reason = reason
+        }
     }
 
     /// Every item of a list, following `metadata.continue` until the last page.

@@ -80,6 +80,11 @@ public enum CortexDashboards {
                     field: G.thresholds([("red", nil), ("green", 1)])),
             G.panel(3, "Tasks finished per master (1 h)", "bargauge", [G.target("sum by (master) (increase(cortex_tasks_total[1h]))", "{{master}}")], x: 0, y: 15, w: 12, h: 8),
             G.panel(4, "Liveness events", "timeseries", [G.target("sum by (event) (increase(cortex_liveness_events_total[5m]))", "{{event}}")], x: 12, y: 15),
+            // Spawn mode (CORTEX_WORKER_MODE jobs or both): the Jobs each master runs, and the OOMKills it answered.
+            G.panel(5, "Worker Jobs per master by state", "timeseries", [
+                G.target("sum by (master, state) (cortex_worker_jobs{state=~\"pending|running\"})", "{{master}} {{state}}"),
+                G.target("sum by (master) (increase(cortex_worker_oom_total[15m]))", "{{master}} OOMKilled (15 m)", ref: "B"),
+            ], x: 0, y: 23, w: 24, h: 8),
         ])
     }
 

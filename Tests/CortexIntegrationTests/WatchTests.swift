@@ -18,11 +18,12 @@ import Testing
 
     @Test func watchInTmuxDuringARealRun() async throws {
         let target = try temporaryDirectory("cortex-watch-target")
-        // The target's own Go test takes three seconds: phase 3 lasts long enough to be seen in the pane.
+        // The target's own Go test takes eight seconds: phase 3 lasts long enough to be seen in the pane even
+        // when the suite's other tests load the machine (at three seconds a loaded CI run sampled no frame of it).
         let files: [String: String] = [
             "README.md": "# slow\n",
             "go.mod": "module example.com/slow\n\ngo 1.19\n",
-            "slow_test.go": "package slow\n\nimport (\n\t\"testing\"\n\t\"time\"\n)\n\nfunc TestSlowIntegration(t *testing.T) {\n\ttime.Sleep(3 * time.Second)\n}\n",
+            "slow_test.go": "package slow\n\nimport (\n\t\"testing\"\n\t\"time\"\n)\n\nfunc TestSlowIntegration(t *testing.T) {\n\ttime.Sleep(8 * time.Second)\n}\n",
             "requirements.txt": "flask==3.0.0\nrequests==2.28.1\n",
             ".github/workflows/ci.yml": GoldenRunTests.files[".github/workflows/ci.yml"] ?? "",
         ]
@@ -57,7 +58,7 @@ import Testing
         await suite.stop()
         #expect(plain.status == 0 && !plain.stdoutText.contains("\u{1B}[") && plain.stdoutText.contains("Cortex \(runID)  SUCCEEDED"), "\(plain.status) \(plain.stdoutText) \(plain.stderrText)")
         let live = frames.filter { $0.alternate == "1" }.map(\.text)
-        // Phases advancing: the view shows phase 3 (the target's three-second test) as the current one,
+        // Phases advancing: the view shows phase 3 (the target's eight-second test) as the current one,
         // and after the run every phase reached.
         let current = live.compactMap { frame -> Int? in
             guard let r = frame.range(of: #">[0-5] "#, options: .regularExpression) else { return nil }

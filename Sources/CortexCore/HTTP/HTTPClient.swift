@@ -37,7 +37,7 @@ public struct TLSOptions: Sendable, Equatable {
 /// response when `redactAll` is set), so a server that echoes the key cannot put it into a log line,
 /// a report or Redis.
 public enum HTTPClient {
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     /// The largest response body read (64 MiB by default): a larger one fails the request instead of
     /// filling memory.

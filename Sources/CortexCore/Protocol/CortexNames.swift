@@ -110,6 +110,10 @@ public enum CortexNames {
     public static func masterHeartbeat(_ master: MasterRole, instance: String) -> String {
         "cortex:heartbeat:master:\(master.rawValue):\(instance)"
     }
+    /// Hash Job name -> WorkerJobRecord JSON: the worker Jobs one master spawned (spawn mode), for status and respawns.
+    public static func workerJobs(_ master: MasterRole) -> String { "cortex:jobs:\(master.rawValue)" }
+    /// Hash work item id -> how many worker pods were OOMKilled holding it (spawn mode; dead-lettered at the limit).
+    public static func workerJobOOMs(_ master: MasterRole) -> String { "cortex:jobs:\(master.rawValue):ooms" }
     /// Registry hash of a worker: pools, node, status, items_done, last_heartbeat.
     public static func workerRegistry(_ workerID: String) -> String { "cortex:worker:\(workerID)" }
     /// Marker that a journal record was applied (replay is exactly-once per record).
@@ -219,7 +223,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
     case RUN_REQUESTED, PHASE_0_START, PHASE_1_START, PHASE_2_START, PHASE_3_START, PHASE_4_START, PHASE_5_START
     case MASTER_ACTIVATION_START, RUN_PLAN, RUN_COMPLETE, RUN_FAILED, MASTER_DOWN
     // cortex:masters:coordination
-    case MASTER_REGISTERED, MASTER_HEARTBEAT, MASTER_ACTIVATION_ACK, TASK_ASSIGNED, WORKER_SPAWN
+    case MASTER_REGISTERED, MASTER_HEARTBEAT, MASTER_ACTIVATION_ACK, TASK_ASSIGNED, WORKER_SPAWN, WORKER_TERMINATE
     case MASTER_REPORT, ESCALATION, HANDOFF_REQUEST, MASTER_SHUTDOWN, BUDGET_REQUEST, BUDGET_DECISION
     // cortex:workers:status
     case WORKER_REGISTERED, WORKER_HEARTBEAT, TASK_STARTED, TASK_PROGRESS, TASK_COMPLETE, TASK_BATCH_COMPLETE, TASK_FAILED, WORKER_SHUTDOWN, WORKER_LOST
@@ -237,7 +241,7 @@ public enum MessageType: String, CaseIterable, Sendable, Codable {
         case .RUN_REQUESTED, .PHASE_0_START, .PHASE_1_START, .PHASE_2_START, .PHASE_3_START, .PHASE_4_START,
             .PHASE_5_START, .MASTER_ACTIVATION_START, .RUN_PLAN, .RUN_COMPLETE, .RUN_FAILED, .MASTER_DOWN:
             return .eventsSystem
-        case .MASTER_REGISTERED, .MASTER_HEARTBEAT, .MASTER_ACTIVATION_ACK, .TASK_ASSIGNED, .WORKER_SPAWN,
+        case .MASTER_REGISTERED, .MASTER_HEARTBEAT, .MASTER_ACTIVATION_ACK, .TASK_ASSIGNED, .WORKER_SPAWN, .WORKER_TERMINATE,
             .MASTER_REPORT, .ESCALATION, .HANDOFF_REQUEST, .MASTER_SHUTDOWN, .BUDGET_REQUEST, .BUDGET_DECISION:
             return .mastersCoordination
         case .WORKER_REGISTERED, .WORKER_HEARTBEAT, .TASK_STARTED, .TASK_PROGRESS, .TASK_COMPLETE, .TASK_BATCH_COMPLETE, .TASK_FAILED,
@@ -261,6 +265,7 @@ extension CortexNames {
         case taskResults, taskResultEvents, taskFiles, taskShardPlan, taskDuplicates
         case workerRegistry, workerHeartbeat, workerSet, masterSet
         case deadLetters, eventHistory, journalMarker, checkpoint, developmentAttempts
+        case workerJobs
         case budgetAccount, budgetAccounts, budgetReservation
         case catalog
 
@@ -297,6 +302,7 @@ extension CortexNames {
             case .journalMarker: return CortexNames.journalMarker("*")
             case .checkpoint: return CortexNames.checkpoint("*")
             case .developmentAttempts: return CortexNames.developmentAttempts("*")
+            case .workerJobs: return "cortex:jobs:*"  // workerJobs and workerJobOOMs of every master
             case .budgetAccount: return CortexNames.budgetAccount("*", "*")
             case .budgetAccounts: return CortexNames.budgetAccounts("*")
             case .budgetReservation: return CortexNames.budgetReservation("*", "*")

@@ -230,16 +230,45 @@ public struct TaskAssigned: MessagePayload, Equatable {
     public static let example = TaskAssigned(taskID: "run-debug.security.0", master: "security", target: "/srv/repos/shop")
 }
 
-/// WORKER_SPAWN.
+/// WORKER_SPAWN: a master queued work items for a pool (`job` absent), or created a worker Job for it
+/// (spawn mode: `job` names the Job, `memory_mib` its memory limit, `respawn_of` the Job it replaces).
 public struct WorkerSpawn: MessagePayload, Equatable {
     public static let messageTypes: [MessageType] = [.WORKER_SPAWN]
     public var taskID: String
     public var master: String
     public var pool: String
     public var items: Int
-    enum CodingKeys: String, CodingKey { case taskID = "task_id", master, pool, items }
-    public init(taskID: String, master: String, pool: String, items: Int) { self.taskID = taskID; self.master = master; self.pool = pool; self.items = items }
+    /// The Kubernetes Job created (spawn mode); nil when only items were queued.
+    public var job: String?
+    /// The Job's memory limit in MiB.
+    public var memoryMib: Int?
+    /// The Job this one replaces (after an OOMKilled, evicted or node-lost pod).
+    public var respawnOf: String?
+    enum CodingKeys: String, CodingKey { case taskID = "task_id", master, pool, items, job, memoryMib = "memory_mib", respawnOf = "respawn_of" }
+    public init(taskID: String, master: String, pool: String, items: Int, job: String? = nil, memoryMib: Int? = nil, respawnOf: String? = nil) {
+        self.taskID = taskID; self.master = master; self.pool = pool; self.items = items; self.job = job; self.memoryMib = memoryMib; self.respawnOf = respawnOf
+    }
     public static let example = WorkerSpawn(taskID: "run-debug.security.0", master: "security", pool: "scan", items: 4)
+}
+
+/// WORKER_TERMINATE: a worker Job a master spawned has ended.
+public struct WorkerTerminate: MessagePayload, Equatable {
+    public static let messageTypes: [MessageType] = [.WORKER_TERMINATE]
+    public var master: String
+    public var pool: String
+    public var job: String
+    /// `succeeded`, `failed`, `oom_killed`, `evicted`, `node_lost`, `deadline_exceeded` or `deleted`.
+    public var outcome: String
+    /// The node the Job's pod ran on, when known.
+    public var node: String?
+    public var memoryMib: Int?
+    public var reason: String?
+    enum CodingKeys: String, CodingKey { case master, pool, job, outcome, node, memoryMib = "memory_mib", reason }
+    public init(master: String, pool: String, job: String, outcome: String, node: String? = nil, memoryMib: Int? = nil, reason: String? = nil) {
+        self.master = master; self.pool = pool; self.job = job; self.outcome = outcome; self.node = node; self.memoryMib = memoryMib; self.reason = reason
+    }
+    public static let example = WorkerTerminate(master: "inventory", pool: "catalog", job: "cortex-catalog-run-debug-1", outcome: "oom_killed",
+                                                node: "k3s-worker01", memoryMib: 512, reason: "container worker: OOMKilled")
 }
 
 /// MASTER_REPORT.
@@ -520,6 +549,7 @@ extension MessageType {
         case .MASTER_HEARTBEAT: return MasterHeartbeat.self
         case .TASK_ASSIGNED: return TaskAssigned.self
         case .WORKER_SPAWN: return WorkerSpawn.self
+        case .WORKER_TERMINATE: return WorkerTerminate.self
         case .MASTER_REPORT: return MasterReportPublished.self
         case .ESCALATION: return Escalation.self
         case .HANDOFF_REQUEST: return HandoffRequest.self

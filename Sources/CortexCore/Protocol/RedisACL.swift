@@ -165,15 +165,21 @@ public enum RedisACL {
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .write) }
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterInstances($0), .write) }
           + MasterRole.allCases.map { KeyGrant(CortexNames.masterHeartbeatPattern($0), .write) }
-          + WorkerPool.allCases.map { KeyGrant(CortexNames.workStream($0), .write) }
+          // Read-write for spawn mode: the backlog (XLEN), a dead worker pod's pending items (XPENDING,
+          // XRANGE) handed back (XADD, XACK, XDEL) or dead-lettered (WorkerJobSpawner).
+          + WorkerPool.allCases.map { KeyGrant(CortexNames.workStream($0), .readWrite) }
           + [
             KeyGrant(K.masterSet.pattern, .write),
+            // Spawn mode: its Jobs and OOM counts; live workers of a pool (the spawn rule).
+            KeyGrant(K.workerJobs.pattern, .readWrite),
+            KeyGrant(K.workerRegistry.pattern, .read), KeyGrant(K.workerHeartbeat.pattern, .read), KeyGrant(K.workerSet.pattern, .read),
             KeyGrant(K.runActivation.pattern, .write), KeyGrant(K.runResults.pattern, .readWrite),
             KeyGrant(K.runTasks.pattern, .read), KeyGrant(K.runHandoffs.pattern, .write),
             // The run's own hash, read to skip a task of a run that has ended (RunState.load). The glob
             // also matches the run's sub-keys: read-only here.
             KeyGrant(K.run.pattern, .read),
-            KeyGrant(K.taskResults.pattern, .read), KeyGrant(K.taskResultEvents.pattern, .read),
+            // Written only in spawn mode: the failed result of an item dead-lettered after repeated OOMKills.
+            KeyGrant(K.taskResults.pattern, .readWrite), KeyGrant(K.taskResultEvents.pattern, .readWrite),
             KeyGrant(K.deadLetters.pattern, .write),
             KeyGrant(K.targetHistory.pattern, .read),  // earlier runs' findings, before the assessment's model call
             KeyGrant(K.embeddings.pattern, .readWrite),  // knowledge-base vectors (HybridRanker)
@@ -188,6 +194,7 @@ public enum RedisACL {
                         "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange", "hmget", "hget", "get",
                         "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                         "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
+                        "xlen", "xrange", "hsetnx",  // spawn mode (WorkerJobSpawner)
                      ]))
     }
 

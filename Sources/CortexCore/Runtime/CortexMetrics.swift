@@ -35,6 +35,8 @@ public final class CortexMetrics: Sendable {
         "cortex_stream_redeliveries_total": "Stream entries processed again after a consumer died or handed them back, by stream kind.",
         "cortex_journal_records_total": "Local journal records, by event (appended, replayed, duplicate, corrupt, refused).",
         "cortex_dead_letters_total": "Stream entries moved to the dead-letter stream, by reason.",
+        "cortex_worker_jobs": "Spawn mode: a master's worker Jobs by state (pending, running, succeeded, failed, oom_killed, evicted, node_lost, deadline_exceeded, deleted).",
+        "cortex_worker_oom_total": "Spawn mode: worker Job containers a master saw OOMKilled, by pool (each answered by a respawn with 1.5x the memory).",
         "cortex_duplicate_results_total": "Work item results committed a second time and ignored (the item had been redone after a redelivery).",
         "cortex_checkpoints_total": "Work item checkpoints, by event (saved, resumed, unreadable).",
         "cortex_file_cache_files_total": "Files of file-sharded work items by how the file cache served them: reused (unchanged since an earlier run, not read), examined, unreadable (an entry of the wrong shape, examined again).",
@@ -132,6 +134,16 @@ public final class CortexMetrics: Sendable {
 
     public func deadLettered(reason: String) {
         registry.makeCounter(descriptor: d("cortex_dead_letters_total"), labels: [("reason", reason)]).increment()
+    }
+
+    /// Spawn mode: how many of a master's worker Jobs are in each state (pending, running, succeeded, failed, oom_killed, ...).
+    public func workerJobs(master: MasterRole, state: String, _ n: Int) {
+        registry.makeGauge(descriptor: d("cortex_worker_jobs"), labels: [("master", master.rawValue), ("state", state)]).set(to: Double(n))
+    }
+
+    /// Spawn mode: a worker Job's container was OOMKilled.
+    public func workerOOM(master: MasterRole, pool: String) {
+        registry.makeCounter(descriptor: d("cortex_worker_oom_total"), labels: [("master", master.rawValue), ("pool", pool)]).increment()
     }
 
     public func duplicateResult() {

@@ -136,7 +136,34 @@ public struct Setting: Sendable, Hashable {
         help: "Seconds an agent waits for the coordinator's BUDGET_DECISION before treating the request as denied.", usedBy: "coordinator, masters")
 
     public static let kubernetes = Setting(env: "CORTEX_KUBERNETES", flag: "kubernetes", defaultValue: "auto",
-        help: "Discover the cluster in inventory runs: on, off, or auto (when in a pod with a service account, or when KUBECONFIG / ~/.kube/config gives a usable context). Access is read-only: list only.", usedBy: "coordinator, inventory-master, worker")
+        help: "Discover the cluster in inventory runs: on, off, or auto (when in a pod with a service account, or when KUBECONFIG / ~/.kube/config gives a usable context). Discovery is read-only (list only); in spawn mode (CORTEX_WORKER_MODE) the masters also create, watch and delete worker Jobs in their namespace.", usedBy: "coordinator, masters, worker")
+
+    public static let workerMode = Setting(env: "CORTEX_WORKER_MODE", flag: "worker-mode", defaultValue: "pool",
+        help: "How workers come to be: `pool` (long-running replicas only, the everyday mode), `jobs` (the masters create a Kubernetes Job per worker when they queue items) or `both` (pools, plus Jobs when the backlog outgrows them). Spawn rule: a master creates ceil(backlog / per-worker) - live workers Jobs, where backlog is the pool stream's unacknowledged entries, per-worker = max(1, CORTEX_WORKER_JOB_TARGET / CORTEX_WORKER_ITEM_SECONDS) and live counts the pool's registered workers with a heartbeat plus its Jobs not yet running; capped by CORTEX_WORKER_JOBS_MAX and CORTEX_WORKER_JOBS_PER_RUN (docs/install.md).", usedBy: "masters")
+    public static let workerJobTemplate = Setting(env: "CORTEX_WORKER_JOB_TEMPLATE", flag: "worker-job-template", defaultValue: "(none; required in spawn mode)",
+        help: "A JSON file holding the worker Jobs' pod template (the worker image, command, environment, volumes, service account; the chart renders it from the worker Deployment's). The master adds `--pools`, labels, resources, node anti-affinity, restartPolicy Never and CORTEX_WORKER_IDLE_EXIT.", usedBy: "masters")
+    public static let workerJobNamespace = Setting(env: "CORTEX_WORKER_JOB_NAMESPACE", flag: "worker-job-namespace", defaultValue: "(the pod's namespace, else default)",
+        help: "The namespace worker Jobs are created in (the masters' Role allows only their release namespace).", usedBy: "masters")
+    public static let workerJobsMax = Setting(env: "CORTEX_WORKER_JOBS_MAX", flag: "worker-jobs-max", defaultValue: "4",
+        help: "Spawn mode: at most this many of a master's worker Jobs unfinished at once.", usedBy: "masters")
+    public static let workerJobsPerRun = Setting(env: "CORTEX_WORKER_JOBS_PER_RUN", flag: "worker-jobs-per-run", defaultValue: "8",
+        help: "Spawn mode: at most this many worker Jobs one master creates for one run (respawns included).", usedBy: "masters")
+    public static let workerJobTarget = Setting(env: "CORTEX_WORKER_JOB_TARGET", flag: "worker-job-target", defaultValue: "120",
+        help: "Spawn mode: seconds within which the live workers should drain a pool's backlog; more Jobs are created when they cannot.", usedBy: "masters")
+    public static let workerItemSeconds = Setting(env: "CORTEX_WORKER_ITEM_SECONDS", flag: "worker-item-seconds", defaultValue: "30",
+        help: "Spawn mode: the seconds one work item is expected to take, for the spawn rule.", usedBy: "masters")
+    public static let workerJobDeadline = Setting(env: "CORTEX_WORKER_JOB_DEADLINE", flag: "worker-job-deadline", defaultValue: "3600",
+        help: "A worker Job's activeDeadlineSeconds: Kubernetes stops it after this long whatever it is doing.", usedBy: "masters")
+    public static let workerJobTTL = Setting(env: "CORTEX_WORKER_JOB_TTL", flag: "worker-job-ttl", defaultValue: "600",
+        help: "A worker Job's ttlSecondsAfterFinished: Kubernetes deletes a finished Job (and its pod) after this long.", usedBy: "masters")
+    public static let workerJobIdle = Setting(env: "CORTEX_WORKER_JOB_IDLE", flag: "worker-job-idle", defaultValue: "30",
+        help: "Seconds a spawned worker waits on an empty pool stream before it exits (given to its Job as CORTEX_WORKER_IDLE_EXIT).", usedBy: "masters")
+    public static let workerJobOOMLimit = Setting(env: "CORTEX_WORKER_JOB_OOM_LIMIT", flag: "worker-job-oom-limit", defaultValue: "3",
+        help: "A work item held by this many OOMKilled worker pods is dead-lettered with the reason, and an ESCALATION is published.", usedBy: "masters")
+    public static let workerJobMemoryCap = Setting(env: "CORTEX_WORKER_JOB_MEMORY_CAP_MIB", flag: "worker-job-memory-cap-mib", defaultValue: "8192",
+        help: "The highest memory limit (MiB) a respawn may ask for: an OOMKilled worker comes back with its limit × 1.5, at most this.", usedBy: "masters")
+    public static let workerIdleExit = Setting(env: "CORTEX_WORKER_IDLE_EXIT", flag: "idle-exit", defaultValue: "0",
+        help: "Seconds without a work item after which the worker exits 0 (spawned worker Jobs end this way); 0 never exits.", usedBy: "worker")
 
     public static let osvDatabase = Setting(env: "CORTEX_OSV_DB", flag: "osv-db", defaultValue: "(none)",
         help: "Vulnerability database in OSV format for the security master: a directory of OSV JSON records (searched recursively), an all.zip, or osv-scanner's offline layout (<dir>/<Ecosystem>/all.zip). Re-read when it changes.", usedBy: "security-master")
@@ -189,6 +216,8 @@ public struct Setting: Sendable, Hashable {
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
+        workerMode, workerJobTemplate, workerJobNamespace, workerJobsMax, workerJobsPerRun, workerJobTarget, workerItemSeconds, workerJobDeadline, workerJobTTL,
+        workerJobIdle, workerJobOOMLimit, workerJobMemoryCap, workerIdleExit,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
         grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
         mcpTransport, otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otelServiceName,

@@ -26,6 +26,8 @@ public struct MasterService: RoleService {
     let catalog: CatalogClient?
     /// The development master's documentation step (nil for the other masters).
     let documentation: DocumentationReview?
+    /// Spawn mode (CORTEX_WORKER_MODE jobs or both): worker Jobs for this master's backlog; nil in pool mode.
+    let spawner: WorkerJobSpawner?
     private let state = Locked(State())
 
     struct State {
@@ -50,6 +52,7 @@ public struct MasterService: RoleService {
         self.embeddings = try EmbeddingsClient.configured(context.settings)
         self.catalog = try CatalogClient(settings: context.settings)
         self.documentation = role == .development ? try DocumentationReview(context: context, llm: llm, maxTokens: llmMaxTokens) : nil
+        self.spawner = try WorkerJobSpawner.configured(role: role, context: context)
     }
 
     public func readiness() async -> Readiness {
@@ -75,6 +78,7 @@ public struct MasterService: RoleService {
         var handedBack = 0
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await heartbeats() }
+            if let spawner { group.addTask { await spawner.run() } }
             group.addTask {
                 for await envelope in events where envelope.type == .MASTER_ACTIVATION_START {
                     await acknowledgeActivation(envelope)
@@ -204,6 +208,9 @@ public struct MasterService: RoleService {
             return .dropped
         }
         await context.bus.notify(WorkerSpawn(taskID: task.id, master: role.rawValue, pool: role.pool.rawValue, items: toDispatch.count), runID: task.runID)
+        if let spawner {
+            for pool in Set(toDispatch.map(\.pool)).sorted(by: { $0.rawValue < $1.rawValue }) { await spawner.afterDispatch(task: task, pool: pool, log: taskLog) }
+        }
 
         let results: [String: WorkResult]
         switch await awaitResults(task: task, expected: items.map(\.id), log: taskLog) {
@@ -217,6 +224,7 @@ public struct MasterService: RoleService {
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
         report.shardPlan = shardPlan
+        if let notes = spawner?.reportNotes(taskID: task.id), !notes.isEmpty { report.markdown += notes }
         span.attributes["cortex.task.items"] = items.count
         var handoffs: [Envelope] = []
         if let security { handoffs = await security.review(&report, task: task, log: taskLog) }

@@ -34,6 +34,8 @@ public struct WorkerService: RoleService {
     let concurrency: Int
     /// How long an item runs before it is announced on its own (`CORTEX_ITEM_EVENT_THRESHOLD`).
     let eventThreshold: Duration
+    /// CORTEX_WORKER_IDLE_EXIT: a spawned worker (a Kubernetes Job) ends after this long without items; nil never.
+    let idleExit: Duration?
 
     public init(context: ProcessContext) throws {
         self.context = context
@@ -53,6 +55,9 @@ public struct WorkerService: RoleService {
         self.concurrency = try context.settings.int(.workerConcurrency, range: 1...1024)
         self.eventThreshold = try context.settings.seconds(.itemEventThreshold)
         self.checkpointEvery = .seconds(1)
+        // Whole seconds, 0 allowed (the default: never), unlike the other durations.
+        let idle = try context.settings.int(.workerIdleExit, range: 0...604_800)
+        self.idleExit = idle > 0 ? .seconds(idle) : nil
         self.catalog = try CatalogClient(settings: context.settings)
         self.fileCache = try FileResultCache.configured(redis: context.redis, settings: context.settings)
         let llmConfiguration = try LLMConfiguration.from(context.settings)
@@ -75,7 +80,7 @@ public struct WorkerService: RoleService {
         let log = context.logger
         let reader = context.blockingClient(name: "work-reader", block: .seconds(1))
         defer { reader.close() }
-        var consumer = StreamConsumer(redis: reader, group: CortexNames.Group.workers, consumer: workerID,
+        let consumer = StreamConsumer(redis: reader, group: CortexNames.Group.workers, consumer: workerID,
                                       streams: pools.map { CortexNames.workStream($0) }, claimIdle: claimIdle)
         try await retryingRedis(log) { try await consumer.prepare() }
         try await registration.register(status: ProcessStatus.idle.rawValue)
@@ -86,21 +91,20 @@ public struct WorkerService: RoleService {
             group.addTask { await registration.heartbeats() }
             group.addTask { await supervise(work) }
             group.addTask { await commitBatches(work) }
-            // One child task per item: an item may be long (a clone, a test suite, a model call), and one
-            // long item must not hold up the short ones read with it. Everything else an item needs from
-            // Redis is shared: the read (XREADGROUP COUNT <room>), the commit (one transaction for every
-            // item finished meanwhile), the keep-alives and TASK_STARTED (the supervisor, for all items).
-            await withDiscardingTaskGroup { items in
-                await consumer.consumeBatches(context: context, operation: "reading work", room: { await work.room() }) { deliveries in
-                    for delivery in deliveries {
-                        guard let text = delivery.entry.fields["item"], let item = try? WorkItem(wireJSON: text) else {
-                            items.addTask { await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context) }
-                            continue
-                        }
-                        guard let token = work.began(delivery, item: item) else { continue }
-                        items.addTask { await process(item, delivery: delivery, token: token, work: work) }
+            // A spawned worker (idleExit set) also ends when its pools stay empty for idleExit: whichever
+            // ends first, the consumer (shutdown) or the idle watcher, ends the other.
+            let idle = idleExit.map { _ in IdleExit() }
+            let prepared = consumer
+            await withTaskGroup(of: Void.self) { reading in
+                reading.addTask { await consume(prepared, into: work, idle: idle) }
+                if let idleExit, let idle {
+                    reading.addTask {
+                        while !Task.isCancelled, !idle.stopIfIdle(for: idleExit) { try? await Task.sleep(for: .milliseconds(250)) }
+                        if idle.stopped { log.info("no work item for \(idleExit): exiting (CORTEX_WORKER_IDLE_EXIT)") }
                     }
                 }
+                _ = await reading.next()
+                reading.cancelAll()
             }
             // Every item has ended and queued its result: the committer drains the queue and returns.
             work.close()
@@ -108,6 +112,45 @@ public struct WorkerService: RoleService {
         }
         await registration.deregister()
         log.info("worker stopped")
+    }
+
+    /// Reads work until shutdown (or, for a spawned worker, until `idle` decides to leave), one child task
+    /// per item: an item may be long (a clone, a test suite, a model call), and one long item must not hold
+    /// up the short ones read with it. Everything else an item needs from Redis is shared: the read
+    /// (XREADGROUP COUNT <room>), the commit (one transaction for every item finished meanwhile), the
+    /// keep-alives and TASK_STARTED (the supervisor, for all items). Returns once every item has ended.
+    private func consume(_ prepared: StreamConsumer, into work: InFlightWork, idle: IdleExit?) async {
+        var consumer = prepared
+        await withDiscardingTaskGroup { items in
+            await consumer.consumeBatches(context: context, operation: "reading work", room: { await work.room() }) { deliveries in
+                for delivery in deliveries {
+                    guard let text = delivery.entry.fields["item"], let item = try? WorkItem(wireJSON: text) else {
+                        items.addTask { await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context) }
+                        continue
+                    }
+                    guard idle?.begin() ?? true else {
+                        // Read in the instant this spawned worker decided to leave: back on the stream for another
+                        // worker (if that fails, the entry stays pending here and is claimed after CORTEX_CLAIM_IDLE).
+                        items.addTask { await handBack(delivery) }
+                        continue
+                    }
+                    guard let token = work.began(delivery, item: item) else { idle?.end(); continue }
+                    items.addTask {
+                        await process(item, delivery: delivery, token: token, work: work)
+                        idle?.end()
+                    }
+                }
+            }
+        }
+    }
+
+    private func handBack(_ delivery: StreamConsumer.Delivery) async {
+        do {
+            try await StreamConsumer.handBack(stream: delivery.stream, group: CortexNames.Group.workers, entryID: delivery.entry.id,
+                                              fields: delivery.entry.fields, redis: context.redis)
+        } catch {
+            context.logger.warning("could not hand \(delivery.entry.id) on \(delivery.stream) back while leaving: \(error); another worker claims it after CORTEX_CLAIM_IDLE")
+        }
     }
 
     /// Keeps the entries of running items from looking abandoned (one pipelined keep-alive for all that are
@@ -305,4 +348,30 @@ func retryingRedis(_ log: Logger, _ body: () async throws -> Void) async throws 
             delay = min(delay * 2, .seconds(5))
         }
     }
+}
+
+/// When a spawned worker may leave: no item in hand and none taken for the idle time.
+final class IdleExit: Sendable {
+    private let state = Locked((inFlight: 0, last: ContinuousClock.now, stopped: false))
+
+    /// An item is about to be processed; false once the worker decided to leave.
+    func begin() -> Bool {
+        state.withLock { s in
+            if s.stopped { return false }
+            s.inFlight += 1
+            return true
+        }
+    }
+
+    func end() { state.withLock { s in s.inFlight -= 1; s.last = .now } }
+
+    /// Decides to leave when idle long enough; true once decided.
+    func stopIfIdle(for idle: Duration) -> Bool {
+        state.withLock { s in
+            if !s.stopped, s.inFlight == 0, ContinuousClock.now - s.last >= idle { s.stopped = true }
+            return s.stopped
+        }
+    }
+
+    var stopped: Bool { state.value.stopped }
 }

@@ -13,7 +13,11 @@ metadata:
   labels:
     {{- include "cortex.labels" . | nindent 4 }}
     cortex.io/process: {{ .name }}
-  {{- if and $root.Values.kubernetes.discovery .reader }}
+  {{- if include "cortex.spawner" . }}
+  annotations:
+    # checkov: this master creates and watches worker Jobs (a Role in this namespace only), so it needs its token.
+    checkov.io/skip1: CKV_K8S_38=Creates and watches worker Jobs with the namespaced cortex-worker-jobs Role
+  {{- else if and $root.Values.kubernetes.discovery .reader }}
   annotations:
     # checkov: this process reads the cluster through the API (read-only ClusterRole), so it needs its token.
     checkov.io/skip1: CKV_K8S_38=Reads the cluster through the Kubernetes API with the read-only cortex-reader role
@@ -38,7 +42,7 @@ spec:
         {{- include "cortex.podAnnotations" $root | nindent 8 }}
     spec:
       serviceAccountName: {{ include "cortex.serviceAccount" . }}
-      automountServiceAccountToken: {{ and $root.Values.kubernetes.discovery .reader | default false }}
+      automountServiceAccountToken: {{ or (include "cortex.spawner" .) (and $root.Values.kubernetes.discovery .reader) | default false }}
       securityContext:
         {{- include "cortex.podSecurityContext" $root | nindent 8 }}
       # SIGTERM: the process hands its in-flight work back to its stream before exiting.

@@ -30,7 +30,12 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* The reader service account (cluster-wide get/list/watch) for the processes that read the cluster. */}}
 {{- define "cortex.serviceAccount" -}}
-{{- if and .root.Values.kubernetes.discovery .reader -}}cortex-reader{{- else -}}cortex{{- end -}}
+{{- if include "cortex.spawner" . -}}cortex-master{{- else if and .root.Values.kubernetes.discovery .reader -}}cortex-reader{{- else -}}cortex{{- end -}}
+{{- end }}
+
+{{/* A master in spawn mode (workers.mode jobs or both): it creates and watches worker Jobs. */}}
+{{- define "cortex.spawner" -}}
+{{- if and (eq (.component | default "") "master") (ne (.root.Values.workers.mode | default "pool") "pool") -}}true{{- end -}}
 {{- end }}
 
 {{/* Whether Redis needs a password (then every process reads it from the Secret, as a file). */}}
@@ -88,6 +93,33 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
     fieldRef: {fieldPath: spec.nodeName}
 - name: CORTEX_KUBERNETES
   value: {{ ternary "auto" "off" (and .root.Values.kubernetes.discovery .reader) | quote }}
+{{- if include "cortex.spawner" . }}
+{{- $j := .root.Values.workers.jobs }}
+- name: CORTEX_WORKER_MODE
+  value: {{ .root.Values.workers.mode | quote }}
+- name: CORTEX_WORKER_JOB_TEMPLATE
+  value: /etc/cortex/worker-job/pod.json
+- name: CORTEX_WORKER_JOB_NAMESPACE
+  value: {{ .root.Release.Namespace | quote }}
+- name: CORTEX_WORKER_JOBS_MAX
+  value: {{ $j.maxPerMaster | toString | quote }}
+- name: CORTEX_WORKER_JOBS_PER_RUN
+  value: {{ $j.maxPerRun | toString | quote }}
+- name: CORTEX_WORKER_JOB_TARGET
+  value: {{ $j.targetSeconds | toString | quote }}
+- name: CORTEX_WORKER_ITEM_SECONDS
+  value: {{ $j.itemSeconds | toString | quote }}
+- name: CORTEX_WORKER_JOB_DEADLINE
+  value: {{ $j.activeDeadlineSeconds | toString | quote }}
+- name: CORTEX_WORKER_JOB_TTL
+  value: {{ $j.ttlSecondsAfterFinished | toString | quote }}
+- name: CORTEX_WORKER_JOB_IDLE
+  value: {{ $j.idleSeconds | toString | quote }}
+- name: CORTEX_WORKER_JOB_OOM_LIMIT
+  value: {{ $j.oomLimit | toString | quote }}
+- name: CORTEX_WORKER_JOB_MEMORY_CAP_MIB
+  value: {{ $j.memoryCapMiB | toString | quote }}
+{{- end }}
 {{- $user := "" -}}
 {{- if include "cortex.redisACL" .root -}}{{- $user = printf "cortex-%s@" (.redisRole | default .component) -}}{{- end }}
 {{- if .root.Values.redis.enabled }}

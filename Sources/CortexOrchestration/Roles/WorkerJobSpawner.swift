@@ -1,0 +1,440 @@
+import CortexCore
+import CortexKubernetes
+import Foundation
+import Logging
+
+/// One worker Job a master spawned, as kept in `CortexNames.workerJobs(master)` for `cortexctl status`.
+public struct WorkerJobRecord: Codable, Sendable, Equatable {
+    public var job: String
+    public var pool: String
+    public var workerType: String
+    public var runID: String
+    public var taskID: String
+    public var memoryMiB: Int
+    /// pending (created, no pod running yet), running, or how it ended: succeeded, failed, oom_killed,
+    /// evicted, node_lost, deadline_exceeded, deleted.
+    public var state: String
+    public var node: String?
+    public var pod: String?
+    public var reason: String?
+    public var respawnOf: String?
+    /// Nodes its pod may not run on (where an earlier pod of the same line died).
+    public var avoidNodes: [String]
+    public var createdMs: Int
+    public var endedMs: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case job, pool, workerType = "worker_type", runID = "run_id", taskID = "task_id", memoryMiB = "memory_mib", state, node, pod, reason
+        case respawnOf = "respawn_of", avoidNodes = "avoid_nodes", createdMs = "created_ms", endedMs = "ended_ms"
+    }
+
+    public var isFinished: Bool { !["pending", "running"].contains(state) }
+}
+
+/// Spawn mode of a master (`CORTEX_WORKER_MODE` jobs or both): creates worker Jobs when its pool's
+/// backlog outgrows the live workers, watches its Jobs and their pods, and brings an OOMKilled worker
+/// back with 1.5× the memory on another node (its held items handed back to the pool stream, where
+/// they resume from their checkpoints). An item held by `oomLimit` OOMKilled pods is dead-lettered and
+/// an ESCALATION published. Evicted and node-lost pods are respawned without the bump.
+public final class WorkerJobSpawner: Sendable {
+    public enum Mode: String, Sendable { case pool, jobs, both }
+
+    let context: ProcessContext
+    let role: MasterRole
+    let client: KubernetesClient
+    let namespace: String
+    /// The pod template from CORTEX_WORKER_JOB_TEMPLATE.
+    let template: JSONValue
+    let maxActive: Int
+    let maxPerRun: Int
+    let perWorker: Int
+    let deadlineSeconds: Int
+    let ttlSeconds: Int
+    let idleExitSeconds: Int
+    let oomLimit: Int
+    let memoryCapMiB: Int
+    private let state = Locked(State())
+
+    struct State {
+        var records: [String: WorkerJobRecord] = [:]
+        var perRun: [String: Int] = [:]
+        /// Lines for the task's report: which Jobs died how, and what replaced them.
+        var notes: [String: [String]] = [:]
+        /// Pods whose end was handled (a watch replays objects after a relist).
+        var handledPods: Set<String> = []
+        var terminated: Set<String> = []
+    }
+
+    /// The spawner the settings ask for: nil in pool mode. Spawn mode without Kubernetes access or a
+    /// template is a configuration error (said at start, not at the first backlog).
+    public static func configured(role: MasterRole, context: ProcessContext) throws -> WorkerJobSpawner? {
+        let s = context.settings
+        guard let mode = Mode(rawValue: s.string(.workerMode)) else {
+            throw ConfigurationError("CORTEX_WORKER_MODE must be pool, jobs or both, got '\(s.string(.workerMode))'")
+        }
+        if mode == .pool { return nil }
+        let kubernetes = s.string(.kubernetes)
+        guard let access = try KubeAccess.configured(kubernetes == "off" ? "on" : kubernetes) else {
+            throw ConfigurationError("CORTEX_WORKER_MODE=\(mode.rawValue) needs Kubernetes access (in a pod, or KUBECONFIG)")
+        }
+        guard let path = s.raw(.workerJobTemplate), !path.isEmpty else {
+            throw ConfigurationError("CORTEX_WORKER_MODE=\(mode.rawValue) needs CORTEX_WORKER_JOB_TEMPLATE (the worker pod template, JSON)")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let template = try? JSONText.parse([UInt8](data)),
+              template["spec"]?["containers"]?.arrayValue?.isEmpty == false else {
+            throw ConfigurationError("CORTEX_WORKER_JOB_TEMPLATE \(path) is not a pod template (JSON with spec.containers)")
+        }
+        let namespace = s.raw(.workerJobNamespace)
+            ?? (try? String(contentsOfFile: "\(KubeAccess.serviceAccountDirectory)/namespace", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            ?? "default"
+        let itemSeconds = try s.int(.workerItemSeconds, range: 1...86_400)
+        return WorkerJobSpawner(
+            context: context, role: role, client: KubernetesClient(access: access), namespace: namespace, template: template,
+            maxActive: try s.int(.workerJobsMax, range: 1...1000), maxPerRun: try s.int(.workerJobsPerRun, range: 1...10_000),
+            perWorker: max(1, try s.int(.workerJobTarget, range: 1...86_400) / itemSeconds),
+            deadlineSeconds: try s.int(.workerJobDeadline, range: 1...604_800), ttlSeconds: try s.int(.workerJobTTL, range: 0...604_800),
+            idleExitSeconds: try s.int(.workerJobIdle, range: 1...86_400), oomLimit: try s.int(.workerJobOOMLimit, range: 1...100),
+            memoryCapMiB: try s.int(.workerJobMemoryCap, range: 64...1_048_576))
+    }
+
+    init(context: ProcessContext, role: MasterRole, client: KubernetesClient, namespace: String, template: JSONValue, maxActive: Int, maxPerRun: Int,
+         perWorker: Int, deadlineSeconds: Int, ttlSeconds: Int, idleExitSeconds: Int, oomLimit: Int, memoryCapMiB: Int) {
+        self.context = context
+        self.role = role
+        self.client = client
+        self.namespace = namespace
+        self.template = template
+        self.maxActive = maxActive
+        self.maxPerRun = maxPerRun
+        self.perWorker = perWorker
+        self.deadlineSeconds = deadlineSeconds
+        self.ttlSeconds = ttlSeconds
+        self.idleExitSeconds = idleExitSeconds
+        self.oomLimit = oomLimit
+        self.memoryCapMiB = memoryCapMiB
+    }
+
+    var jobsPath: String { "/apis/batch/v1/namespaces/\(namespace)/jobs" }
+    var podsPath: String { "/api/v1/namespaces/\(namespace)/pods" }
+    /// Every Job (and, through the pod template, every pod) this master made carries these labels.
+    var selector: String { "app.kubernetes.io/managed-by=cortex,cortex.dev/master=\(role.rawValue)" }
+
+    // MARK: the spawn rule
+
+    /// How many Jobs to create: enough that the backlog drains within the target time, less the live
+    /// workers, within both caps. Pure, so the rule is tested directly.
+    static func jobsNeeded(backlog: Int, liveWorkers: Int, perWorker: Int, active: Int, maxActive: Int, spawnedForRun: Int, maxPerRun: Int) -> Int {
+        guard backlog > 0 else { return 0 }
+        let wanted = (backlog + perWorker - 1) / perWorker - liveWorkers
+        return max(0, min(wanted, maxActive - active, maxPerRun - spawnedForRun))
+    }
+
+    /// After a master queued items on `pool`: creates the Jobs the rule asks for.
+    func afterDispatch(task: TaskSpec, pool: WorkerPool, log: Logger) async {
+        do {
+            let backlog = try await context.redis.send("XLEN", CortexNames.workStream(pool)).orThrow().int ?? 0
+            let registered = try await liveWorkers(pool)
+            let (active, pendingJobs, spawned) = state.withLock { s in
+                (s.records.values.filter { !$0.isFinished }.count, s.records.values.filter { $0.state == "pending" && $0.pool == pool.rawValue }.count, s.perRun[task.runID] ?? 0)
+            }
+            let n = Self.jobsNeeded(backlog: backlog, liveWorkers: registered + pendingJobs, perWorker: perWorker, active: active, maxActive: maxActive,
+                                    spawnedForRun: spawned, maxPerRun: maxPerRun)
+            log.info("spawn rule: backlog \(backlog) on pool \(pool.rawValue), \(registered) live workers + \(pendingJobs) starting Jobs, \(perWorker) items per worker in the target time: \(n) Jobs to create",
+                     metadata: [LogKey.workerPools: "\(pool.rawValue)"])
+            for _ in 0..<n {
+                _ = await spawn(pool: pool, runID: task.runID, taskID: task.id, memoryMiB: WorkerTypeResources.forPool(pool).memoryMiB, avoidNodes: [], respawnOf: nil, log: log)
+            }
+        } catch {
+            log.warning("spawn mode: could not read the backlog of pool \(pool.rawValue) (no Jobs created; the items wait for live workers): \(error)")
+        }
+    }
+
+    /// Registered workers of the pool whose heartbeat key is alive.
+    private func liveWorkers(_ pool: WorkerPool) async throws -> Int {
+        let ids = try await context.redis.smembers(CortexNames.workerSet)
+        guard !ids.isEmpty else { return 0 }
+        let replies = try await context.redis.pipeline(ids.flatMap { [RedisCommand.hget(CortexNames.workerRegistry($0), "pools"), .exists(CortexNames.workerHeartbeat($0))] })
+        var n = 0
+        for i in ids.indices {
+            let pools = replies[2 * i].string?.split(separator: ",").map(String.init) ?? []
+            if pools.contains(pool.rawValue) && replies[2 * i + 1].int == 1 { n += 1 }
+        }
+        return n
+    }
+
+    /// The memory limit of a respawn after an OOMKill: × 1.5, at most the cap.
+    static func bumpedMemory(_ miB: Int, cap: Int) -> Int { min(cap, Int((Double(miB) * 1.5).rounded(.up))) }
+
+    /// Creates one Job (a 409 from a retried create is the same Job); returns its name, nil when refused.
+    @discardableResult
+    func spawn(pool: WorkerPool, runID: String, taskID: String, memoryMiB: Int, avoidNodes: [String], respawnOf: String?, log: Logger) async -> String? {
+        let reserved = state.withLock { s -> Bool in
+            guard (s.perRun[runID] ?? 0) < maxPerRun else { return false }
+            s.perRun[runID, default: 0] += 1
+            return true
+        }
+        guard reserved else {
+            log.warning("spawn mode: \(maxPerRun) worker Jobs for run \(runID) already (CORTEX_WORKER_JOBS_PER_RUN); no more")
+            return nil
+        }
+        let resources = WorkerTypeResources.forPool(pool)
+        let name = Self.jobName(role: role, pool: pool)
+        let job = makeJob(name: name, pool: pool, runID: runID, taskID: taskID, resources: resources, memoryMiB: memoryMiB, avoidNodes: avoidNodes)
+        do {
+            _ = try await client.create(jobsPath, job)
+        } catch {
+            state.withLock { $0.perRun[runID, default: 1] -= 1 }
+            log.error("spawn mode: could not create worker Job \(name): \(error)")
+            return nil
+        }
+        let record = WorkerJobRecord(job: name, pool: pool.rawValue, workerType: resources.type, runID: runID, taskID: taskID, memoryMiB: memoryMiB,
+                                     state: "pending", respawnOf: respawnOf, avoidNodes: avoidNodes, createdMs: epochMilliseconds())
+        await save(record)
+        await context.bus.notify(WorkerSpawn(taskID: taskID, master: role.rawValue, pool: pool.rawValue, items: 0, job: name, memoryMib: memoryMiB, respawnOf: respawnOf),
+                                 runID: runID)
+        log.info("worker Job \(name) created (\(resources.type), \(memoryMiB) MiB\(avoidNodes.isEmpty ? "" : ", not on \(avoidNodes.joined(separator: ", "))"))")
+        return name
+    }
+
+    /// `cw-<master>-<pool>-<random>`: DNS-1123, short enough for the pod names Kubernetes derives from it.
+    static func jobName(role: MasterRole, pool: WorkerPool) -> String {
+        let suffix = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(8)
+        return "cw-\(role.rawValue)-\(pool.rawValue)-\(suffix)"
+    }
+
+    /// A label value: at most 63 of [A-Za-z0-9_.-], starting and ending alphanumeric.
+    static func labelValue(_ s: String) -> String {
+        var v = String(s.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) ? $0 : "_" }.suffix(63))
+        while let f = v.first, !(f.isLetter || f.isNumber) { v.removeFirst() }
+        while let l = v.last, !(l.isLetter || l.isNumber) { v.removeLast() }
+        return v
+    }
+
+    /// The Job: the template's pod with the pool, labels, resources, node anti-affinity and idle exit.
+    func makeJob(name: String, pool: WorkerPool, runID: String, taskID: String, resources: WorkerTypeResources, memoryMiB: Int, avoidNodes: [String]) -> JSONValue {
+        let labels: [String: JSONValue] = [
+            "app.kubernetes.io/name": "cortex-worker", "app.kubernetes.io/component": "worker-job", "app.kubernetes.io/managed-by": "cortex",
+            "cortex.dev/master": .string(role.rawValue), "cortex.dev/pool": .string(pool.rawValue), "cortex.dev/worker-type": .string(resources.type),
+            "cortex.dev/run": .string(Self.labelValue(runID)), "cortex.dev/task": .string(Self.labelValue(taskID)),
+        ]
+        var pod = template.objectValue ?? [:]
+        var metadata = pod["metadata"]?.objectValue ?? [:]
+        metadata["labels"] = .object((metadata["labels"]?.objectValue ?? [:]).merging(labels) { $1 })
+        metadata.removeValue(forKey: "name")
+        pod["metadata"] = .object(metadata)
+        var spec = pod["spec"]?.objectValue ?? [:]
+        spec["restartPolicy"] = "Never"  // a failed pod is the master's to replace (bigger, elsewhere), not the kubelet's
+        var containers = spec["containers"]?.arrayValue ?? []
+        var worker = containers.first?.objectValue ?? [:]
+        worker["args"] = .array((worker["args"]?.arrayValue ?? []) + [.string("--pools"), .string(pool.rawValue)])
+        worker["env"] = .array((worker["env"]?.arrayValue ?? []).filter { $0["name"]?.stringValue != Setting.workerIdleExit.env }
+            + [["name": .string(Setting.workerIdleExit.env), "value": .string(String(idleExitSeconds))]])
+        worker["resources"] = [
+            "requests": ["cpu": .string(resources.cpuRequest), "memory": .string("\(memoryMiB)Mi")],
+            "limits": ["cpu": .string(resources.cpuLimit), "memory": .string("\(memoryMiB)Mi")],
+        ]
+        if !containers.isEmpty { containers[0] = .object(worker) }
+        spec["containers"] = .array(containers)
+        if !avoidNodes.isEmpty {
+            spec["affinity"] = ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [
+                ["matchExpressions": [["key": "kubernetes.io/hostname", "operator": "NotIn", "values": .array(avoidNodes.map(JSONValue.string))]]],
+            ]]]]
+        }
+        pod["spec"] = .object(spec)
+        return [
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": ["name": .string(name), "namespace": .string(namespace), "labels": .object(labels)],
+            "spec": [
+                "backoffLimit": 0, "activeDeadlineSeconds": .number(Double(deadlineSeconds)), "ttlSecondsAfterFinished": .number(Double(ttlSeconds)),
+                "template": .object(pod),
+            ],
+        ]
+    }
+
+    // MARK: watching
+
+    /// Watches this master's Jobs and their pods until cancelled.
+    func run() async {
+        let log = context.logger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                await ResourceWatch(client: client, path: jobsPath, labelSelector: selector).run(
+                    onEvent: { await self.jobEvent($0) }, onProblem: { log.warning("worker Jobs watch: \($0)") })
+            }
+            group.addTask { [self] in
+                await ResourceWatch(client: client, path: podsPath, labelSelector: selector).run(
+                    onEvent: { await self.podEvent($0) }, onProblem: { log.warning("worker pods watch: \($0)") })
+            }
+        }
+    }
+
+    private func record(_ job: String) -> WorkerJobRecord? { state.withLock { $0.records[job] } }
+
+    private func save(_ record: WorkerJobRecord) async {
+        let counts = state.withLock { s -> [String: Int] in
+            s.records[record.job] = record
+            return Dictionary(grouping: s.records.values, by: \.state).mapValues(\.count)
+        }
+        for st in ["pending", "running", "succeeded", "failed", "oom_killed", "evicted", "node_lost", "deadline_exceeded", "deleted"] {
+            context.metrics.workerJobs(master: role, state: st, counts[st] ?? 0)
+        }
+        if let json = try? WireJSON.encode(record) {
+            _ = try? await context.redis.pipeline([.hset(CortexNames.workerJobs(role), record.job, json),
+                                                   .expire(CortexNames.workerJobs(role), seconds: context.retentionSeconds)])
+        }
+    }
+
+    func jobEvent(_ event: KubernetesClient.WatchEvent) async {
+        guard let name = event.object["metadata"]?["name"]?.stringValue, var record = record(name) else { return }
+        let conditions = event.object["status"]?["conditions"]?.arrayValue ?? []
+        func condition(_ type: String) -> JSONValue? { conditions.first { $0["type"]?.stringValue == type && $0["status"]?.stringValue == "True" } }
+        var outcome: String?
+        if event.type == "DELETED" { outcome = "deleted" }
+        if condition("Complete") != nil { outcome = "succeeded" }
+        if let failed = condition("Failed") {
+            outcome = failed["reason"]?.stringValue == "DeadlineExceeded" ? "deadline_exceeded" : "failed"
+            if record.reason == nil { record.reason = failed["message"]?.stringValue ?? failed["reason"]?.stringValue }
+        }
+        if outcome == nil, (event.object["status"]?["active"]?.intValue ?? 0) > 0, record.state == "pending" {
+            record.state = "running"
+            await save(record)
+            return
+        }
+        guard let outcome else { return }
+        if outcome == "failed" {
+            // The Job's Failed condition may arrive before its pod's status: read the pods, so an OOMKill is
+            // answered (and reported) as one, not as a plain failure.
+            for pod in (try? await client.list(podsPath, labelSelector: "job-name=\(name)")) ?? [] { await podEvent(.init(type: "MODIFIED", object: pod)) }
+            record = self.record(name) ?? record
+        }
+        let first = state.withLock { $0.terminated.insert(name).inserted }
+        guard first else { return }
+        // A pod's end (OOMKilled, evicted, node lost) says more than the Job's Failed condition.
+        if !["oom_killed", "evicted", "node_lost"].contains(record.state) { record.state = outcome }
+        record.endedMs = record.endedMs ?? epochMilliseconds()
+        await save(record)
+        await context.bus.notify(WorkerTerminate(master: role.rawValue, pool: record.pool, job: name, outcome: record.state, node: record.node,
+                                                 memoryMib: record.memoryMiB, reason: record.reason), runID: record.runID)
+        context.logger.info("worker Job \(name) ended: \(record.state)")
+    }
+
+    func podEvent(_ event: KubernetesClient.WatchEvent) async {
+        let pod = event.object
+        guard let podName = pod["metadata"]?["name"]?.stringValue,
+              let jobName = pod["metadata"]?["labels"]?["job-name"]?.stringValue ?? pod["metadata"]?["labels"]?["batch.kubernetes.io/job-name"]?.stringValue,
+              var record = record(jobName) else { return }
+        let node = pod["spec"]?["nodeName"]?.stringValue
+        if record.pod != podName || (record.node == nil && node != nil) {
+            record.pod = podName
+            record.node = node ?? record.node
+            if pod["status"]?["phase"]?.stringValue == "Running", record.state == "pending" { record.state = "running" }
+            await save(record)
+        }
+        // How the pod ended, if it did in a way the master answers.
+        let statuses = pod["status"]?["containerStatuses"]?.arrayValue ?? []
+        let oom = statuses.first { $0["state"]?["terminated"]?["reason"]?.stringValue == "OOMKilled" || $0["lastState"]?["terminated"]?["reason"]?.stringValue == "OOMKilled" }
+        let podReason = pod["status"]?["reason"]?.stringValue
+        let end: String?
+        if oom != nil { end = "oom_killed" }
+        else if podReason == "Evicted" { end = "evicted" }
+        else if podReason == "NodeLost" || (pod["status"]?["conditions"]?.arrayValue ?? []).contains(where: { $0["type"]?.stringValue == "DisruptionTarget" && $0["reason"]?.stringValue == "DeletionByPodGC" }) { end = "node_lost" }
+        else { end = nil }
+        guard let end, state.withLock({ $0.handledPods.insert(podName).inserted }) else { return }
+        let reason = oom.map { "container \($0["name"]?.stringValue ?? "?"): OOMKilled" } ?? pod["status"]?["message"]?.stringValue ?? podReason ?? end
+        record.state = end
+        record.reason = reason
+        record.endedMs = epochMilliseconds()
+        await save(record)
+        await podDied(record, pod: podName, node: node, oom: end == "oom_killed")
+    }
+
+    /// A worker pod died holding items: they go back on the pool stream (or, after `oomLimit` OOMKills,
+    /// to the dead letters), and the Job is replaced — with 1.5× the memory after an OOMKill — on another node.
+    private func podDied(_ record: WorkerJobRecord, pod: String, node: String?, oom: Bool) async {
+        let log = context.logger.forRun(record.runID)
+        guard let pool = WorkerPool(rawValue: record.pool) else { return }
+        if oom { context.metrics.workerOOM(master: role, pool: record.pool) }
+        let stream = CortexNames.workStream(pool)
+        var handedBack: [WorkItem] = []
+        var buried: [WorkItem] = []
+        do {
+            // The dead worker's consumer name is its instance id: the pod name (the template sets CORTEX_INSTANCE_ID from it).
+            for pending in try await context.redis.xpending(stream, group: CortexNames.Group.workers, count: 100, consumer: pod) {
+                guard let entry = try await context.redis.xrange(stream, from: pending.id, to: pending.id).first,
+                      let text = entry.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text) else { continue }
+                let ooms = oom ? (try await context.redis.send(.hincrby(CortexNames.workerJobOOMs(role), item.id, by: 1)).orThrow().int ?? 1) : 0
+                if oom && ooms >= oomLimit {
+                    // Noted before the failed result is committed: that commit wakes the master, which writes the report.
+                    let note = "worker Job \(record.job) (\(record.memoryMiB) MiB) OOMKilled on node \(node ?? "?") holding \(item.id): dead-lettered after \(ooms) OOMKills"
+                    state.withLock { $0.notes[item.taskID, default: []].append(note) }
+                    await bury(item, entry: entry, stream: stream, ooms: ooms, pod: pod, node: node, log: log)
+                    buried.append(item)
+                } else {
+                    // A copy at the stream's end and the old entry acknowledged, at once: the next worker takes it
+                    // now, not after the visibility timeout, and resumes from the item's checkpoint.
+                    _ = try await context.redis.transaction([
+                        .xadd(stream, fields: entry.fields.map { ($0.key, $0.value) }.sorted { $0.0 < $1.0 }),
+                        .xack(stream, group: CortexNames.Group.workers, ids: [entry.id]), .xdel(stream, ids: [entry.id]),
+                        .expire(CortexNames.workerJobOOMs(role), seconds: context.retentionSeconds),
+                    ])
+                    handedBack.append(item)
+                }
+            }
+        } catch {
+            log.warning("pod \(pod) died; its items could not be handed back (other workers claim them after the visibility timeout): \(error)")
+        }
+        let backlog = (try? await context.redis.send("XLEN", stream).orThrow().int) ?? 0
+        var replacement: String?
+        let memory = oom ? Self.bumpedMemory(record.memoryMiB, cap: memoryCapMiB) : record.memoryMiB
+        let avoid = node.map { Array(Set(record.avoidNodes + [$0])).sorted() } ?? record.avoidNodes
+        if backlog > 0 || !handedBack.isEmpty {
+            replacement = await spawn(pool: pool, runID: record.runID, taskID: record.taskID, memoryMiB: memory, avoidNodes: avoid, respawnOf: record.job, log: log)
+        }
+        let what = oom ? "OOMKilled" : record.state.replacingOccurrences(of: "_", with: " ")
+        var line = "worker Job \(record.job) (\(record.memoryMiB) MiB) \(what) on node \(node ?? "?")"
+        if !handedBack.isEmpty { line += " holding \(handedBack.map(\.id).joined(separator: ", ")) (handed back, resumed from checkpoints)" }
+        if !buried.isEmpty && handedBack.isEmpty && replacement == nil {
+            log.warning("\(line); dead-lettered: \(buried.map(\.id).joined(separator: ", "))")
+            return  // the report's note was written before the dead-lettering
+        }
+        line += replacement.map { "; respawned as \($0) with \(memory) MiB, not on \(avoid.joined(separator: ", "))" } ?? "; not respawned (nothing left to do)"
+        log.warning("\(line)")
+        let tasks = Set((handedBack + buried).map(\.taskID) + [record.taskID])
+        state.withLock { s in for t in tasks { s.notes[t, default: []].append(line) } }
+    }
+
+    /// The item failed for good: its result written as failed (so its task can finish), moved to the
+    /// dead letters, announced (TASK_FAILED) and escalated to the operator.
+    private func bury(_ item: WorkItem, entry: StreamEntry, stream: String, ooms: Int, pod: String, node: String?, log: Logger) async {
+        let reason = "dead-lettered after \(ooms) OOMKilled workers (last \(pod) on \(node ?? "?")); raise the \(WorkerTypeResources.type(for: item.pool)) memory or split the item"
+        let result = WorkResult(itemID: item.id, taskID: item.taskID, worker: pod, node: node ?? "?", status: .failed, error: reason, durationMs: 0,
+                                filesExamined: 0, output: .null, finishedAtMs: epochMilliseconds())
+        let failed = Envelope(TaskFailed(itemID: item.id, taskID: item.taskID, worker: pod, reason: reason, status: Outcome.failed.rawValue),
+                              source: context.processName, runID: item.runID)
+        let fields = JSONValue.object(entry.fields.mapValues { .string($0) }).description
+        do {
+            _ = try await context.redis.transaction([
+                .hsetnx(CortexNames.taskResults(item.taskID), item.id, try WireJSON.encode(result)),
+                .expire(CortexNames.taskResults(item.taskID), seconds: context.retentionSeconds),
+                .xadd(CortexNames.taskResultEvents(item.taskID), maxLength: 1000, fields: [("item", item.id)]),
+                .expire(CortexNames.taskResultEvents(item.taskID), seconds: context.retentionSeconds),
+                .xadd(CortexNames.deadLetters, maxLength: CortexNames.Retention.deadLetterLength, fields: [
+                    ("stream", stream), ("entry", entry.id), ("reason", reason), ("run_id", item.runID), ("item_id", item.id), ("fields", fields),
+                ]),
+                .xack(stream, group: CortexNames.Group.workers, ids: [entry.id]), .xdel(stream, ids: [entry.id]),
+            ] + MessageBus.commands(for: failed))
+            context.metrics.deadLettered(reason: "oom_killed")
+        } catch {
+            log.error("could not dead-letter \(item.id) after \(ooms) OOMKills: \(error)")
+            return
+        }
+        await context.bus.notify(Escalation(severity: "high", reason: "work item \(item.id) \(reason)", subject: item.id), runID: item.runID)
+    }
+
+    /// The report section about this task's worker Jobs (empty when none died).
+    func reportNotes(taskID: String) -> String {
+        let lines = state.withLock { $0.notes[taskID] ?? [] }
+        guard !lines.isEmpty else { return "" }
+        return "\n### Worker Jobs\n\n" + lines.map { "- \($0)" }.joined(separator: "\n") + "\n"
+    }
+}
