@@ -31,11 +31,7 @@ import Testing
     /// A full run of the fixture on a local suite with two workers: (its target, its final state).
     static func fullRun(_ name: String) async throws -> (target: URL, state: RunState) {
         let target = try temporaryDirectory(name)
-        for (path, text) in Self.files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(Self.files, under: target)
         let work = try temporaryDirectory("\(name)-run")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false", "CORTEX_ITEMS_PER_TASK": "3"]) { $1 })

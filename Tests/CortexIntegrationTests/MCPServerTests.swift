@@ -11,11 +11,7 @@ import Testing
 @Suite(.serialized) struct MCPServerTests {
     @Test func aRealMCPClientDrivesARun() async throws {
         let target = try temporaryDirectory("cortex-mcp-target")
-        for (path, text) in GoldenRunTests.files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(GoldenRunTests.files, under: target)
         let work = try temporaryDirectory("cortex-mcp-run")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false", "CORTEX_ITEMS_PER_TASK": "3"]) { $1 })
@@ -68,11 +64,7 @@ import Testing
     /// session, and a closed session's id is refused.
     @Test func streamableHTTPWithCatalogTokens() async throws {
         let target = try temporaryDirectory("cortex-mcp-http-target")
-        for (path, text) in GoldenRunTests.files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(GoldenRunTests.files, under: target)
         let work = try temporaryDirectory("cortex-mcp-http")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false"]) { $1 })

@@ -165,11 +165,7 @@ import Testing
         let work = try temporaryDirectory("cortex-security")
         // The operator's repository, whose origin is on GitHub; git's url.insteadOf sends pushes to a local bare copy.
         let target = work.appendingPathComponent("shop")
-        for (path, text) in Self.files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(Self.files, under: target)
         _ = try Self.git(["init", "-q", "-b", "main"], in: target)
         _ = try Self.git(["add", "-A"], in: target)
         _ = try Self.git(["commit", "-q", "-m", "shop 2.3.0"], in: target)
@@ -308,11 +304,7 @@ import Testing
                 }
                 """,
         ]
-        for (path, text) in files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(files, under: target)
         _ = try Self.git(["init", "-q", "-b", "main"], in: target)
         _ = try Self.git(["add", "-A", "--force"], in: target)  // --force: a machine-wide excludesFile may ignore Package.resolved
         _ = try Self.git(["commit", "-q", "-m", "services"], in: target)

@@ -10,11 +10,7 @@ import Testing
 @Suite(.serialized) struct TestRunnerTests {
     static func write(_ files: [String: String], git: Bool = true) throws -> URL {
         let root = try temporaryDirectory("testrepo")
-        for (path, text) in files {
-            let url = root.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(files, under: root)
         if git {
             for args in [["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]] { _ = try SecurityMasterTests.git(args, in: root) }
         }

@@ -93,12 +93,17 @@ func makeRepository() throws -> URL {
         ".github/workflows/ci.yml": "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n",
         "ops/rules.yml": "groups:\n- name: demo\n  rules:\n  - alert: DemoDown\n    expr: up == 0\n",
     ]
+    try writeFiles(files, under: root)
+    return root
+}
+
+/// Writes `files` (path relative to `root` → text) under `root`, making the directories they need.
+func writeFiles(_ files: [String: String], under root: URL) throws {
     for (path, text) in files {
         let url = root.appendingPathComponent(path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(text.utf8).write(to: url)
     }
-    return root
 }
 
 /// Serves `router` on a free loopback port (for servers that stand in for external APIs in a test);

@@ -27,11 +27,7 @@ import Testing
             "requirements.txt": "flask==3.0.0\nrequests==2.28.1\n",
             ".github/workflows/ci.yml": GoldenRunTests.files[".github/workflows/ci.yml"] ?? "",
         ]
-        for (path, text) in files {
-            let url = target.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
+        try writeFiles(files, under: target)
         let work = try temporaryDirectory("cortex-watch-run")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: checkedAdvisories.merging(["CORTEX_SECURITY_FIX_BRANCHES": "false", "CORTEX_ITEMS_PER_TASK": "4"]) { $1 })

@@ -126,4 +126,51 @@ import Testing
         #expect(done.count == 120 + duplicates)
         await suite.stop()
     }
+
+    /// CORTEX_WORKER_POOL_CONCURRENCY: a worker reading a heavy pool (test: 1) and a light one takes one
+    /// heavy item at a time while it keeps reading light items in batches; once every pool it reads is at
+    /// its limit the reader waits, and a finished heavy item lets the next one in. Real streams, real reads.
+    @Test(.timeLimit(.minutes(1))) func aPoolLimitHoldsHeavyItemsToTheirShareWhileLightOnesFlow() async throws {
+        #expect(try WorkerService.poolLimits("implementation=1,test=1") == [.implementation: 1, .test: 1])
+        #expect(try WorkerService.poolLimits("none").isEmpty)
+        #expect(throws: ConfigurationError.self) { try WorkerService.poolLimits("tests=1") }
+        #expect(throws: ConfigurationError.self) { try WorkerService.poolLimits("test=0") }
+        #expect(throws: ConfigurationError.self) { try WorkerService.poolLimits("test") }
+
+        let redis = try await PrivateRedis.start()
+        let client = RedisClient(endpoint: redis.endpoint)
+        defer { client.close(); Task { await redis.stop() } }
+        let heavy = CortexNames.workStream(.test), light = CortexNames.workStream(.catalog)
+        func item(_ pool: WorkerPool, _ i: Int) -> WorkItem {
+            WorkItem(id: "t.\(pool.rawValue).\(i)", taskID: "t", runID: "run-t", master: .testing, pool: pool, skill: .languageCensus, target: "/", shard: i, shards: 4)
+        }
+        var consumer = StreamConsumer(redis: client, group: CortexNames.Group.workers, consumer: "w1", streams: [heavy, light], claimIdle: .seconds(60),
+                                      block: .milliseconds(100))
+        try await consumer.prepare()
+        #expect(try await consumer.next(count: 1).isEmpty)  // the start's own-pending read and claim, before anything is queued
+        try await client.run((0..<3).map { .xadd(heavy, fields: [("item", item(.test, $0).wireJSON)]) } + (0..<5).map { .xadd(light, fields: [("item", item(.catalog, $0).wireJSON)]) })
+
+        let work = InFlightWork(limit: 16, pools: [.test, .catalog], poolLimits: [.test: 1, .implementation: 1])
+        func read() async throws -> [StreamConsumer.Delivery] {
+            let room = await work.room()
+            let got = try await consumer.next(room: room)
+            for d in got { _ = work.began(d, item: try WorkItem(wireJSON: d.entry.fields["item"] ?? "")) }
+            return got
+        }
+        #expect(await work.room() == .init(total: 16, limits: [heavy: 1]), "a pool the worker does not read has no limit here")
+        let first = try await read()
+        #expect(first.map(\.stream) == [heavy], "the limited stream is read first, one entry: \(first.map(\.entry.id))")
+        #expect(await work.room() == .init(total: 15, limits: [heavy: 0]))
+        let second = try await read()
+        #expect(second.count == 5 && second.allSatisfy { $0.stream == light }, "light items in one batch beside the heavy one")
+        #expect(try await read().isEmpty, "nothing more may be read from the heavy stream, and the light one is empty")
+
+        // Every pool this worker reads at its limit: the reader waits until a heavy item ends.
+        let only = InFlightWork(limit: 16, pools: [.test], poolLimits: [.test: 1])
+        let token = try #require(only.began(first[0], item: try WorkItem(wireJSON: first[0].entry.fields["item"] ?? "")))
+        let waiter = Task { await only.room() }
+        try await Task.sleep(for: .milliseconds(200))
+        only.abandon(token)
+        #expect(await waiter.value == .init(total: 16, limits: [heavy: 1]))
+    }
 }

@@ -341,8 +341,18 @@ final class FakeJobsAPI: @unchecked Sendable {
     }
 
     static func spawns(_ o: Outcome) -> [WorkerSpawn] { o.events.filter { $0.type == .WORKER_SPAWN }.compactMap { try? $0.payload(WorkerSpawn.self) }.filter { $0.job != nil } }
+    /// Every item announced done: one by one (TASK_COMPLETE, items past the event threshold) or together
+    /// (TASK_BATCH_COMPLETE, the short ones committed in one batch), one entry per item and announcement.
     static func completed(_ o: Outcome) -> [TaskComplete] {
-        o.events.filter { $0.type == .TASK_COMPLETE }.compactMap { try? $0.payload(TaskComplete.self) }.filter { $0.itemID.contains(".inventory.") }
+        o.events.flatMap { e -> [TaskComplete] in
+            switch e.type {
+            case .TASK_COMPLETE: return [try? e.payload(TaskComplete.self)].compactMap { $0 }
+            case .TASK_BATCH_COMPLETE:
+                guard let b = try? e.payload(TaskBatchComplete.self) else { return [] }
+                return b.itemIDs.map { TaskComplete(itemID: $0, taskID: b.taskID, worker: b.worker, node: b.node, durationMs: b.durationMs) }
+            default: return []
+            }
+        }.filter { $0.itemID.contains(".inventory.") }
     }
     static func terminations(_ o: Outcome) -> [WorkerTerminate] { o.events.filter { $0.type == .WORKER_TERMINATE }.compactMap { try? $0.payload(WorkerTerminate.self) } }
 
@@ -375,6 +385,9 @@ final class FakeJobsAPI: @unchecked Sendable {
                 let container = job["spec"]?["template"]?["spec"]?["containers"]?[0]
                 #expect(container?["resources"] == ["requests": ["cpu": "250m", "memory": "512Mi"], "limits": ["cpu": "1", "memory": "512Mi"]])
                 #expect(container?["args"] == ["--pools", "catalog"] && container?["image"] == "ghcr.io/cortex/cortex:test")
+                // The spawner's idle exit and one item at a time (the memory limit is sized for one item).
+                let env = Dictionary((container?["env"]?.arrayValue ?? []).compactMap { e in e["name"]?.stringValue.map { ($0, e["value"]?.stringValue ?? "") } }) { $1 }
+                #expect(env["CORTEX_WORKER_IDLE_EXIT"] == "2" && env["CORTEX_WORKER_CONCURRENCY"] == "1", "\(env)")
                 #expect(job["spec"]?["template"]?["spec"]?["restartPolicy"] == "Never")
                 #expect(job["status"]?["conditions"]?[0]?["type"] == "Complete", "\(job["status"] ?? .null)")
             }
@@ -443,7 +456,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             let escalation = try #require(o.events.first { $0.type == .ESCALATION }.flatMap { try? $0.payload(Escalation.self) })
             #expect(escalation.reason.contains("dead-lettered after 3 OOMKilled workers"), "\(escalation)")
             let dead = try await o.redis.xrange(CortexNames.deadLetters)
-            #expect(dead.count == 1 && dead[0].fields["item_id"]?.hasSuffix(".0") == true && dead[0].fields["reason"]?.contains("OOMKilled") == true)
+            #expect(dead.count == 1 && dead[0].fields["item_id"]?.hasSuffix(".0") == true && dead[0].fields["reason"]?.contains("OOMKilled") == true, "\(dead.map(\.fields))")
             #expect(o.state.status != "succeeded")
             #expect(o.report.contains("dead-lettered after 3 OOMKills"), "\(o.report)")
         }

@@ -68,6 +68,8 @@ public struct Setting: Sendable, Hashable {
         help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream.", usedBy: "worker")
     public static let workerConcurrency = Setting(env: "CORTEX_WORKER_CONCURRENCY", flag: "worker-concurrency", defaultValue: "16",
         help: "Work items one worker runs at once. The worker reads as many entries as it has room for in one XREADGROUP and commits every item finished meanwhile in one transaction; 1 runs one item at a time.", usedBy: "worker")
+    public static let workerPoolConcurrency = Setting(env: "CORTEX_WORKER_POOL_CONCURRENCY", flag: "worker-pool-concurrency", defaultValue: "implementation=1,test=1",
+        help: "At most this many items of a pool at once in one worker, below CORTEX_WORKER_CONCURRENCY: pool=n, comma-separated; \"none\" for no pool limit. Implementation items clone, build and call the model, test items run a whole test suite: one at a time by default.", usedBy: "worker")
     public static let itemEventThreshold = Setting(env: "CORTEX_ITEM_EVENT_THRESHOLD", flag: "item-event-threshold", defaultValue: "0.25",
         help: "Seconds a work item runs before its worker announces it (TASK_STARTED, then TASK_COMPLETE); items that finish sooner are reported together, one TASK_BATCH_COMPLETE per task and commit.", usedBy: "worker")
     public static let httpIdleTimeout = Setting(env: "CORTEX_HTTP_IDLE_TIMEOUT", flag: "http-idle-timeout", defaultValue: "30",
@@ -158,6 +160,8 @@ public struct Setting: Sendable, Hashable {
         help: "A worker Job's ttlSecondsAfterFinished: Kubernetes deletes a finished Job (and its pod) after this long.", usedBy: "masters")
     public static let workerJobIdle = Setting(env: "CORTEX_WORKER_JOB_IDLE", flag: "worker-job-idle", defaultValue: "30",
         help: "Seconds a spawned worker waits on an empty pool stream before it exits (given to its Job as CORTEX_WORKER_IDLE_EXIT).", usedBy: "masters")
+    public static let workerJobConcurrency = Setting(env: "CORTEX_WORKER_JOB_CONCURRENCY", flag: "worker-job-concurrency", defaultValue: "1",
+        help: "Spawn mode: items one spawned worker runs at once (given to its Job as CORTEX_WORKER_CONCURRENCY). 1 by default: a Job's memory limit is its worker type's, sized for one item, and an OOMKill counts against every item the pod held.", usedBy: "masters")
     public static let workerJobOOMLimit = Setting(env: "CORTEX_WORKER_JOB_OOM_LIMIT", flag: "worker-job-oom-limit", defaultValue: "3",
         help: "A work item held by this many OOMKilled worker pods is dead-lettered with the reason, and an ESCALATION is published.", usedBy: "masters")
     public static let workerJobMemoryCap = Setting(env: "CORTEX_WORKER_JOB_MEMORY_CAP_MIB", flag: "worker-job-memory-cap-mib", defaultValue: "8192",
@@ -212,12 +216,12 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, workerConcurrency, itemEventThreshold, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, workerConcurrency, workerPoolConcurrency, itemEventThreshold, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         workerMode, workerJobTemplate, workerJobNamespace, workerJobsMax, workerJobsPerRun, workerJobTarget, workerItemSeconds, workerJobDeadline, workerJobTTL,
-        workerJobIdle, workerJobOOMLimit, workerJobMemoryCap, workerIdleExit,
+        workerJobIdle, workerJobConcurrency, workerJobOOMLimit, workerJobMemoryCap, workerIdleExit,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
         grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
         mcpTransport, otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otelServiceName,

@@ -63,26 +63,48 @@ final class InFlightWork: Sendable {
 
     /// The most items in flight at once.
     let limit: Int
+    /// The most items of a pool in flight at once, for pools with a limit of their own (`CORTEX_WORKER_POOL_CONCURRENCY`).
+    let poolLimits: [WorkerPool: Int]
+    /// The pools this worker reads.
+    let pools: [WorkerPool]
     private let state = Mutex(State())
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    init(limit: Int, pools: [WorkerPool] = WorkerPool.allCases, poolLimits: [WorkerPool: Int] = [:]) {
+        self.limit = max(1, limit)
+        self.pools = pools
+        self.poolLimits = poolLimits.filter { pools.contains($0.key) }.mapValues { max(1, $0) }
+    }
 
     // MARK: - Reader
 
-    /// Waits until there is room for at least one more item and returns how many may be read.
-    func room() async -> Int {
+    /// Waits until at least one more item may be read — room in total and in at least one pool — and
+    /// returns how many, in total and from each limited pool's stream.
+    func room() async -> StreamConsumer.ReadRoom {
         while true {
-            let free = state.withLock { limit - $0.running.count }
-            if free > 0 { return free }
+            if let room = state.withLock({ readable($0) }) { return room }
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
-                    if s.running.count < limit { return true }
+                    if readable(s) != nil { return true }
                     s.readerWaiting = c
                     return false
                 }
                 if now { c.resume() }
             }
         }
+    }
+
+    /// What may be read now; nil when nothing may.
+    private func readable(_ s: State) -> StreamConsumer.ReadRoom? {
+        let free = limit - s.running.count
+        guard free > 0 else { return nil }
+        guard !poolLimits.isEmpty else { return StreamConsumer.ReadRoom(total: free) }
+        var running: [WorkerPool: Int] = [:]
+        for r in s.running.values where poolLimits[r.item.pool] != nil { running[r.item.pool, default: 0] += 1 }
+        var limits: [String: Int] = [:]
+        for (pool, max) in poolLimits { limits[CortexNames.workStream(pool)] = Swift.max(0, max - running[pool, default: 0]) }
+        // Every pool this worker reads is limited and full: wait for one to free.
+        if pools.allSatisfy({ limits[CortexNames.workStream($0)] == 0 }) { return nil }
+        return StreamConsumer.ReadRoom(total: free, limits: limits)
     }
 
     /// Counts an item as in flight from its delivery on; returns its token, or nil when this worker is

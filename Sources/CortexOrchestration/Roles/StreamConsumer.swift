@@ -37,22 +37,54 @@ struct StreamConsumer {
         for s in streams { try await redis.ensureGroup(s, group: group) }
     }
 
+    /// How many entries one read may take: `total` across the streams, and at most `limits[stream]` from a
+    /// stream that has a limit (0: none from it this time) — a worker's per-pool concurrency.
+    struct ReadRoom: Equatable {
+        var total: Int
+        var limits: [String: Int] = [:]
+
+        /// How many entries `stream` may give this time.
+        func room(for stream: String) -> Int { min(total, limits[stream] ?? total) }
+    }
+
     /// The next deliveries; empty when the block time passed with nothing new.
-    mutating func next(count: Int = 1) async throws -> [Delivery] {
+    mutating func next(count: Int = 1) async throws -> [Delivery] { try await next(room: ReadRoom(total: count)) }
+
+    /// The next deliveries within `room`; empty when the block time passed with nothing new.
+    ///
+    /// XREADGROUP has one COUNT for all its streams, so streams with a limit of their own are read apart:
+    /// first without blocking (at most the smallest of their limits), then the others with a blocking read.
+    /// An entry arriving on a limited stream during that blocking read waits for the next read (at most
+    /// `block`); a worker whose every stream is limited blocks on those.
+    mutating func next(room: ReadRoom) async throws -> [Delivery] {
         if !pendingChecked {
             pendingChecked = true
+            // Entries an earlier life of this consumer left are ours already, whatever the room: take them all.
             let own = try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, ids: streams.map { _ in "0" }, count: 100)
             if !own.isEmpty { return try await withDeliveryCounts(own.map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: true) }) }
         }
         // Claiming more often than half the idle time would only find nothing.
         if lastClaim.map({ ContinuousClock.now - $0 >= claimIdle / 2 }) ?? true {
             lastClaim = .now
-            for s in streams {
-                let claimed = try await redis.xautoclaim(s, group: group, consumer: consumer, minIdle: claimIdle, count: count)
+            for s in streams where room.room(for: s) > 0 {
+                let claimed = try await redis.xautoclaim(s, group: group, consumer: consumer, minIdle: claimIdle, count: room.room(for: s))
                 if !claimed.isEmpty { return try await withDeliveryCounts(claimed.map { Delivery(stream: s, entry: $0, redelivered: true) }) }
             }
         }
-        return try await redis.xreadgroup(group: group, consumer: consumer, streams: streams, count: count, block: block)
+        let limited = streams.filter { room.limits[$0] != nil && room.room(for: $0) > 0 }
+        let open = streams.filter { room.limits[$0] == nil }
+        let limitedCount = limited.map { room.room(for: $0) }.min() ?? 0
+        if !limited.isEmpty && !open.isEmpty {
+            let read = try await redis.xreadgroup(group: group, consumer: consumer, streams: limited, count: limitedCount)
+            if !read.isEmpty { return read.map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: false) } }
+        }
+        let (blocking, count) = open.isEmpty ? (limited, limitedCount) : (open, room.total)
+        guard !blocking.isEmpty, count > 0 else {
+            // Nothing may be read now (the caller's room said otherwise a moment ago): wait as a read would.
+            try? await Task.sleep(for: block)
+            return []
+        }
+        return try await redis.xreadgroup(group: group, consumer: consumer, streams: blocking, count: count, block: block)
             .map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: false) }
     }
 
@@ -75,18 +107,18 @@ struct StreamConsumer {
     /// Hands each delivery to `handle` until graceful shutdown begins; read errors (Redis away) are
     /// logged, counted and retried after a second, never fatal.
     mutating func consume(context: ProcessContext, operation: String, handle: (Delivery) async -> Void) async {
-        await consumeBatches(context: context, operation: operation, room: { 1 }) { deliveries in
+        await consumeBatches(context: context, operation: operation, room: { ReadRoom(total: 1) }) { deliveries in
             for delivery in deliveries { await handle(delivery) }
         }
     }
 
     /// Hands the deliveries of each read to `handle` until graceful shutdown begins, asking the stream for
     /// as many entries as `room` says there is room for (it may wait until there is some).
-    mutating func consumeBatches(context: ProcessContext, operation: String, room: () async -> Int, handle: ([Delivery]) async -> Void) async {
+    mutating func consumeBatches(context: ProcessContext, operation: String, room: () async -> ReadRoom, handle: ([Delivery]) async -> Void) async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let count = await room()
+            let room = await room()
             do {
-                await handle(try await next(count: count))
+                await handle(try await next(room: room))
             } catch RedisError.server(let message) where message.hasPrefix("NOGROUP") {
                 // The stream or group vanished (a failover to a replica that never had it, a FLUSHALL): recreate, carry on.
                 context.logger.warning("\(operation): \(message); recreating the consumer group")

@@ -51,6 +51,8 @@ public final class WorkerJobSpawner: Sendable {
     let deadlineSeconds: Int
     let ttlSeconds: Int
     let idleExitSeconds: Int
+    /// CORTEX_WORKER_CONCURRENCY of a spawned worker (`CORTEX_WORKER_JOB_CONCURRENCY`).
+    let jobConcurrency: Int
     let oomLimit: Int
     let memoryCapMiB: Int
     private let state = Locked(State())
@@ -93,12 +95,13 @@ public final class WorkerJobSpawner: Sendable {
             maxActive: try s.int(.workerJobsMax, range: 1...1000), maxPerRun: try s.int(.workerJobsPerRun, range: 1...10_000),
             perWorker: max(1, try s.int(.workerJobTarget, range: 1...86_400) / itemSeconds),
             deadlineSeconds: try s.int(.workerJobDeadline, range: 1...604_800), ttlSeconds: try s.int(.workerJobTTL, range: 0...604_800),
-            idleExitSeconds: try s.int(.workerJobIdle, range: 1...86_400), oomLimit: try s.int(.workerJobOOMLimit, range: 1...100),
+            idleExitSeconds: try s.int(.workerJobIdle, range: 1...86_400),
+            jobConcurrency: try s.int(.workerJobConcurrency, range: 1...1024), oomLimit: try s.int(.workerJobOOMLimit, range: 1...100),
             memoryCapMiB: try s.int(.workerJobMemoryCap, range: 64...1_048_576))
     }
 
     init(context: ProcessContext, role: MasterRole, client: KubernetesClient, namespace: String, template: JSONValue, maxActive: Int, maxPerRun: Int,
-         perWorker: Int, deadlineSeconds: Int, ttlSeconds: Int, idleExitSeconds: Int, oomLimit: Int, memoryCapMiB: Int) {
+         perWorker: Int, deadlineSeconds: Int, ttlSeconds: Int, idleExitSeconds: Int, jobConcurrency: Int = 1, oomLimit: Int, memoryCapMiB: Int) {
         self.context = context
         self.role = role
         self.client = client
@@ -110,6 +113,7 @@ public final class WorkerJobSpawner: Sendable {
         self.deadlineSeconds = deadlineSeconds
         self.ttlSeconds = ttlSeconds
         self.idleExitSeconds = idleExitSeconds
+        self.jobConcurrency = jobConcurrency
         self.oomLimit = oomLimit
         self.memoryCapMiB = memoryCapMiB
     }
@@ -227,8 +231,11 @@ public final class WorkerJobSpawner: Sendable {
         var containers = spec["containers"]?.arrayValue ?? []
         var worker = containers.first?.objectValue ?? [:]
         worker["args"] = .array((worker["args"]?.arrayValue ?? []) + [.string("--pools"), .string(pool.rawValue)])
-        worker["env"] = .array((worker["env"]?.arrayValue ?? []).filter { $0["name"]?.stringValue != Setting.workerIdleExit.env }
-            + [["name": .string(Setting.workerIdleExit.env), "value": .string(String(idleExitSeconds))]])
+        // The spawner's own values win over the template's: a Job leaves when its pool is empty, and runs as
+        // many items at once as its memory limit was sized for (an OOMKill is charged to every item it held).
+        let own: [(Setting, Int)] = [(.workerIdleExit, idleExitSeconds), (.workerConcurrency, jobConcurrency)]
+        worker["env"] = .array((worker["env"]?.arrayValue ?? []).filter { e in !own.contains { $0.0.env == e["name"]?.stringValue } }
+            + own.map { ["name": .string($0.0.env), "value": .string(String($0.1))] })
         worker["resources"] = [
             "requests": ["cpu": .string(resources.cpuRequest), "memory": .string("\(memoryMiB)Mi")],
             "limits": ["cpu": .string(resources.cpuLimit), "memory": .string("\(memoryMiB)Mi")],
@@ -270,49 +277,81 @@ public final class WorkerJobSpawner: Sendable {
 
     private func record(_ job: String) -> WorkerJobRecord? { state.withLock { $0.records[job] } }
 
+    /// Records a new Job and writes it.
     private func save(_ record: WorkerJobRecord) async {
-        let counts = state.withLock { s -> [String: Int] in
-            s.records[record.job] = record
-            return Dictionary(grouping: s.records.values, by: \.state).mapValues(\.count)
+        state.withLock { $0.records[record.job] = record }
+        await write(record.job)
+    }
+
+    /// Applies `change` to the latest record of `job` under the lock and writes the result; nil when the
+    /// Job is not one of ours. The Jobs watch and the pods watch change the same record concurrently, so a
+    /// change is made to the record as it is now, never to a copy read before an await, and a state never
+    /// goes back: pending → running → an end, and an end is only replaced by another end.
+    @discardableResult
+    private func update(_ job: String, _ change: (inout WorkerJobRecord) -> Void) async -> WorkerJobRecord? {
+        let updated = state.withLock { s -> WorkerJobRecord? in
+            guard let before = s.records[job] else { return nil }
+            var after = before
+            change(&after)
+            func rank(_ state: String) -> Int { state == "pending" ? 0 : state == "running" ? 1 : 2 }
+            if rank(after.state) < rank(before.state) { after.state = before.state }
+            s.records[job] = after
+            return after
+        }
+        guard updated != nil else { return nil }
+        await write(job)
+        return updated
+    }
+
+    /// Writes the record as it is when written (not as it was when changed: of two writes racing, the
+    /// later one carries the latest record) and refreshes the per-state gauge.
+    private func write(_ job: String) async {
+        let (record, counts) = state.withLock { s in
+            (s.records[job], Dictionary(grouping: s.records.values, by: \.state).mapValues(\.count))
         }
         for st in ["pending", "running", "succeeded", "failed", "oom_killed", "evicted", "node_lost", "deadline_exceeded", "deleted"] {
             context.metrics.workerJobs(master: role, state: st, counts[st] ?? 0)
         }
-        if let json = try? WireJSON.encode(record) {
-            _ = try? await context.redis.pipeline([.hset(CortexNames.workerJobs(role), record.job, json),
-                                                   .expire(CortexNames.workerJobs(role), seconds: context.retentionSeconds)])
+        guard let record else { return }
+        do {
+            try await context.redis.pipeline([.hset(CortexNames.workerJobs(role), record.job, try WireJSON.encode(record)),
+                                              .expire(CortexNames.workerJobs(role), seconds: context.retentionSeconds)]).forEach { _ = try $0.orThrow() }
+        } catch {
+            // Only `cortexctl status` reads the hash; the master's own decisions use the records in memory.
+            context.logger.warning("could not write the status of worker Job \(job) to \(CortexNames.workerJobs(role)): \(error)")
         }
     }
 
     func jobEvent(_ event: KubernetesClient.WatchEvent) async {
-        guard let name = event.object["metadata"]?["name"]?.stringValue, var record = record(name) else { return }
+        guard let name = event.object["metadata"]?["name"]?.stringValue, record(name) != nil else { return }
         let conditions = event.object["status"]?["conditions"]?.arrayValue ?? []
         func condition(_ type: String) -> JSONValue? { conditions.first { $0["type"]?.stringValue == type && $0["status"]?.stringValue == "True" } }
         var outcome: String?
+        var reason: String?
         if event.type == "DELETED" { outcome = "deleted" }
         if condition("Complete") != nil { outcome = "succeeded" }
         if let failed = condition("Failed") {
             outcome = failed["reason"]?.stringValue == "DeadlineExceeded" ? "deadline_exceeded" : "failed"
-            if record.reason == nil { record.reason = failed["message"]?.stringValue ?? failed["reason"]?.stringValue }
+            reason = failed["message"]?.stringValue ?? failed["reason"]?.stringValue
         }
-        if outcome == nil, (event.object["status"]?["active"]?.intValue ?? 0) > 0, record.state == "pending" {
-            record.state = "running"
-            await save(record)
+        guard let outcome else {
+            if (event.object["status"]?["active"]?.intValue ?? 0) > 0, record(name)?.state == "pending" {
+                await update(name) { if $0.state == "pending" { $0.state = "running" } }
+            }
             return
         }
-        guard let outcome else { return }
         if outcome == "failed" {
             // The Job's Failed condition may arrive before its pod's status: read the pods, so an OOMKill is
             // answered (and reported) as one, not as a plain failure.
             for pod in (try? await client.list(podsPath, labelSelector: "job-name=\(name)")) ?? [] { await podEvent(.init(type: "MODIFIED", object: pod)) }
-            record = self.record(name) ?? record
         }
         let first = state.withLock { $0.terminated.insert(name).inserted }
-        guard first else { return }
-        // A pod's end (OOMKilled, evicted, node lost) says more than the Job's Failed condition.
-        if !["oom_killed", "evicted", "node_lost"].contains(record.state) { record.state = outcome }
-        record.endedMs = record.endedMs ?? epochMilliseconds()
-        await save(record)
+        guard first, let record = await update(name, { r in
+            if r.reason == nil { r.reason = reason }
+            // A pod's end (OOMKilled, evicted, node lost) says more than the Job's Failed condition.
+            if !["oom_killed", "evicted", "node_lost"].contains(r.state) { r.state = outcome }
+            r.endedMs = r.endedMs ?? epochMilliseconds()
+        }) else { return }
         await context.bus.notify(WorkerTerminate(master: role.rawValue, pool: record.pool, job: name, outcome: record.state, node: record.node,
                                                  memoryMib: record.memoryMiB, reason: record.reason), runID: record.runID)
         context.logger.info("worker Job \(name) ended: \(record.state)")
@@ -322,13 +361,14 @@ public final class WorkerJobSpawner: Sendable {
         let pod = event.object
         guard let podName = pod["metadata"]?["name"]?.stringValue,
               let jobName = pod["metadata"]?["labels"]?["job-name"]?.stringValue ?? pod["metadata"]?["labels"]?["batch.kubernetes.io/job-name"]?.stringValue,
-              var record = record(jobName) else { return }
+              let known = record(jobName) else { return }
         let node = pod["spec"]?["nodeName"]?.stringValue
-        if record.pod != podName || (record.node == nil && node != nil) {
-            record.pod = podName
-            record.node = node ?? record.node
-            if pod["status"]?["phase"]?.stringValue == "Running", record.state == "pending" { record.state = "running" }
-            await save(record)
+        if known.pod != podName || (known.node == nil && node != nil) || (pod["status"]?["phase"]?.stringValue == "Running" && known.state == "pending") {
+            await update(jobName) { r in
+                r.pod = podName
+                r.node = node ?? r.node
+                if pod["status"]?["phase"]?.stringValue == "Running", r.state == "pending" { r.state = "running" }
+            }
         }
         // How the pod ended, if it did in a way the master answers.
         let statuses = pod["status"]?["containerStatuses"]?.arrayValue ?? []
@@ -341,10 +381,11 @@ public final class WorkerJobSpawner: Sendable {
         else { end = nil }
         guard let end, state.withLock({ $0.handledPods.insert(podName).inserted }) else { return }
         let reason = oom.map { "container \($0["name"]?.stringValue ?? "?"): OOMKilled" } ?? pod["status"]?["message"]?.stringValue ?? podReason ?? end
-        record.state = end
-        record.reason = reason
-        record.endedMs = epochMilliseconds()
-        await save(record)
+        guard let record = await update(jobName, { r in
+            r.state = end
+            r.reason = reason
+            r.endedMs = epochMilliseconds()
+        }) else { return }
         await podDied(record, pod: podName, node: node, oom: end == "oom_killed")
     }
 

@@ -32,6 +32,8 @@ public struct WorkerService: RoleService {
     let fileCache: FileResultCache?
     /// Items in flight at once (`CORTEX_WORKER_CONCURRENCY`).
     let concurrency: Int
+    /// Items of a pool in flight at once, for the pools with a limit of their own (`CORTEX_WORKER_POOL_CONCURRENCY`).
+    let poolConcurrency: [WorkerPool: Int]
     /// How long an item runs before it is announced on its own (`CORTEX_ITEM_EVENT_THRESHOLD`).
     let eventThreshold: Duration
     /// CORTEX_WORKER_IDLE_EXIT: a spawned worker (a Kubernetes Job) ends after this long without items; nil never.
@@ -53,6 +55,7 @@ public struct WorkerService: RoleService {
         self.claimIdle = try context.settings.seconds(.claimIdle)
         self.maxDeliveries = try context.settings.int(.maxDeliveries, range: 1...1000)
         self.concurrency = try context.settings.int(.workerConcurrency, range: 1...1024)
+        self.poolConcurrency = try Self.poolLimits(context.settings.string(.workerPoolConcurrency))
         self.eventThreshold = try context.settings.seconds(.itemEventThreshold)
         self.checkpointEvery = .seconds(1)
         // Whole seconds, 0 allowed (the default: never), unlike the other durations.
@@ -72,6 +75,24 @@ public struct WorkerService: RoleService {
 
     var workerID: String { context.instanceID }
 
+    /// Parses CORTEX_WORKER_POOL_CONCURRENCY: `pool=n` pairs, comma-separated, or `none`.
+    static func poolLimits(_ text: String) throws -> [WorkerPool: Int] {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed != "none" else { return [:] }
+        var limits: [WorkerPool: Int] = [:]
+        for pair in trimmed.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let pool = WorkerPool(rawValue: parts[0]) else {
+                throw ConfigurationError("CORTEX_WORKER_POOL_CONCURRENCY: '\(pair)' is not pool=n with a pool of \(WorkerPool.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let n = Int(parts[1]), (1...1024).contains(n) else {
+                throw ConfigurationError("CORTEX_WORKER_POOL_CONCURRENCY: '\(pair)': the limit must be a whole number from 1 to 1024")
+            }
+            limits[pool] = n
+        }
+        return limits
+    }
+
     public func readiness() async -> Readiness {
         registration.isRegistered ? .ready : .notReady(["worker not registered yet"])
     }
@@ -86,7 +107,7 @@ public struct WorkerService: RoleService {
         try await registration.register(status: ProcessStatus.idle.rawValue)
         log.info("worker ready", metadata: [LogKey.workerPools: "\(pools.map(\.rawValue).joined(separator: ","))"])
 
-        let work = InFlightWork(limit: concurrency)
+        let work = InFlightWork(limit: concurrency, pools: pools, poolLimits: poolConcurrency)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await registration.heartbeats() }
             group.addTask { await supervise(work) }

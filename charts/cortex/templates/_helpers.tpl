@@ -115,6 +115,8 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
   value: {{ $j.ttlSecondsAfterFinished | toString | quote }}
 - name: CORTEX_WORKER_JOB_IDLE
   value: {{ $j.idleSeconds | toString | quote }}
+- name: CORTEX_WORKER_JOB_CONCURRENCY
+  value: {{ $j.concurrency | default 1 | toString | quote }}
 - name: CORTEX_WORKER_JOB_OOM_LIMIT
   value: {{ $j.oomLimit | toString | quote }}
 - name: CORTEX_WORKER_JOB_MEMORY_CAP_MIB
