@@ -407,6 +407,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             let bus = MessageBus(redis: o.redis, source: "test", metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: Logger(label: "test"))
             let table = try await ControlCommands.status(bus: bus, runID: nil)
             #expect(table.contains("WORKER JOB") && table.components(separatedBy: "inventory    catalog        512Mi").count == 3 && table.contains("succeeded"), "\(table)")
+            print("(a) Kubernetes API requests: \(requests.map { "\($0.method) \($0.path) \($0.status)" }.joined(separator: "; "))\n(a) cortexctl status:\n\(table)")
         }
     }
 
@@ -438,6 +439,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             #expect(done.count == 4 && Set(done.map(\.itemID)).count == 4, "\(done)")
             #expect(!o.events.contains { $0.type == .TASK_FAILED })
             #expect(o.report.contains("OOMKilled on node \(dead.node ?? "?")") && o.report.contains("respawned as \(respawn.job!) with 768 MiB"), "\(o.report)")
+            print("(b) the inventory report's worker Jobs:\n\(o.report.components(separatedBy: "### Worker Jobs").last ?? "")")
         }
     }
 
@@ -459,6 +461,7 @@ final class FakeJobsAPI: @unchecked Sendable {
             #expect(dead.count == 1 && dead[0].fields["item_id"]?.hasSuffix(".0") == true && dead[0].fields["reason"]?.contains("OOMKilled") == true, "\(dead.map(\.fields))")
             #expect(o.state.status != "succeeded")
             #expect(o.report.contains("dead-lettered after 3 OOMKills"), "\(o.report)")
+            print("(c) ESCALATION: \(escalation.reason)\n(c) the inventory report's worker Jobs:\n\(o.report.components(separatedBy: "### Worker Jobs").last ?? "")")
         }
     }
 }

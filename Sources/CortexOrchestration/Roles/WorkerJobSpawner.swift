@@ -343,7 +343,11 @@ public final class WorkerJobSpawner: Sendable {
         if outcome == "failed" {
             // The Job's Failed condition may arrive before its pod's status: read the pods, so an OOMKill is
             // answered (and reported) as one, not as a plain failure.
-            for pod in (try? await client.list(podsPath, labelSelector: "job-name=\(name)")) ?? [] { await podEvent(.init(type: "MODIFIED", object: pod)) }
+            do {
+                for pod in try await client.list(podsPath, labelSelector: "job-name=\(name)") { await podEvent(.init(type: "MODIFIED", object: pod)) }
+            } catch {
+                context.logger.warning("worker Job \(name) failed; its pods could not be read (an OOMKill among them is seen only if the pods watch reports it): \(error)")
+            }
         }
         let first = state.withLock { $0.terminated.insert(name).inserted }
         guard first, let record = await update(name, { r in
@@ -424,7 +428,14 @@ public final class WorkerJobSpawner: Sendable {
         } catch {
             log.warning("pod \(pod) died; its items could not be handed back (other workers claim them after the visibility timeout): \(error)")
         }
-        let backlog = (try? await context.redis.send("XLEN", stream).orThrow().int) ?? 0
+        let backlog: Int
+        do {
+            backlog = try await context.redis.send("XLEN", stream).orThrow().int ?? 0
+        } catch {
+            // Not knowing is no reason to leave the pool short: respawn as if work were waiting.
+            log.warning("could not read the backlog of \(stream) after pod \(pod) died: \(error); respawning")
+            backlog = 1
+        }
         var replacement: String?
         let memory = oom ? Self.bumpedMemory(record.memoryMiB, cap: memoryCapMiB) : record.memoryMiB
         let avoid = node.map { Array(Set(record.avoidNodes + [$0])).sorted() } ?? record.avoidNodes
