@@ -403,7 +403,8 @@ final class FakeJobsAPI: @unchecked Sendable {
             let done = Self.completed(o)
             #expect(done.count == 4 && Set(done.map(\.itemID)).count == 4 && done.allSatisfy { $0.worker.hasPrefix("cw-inventory-catalog-") }, "\(done)")
             let status = try await o.redis.hgetall(CortexNames.workerJobs(.inventory))
-            #expect(status.count == 2 && status.values.allSatisfy { $0.contains("\"state\":\"succeeded\"") }, "\(status)")
+            #expect(status.count == 2 && status.values.allSatisfy { $0.contains("\"state\":\"succeeded\"") },
+                    "\(status)\n\(o.inventoryLog.split(separator: "\n").filter { $0.contains("worker Job") || $0.contains("watch") }.joined(separator: "\n"))")
             let bus = MessageBus(redis: o.redis, source: "test", metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: Logger(label: "test"))
             let table = try await ControlCommands.status(bus: bus, runID: nil)
             #expect(table.contains("WORKER JOB") && table.components(separatedBy: "inventory    catalog        512Mi").count == 3 && table.contains("succeeded"), "\(table)")

@@ -56,6 +56,8 @@ public final class WorkerJobSpawner: Sendable {
     let oomLimit: Int
     let memoryCapMiB: Int
     private let state = Locked(State())
+    /// Status writes, one at a time (`write`).
+    private let writes: AsyncStream<(job: String, done: CheckedContinuation<Void, Never>)>.Continuation
 
     struct State {
         var records: [String: WorkerJobRecord] = [:]
@@ -116,7 +118,35 @@ public final class WorkerJobSpawner: Sendable {
         self.jobConcurrency = jobConcurrency
         self.oomLimit = oomLimit
         self.memoryCapMiB = memoryCapMiB
+        // One writer for the status hash: the two watches and the spawner change records at the same time,
+        // and two writes in flight at once could land in either order, the older record last. Written one
+        // after another, each with the record as it is then, the last write always has the latest record.
+        let (stream, writes) = AsyncStream.makeStream(of: (job: String, done: CheckedContinuation<Void, Never>).self)
+        self.writes = writes
+        let (state, role) = (self.state, role)
+        Task {
+            for await (job, done) in stream {
+                let (record, counts) = state.withLock { s in
+                    (s.records[job], Dictionary(grouping: s.records.values, by: \.state).mapValues(\.count))
+                }
+                for st in ["pending", "running", "succeeded", "failed", "oom_killed", "evicted", "node_lost", "deadline_exceeded", "deleted"] {
+                    context.metrics.workerJobs(master: role, state: st, counts[st] ?? 0)
+                }
+                if let record {
+                    do {
+                        try await context.redis.pipeline([.hset(CortexNames.workerJobs(role), record.job, try WireJSON.encode(record)),
+                                                          .expire(CortexNames.workerJobs(role), seconds: context.retentionSeconds)]).forEach { _ = try $0.orThrow() }
+                    } catch {
+                        // Only `cortexctl status` reads the hash; the master's own decisions use the records in memory.
+                        context.logger.warning("could not write the status of worker Job \(job) to \(CortexNames.workerJobs(role)): \(error)")
+                    }
+                }
+                done.resume()
+            }
+        }
     }
+
+    deinit { writes.finish() }
 
     var jobsPath: String { "/apis/batch/v1/namespaces/\(namespace)/jobs" }
     var podsPath: String { "/api/v1/namespaces/\(namespace)/pods" }
@@ -303,22 +333,10 @@ public final class WorkerJobSpawner: Sendable {
         return updated
     }
 
-    /// Writes the record as it is when written (not as it was when changed: of two writes racing, the
-    /// later one carries the latest record) and refreshes the per-state gauge.
+    /// Writes the record of `job` as it is when its turn comes, and refreshes the per-state gauge; returns once written.
     private func write(_ job: String) async {
-        let (record, counts) = state.withLock { s in
-            (s.records[job], Dictionary(grouping: s.records.values, by: \.state).mapValues(\.count))
-        }
-        for st in ["pending", "running", "succeeded", "failed", "oom_killed", "evicted", "node_lost", "deadline_exceeded", "deleted"] {
-            context.metrics.workerJobs(master: role, state: st, counts[st] ?? 0)
-        }
-        guard let record else { return }
-        do {
-            try await context.redis.pipeline([.hset(CortexNames.workerJobs(role), record.job, try WireJSON.encode(record)),
-                                              .expire(CortexNames.workerJobs(role), seconds: context.retentionSeconds)]).forEach { _ = try $0.orThrow() }
-        } catch {
-            // Only `cortexctl status` reads the hash; the master's own decisions use the records in memory.
-            context.logger.warning("could not write the status of worker Job \(job) to \(CortexNames.workerJobs(role)): \(error)")
+        await withCheckedContinuation { done in
+            if case .terminated = writes.yield((job, done)) { done.resume() }
         }
     }
 
