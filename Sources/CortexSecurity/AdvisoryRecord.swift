@@ -10,6 +10,15 @@ struct AdvisoryRecord: Sendable {
     struct Event: Sendable {
         let kind: EventKind
         let version: ParsedVersion
+        /// The version is the text `0` (OSV's "from the beginning"), which orders before every version:
+        /// decided once here, not by comparing texts on every evaluation.
+        let isZero: Bool
+
+        init(kind: EventKind, version: ParsedVersion) {
+            self.kind = kind
+            self.version = version
+            isZero = version.text == "0"
+        }
     }
 
     /// One entry of `affected[]`.
@@ -94,35 +103,105 @@ struct AdvisoryRecord: Sendable {
 
     static let eventKeys: [(String, EventKind)] = [("introduced", .introduced), ("fixed", .fixed), ("last_affected", .lastAffected), ("limit", .limit)]
 
-    /// `OSVMatching.affects` on the parsed record, for a package whose name `ecosystem` normalizes to `name`.
-    func affects(ecosystem: Ecosystem, name: String, version: ParsedVersion) -> Bool {
-        if withdrawn { return false }
-        for a in affected where a.ecosystem == ecosystem && a.normalizedName == name {
-            if a.versions.contains(where: { ecosystem.compare($0, version) == 0 }) { return true }
-            for events in a.ranges where Self.inRange(events, ecosystem: ecosystem, version: version) { return true }
+    /// `OSVMatching.inRange` on parsed events (all parsed by `ecosystem`, as `version` is).
+    static func inRange(_ events: ContiguousArray<Event>, ecosystem: Ecosystem, version: ParsedVersion) -> Bool {
+        // OSV's "0" orders before everything, on either side, as in `OSVMatching.inRange`.
+        let versionIsZero = version.text == "0"
+        func cmpToVersion(_ e: Event) -> Int {
+            if e.isZero { return versionIsZero ? 0 : -1 }
+            return versionIsZero ? 1 : ecosystem.compare(e.version, version)
         }
-        return false
-    }
-
-    /// `OSVMatching.inRange` on parsed events.
-    static func inRange(_ events: [Event], ecosystem: Ecosystem, version: ParsedVersion) -> Bool {
-        func cmp(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
-            if a.text == "0" { return b.text == "0" ? 0 : -1 }
-            if b.text == "0" { return 1 }
-            return ecosystem.compare(a, b)
+        func cmp(_ a: Event, _ b: Event) -> Int {
+            if a.isZero { return b.isZero ? 0 : -1 }
+            if b.isZero { return 1 }
+            return ecosystem.compare(a.version, b.version)
         }
-        for e in events where e.kind == .limit && cmp(e.version, version) <= 0 { return false }
+        for e in events where e.kind == .limit && cmpToVersion(e) <= 0 { return false }
         var last: Event?
         for e in events {
-            let c = cmp(e.version, version)
+            let c = cmpToVersion(e)
             let applies: Bool
             switch e.kind {
             case .introduced, .fixed: applies = c <= 0
             case .lastAffected: applies = c < 0
             case .limit: applies = false
             }
-            if applies, last == nil || cmp(e.version, last!.version) >= 0 { last = e }
+            if applies {
+                if let l = last, cmp(e, l) < 0 { continue }
+                last = e
+            }
         }
         return last?.kind == .introduced
+    }
+}
+
+/// One record as the index hands it out for one (ecosystem, name) key: what `findings(for:)` needs for a
+/// package of that name, prepared when the database loads. Matching a package against it then compares
+/// versions and nothing else: the record's entries for the key are already picked, its fixed versions
+/// collected and sorted, its severity scored (CVSS once per distinct vector), its aliases filtered. A
+/// final class, so the match loop passes one reference instead of copying (and retaining) a struct's
+/// arrays and strings.
+final class AdvisoryMatch: Sendable {
+    let id: String
+    /// The record's aliases without its own id, as a finding lists them.
+    let aliases: [String]
+    let summary: String
+    /// `versions[]` of the entries `affects` reads (of the key's ecosystem and name), parsed.
+    let versions: ContiguousArray<ParsedVersion>
+    /// Their SEMVER and ECOSYSTEM ranges' events, one list per range.
+    let ranges: ContiguousArray<ContiguousArray<AdvisoryRecord.Event>>
+    /// The `fixed` versions of every entry naming the package (any ecosystem's, GIT ranges too), each
+    /// text once in its first place: `lowestFix` takes the first lowest of them above the version.
+    let fixes: ContiguousArray<ParsedVersion>
+    /// The same texts in version order: a finding's `fixedVersions`.
+    let fixedVersions: [String]
+    let severity: CVSS3.Severity
+    let score: Double?
+    let severitySource: String
+
+    /// `record` (not withdrawn) for the key `ecosystem` / `name` (a name as `ecosystem` compares names).
+    /// `scores`: CVSS base scores by vector so far (nil: not a valid vector), so each is computed once.
+    init(_ record: AdvisoryRecord, ecosystem: Ecosystem, name: String, scores: inout [String: Double?]) {
+        id = record.id
+        aliases = record.aliases.filter { $0 != record.id }
+        summary = record.summary
+        var versions: ContiguousArray<ParsedVersion> = []
+        var ranges: ContiguousArray<ContiguousArray<AdvisoryRecord.Event>> = []
+        // The entries `OSVMatching.affects` evaluates: of the package's ecosystem and name.
+        for a in record.affected where a.ecosystem == ecosystem && a.normalizedName == name {
+            versions.append(contentsOf: a.versions)
+            for events in a.ranges { ranges.append(ContiguousArray(events)) }
+        }
+        self.versions = versions
+        self.ranges = ranges
+        // Entries of any ecosystem that name the package give the fixed versions, as in the JSON walk.
+        var fixes: ContiguousArray<ParsedVersion> = []
+        for a in record.affected where a.name(as: ecosystem) == name {
+            for f in a.fixes where !fixes.contains(where: { $0.text == f.text }) { fixes.append(f) }
+        }
+        self.fixes = fixes
+        fixedVersions = fixes.sorted { ecosystem.compare($0, $1) < 0 }.map(\.text)
+        let rating = AdvisoryDatabase.severity(vectors: record.vectors, rating: record.rating, scores: &scores)
+        severity = rating.severity
+        score = rating.score
+        severitySource = rating.source
+    }
+
+    /// `OSVMatching.affects` for a package of the key's ecosystem and name at `version` (parsed by `ecosystem`).
+    func affects(_ version: ParsedVersion, ecosystem: Ecosystem) -> Bool {
+        // Any explicit version or range that contains it: the order of the checks does not change the answer.
+        for v in versions where ecosystem.compare(v, version) == 0 { return true }
+        for events in ranges where AdvisoryRecord.inRange(events, ecosystem: ecosystem, version: version) { return true }
+        return false
+    }
+
+    /// The lowest fixed version above `version`: the first lowest in record order, as `min(by:)` gives it.
+    func lowestFix(above version: ParsedVersion, ecosystem: Ecosystem) -> String? {
+        var lowest: ParsedVersion?
+        for f in fixes where ecosystem.compare(f, version) > 0 {
+            if let l = lowest, ecosystem.compare(f, l) >= 0 { continue }
+            lowest = f
+        }
+        return lowest?.text
     }
 }

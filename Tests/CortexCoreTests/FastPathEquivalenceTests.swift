@@ -212,6 +212,29 @@ import Testing
         for (a, b) in zip(fast, reference) where a != b { Issue.record("\(a)\n!=\n\(b)") }
     }
 
+    /// The byte parser of plain versions (`1`, `1.2`, `1.2.3`) reads what the general SemVer parser reads,
+    /// and leaves everything else (prefixes, pre-releases, empty or overlong parts) to it.
+    @Test func plainSemVerParsesLikeTheGeneralPath() {
+        var samples = ["0", "1", "1.2", "1.2.3", "01.002.0003", "10.20.30", "1.2.3.4", "1.", ".1", "1..2", "", ".", "v1.2.3", "=1.2.3", " 1.2.3",
+                       "1.2.3 ", "1.2.3-rc.1", "1.2.3+build", "1.2.3-", "١.٢.٣", "1.2.3\u{301}", "999999999999999999.1.1", "9999999999999999999.1.1",
+                       "99999999999999999999999.0.0", "-1.2.3", "+1.2.3", "1.+2.3", "1.2.x"]
+        var rng = Seeded(state: 22)
+        let alphabet = Array("0123456789.-+v ")
+        for _ in 0..<2000 { samples.append(String((0..<Int.random(in: 0...8, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })) }
+        for text in samples {
+            let fast = SemVer.parse(text), general = SemVer.parseGeneral(text)
+            #expect((fast == nil) == (general == nil), "\(text.debugDescription)")
+            guard let fast, let general else { continue }
+            #expect([fast.major, fast.minor, fast.patch] == [general.major, general.minor, general.patch], "\(text.debugDescription)")
+            #expect(fast.pre.map(\.text) == general.pre.map(\.text) && fast.pre.map(\.number) == general.pre.map(\.number), "\(text.debugDescription)")
+        }
+    }
+
+    /// `Ecosystem.ordinal`, which the advisory index is laid out by, is each ecosystem's place in `allCases`.
+    @Test func ecosystemOrdinalsArePlacesInAllCases() {
+        #expect(Ecosystem.allCases.map(\.ordinal) == Array(Ecosystem.allCases.indices))
+    }
+
     /// A version parsed by one ecosystem and compared by another is compared by its text, as the other
     /// ecosystem orders it (a record's entry of another ecosystem gives fixed versions too).
     @Test func versionsParsedByAnotherEcosystemCompareByTheirText() {
