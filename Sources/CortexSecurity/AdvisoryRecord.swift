@@ -102,37 +102,6 @@ struct AdvisoryRecord: Sendable {
     }
 
     static let eventKeys: [(String, EventKind)] = [("introduced", .introduced), ("fixed", .fixed), ("last_affected", .lastAffected), ("limit", .limit)]
-
-    /// `OSVMatching.inRange` on parsed events (all parsed by `ecosystem`, as `version` is).
-    static func inRange(_ events: ContiguousArray<Event>, ecosystem: Ecosystem, version: ParsedVersion) -> Bool {
-        // OSV's "0" orders before everything, on either side, as in `OSVMatching.inRange`.
-        let versionIsZero = version.text == "0"
-        func cmpToVersion(_ e: Event) -> Int {
-            if e.isZero { return versionIsZero ? 0 : -1 }
-            return versionIsZero ? 1 : ecosystem.compare(e.version, version)
-        }
-        func cmp(_ a: Event, _ b: Event) -> Int {
-            if a.isZero { return b.isZero ? 0 : -1 }
-            if b.isZero { return 1 }
-            return ecosystem.compare(a.version, b.version)
-        }
-        for e in events where e.kind == .limit && cmpToVersion(e) <= 0 { return false }
-        var last: Event?
-        for e in events {
-            let c = cmpToVersion(e)
-            let applies: Bool
-            switch e.kind {
-            case .introduced, .fixed: applies = c <= 0
-            case .lastAffected: applies = c < 0
-            case .limit: applies = false
-            }
-            if applies {
-                if let l = last, cmp(e, l) < 0 { continue }
-                last = e
-            }
-        }
-        return last?.kind == .introduced
-    }
 }
 
 /// One record as the index hands it out for one (ecosystem, name) key: what `findings(for:)` needs for a
@@ -142,14 +111,31 @@ struct AdvisoryRecord: Sendable {
 /// final class, so the match loop passes one reference instead of copying (and retaining) a struct's
 /// arrays and strings.
 final class AdvisoryMatch: Sendable {
+    /// A version the matching compares, held without references: the match loop reads these in place,
+    /// where copying an event with its `ParsedVersion` (text and parsed parts) cost retains and releases
+    /// (`perf`: a fifth of the matching). `simple` decides most comparisons; `parsed` indexes `versions`
+    /// for the others.
+    struct Bound: Sendable {
+        let kind: AdvisoryRecord.EventKind
+        /// OSV's `0`, before every version.
+        let isZero: Bool
+        /// `ParsedVersion.simple` of the version.
+        let simple: ParsedVersion.Simple?
+        /// Its place in `versions`.
+        let parsed: Int
+    }
+
     let id: String
     /// The record's aliases without its own id, as a finding lists them.
     let aliases: [String]
     let summary: String
-    /// `versions[]` of the entries `affects` reads (of the key's ecosystem and name), parsed.
+    /// Every version `listed` and `events` refer to, parsed by the key's ecosystem.
     let versions: ContiguousArray<ParsedVersion>
-    /// Their SEMVER and ECOSYSTEM ranges' events, one list per range.
-    let ranges: ContiguousArray<ContiguousArray<AdvisoryRecord.Event>>
+    /// `versions[]` of the entries `affects` reads (of the key's ecosystem and name); `kind` unused.
+    let listed: ContiguousArray<Bound>
+    /// The events of their SEMVER and ECOSYSTEM ranges, range after range; `ranges` gives each range's part.
+    let events: ContiguousArray<Bound>
+    let ranges: ContiguousArray<Range<Int>>
     /// The `fixed` versions of every entry naming the package (any ecosystem's, GIT ranges too), each
     /// text once in its first place: `lowestFix` takes the first lowest of them above the version.
     let fixes: ContiguousArray<ParsedVersion>
@@ -166,13 +152,26 @@ final class AdvisoryMatch: Sendable {
         aliases = record.aliases.filter { $0 != record.id }
         summary = record.summary
         var versions: ContiguousArray<ParsedVersion> = []
-        var ranges: ContiguousArray<ContiguousArray<AdvisoryRecord.Event>> = []
+        var listed: ContiguousArray<Bound> = []
+        var events: ContiguousArray<Bound> = []
+        var ranges: ContiguousArray<Range<Int>> = []
+        func bound(_ kind: AdvisoryRecord.EventKind, _ version: ParsedVersion) -> Bound {
+            versions.append(version)
+            // The shortcut holds for versions parsed by the ecosystem that compares them (all of these are).
+            return Bound(kind: kind, isZero: version.text == "0", simple: version.parsedBy == ecosystem ? version.simple : nil, parsed: versions.count - 1)
+        }
         // The entries `OSVMatching.affects` evaluates: of the package's ecosystem and name.
         for a in record.affected where a.ecosystem == ecosystem && a.normalizedName == name {
-            versions.append(contentsOf: a.versions)
-            for events in a.ranges { ranges.append(ContiguousArray(events)) }
+            for v in a.versions { listed.append(bound(.introduced, v)) }
+            for range in a.ranges {
+                let start = events.count
+                for e in range { events.append(bound(e.kind, e.version)) }
+                ranges.append(start..<events.count)
+            }
         }
         self.versions = versions
+        self.listed = listed
+        self.events = events
         self.ranges = ranges
         // Entries of any ecosystem that name the package give the fixed versions, as in the JSON walk.
         var fixes: ContiguousArray<ParsedVersion> = []
@@ -189,9 +188,44 @@ final class AdvisoryMatch: Sendable {
 
     /// `OSVMatching.affects` for a package of the key's ecosystem and name at `version` (parsed by `ecosystem`).
     func affects(_ version: ParsedVersion, ecosystem: Ecosystem) -> Bool {
+        let versionIsZero = version.text == "0"
+        let versionSimple = version.parsedBy == ecosystem ? version.simple : nil
+        /// `ecosystem.compare` of the bound's version and `version`.
+        func compare(_ b: Bound) -> Int {
+            if let x = b.simple, let y = versionSimple { return x.compare(y) }
+            return ecosystem.compare(versions[b.parsed], version)
+        }
+        /// The same with OSV's "0" before everything, on either side, as in `OSVMatching.inRange`.
+        func cmpToVersion(_ b: Bound) -> Int {
+            if b.isZero { return versionIsZero ? 0 : -1 }
+            return versionIsZero ? 1 : compare(b)
+        }
+        func cmp(_ a: Bound, _ b: Bound) -> Int {
+            if a.isZero { return b.isZero ? 0 : -1 }
+            if b.isZero { return 1 }
+            if let x = a.simple, let y = b.simple { return x.compare(y) }
+            return ecosystem.compare(versions[a.parsed], versions[b.parsed])
+        }
         // Any explicit version or range that contains it: the order of the checks does not change the answer.
-        for v in versions where ecosystem.compare(v, version) == 0 { return true }
-        for events in ranges where AdvisoryRecord.inRange(events, ecosystem: ecosystem, version: version) { return true }
+        for b in listed where compare(b) == 0 { return true }
+        rangeLoop: for range in ranges {
+            // `OSVMatching.inRange`: a limit at or below the version excludes it; else the greatest event
+            // that applies (introduced or fixed at or below it, last_affected below it; the first of
+            // equals) decides.
+            for i in range where events[i].kind == .limit && cmpToVersion(events[i]) <= 0 { continue rangeLoop }
+            var last = -1
+            for i in range {
+                let e = events[i]
+                let applies: Bool
+                switch e.kind {
+                case .introduced, .fixed: applies = cmpToVersion(e) <= 0
+                case .lastAffected: applies = cmpToVersion(e) < 0
+                case .limit: applies = false
+                }
+                if applies, last < 0 || cmp(e, events[last]) >= 0 { last = i }
+            }
+            if last >= 0 && events[last].kind == .introduced { return true }
+        }
         return false
     }
 

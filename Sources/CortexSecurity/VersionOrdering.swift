@@ -41,6 +41,13 @@ public enum Ecosystem: String, Sendable, CaseIterable, Codable {
     /// by its text).
     func compare(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
         guard a.parsedBy == self, b.parsedBy == self else { return compare(a.text, b.text) }
+        if let x = a.simple, let y = b.simple { return x.compare(y) }
+        return compareForms(a, b)
+    }
+
+    /// The orderings on versions this ecosystem parsed, by their parsed forms: `compare(_:_:)` without
+    /// its shortcut for simple versions (`ParsedVersion.simple`).
+    func compareForms(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
         switch (self, a.form, b.form) {
         case let (.npm, .semVer(x, s), .semVer(y, t)), let (.cratesIO, .semVer(x, s), .semVer(y, t)), let (.swiftURL, .semVer(x, s), .semVer(y, t)),
              let (.Go, .semVer(x, s), .semVer(y, t)):
@@ -79,6 +86,64 @@ struct ParsedVersion: Sendable {
     /// The ecosystem whose rules read it (nil: none did; `Ecosystem.compare` then uses the text).
     let parsedBy: Ecosystem?
     let form: Form
+    /// The version as major.minor.patch when that is all of it: a release of at most three numbers,
+    /// without epoch, pre-release, post, dev, local or qualifier parts (most versions in advisories and
+    /// lockfiles). Each ordering above reads a missing number as 0 and orders two such versions by their
+    /// numbers alone, so `Ecosystem.compare` compares these three integers without touching the parsed
+    /// form (whose arrays cost retains and releases on every comparison).
+    let simple: Simple?
+
+    /// major.minor.patch (missing numbers 0).
+    struct Simple: Sendable {
+        let major: Int, minor: Int, patch: Int
+
+        /// -1, 0, 1 as the numbers order.
+        func compare(_ other: Simple) -> Int {
+            if major != other.major { return major < other.major ? -1 : 1 }
+            if minor != other.minor { return minor < other.minor ? -1 : 1 }
+            if patch != other.patch { return patch < other.patch ? -1 : 1 }
+            return 0
+        }
+    }
+
+    init(text: String, parsedBy: Ecosystem?, form: Form) {
+        self.text = text
+        self.parsedBy = parsedBy
+        self.form = form
+        simple = Self.simple(form)
+    }
+
+    static func simple(_ form: Form) -> Simple? {
+        func numbers(_ n: [Int]) -> Simple? {
+            guard n.count <= 3 else { return nil }
+            return Simple(major: n.count > 0 ? n[0] : 0, minor: n.count > 1 ? n[1] : 0, patch: n.count > 2 ? n[2] : 0)
+        }
+        switch form {
+        case .semVer(let p?, _) where p.pre.isEmpty:
+            return Simple(major: p.major, minor: p.minor, patch: p.patch)
+        case .pep440(let k?) where k.0.epoch == 0 && k.0.pre == nil && k.0.post == nil && k.0.dev == nil && k.0.local.isEmpty:
+            // PEP 440's key holds the numbers as Doubles: above 2^53 two of them can compare equal there
+            // and not here, so such versions take the key's way.
+            guard k.0.release.allSatisfy({ $0 <= 1 << 53 }) else { return nil }
+            return numbers(k.0.release)
+        case .maven(let items):
+            var n: [Int] = []
+            for item in items {
+                guard case .number(let v) = item else { return nil }
+                n.append(v)
+            }
+            return numbers(n)
+        case .gem(let segments):
+            var n: [Int] = []
+            for segment in segments {
+                guard case .number(let v) = segment else { return nil }
+                n.append(v)
+            }
+            return numbers(n)
+        default:
+            return nil
+        }
+    }
 }
 
 /// Semantic Versioning 2.0.0 precedence: major.minor.patch, then pre-release identifiers (numeric
