@@ -126,6 +126,8 @@ final class AdvisoryMatch: Sendable {
     }
 
     let id: String
+    /// `[id]`, a finding's `records`: one array every finding of the record shares.
+    let records: [String]
     /// The record's aliases without its own id, as a finding lists them.
     let aliases: [String]
     let summary: String
@@ -149,6 +151,7 @@ final class AdvisoryMatch: Sendable {
     /// `scores`: CVSS base scores by vector so far (nil: not a valid vector), so each is computed once.
     init(_ record: AdvisoryRecord, ecosystem: Ecosystem, name: String, scores: inout [String: Double?]) {
         id = record.id
+        records = [record.id]
         aliases = record.aliases.filter { $0 != record.id }
         summary = record.summary
         var versions: ContiguousArray<ParsedVersion> = []
