@@ -10,6 +10,15 @@ struct AdvisoryRecord: Sendable {
     struct Event: Sendable {
         let kind: EventKind
         let version: ParsedVersion
+        /// The version is the text `0` (OSV's "from the beginning"), which orders before every version:
+        /// decided once here, not by comparing texts on every evaluation.
+        let isZero: Bool
+
+        init(kind: EventKind, version: ParsedVersion) {
+            self.kind = kind
+            self.version = version
+            isZero = version.text == "0"
+        }
     }
 
     /// One entry of `affected[]`.
@@ -93,36 +102,143 @@ struct AdvisoryRecord: Sendable {
     }
 
     static let eventKeys: [(String, EventKind)] = [("introduced", .introduced), ("fixed", .fixed), ("last_affected", .lastAffected), ("limit", .limit)]
+}
 
-    /// `OSVMatching.affects` on the parsed record, for a package whose name `ecosystem` normalizes to `name`.
-    func affects(ecosystem: Ecosystem, name: String, version: ParsedVersion) -> Bool {
-        if withdrawn { return false }
-        for a in affected where a.ecosystem == ecosystem && a.normalizedName == name {
-            if a.versions.contains(where: { ecosystem.compare($0, version) == 0 }) { return true }
-            for events in a.ranges where Self.inRange(events, ecosystem: ecosystem, version: version) { return true }
+/// One record as the index hands it out for one (ecosystem, name) key: what `findings(for:)` needs for a
+/// package of that name, prepared when the database loads. Matching a package against it then compares
+/// versions and nothing else: the record's entries for the key are already picked, its fixed versions
+/// collected and sorted, its severity scored (CVSS once per distinct vector), its aliases filtered. A
+/// final class, so the match loop passes one reference instead of copying (and retaining) a struct's
+/// arrays and strings.
+final class AdvisoryMatch: Sendable {
+    /// A version the matching compares, held without references: the match loop reads these in place,
+    /// where copying an event with its `ParsedVersion` (text and parsed parts) cost retains and releases
+    /// (`perf`: a fifth of the matching). `simple` decides most comparisons; `parsed` indexes `versions`
+    /// for the others.
+    struct Bound: Sendable {
+        let kind: AdvisoryRecord.EventKind
+        /// OSV's `0`, before every version.
+        let isZero: Bool
+        /// `ParsedVersion.simple` of the version.
+        let simple: ParsedVersion.Simple?
+        /// Its place in `versions`.
+        let parsed: Int
+    }
+
+    let id: String
+    /// `[id]`, a finding's `records`: one array every finding of the record shares.
+    let records: [String]
+    /// The record's aliases without its own id, as a finding lists them.
+    let aliases: [String]
+    let summary: String
+    /// Every version `listed` and `events` refer to, parsed by the key's ecosystem.
+    let versions: ContiguousArray<ParsedVersion>
+    /// `versions[]` of the entries `affects` reads (of the key's ecosystem and name); `kind` unused.
+    let listed: ContiguousArray<Bound>
+    /// The events of their SEMVER and ECOSYSTEM ranges, range after range; `ranges` gives each range's part.
+    let events: ContiguousArray<Bound>
+    let ranges: ContiguousArray<Range<Int>>
+    /// The `fixed` versions of every entry naming the package (any ecosystem's, GIT ranges too), each
+    /// text once in its first place: `lowestFix` takes the first lowest of them above the version.
+    let fixes: ContiguousArray<ParsedVersion>
+    /// The same texts in version order: a finding's `fixedVersions`.
+    let fixedVersions: [String]
+    let severity: CVSS3.Severity
+    let score: Double?
+    let severitySource: String
+
+    /// `record` (not withdrawn) for the key `ecosystem` / `name` (a name as `ecosystem` compares names).
+    /// `scores`: CVSS base scores by vector so far (nil: not a valid vector), so each is computed once.
+    init(_ record: AdvisoryRecord, ecosystem: Ecosystem, name: String, scores: inout [String: Double?]) {
+        id = record.id
+        records = [record.id]
+        aliases = record.aliases.filter { $0 != record.id }
+        summary = record.summary
+        var versions: ContiguousArray<ParsedVersion> = []
+        var listed: ContiguousArray<Bound> = []
+        var events: ContiguousArray<Bound> = []
+        var ranges: ContiguousArray<Range<Int>> = []
+        func bound(_ kind: AdvisoryRecord.EventKind, _ version: ParsedVersion) -> Bound {
+            versions.append(version)
+            // The shortcut holds for versions parsed by the ecosystem that compares them (all of these are).
+            return Bound(kind: kind, isZero: version.text == "0", simple: version.parsedBy == ecosystem ? version.simple : nil, parsed: versions.count - 1)
+        }
+        // The entries `OSVMatching.affects` evaluates: of the package's ecosystem and name.
+        for a in record.affected where a.ecosystem == ecosystem && a.normalizedName == name {
+            for v in a.versions { listed.append(bound(.introduced, v)) }
+            for range in a.ranges {
+                let start = events.count
+                for e in range { events.append(bound(e.kind, e.version)) }
+                ranges.append(start..<events.count)
+            }
+        }
+        self.versions = versions
+        self.listed = listed
+        self.events = events
+        self.ranges = ranges
+        // Entries of any ecosystem that name the package give the fixed versions, as in the JSON walk.
+        var fixes: ContiguousArray<ParsedVersion> = []
+        for a in record.affected where a.name(as: ecosystem) == name {
+            for f in a.fixes where !fixes.contains(where: { $0.text == f.text }) { fixes.append(f) }
+        }
+        self.fixes = fixes
+        fixedVersions = fixes.sorted { ecosystem.compare($0, $1) < 0 }.map(\.text)
+        let rating = AdvisoryDatabase.severity(vectors: record.vectors, rating: record.rating, scores: &scores)
+        severity = rating.severity
+        score = rating.score
+        severitySource = rating.source
+    }
+
+    /// `OSVMatching.affects` for a package of the key's ecosystem and name at `version` (parsed by `ecosystem`).
+    func affects(_ version: ParsedVersion, ecosystem: Ecosystem) -> Bool {
+        let versionIsZero = version.text == "0"
+        let versionSimple = version.parsedBy == ecosystem ? version.simple : nil
+        /// `ecosystem.compare` of the bound's version and `version`.
+        func compare(_ b: Bound) -> Int {
+            if let x = b.simple, let y = versionSimple { return x.compare(y) }
+            return ecosystem.compare(versions[b.parsed], version)
+        }
+        /// The same with OSV's "0" before everything, on either side, as in `OSVMatching.inRange`.
+        func cmpToVersion(_ b: Bound) -> Int {
+            if b.isZero { return versionIsZero ? 0 : -1 }
+            return versionIsZero ? 1 : compare(b)
+        }
+        func cmp(_ a: Bound, _ b: Bound) -> Int {
+            if a.isZero { return b.isZero ? 0 : -1 }
+            if b.isZero { return 1 }
+            if let x = a.simple, let y = b.simple { return x.compare(y) }
+            return ecosystem.compare(versions[a.parsed], versions[b.parsed])
+        }
+        // Any explicit version or range that contains it: the order of the checks does not change the answer.
+        for b in listed where compare(b) == 0 { return true }
+        rangeLoop: for range in ranges {
+            // `OSVMatching.inRange`: a limit at or below the version excludes it; else the greatest event
+            // that applies (introduced or fixed at or below it, last_affected below it; the first of
+            // equals) decides.
+            for i in range where events[i].kind == .limit && cmpToVersion(events[i]) <= 0 { continue rangeLoop }
+            var last = -1
+            for i in range {
+                let e = events[i]
+                let applies: Bool
+                switch e.kind {
+                case .introduced, .fixed: applies = cmpToVersion(e) <= 0
+                case .lastAffected: applies = cmpToVersion(e) < 0
+                case .limit: applies = false
+                }
+                if applies, last < 0 || cmp(e, events[last]) >= 0 { last = i }
+            }
+            if last >= 0 && events[last].kind == .introduced { return true }
         }
         return false
     }
 
-    /// `OSVMatching.inRange` on parsed events.
-    static func inRange(_ events: [Event], ecosystem: Ecosystem, version: ParsedVersion) -> Bool {
-        func cmp(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
-            if a.text == "0" { return b.text == "0" ? 0 : -1 }
-            if b.text == "0" { return 1 }
-            return ecosystem.compare(a, b)
+    /// The lowest fixed version above `version`: the first lowest in record order, as `min(by:)` gives it.
+    func lowestFix(above version: ParsedVersion, ecosystem: Ecosystem) -> String? {
+        var lowest: ParsedVersion?
+        for f in fixes where ecosystem.compare(f, version) > 0 {
+            if let l = lowest, ecosystem.compare(f, l) >= 0 { continue }
+            lowest = f
         }
-        for e in events where e.kind == .limit && cmp(e.version, version) <= 0 { return false }
-        var last: Event?
-        for e in events {
-            let c = cmp(e.version, version)
-            let applies: Bool
-            switch e.kind {
-            case .introduced, .fixed: applies = c <= 0
-            case .lastAffected: applies = c < 0
-            case .limit: applies = false
-            }
-            if applies, last == nil || cmp(e.version, last!.version) >= 0 { last = e }
-        }
-        return last?.kind == .introduced
+        return lowest?.text
     }
 }

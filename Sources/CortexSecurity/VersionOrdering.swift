@@ -6,6 +6,19 @@ public enum Ecosystem: String, Sendable, CaseIterable, Codable {
     case cratesIO = "crates.io"
     case swiftURL = "SwiftURL"
 
+    /// The position in `allCases`: tables indexed by ecosystem use it instead of hashing.
+    var ordinal: Int {
+        switch self {
+        case .npm: return 0
+        case .PyPI: return 1
+        case .Go: return 2
+        case .Maven: return 3
+        case .RubyGems: return 4
+        case .cratesIO: return 5
+        case .swiftURL: return 6
+        }
+    }
+
     /// Orders two versions of this ecosystem (-1, 0, 1). Unparseable versions compare as plain strings,
     /// after every parseable one, so a typo never makes a package look fixed.
     public func compare(_ a: String, _ b: String) -> Int { compare(parse(a), parse(b)) }
@@ -28,6 +41,13 @@ public enum Ecosystem: String, Sendable, CaseIterable, Codable {
     /// by its text).
     func compare(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
         guard a.parsedBy == self, b.parsedBy == self else { return compare(a.text, b.text) }
+        if let x = a.simple, let y = b.simple { return x.compare(y) }
+        return compareForms(a, b)
+    }
+
+    /// The orderings on versions this ecosystem parsed, by their parsed forms: `compare(_:_:)` without
+    /// its shortcut for simple versions (`ParsedVersion.simple`).
+    func compareForms(_ a: ParsedVersion, _ b: ParsedVersion) -> Int {
         switch (self, a.form, b.form) {
         case let (.npm, .semVer(x, s), .semVer(y, t)), let (.cratesIO, .semVer(x, s), .semVer(y, t)), let (.swiftURL, .semVer(x, s), .semVer(y, t)),
              let (.Go, .semVer(x, s), .semVer(y, t)):
@@ -66,15 +86,82 @@ struct ParsedVersion: Sendable {
     /// The ecosystem whose rules read it (nil: none did; `Ecosystem.compare` then uses the text).
     let parsedBy: Ecosystem?
     let form: Form
+    /// The version as major.minor.patch when that is all of it: a release of at most three numbers,
+    /// without epoch, pre-release, post, dev, local or qualifier parts (most versions in advisories and
+    /// lockfiles). Each ordering above reads a missing number as 0 and orders two such versions by their
+    /// numbers alone, so `Ecosystem.compare` compares these three integers without touching the parsed
+    /// form (whose arrays cost retains and releases on every comparison).
+    let simple: Simple?
+
+    /// major.minor.patch (missing numbers 0).
+    struct Simple: Sendable {
+        let major: Int, minor: Int, patch: Int
+
+        /// -1, 0, 1 as the numbers order.
+        func compare(_ other: Simple) -> Int {
+            if major != other.major { return major < other.major ? -1 : 1 }
+            if minor != other.minor { return minor < other.minor ? -1 : 1 }
+            if patch != other.patch { return patch < other.patch ? -1 : 1 }
+            return 0
+        }
+    }
+
+    init(text: String, parsedBy: Ecosystem?, form: Form) {
+        self.text = text
+        self.parsedBy = parsedBy
+        self.form = form
+        simple = Self.simple(form)
+    }
+
+    static func simple(_ form: Form) -> Simple? {
+        func numbers(_ n: [Int]) -> Simple? {
+            guard n.count <= 3 else { return nil }
+            return Simple(major: n.count > 0 ? n[0] : 0, minor: n.count > 1 ? n[1] : 0, patch: n.count > 2 ? n[2] : 0)
+        }
+        switch form {
+        case .semVer(let p?, _) where p.pre.isEmpty:
+            return Simple(major: p.major, minor: p.minor, patch: p.patch)
+        case .pep440(let k?) where k.0.epoch == 0 && k.0.pre == nil && k.0.post == nil && k.0.dev == nil && k.0.local.isEmpty:
+            // PEP 440's key holds the numbers as Doubles: above 2^53 two of them can compare equal there
+            // and not here, so such versions take the key's way.
+            guard k.0.release.allSatisfy({ $0 <= 1 << 53 }) else { return nil }
+            return numbers(k.0.release)
+        case .maven(let items):
+            var n: [Int] = []
+            for item in items {
+                guard case .number(let v) = item else { return nil }
+                n.append(v)
+            }
+            return numbers(n)
+        case .gem(let segments):
+            var n: [Int] = []
+            for segment in segments {
+                guard case .number(let v) = segment else { return nil }
+                n.append(v)
+            }
+            return numbers(n)
+        default:
+            return nil
+        }
+    }
 }
 
 /// Semantic Versioning 2.0.0 precedence: major.minor.patch, then pre-release identifiers (numeric
 /// compare numerically and before alphanumeric; a release is after its pre-releases); build metadata ignored.
 enum SemVer {
-    /// `pre`: the pre-release identifiers, each with its value when it reads as a number.
-    struct Parsed: Sendable { var core: [Int]; var pre: [(text: String, number: Int?)] }
+    /// `pre`: the pre-release identifiers, each with its value when it reads as a number. The core is
+    /// three stored integers, not an array: comparing two versions then touches no heap memory.
+    struct Parsed: Sendable {
+        var major: Int
+        var minor: Int
+        var patch: Int
+        var pre: [(text: String, number: Int?)]
+    }
 
-    static func parse(_ v: String) -> Parsed? {
+    static func parse(_ v: String) -> Parsed? { parsePlain(v) ?? parseGeneral(v) }
+
+    /// Any version text: `parse` without the fast path for the plain form.
+    static func parseGeneral(_ v: String) -> Parsed? {
         var s = trimmedSpaces(v)
         if s.hasPrefix("v") || s.hasPrefix("=") { s.removeFirst() }
         if let plus = s.firstIndex(of: "+") { s = String(s[..<plus]) }
@@ -91,7 +178,40 @@ enum SemVer {
             core.append(n)
         }
         while core.count < 3 { core.append(0) }
-        return Parsed(core: core, pre: pre)
+        return Parsed(major: core[0], minor: core[1], patch: core[2], pre: pre)
+    }
+
+    /// The common form, one to three dot-separated ASCII numbers (`1`, `1.2`, `1.2.3`), read from the
+    /// bytes without allocating; nil for anything else (a prefix, a pre-release, build metadata, an
+    /// empty or overlong part), which `parseGeneral` reads. The matching parses every
+    /// package's version, and most are in this form.
+    static func parsePlain(_ v: String) -> Parsed? {
+        var parts = (0, 0, 0)
+        var count = 0, digits = 0, value = 0
+        for byte in v.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                // 18 digits always fit an Int; longer parts go to the general path (which rejects overflow).
+                guard digits < 18 else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+            case UInt8(ascii: "."):
+                guard digits > 0, count < 2 else { return nil }
+                if count == 0 { parts.0 = value } else { parts.1 = value }
+                count += 1
+                digits = 0
+                value = 0
+            default:
+                return nil
+            }
+        }
+        guard digits > 0 else { return nil }
+        switch count {
+        case 0: parts.0 = value
+        case 1: parts.1 = value
+        default: parts.2 = value
+        }
+        return Parsed(major: parts.0, minor: parts.1, patch: parts.2, pre: [])
     }
 
     static func compare(_ a: String, _ b: String) -> Int { compare(parse(a), a, parse(b), b) }
@@ -99,7 +219,9 @@ enum SemVer {
     /// Parsed versions `x` and `y` of the texts `a` and `b` (nil: unparseable).
     static func compare(_ x: Parsed?, _ a: String, _ y: Parsed?, _ b: String) -> Int {
         guard let x, let y else { return fallback(a, b, x != nil, y != nil) }
-        for i in 0..<3 where x.core[i] != y.core[i] { return x.core[i] < y.core[i] ? -1 : 1 }
+        if x.major != y.major { return x.major < y.major ? -1 : 1 }
+        if x.minor != y.minor { return x.minor < y.minor ? -1 : 1 }
+        if x.patch != y.patch { return x.patch < y.patch ? -1 : 1 }
         if x.pre.isEmpty || y.pre.isEmpty { return x.pre.isEmpty == y.pre.isEmpty ? 0 : (x.pre.isEmpty ? 1 : -1) }
         for i in 0..<min(x.pre.count, y.pre.count) {
             let p = x.pre[i], q = y.pre[i]

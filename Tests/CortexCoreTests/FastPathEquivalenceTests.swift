@@ -212,6 +212,54 @@ import Testing
         for (a, b) in zip(fast, reference) where a != b { Issue.record("\(a)\n!=\n\(b)") }
     }
 
+    /// The byte parser of plain versions (`1`, `1.2`, `1.2.3`) reads what the general SemVer parser reads,
+    /// and leaves everything else (prefixes, pre-releases, empty or overlong parts) to it.
+    @Test func plainSemVerParsesLikeTheGeneralPath() {
+        var samples = ["0", "1", "1.2", "1.2.3", "01.002.0003", "10.20.30", "1.2.3.4", "1.", ".1", "1..2", "", ".", "v1.2.3", "=1.2.3", " 1.2.3",
+                       "1.2.3 ", "1.2.3-rc.1", "1.2.3+build", "1.2.3-", "١.٢.٣", "1.2.3\u{301}", "999999999999999999.1.1", "9999999999999999999.1.1",
+                       "99999999999999999999999.0.0", "-1.2.3", "+1.2.3", "1.+2.3", "1.2.x"]
+        var rng = Seeded(state: 22)
+        let alphabet = Array("0123456789.-+v ")
+        for _ in 0..<2000 { samples.append(String((0..<Int.random(in: 0...8, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })) }
+        for text in samples {
+            let fast = SemVer.parse(text), general = SemVer.parseGeneral(text)
+            #expect((fast == nil) == (general == nil), "\(text.debugDescription)")
+            guard let fast, let general else { continue }
+            let fastCore: [Int] = [fast.major, fast.minor, fast.patch], generalCore: [Int] = [general.major, general.minor, general.patch]
+            #expect(fastCore == generalCore, "\(text.debugDescription)")
+            #expect(fast.pre.map(\.text) == general.pre.map(\.text) && fast.pre.map(\.number) == general.pre.map(\.number), "\(text.debugDescription)")
+        }
+    }
+
+    /// Versions that are major.minor.patch and nothing more (`ParsedVersion.simple`) compare by those
+    /// three numbers exactly as each ecosystem's ordering compares their parsed forms.
+    @Test func simpleVersionsCompareLikeTheirParsedForms() {
+        var samples = ["0", "1", "1.0", "1.0.0", "1.2", "1.2.3", "v1.2.3", "01.2.3", "2.0", "10.0.1", "0.0.1", "1.2.3.4", "1.0a1", "1.0-rc1", "1.0.rc1",
+                       "1.2.3-beta.1", "1!1.0", "1.0.post1", "1.0+local", "1.0-SNAPSHOT", "1.0-1", "2.0.Final", "1.0-ga", " 1.2 ", "x",
+                       "9007199254740993", "9007199254740992", "9007199254740993.0.1", "99999999999999999999", "v1.2.3+incompatible", "1.2.3+build"]
+        var rng = Seeded(state: 7)
+        for _ in 0..<200 {
+            let parts = (0..<Int.random(in: 1...4, using: &rng)).map { _ in String(Int.random(in: 0...12, using: &rng)) }
+            samples.append(parts.joined(separator: "."))
+        }
+        var simplePairs = 0
+        for eco in Ecosystem.allCases {
+            let parsed = samples.map { eco.parse($0) }
+            for a in parsed where a.simple != nil {
+                for b in parsed where b.simple != nil {
+                    simplePairs += 1
+                    #expect(eco.compare(a, b) == eco.compareForms(a, b), "\(eco.rawValue): \(a.text) vs \(b.text)")
+                }
+            }
+        }
+        #expect(simplePairs > 100_000)
+    }
+
+    /// `Ecosystem.ordinal`, which the advisory index is laid out by, is each ecosystem's place in `allCases`.
+    @Test func ecosystemOrdinalsArePlacesInAllCases() {
+        #expect(Ecosystem.allCases.map(\.ordinal) == Array(Ecosystem.allCases.indices))
+    }
+
     /// A version parsed by one ecosystem and compared by another is compared by its text, as the other
     /// ecosystem orders it (a record's entry of another ecosystem gives fixed versions too).
     @Test func versionsParsedByAnotherEcosystemCompareByTheirText() {
