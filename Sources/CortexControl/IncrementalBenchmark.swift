@@ -25,13 +25,23 @@ public enum IncrementalBenchmark {
     /// The lockfile the third run changes (a version bump in the work tree, not committed).
     static let changedLockfile = "services/api/requirements.txt"
 
-    public static func run(files: Int, workers: Int, goal: String, osvDatabase: String?, catalog: Bool = true, workDirectory: URL, binDirectory: URL = ExecutableLocator.binDirectory,
-                           log: @escaping @Sendable (String) -> Void) async throws -> [Row] {
+    /// `repository`: an existing git work tree to orchestrate instead of a generated one (e.g. real
+    /// packages committed into one repository); then only the first two runs are made, and it is not changed.
+    public static func run(files: Int, workers: Int, goal: String, osvDatabase: String?, catalog: Bool = true, repository: URL? = nil, workDirectory: URL,
+                           binDirectory: URL = ExecutableLocator.binDirectory, log: @escaping @Sendable (String) -> Void) async throws -> [Row] {
         try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
-        let target = workDirectory.appendingPathComponent("repository")
-        let generated = ContinuousClock.now
-        let bytes = try makeRepository(at: target, files: files)
-        log("generated \(files) files (\(bytes / 1_048_576) MiB) and committed them in \(seconds(ContinuousClock.now - generated)) s")
+        let target: URL
+        if let repository {
+            guard FileManager.default.fileExists(atPath: repository.appendingPathComponent(".git").path) else {
+                throw CortexError(.invalidInput, "--repository \(repository.path) is not a git work tree (no .git)")
+            }
+            target = repository
+        } else {
+            target = workDirectory.appendingPathComponent("repository")
+            let generated = ContinuousClock.now
+            let bytes = try makeRepository(at: target, files: files)
+            log("generated \(files) files (\(bytes / 1_048_576) MiB) and committed them in \(seconds(ContinuousClock.now - generated)) s")
+        }
         let suite = try await LocalSuite(workDirectory: workDirectory, outputDirectory: workDirectory.appendingPathComponent("reports"),
                                          binDirectory: binDirectory,
                                          environment: ["CORTEX_SECURITY_FIX_BRANCHES": "false"].merging(osvDatabase.map { ["CORTEX_OSV_DB": $0] } ?? [:]) { $1 })
@@ -43,7 +53,8 @@ public enum IncrementalBenchmark {
             let bus = MessageBus(redis: redis, source: "cortex-lab", metrics: CortexMetrics(), decoder: EnvelopeDecoder(), logger: Logger(label: "bench-incremental"))
             let client = RunClient(bus: bus)
             var rows: [Row] = []
-            for label in ["first (empty cache)", "second (unchanged)", "third (one lockfile changed)"] {
+            let labels = ["first (empty cache)", "second (unchanged)"] + (repository == nil ? ["third (one lockfile changed)"] : [])
+            for label in labels {
                 if rows.count == 2 {
                     let lockfile = target.appendingPathComponent(changedLockfile)
                     let text = try String(contentsOf: lockfile, encoding: .utf8)
@@ -66,12 +77,11 @@ public enum IncrementalBenchmark {
     }
 
     static func summarize(label: String, state: RunState, wall: Double) throws -> Row {
-        struct Summary: Decodable { var reports: [MasterReport] }
         guard let dir = state.reportDir else { throw CortexError(.failed, "the run \(state.runID) wrote no report: \(state.status) \(state.reason ?? "")") }
-        let summary = try WireJSON.decode(Summary.self, from: String(contentsOfFile: dir + "/" + ReportWriter.summaryJSON, encoding: .utf8))
+        let reports = try ReportWriter.reports(inReportDirectory: dir)
         var row = Row(label: label, status: state.status, wallSeconds: wall, workerSeconds: 0, files: 0, unchanged: 0, reexamined: 0, unreadable: 0,
                       perMaster: [], vulnerabilities: 0)
-        for report in summary.reports.sorted(by: { $0.master.rawValue < $1.master.rawValue }) {
+        for report in reports.sorted(by: { $0.master.rawValue < $1.master.rawValue }) {
             row.workerSeconds += Double(report.items.reduce(0) { $0 + $1.durationMs }) / 1000
             row.vulnerabilities += report.details["vulnerabilities"]?.arrayValue?.count ?? 0
             guard let cache = report.fileCache else { continue }

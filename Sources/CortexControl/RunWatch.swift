@@ -106,6 +106,52 @@ public struct RunWatchModel: Sendable {
         phases.sort { $0.phase < $1.phase }
     }
 
+    /// A master's report on one task, as far as the view needs it.
+    struct ReportDigest: Sendable {
+        var master: MasterRole, status: Outcome, succeeded: Int, items: Int, summary: String
+    }
+    /// Reports caught up from Redis or the report directory, by task id.
+    var reported: [String: ReportDigest] = [:]
+
+    /// What the run's hashes say of each master, for the tasks, items and reports whose events came
+    /// before we listened; counts never go below what the events showed. `tasks`: the run's task ids;
+    /// `results`: how many items of each task not yet reported have a result (succeeded or failed: only
+    /// counted as items, not as done); `reports`: reports not seen before (kept: exact done and failed counts).
+    public mutating func catchUp(tasks: [String], results: [String: Int], reports: [MasterReport]) {
+        for r in reports {
+            reported[r.taskID] = ReportDigest(master: r.master, status: r.status, succeeded: r.items.filter { $0.status == .succeeded }.count,
+                                              items: r.items.count, summary: r.summary)
+        }
+        var assigned: [MasterRole: Int] = [:]
+        for id in Set(tasks).union(reported.keys) { if let m = Self.master(of: id) ?? reported[id]?.master { assigned[m, default: 0] += 1 } }
+        for (m, n) in assigned {
+            masters[m, default: .init()].tasks = max(masters[m]?.tasks ?? 0, n)
+            if masters[m]?.status == "waiting" { masters[m]?.status = "working" }
+        }
+        var finished: [MasterRole: Int] = [:], done: [MasterRole: Int] = [:], failed: [MasterRole: Int] = [:]
+        for (id, n) in results where reported[id] == nil { if let m = Self.master(of: id) { finished[m, default: 0] += n } }
+        var statuses: [MasterRole: [Outcome]] = [:], summaries: [MasterRole: [String]] = [:]
+        for (_, r) in reported.sorted(by: { $0.key < $1.key }) {
+            done[r.master, default: 0] += r.succeeded
+            failed[r.master, default: 0] += r.items - r.succeeded
+            finished[r.master, default: 0] += r.items
+            statuses[r.master, default: []].append(r.status)
+            summaries[r.master, default: []].append(r.summary)
+        }
+        for (m, n) in finished {
+            var state = masters[m, default: .init()]
+            state.done = max(state.done, done[m] ?? 0)
+            state.failed = max(state.failed, failed[m] ?? 0)
+            state.items = max(state.items, n, state.done + state.failed)
+            masters[m] = state
+        }
+        // A master's status once all its tasks reported: their outcomes rolled up (a failed task is not hidden by another's success).
+        for (m, list) in statuses where list.count >= (assigned[m] ?? 0) {
+            masters[m, default: .init()].status = Outcome.rollUp(list).rawValue
+            masters[m]?.summary = summaries[m, default: []].joined(separator: "; ")
+        }
+    }
+
     /// `run-x.security.0` → security.
     static func master(of taskID: String) -> MasterRole? {
         let parts = taskID.split(separator: ".")
@@ -205,6 +251,9 @@ public final class RunWatchScreen: Sendable {
         dirty.withLock { $0 = true }
     }
 
+    /// The task ids whose reports the model has caught up.
+    func reportedTasks() -> Set<String> { model.withLock { Set($0.reported.keys) } }
+
     /// An event of the run: into the model, or, without a terminal, one plain progress line.
     public func handle(_ e: Envelope) {
         update { $0.apply(e) }
@@ -295,12 +344,27 @@ extension ControlCommands {
                     let replies = workers.isEmpty ? [] : ((try? await redis.pipeline(workers.map { .hgetall(CortexNames.workerRegistry($0)) })) ?? [])
                     var registry: [String: [String: String]] = [:]
                     for (w, reply) in zip(workers, replies) { registry[w] = reply.fieldMap }
+                    // The tasks, items and reports whose events came before watch listened.
+                    // Only reports not read before are fetched: a report carries its findings and can be large.
+                    let tasks = (try? await redis.hkeys(CortexNames.runTasks(runID))) ?? []
+                    let reportedIDs = Set((try? await redis.hkeys(CortexNames.runResults(runID))) ?? [])
+                    let known = screen.reportedTasks()
+                    let fresh = Array(reportedIDs.subtracting(known))
+                    let texts = fresh.isEmpty ? [] : ((try? await redis.send(["HMGET", CortexNames.runResults(runID)] + fresh.map { $0 as any RedisArgument }).orThrow().array) ?? [])
+                    let reports = texts.compactMap { $0.string.flatMap { try? WireJSON.decode(MasterReport.self, from: $0) } }
+                    let open = tasks.filter { !reportedIDs.contains($0) }
+                    let counts = open.isEmpty ? [] : ((try? await redis.pipeline(open.map { ["HLEN", CortexNames.taskResults($0)] })) ?? [])
+                    var results: [String: Int] = [:]
+                    for (id, reply) in zip(open, counts) { results[id] = reply.int ?? 0 }
                     screen.update { m in
                         if let state {
                             m.goal = state.goal
                             if m.finishedAt == nil, !state.isFinished { m.status = state.status }
                             if m.phases.isEmpty, let started = state.startedAt { m.startedAt = started }
                             m.catchUp(phase: state.phase)
+                        }
+                        if !tasks.isEmpty || !reports.isEmpty {
+                            m.catchUp(tasks: tasks, results: results, reports: reports)
                         }
                         m.budget = accounts
                         for (w, f) in registry where f["status"] != nil {
@@ -326,7 +390,10 @@ extension ControlCommands {
         refresher.cancel()
         let accounts = (try? await BudgetLedger(redis: redis, runID: runID).accounts()) ?? []
         let findings = state.reportDir.flatMap { try? RunFindings.load(reportDirectory: URL(fileURLWithPath: $0)) }
+        // The masters' final reports (the run's hashes are archived and deleted when it ends).
+        let reports = state.reportDir.flatMap { try? ReportWriter.reports(inReportDirectory: $0) } ?? []
         screen.update { m in
+            if !reports.isEmpty { m.catchUp(tasks: reports.map(\.taskID), results: [:], reports: reports) }
             m.status = state.status
             m.reason = state.reason
             m.budget = accounts

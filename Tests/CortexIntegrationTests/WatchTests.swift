@@ -51,7 +51,19 @@ import Testing
         }
         // No terminal: plain lines, no escape sequences, the run's exit status.
         let plain = try await Subprocess.runOffloaded(cortexctl, ["watch", runID, "--redis", suite.redis.url], timeout: .seconds(60))
+        // The masters' reports, to hold the view's master table to (watch started after most tasks were assigned).
+        let reportDir = try #require(try await RunState.load(runID, redis: RecoveryTests.client(suite))?.reportDir)
+        let reports = try ReportWriter.reports(inReportDirectory: reportDir)
         await suite.stop()
+        #expect(!reports.isEmpty)
+        for (master, list) in Dictionary(grouping: reports, by: \.master) {
+            let status = Outcome.rollUp(list.map(\.status)).rawValue
+            let items = list.reduce(0) { $0 + $1.items.count }
+            let row = plain.stdoutText.split(separator: "\n").first { $0.hasPrefix(master.rawValue + " ") }.map(String.init) ?? ""
+            let fields = row.split(separator: " ").map(String.init)
+            #expect(fields.count >= 5 && fields[1] == status && fields[2] == String(list.count) && fields[4].hasSuffix("/\(items)"),
+                    "\(master.rawValue): reported \(status), \(list.count) task(s), \(items) items; the view shows '\(row)'")
+        }
         #expect(plain.status == 0 && !plain.stdoutText.contains("\u{1B}[") && plain.stdoutText.contains("Cortex \(runID)  SUCCEEDED"), "\(plain.status) \(plain.stdoutText) \(plain.stderrText)")
         let live = frames.filter { $0.alternate == "1" }.map(\.text)
         // Phases advancing: the view shows phase 3 (the target's eight-second test) as the current one,

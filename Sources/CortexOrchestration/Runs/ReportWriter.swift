@@ -34,6 +34,12 @@ public enum ReportWriter {
     public static let summaryMarkdown = "summary.md"
     public static let summaryJSON = "summary.json"
 
+    /// The masters' reports in a run's `summary.json` (the run's Redis keys are gone once it is archived).
+    public static func reports(inReportDirectory dir: String) throws -> [MasterReport] {
+        struct Summary: Decodable { var reports: [MasterReport] }
+        return try WireJSON.decode(Summary.self, from: String(contentsOfFile: dir + "/" + summaryJSON, encoding: .utf8)).reports
+    }
+
     /// Writes every file and returns the run's report directory.
     public static func write(_ outcome: RunOutcome, to outputDir: URL) throws -> URL {
         // The coordinator refuses such run ids before a run starts; this is the last line of defence.

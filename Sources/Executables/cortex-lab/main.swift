@@ -63,12 +63,14 @@ struct BenchIncremental: AsyncParsableCommand {
     @Option(name: .long, help: "The runs' goal.") var goal = "full-orchestration"
     @Option(name: .customLong("osv-db"), help: "An OSV advisory directory for the security master (CORTEX_OSV_DB); without one, vulnerabilities are not checked.") var osvDB: String?
     @Flag(name: .long, help: "Run without catalog-api (workers then register nothing), to see what registration costs.") var withoutCatalog = false
+    @Option(name: .long, help: "An existing git repository to orchestrate instead of a generated one (two runs: empty cache, unchanged; the repository is not changed).") var repository: String?
 
     func run() async throws {
         guard files >= 10, workers >= 1 else { throw ValidationError("--files must be at least 10 and --workers at least 1") }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-bench-incremental-\(ProcessInfo.processInfo.processIdentifier)")
         defer { try? FileManager.default.removeItem(at: work) }
-        let rows = try await IncrementalBenchmark.run(files: files, workers: workers, goal: goal, osvDatabase: osvDB, catalog: !withoutCatalog, workDirectory: work, log: { line in
+        let rows = try await IncrementalBenchmark.run(files: files, workers: workers, goal: goal, osvDatabase: osvDB, catalog: !withoutCatalog,
+                                                      repository: repository.map { URL(fileURLWithPath: $0) }, workDirectory: work, log: { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         })
         print(IncrementalBenchmark.table(rows), terminator: "")
