@@ -28,6 +28,23 @@ public struct TLSOptions: Sendable, Equatable {
         self.clientKeyPEM = clientKeyPEM
         self.insecureSkipVerify = insecureSkipVerify
     }
+
+    /// Sets these options on a libcurl easy handle (the blobs are copied by libcurl).
+    func apply(to handle: UnsafeMutableRawPointer) {
+        if let ca = caPEM { ca.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) } }
+        if let cert = clientCertificatePEM {
+            cert.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
+            cortex_curl_set_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
+        }
+        if let key = clientKeyPEM {
+            key.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
+            cortex_curl_set_string(handle, CURLOPT_SSLKEYTYPE, "PEM")
+        }
+        if insecureSkipVerify {
+            cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
+            cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
+        }
+    }
 }
 
 /// A small blocking HTTP client over libcurl; each request runs on its own thread, never on the cooperative pool.
@@ -82,21 +99,7 @@ public enum HTTPClient {
         cortex_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         cortex_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
         if let list { cortex_curl_set_slist(handle, CURLOPT_HTTPHEADER, list) }
-        if let tls {
-            if let ca = tls.caPEM { ca.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) } }
-            if let cert = tls.clientCertificatePEM {
-                cert.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
-                cortex_curl_set_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
-            }
-            if let key = tls.clientKeyPEM {
-                key.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
-                cortex_curl_set_string(handle, CURLOPT_SSLKEYTYPE, "PEM")
-            }
-            if tls.insecureSkipVerify {
-                cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
-                cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
-            }
-        }
+        tls?.apply(to: handle)
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
         cortex_curl_set_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())

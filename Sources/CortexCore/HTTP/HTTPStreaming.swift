@@ -81,21 +81,7 @@ extension HTTPClient {
         cortex_curl_set_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout / .milliseconds(1)))
         cortex_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
         if let list { cortex_curl_set_slist(handle, CURLOPT_HTTPHEADER, list) }
-        if let tls {
-            if let ca = tls.caPEM { ca.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) } }
-            if let cert = tls.clientCertificatePEM {
-                cert.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }
-                cortex_curl_set_string(handle, CURLOPT_SSLCERTTYPE, "PEM")
-            }
-            if let key = tls.clientKeyPEM {
-                key.withUnsafeBytes { _ = cortex_curl_set_blob(handle, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }
-                cortex_curl_set_string(handle, CURLOPT_SSLKEYTYPE, "PEM")
-            }
-            if tls.insecureSkipVerify {
-                cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYPEER, 0)
-                cortex_curl_set_long(handle, CURLOPT_SSL_VERIFYHOST, 0)
-            }
-        }
+        tls?.apply(to: handle)
         let unmanaged = Unmanaged.passRetained(sink)
         defer { unmanaged.release() }
         cortex_curl_set_pointer(handle, CURLOPT_WRITEDATA, unmanaged.toOpaque())
