@@ -64,6 +64,10 @@ let package = Package(
             path: "Sources/CSpawn"
         ),
         .systemLibrary(
+            name: "CMalloc",
+            path: "Sources/CMalloc"
+        ),
+        .systemLibrary(
             name: "CZlib",
             path: "Sources/CZlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -74,6 +78,7 @@ let package = Package(
                 "CHiredis",
                 "CCurl",
                 "CSpawn",
+                "CMalloc",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

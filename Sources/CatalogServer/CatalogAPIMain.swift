@@ -41,7 +41,8 @@ public enum CatalogAPIMain {
                 }
             )
             logger.info("starting", metadata: [LogKey.instance: "\(context.instanceID)", LogKey.redis: "\(context.redis.endpoint)"])
-            return [.init(service: server), .init(service: relay)]
+            let trim = try CortexRuntime.idleMemoryTrim(settings, logger: logger)
+            return (trim.map { [$0] } ?? []) + [.init(service: server), .init(service: relay)]
         }
     }
 }

@@ -82,6 +82,9 @@ import Testing
         let lookedUp = try await cache.lookup(sa, files: [("a.txt", "blob-a"), ("b.txt", "changed"), ("c.txt", "blob-c")])
         #expect(Set(lookedUp.hits.keys) == ["a.txt"] && lookedUp.unreadable.isEmpty)  // b changed, c never cached
         try await client.send(.zadd(CortexNames.fileCacheIndex, score: 1, a)).orThrow()  // a: used long ago
+        // Marked used moments ago by this process: another hit does not mark it again (one mark per 10 s).
+        #expect(try await cache.lookup(sa, files: [("a.txt", "blob-a")]).hits.count == 1)
+        #expect(try await client.send("ZSCORE", CortexNames.fileCacheIndex, a).string == "1")
         let stored = try await cache.store(sb, entries: [("a.txt", "blob-a", [record]), ("b.txt", "blob-b", [record])])
         #expect(stored == .init(evicted: 0, droppedSelf: false))
         // c takes the cache over its bound: a, the least recently used, goes; b stays.

@@ -2,6 +2,7 @@ import CortexControl
 import CortexCore
 @testable import CortexOrchestration
 import Foundation
+import Logging
 import Testing
 
 /// The worker's batch path with real worker processes and a real redis-server: many items in flight per
@@ -172,5 +173,47 @@ import Testing
         try await Task.sleep(for: .milliseconds(200))
         only.abandon(token)
         #expect(await waiter.value == .init(total: 16, limits: [heavy: 1]))
+    }
+
+    /// A finished item gives its slot back before its batch is committed (the reader need not wait a commit
+    /// round trip), but no more than the limit again may wait for the committer.
+    @Test(.timeLimit(.minutes(1))) func aFinishedItemFreesItsSlotBeforeItsCommitWithinABound() async throws {
+        let stream = CortexNames.workStream(.catalog)
+        func delivery(_ i: Int) -> StreamConsumer.Delivery {
+            StreamConsumer.Delivery(stream: stream, entry: StreamEntry(id: "1-\(i)", fields: [:]), redelivered: false, deliveries: nil)
+        }
+        func item(_ i: Int) -> WorkItem {
+            WorkItem(id: "t.\(i)", taskID: "t", runID: "run-t", master: .inventory, pool: .catalog, skill: .languageCensus, target: "/", shard: i, shards: 8)
+        }
+        func result(_ i: Int) -> WorkResult {
+            WorkResult(itemID: "t.\(i)", taskID: "t", worker: "w", node: "n", status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
+        }
+        let work = InFlightWork(limit: 2, pools: [.catalog])
+        let log = Logger(label: "test")
+        let a = try #require(work.began(delivery(0), item: item(0))), b = try #require(work.began(delivery(1), item: item(1)))
+        let full = Task { await work.room() }
+        try await Task.sleep(for: .milliseconds(100))
+        let finishA = Task { await work.finish(a, result: result(0), item: item(0), delivery: delivery(0), log: log) }
+        #expect(await full.value == .init(total: 1), "A finished: one slot free while its commit is still to come")
+        #expect(work.began(delivery(0), item: item(0)) == nil, "a finished entry is still tracked, not started twice")
+        let finishB = Task { await work.finish(b, result: result(1), item: item(1), delivery: delivery(1), log: log) }
+        let c = try #require(work.began(delivery(2), item: item(2)))
+        _ = try #require(work.began(delivery(3), item: item(3)))
+        // C and D running, A and B waiting for the committer: the limit of running items is reached.
+        let returned = Locked(false)
+        let waiter = Task { let room = await work.room(); returned.withLock { $0 = true }; return room }
+        let finishC = Task { await work.finish(c, result: result(2), item: item(2), delivery: delivery(2), log: log) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!returned.value, "two running and two finished: no room until a commit")
+        let batch = try #require(await work.nextBatch(max: 16))
+        let finished = batch.compactMap { if case .finished(let f) = $0 { f } else { nil } }
+        #expect(Set(finished.map(\.item.id)) == ["t.0", "t.1", "t.2"])
+        // Taken by the committer but not yet written: A, B and C still count as waiting for it.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(!returned.value, "three finished, one running: the running limit has room, the bound on finished ones has not")
+        work.committed(finished.map(\.token))
+        for f in finished { f.committed.resume() }
+        await finishA.value; await finishB.value; await finishC.value
+        #expect(await waiter.value == .init(total: 1), "the commit of three frees room; one item still runs")
     }
 }

@@ -7,6 +7,17 @@ public final class CortexMetrics: Sendable {
     /// The process's one registry, served on /metrics.
     public let registry = PrometheusCollectorRegistry()
     private let nodesSeen = Locked<Set<String>>([])
+    /// Counters and histograms of the per-message and per-item paths, fetched from the registry once per
+    /// label set: each fetch re-validates the metric name and labels (2 % of a worker's time under load).
+    private let hotCounters = Locked<[String: Counter]>([:])
+    private let hotHistograms = Locked<[String: ValueHistogram]>([:])
+
+    private func counter(_ key: String, _ make: () -> Counter) -> Counter {
+        if let c = hotCounters.withLock({ $0[key] }) { return c }
+        let c = make()
+        hotCounters.withLock { $0[key] = c }
+        return c
+    }
 
     public init() {
         // Pre-create the label sets people alert on, so they read 0 rather than "no data".
@@ -68,7 +79,9 @@ public final class CortexMetrics: Sendable {
     }
 
     public func messageReceived(channel: CortexNames.Channel, type: MessageType) {
-        registry.makeCounter(descriptor: d("cortex_messages_received_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)]).increment()
+        counter("received\u{0}\(type.rawValue)") {
+            registry.makeCounter(descriptor: d("cortex_messages_received_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)])
+        }.increment()
     }
 
     public func messageDropped(channel: String, reason: String) {
@@ -88,7 +101,9 @@ public final class CortexMetrics: Sendable {
     }
 
     public func messagePublished(channel: CortexNames.Channel, type: MessageType) {
-        registry.makeCounter(descriptor: d("cortex_messages_published_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)]).increment()
+        counter("published\u{0}\(type.rawValue)") {
+            registry.makeCounter(descriptor: d("cortex_messages_published_total"), labels: [("channel", channel.rawValue), ("type", type.rawValue)])
+        }.increment()
     }
 
     public func redisConnected(_ up: Bool) {
@@ -116,8 +131,16 @@ public final class CortexMetrics: Sendable {
     }
 
     public func workItemFinished(pool: WorkerPool, outcome: String, seconds: Double) {
-        registry.makeCounter(descriptor: d("cortex_work_items_total"), labels: [("pool", pool.rawValue), ("outcome", outcome)]).increment()
-        registry.makeValueHistogram(descriptor: d("cortex_work_item_seconds"), labels: [("pool", pool.rawValue)], buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600]).record(seconds)
+        counter("items\u{0}\(pool.rawValue)\u{0}\(outcome)") {
+            registry.makeCounter(descriptor: d("cortex_work_items_total"), labels: [("pool", pool.rawValue), ("outcome", outcome)])
+        }.increment()
+        let key = pool.rawValue
+        let histogram = hotHistograms.withLock { $0[key] } ?? {
+            let h = registry.makeValueHistogram(descriptor: d("cortex_work_item_seconds"), labels: [("pool", pool.rawValue)], buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600])
+            hotHistograms.withLock { $0[key] = h }
+            return h
+        }()
+        histogram.record(seconds)
     }
 
     public func redelivered(kind: String) {

@@ -69,11 +69,20 @@ public enum CortexRuntime {
             )
             logger.info("starting", metadata: [LogKey.instance: "\(context.instanceID)", LogKey.node: "\(context.nodeName)", LogKey.redis: "\(context.redis.endpoint)"])
             // Services shut down in reverse order: the role stops taking work first, the ops endpoint last.
-            return [
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: ops),
                 .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
             ]
+            if let trim = try idleMemoryTrim(settings, logger: logger) { services.insert(trim, at: 0) }
+            return services
         }
+    }
+
+    /// The idle memory trim (`CORTEX_IDLE_MEMORY_TRIM`), nil when it is off. It ends only at shutdown.
+    public static func idleMemoryTrim(_ settings: SettingValues, logger: Logger) throws -> ServiceGroupConfiguration.ServiceConfiguration? {
+        let seconds = try settings.int(.idleMemoryTrim, range: 0...86_400)
+        guard seconds > 0 else { return nil }
+        return .init(service: IdleMemoryTrim(interval: .seconds(seconds), logger: logger), successTerminationBehavior: .ignore)
     }
 
     /// `--help`, settings from flags and environment (exit 2 with the reason when wrong), JSON logging.

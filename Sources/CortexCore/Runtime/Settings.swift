@@ -74,6 +74,8 @@ public struct Setting: Sendable, Hashable {
         help: "Seconds a work item runs before its worker announces it (TASK_STARTED, then TASK_COMPLETE); items that finish sooner are reported together, one TASK_BATCH_COMPLETE per task and commit.", usedBy: "worker")
     public static let httpIdleTimeout = Setting(env: "CORTEX_HTTP_IDLE_TIMEOUT", flag: "http-idle-timeout", defaultValue: "30",
         help: "Seconds a connection to the ops endpoint (/healthz, /readyz, /metrics) may sit idle, or take to send its request head, before it is closed (slow-header clients cannot hold connections).", usedBy: "all")
+    public static let idleMemoryTrim = Setting(env: "CORTEX_IDLE_MEMORY_TRIM", flag: "idle-memory-trim", defaultValue: "30",
+        help: "Every this many whole seconds a daemon that was idle meanwhile (under 2 % of a core) gives back the pages it touched while busy: the code and read-only data of its executable and libraries that no other process maps (madvise MADV_PAGEOUT; they are read again when needed) and the heap's free memory. 0: never.", usedBy: "all")
     public static let retention = Setting(env: "CORTEX_RETENTION", flag: "retention", defaultValue: "604800",
         help: "Seconds Redis keeps what a run leaves behind: run state, task results, budget accounts, development attempts (each key expires after it), and unread work-stream entries older than this are trimmed. Phase 5 also archives a finished run's working keys into its report and deletes them. Default 7 days.", usedBy: "all")
     public static let masterDownTimeout = Setting(env: "CORTEX_MASTER_DOWN_TIMEOUT", flag: "master-down-timeout", defaultValue: "300",
@@ -216,7 +218,7 @@ public struct Setting: Sendable, Hashable {
     /// Every setting, in documentation order.
     public static let all: [Setting] = [
         redisURL, redisPasswordFile, redisSentinels, redisMasterName, coordinationDir, httpHost, httpPort, logLevel, maxMessageBytes, instanceID, nodeName, heartbeatInterval,
-        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, workerConcurrency, workerPoolConcurrency, itemEventThreshold, retention, httpIdleTimeout, budgetTotal, budgetReserve, budgets, workerPools,
+        heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, workerConcurrency, workerPoolConcurrency, itemEventThreshold, retention, httpIdleTimeout, idleMemoryTrim, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,

@@ -23,9 +23,25 @@ public struct FileResultCache: Sendable {
     /// Fields per HMGET or per store call, so one reply or script call stays small.
     static let batch = 1_000
 
+    /// When this process last marked each key used: items of one task share a key, and marking it once
+    /// per `touchEvery` instead of once per item keeps two commands per item off Redis.
+    let touches = Locked<[String: Int]>([:])
+    /// Seconds a mark of use stands for (the eviction order is by the second of last use; the TTL is 30 days).
+    static let touchEvery = 10
+
     public init(redis: RedisClient, maxBytes: Int) {
         self.redis = redis
         self.maxBytes = maxBytes
+    }
+
+    /// Whether `key` should be marked used now (not marked by this process in the last `touchEvery` seconds).
+    func dueForTouch(_ key: String, now: Int) -> Bool {
+        touches.withLock { t in
+            if let last = t[key], now - last < Self.touchEvery { return false }
+            if t.count > 10_000 { t.removeAll() }  // a bound: forgetting a mark only costs a repeated one
+            t[key] = now
+            return true
+        }
     }
 
     /// The cache's settings: nil when it is switched off (`CORTEX_FILE_CACHE_MAX_MB=0`).
@@ -72,9 +88,15 @@ public struct FileResultCache: Sendable {
                 if entry.blob == file.blob { found.hits[file.path] = entry.records }
             }
         }
-        if !found.hits.isEmpty {
+        let now = Int(Date().timeIntervalSince1970)
+        if !found.hits.isEmpty, dueForTouch(key, now: now) {
             // Used: it is the most recently used key now, and lives another TTL.
-            try await redis.run([.zadd(CortexNames.fileCacheIndex, score: Int(Date().timeIntervalSince1970), key), .expire(key, seconds: Self.ttlSeconds)])
+            do {
+                try await redis.run([.zadd(CortexNames.fileCacheIndex, score: now, key), .expire(key, seconds: Self.ttlSeconds)])
+            } catch {
+                touches.withLock { $0[key] = nil }  // not marked after all: the next lookup tries again
+                throw error
+            }
         }
         return found
     }

@@ -5,9 +5,13 @@ import Synchronization
 /// A worker's work items between delivery and commit, shared by the tasks that run them, the loop that
 /// reads the stream, the committer (`WorkerService.commitBatches`) and the supervisor (keep-alives, late TASK_STARTED):
 ///
-/// - how many items are in flight — from delivery until their result is committed — against the worker's
-///   limit (`CORTEX_WORKER_CONCURRENCY`), so the reader asks the stream for as many entries as there is room
-///   for, and never starts an entry it is already running (its own entry claimed back after a late refresh);
+/// - how many items are running — from delivery until their result is queued for the committer — against
+///   the worker's limit (`CORTEX_WORKER_CONCURRENCY`), so the reader asks the stream for as many entries as
+///   there is room for, and never starts an entry it is already running (its own entry claimed back after a
+///   late refresh). A finished item gives its slot back at once — the reader does not wait for a commit
+///   round trip before it reads again — but stays tracked (kept alive, not started twice) until its batch
+///   is committed; at most `limit` more finished items wait for the committer, so results awaiting a slow
+///   commit do not pile up without bound;
 /// - when each item started and whether TASK_STARTED was announced for it: only items still running after
 ///   the event threshold are announced one by one (the supervisor queues the announcement); shorter ones are
 ///   reported together in their batch's TASK_BATCH_COMPLETE;
@@ -50,8 +54,10 @@ final class InFlightWork: Sendable {
     }
 
     private struct State {
-        /// Items from delivery until their result is committed.
+        /// Items from delivery until their result is committed (finished ones included).
         var running: [Int: Running] = [:]
+        /// How many of `running` are finished, waiting for the committer.
+        var finished = 0
         /// The token of each running entry, by stream and entry id.
         var entries: [String: Int] = [:]
         var nextToken = 0
@@ -95,11 +101,12 @@ final class InFlightWork: Sendable {
 
     /// What may be read now; nil when nothing may.
     private func readable(_ s: State) -> StreamConsumer.ReadRoom? {
-        let free = limit - s.running.count
+        // Running items against the limit; finished ones against the same number again.
+        let free = min(limit - (s.running.count - s.finished), 2 * limit - s.running.count)
         guard free > 0 else { return nil }
         guard !poolLimits.isEmpty else { return StreamConsumer.ReadRoom(total: free) }
         var running: [WorkerPool: Int] = [:]
-        for r in s.running.values where poolLimits[r.item.pool] != nil { running[r.item.pool, default: 0] += 1 }
+        for r in s.running.values where !r.finished && poolLimits[r.item.pool] != nil { running[r.item.pool, default: 0] += 1 }
         var limits: [String: Int] = [:]
         for (pool, max) in poolLimits { limits[CortexNames.workStream(pool)] = Swift.max(0, max - running[pool, default: 0]) }
         // Every pool this worker reads is limited and full: wait for one to free.
@@ -131,7 +138,10 @@ final class InFlightWork: Sendable {
     private func remove(_ tokens: [Int]) {
         let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
             for token in tokens {
-                if let r = s.running.removeValue(forKey: token) { s.entries[Self.key(r.delivery)] = nil }
+                if let r = s.running.removeValue(forKey: token) {
+                    s.entries[Self.key(r.delivery)] = nil
+                    if r.finished { s.finished -= 1 }
+                }
             }
             defer { s.readerWaiting = nil }
             return s.readerWaiting
@@ -148,18 +158,22 @@ final class InFlightWork: Sendable {
     // MARK: - Items
 
     /// Queues a finished item for the committer and returns once its batch is committed (or journaled).
-    /// The item keeps its slot, and its keep-alive, until then.
+    /// Its slot is free for the reader at once; its entry stays kept alive until the commit.
     func finish(_ token: Int, result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger) async {
         let traceparent = TracePropagation.current
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let committer = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                s.running[token]?.finished = true
+            let (committer, reader) = state.withLock { s -> (CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?) in
+                if let r = s.running[token], !r.finished {
+                    s.running[token]?.finished = true
+                    s.finished += 1
+                }
                 let announced = s.running[token]?.announced ?? false
                 s.pending.append(.finished(Finished(token: token, result: result, item: item, delivery: delivery, log: log, announced: announced, traceparent: traceparent, committed: c)))
-                defer { s.committerWaiting = nil }
-                return s.committerWaiting
+                defer { s.committerWaiting = nil; s.readerWaiting = nil }
+                return (s.committerWaiting, s.readerWaiting)
             }
             committer?.resume()
+            reader?.resume()
         }
     }
 
