@@ -32,7 +32,8 @@ public enum CatalogAPIMain {
             let server = try CatalogHTTPServer(
                 configuration: .init(host: settings.string(.httpHost), port: try settings.int(.httpPort, default: defaultPort, range: 0...65535),
                                      maxBody: try settings.int(.catalogMaxBody, range: 1024...1 << 30), limits: limits, execution: execution,
-                                     headTimeout: try settings.seconds(.catalogHeaderTimeout), idleTimeout: try settings.seconds(.catalogIdleTimeout)),
+                                     headTimeout: try settings.seconds(.catalogHeaderTimeout), idleTimeout: try settings.seconds(.catalogIdleTimeout),
+                                     fastPath: try settings.bool(.catalogFastPath)),
                 store: store, relay: relay, auth: auth, metrics: context.metrics, logger: logger,
                 readiness: {
                     guard await context.redis.ping() else { return .notReady(["redis unreachable at \(context.redis.endpoint)"]) }

@@ -26,8 +26,11 @@ public struct CatalogHTTPServer: Service {
         /// A connection with no complete request part for this long is closed (idle keep-alive,
         /// slow heads of later requests); a response being written or streamed is not idle.
         public var idleTimeout: Duration
+        /// Whether GraphQL queries the fast path covers run on it, and repeated texts come from the
+        /// document cache (docs/catalog.md, Execution).
+        public var fastPath: Bool
         public init(host: String, port: Int, maxBody: Int, limits: QueryLimits, execution: ExecutionLimits = .init(),
-                    headTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60)) {
+                    headTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60), fastPath: Bool = true) {
             self.host = host
             self.port = port
             self.maxBody = maxBody
@@ -35,6 +38,7 @@ public struct CatalogHTTPServer: Service {
             self.execution = execution
             self.headTimeout = headTimeout
             self.idleTimeout = idleTimeout
+            self.fastPath = fastPath
         }
     }
 
@@ -44,8 +48,8 @@ public struct CatalogHTTPServer: Service {
         // Introspection lists cost what this schema makes them return.
         var limits = configuration.limits
         limits.introspection = try IntrospectionSizes(schema: schema)
-        let graphql = GraphQLService(schema: schema, store: store, relay: relay, limits: limits, execution: configuration.execution,
-                                     metrics: metrics, logger: logger)
+        let graphql = try GraphQLService(schema: schema, store: store, relay: relay, limits: limits, execution: configuration.execution,
+                                         fastPath: configuration.fastPath, metrics: metrics, logger: logger)
         let refusals = RefusalLog(metrics: metrics, logger: logger)
         refusals.start()
         let router = Router(context: Context.self)

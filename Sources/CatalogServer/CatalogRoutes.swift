@@ -189,8 +189,7 @@ struct CatalogRoutes: Sendable {
             if prepared.operation == .subscription {
                 throw GraphQLService.Refusal(CatalogError(.invalid, "subscriptions need a WebSocket (graphql-transport-ws) at /graphql"))
             }
-            let result = try await graphql.execute(prepared)
-            return jsonResponse(.ok, text: GraphQLService.encode(result))
+            return jsonResponse(.ok, text: try await graphql.executeJSON(prepared))
         } catch let refusal as GraphQLService.Refusal {
             var headers: HTTPFields = [:]
             if let seconds = refusal.retryAfter { headers[.retryAfter] = String(seconds) }

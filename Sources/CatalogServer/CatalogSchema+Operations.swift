@@ -18,12 +18,10 @@ extension CatalogSchema {
 
         return try GraphQLObjectType(name: "Query", fields: [
             "asset": GraphQLField(type: objects.asset, args: ["id": GraphQLArgument(type: GraphQLNonNull(GraphQLID))]) { _, args, context, _ in
-                try await live(context).store.get(args["id"].string ?? "").map(MapConversion.source)
+                try await resolveAsset(args, live(context)).map(MapConversion.source)
             },
             "assets": GraphQLField(type: GraphQLNonNull(objects.connection), args: listArgs) { _, args, context, _ in
-                let c = try live(context)
-                let filter = try decodeInput(args["filter"], as: AssetFilter.self) ?? AssetFilter()
-                return MapConversion.source(try await c.store.list(filter: filter, first: try page(args, c), after: args["after"].string))
+                MapConversion.source(try await resolveAssets(args, live(context)))
             },
             "search": GraphQLField(type: GraphQLNonNull(objects.connection), args: searchArgs) { _, args, context, _ in
                 let c = try live(context)
@@ -37,8 +35,7 @@ extension CatalogSchema {
                 "direction": GraphQLArgument(type: enums.direction, defaultValue: .string("BOTH")),
                 "depth": GraphQLArgument(type: GraphQLInt, description: "1...10", defaultValue: .int(3)),
             ]) { _, args, context, _ in
-                let dir = LineageDirection(rawValue: args["direction"].string ?? "BOTH") ?? .BOTH
-                guard let l = try await live(context).store.lineage(of: args["id"].string ?? "", direction: dir, depth: args["depth"].int ?? 3) else { return nil }
+                guard let l = try await resolveLineage(args, live(context)) else { return nil }
                 return ["root": l.root, "nodes": l.nodes.map { MapConversion.source($0) } as [any Sendable],
                         "edges": l.edges.map { MapConversion.source($0) } as [any Sendable], "truncated": l.truncated] as [String: any Sendable]
             },
@@ -50,6 +47,29 @@ extension CatalogSchema {
                 ] as [String: any Sendable]
             },
         ])
+    }
+
+    // MARK: query resolvers
+    //
+    // The bodies of the root query fields that catalog-api's fast path (FastQueryExecutor) also runs:
+    // one implementation, so the library's execution and the fast path read the same arguments the
+    // same way. They take the arguments as the library coerces them (a dictionary Map).
+
+    /// `asset(id:)`: the asset, or nil when there is none.
+    static func resolveAsset(_ args: Map, _ c: CatalogContext) async throws -> Asset? {
+        try await c.store.get(args["id"].string ?? "")
+    }
+
+    /// `assets(filter:, first:, after:)`: one page.
+    static func resolveAssets(_ args: Map, _ c: CatalogContext) async throws -> AssetPage {
+        let filter = try decodeInput(args["filter"], as: AssetFilter.self) ?? AssetFilter()
+        return try await c.store.list(filter: filter, first: try page(args, c), after: args["after"].string)
+    }
+
+    /// `lineage(id:, direction:, depth:)`: the walk, or nil when the asset does not exist.
+    static func resolveLineage(_ args: Map, _ c: CatalogContext) async throws -> Lineage? {
+        let dir = LineageDirection(rawValue: args["direction"].string ?? "BOTH") ?? .BOTH
+        return try await c.store.lineage(of: args["id"].string ?? "", direction: dir, depth: args["depth"].int ?? 3)
     }
 
     // MARK: mutations

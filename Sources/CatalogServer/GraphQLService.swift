@@ -41,24 +41,49 @@ public struct GraphQLService: Sendable {
     public let limits: QueryLimits
     public let execution: ExecutionLimits
     public let metrics: CortexMetrics
+    /// Whether queries the fast path covers run on it (`CORTEX_CATALOG_FAST_PATH`); `executeJSON` can
+    /// also be told per call.
+    public let fastPath: Bool
+    /// Parsed and validated documents by query text; nil without the fast path, so that turning it
+    /// off gives the execution as it was before either (every text parsed and validated).
+    public let documents: DocumentCache?
     let refusals: RefusalLog
     let limiter: ClientLimiter
+    let fastExecutor: FastQueryExecutor
+    let counted: Counters
+
+    /// Counters bumped per request, made once (a registry lookup per request costs more than the bump).
+    struct Counters: Sendable {
+        let fast, library, cached, parsed: @Sendable () -> Void
+        init(_ metrics: CortexMetrics) {
+            fast = metrics.catalogExecutionCounter(path: "fast")
+            library = metrics.catalogExecutionCounter(path: "library")
+            cached = metrics.catalogDocumentCounter(outcome: "cached")
+            parsed = metrics.catalogDocumentCounter(outcome: "parsed")
+        }
+    }
 
     public init(schema: GraphQLSchema, store: CatalogStore, relay: EventRelay, limits: QueryLimits, execution: ExecutionLimits = .init(),
-                metrics: CortexMetrics, logger: Logger) {
+                fastPath: Bool = true, documents: DocumentCache = DocumentCache(), metrics: CortexMetrics, logger: Logger) throws {
         self.schema = schema
         self.store = store
         self.relay = relay
         self.limits = limits
         self.execution = execution
         self.metrics = metrics
+        self.fastPath = fastPath
+        self.documents = fastPath ? documents : nil
         refusals = RefusalLog(metrics: metrics, logger: logger)
         limiter = ClientLimiter(limit: execution.maxConcurrentPerClient)
+        fastExecutor = try FastQueryExecutor(schema: schema)
+        counted = Counters(metrics)
     }
 
     /// A checked operation, ready to run.
     public struct Prepared: Sendable {
         let document: Document
+        /// The operation that runs (the one `operationName` names, or the only one).
+        let definition: OperationDefinition
         public let operation: OperationType
         /// The first root field, for metrics ("assets", "upsertAssets"...).
         public let rootField: String
@@ -88,22 +113,31 @@ public struct GraphQLService: Sendable {
     }
 
     /// Parses and checks the request; `authorize` is asked for the scope the operation needs and
-    /// answers who is asking.
+    /// answers who is asking. A text seen before comes from the document cache: it passed the
+    /// pre-scan, the parser and validation then, and only what depends on this request (the
+    /// operation, authorization, the limits that read variables) is checked again.
     public func prepare(_ request: GraphQLRequestBody, authorize: (Scope) throws -> Principal) throws(Refusal) -> Prepared {
-        // Gate 1, before anything recursive: tokens and bracket nesting of the raw text.
-        do {
-            try limits.prescan(request.query)
-        } catch {
-            refusals.refused(error.reason, client: nil, query: request.query, error.message)
-            throw Refusal(error)
-        }
+        let cached = documents?.document(for: request.query)
         let document: Document
-        do {
-            document = try parse(source: Source(body: request.query, name: "GraphQL request"))
-        } catch let e as GraphQLError {
-            throw Refusal(400, Self.coded([e], "GRAPHQL_PARSE_FAILED"))
-        } catch {
-            throw Refusal(CatalogError(.invalid, "\(error)"))
+        if let cached {
+            document = cached
+            counted.cached()
+        } else {
+            // Gate 1, before anything recursive: tokens and bracket nesting of the raw text.
+            do {
+                try limits.prescan(request.query)
+            } catch {
+                refusals.refused(error.reason, client: nil, query: request.query, error.message)
+                throw Refusal(error)
+            }
+            do {
+                document = try parse(source: Source(body: request.query, name: "GraphQL request"))
+            } catch let e as GraphQLError {
+                throw Refusal(400, Self.coded([e], "GRAPHQL_PARSE_FAILED"))
+            } catch {
+                throw Refusal(CatalogError(.invalid, "\(error)"))
+            }
+            counted.parsed()
         }
         let operations = document.definitions.compactMap { $0 as? OperationDefinition }
         let chosen: OperationDefinition
@@ -133,18 +167,25 @@ public struct GraphQLService: Sendable {
             refusals.refused(error.reason, client: principal.name, query: request.query, error.message)
             throw Refusal(error)
         }
-        let validationErrors = validate(schema: schema, ast: document)
-        guard validationErrors.isEmpty else { throw Refusal(400, Self.coded(validationErrors, "GRAPHQL_VALIDATION_FAILED")) }
+        if cached == nil {
+            let validationErrors = validate(schema: schema, ast: document)
+            guard validationErrors.isEmpty else { throw Refusal(400, Self.coded(validationErrors, "GRAPHQL_VALIDATION_FAILED")) }
+            documents?.insert(document, for: request.query)
+        }
         let root = chosen.selectionSet.selections.compactMap { ($0 as? Field)?.name.value }.first ?? "?"
-        return Prepared(document: document, operation: chosen.operation, rootField: root, request: request, principal: principal)
+        return Prepared(document: document, definition: chosen, operation: chosen.operation, rootField: root, request: request, principal: principal)
     }
 
     /// Runs a query or mutation within the client's concurrency limit, the time limit and the result
-    /// size limit. Over the concurrency limit it is refused (429, `TOO_MANY_REQUESTS`, retry after a
-    /// second); past the deadline the client gets `TIMEOUT` at once and the execution is cancelled
-    /// (it keeps the client's slot until it has stopped); a result over the size limit is replaced
-    /// by `RESULT_TOO_LARGE`.
-    public func execute(_ prepared: Prepared) async throws(Refusal) -> GraphQLResult {
+    /// size limit, and answers the JSON text of its result. Over the concurrency limit it is refused
+    /// (429, `TOO_MANY_REQUESTS`, retry after a second); past the deadline the client gets `TIMEOUT` at
+    /// once and the execution is cancelled (it keeps the client's slot until it has stopped); a result
+    /// over the size limit is replaced by `RESULT_TOO_LARGE`.
+    ///
+    /// Queries the fast path covers run on `FastQueryExecutor` (unless `fastPath` is false, or the
+    /// service was made without it), everything else and every query it steps aside from on the
+    /// library: the text is the same either way.
+    public func executeJSON(_ prepared: Prepared, fastPath: Bool? = nil) async throws(Refusal) -> String {
         let client = prepared.principal.name
         guard limiter.acquire(client) else {
             let message = "\(client) already has \(limiter.limit) operations running; retry when one has finished"
@@ -152,24 +193,42 @@ public struct GraphQLService: Sendable {
             throw Refusal(429, [Self.limitError(message, code: "TOO_MANY_REQUESTS", classification: "BAD_REQUEST")], retryAfter: 1)
         }
         let started = ContinuousClock.now
-        let work = Task { [self] in
+        let useFast = (fastPath ?? self.fastPath) && prepared.operation == .query
+        let work = Task { [self] () -> Outcome in
             defer { limiter.release(client) }
-            return await run(prepared)
+            if useFast, let (json, nodes) = await fastExecutor.execute(prepared.definition, in: prepared.document,
+                                                                       variables: prepared.request.variables, context: context(prepared.principal)) {
+                return .fast(json, nodes: nodes)
+            }
+            return .library(await run(prepared))
         }
-        guard let result = await value(of: work, within: execution.timeout) else {
+        guard let outcome = await value(of: work, within: execution.timeout) else {
             work.cancel()
             let message = "the operation did not finish within \(secondsText(execution.timeout)) s and was cancelled"
             refusals.refused("timeout", client: client, query: prepared.request.query, message)
-            return GraphQLResult(errors: [Self.limitError(message, code: "TIMEOUT", classification: "INTERNAL_ERROR")])
+            return Self.encode(GraphQLResult(errors: [Self.limitError(message, code: "TIMEOUT", classification: "INTERNAL_ERROR")]))
         }
         metrics.catalogGraphQL(operation: prepared.operation.rawValue, field: prepared.rootField, seconds: seconds(since: started))
-        let nodes = resultNodes(result.data, limit: execution.maxResultNodes)
+        let nodes: Int
+        switch outcome {
+        case .fast(_, let n): nodes = n; counted.fast()
+        case .library(let result): nodes = resultNodes(result.data, limit: execution.maxResultNodes); counted.library()
+        }
         if nodes > execution.maxResultNodes {
             let message = "the result holds more than \(execution.maxResultNodes) values; select fewer fields or lower `first`"
             refusals.refused("result_size", client: client, query: prepared.request.query, message)
-            return GraphQLResult(errors: [Self.limitError(message, code: "RESULT_TOO_LARGE", classification: "BAD_REQUEST")])
+            return Self.encode(GraphQLResult(errors: [Self.limitError(message, code: "RESULT_TOO_LARGE", classification: "BAD_REQUEST")]))
         }
-        return result
+        switch outcome {
+        case .fast(let json, _): return String(decoding: json, as: UTF8.self)
+        case .library(let result): return Self.encode(result)
+        }
+    }
+
+    /// What ran: the fast path's text and value count, or the library's result.
+    enum Outcome: Sendable {
+        case fast([UInt8], nodes: Int)
+        case library(GraphQLResult)
     }
 
     /// Executes the operation (the library's execution, resolver errors given their codes).

@@ -171,8 +171,7 @@ public struct GraphQLTransportWS: Sendable {
             }
         } else {
             do {
-                let result = try await service.execute(prepared)
-                send.yield(.message(message("next", GraphQLService.encode(result))))
+                send.yield(.message(message("next", try await service.executeJSON(prepared))))
             } catch {
                 // Refused before it ran (the client's concurrency limit): an `error` message, as for
                 // any operation that could not start.

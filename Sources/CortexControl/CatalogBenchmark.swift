@@ -20,6 +20,10 @@ public enum CatalogBenchmark {
         public var lineageNodes: Int
         public var samples: Int
         public var redisMemory: String
+        /// catalog-api's CPU seconds (user + system, from /proc/<pid>/stat) over the page samples and
+        /// over the lineage samples; nil where /proc is not there.
+        public var filterCPUSeconds: Double?
+        public var lineageCPUSeconds: Double?
     }
 
     /// The synthetic cluster: nodes, namespaces, images, deployments -> replicasets -> pods, with RUNS_ON,
@@ -77,7 +81,9 @@ public enum CatalogBenchmark {
         let suite = try await LocalSuite(workDirectory: workDirectory, outputDirectory: workDirectory, binDirectory: binDirectory,
                                          environment: ["CORTEX_LOG_LEVEL": "notice"])
         defer { Task { await suite.stop() } }
-        let (_, port) = try await suite.startCatalog()
+        let (catalog, port) = try await suite.startCatalog()
+        // For `perf record -p` during a phase (scripts/bench-catalog-cpu).
+        log("catalog-api pid \(catalog.pid)")
         let client = CatalogClient(baseURL: "http://127.0.0.1:\(port)", token: nil, timeout: .seconds(120))
         let batches = cluster(assets: total, batchSize: batchSize)
         let assetCount = batches.reduce(0) { $0 + $1.assets.count }
@@ -121,6 +127,7 @@ public enum CatalogBenchmark {
             return times.sorted()
         }
         log("measuring assets(filter) pages")
+        let filterCPU = cpuSeconds(catalog.pid)
         let filter = try await measure({ _ in
             let ns = Int.random(in: 0..<200, using: &generator)
             return """
@@ -130,6 +137,7 @@ public enum CatalogBenchmark {
         }, check: { data in
             guard (data["assets"]?["edges"]?.arrayValue?.count ?? 0) > 0 else { throw CatalogClientError("filtered page empty: \(data)") }
         })
+        let filterCPUAfter = cpuSeconds(catalog.pid)
         log("measuring lineage(depth: 3)")
         let lineageNodes = Locked(0)
         let lineage = try await measure({ _ in
@@ -140,6 +148,8 @@ public enum CatalogBenchmark {
             guard n >= 5 else { throw CatalogClientError("lineage too small: \(n)") }
             lineageNodes.withLock { $0 = max($0, n) }
         })
+        let lineageCPUAfter = cpuSeconds(catalog.pid)
+        log("done measuring")
         let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
         defer { redis.close() }
         let info = try await redis.info("memory")
@@ -148,7 +158,20 @@ public enum CatalogBenchmark {
         return Result(assets: assetCount, relations: relationCount, batchSize: batchSize, concurrency: concurrency, upsertSeconds: upsertSeconds,
                       filterP50: percentile(filter, 0.5), filterP99: percentile(filter, 0.99),
                       lineageP50: percentile(lineage, 0.5), lineageP99: percentile(lineage, 0.99), lineageNodes: lineageNodes.value,
-                      samples: samples, redisMemory: memory)
+                      samples: samples, redisMemory: memory,
+                      filterCPUSeconds: filterCPU.flatMap { a in filterCPUAfter.map { $0 - a } },
+                      lineageCPUSeconds: filterCPUAfter.flatMap { a in lineageCPUAfter.map { $0 - a } })
+    }
+
+    /// User plus system CPU seconds a process has used so far (fields 14 and 15 of /proc/<pid>/stat,
+    /// in clock ticks), or nil without /proc.
+    static func cpuSeconds(_ pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After the command name in parentheses (which may hold spaces): field 3 onwards.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -156,6 +179,12 @@ public enum CatalogBenchmark {
     static func percentile(_ sorted: [Double], _ p: Double) -> Double {
         guard !sorted.isEmpty else { return 0 }
         return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+    }
+
+    static func cpuNote(_ r: Result) -> String {
+        guard let page = r.filterCPUSeconds, let walk = r.lineageCPUSeconds else { return "" }
+        return String(format: " catalog-api CPU: %.2f s over the pages (%.2f ms each), %.2f s over the lineage walks (%.2f ms each).",
+                      page, page * 1000 / Double(r.samples), walk, walk * 1000 / Double(r.samples))
     }
 
     /// The result as the Markdown table in docs/benchmarks.md.
@@ -166,7 +195,7 @@ public enum CatalogBenchmark {
         |---|---|---|---|---|---|
         | \(r.assets) | \(r.relations) | \(f(r.upsertSeconds)) s = \(Int(Double(r.assets) / r.upsertSeconds)) assets/s with \(Int(Double(r.relations) / r.upsertSeconds)) relations/s | \(f(r.filterP50)) / \(f(r.filterP99)) ms | \(f(r.lineageP50)) / \(f(r.lineageP99)) ms | \(r.redisMemory) |
 
-        (\(r.samples) sequential samples of each query.)
+        (\(r.samples) sequential samples of each query.\(cpuNote(r)))
 
         """
     }

@@ -101,7 +101,9 @@ public enum JSONText {
         }
     }
 
-    static func write(_ value: JSONValue, into out: inout [UInt8]) {
+    /// Appends the compact text of `value` (what `serialize` returns) to `out`: for writers that build
+    /// one response in a buffer (catalog-api's GraphQL fast path) rather than a string per value.
+    public static func write(_ value: JSONValue, into out: inout [UInt8]) {
         switch value {
         case .null: out += "null".utf8
         case .bool(let b): out += (b ? "true" : "false").utf8
@@ -129,7 +131,8 @@ public enum JSONText {
 
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    /// Appends `s` as a quoted, escaped JSON string (the escapes `serialize` uses) to `out`.
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in s.utf8 {
             switch byte {

@@ -65,6 +65,8 @@ public final class CortexMetrics: Sendable {
         "cortex_catalog_subscribers": "Live catalog subscribers on this replica, by transport (websocket, sse).",
         "cortex_catalog_event_listeners": "Live event streams on this replica (one per GraphQL subscription or SSE client).",
         "cortex_catalog_requests_refused_total": "catalog-api requests refused by a limit, by reason (tokens, nesting, depth, cost, fragment_cycle, concurrency, timeout, result_size, header_timeout).",
+        "cortex_catalog_graphql_executions_total": "catalog-api GraphQL queries and mutations executed, by path: fast (catalog-api's own executor for asset, assets and lineage reads) or library (GraphQLSwift's execution, fallbacks included).",
+        "cortex_catalog_graphql_documents_total": "catalog-api GraphQL documents by how they were had: cached (parsed and validated before, taken from the document cache) or parsed.",
         "cortex_catalog_registrations_total": "Work items whose discoveries a worker sent to catalog-api, by outcome (ok, failed).",
         "cortex_budget_requests_total": "Budget requests decided by the coordinator, by decision (granted, denied).",
         "cortex_llm_calls_total": "LLM calls by agent and outcome (done, denied, failed).",
@@ -268,6 +270,19 @@ public final class CortexMetrics: Sendable {
     /// reconnect) or `lost` (no journal, or the journal could not be written).
     public func budgetSettlement(outcome: String) {
         registry.makeCounter(descriptor: d("cortex_budget_settlements_deferred_total"), labels: [("outcome", outcome)]).increment()
+    }
+
+    /// A counter of GraphQL executions on one path (`fast`, `library`), made once and kept by the caller:
+    /// it is bumped per request, and each registry lookup re-validates the name and labels.
+    public func catalogExecutionCounter(path: String) -> @Sendable () -> Void {
+        let counter = registry.makeCounter(descriptor: d("cortex_catalog_graphql_executions_total"), labels: [("path", path)])
+        return { counter.increment() }
+    }
+
+    /// A counter of GraphQL documents by outcome (`cached`, `parsed`), made once and kept by the caller.
+    public func catalogDocumentCounter(outcome: String) -> @Sendable () -> Void {
+        let counter = registry.makeCounter(descriptor: d("cortex_catalog_graphql_documents_total"), labels: [("outcome", outcome)])
+        return { counter.increment() }
     }
 
     public func catalogRegistration(outcome: String) {

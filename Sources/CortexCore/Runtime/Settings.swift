@@ -119,6 +119,8 @@ public struct Setting: Sendable, Hashable {
         help: "Seconds a new connection has to deliver its first complete request head (slowloris); then it is closed.", usedBy: "catalog-api")
     public static let catalogIdleTimeout = Setting(env: "CORTEX_CATALOG_IDLE_TIMEOUT", flag: "idle-timeout", defaultValue: "60",
         help: "Seconds a connection may go without a complete request part (an idle keep-alive connection, or a later request head sent slowly) before it is closed; responses being written or streamed (SSE) do not count as idle.", usedBy: "catalog-api")
+    public static let catalogFastPath = Setting(env: "CORTEX_CATALOG_FAST_PATH", flag: "fast-path", defaultValue: "true",
+        help: "true: repeated GraphQL texts are parsed and validated once (a cache of 256), and queries of only asset, assets and lineage run on catalog-api's own executor, the same resolvers writing the same JSON as the GraphQL library (docs/catalog.md, Execution); false: every operation is parsed, validated and executed by the library, as before (to compare the two).", usedBy: "catalog-api")
 
     public static let llmProvider = Setting(env: "CORTEX_LLM_PROVIDER", flag: "llm-provider", defaultValue: "none",
         help: "none (LLM steps are skipped and reported so), anthropic (the Messages API) or openai (any OpenAI-compatible chat-completions server: OpenAI, Ollama, vLLM, llama.cpp).", usedBy: "coordinator, masters")
@@ -221,6 +223,7 @@ public struct Setting: Sendable, Hashable {
         heartbeatTimeout, preflightTimeout, activationTimeout, runTimeout, masterDownTimeout, outputDir, planner, routingExploration, knowledgeDir, embeddingsURL, embeddingsModel, embeddingsAPIKey, embeddingsAPIKeyFile, fileCacheMaxMB, itemsPerTask, claimIdle, maxDeliveries, workerConcurrency, workerPoolConcurrency, itemEventThreshold, retention, httpIdleTimeout, idleMemoryTrim, budgetTotal, budgetReserve, budgets, workerPools,
         catalogURL, catalogToken, catalogTokenFile, catalogTokens, catalogTokensFile, catalogAllowAnonymous, catalogMaxDepth, catalogMaxCost, catalogMaxPage, catalogMaxBody,
         catalogMaxTokens, catalogRequestTimeout, catalogMaxResultNodes, catalogMaxConcurrentPerClient, catalogHeaderTimeout, catalogIdleTimeout,
+        catalogFastPath,
         llmProvider, llmModel, llmBaseURL, llmAPIKey, llmAPIKeyFile, llmTimeout, llmMaxRetries, llmMaxTokens, budgetRequestTimeout,
         workerMode, workerJobTemplate, workerJobNamespace, workerJobsMax, workerJobsPerRun, workerJobTarget, workerItemSeconds, workerJobDeadline, workerJobTTL,
         workerJobIdle, workerJobConcurrency, workerJobOOMLimit, workerJobMemoryCap, workerIdleExit,
