@@ -12,7 +12,10 @@ struct FastPathUnsupported: Error {
 /// field, its arguments (root fields only) and, for an object field, the fields of that object.
 ///
 /// Fields that share a response key are merged, in the order the query first selected each key, as
-/// the library's `collectFields` does; validation has made sure that merged fields agree.
+/// the library's `collectFields` does: the first field of a key gives the name and arguments, and the
+/// sub-selections of all of them are merged. GraphQLSwift 4.3.0 does not run the rule that fields
+/// merged under one key agree (`OverlappingFieldsCanBeMergedRule` is commented out), so conflicting
+/// fields are answered as the library answers them; CatalogFastPathTests pins both cases.
 struct PlannedField: Sendable {
     let key: String
     let name: String

@@ -34,4 +34,23 @@ import Testing
         cache.insert(try Self.document(short), for: short)
         #expect(cache.document(for: short) != nil)
     }
+
+    @Test func keptTextsStayWithinTheirTotalBytes() throws {
+        let text = { (i: Int) in "{ a\(i): __typename }" }  // 18 bytes each for i < 10
+        let cache = DocumentCache(capacity: 100, maxTextBytes: 20, maxTotalBytes: 60)
+        for i in 0..<5 { cache.insert(try Self.document(text(i)), for: text(i)) }
+        #expect(cache.count == 3, "three texts of 18 bytes fit in 60, four do not")
+        #expect(cache.document(for: text(0)) == nil && cache.document(for: text(1)) == nil)
+        #expect((2..<5).allSatisfy { cache.document(for: text($0)) != nil })
+    }
+
+    @Test func canonicallyEquivalentTextsAreDifferentKeys() throws {
+        // The same literal written precomposed and decomposed: equal as Swift strings, different queries.
+        let composed = "{ asset(id: \"caf\u{E9}\") { id } }", decomposed = "{ asset(id: \"cafe\u{301}\") { id } }"
+        #expect(composed == decomposed && Array(composed.utf8) != Array(decomposed.utf8))
+        let cache = DocumentCache()
+        cache.insert(try Self.document(composed), for: composed)
+        #expect(cache.document(for: composed) != nil)
+        #expect(cache.document(for: decomposed) == nil, "a different text must be parsed on its own")
+    }
 }

@@ -164,6 +164,11 @@ import Testing
             }
             """, variables: ["yes": true, "no": false], fast: true)
 
+        // Conflicting fields under one response key (the library does not refuse them): the first one's
+        // name and arguments, every one's sub-selections.
+        try await f.compare(#"{ asset(id: "node:n1") { x: id x: name } }"#, fast: true)
+        try await f.compare(#"{ a: asset(id: "node:n1") { id } a: asset(id: "pod:data/db-0") { name } }"#, fast: true)
+
         // Several operations, one chosen by name.
         try await f.compare(#"query A { asset(id: "node:n1") { id } } query B { asset(id: "pod:data/db-0") { id owner } }"#, operationName: "B", fast: true)
         await f.stop()
