@@ -134,7 +134,7 @@ let package = Package(
         ),
         .target(
             name: "CortexControl",
-            dependencies: ["CortexCore", "CortexOrchestration", "CortexCatalog", "CortexSecurity"]
+            dependencies: ["CortexCore", "CortexOrchestration", "CortexCatalog", "CortexSecurity", "CSpawn"]
         ),
         .executableTarget(
             name: "cortexctl",

@@ -1,4 +1,5 @@
 import CortexCore
+import CSpawn
 import Foundation
 
 /// Finds Cortex's own executables: next to the running binary, or in `CORTEX_BIN_DIR`.
@@ -62,22 +63,39 @@ public final class ChildProcess: @unchecked Sendable {
         self.logFile = logFile
     }
 
-    public var isRunning: Bool { process.isRunning }
+    /// Whether the process still runs. Foundation learns that a child ended when a socket it shares
+    /// with the child closes; a child another thread starts at that moment can inherit the socket and
+    /// keep it open (a worker that had exited stayed "running" in a test), so the kernel is asked too.
+    public var isRunning: Bool { process.isRunning && endedStatus() == nil }
     public var pid: Int32 { process.processIdentifier }
+
+    /// The exit status (or the number of the signal that ended it, as `Process.terminationStatus`);
+    /// nil while it runs.
+    public var exitStatus: Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        return endedStatus()
+    }
+
+    /// The status of a child that ended but that Foundation has not noticed yet (the kernel's answer,
+    /// without reaping it: Foundation still collects it).
+    private func endedStatus() -> Int32? {
+        var status: Int32 = 0
+        return cortex_child_ended(process.processIdentifier, &status) == 1 ? status : nil
+    }
 
     /// Sends a signal (SIGTERM by default).
     public func signal(_ sig: Int32 = SIGTERM) {
-        if process.isRunning { kill(process.processIdentifier, sig) }
+        if isRunning { kill(process.processIdentifier, sig) }
     }
 
     /// Waits for the process to end; returns its exit status, or nil if it still runs after `timeout`.
     public func wait(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
+        while isRunning {
             if ContinuousClock.now >= deadline { return nil }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return process.terminationStatus
+        return exitStatus
     }
 
     /// The log written so far.

@@ -75,7 +75,7 @@ import Testing
         #expect(state.status == "succeeded", "\(state.reason ?? "")")
         await suite.stop()
         for child in [coordinator, master, worker] {
-            let status = child.process.terminationStatus
+            let status = child.exitStatus
             #expect(status == 0, "\(child.name)")
         }
     }

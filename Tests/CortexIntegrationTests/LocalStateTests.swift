@@ -22,6 +22,28 @@ import Testing
         return try await client.send(.zcard(CortexNames.runIndex)).orThrow().int ?? -1
     }
 
+    /// A child that ended is seen as ended even when Foundation has not noticed: here a background
+    /// grandchild inherits the socket Foundation watches for the child's end (as a process started by
+    /// another thread at the wrong moment can), so only the kernel knows the child exited.
+    @Test func aChildThatEndedIsSeenEndedWhileItsSocketIsHeldElsewhere() async throws {
+        let dir = try temporaryDirectory("cortex-child")
+        let supervisor = try ProcessSupervisor(logDirectory: dir)
+        let pidFile = dir.appendingPathComponent("grandchild.pid")
+        let child = try supervisor.start(name: "sh", executable: URL(fileURLWithPath: "/bin/sh"),
+                                         arguments: ["-c", "sleep 30 & echo $! > \(pidFile.path); exit 3"])
+        defer {
+            if let pid = (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) { kill(pid, SIGKILL) }
+        }
+        let status = await child.wait(timeout: .seconds(10))
+        #expect(status == 3, "the child's exit was not seen within 10 s (the grandchild sleeps 30)")
+        #expect(!child.isRunning && child.exitStatus == 3)
+        print("Foundation noticed the end by itself: \(!child.process.isRunning)")
+        let running = try supervisor.start(name: "sleeper", executable: URL(fileURLWithPath: "/bin/sleep"), arguments: ["30"])
+        #expect(running.isRunning && running.exitStatus == nil)
+        running.signal(SIGKILL)
+        #expect(await running.wait(timeout: .seconds(10)) == SIGKILL)
+    }
+
     @Test func upRemembersBetweenInvocationsAndFreshForgets() async throws {
         let target = try TestRunnerTests.write(["README.md": "# shop\n", "app.py": "print('hi')\n"])
         let state = try temporaryDirectory("cortex-up-state")

@@ -123,4 +123,4 @@ func startLocalServer(_ router: Router<BasicRequestContext>, name: String) async
 
 /// The exit status of a child that ended; nil while it still runs (Foundation traps on the status of a
 /// running process, which turned a slow shutdown on a loaded machine into a crash of the whole test run).
-func exitStatus(_ child: ChildProcess) -> Int32? { child.isRunning ? nil : child.process.terminationStatus }
+func exitStatus(_ child: ChildProcess) -> Int32? { child.exitStatus }

@@ -172,9 +172,9 @@ struct Up: AsyncParsableCommand {
         let watchdog = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
-                if let dead = suite.supervisor.all.first(where: { !$0.name.hasPrefix("redis") && !$0.isRunning && $0.process.terminationStatus != 0 }) {
+                if let dead = suite.supervisor.all.first(where: { !$0.name.hasPrefix("redis") && !$0.isRunning && ($0.exitStatus ?? 0) != 0 }) {
                     let last = dead.output().split(separator: "\n").last.map(String.init) ?? ""
-                    FileHandle.standardError.write(Data("cortexctl: \(dead.name) exited with status \(dead.process.terminationStatus): \(last)\n".utf8))
+                    FileHandle.standardError.write(Data("cortexctl: \(dead.name) exited with status \(dead.exitStatus ?? -1): \(last)\n".utf8))
                     await suite.stop(grace: .seconds(5))
                     Foundation.exit(ControlCommands.ExitStatus.error.rawValue)
                 }
