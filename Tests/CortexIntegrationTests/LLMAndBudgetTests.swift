@@ -231,7 +231,9 @@ import Testing
         _ = await subscriber.waitUntilSubscribed()
         let coordinator = Task { for await e in envelopes where e.type == .BUDGET_REQUEST { await broker.handle(e) } }
         defer { coordinator.cancel() }
-        let llm = MeteredLLM(client: client, bus: bus, agent: "security", logger: Self.logger, decisionTimeout: .seconds(5))
+        // The wait ends when the decision arrives; its bound only has to outlast a loaded CI machine (a full
+        // parallel suite on 2 cores once took more than 5 s to get the broker's answer out).
+        let llm = MeteredLLM(client: client, bus: bus, agent: "security", logger: Self.logger, decisionTimeout: .seconds(60))
         guard case .done(let response, let charged) = await llm.complete(Self.request, runID: runID, account: "security", purpose: "test") else {
             Issue.record("expected the call to go through after the grant"); return
         }

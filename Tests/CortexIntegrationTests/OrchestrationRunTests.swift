@@ -141,7 +141,7 @@ import Testing
         defer { listener.cancel(); watcher.stop() }
         let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [target.path], requestedBy: "test"))
         let state = try await client.follow(runID: runID, timeout: .seconds(60)) { _ in }
-        _ = await eventually(timeout: .seconds(5)) { !decisions.value.isEmpty }
+        _ = await eventually(timeout: .seconds(30)) { !decisions.value.isEmpty }
         let coordinator = try #require(suite.supervisor.all.first { $0.name == "coordinator" })
         let coordinatorPort = try #require(await opsPort(coordinator))
         let metrics = try await scrape(port: coordinatorPort)
