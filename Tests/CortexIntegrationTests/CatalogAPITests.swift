@@ -200,11 +200,11 @@ import Testing
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work, binDirectory: binDirectory)
         let child = try suite.supervisor.start(name: "catalog-api", executable: ExecutableLocator.path(of: "catalog-api", in: binDirectory),
                                                environment: ["CORTEX_REDIS_URL": suite.redis.url, "CORTEX_HTTP_PORT": "0"])
-        #expect(await child.wait(timeout: .seconds(10)) == 2)
+        #expect(await child.wait(timeout: .seconds(60)) == 2)
         #expect(child.output().contains("catalog-api has no tokens: set CORTEX_CATALOG_TOKENS"))
         let bad = try suite.supervisor.start(name: "catalog-api-bad", executable: ExecutableLocator.path(of: "catalog-api", in: binDirectory),
                                              environment: ["CORTEX_REDIS_URL": suite.redis.url, "CORTEX_HTTP_PORT": "0", "CORTEX_CATALOG_TOKENS": "admin:short"])
-        #expect(await bad.wait(timeout: .seconds(10)) == 2)
+        #expect(await bad.wait(timeout: .seconds(60)) == 2)
         #expect(bad.output().contains("catalog token entry 1 must be read:<token> or write:<token>"))
         #expect(!bad.output().contains("short"), "a token never appears in the log")
         await suite.stop()
@@ -301,18 +301,20 @@ import Testing
         // A second replica on the same Redis: writes go to it, subscribers sit on the first.
         let (_, port2) = try await f.suite.startCatalog(name: "catalog-api-2", environment: ["CORTEX_CATALOG_TOKENS": "\(Self.writer),\(Self.reader)"])
         let second = Fixture(suite: f.suite, port: port2)
-        let added = try Self.streamClient(f.suite, name: "ws-added", ["ws", f.base, "--token", Self.readToken, "--count", "2", "--timeout", "30",
+        let added = try Self.streamClient(f.suite, name: "ws-added", ["ws", f.base, "--token", Self.readToken, "--count", "2", "--timeout", "120",
                                                                      "--query", "subscription { assetAdded(type: NODE) { id type version } }"])
-        let changed = try Self.streamClient(f.suite, name: "ws-changed", ["ws", f.base, "--token", Self.readToken, "--header-auth", "--count", "1", "--timeout", "30",
+        let changed = try Self.streamClient(f.suite, name: "ws-changed", ["ws", f.base, "--token", Self.readToken, "--header-auth", "--count", "1", "--timeout", "120",
                                                                          "--query", "subscription { assetChanged { id version health { status } } }"])
-        let deleted = try Self.streamClient(f.suite, name: "ws-deleted", ["ws", f.base, "--token", Self.readToken, "--count", "1", "--timeout", "30",
+        let deleted = try Self.streamClient(f.suite, name: "ws-deleted", ["ws", f.base, "--token", Self.readToken, "--count", "1", "--timeout", "120",
                                                                          "--query", "subscription { assetDeleted { id type } }"])
-        let progress = try Self.streamClient(f.suite, name: "ws-progress", ["ws", f.base, "--token", Self.readToken, "--count", "1", "--timeout", "30",
+        let progress = try Self.streamClient(f.suite, name: "ws-progress", ["ws", f.base, "--token", Self.readToken, "--count", "1", "--timeout", "120",
                                                                            "--query", #"subscription { workerProgress(worker: "worker-k3s01-1") { event worker itemId done total runId } }"#])
-        let sse = try Self.streamClient(f.suite, name: "sse", ["sse", f.base, "--token", Self.readToken, "--count", "3", "--timeout", "30",
+        let sse = try Self.streamClient(f.suite, name: "sse", ["sse", f.base, "--token", Self.readToken, "--count", "3", "--timeout", "120",
                                                                "--types", "ASSET_ADDED,ASSET_DELETED"])
         // Every stream is registered with the relay before anything is written.
-        let listening = await eventually(timeout: .seconds(20)) {
+        // (The clients' own timeouts count from their start, Python's start-up and this wait included: they are
+        // far longer than any of it, and a client exits as soon as it has its messages.)
+        let listening = await eventually(timeout: .seconds(60)) {
             metric((try? await scrape(port: f.port)) ?? "", "cortex_catalog_event_listeners") == 5
         }
         #expect(listening, "\(Self.messages(added)) \(Self.messages(sse))")
@@ -329,7 +331,7 @@ import Testing
         try await bus.publish(.TASK_PROGRESS, runID: "run-1", data: ["item_id": "run-1.inventory.0.1", "worker": "someone-else", "done": 1, "total": 9])
         try await bus.publish(.TASK_PROGRESS, runID: "run-1", data: ["item_id": "run-1.inventory.0.1", "worker": "worker-k3s01-1", "done": 3, "total": 9])
 
-        for client in [added, changed, deleted, progress, sse] { #expect(await client.wait(timeout: .seconds(20)) == 0, "\(client.name): \(client.output())") }
+        for client in [added, changed, deleted, progress, sse] { #expect(await client.wait(timeout: .seconds(150)) == 0, "\(client.name): \(client.output())") }
         let nexts = { (c: ChildProcess) in Self.messages(c).filter { $0["type"] == "next" }.map { $0["payload"]?["data"] ?? .null } }
         #expect(nexts(added) == [["assetAdded": ["id": "node:n1", "type": "NODE", "version": 1]], ["assetAdded": ["id": "node:n2", "type": "NODE", "version": 1]]])
         #expect(nexts(changed) == [["assetChanged": ["id": "node:n1", "version": 2, "health": ["status": "FAILING"]]]])
@@ -353,17 +355,17 @@ import Testing
             ("ws-garbage", ["--token", Self.readToken, "--raw", "not json"], ["type": "closed", "code": 4400, "reason": "Invalid message received: not a JSON object with a type"]),
         ]
         for (name, args, last) in runs {
-            let c = try Self.streamClient(f.suite, name: name, ["ws", f.base, "--timeout", "15"] + args)
-            #expect(await c.wait(timeout: .seconds(20)) == 0)
+            let c = try Self.streamClient(f.suite, name: name, ["ws", f.base, "--timeout", "120"] + args)
+            #expect(await c.wait(timeout: .seconds(150)) == 0)
             #expect(Self.messages(c).last == last, "\(name): \(c.output())")
         }
         // A read token can query over the socket but not mutate; the answer is an `error` for that operation only.
-        let c = try Self.streamClient(f.suite, name: "ws-mutation", ["ws", f.base, "--token", Self.readToken, "--count", "1", "--timeout", "15",
+        let c = try Self.streamClient(f.suite, name: "ws-mutation", ["ws", f.base, "--token", Self.readToken, "--count", "1", "--timeout", "120",
                                                                     "--query", #"mutation { deleteAsset(id: "x") }"#])
-        #expect(await c.wait(timeout: .seconds(20)) == 0)
+        #expect(await c.wait(timeout: .seconds(150)) == 0)
         #expect(Self.messages(c).contains { $0["type"] == "error" && $0["payload"]?[0]?["extensions"]?["code"] == "FORBIDDEN" })
-        let q = try Self.streamClient(f.suite, name: "ws-query", ["ws", f.base, "--token", Self.readToken, "--timeout", "15", "--query", "{ stats { total } }"])
-        #expect(await q.wait(timeout: .seconds(20)) == 0)
+        let q = try Self.streamClient(f.suite, name: "ws-query", ["ws", f.base, "--token", Self.readToken, "--timeout", "120", "--query", "{ stats { total } }"])
+        #expect(await q.wait(timeout: .seconds(150)) == 0)
         // (The pong for the client's ping may come in between; it belongs to no operation.)
         #expect(Self.messages(q).filter { $0["id"] == "1" } == [["id": "1", "type": "next", "payload": ["data": ["stats": ["total": 0]]]], ["id": "1", "type": "complete"]])
         await f.stop()

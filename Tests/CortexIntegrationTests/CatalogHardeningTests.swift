@@ -176,7 +176,7 @@ import Glibc
             let c = try RawConnection(port: port)
             let started = ContinuousClock.now
             guard c.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ") else { return 0 }
-            while ContinuousClock.now - started < .seconds(20) {
+            while ContinuousClock.now - started < .seconds(40) {
                 if c.waitForClose(within: .seconds(1)) { return started.secondsElapsed }
                 if !c.send("a") { return started.secondsElapsed }
             }
@@ -190,26 +190,28 @@ import Glibc
         let closedAfter = try await slowloris
         print("slowloris disconnected after \(closedAfter.map { String(format: "%.2f", $0) } ?? "never") s (header timeout 2 s)")
         let slow = try #require(closedAfter, "the slow client was never disconnected")
-        #expect(slow >= 1.5 && slow < 12)
+        #expect(slow >= 1.5 && slow < 30, "a 2 s header timeout (the bound leaves room for a loaded machine; the client alone would go on for 40 s)")
 
         // A connection that opens and sends nothing is closed after the same timeout.
         let silent: Double? = try await BlockingExecutor.offload("silent") {
             let c = try RawConnection(port: port)
             let started = ContinuousClock.now
-            return c.waitForClose(within: .seconds(15)) ? started.secondsElapsed : nil
+            return c.waitForClose(within: .seconds(40)) ? started.secondsElapsed : nil
         }
-        #expect(silent.map { $0 >= 1.5 && $0 < 12 } == true, "silent connection closed after \(String(describing: silent)) s")
+        #expect(silent.map { $0 >= 1.5 && $0 < 30 } == true, "silent connection closed after \(String(describing: silent)) s")
 
         // A keep-alive connection that served a request and then sits idle is closed after the idle timeout.
         let idle: (answer: String, closedAfter: Double?) = try await BlockingExecutor.offload("idle") {
             let c = try RawConnection(port: port)
+            // The clock starts before the request: the server's idle time begins when it has answered,
+            // which is after this, however late this thread gets to read the answer.
+            let started = ContinuousClock.now
             guard c.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") else { return ("", nil) }
             let answer = c.read(until: "\r\n\r\n", within: .seconds(10))
-            let started = ContinuousClock.now
-            return (answer, c.waitForClose(within: .seconds(15)) ? started.secondsElapsed : nil)
+            return (answer, c.waitForClose(within: .seconds(40)) ? started.secondsElapsed : nil)
         }
         #expect(idle.answer.hasPrefix("HTTP/1.1 200"))
-        #expect(idle.closedAfter.map { $0 >= 1.5 && $0 < 12 } == true, "idle connection closed after \(String(describing: idle.closedAfter)) s")
+        #expect(idle.closedAfter.map { $0 >= 1.5 && $0 < 30 } == true, "idle connection closed after \(String(describing: idle.closedAfter)) s")
 
         // A Server-Sent Events stream is a response being written, not an idle connection: it outlives
         // the idle timeout with nothing sent either way, and still delivers.
@@ -239,10 +241,11 @@ import Glibc
         let f = try await Fixture.start("catalog-hard-concurrency", ["CORTEX_CATALOG_MAX_CONCURRENT_PER_CLIENT": "2"])
         defer { Task { await f.stop() } }
         let redis = try RedisClient(url: f.suite.redis.url)
-        // Redis holds every command for 3 s, so each query that reaches the store stays running that
+        // Redis holds every command for 4.5 s, so each query that reaches the store stays running that
         // long: the reader's 2 slots are taken, its next 3 queries are refused at once, and the
-        // writer (another client) is not affected.
-        _ = try await redis.send("CLIENT", "PAUSE", 3000, "ALL")
+        // writer (another client) is not affected. (The pause is as long as it can be, for a loaded
+        // machine to get all five queries in, while staying under the client's 5 s command timeout.)
+        _ = try await redis.send("CLIENT", "PAUSE", 4500, "ALL")
         let results = try await withThrowingTaskGroup(of: (String, Int, JSONValue, [String: String], Double).self) { group in
             for i in 0..<5 {
                 group.addTask {
@@ -265,7 +268,7 @@ import Glibc
         #expect(served.count == 2 && refused.count == 3)
         for r in refused {
             #expect(Self.code(r.2) == "TOO_MANY_REQUESTS" && r.3["retry-after"] == "1")
-            #expect(r.4 < 2.5, "refused at once, not after the pause: \(r.4) s")
+            #expect(r.4 < 4.0, "refused at once, not after the pause: \(r.4) s")
         }
         #expect(results.filter { $0.0 == "write" }.allSatisfy { $0.1 == 200 }, "another client is served")
         // The slots came back: the reader is served again.
@@ -278,11 +281,13 @@ import Glibc
         let f = try await Fixture.start("catalog-hard-timeout", ["CORTEX_CATALOG_REQUEST_TIMEOUT": "1", "CORTEX_CATALOG_MAX_CONCURRENT_PER_CLIENT": "1"])
         defer { Task { await f.stop() } }
         let redis = try RedisClient(url: f.suite.redis.url)
-        _ = try await redis.send("CLIENT", "PAUSE", 3000, "ALL")
+        // 4.5 s: as long as it can be under the client's 5 s command timeout, so a stalled machine still
+        // tells the 1 s deadline from the end of the pause.
+        _ = try await redis.send("CLIENT", "PAUSE", 4500, "ALL")
         let g = try await f.graphQL("{ stats { total } }")
         print("query against a paused store: \(g.status) \(Self.code(g.json) ?? "-") after \(String(format: "%.2f", g.seconds)) s (timeout 1 s)")
         #expect(g.status == 200 && Self.code(g.json) == "TIMEOUT" && g.json["data"] == nil)
-        #expect(g.seconds >= 0.9 && g.seconds < 2.9, "answered at the 1 s timeout, not when the 3 s pause ended")
+        #expect(g.seconds >= 0.9 && g.seconds < 4.4, "answered at the 1 s timeout, not when the 4.5 s pause ended")
         // The abandoned execution keeps the client's one slot until it has stopped, then gives it back.
         #expect(try await eventually(timeout: .seconds(20)) { try await f.graphQL("{ stats { total } }").status == 200 })
         #expect(try await f.alive())

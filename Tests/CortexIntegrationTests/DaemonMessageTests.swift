@@ -116,17 +116,17 @@ import Testing
         #expect(try await HTTPClient.request(url: "http://127.0.0.1:\(port)/healthz").status == 200)
         #expect(worker.isRunning)
         worker.signal(SIGTERM)
-        #expect(await worker.wait(timeout: .seconds(10)) == 0)
+        #expect(await worker.wait(timeout: .seconds(60)) == 0)
     }
 
     @Test func badConfigurationIsAClearErrorAndExit2() async throws {
         let work = try temporaryDirectory("cortex-badconf")
         let supervisor = try ProcessSupervisor(logDirectory: work)
         let worker = try supervisor.start(name: "w", executable: ExecutableLocator.path(of: "worker", in: binDirectory), arguments: ["--pools", "scan,nonsense"])
-        #expect(await worker.wait(timeout: .seconds(10)) == 2)
+        #expect(await worker.wait(timeout: .seconds(60)) == 2)
         #expect(worker.output().contains("unknown worker pool 'nonsense'"))
         let flag = try supervisor.start(name: "c", executable: ExecutableLocator.path(of: "coordinator", in: binDirectory), arguments: ["--bogus", "1"])
-        #expect(await flag.wait(timeout: .seconds(10)) == 2)
+        #expect(await flag.wait(timeout: .seconds(60)) == 2)
         #expect(flag.output().contains("unknown flag --bogus"))
     }
 }

@@ -60,6 +60,8 @@ import Testing
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory, environment: [
             "CORTEX_PLANNER": "rules", "CORTEX_LLM_PROVIDER": provider, "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": provider == "anthropic" ? "claude-test" : "gpt-test",
             "CORTEX_LLM_API_KEY": "sk-test-dev-agent", "CORTEX_LLM_MAX_TOKENS": "256", "PATH": TestRunnerTests.path, "CORTEX_TEST_TIMEOUT": "120",
+            // A decision normally comes in milliseconds; a loaded CI machine must not turn a late one into a denial.
+            "CORTEX_BUDGET_REQUEST_TIMEOUT": "60",
         ].merging(extra) { $1 })
         try suite.startAll(workers: 2)
         let bus = OrchestrationRunTests.bus(suite)
@@ -141,7 +143,7 @@ import Testing
         let target = try Self.repository()
         // The first call reports 1,900 tokens against a run cap of 2,000: the second cannot be reserved.
         let o = try await Self.run(provider: "anthropic", replies: [Self.anthropicReply(0, usage: (1_800, 100))],
-                                   environment: ["CORTEX_BUDGET_TOTAL": "2600", "CORTEX_BUDGET_RESERVE": "600", "CORTEX_BUDGET_REQUEST_TIMEOUT": "5"], target: target)
+                                   environment: ["CORTEX_BUDGET_TOTAL": "2600", "CORTEX_BUDGET_RESERVE": "600"], target: target)
         // Stopped by its budget is not succeeded: the item is denied, the report and the run partial, with why.
         #expect(o.state.status == "partial", "\(o.state.reason ?? "")")
         #expect((o.state.reason ?? "").hasPrefix("implementation stopped by its budget after 1 step:"), "\(o.state.reason ?? "")")
@@ -303,6 +305,7 @@ import Testing
             "CORTEX_OSV_DB": SecurityMasterTests.fixtures.path, "CORTEX_SECURITY_FIX_BRANCHES": "false",
             "CORTEX_PLANNER": "rules", "CORTEX_LLM_PROVIDER": "anthropic", "CORTEX_LLM_BASE_URL": llm.baseURL, "CORTEX_LLM_MODEL": "claude-test", "CORTEX_LLM_API_KEY": "sk-test-reserve",
             "CORTEX_LLM_MAX_TOKENS": "256", "CORTEX_BUDGETS": budgets, "CORTEX_BUDGET_TOTAL": "60000", "CORTEX_BUDGET_RESERVE": "30000",
+            "CORTEX_BUDGET_REQUEST_TIMEOUT": "60",
         ])
         try suite.startAll(workers: 2)
         let client = RunClient(bus: OrchestrationRunTests.bus(suite))

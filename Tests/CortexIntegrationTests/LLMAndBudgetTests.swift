@@ -228,7 +228,7 @@ import Testing
         let broker = Self.broker(redis)
         let (subscriber, envelopes) = bus.subscribe([.mastersCoordination])
         defer { subscriber.stop() }
-        _ = await subscriber.waitUntilSubscribed()
+        #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(60)), "the broker could not subscribe")
         let coordinator = Task { for await e in envelopes where e.type == .BUDGET_REQUEST { await broker.handle(e) } }
         defer { coordinator.cancel() }
         // The wait ends when the decision arrives; its bound only has to outlast a loaded CI machine (a full

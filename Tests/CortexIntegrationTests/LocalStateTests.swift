@@ -34,14 +34,14 @@ import Testing
         defer {
             if let pid = (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) { kill(pid, SIGKILL) }
         }
-        let status = await child.wait(timeout: .seconds(10))
-        #expect(status == 3, "the child's exit was not seen within 10 s (the grandchild sleeps 30)")
+        let status = await child.wait(timeout: .seconds(20))
+        #expect(status == 3, "the child's exit was not seen within 20 s (the grandchild sleeps 30)")
         #expect(!child.isRunning && child.exitStatus == 3)
         print("Foundation noticed the end by itself: \(!child.process.isRunning)")
         let running = try supervisor.start(name: "sleeper", executable: URL(fileURLWithPath: "/bin/sleep"), arguments: ["30"])
         #expect(running.isRunning && running.exitStatus == nil)
         running.signal(SIGKILL)
-        #expect(await running.wait(timeout: .seconds(10)) == SIGKILL)
+        #expect(await running.wait(timeout: .seconds(30)) == SIGKILL)
     }
 
     @Test func upRemembersBetweenInvocationsAndFreshForgets() async throws {

@@ -65,6 +65,8 @@ import Testing
             try suite.startCoordinator()
             for m in masters { try suite.startMaster(m) }
             for _ in 0..<2 { _ = try suite.startWorker() }
+            // Tests with a subset of masters set a short pre-flight timeout: the ones started must be up first.
+            #expect(await waitForMasters(suite.redis.port, masters))
         } else {
             try suite.startAll(workers: 2)
         }

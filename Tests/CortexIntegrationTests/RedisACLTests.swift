@@ -191,7 +191,7 @@ import Testing
                                  (.implementationWorker, [.mastersCoordination]), (.catalogAPI, [.catalogEvents, .workersStatus]),
                                  (.operator, CortexNames.Channel.allCases)] as [(RedisACL.Role, [CortexNames.Channel])] {
             let subscriber = RedisSubscriber(endpoint: Self.endpoint(port, role), channels: channels.map(\.rawValue))
-            #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(5)), "\(role.username) could not subscribe to \(channels)")
+            #expect(await subscriber.waitUntilSubscribed(timeout: .seconds(30)), "\(role.username) could not subscribe to \(channels)")
             subscriber.stop()
         }
 

@@ -40,8 +40,10 @@ var binDirectory: URL {
         .appendingPathComponent(".build/debug")
 }
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(15), _ condition: () async throws -> Bool) async rethrows -> Bool {
+/// Polls `condition` every 20 ms until it holds or `timeout` passes. It returns as soon as the condition
+/// holds, so the default bound costs nothing when a test passes; it is long because a full parallel
+/// suite on a 2-core CI machine can stall a process for many seconds.
+func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
@@ -113,12 +115,25 @@ func startLocalServer(_ router: Router<BasicRequestContext>, name: String) async
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                           onServerRunning: { channel in bound.withLock { $0 = channel.localAddress?.port } })
     let task = Task { try await app.runService() }
-    for _ in 0..<500 {
+    // Binding takes milliseconds; the bound is for a loaded CI machine (it was 5 s).
+    let deadline = ContinuousClock.now + .seconds(60)
+    while ContinuousClock.now < deadline {
         if let port = bound.value { return (task, port) }
         try await Task.sleep(for: .milliseconds(10))
     }
     task.cancel()
-    throw ConfigurationError("\(name) did not start")
+    throw ConfigurationError("\(name) did not start within 60 s")
+}
+
+/// Waits until each of `roles` has registered with a fresh heartbeat, as the coordinator's pre-flight
+/// reads it; tests that submit right after starting masters use it so a slow start is not a missing master.
+func waitForMasters(_ redisPort: Int, _ roles: [MasterRole], timeout: Duration = .seconds(60)) async -> Bool {
+    let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: redisPort))
+    defer { redis.close() }
+    return await eventually(timeout: timeout) {
+        guard let replies = try? await redis.pipeline(roles.map { .hgetall(CortexNames.masterRegistry($0)) }) else { return false }
+        return replies.allSatisfy { $0.fieldMap["last_heartbeat"] != nil && $0.fieldMap["status"] != ProcessStatus.stopped.rawValue }
+    }
 }
 
 /// The exit status of a child that ended; nil while it still runs (Foundation traps on the status of a

@@ -286,7 +286,10 @@ final class FakeJobsAPI: @unchecked Sendable {
     static func scenario(_ name: String, files: Int = 2000, extra: [String: String] = [:], faults: [Int] = [],
                          oomPolicy: @escaping @Sendable (String, String) -> Bool = { _, _ in false }, check: (Outcome) async throws -> Void) async throws {
         let work = try temporaryDirectory("jobs-\(name)")
-        let fast = ["CORTEX_HEARTBEAT_INTERVAL": "0.5", "CORTEX_HEARTBEAT_TIMEOUT": "3", "CORTEX_CLAIM_IDLE": "5"]
+        // Heartbeats and claims short enough for a test, long enough that a loaded CI machine's stall of a
+        // few seconds does not make a live Job worker look lost and its item redone (OOMKills are handed
+        // back explicitly, not by the visibility timeout).
+        let fast = ["CORTEX_HEARTBEAT_INTERVAL": "0.5", "CORTEX_HEARTBEAT_TIMEOUT": "10", "CORTEX_CLAIM_IDLE": "10"]
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: fast.merging(checkedAdvisories) { $1 })
         let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
@@ -300,7 +303,7 @@ final class FakeJobsAPI: @unchecked Sendable {
         let env: [JSONValue] = [
             ["name": "CORTEX_REDIS_URL", "value": .string(suite.redis.url)], ["name": "CORTEX_HTTP_HOST", "value": "127.0.0.1"], ["name": "CORTEX_HTTP_PORT", "value": "0"],
             ["name": "CORTEX_COORDINATION_DIR", "value": .string(work.appendingPathComponent("coordination").path)],
-            ["name": "CORTEX_HEARTBEAT_INTERVAL", "value": "0.5"], ["name": "CORTEX_HEARTBEAT_TIMEOUT", "value": "3"], ["name": "CORTEX_CLAIM_IDLE", "value": "5"],
+            ["name": "CORTEX_HEARTBEAT_INTERVAL", "value": "0.5"], ["name": "CORTEX_HEARTBEAT_TIMEOUT", "value": "10"], ["name": "CORTEX_CLAIM_IDLE", "value": "10"],
             ["name": "CORTEX_INSTANCE_ID", "valueFrom": ["fieldRef": ["fieldPath": "metadata.name"]]],
             ["name": "NODE_NAME", "valueFrom": ["fieldRef": ["fieldPath": "spec.nodeName"]]],
             ["name": "CORTEX_EXIT_WITH_PARENT", "value": "1"],
@@ -326,8 +329,13 @@ final class FakeJobsAPI: @unchecked Sendable {
         let runID = try await client.submit(RunRequest(goal: "inventory", targets: [try bigRepository(files: files).path], requestedBy: "test"))
         let state = try await client.follow(runID: runID, timeout: .seconds(180)) { _ in }
         // The Jobs end on their own once the pool stays empty (CORTEX_WORKER_JOB_IDLE).
-        _ = await eventually(timeout: .seconds(30)) { api.jobs.allSatisfy { ($0["status"]?["conditions"]?.arrayValue ?? []).isEmpty == false } }
-        try? await Task.sleep(for: .seconds(1))
+        _ = await eventually(timeout: .seconds(60)) { api.jobs.allSatisfy { ($0["status"]?["conditions"]?.arrayValue ?? []).isEmpty == false } }
+        // ...and the master announces each one's end (WORKER_TERMINATE) when its watch sees it: waited for,
+        // not slept on, so a slow watch on a loaded machine still gets its events counted.
+        let jobNames = Set(api.jobs.compactMap { $0["metadata"]?["name"]?.stringValue })
+        _ = await eventually(timeout: .seconds(60)) {
+            jobNames.isSubset(of: seen.value.filter { $0.type == .WORKER_TERMINATE }.compactMap { try? $0.payload(WorkerTerminate.self).job })
+        }
         subscriber.stop()
         collector.cancel()
         let inventoryLog = suite.supervisor.all.first { $0.name == "inventory-master-local" }?.output() ?? ""

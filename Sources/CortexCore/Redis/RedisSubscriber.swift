@@ -59,8 +59,10 @@ public final class RedisSubscriber: Sendable {
     /// True once SUBSCRIBE has been confirmed for every channel (and false while reconnecting).
     public var isSubscribed: Bool { control.withLock { $0.subscribed } }
 
-    /// Waits until the subscription is live, or the timeout passes; returns whether it is.
-    public func waitUntilSubscribed(timeout: Duration = .seconds(5)) async -> Bool {
+    /// Waits until the subscription is live, or the timeout passes; returns whether it is. It returns as
+    /// soon as the subscription is live (milliseconds, normally); the default bound is generous so a
+    /// loaded machine is not mistaken for a missing server.
+    public func waitUntilSubscribed(timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if isSubscribed { return true }

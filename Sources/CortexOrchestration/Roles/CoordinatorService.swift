@@ -36,6 +36,8 @@ public struct CoordinatorService: RoleService {
     }
     private let signal = EventSignal()
     private let ready = Locked(false)
+    /// The coordinator's subscription, for readiness: ready means it hears the channels right now.
+    private let subscription = Locked<RedisSubscriber?>(nil)
 
     public init(context: ProcessContext) throws {
         self.context = context
@@ -77,13 +79,18 @@ public struct CoordinatorService: RoleService {
     }
 
     public func readiness() async -> Readiness {
-        ready.value ? .ready : .notReady(["coordinator not subscribed yet"])
+        guard ready.value else { return .notReady(["coordinator starting"]) }
+        if let s = subscription.value, !s.isSubscribed {
+            return .notReady(["coordinator not subscribed to \(CortexNames.Channel.orchestration.map(\.rawValue).joined(separator: ", ")) (Redis unreachable or resubscribing)"])
+        }
+        return .ready
     }
 
     public func run() async throws {
         let log = context.logger
         let (subscriber, events) = context.bus.subscribe(CortexNames.Channel.orchestration)
         defer { subscriber.stop() }
+        subscription.withLock { $0 = subscriber }
         let reader = context.blockingClient(name: "run-reader", block: .seconds(1))
         defer { reader.close() }
         var consumer = StreamConsumer(redis: reader, group: CortexNames.Group.coordinators, consumer: context.instanceID,
@@ -97,7 +104,10 @@ public struct CoordinatorService: RoleService {
         } catch {
             log.error("learnings of security not restored (runs go on without them): \(error)")
         }
-        _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
+        if !(await subscriber.waitUntilSubscribed(timeout: .seconds(10))) {
+            // It goes on subscribing in the background; readiness says so until it has.
+            log.warning("not subscribed to the coordination channels after 10 s; starting anyway, not ready until subscribed")
+        }
         ready.withLock { $0 = true }
         context.metrics.phase(-1)
         log.info("coordinator ready; waiting for run requests on \(CortexNames.runRequests)")

@@ -32,6 +32,8 @@ public struct MasterService: RoleService {
 
     struct State {
         var registered = false
+        /// The master's subscription to cortex:events:system, for readiness.
+        var subscriber: RedisSubscriber?
         var tasksActive = 0
         var workersSeen: Set<String> = []
     }
@@ -56,7 +58,12 @@ public struct MasterService: RoleService {
     }
 
     public func readiness() async -> Readiness {
-        state.value.registered ? .ready : .notReady(["\(role.processName) not registered yet"])
+        let s = state.value
+        guard s.registered else { return .notReady(["\(role.processName) not registered yet"]) }
+        if let subscriber = s.subscriber, !subscriber.isSubscribed {
+            return .notReady(["\(role.processName) not subscribed to \(CortexNames.Channel.eventsSystem.rawValue) (Redis unreachable or resubscribing)"])
+        }
+        return .ready
     }
 
     public func run() async throws {
@@ -69,7 +76,10 @@ public struct MasterService: RoleService {
                                       streams: [CortexNames.taskStream(role)], claimIdle: claimIdle)
         try await retryingRedis(log) { try await consumer.prepare() }
         // Subscribed before registering: once the coordinator sees us registered, we hear its broadcasts.
-        _ = await subscriber.waitUntilSubscribed(timeout: .seconds(10))
+        state.withLock { $0.subscriber = subscriber }
+        if !(await subscriber.waitUntilSubscribed(timeout: .seconds(10))) {
+            log.warning("not subscribed to \(CortexNames.Channel.eventsSystem.rawValue) after 10 s; registering anyway, not ready until subscribed")
+        }
         try await retryingRedis(log) { try await writeRegistry(status: .ready) }
         try await context.bus.publish(MasterRegistered(master: role.rawValue, instance: context.instanceID))
         state.withLock { $0.registered = true }

@@ -130,7 +130,11 @@ public struct MeteredLLM: Sendable {
                                            priority: priority, reason: reason)
         let (subscriber, envelopes) = bus.subscribe([.mastersCoordination])
         defer { subscriber.stop() }
-        guard await subscriber.waitUntilSubscribed() else { return (false, "could not subscribe for the decision") }
+        // Subscribing is part of waiting for the decision: it gets the same bound (a fixed 5 s turned a
+        // loaded machine's slow subscription into a denial).
+        guard await subscriber.waitUntilSubscribed(timeout: decisionTimeout) else {
+            return (false, "could not subscribe for the decision within \(decisionTimeout)")
+        }
         do {
             try await bus.publish(request.payload, runID: runID)
         } catch {

@@ -34,13 +34,22 @@ public struct RunClient: Sendable {
         let (subscriber, events) = subscription ?? bus.subscribe(CortexNames.Channel.orchestration)
         defer { subscriber.stop() }
         let deadline = ContinuousClock.now + timeout
+        let ended = Locked(false)
         let relay = Task {
-            for await e in events where e.runID == runID { onEvent(e) }
+            for await e in events where e.runID == runID {
+                onEvent(e)
+                if e.type == .RUN_COMPLETE || e.type == .RUN_FAILED { ended.withLock { $0 = true } }
+            }
         }
         defer { relay.cancel() }
         while ContinuousClock.now < deadline {
             if let state = try? await RunState.load(runID, redis: redis), state.isFinished {
-                try? await Task.sleep(for: .milliseconds(100))  // let the final events reach the printer
+                // The coordinator marks the run finished, then announces it: a caller subscribed before the
+                // submit gets the events up to RUN_COMPLETE / RUN_FAILED, waited for briefly (it may never
+                // come: a publish that failed, a subscription that dropped). One that subscribed here may
+                // have missed it before subscribing: a moment for the last events, no more.
+                let linger = ContinuousClock.now + (subscription == nil ? .milliseconds(100) : .seconds(5))
+                while !ended.value && ContinuousClock.now < linger { try? await Task.sleep(for: .milliseconds(20)) }
                 return state
             }
             try await Task.sleep(for: .milliseconds(200))
