@@ -14,7 +14,8 @@ import NIOCore
 /// as catalog-api): read scope for everything, write scope for the tools that start work
 /// (`CortexMCPServer.writeTools`, checked per call). Without a token the answer is 401 with
 /// `WWW-Authenticate: Bearer`. Only with `CORTEX_CATALOG_ALLOW_ANONYMOUS=true` is no token needed, and then
-/// browser origins other than localhost are refused (DNS rebinding). `/healthz` answers without a token.
+/// browser origins other than localhost are refused (DNS rebinding). `/healthz` (alive) and `/readyz` (Redis
+/// reachable: 200, else 503 with the reason, as every Cortex process's /readyz) answer without a token.
 public final class MCPHTTPServer: Sendable {
     let cortex: CortexMCPServer
     let auth: CatalogAuth
@@ -37,6 +38,12 @@ public final class MCPHTTPServer: Sendable {
     public func run(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let router = Router()
         router.get("/healthz") { _, _ in "ok\n" }
+        // Ready when Redis answers PING: every tool reads or writes Redis (the catalog tools also need
+        // catalog-api, but a catalog outage should not take the run tools out of the Service).
+        router.get("/readyz") { [cortex] _, _ in
+            let redis = cortex.bus.redis
+            return OpsServer.readinessResponse(await redis.ping() ? .ready : .notReady(["redis unreachable at \(redis.endpoint)"]))
+        }
         for method in [HTTPRequest.Method.post, .get, .delete] {
             router.on("/mcp", method: method) { [self] request, _ in try await handle(request) }
         }

@@ -33,6 +33,12 @@ struct RedisACLRulesTests {
         let implementer = RedisACL.rules(for: .implementationWorker)
         #expect(implementer.keys.filter { $0.pattern.hasPrefix("cortex:budget:") }.map(\.pattern).sorted()
                 == [CortexNames.budgetAccountPattern("development:workers"), CortexNames.budgetAccountPattern("run"), CortexNames.KeyPattern.budgetReservation.pattern].sorted())
+        // cortex-mcp submits runs and reads; it reads no catalog (catalog-api does), writes no budget,
+        // reads nothing wholesale, and publishes on the system channel only (RUN_REQUESTED).
+        let mcp = RedisACL.rules(for: .mcp)
+        #expect(!mcp.keys.contains { $0.pattern == "cortex:*" || $0.pattern.hasPrefix("cortex:catalog") }, "\(mcp.keys)")
+        #expect(mcp.keys.filter { $0.pattern.hasPrefix("cortex:budget:") }.allSatisfy { $0.access == .read }, "\(mcp.keys)")
+        #expect(mcp.channels == [.eventsSystem] && !mcp.commands.contains("subscribe") && !mcp.commands.contains("eval"), "\(mcp.commands)")
         for role in RedisACL.Role.allCases {
             let rules = RedisACL.rules(for: role)
             for forbidden in ["flushall", "flushdb", "config", "keys", "shutdown", "acl", "debug", "module", "script", "scan"] {

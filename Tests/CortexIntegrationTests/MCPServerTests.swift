@@ -105,4 +105,82 @@ import Testing
         // Who did what is in the server's log, never a token.
         #expect(!serverLog.contains(readToken) && !serverLog.contains(writeToken))
     }
+
+    /// cortex-mcp as the chart runs it: connected to Redis as its own ACL user (`cortex-mcp`, RedisACL's `mcp`
+    /// role) on a server that enforces the generated ACL. A real MCP client starts a run, reads its status,
+    /// the overview and a budget, and lists the resources, all without a single denial for that user, which
+    /// still cannot FLUSHALL, CONFIG, read the catalog or write a budget. /readyz is 200 while Redis answers
+    /// PING, then 503 with the reason once the test's Redis is stopped, and the process keeps serving.
+    @Test func httpReadinessAndItsOwnRedisUser() async throws {
+        let (supervisor, redis) = try await RedisACLTests.startRedis { try RedisACLTests.aclFile(in: $0) }
+        defer { Task { await redis.stop() } }
+        let admin = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: redis.port))
+        defer { admin.close() }
+        // A ledger to read and a worker to list (the overview's pipeline reads its registry and heartbeat).
+        let budgetRun = "run-mcp-budget"
+        try await BudgetLedger(redis: admin, runID: budgetRun).open(["run": 1000, "security": 400])
+        try await admin.send("SADD", CortexNames.workerSet, "worker-mcp-test").orThrow()
+        try await admin.send("HSET", CortexNames.workerRegistry("worker-mcp-test"), "status", "idle", "pools", "scan").orThrow()
+
+        let target = try temporaryDirectory("cortex-mcp-acl-target")
+        try writeFiles(GoldenRunTests.files, under: target)
+        let writeToken = "write-token-acl-0123456789abcdef"
+        let port = try FreePort.find()
+        let mcp = try supervisor.start(name: "cortex-mcp", executable: binDirectory.appendingPathComponent("cortex-mcp"), environment: [
+            "CORTEX_REDIS_URL": RedisACLTests.url(redis.port, .mcp), "CORTEX_MCP_TRANSPORT": "http", "CORTEX_HTTP_HOST": "127.0.0.1",
+            "CORTEX_HTTP_PORT": "\(port)", "CORTEX_CATALOG_TOKENS": "write:\(writeToken):operator",
+        ])
+        defer { mcp.signal() }
+        #expect(await eventually(timeout: .seconds(20)) { mcp.output().contains("serving MCP (streamable HTTP) on http://127.0.0.1:\(port)/mcp") }, "\(mcp.output())")
+        let base = "http://127.0.0.1:\(port)"
+
+        // Ready: Redis answers the mcp user's PING (no token needed, as for /healthz).
+        let ready = try await HTTPClient.request(url: "\(base)/readyz")
+        #expect(ready.status == 200, "\(ready.status) \(ready.text)")
+        #expect(try JSONText.parse(ready.body)["ready"] == true, "\(ready.text)")
+
+        // The tools, through a real MCP client, under the mcp user.
+        let python = try CatalogAPITests.python(SecurityMasterTests.root)
+        let result = try await Subprocess.runOffloaded(python, [SecurityMasterTests.root.appendingPathComponent("Tests/Fixtures/mcp/acl_client.py").path,
+                                                                "\(base)/mcp", writeToken, target.path, budgetRun],
+                                                       environment: ProcessInfo.processInfo.environment, timeout: .seconds(120))
+        #expect(result.status == 0, "\(result.stderrText.suffix(3000))\n\(mcp.output().suffix(2000))")
+        print("mcp acl client: \(result.stdoutText.prefix(3000))")
+        let out = try JSONText.parse(Array(result.stdoutText.utf8))
+        #expect(out["start_run"]?["isError"] == false, "\(out["start_run"] ?? .null)")
+        let runID = try #require(out["run_id"]?.stringValue)
+        #expect(try await RunState.load(runID, redis: admin)?.status == "queued")
+        #expect(try await admin.send("XLEN", CortexNames.runRequests).int == 1)
+        let status = out["status"]?["text"]?.arrayValue?.first?.stringValue ?? ""
+        #expect(out["status"]?["isError"] == false && (try? JSONText.parse(Array(status.utf8)))?["status"] == "queued", "\(out["status"] ?? .null)")
+        let overview = out["overview"]?["text"]?.arrayValue?.first?.stringValue ?? ""
+        #expect(out["overview"]?["isError"] == false && overview.contains("worker-mcp-test") && overview.contains(runID), "\(overview)")
+        let budget = out["budget"]?["text"]?.arrayValue?.first?.stringValue ?? ""
+        #expect(out["budget"]?["isError"] == false && budget.contains(budgetRun) && budget.contains("security"), "\(budget)")
+        let denials = try await RedisACLTests.aclLog(redis.port)
+        #expect(denials.isEmpty, "\(denials)")
+
+        // What the mcp user must not do, with its own credentials.
+        let own = RedisACLTests.client(redis.port, .mcp)
+        defer { own.close() }
+        for command: [any RedisArgument] in [["FLUSHALL"], ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"],
+                                             ["HGETALL", CortexNames.Catalog.assetPrefix + "x"],
+                                             ["HSET", CortexNames.budgetAccount(budgetRun, "run"), "limit", 999_999],
+                                             ["XADD", CortexNames.taskStream(.security), "*", "task", "{}"]] {
+            let denied = try await RedisACLTests.denial(own, command)
+            #expect(denied != nil, "cortex-mcp ran \(command.map { String(decoding: $0.redisBytes, as: UTF8.self) }.joined(separator: " "))")
+        }
+
+        // Redis gone: not ready, with the reason; alive and still serving.
+        await redis.stop()
+        var notReady: HTTPResponse?
+        #expect(await eventually(timeout: .seconds(30)) {
+            notReady = try? await HTTPClient.request(url: "\(base)/readyz")
+            return notReady?.status == 503
+        }, "\(notReady?.status ?? 0) \(notReady?.text ?? "")")
+        #expect(notReady?.text.contains("redis unreachable at redis://cortex-mcp:***@127.0.0.1:\(redis.port)/0") == true, "\(notReady?.text ?? "")")
+        #expect(notReady.map { $0.text.contains(RedisACLTests.passwords[.mcp]!) } == false, "the password in /readyz")
+        #expect(mcp.isRunning, "\(mcp.output().suffix(2000))")
+        #expect(try await HTTPClient.request(url: "\(base)/healthz").status == 200)
+    }
 }

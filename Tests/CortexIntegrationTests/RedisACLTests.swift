@@ -199,6 +199,17 @@ import Testing
         try await Self.ok(operatorRedis, "ZREVRANGE", CortexNames.runIndex, 0, 9)
         #expect(try await BudgetLedger(redis: operatorRedis, runID: run).accounts().count == 4)
 
+        // cortex-mcp (its tools' calls: start_run is RunClient.submit, get_run_status `cortexctl status`,
+        // read_budget `cortexctl budget`, the resources the recent runs) under its own user.
+        let mcpBus = Self.bus(Self.client(port, .mcp))
+        let mcpRun = try await RunClient(bus: mcpBus).submit(RunRequest(runID: "run-acl-mcp", goal: "security", targets: ["/srv/y"], requestedBy: "cortex-mcp@test"))
+        #expect(try await RunState.load(mcpRun, redis: mcpBus.redis)?.status == "queued")
+        #expect(try await ControlCommands.status(bus: mcpBus, runID: mcpRun).contains("run run-acl-mcp: queued"))
+        let overview = try await ControlCommands.status(bus: mcpBus, runID: nil)
+        #expect(overview.contains("run-acl-mcp") && overview.contains(run), "\(overview)")
+        #expect(try await ControlCommands.budget(bus: mcpBus, runID: run).contains("run \(run)"))
+        #expect(try await mcpBus.redis.zrevrange(CortexNames.runIndex, start: 0, stop: 9).contains(mcpRun))
+
         // The file cache: a worker stores (evicting the older target) and looks up; the operator lists and forgets it.
         let cacheWorker = Self.client(port, .worker)
         let cache = FileResultCache(redis: cacheWorker, maxBytes: 400)

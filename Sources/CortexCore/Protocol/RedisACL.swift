@@ -26,6 +26,9 @@ public enum RedisACL {
         case catalogAPI = "catalog-api"
         /// `cortexctl` from an operator's machine: reads everything, submits runs, publishes messages.
         case `operator`
+        /// `cortex-mcp` (the chart's `mcp` Deployment, streamable HTTP): submits runs and reads run state,
+        /// liveness and the budget, as `cortexctl run|status|budget` do; nothing else.
+        case mcp
 
         /// The Redis username.
         public var username: String { "cortex-\(rawValue)" }
@@ -47,6 +50,7 @@ public enum RedisACL {
             case .implementationWorker: return "`worker` serving the `implementation` pool (calls the model: budget keys)"
             case .catalogAPI: return "`catalog-api`"
             case .operator: return "`cortexctl` run by an operator outside the cluster"
+            case .mcp: return "`cortex-mcp` (MCP tools: submits runs, reads their state, liveness and the budget)"
             }
         }
     }
@@ -110,6 +114,7 @@ public enum RedisACL {
         case .implementationWorker: return workerRules(implementation: true)
         case .catalogAPI: return catalogAPIRules()
         case .operator: return operatorRules()
+        case .mcp: return mcpRules()
         }
     }
 
@@ -267,6 +272,32 @@ public enum RedisACL {
                         "hdel",  // cortexctl memory forget
                         "hlen", "zscore", "evalsha", "script|load",  // cortexctl memory show|forget: the file cache
                         "unlink", "zrem", "hincrby",  // its forget script
+                     ]))
+    }
+
+    private static func mcpRules() -> Rules {
+        // cortex-mcp's tools, key by key (the operator's rules cut down to them; no `cortex:*` read: the
+        // catalog goes through catalog-api, and checkpoints, file caches, learnings are none of its business):
+        // start_run is RunClient.submit (HSET the run hash, ZADD the index, XADD the request stream in one
+        // pipeline, WAIT, then RUN_REQUESTED: PUBLISH + XADD to the history); get_run_status is
+        // `cortexctl status` (the run hash and its plan, tasks and results; masters' registries, workers'
+        // set, registries and heartbeats, spawn-mode Jobs; recent runs); read_budget is `cortexctl budget`
+        // (the accounts set and each account); the resources list recent runs. No subscription: over MCP
+        // a client polls get_run_status.
+        return Rules(keys: [
+            KeyGrant(K.runRequests.pattern, .write),
+            KeyGrant(K.runIndex.pattern, .readWrite),  // ZADD on submit, ZREVRANGE for recent runs
+            KeyGrant(K.run.pattern, .readWrite),  // HSET on submit; the run hash and (same glob) its plan, tasks, results
+            KeyGrant(K.eventHistory.pattern, .write),
+        ] + MasterRole.allCases.map { KeyGrant(CortexNames.masterRegistry($0), .read) }
+          + [
+            KeyGrant(K.workerSet.pattern, .read), KeyGrant(K.workerRegistry.pattern, .read), KeyGrant(K.workerHeartbeat.pattern, .read),
+            KeyGrant(K.workerJobs.pattern, .read),
+            KeyGrant(K.budgetAccounts.pattern, .read), KeyGrant(K.budgetAccount.pattern, .read),
+          ], channels: [MessageType.RUN_REQUESTED.channel],
+                     commands: sorted(connection + [
+                        "hset", "zadd", "xadd", "publish",  // submit
+                        "hgetall", "get", "smembers", "exists", "zrevrange", "hmget",  // status, budget, resources
                      ]))
     }
 

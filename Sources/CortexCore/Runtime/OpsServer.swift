@@ -55,15 +55,18 @@ public struct OpsServer: Service {
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}\n")))
         }
-        router.get("/readyz") { _, _ in
-            let r = await readiness()
-            let body = JSONValue.object(["ready": .bool(r.ready), "reasons": .array(r.reasons.map { .string($0) })]).description + "\n"
-            return Response(status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
-        }
+        router.get("/readyz") { _, _ in readinessResponse(await readiness()) }
         router.get("/metrics") { _, _ in
             await beforeScrape()
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
+    }
+
+    /// What /readyz answers for `r`: 200 or 503, `{"ready": …, "reasons": [...]}` (every process's
+    /// /readyz, cortex-mcp's included, says it the same way).
+    public static func readinessResponse(_ r: Readiness) -> Response {
+        let body = JSONValue.object(["ready": .bool(r.ready), "reasons": .array(r.reasons.map { .string($0) })]).description + "\n"
+        return Response(status: r.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     /// Waits (briefly) until the server has bound its port and returns it.

@@ -1,7 +1,9 @@
 {{/*
 One Cortex Deployment. Call with (dict "root" $ "name" "security-master" "component" "master"
 "replicas" 1 "reader" false "resources" ... "env" (list of extra env) "volumes" ... "mounts" ...).
-The container is named after the executable it runs.
+The container is named after the executable it runs. Optional: "port" (the HTTP port, default 8080),
+"noMetrics" (no /metrics to scrape: no prometheus.io annotations), "noModel" (see cortex.env),
+"secretKeys" (see cortex.volumes).
 */}}
 {{- define "cortex.deployment" -}}
 {{- $root := .root -}}
@@ -38,8 +40,10 @@ spec:
       labels:
         {{- include "cortex.labels" . | nindent 8 }}
         cortex.io/process: {{ .name }}
+      {{- if not .noMetrics }}
       annotations:
         {{- include "cortex.podAnnotations" $root | nindent 8 }}
+      {{- end }}
     spec:
       serviceAccountName: {{ include "cortex.serviceAccount" . }}
       automountServiceAccountToken: {{ or (include "cortex.spawner" .) (and $root.Values.kubernetes.discovery .reader) | default false }}

@@ -50,7 +50,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* The roles with a Redis user (RedisACL.Role); each password is the Secret key redis-password-<role>. */}}
 {{- define "cortex.redisRoles" -}}
-coordinator master worker implementation-worker catalog-api operator
+coordinator master worker implementation-worker catalog-api operator mcp
 {{- end }}
 
 {{/* The Secret key holding this process's Redis password. Call with the deployment's dict. */}}
@@ -75,14 +75,15 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
 {{ join "," $list }}
 {{- end }}
 
-{{/* Environment shared by every Cortex process. Call with (dict "root" $ "component" "coordinator" "reader" true). */}}
+{{/* Environment shared by every Cortex process. Call with (dict "root" $ "component" "coordinator" "reader" true);
+"noModel" leaves out the model and budget settings (cortex-mcp calls no model and is not given its key). */}}
 {{- define "cortex.env" -}}
 - name: CORTEX_LOG_LEVEL
   value: {{ .root.Values.logLevel | quote }}
 - name: CORTEX_HTTP_HOST
   value: "0.0.0.0"
 - name: CORTEX_HTTP_PORT
-  value: "8080"
+  value: {{ .port | default 8080 | toString | quote }}
 - name: CORTEX_COORDINATION_DIR
   value: /var/lib/cortex/coordination
 - name: CORTEX_INSTANCE_ID
@@ -153,6 +154,7 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
 - name: CORTEX_CATALOG_TOKEN_FILE
   value: /var/run/secrets/cortex/{{ .root.Values.secrets.keys.catalogClientToken }}
 {{- end }}
+{{- if not .noModel }}
 - name: CORTEX_LLM_PROVIDER
   value: {{ .root.Values.llm.provider | quote }}
 {{- if .root.Values.llm.model }}
@@ -171,6 +173,7 @@ redis.{{ .Release.Namespace }}.svc.cluster.local
   value: {{ .root.Values.budget.total | int | quote }}
 - name: CORTEX_BUDGET_RESERVE
   value: {{ .root.Values.budget.reserve | int | quote }}
+{{- end }}
 {{- range $name, $value := .root.Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
@@ -198,7 +201,7 @@ capabilities:
 {{- define "cortex.probes" -}}
 ports:
   - name: http
-    containerPort: 8080
+    containerPort: {{ .port | default 8080 }}
     protocol: TCP
 livenessProbe:
   httpGet: {path: /healthz, port: http}
@@ -221,7 +224,8 @@ prometheus.io/path: /metrics
 {{- end }}
 
 {{/* Writable scratch (the root filesystem is read-only) and the Secret's keys as files: only the keys a
-Cortex process may read, and of the Redis passwords only its own role's. Call with the deployment's dict. */}}
+Cortex process may read, and of the Redis passwords only its own role's. Call with the deployment's dict;
+"secretKeys" (a list) narrows the other keys to those (cortex-mcp: no model or GitHub credentials). */}}
 {{- define "cortex.volumes" -}}
 {{- $k := .root.Values.secrets.keys -}}
 - name: work
@@ -234,7 +238,7 @@ Cortex process may read, and of the Redis passwords only its own role's. Call wi
     optional: true
     defaultMode: 0400
     items:
-      {{- range $key := list (include "cortex.redisPasswordKey" .) $k.llmApiKey $k.githubToken $k.catalogTokens $k.catalogClientToken }}
+      {{- range $key := prepend (.secretKeys | default (list $k.llmApiKey $k.githubToken $k.catalogTokens $k.catalogClientToken)) (include "cortex.redisPasswordKey" .) }}
       - {key: {{ $key }}, path: {{ $key }}}
       {{- end }}
 {{- end }}
