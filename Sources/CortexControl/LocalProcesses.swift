@@ -210,9 +210,10 @@ public final class LocalRedis: @unchecked Sendable {
                     "--repl-diskless-sync-delay", "0"]  // a local replica syncs at once instead of after 5 s
         if appendOnly { args += ["--appendfsync", "always"] }
         let child = try supervisor.start(name: "redis-server-\(port)", executable: server, arguments: args + extra)
-        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .milliseconds(200), initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20)))
+        // Generous bounds, as for the sentinel: milliseconds normally, far more on a loaded machine.
+        let client = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: port), configuration: .init(connectTimeout: .seconds(1), initialBackoff: .milliseconds(1), maxBackoff: .milliseconds(20)))
         defer { client.close() }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline && child.isRunning {
             if await client.ping() { return child }
             try await Task.sleep(for: .milliseconds(20))
