@@ -32,6 +32,8 @@ public struct RunWatchModel: Sendable {
     var startedItems = Set<String>()
     public var budget: [BudgetLedger.Account] = []
     public var findings: [String: Int]?
+    /// Why the findings could not be counted (the report is not readable from here), shown instead of counts.
+    public var findingsUnavailable: String?
     public var events: [String] = []
 
     public init(runID: String) { self.runID = runID }
@@ -210,6 +212,8 @@ public struct RunWatchModel: Sendable {
         }
         if let findings {
             out.append(Self.fit("FINDINGS  " + ["critical", "high", "medium", "low"].map { "\($0) \(findings[$0] ?? 0)" }.joined(separator: "  "), w))
+        } else if let findingsUnavailable {
+            out.append(Self.fit("FINDINGS  not counted: \(findingsUnavailable)", w))
         } else {
             out.append(Self.fit("FINDINGS  (counted from the masters' reports when the run ends)", w))
         }
@@ -389,7 +393,12 @@ extension ControlCommands {
         }
         refresher.cancel()
         let accounts = (try? await BudgetLedger(redis: redis, runID: runID).accounts()) ?? []
-        let findings = state.reportDir.flatMap { try? RunFindings.load(reportDirectory: URL(fileURLWithPath: $0)) }
+        var findings: [JSONValue]?, findingsUnavailable: String?
+        if let dir = state.reportDir {
+            do { findings = try RunFindings.load(reportDirectory: URL(fileURLWithPath: dir)) } catch {
+                findingsUnavailable = (error as? CortexError)?.message ?? "\(error)"
+            }
+        }
         // The masters' final reports (the run's hashes are archived and deleted when it ends).
         let reports = state.reportDir.flatMap { try? ReportWriter.reports(inReportDirectory: $0) } ?? []
         screen.update { m in
@@ -400,6 +409,7 @@ extension ControlCommands {
             if let findings {
                 m.findings = Dictionary(grouping: findings.filter { $0["persona"] == nil }, by: { $0["severity"]?.stringValue ?? "unknown" }).mapValues(\.count)
             }
+            m.findingsUnavailable = findingsUnavailable
         }
         screen.finish()
         return state

@@ -1,3 +1,4 @@
+import CortexControl
 import CortexCore
 @testable import CortexOrchestration
 import Foundation
@@ -32,6 +33,31 @@ import Testing
         let summary = ReportWriter.executiveSummary(outcome)
         #expect(summary.contains("development-master  NO REPORT (1 task(s) unfinished)"))
         #expect(FileManager.default.fileExists(atPath: written.appendingPathComponent("masters/security-0.json").path))
+    }
+
+    /// A report directory that is not readable here (cortex-mcp or cortexctl without the coordinator's
+    /// reports volume) is an error, not "no findings"; one whose run ended before any master reported has none.
+    @Test func findingsOfAReportDirectoryThatIsNotHereAreAnErrorNotNone() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cortex-findings-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(throws: CortexError.self) { _ = try RunFindings.load(reportDirectory: dir) }
+        do { _ = try RunFindings.load(reportDirectory: dir) } catch let error as CortexError {
+            #expect(error.message.contains("\(dir.path) is not readable here"), "\(error.message)")
+        }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        #expect(try RunFindings.load(reportDirectory: dir).isEmpty)
+        let masters = dir.appendingPathComponent("masters")
+        try FileManager.default.createDirectory(at: masters, withIntermediateDirectories: true)
+        try Data(#"{"master":"security","target":"/srv/shop","details":{"secrets":[{"rule":"aws-access-key","file":"app.env","line":3}]}}"#.utf8)
+            .write(to: masters.appendingPathComponent("security.json"))
+        let findings = try RunFindings.load(reportDirectory: dir)
+        #expect(findings.count == 1 && findings[0]["where"] == "app.env:3" && findings[0]["severity"] == "high", "\(findings)")
+
+        // The watch screen says the findings were not counted, and why, instead of showing zeros.
+        var model = RunWatchModel(runID: "run-x")
+        model.findingsUnavailable = "the report directory /var/lib/cortex-reports/run-x is not readable here"
+        let screen = model.render(width: 160, height: 40).joined(separator: "\n")
+        #expect(screen.contains("FINDINGS  not counted: the report directory /var/lib/cortex-reports/run-x is not readable here") && !screen.contains("critical 0"), "\(screen)")
     }
 }
 

@@ -55,6 +55,9 @@ import Testing
         #expect(errors["list_findings {\"run_id\": \"\(out["run_id"]?.stringValue ?? "")\", \"severity\": \"urgent\"}"]?["mcp_error"] == -32602)
         #expect(errors["start_run {\"targets\": [\"\(target.path)\"], \"colour\": \"red\"}"]?["message"]?.stringValue?.contains("unknown argument `colour`") == true, "\(errors)")
         #expect(out["bad_resource"]?["mcp_error"] == -32602)
+        // A report directory that is not readable here is an error result naming it, not an empty list.
+        let unreadable = out["findings_without_report"]
+        #expect(unreadable?["isError"] == true && unreadable?["text"]?.stringValue?.contains("is not readable here") == true, "\(unreadable ?? .null)")
         #expect(out["alive_after_errors"] == 6)
     }
 

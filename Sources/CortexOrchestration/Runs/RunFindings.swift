@@ -7,9 +7,25 @@ import Foundation
 /// list for `cortex-mcp`'s list_findings and `cortexctl watch`'s severity counts.
 public enum RunFindings {
     /// The findings of a run's report directory, one object each: master, kind, severity, title, where.
+    /// Throws when the directory cannot be read here (e.g. `cortex-mcp` or `cortexctl` without the
+    /// coordinator's reports volume): that is "not known", never "no findings". A report directory without
+    /// `masters/` (a run that ended before any master reported) has none.
     public static func load(reportDirectory dir: URL) throws -> [JSONValue] {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: dir.path, isDirectory: &isDirectory), isDirectory.boolValue, fm.isReadableFile(atPath: dir.path) else {
+            throw CortexError(.notFound, "the report directory \(dir.path) is not readable here (it is on the coordinator's reports volume)")
+        }
         let masters = dir.appendingPathComponent("masters")
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: masters.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        let names: [String]
+        if fm.fileExists(atPath: masters.path) {
+            do { names = try fm.contentsOfDirectory(atPath: masters.path) } catch {
+                throw CortexError(.failed, "cannot list \(masters.path): \(error.localizedDescription)")
+            }
+        } else {
+            names = []
+        }
+        let files = names.filter { $0.hasSuffix(".json") }.sorted()
         var out: [JSONValue] = []
         for file in files {
             let report = try JSONText.parse(Array(try Data(contentsOf: masters.appendingPathComponent(file))))

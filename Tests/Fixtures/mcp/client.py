@@ -83,6 +83,14 @@ async def main(binary, target):
                 out["bad_resource"] = "read"
             except McpError as e:
                 out["bad_resource"] = {"mcp_error": e.error.code, "message": e.error.message}
+            # Without the report directory (cortex-mcp on a machine or pod without the coordinator's
+            # reports volume), list_findings is an error result, never "0 findings".
+            report_dir = state["report_dir"]
+            os.rename(report_dir, report_dir + ".moved")
+            try:
+                out["findings_without_report"] = parse(await session.call_tool("list_findings", {"run_id": run["run_id"]}))
+            finally:
+                os.rename(report_dir + ".moved", report_dir)
             # Still serving after all of that.
             again = await session.list_tools()
             out["alive_after_errors"] = len(again.tools)

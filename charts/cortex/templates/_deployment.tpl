@@ -3,7 +3,7 @@ One Cortex Deployment. Call with (dict "root" $ "name" "security-master" "compon
 "replicas" 1 "reader" false "resources" ... "env" (list of extra env) "volumes" ... "mounts" ...).
 The container is named after the executable it runs. Optional: "port" (the HTTP port, default 8080),
 "noMetrics" (no /metrics to scrape: no prometheus.io annotations), "noModel" (see cortex.env),
-"secretKeys" (see cortex.volumes).
+"secretKeys" (see cortex.volumes), "sameNodeAs" (a component whose node this pod must run on: see cortex.scheduling).
 */}}
 {{- define "cortex.deployment" -}}
 {{- $root := .root -}}
@@ -51,7 +51,7 @@ spec:
         {{- include "cortex.podSecurityContext" $root | nindent 8 }}
       # SIGTERM: the process hands its in-flight work back to its stream before exiting.
       terminationGracePeriodSeconds: 30
-      {{- include "cortex.scheduling" $root | nindent 6 }}
+      {{- include "cortex.scheduling" (dict "root" $root "sameNodeAs" .sameNodeAs) | nindent 6 }}
       containers:
         - name: {{ .executable | default .name }}
           image: {{ include "cortex.image" $root }}

@@ -253,20 +253,32 @@ Cortex process may read, and of the Redis passwords only its own role's. Call wi
   readOnly: true
 {{- end }}
 
+{{- /* Call with (dict "root" $) or (dict "root" $ "sameNodeAs" "coordinator"): the latter adds a required pod
+affinity to that component's pods (to share its ReadWriteOnce volume) to the chart-wide affinity. */}}
 {{- define "cortex.scheduling" -}}
-{{- with .Values.nodeSelector }}
+{{- $root := .root -}}
+{{- with $root.Values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.tolerations }}
+{{- with $root.Values.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- $affinity := deepCopy ($root.Values.affinity | default dict) -}}
+{{- with .sameNodeAs }}
+{{- $podAffinity := get $affinity "podAffinity" | default dict -}}
+{{- $required := get $podAffinity "requiredDuringSchedulingIgnoredDuringExecution" | default list -}}
+{{- $selector := include "cortex.selector" (dict "root" $root "component" .) | fromYaml -}}
+{{- $term := dict "labelSelector" (dict "matchLabels" $selector) "topologyKey" "kubernetes.io/hostname" -}}
+{{- $_ := set $podAffinity "requiredDuringSchedulingIgnoredDuringExecution" (append $required $term) -}}
+{{- $_ := set $affinity "podAffinity" $podAffinity -}}
+{{- end }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.imagePullSecrets }}
+{{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
