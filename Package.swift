@@ -173,7 +173,7 @@ let package = Package(
             name: "CortexIntegrationTests",
             dependencies: ["CortexCore", "CortexOrchestration", "CortexControl", "CortexCatalog", "CatalogServer", "CortexKubernetes",
                            .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "HTTPTypes", package: "swift-http-types")]
+                           .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "Tracing", package: "swift-distributed-tracing")]
         ),
     ] + daemons.map(daemon)
 )

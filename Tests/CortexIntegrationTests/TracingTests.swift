@@ -3,9 +3,11 @@ import CortexCore
 import CortexOrchestration
 import Foundation
 import HTTPTypes
+import Logging
 import Hummingbird
 import NIOCore
 import Testing
+import Tracing
 
 /// A small OTLP/HTTP receiver: accepts `POST /v1/traces` in OTLP's JSON encoding (what Cortex sends),
 /// and keeps every span with its resource's `service.name`.
@@ -25,6 +27,8 @@ final class OTLPReceiver: @unchecked Sendable {
 
     let spans = Locked<[ReceivedSpan]>([])
     let requests = Locked<[(contentType: String, bytes: Int)]>([])
+    /// How long the next requests are held, one entry each, before their spans are kept and they are answered (a slow collector).
+    let delays = Locked<[Duration]>([])
     private var task: Task<Void, Error>?
     private(set) var port = 0
     var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -35,6 +39,7 @@ final class OTLPReceiver: @unchecked Sendable {
             let buffer = try await request.body.collect(upTo: 16 << 20)
             let bytes = Array(buffer: buffer)
             requests.withLock { $0.append((request.headers[.contentType] ?? "", bytes.count)) }
+            if let delay = delays.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { try await Task.sleep(for: delay) }
             guard let body = try? JSONText.parse(bytes) else { return Response(status: .badRequest) }
             var received: [ReceivedSpan] = []
             for resourceSpans in body["resourceSpans"]?.arrayValue ?? [] {
@@ -83,13 +88,19 @@ final class OTLPReceiver: @unchecked Sendable {
         let runID = state.runID
         let history = try await s.bus.redis.xrange(CortexNames.eventHistory)
         let runHash = try await s.bus.redis.hgetall(CortexNames.run(runID))
-        // Spans go out once a second; the run's own span ends last, just before RUN_COMPLETE.
-        let rootSeen = await eventually(timeout: .seconds(15)) { receiver.spans.value.contains { $0.name == "run" && $0.attributes["cortex.run.id"]?["stringValue"] == .string(runID) } }
+        // Spans go out once a second; the run's own span ends last, just before RUN_COMPLETE. Wait for it and
+        // for every parent named so far (each master's task span): on a loaded machine a master's batch can
+        // still be on its way. (What waits at exit is sent then: flushBeforeExitWaitsForTheBatchInFlight.)
+        let rootSeen = await eventually(timeout: .seconds(60)) {
+            let spans = receiver.spans.value, ids = Set(spans.map(\.spanID))
+            return spans.contains { $0.name == "run" && $0.attributes["cortex.run.id"]?["stringValue"] == .string(runID) }
+                && spans.allSatisfy { $0.parentSpanID.map(ids.contains) ?? true }
+        }
         // Stopping the daemons flushes whatever is still queued (SIGTERM → forceFlush before exit).
         let logs = s.suite.supervisor.all.map { ($0.name, $0.output()) }
         await s.stop()
         #expect(state.status == "succeeded" || state.status == "partial", "\(state.status): \(state.reason ?? "")")
-        #expect(rootSeen, "no run span arrived")
+        #expect(rootSeen, "the run span, or a parent of a span that arrived, did not arrive within 60 s")
         #expect(receiver.requests.value.allSatisfy { $0.contentType == "application/json" })
 
         let all = receiver.spans.value
@@ -173,6 +184,25 @@ final class OTLPReceiver: @unchecked Sendable {
             .compactMap { try? JSONText.parse(Array($0.utf8)) }.filter { $0["msg"] == "work item done" }
         #expect(!workerLines.isEmpty && workerLines.allSatisfy { $0["trace_id"]?.stringValue == root.traceID && itemIDs.contains($0["span_id"]?.stringValue ?? "") },
                 "\(workerLines.prefix(2))")
+    }
+
+    /// A process about to exit sends what waits, and a batch the once-a-second loop has in flight to a slow
+    /// collector is waited for, not abandoned: `flushNow` returns with every span delivered.
+    @Test func flushBeforeExitWaitsForTheBatchInFlight() async throws {
+        let receiver = OTLPReceiver()
+        try await receiver.start()
+        defer { receiver.stop() }
+        receiver.delays.withLock { $0 = [.seconds(3)] }  // the first request only
+        let exporter = OTLPExporter(url: receiver.baseURL + "/v1/traces", resource: [("service.name", "exiting")], logger: Logger(label: "test"))
+        let tracer = CortexTracer(exporter: exporter)
+        exporter.start()
+        tracer.startSpan("first", context: .topLevel).end()
+        // The loop has taken "first" and its request is held by the collector; "second" would be answered at once.
+        #expect(await eventually(timeout: .seconds(30)) { receiver.requests.value.count == 1 })
+        tracer.startSpan("second", context: .topLevel).end()
+        try await BlockingExecutor.offload("flush") { tracer.forceFlush() }
+        #expect(receiver.spans.value.map(\.name).sorted() == ["first", "second"], "\(receiver.spans.value.map(\.name))")
+        #expect(receiver.requests.value.count == 2)
     }
 
     /// Without an endpoint nothing is traced: no trace context in messages, nothing bootstrapped.

@@ -20,6 +20,10 @@ public final class OTLPExporter: Sendable {
     private let queue = Locked<[FinishedSpan]>([])
     private let problems = Locked<(dropped: Int, failed: Int, lastWarning: ContinuousClock.Instant?)>((0, 0, nil))
     private let loop = Locked<Task<Void, Never>?>(nil)
+    /// Held while batches are sent (see `sendQueued`).
+    private let sending = NSLock()
+    /// Set by `flushNow`: the background loop sends no further batch.
+    private let stopping = Locked(false)
 
     public init(url: String, headers: [String: String] = [:], resource: [(String, String)], logger: Logger,
                 batchSize: Int = 512, maxQueue: Int = 8192, timeout: Duration = .seconds(5)) {
@@ -55,26 +59,32 @@ public final class OTLPExporter: Sendable {
         if full { note(dropped: 1, failed: 0, why: "the queue is full (\(maxQueue) spans)") }
     }
 
-    /// Sends what waits, in batches (from the background loop).
+    /// Sends what waits, in batches (from the background loop), on a thread of its own: the sends block.
     func flush() async {
-        while let batch = take() {
-            do {
-                try check(try await HTTPClient.request("POST", url: url, headers: requestHeaders, body: Self.encode(batch, resource: resource), timeout: timeout))
-            } catch {
-                note(dropped: 0, failed: batch.count, why: "\(error)")
-            }
-        }
+        guard queue.withLock({ !$0.isEmpty }) else { return }
+        _ = try? await BlockingExecutor.offload("cortex-otlp") { [self] in sendQueued(untilFailure: false) }
     }
 
-    /// Sends what waits, blocking (a process about to exit cannot await the loop).
+    /// Sends what waits, blocking (a process about to exit cannot await the loop). A batch the loop has
+    /// in flight is waited for (bounded by `timeout`), not abandoned: the process exits right after this.
     public func flushNow() {
         loop.withLock { $0?.cancel() }
-        while let batch = take() {
+        stopping.withLock { $0 = true }
+        sendQueued(untilFailure: true)
+    }
+
+    /// Takes and sends batches until the queue is empty. One sender at a time (`sending`), so `flushNow`
+    /// finds every span either delivered, failed, or still queued. The loop gives way between batches once
+    /// `flushNow` has begun; `flushNow` stops at its first failure, to bound the time an exit takes.
+    private func sendQueued(untilFailure: Bool) {
+        sending.lock()
+        defer { sending.unlock() }
+        while untilFailure || !stopping.withLock({ $0 }), let batch = take() {
             do {
                 try check(try HTTPClient.perform("POST", url: url, headers: requestHeaders, body: Self.encode(batch, resource: resource), timeout: timeout))
             } catch {
                 note(dropped: 0, failed: batch.count, why: "\(error)")
-                return
+                if untilFailure { return }
             }
         }
     }
