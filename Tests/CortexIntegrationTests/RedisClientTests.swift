@@ -103,6 +103,28 @@ import Testing
         }
     }
 
+    /// An outstanding PING gets the whole command timeout from when it was sent. A server that stalls
+    /// (CLIENT PAUSE, on a private server: it stops every client) for 4.5 s right after the subscription
+    /// answers the PING sent after 2 s of quiet 2.5 s later, within the 4 s timeout: the subscription stays
+    /// (counted from the last traffic, the PING had 2 s, and the link was dropped and re-made).
+    @Test func aStallShorterThanThePingTimeoutKeepsTheSubscription() async throws {
+        let redis = try await PrivateRedis.start()
+        defer { Task { await redis.stop() } }
+        let states = Locked<[Bool]>([])
+        let subscriber = RedisSubscriber(endpoint: redis.endpoint, channels: ["test:stall"], configuration: .init(commandTimeout: .seconds(4)),
+                                         onConnectionChange: { up in states.withLock { $0.append(up) } })
+        defer { subscriber.stop() }
+        #expect(await subscriber.waitUntilSubscribed())
+        let admin = RedisClient(endpoint: redis.endpoint)
+        defer { admin.close() }
+        try await admin.send("CLIENT", "PAUSE", 4500, "ALL").orThrow()
+        try await Task.sleep(for: .seconds(7))
+        #expect(states.value == [true], "\(states.value)")
+        #expect(try await admin.send("PUBLISH", "test:stall", "after").int == 1)
+        var iterator = subscriber.messages.makeAsyncIterator()
+        #expect(await iterator.next()?.payload == Array("after".utf8))
+    }
+
     @Test func authenticatesWithACLUser() async throws {
         let redis = try await PrivateRedis.start()
         defer { Task { await redis.stop() } }

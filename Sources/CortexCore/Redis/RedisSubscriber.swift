@@ -91,23 +91,26 @@ public final class RedisSubscriber: Sendable {
                 try connection.append(["SUBSCRIBE"] .map { Array($0.utf8) } + channels.map { Array($0.utf8) })
                 var confirmed = 0
                 var lastTraffic = ContinuousClock.now
-                var pingOutstanding = false
+                // When the outstanding PING was sent: its answer gets the whole command timeout from then
+                // (counted from the last traffic instead, it got 2 s less, and a short stall of a loaded
+                // server dropped the subscription and the messages published while it was re-made).
+                var pingSentAt: ContinuousClock.Instant?
                 try connection.flush()
                 while !stopped {
                     guard let reply = try connection.readReply(timeoutMilliseconds: 250) else {
-                        let idle = ContinuousClock.now - lastTraffic
-                        if pingOutstanding && idle > configuration.commandTimeout {
+                        let now = ContinuousClock.now
+                        if let sent = pingSentAt, now - sent > configuration.commandTimeout {
                             throw RedisError.disconnected("no answer to PING within \(configuration.commandTimeout)")
                         }
-                        if !pingOutstanding && idle > .seconds(2) {
+                        if pingSentAt == nil && now - lastTraffic > .seconds(2) {
                             try connection.append([Array("PING".utf8)])
                             try connection.flush()
-                            pingOutstanding = true
+                            pingSentAt = now
                         }
                         continue
                     }
                     lastTraffic = ContinuousClock.now
-                    pingOutstanding = false
+                    pingSentAt = nil
                     guard let parts = reply.array, let kind = parts.first?.string else { continue }
                     switch kind {
                     case "subscribe":
