@@ -15,6 +15,10 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{- /* Where the coordinator writes its reports, and where cortex-mcp reads them (the same absolute path:
+RunState's report directory names it). */}}
+{{- define "cortex.reportsPath" -}}/var/lib/cortex-reports{{- end }}
+
 {{- define "cortex.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
