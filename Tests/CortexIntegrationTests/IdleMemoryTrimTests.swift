@@ -18,8 +18,16 @@ import Testing
     @Test(.timeLimit(.minutes(2))) func anIdleWorkerGivesBackStartUpPagesAndStillWorks() async throws {
         // A private copy of the worker executable: the kernel leaves alone pages that other processes map
         // too, and the other suites run workers from the same file at the same time.
+        // The copy is written by `cp`, not by this process: while this process held the new file open for
+        // writing, a child another suite forked at that moment inherited the descriptor until its exec, and
+        // starting the copy then failed with ETXTBSY ("Text file busy") — seen on a loaded CI machine.
         let bin = try temporaryDirectory("cortex-trim-bin")
-        try FileManager.default.copyItem(at: try ExecutableLocator.path(of: "worker", in: binDirectory), to: bin.appendingPathComponent("worker"))
+        let copy = Process()
+        copy.executableURL = URL(fileURLWithPath: "/bin/cp")
+        copy.arguments = [try ExecutableLocator.path(of: "worker", in: binDirectory).path, bin.appendingPathComponent("worker").path]
+        try copy.run()
+        copy.waitUntilExit()
+        try #require(copy.terminationStatus == 0, "cp of the worker executable exited \(copy.terminationStatus)")
         let work = try temporaryDirectory("cortex-trim")
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: bin,
                                          environment: RecoveryTests.fast.merging(["CORTEX_IDLE_MEMORY_TRIM": "1"]) { $1 })
