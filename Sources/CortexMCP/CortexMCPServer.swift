@@ -218,13 +218,26 @@ public final class CortexMCPServer: Sendable {
         return out
     }
 
+    /// MCP's JSON-RPC error code for a resource that does not exist or cannot be read.
+    static let resourceNotFound = -32002
+
     func readReport(_ uri: String) async throws -> ReadResource.Result {
         let parts = uri.replacingOccurrences(of: "cortex://runs/", with: "").split(separator: "/").map(String.init)
         guard uri.hasPrefix("cortex://runs/"), parts.count == 2, ["summary.md", "report.html", "summary.json"].contains(parts[1]), RunRequest.isValidRunID(parts[0]) else {
             throw MCPError.invalidParams("unknown resource '\(uri)': cortex://runs/<run id>/summary.md, report.html or summary.json")
         }
         guard let s = try await RunState.load(parts[0], redis: bus.redis), let dir = s.reportDir else { throw MCPError.invalidParams("run \(parts[0]) has no report") }
-        let text = try String(contentsOfFile: dir + "/" + parts[1], encoding: .utf8)
+        let path = dir + "/" + parts[1]
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            // MCP's "resource not found" (-32002), with what is missing: the whole directory (this server
+            // does not see the coordinator's reports volume) or the one file.
+            var isDirectory: ObjCBool = false
+            let here = FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) && isDirectory.boolValue
+            throw MCPError.serverError(code: Self.resourceNotFound, message: here
+                ? "\(parts[1]) of run \(parts[0]) cannot be read from \(path): \(error.localizedDescription)"
+                : "the report directory \(dir) of run \(parts[0]) is not readable here (it is on the coordinator's reports volume)")
+        }
         let mime = parts[1].hasSuffix(".html") ? "text/html" : parts[1].hasSuffix(".json") ? "application/json" : "text/markdown"
         return .init(contents: [.text(text, uri: uri, mimeType: mime)])
     }

@@ -58,6 +58,9 @@ import Testing
         // A report directory that is not readable here is an error result naming it, not an empty list.
         let unreadable = out["findings_without_report"]
         #expect(unreadable?["isError"] == true && unreadable?["text"]?.stringValue?.contains("is not readable here") == true, "\(unreadable ?? .null)")
+        // ... and its report resources are MCP's "resource not found" saying the same.
+        let summary = out["summary_without_report"]
+        #expect(summary?["mcp_error"] == -32002 && summary?["message"]?.stringValue?.contains("is not readable here") == true, "\(summary ?? .null)")
         #expect(out["alive_after_errors"] == 6)
     }
 

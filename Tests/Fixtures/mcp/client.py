@@ -89,6 +89,11 @@ async def main(binary, target):
             os.rename(report_dir, report_dir + ".moved")
             try:
                 out["findings_without_report"] = parse(await session.call_tool("list_findings", {"run_id": run["run_id"]}))
+                try:
+                    await session.read_resource(f"cortex://runs/{run['run_id']}/summary.md")
+                    out["summary_without_report"] = "read"
+                except McpError as e:
+                    out["summary_without_report"] = {"mcp_error": e.error.code, "message": e.error.message}
             finally:
                 os.rename(report_dir + ".moved", report_dir)
             # Still serving after all of that.
