@@ -79,12 +79,12 @@ public enum QueueBenchmark {
             for (i, item) in items.enumerated() {
                 let due = begin + interval * i
                 if clock.now < due { try await Task.sleep(until: due, clock: clock) }
-                enqueued[item.id] = try entryMilliseconds(try await redis.send(.xadd(stream, fields: [("item", try WireJSON.encode(item))])))
+                enqueued[item.id] = try entryMilliseconds(try await redis.send(.xadd(stream, fields: [("item", item.wireJSON)])))
             }
         } else {
             for batch in stride(from: 0, to: items.count, by: 500) {
                 let slice = items[batch..<min(batch + 500, items.count)]
-                let replies = try await redis.pipeline(try slice.map { .xadd(stream, fields: [("item", try WireJSON.encode($0))]) })
+                let replies = try await redis.pipeline(slice.map { .xadd(stream, fields: [("item", $0.wireJSON)]) })
                 for (item, reply) in zip(slice, replies) { enqueued[item.id] = try entryMilliseconds(reply) }
             }
         }

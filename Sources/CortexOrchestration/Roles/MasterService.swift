@@ -209,8 +209,8 @@ public struct MasterService: RoleService {
             // workers (Redis user cortex-implementation-worker) may charge the model's budget.
             let minID = CortexNames.Retention.minID(olderThan: context.retentionSeconds)
             let traceparent = TracePropagation.current.map { [(TracePropagation.field, $0)] } ?? []
-            try await context.redis.run(try toDispatch.map {
-                .xadd(CortexNames.workStream($0.pool), minID: minID, fields: [("item", try WireJSON.encode($0))] + traceparent)
+            try await context.redis.run(toDispatch.map {
+                .xadd(CortexNames.workStream($0.pool), minID: minID, fields: [("item", $0.wireJSON)] + traceparent)
             })
             await context.redis.awaitReplication()
         } catch {
@@ -351,6 +351,7 @@ public struct MasterService: RoleService {
         defer { waiter.close() }
         var lastSeen = "0"
         var runChecked = ContinuousClock.now
+        let wanted = Set(expected)
         while true {
             if Task.isShuttingDownGracefully || Task.isCancelled { return .shutdown }
             if ContinuousClock.now - runChecked >= .seconds(10) {
@@ -358,13 +359,18 @@ public struct MasterService: RoleService {
                 if (try? await RunState.load(task.runID, redis: context.redis))?.isFinished == true { return .runEnded }
             }
             do {
-                let raw = try await context.redis.hgetall(CortexNames.taskResults(task.id))
-                var results: [String: WorkResult] = [:]
-                for (id, text) in raw where expected.contains(id) {
-                    if let r = try? WireJSON.decode(WorkResult.self, from: text) { results[id] = r }
-                    else { log.warning("unreadable result for \(id) ignored") }
+                // Results are read and decoded only once there can be enough of them: a task of n items is
+                // woken up to once per committed batch, and reading the whole hash at every wake-up cost
+                // O(n²) decoding over the task.
+                if try await context.redis.send(.hlen(CortexNames.taskResults(task.id))).orThrow().int ?? 0 >= expected.count {
+                    let raw = try await context.redis.hgetall(CortexNames.taskResults(task.id))
+                    var results: [String: WorkResult] = [:]
+                    for (id, text) in raw where wanted.contains(id) {
+                        if let r = try? WireJSON.decode(WorkResult.self, from: text) { results[id] = r }
+                        else { log.warning("unreadable result for \(id) ignored") }
+                    }
+                    if results.count == expected.count { return .results(results) }
                 }
-                if results.count == expected.count { return .results(results) }
                 let woken = try await waiter.xread(CortexNames.taskResultEvents(task.id), after: lastSeen, block: .seconds(1))
                 if let last = woken.last { lastSeen = last.id }
             } catch {
