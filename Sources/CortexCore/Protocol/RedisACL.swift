@@ -197,6 +197,7 @@ public enum RedisACL {
         return Rules(keys: keys, channels: [.mastersCoordination, .eventsSystem],
                      commands: sorted(connection + messaging + groupConsumer + ledger + [
                         "subscribe", "xread", "hexists", "hkeys", "hvals", "sadd", "rpush", "xdel", "lrange", "hmget", "hget", "get",
+                        "hlen",  // how many of a task's results are in, before reading them
                         "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                         "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
                         "xlen", "xrange", "hsetnx",  // spawn mode (WorkerJobSpawner)
