@@ -231,12 +231,11 @@ public final class CortexMCPServer: Sendable {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             // MCP's "resource not found" (-32002), with what is missing: the whole directory (this server
-            // does not see the coordinator's reports volume) or the one file.
-            var isDirectory: ObjCBool = false
-            let here = FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) && isDirectory.boolValue
-            throw MCPError.serverError(code: Self.resourceNotFound, message: here
-                ? "\(parts[1]) of run \(parts[0]) cannot be read from \(path): \(error.localizedDescription)"
-                : "the report directory \(dir) of run \(parts[0]) is not readable here (it is on the coordinator's reports volume)")
+            // does not see the coordinator's reports volume, as list_findings says too) or the one file.
+            do { try RunFindings.requireReadable(reportDirectory: URL(fileURLWithPath: dir)) } catch let missing as CortexError {
+                throw MCPError.serverError(code: Self.resourceNotFound, message: "run \(parts[0]): \(missing.message)")
+            }
+            throw MCPError.serverError(code: Self.resourceNotFound, message: "\(parts[1]) of run \(parts[0]) cannot be read from \(path): \(error.localizedDescription)")
         }
         let mime = parts[1].hasSuffix(".html") ? "text/html" : parts[1].hasSuffix(".json") ? "application/json" : "text/markdown"
         return .init(contents: [.text(text, uri: uri, mimeType: mime)])

@@ -10,12 +10,19 @@ public enum RunFindings {
     /// Throws when the directory cannot be read here (e.g. `cortex-mcp` or `cortexctl` without the
     /// coordinator's reports volume): that is "not known", never "no findings". A report directory without
     /// `masters/` (a run that ended before any master reported) has none.
-    public static func load(reportDirectory dir: URL) throws -> [JSONValue] {
+    /// Throws "not readable here" unless `dir` is a directory this process can read: what `load` and
+    /// cortex-mcp's report resources say when the coordinator's reports volume is not mounted here.
+    public static func requireReadable(reportDirectory dir: URL) throws {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: dir.path, isDirectory: &isDirectory), isDirectory.boolValue, fm.isReadableFile(atPath: dir.path) else {
             throw CortexError(.notFound, "the report directory \(dir.path) is not readable here (it is on the coordinator's reports volume)")
         }
+    }
+
+    public static func load(reportDirectory dir: URL) throws -> [JSONValue] {
+        let fm = FileManager.default
+        try requireReadable(reportDirectory: dir)
         let masters = dir.appendingPathComponent("masters")
         let names: [String]
         if fm.fileExists(atPath: masters.path) {
