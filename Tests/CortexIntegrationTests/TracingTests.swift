@@ -193,7 +193,11 @@ final class OTLPReceiver: @unchecked Sendable {
         try await receiver.start()
         defer { receiver.stop() }
         receiver.delays.withLock { $0 = [.seconds(3)] }  // the first request only
-        let exporter = OTLPExporter(url: receiver.baseURL + "/v1/traces", resource: [("service.name", "exiting")], logger: Logger(label: "test"))
+        // A request timeout far above the 3 s hold: with the default 5 s, a loaded CI machine answered the
+        // held request after the exporter had given up on it, and "first" was counted as failed, not lost
+        // by flushNow (what this test is about).
+        let exporter = OTLPExporter(url: receiver.baseURL + "/v1/traces", resource: [("service.name", "exiting")], logger: Logger(label: "test"),
+                                    timeout: .seconds(60))
         let tracer = CortexTracer(exporter: exporter)
         exporter.start()
         tracer.startSpan("first", context: .topLevel).end()
