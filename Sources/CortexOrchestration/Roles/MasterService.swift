@@ -234,7 +234,7 @@ public struct MasterService: RoleService {
         }
         var report = makeReport(task: task, items: items, results: results, started: started)
         report.shardPlan = shardPlan
-        if let notes = spawner?.reportNotes(taskID: task.id), !notes.isEmpty { report.markdown += notes }
+        if let notes = await spawner?.reportNotes(taskID: task.id), !notes.isEmpty { report.markdown += notes }
         span.attributes["cortex.task.items"] = items.count
         var handoffs: [Envelope] = []
         if let security { handoffs = await security.review(&report, task: task, log: taskLog) }

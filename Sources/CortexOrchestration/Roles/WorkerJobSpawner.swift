@@ -66,6 +66,8 @@ public final class WorkerJobSpawner: Sendable {
         var notes: [String: [String]] = [:]
         /// Pods whose end was handled (a watch replays objects after a relist).
         var handledPods: Set<String> = []
+        /// Tasks with a worker Job's death being handled now (how many deaths): their reports wait for it.
+        var handling: [String: Int] = [:]
         var terminated: Set<String> = []
     }
 
@@ -214,16 +216,25 @@ public final class WorkerJobSpawner: Sendable {
         let resources = WorkerTypeResources.forPool(pool)
         let name = Self.jobName(role: role, pool: pool)
         let job = makeJob(name: name, pool: pool, runID: runID, taskID: taskID, resources: resources, memoryMiB: memoryMiB, avoidNodes: avoidNodes)
+        // Known before it is created: the watches may report the Job and its pod (even its end) before the
+        // create is answered, and events about a Job that is not ours yet would be dropped.
+        let record = WorkerJobRecord(job: name, pool: pool.rawValue, workerType: resources.type, runID: runID, taskID: taskID, memoryMiB: memoryMiB,
+                                     state: "pending", respawnOf: respawnOf, avoidNodes: avoidNodes, createdMs: epochMilliseconds())
+        state.withLock { $0.records[name] = record }
         do {
             _ = try await client.create(jobsPath, job)
         } catch {
-            state.withLock { $0.perRun[runID, default: 1] -= 1 }
-            log.error("spawn mode: could not create worker Job \(name): \(error)")
-            return nil
+            // Forgotten again, unless a watch has seen it (the create went through and only its answer was lost).
+            let seen = state.withLock { s -> Bool in
+                guard let r = s.records[name], r.pod == nil, r.state == "pending" else { return true }
+                s.records.removeValue(forKey: name)
+                s.perRun[runID, default: 1] -= 1
+                return false
+            }
+            log.error("spawn mode: could not create worker Job \(name): \(error)\(seen ? " (its watch events say it exists; it is followed)" : "")")
+            guard seen else { return nil }
         }
-        let record = WorkerJobRecord(job: name, pool: pool.rawValue, workerType: resources.type, runID: runID, taskID: taskID, memoryMiB: memoryMiB,
-                                     state: "pending", respawnOf: respawnOf, avoidNodes: avoidNodes, createdMs: epochMilliseconds())
-        await save(record)
+        await write(name)
         await context.bus.notify(WorkerSpawn(taskID: taskID, master: role.rawValue, pool: pool.rawValue, items: 0, job: name, memoryMib: memoryMiB, respawnOf: respawnOf),
                                  runID: runID)
         log.info("worker Job \(name) created (\(resources.type), \(memoryMiB) MiB\(avoidNodes.isEmpty ? "" : ", not on \(avoidNodes.joined(separator: ", "))"))")
@@ -306,12 +317,6 @@ public final class WorkerJobSpawner: Sendable {
     }
 
     private func record(_ job: String) -> WorkerJobRecord? { state.withLock { $0.records[job] } }
-
-    /// Records a new Job and writes it.
-    private func save(_ record: WorkerJobRecord) async {
-        state.withLock { $0.records[record.job] = record }
-        await write(record.job)
-    }
 
     /// Applies `change` to the latest record of `job` under the lock and writes the result; nil when the
     /// Job is not one of ours. The Jobs watch and the pods watch change the same record concurrently, so a
@@ -413,7 +418,26 @@ public final class WorkerJobSpawner: Sendable {
 
     /// A worker pod died holding items: they go back on the pool stream (or, after `oomLimit` OOMKills,
     /// to the dead letters), and the Job is replaced — with 1.5× the memory after an OOMKill — on another node.
+    ///
+    /// Items go back before the replacement is asked for, so that it finds them (a Job that finds its pool
+    /// empty leaves after `CORTEX_WORKER_JOB_IDLE`). A handed-back item can then finish its task while the
+    /// replacement is still being created: the tasks concerned are marked as handling a death until the
+    /// report's lines are written, and `reportNotes` waits for that.
     private func podDied(_ record: WorkerJobRecord, pod: String, node: String?, oom: Bool) async {
+        var marked: Set<String> = [record.taskID]
+        state.withLock { $0.handling[record.taskID, default: 0] += 1 }
+        func mark(_ taskID: String) {
+            guard marked.insert(taskID).inserted else { return }
+            state.withLock { $0.handling[taskID, default: 0] += 1 }
+        }
+        defer {
+            state.withLock { s in
+                for t in marked {
+                    s.handling[t, default: 1] -= 1
+                    if s.handling[t] == 0 { s.handling.removeValue(forKey: t) }
+                }
+            }
+        }
         let log = context.logger.forRun(record.runID)
         guard let pool = WorkerPool(rawValue: record.pool) else { return }
         if oom { context.metrics.workerOOM(master: role, pool: record.pool) }
@@ -425,9 +449,9 @@ public final class WorkerJobSpawner: Sendable {
             for pending in try await context.redis.xpending(stream, group: CortexNames.Group.workers, count: 100, consumer: pod) {
                 guard let entry = try await context.redis.xrange(stream, from: pending.id, to: pending.id).first,
                       let text = entry.fields["item"], let item = try? WireJSON.decode(WorkItem.self, from: text) else { continue }
+                mark(item.taskID)  // before any commit that could finish its task
                 let ooms = oom ? (try await context.redis.send(.hincrby(CortexNames.workerJobOOMs(role), item.id, by: 1)).orThrow().int ?? 1) : 0
                 if oom && ooms >= oomLimit {
-                    // Noted before the failed result is committed: that commit wakes the master, which writes the report.
                     let note = "worker Job \(record.job) (\(record.memoryMiB) MiB) OOMKilled on node \(node ?? "?") holding \(item.id): dead-lettered after \(ooms) OOMKills"
                     state.withLock { $0.notes[item.taskID, default: []].append(note) }
                     await bury(item, entry: entry, stream: stream, ooms: ooms, pod: pod, node: node, log: log)
@@ -495,15 +519,28 @@ public final class WorkerJobSpawner: Sendable {
             ] + MessageBus.commands(for: failed))
             context.metrics.deadLettered(reason: "oom_killed")
         } catch {
-            log.error("could not dead-letter \(item.id) after \(ooms) OOMKills: \(error)")
+            // Still pending under the dead consumer: another worker claims it after the visibility timeout.
+            let note = "\(item.id) could not be dead-lettered (\(error)); claimed by another worker after the visibility timeout"
+            log.error("\(note)")
+            state.withLock { $0.notes[item.taskID, default: []].append(note) }
             return
         }
         await context.bus.notify(Escalation(severity: "high", reason: "work item \(item.id) \(reason)", subject: item.id), runID: item.runID)
     }
 
-    /// The report section about this task's worker Jobs (empty when none died).
-    func reportNotes(taskID: String) -> String {
-        let lines = state.withLock { $0.notes[taskID] ?? [] }
+    /// The report section about this task's worker Jobs (empty when none died). A death still being handled
+    /// for the task (its items handed back, the replacement being created) is waited for, up to `wait`
+    /// (the Kubernetes client's own timeout and a Retry-After fit in it), so that the report tells all of it.
+    func reportNotes(taskID: String, wait: Duration = .seconds(60)) async -> String {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: wait)
+        var unfinished = false
+        while state.withLock({ $0.handling[taskID] != nil }) {
+            guard clock.now < deadline else { unfinished = true; break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        var lines = state.withLock { $0.notes[taskID] ?? [] }
+        if unfinished { lines.append("a worker Job's death was still being handled when this report was written (more in the master's log)") }
         guard !lines.isEmpty else { return "" }
         return "\n### Worker Jobs\n\n" + lines.map { "- \($0)" }.joined(separator: "\n") + "\n"
     }
