@@ -33,8 +33,23 @@ public enum ExecutableLocator {
 
 /// Free TCP ports on the loopback interface.
 public enum FreePort {
-    /// Asks the kernel for an unused port (bind to port 0, read it back, close).
+    /// Ports this process has handed out. None is handed out twice: a test's server that was stopped is
+    /// often started again on its port while its clients and daemons keep reconnecting to it, and another
+    /// server given that port in between would receive their connections (another test's daemon running
+    /// its commands on a server it does not belong to).
+    private static let handedOut = Locked<Set<Int>>([])
+
+    /// An unused loopback port that this process has not handed out before.
     public static func find() throws -> Int {
+        for _ in 0..<64 {
+            let port = try unused()
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw CortexError(.failed, "no unused loopback port that this process had not handed out before, in 64 tries")
+    }
+
+    /// Asks the kernel for an unused port (bind to port 0, read it back, close).
+    private static func unused() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw CortexError(.failed, "socket() failed: errno \(errno)") }
         defer { close(fd) }

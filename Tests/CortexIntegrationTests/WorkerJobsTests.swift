@@ -25,9 +25,10 @@ final class FakeJobsAPI: @unchecked Sendable {
         var requests: [(method: String, path: String, status: Int)] = []
         /// Statuses the next POSTs answer with (409: created, then answered Conflict as if the answer was lost).
         var createFaults: [Int] = []
-        /// How late the create of a respawn (a Job that avoids a node) is answered: the Job is created, and
-        /// its pod runs, at once; the answer comes late, as from an API server under load.
-        var respawnAnswerDelay: Duration = .zero
+        /// How long at most the answer to a respawn's create (a Job that avoids a node) is held back, until
+        /// that Job has ended (and a second more): the Job is created, and its pod runs, at once; the answer comes late, as from
+        /// an API server under load.
+        var respawnAnswerHold: Duration = .zero
         var watched: Set<String> = []
         var children: [String: ChildProcess] = [:]
         var oomKilled: Set<String> = []
@@ -179,7 +180,14 @@ final class FakeJobsAPI: @unchecked Sendable {
         let created = JSONValue.object(job)
         emit("jobs", "ADDED", created)
         Task { [self] in try await runPod(job: created, name: name) }
-        if created["spec"]?["template"]?["spec"]?["affinity"] != nil { try await Task.sleep(for: state.withLock { $0.respawnAnswerDelay }) }
+        if created["spec"]?["template"]?["spec"]?["affinity"] != nil {
+            let until = ContinuousClock.now.advanced(by: state.withLock { $0.respawnAnswerHold })
+            while ContinuousClock.now < until, state.withLock({ ($0.objects["jobs"]![name]?["status"]?["conditions"]?.arrayValue ?? []).isEmpty }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            // ...and a second more, for the watch to deliver that end to the master first.
+            try await Task.sleep(for: .seconds(1))
+        }
         if fault == 409 {
             // Created, but answered as if a first attempt had already created it (a retried create).
             record("POST", path, 409)
@@ -288,7 +296,7 @@ final class FakeJobsAPI: @unchecked Sendable {
         var redis: RedisClient
     }
 
-    static func scenario(_ name: String, files: Int = 2000, extra: [String: String] = [:], faults: [Int] = [], respawnAnswerDelay: Duration = .zero,
+    static func scenario(_ name: String, files: Int = 2000, extra: [String: String] = [:], faults: [Int] = [], respawnAnswerHold: Duration = .zero,
                          oomPolicy: @escaping @Sendable (String, String) -> Bool = { _, _ in false }, check: (Outcome) async throws -> Void) async throws {
         let work = try temporaryDirectory("jobs-\(name)")
         // Heartbeats and claims short enough for a test, long enough that a loaded CI machine's stall of a
@@ -299,7 +307,7 @@ final class FakeJobsAPI: @unchecked Sendable {
                                          environment: fast.merging(checkedAdvisories) { $1 })
         let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
         let api = FakeJobsAPI(supervisor: suite.supervisor, redis: redis, stream: CortexNames.workStream(.catalog), oomPolicy: oomPolicy)
-        api.state.withLock { $0.createFaults = faults; $0.respawnAnswerDelay = respawnAnswerDelay }
+        api.state.withLock { $0.createFaults = faults; $0.respawnAnswerHold = respawnAnswerHold }
         try await api.start()
         defer { api.stop() }
         let kubeconfig = work.appendingPathComponent("kubeconfig")
@@ -429,12 +437,14 @@ final class FakeJobsAPI: @unchecked Sendable {
     /// creates a new Job with 1.5× the memory and anti-affinity to the dead pod's node; the run
     /// completes with every item done once, and the report names the respawn.
     ///
-    /// The respawn's create is answered 6 s late (its pod runs at once): the report must still name it.
-    /// The new pod finishes the handed-back item, and with it the task, while the master still waits for
-    /// that answer; a master that wrote the report then left the respawn out (a CI failure under load).
+    /// The respawn's create is answered only once its Job has ended (at most 20 s late; its pod runs at
+    /// once): the new pod finishes the handed-back item, and with it the task, while the master still waits
+    /// for that answer. The report must still name the respawn (a master that wrote it then left the respawn
+    /// out: a CI failure under load), and the respawn's end, seen before its create was answered, must
+    /// still be announced.
     @Test func oomKilledWorkerComesBackBiggerElsewhere() async throws {
         let killed = Locked<String?>(nil)
-        try await Self.scenario("oom", respawnAnswerDelay: .seconds(6), oomPolicy: { pod, _ in
+        try await Self.scenario("oom", respawnAnswerHold: .seconds(20), oomPolicy: { pod, _ in
             killed.withLock { k in
                 if k == nil { k = pod; return true }
                 return k == pod
@@ -450,6 +460,10 @@ final class FakeJobsAPI: @unchecked Sendable {
             // the create was answered: the master follows a Job from before it asks for it.
             let jobNames = Set(o.api.jobs.compactMap { $0["metadata"]?["name"]?.stringValue })
             #expect(jobNames.isSubset(of: Set(Self.terminations(o).map(\.job))), "\(jobNames) \(Self.terminations(o).map(\.job))")
+            // ...and after its creation is.
+            let created = o.events.firstIndex { $0.type == .WORKER_SPAWN && (try? $0.payload(WorkerSpawn.self).job) == respawn.job }
+            let ended = o.events.firstIndex { $0.type == .WORKER_TERMINATE && (try? $0.payload(WorkerTerminate.self).job) == respawn.job }
+            #expect(created != nil && ended != nil && created! < ended!, "WORKER_SPAWN at \(created.map(String.init) ?? "-"), WORKER_TERMINATE at \(ended.map(String.init) ?? "-")")
             let newJob = try #require(o.api.jobs.first { $0["metadata"]?["name"]?.stringValue == respawn.job })
             let spec = newJob["spec"]?["template"]?["spec"]
             #expect(spec?["containers"]?[0]?["resources"]?["limits"]?["memory"] == "768Mi")

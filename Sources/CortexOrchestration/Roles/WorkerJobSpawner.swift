@@ -2,6 +2,7 @@ import CortexCore
 import CortexKubernetes
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// One worker Job a master spawned, as kept in `CortexNames.workerJobs(master)` for `cortexctl status`.
 public struct WorkerJobRecord: Codable, Sendable, Equatable {
@@ -68,6 +69,12 @@ public final class WorkerJobSpawner: Sendable {
         var handledPods: Set<String> = []
         /// Tasks with a worker Job's death being handled now (how many deaths): their reports wait for it.
         var handling: [String: Int] = [:]
+        /// Jobs whose create is not answered yet, and the end a watch reported for one of them meanwhile
+        /// (announced once the Job's creation has been).
+        var creating: Set<String> = []
+        var endsBeforeCreated: [String: KubernetesClient.WatchEvent] = [:]
+        /// Jobs a watch has reported: they exist, whatever their create was answered.
+        var observed: Set<String> = []
         var terminated: Set<String> = []
     }
 
@@ -201,44 +208,88 @@ public final class WorkerJobSpawner: Sendable {
     /// The memory limit of a respawn after an OOMKill: × 1.5, at most the cap.
     static func bumpedMemory(_ miB: Int, cap: Int) -> Int { min(cap, Int((Double(miB) * 1.5).rounded(.up))) }
 
-    /// Creates one Job (a 409 from a retried create is the same Job); returns its name, nil when refused.
+    /// Why no Job was created: the per-run cap, or the API server's refusal.
+    struct SpawnRefusal: Error, CustomStringConvertible { let description: String }
+
+    /// Creates one Job (a 409 from a retried create is the same Job); returns its name, nil when refused
+    /// (the reason is logged).
     @discardableResult
     func spawn(pool: WorkerPool, runID: String, taskID: String, memoryMiB: Int, avoidNodes: [String], respawnOf: String?, log: Logger) async -> String? {
+        switch await create(pool: pool, runID: runID, taskID: taskID, memoryMiB: memoryMiB, avoidNodes: avoidNodes, respawnOf: respawnOf, log: log) {
+        case .success(let name): return name
+        case .failure: return nil
+        }
+    }
+
+    /// Creates one Job; the refusal says why not.
+    func create(pool: WorkerPool, runID: String, taskID: String, memoryMiB: Int, avoidNodes: [String], respawnOf: String?, log: Logger) async -> Result<String, SpawnRefusal> {
         let reserved = state.withLock { s -> Bool in
             guard (s.perRun[runID] ?? 0) < maxPerRun else { return false }
             s.perRun[runID, default: 0] += 1
             return true
         }
         guard reserved else {
-            log.warning("spawn mode: \(maxPerRun) worker Jobs for run \(runID) already (CORTEX_WORKER_JOBS_PER_RUN); no more")
-            return nil
+            let refusal = SpawnRefusal(description: "\(maxPerRun) worker Jobs for run \(runID) already (CORTEX_WORKER_JOBS_PER_RUN)")
+            log.warning("spawn mode: \(refusal); no more")
+            return .failure(refusal)
         }
         let resources = WorkerTypeResources.forPool(pool)
         let name = Self.jobName(role: role, pool: pool)
         let job = makeJob(name: name, pool: pool, runID: runID, taskID: taskID, resources: resources, memoryMiB: memoryMiB, avoidNodes: avoidNodes)
-        // Known before it is created: the watches may report the Job and its pod (even its end) before the
+        // Known before it is created: the watches may report the Job and its pod (even their ends) before the
         // create is answered, and events about a Job that is not ours yet would be dropped.
         let record = WorkerJobRecord(job: name, pool: pool.rawValue, workerType: resources.type, runID: runID, taskID: taskID, memoryMiB: memoryMiB,
                                      state: "pending", respawnOf: respawnOf, avoidNodes: avoidNodes, createdMs: epochMilliseconds())
-        state.withLock { $0.records[name] = record }
+        state.withLock { s in
+            s.records[name] = record
+            s.creating.insert(name)
+        }
         do {
             _ = try await client.create(jobsPath, job)
         } catch {
-            // Forgotten again, unless a watch has seen it (the create went through and only its answer was lost).
-            let seen = state.withLock { s -> Bool in
-                guard let r = s.records[name], r.pod == nil, r.state == "pending" else { return true }
-                s.records.removeValue(forKey: name)
-                s.perRun[runID, default: 1] -= 1
-                return false
+            if await exists(name, afterFailedCreate: error, log: log) {
+                log.warning("spawn mode: the create of worker Job \(name) was answered with an error (\(error)), but the Job exists; it is followed")
+            } else {
+                state.withLock { s in
+                    s.records.removeValue(forKey: name)
+                    s.creating.remove(name)
+                    s.endsBeforeCreated.removeValue(forKey: name)
+                    s.perRun[runID, default: 1] -= 1
+                }
+                await write(name)  // refreshes the per-state gauge, which counted it pending
+                let refusal = SpawnRefusal(description: "could not create worker Job \(name): \(error)")
+                log.error("spawn mode: \(refusal)")
+                return .failure(refusal)
             }
-            log.error("spawn mode: could not create worker Job \(name): \(error)\(seen ? " (its watch events say it exists; it is followed)" : "")")
-            guard seen else { return nil }
         }
         await write(name)
         await context.bus.notify(WorkerSpawn(taskID: taskID, master: role.rawValue, pool: pool.rawValue, items: 0, job: name, memoryMib: memoryMiB, respawnOf: respawnOf),
                                  runID: runID)
         log.info("worker Job \(name) created (\(resources.type), \(memoryMiB) MiB\(avoidNodes.isEmpty ? "" : ", not on \(avoidNodes.joined(separator: ", "))"))")
-        return name
+        let endedMeanwhile = state.withLock { s in
+            s.creating.remove(name)
+            return s.endsBeforeCreated.removeValue(forKey: name)
+        }
+        if let endedMeanwhile { await jobEvent(endedMeanwhile) }
+        return .success(name)
+    }
+
+    /// Whether a Job whose create failed exists all the same: a timeout or a server error can come after
+    /// the server created it. A refusal (4xx) created nothing; otherwise a watch event or a GET says.
+    private func exists(_ name: String, afterFailedCreate error: Error, log: Logger) async -> Bool {
+        if state.withLock({ $0.observed.contains(name) }) { return true }
+        if let refusal = error as? KubernetesClient.APIError, (400..<500).contains(refusal.status) { return false }
+        do {
+            _ = try await client.send("GET", "\(jobsPath)/\(name)")
+            return true
+        } catch let e as KubernetesClient.APIError where e.status == 404 {
+            return false
+        } catch {
+            // Not knowable now. Forgetting it is the lesser harm: a Job that does exist still ends on its own
+            // (idle exit, activeDeadlineSeconds, TTL); a record of one that does not would count against the caps.
+            log.warning("spawn mode: could not check whether worker Job \(name) exists after its create failed: \(error); taken as not created")
+            return state.withLock { $0.observed.contains(name) }
+        }
     }
 
     /// `cw-<master>-<pool>-<random>`: DNS-1123, short enough for the pod names Kubernetes derives from it.
@@ -347,6 +398,7 @@ public final class WorkerJobSpawner: Sendable {
 
     func jobEvent(_ event: KubernetesClient.WatchEvent) async {
         guard let name = event.object["metadata"]?["name"]?.stringValue, record(name) != nil else { return }
+        state.withLock { _ = $0.observed.insert(name) }
         let conditions = event.object["status"]?["conditions"]?.arrayValue ?? []
         func condition(_ type: String) -> JSONValue? { conditions.first { $0["type"]?.stringValue == type && $0["status"]?.stringValue == "True" } }
         var outcome: String?
@@ -363,6 +415,13 @@ public final class WorkerJobSpawner: Sendable {
             }
             return
         }
+        // An end before the create's answer is announced after the creation is (spawn replays it).
+        let early = state.withLock { s -> Bool in
+            guard s.creating.contains(name) else { return false }
+            s.endsBeforeCreated[name] = event
+            return true
+        }
+        if early { return }
         if outcome == "failed" {
             // The Job's Failed condition may arrive before its pod's status: read the pods, so an OOMKill is
             // answered (and reported) as one, not as a plain failure.
@@ -389,6 +448,7 @@ public final class WorkerJobSpawner: Sendable {
         guard let podName = pod["metadata"]?["name"]?.stringValue,
               let jobName = pod["metadata"]?["labels"]?["job-name"]?.stringValue ?? pod["metadata"]?["labels"]?["batch.kubernetes.io/job-name"]?.stringValue,
               let known = record(jobName) else { return }
+        state.withLock { _ = $0.observed.insert(jobName) }
         let node = pod["spec"]?["nodeName"]?.stringValue
         if known.pod != podName || (known.node == nil && node != nil) || (pod["status"]?["phase"]?.stringValue == "Running" && known.state == "pending") {
             await update(jobName) { r in
@@ -413,7 +473,11 @@ public final class WorkerJobSpawner: Sendable {
             r.reason = reason
             r.endedMs = epochMilliseconds()
         }) else { return }
-        await podDied(record, pod: podName, node: node, oom: end == "oom_killed")
+        // Handled apart from the watch that saw it: creating the replacement can take as long as the API
+        // server does, and the watches must go on reporting other pods and Jobs meanwhile. The task's report
+        // waits for it from now on (`reportNotes`).
+        state.withLock { $0.handling[record.taskID, default: 0] += 1 }
+        Task { await podDied(record, pod: podName, node: node, oom: end == "oom_killed") }
     }
 
     /// A worker pod died holding items: they go back on the pool stream (or, after `oomLimit` OOMKills,
@@ -424,8 +488,7 @@ public final class WorkerJobSpawner: Sendable {
     /// replacement is still being created: the tasks concerned are marked as handling a death until the
     /// report's lines are written, and `reportNotes` waits for that.
     private func podDied(_ record: WorkerJobRecord, pod: String, node: String?, oom: Bool) async {
-        var marked: Set<String> = [record.taskID]
-        state.withLock { $0.handling[record.taskID, default: 0] += 1 }
+        var marked: Set<String> = [record.taskID]  // marked by the caller
         func mark(_ taskID: String) {
             guard marked.insert(taskID).inserted else { return }
             state.withLock { $0.handling[taskID, default: 0] += 1 }
@@ -452,10 +515,12 @@ public final class WorkerJobSpawner: Sendable {
                 mark(item.taskID)  // before any commit that could finish its task
                 let ooms = oom ? (try await context.redis.send(.hincrby(CortexNames.workerJobOOMs(role), item.id, by: 1)).orThrow().int ?? 1) : 0
                 if oom && ooms >= oomLimit {
-                    let note = "worker Job \(record.job) (\(record.memoryMiB) MiB) OOMKilled on node \(node ?? "?") holding \(item.id): dead-lettered after \(ooms) OOMKills"
-                    state.withLock { $0.notes[item.taskID, default: []].append(note) }
-                    await bury(item, entry: entry, stream: stream, ooms: ooms, pod: pod, node: node, log: log)
-                    buried.append(item)
+                    // The task's report waits for this death to be handled (`mark` above), so the line can follow the commit.
+                    if await bury(item, entry: entry, stream: stream, ooms: ooms, pod: pod, node: node, log: log) {
+                        let note = "worker Job \(record.job) (\(record.memoryMiB) MiB) OOMKilled on node \(node ?? "?") holding \(item.id): dead-lettered after \(ooms) OOMKills"
+                        state.withLock { $0.notes[item.taskID, default: []].append(note) }
+                        buried.append(item)
+                    }
                 } else {
                     // A copy at the stream's end and the old entry acknowledged, at once: the next worker takes it
                     // now, not after the visibility timeout, and resumes from the item's checkpoint.
@@ -479,27 +544,32 @@ public final class WorkerJobSpawner: Sendable {
             backlog = 1
         }
         var replacement: String?
+        var notRespawned = "nothing left to do"
         let memory = oom ? Self.bumpedMemory(record.memoryMiB, cap: memoryCapMiB) : record.memoryMiB
         let avoid = node.map { Array(Set(record.avoidNodes + [$0])).sorted() } ?? record.avoidNodes
         if backlog > 0 || !handedBack.isEmpty {
-            replacement = await spawn(pool: pool, runID: record.runID, taskID: record.taskID, memoryMiB: memory, avoidNodes: avoid, respawnOf: record.job, log: log)
+            switch await create(pool: pool, runID: record.runID, taskID: record.taskID, memoryMiB: memory, avoidNodes: avoid, respawnOf: record.job, log: log) {
+            case .success(let name): replacement = name
+            case .failure(let refusal): notRespawned = refusal.description
+            }
         }
         let what = oom ? "OOMKilled" : record.state.replacingOccurrences(of: "_", with: " ")
         var line = "worker Job \(record.job) (\(record.memoryMiB) MiB) \(what) on node \(node ?? "?")"
         if !handedBack.isEmpty { line += " holding \(handedBack.map(\.id).joined(separator: ", ")) (handed back, resumed from checkpoints)" }
         if !buried.isEmpty && handedBack.isEmpty && replacement == nil {
             log.warning("\(line); dead-lettered: \(buried.map(\.id).joined(separator: ", "))")
-            return  // the report's note was written before the dead-lettering
+            return  // each dead-lettered item has its own line in the report
         }
-        line += replacement.map { "; respawned as \($0) with \(memory) MiB, not on \(avoid.joined(separator: ", "))" } ?? "; not respawned (nothing left to do)"
+        line += replacement.map { "; respawned as \($0) with \(memory) MiB, not on \(avoid.joined(separator: ", "))" } ?? "; not respawned (\(notRespawned))"
         log.warning("\(line)")
         let tasks = Set((handedBack + buried).map(\.taskID) + [record.taskID])
         state.withLock { s in for t in tasks { s.notes[t, default: []].append(line) } }
     }
 
     /// The item failed for good: its result written as failed (so its task can finish), moved to the
-    /// dead letters, announced (TASK_FAILED) and escalated to the operator.
-    private func bury(_ item: WorkItem, entry: StreamEntry, stream: String, ooms: Int, pod: String, node: String?, log: Logger) async {
+    /// dead letters, announced (TASK_FAILED) and escalated to the operator. False when that could not be
+    /// committed (said in the task's report).
+    private func bury(_ item: WorkItem, entry: StreamEntry, stream: String, ooms: Int, pod: String, node: String?, log: Logger) async -> Bool {
         let reason = "dead-lettered after \(ooms) OOMKilled workers (last \(pod) on \(node ?? "?")); raise the \(WorkerTypeResources.type(for: item.pool)) memory or split the item"
         let result = WorkResult(itemID: item.id, taskID: item.taskID, worker: pod, node: node ?? "?", status: .failed, error: reason, durationMs: 0,
                                 filesExamined: 0, output: .null, finishedAtMs: epochMilliseconds())
@@ -523,21 +593,24 @@ public final class WorkerJobSpawner: Sendable {
             let note = "\(item.id) could not be dead-lettered (\(error)); claimed by another worker after the visibility timeout"
             log.error("\(note)")
             state.withLock { $0.notes[item.taskID, default: []].append(note) }
-            return
+            return false
         }
         await context.bus.notify(Escalation(severity: "high", reason: "work item \(item.id) \(reason)", subject: item.id), runID: item.runID)
+        return true
     }
 
     /// The report section about this task's worker Jobs (empty when none died). A death still being handled
-    /// for the task (its items handed back, the replacement being created) is waited for, up to `wait`
-    /// (the Kubernetes client's own timeout and a Retry-After fit in it), so that the report tells all of it.
-    func reportNotes(taskID: String, wait: Duration = .seconds(60)) async -> String {
+    /// for the task (its items handed back, the replacement being created) is waited for, so that the report
+    /// tells all of it: at most `wait` (25 s, inside the chart's 30 s termination grace period; a create
+    /// the API server answers later, or retries after 429s, go to the master's log) and not past the start
+    /// of a graceful shutdown. The master handles one task at a time, so this wait holds its next task too.
+    func reportNotes(taskID: String, wait: Duration = .seconds(25)) async -> String {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
         var unfinished = false
         while state.withLock({ $0.handling[taskID] != nil }) {
-            guard clock.now < deadline else { unfinished = true; break }
-            try? await Task.sleep(for: .milliseconds(20))
+            guard clock.now < deadline, !Task.isShuttingDownGracefully else { unfinished = true; break }
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { unfinished = true; break }
         }
         var lines = state.withLock { $0.notes[taskID] ?? [] }
         if unfinished { lines.append("a worker Job's death was still being handled when this report was written (more in the master's log)") }

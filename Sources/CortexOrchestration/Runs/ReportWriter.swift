@@ -106,7 +106,7 @@ public enum ReportWriter {
             }
             for r in reports {
                 let workers = Set(r.items.map(\.worker)).count
-                out += "  \(master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(r.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.summary) [\(r.items.count) items, \(workers) workers]\n"
+                out += "  \(master.processName.padding(toLength: 19, withPad: " ", startingAt: 0)) \(r.status.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(r.summary) [\(r.items.count) items, \(workers) worker\(workers == 1 ? "" : "s")]\n"
             }
         }
         let workers = Set(o.reports.flatMap { $0.items.map { "\($0.worker)@\($0.node)" } })
