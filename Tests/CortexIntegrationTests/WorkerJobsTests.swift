@@ -26,8 +26,8 @@ final class FakeJobsAPI: @unchecked Sendable {
         /// Statuses the next POSTs answer with (409: created, then answered Conflict as if the answer was lost).
         var createFaults: [Int] = []
         /// How long at most the answer to a respawn's create (a Job that avoids a node) is held back, until
-        /// that Job has ended (and a second more): the Job is created, and its pod runs, at once; the answer comes late, as from
-        /// an API server under load.
+        /// that Job has ended (and a second more): the Job is created, and its pod runs, at once; the answer
+        /// comes late, as from an API server under load.
         var respawnAnswerHold: Duration = .zero
         var watched: Set<String> = []
         var children: [String: ChildProcess] = [:]
