@@ -41,13 +41,18 @@ final class FakeJobsAPI: @unchecked Sendable {
     let stream: String
     /// Whether to OOM-kill `pod` now that it holds work item `item`.
     let oomPolicy: @Sendable (_ pod: String, _ item: String) -> Bool
+    /// Whether a pod is handed its items before its worker starts (`runPod`), so that `oomPolicy` is
+    /// applied for certain rather than by a poll that a stalled test process can miss.
+    let preassign: Bool
     private var task: Task<Void, Error>?
     private(set) var port = 0
 
-    init(supervisor: ProcessSupervisor, redis: RedisClient, stream: String, oomPolicy: @escaping @Sendable (String, String) -> Bool = { _, _ in false }) {
+    init(supervisor: ProcessSupervisor, redis: RedisClient, stream: String, preassign: Bool = false,
+         oomPolicy: @escaping @Sendable (String, String) -> Bool = { _, _ in false }) {
         self.supervisor = supervisor
         self.redis = redis
         self.stream = stream
+        self.preassign = preassign
         self.oomPolicy = oomPolicy
     }
 
@@ -179,7 +184,9 @@ final class FakeJobsAPI: @unchecked Sendable {
         job["status"] = [:]
         let created = JSONValue.object(job)
         emit("jobs", "ADDED", created)
-        Task { [self] in try await runPod(job: created, name: name) }
+        Task { [self] in
+            do { try await runPod(job: created, name: name) } catch { print("fake Kubernetes API: the pod of Job \(name) could not run: \(error)") }
+        }
         if created["spec"]?["template"]?["spec"]?["affinity"] != nil {
             let until = ContinuousClock.now.advanced(by: state.withLock { $0.respawnAnswerHold })
             while ContinuousClock.now < until, state.withLock({ ($0.objects["jobs"]![name]?["status"]?["conditions"]?.arrayValue ?? []).isEmpty }) {
@@ -234,7 +241,24 @@ final class FakeJobsAPI: @unchecked Sendable {
             }
         }
         let executable = binDirectory.appendingPathComponent(URL(fileURLWithPath: command.first ?? "worker").lastPathComponent)
+        // With `preassign`, the pod is given its items before its worker starts: read from the stream as its
+        // consumer (the worker reads its own pending entries first), up to the first one `oomPolicy` kills
+        // it for. Such a pod is killed as its worker starts, in the same step (no suspension between), so
+        // it surely dies holding that item: a poll while it runs can be too late when the test process is
+        // stalled for longer than the item takes (the worker then commits it and nothing is killed).
+        var doomed = false
+        if preassign {
+            try await redis.ensureGroup(stream, group: CortexNames.Group.workers)  // as the worker makes it on start
+            while !doomed, let taken = try await redis.xreadgroup(group: CortexNames.Group.workers, consumer: podName, streams: [stream], count: 1).first {
+                let item = taken.entry.fields["item"].flatMap { try? WireJSON.decode(WorkItem.self, from: $0) }
+                doomed = item.map { oomPolicy(podName, $0.id) } ?? false
+            }
+        }
         let child = try supervisor.start(name: podName, executable: executable, arguments: Array(command.dropFirst()), environment: env)
+        if doomed {
+            state.withLock { _ = $0.oomKilled.insert(podName) }
+            child.signal(SIGKILL)
+        }
         state.withLock { $0.children[podName] = child }
         while child.isRunning {
             if let held = try? await redis.xpending(stream, group: CortexNames.Group.workers, consumer: podName), !held.isEmpty {
@@ -287,6 +311,20 @@ final class FakeJobsAPI: @unchecked Sendable {
         return root
     }
 
+    /// The worker pod template, as the chart renders it from the worker Deployment's.
+    static func workerTemplate(redisURL: String, work: URL) -> JSONValue {
+        let env: [JSONValue] = [
+            ["name": "CORTEX_REDIS_URL", "value": .string(redisURL)], ["name": "CORTEX_HTTP_HOST", "value": "127.0.0.1"], ["name": "CORTEX_HTTP_PORT", "value": "0"],
+            ["name": "CORTEX_COORDINATION_DIR", "value": .string(work.appendingPathComponent("coordination").path)],
+            ["name": "CORTEX_HEARTBEAT_INTERVAL", "value": "0.5"], ["name": "CORTEX_HEARTBEAT_TIMEOUT", "value": "10"], ["name": "CORTEX_CLAIM_IDLE", "value": "10"],
+            ["name": "CORTEX_INSTANCE_ID", "valueFrom": ["fieldRef": ["fieldPath": "metadata.name"]]],
+            ["name": "NODE_NAME", "valueFrom": ["fieldRef": ["fieldPath": "spec.nodeName"]]],
+            ["name": "CORTEX_EXIT_WITH_PARENT", "value": "1"],
+        ]
+        return ["metadata": ["labels": ["app.kubernetes.io/part-of": "cortex"]],
+                "spec": ["serviceAccountName": "cortex-worker", "containers": [["name": "worker", "image": "ghcr.io/cortex/cortex:test", "command": ["/usr/local/bin/worker"], "env": .array(env)]]]]
+    }
+
     struct Outcome {
         var state: RunState
         var api: FakeJobsAPI
@@ -296,8 +334,10 @@ final class FakeJobsAPI: @unchecked Sendable {
         var redis: RedisClient
     }
 
+    /// A run against the fake API; with an `oomPolicy`, pods are given their items before they start
+    /// (`FakeJobsAPI.preassign`), so the policy's kills happen whatever the machine's load.
     static func scenario(_ name: String, files: Int = 2000, extra: [String: String] = [:], faults: [Int] = [], respawnAnswerHold: Duration = .zero,
-                         oomPolicy: @escaping @Sendable (String, String) -> Bool = { _, _ in false }, check: (Outcome) async throws -> Void) async throws {
+                         oomPolicy: (@Sendable (String, String) -> Bool)? = nil, check: (Outcome) async throws -> Void) async throws {
         let work = try temporaryDirectory("jobs-\(name)")
         // Heartbeats and claims short enough for a test, long enough that a loaded CI machine's stall of a
         // few seconds does not make a live Job worker look lost and its item redone (OOMKills are handed
@@ -306,25 +346,15 @@ final class FakeJobsAPI: @unchecked Sendable {
         let suite = try await LocalSuite(workDirectory: work, outputDirectory: work.appendingPathComponent("reports"), binDirectory: binDirectory,
                                          environment: fast.merging(checkedAdvisories) { $1 })
         let redis = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port))
-        let api = FakeJobsAPI(supervisor: suite.supervisor, redis: redis, stream: CortexNames.workStream(.catalog), oomPolicy: oomPolicy)
+        let api = FakeJobsAPI(supervisor: suite.supervisor, redis: redis, stream: CortexNames.workStream(.catalog), preassign: oomPolicy != nil,
+                              oomPolicy: oomPolicy ?? { _, _ in false })
         api.state.withLock { $0.createFaults = faults; $0.respawnAnswerHold = respawnAnswerHold }
         try await api.start()
         defer { api.stop() }
         let kubeconfig = work.appendingPathComponent("kubeconfig")
         try Data(Self.kubeconfig.replacingOccurrences(of: "SERVER", with: "http://127.0.0.1:\(api.port)").utf8).write(to: kubeconfig)
-        // The worker pod template, as the chart renders it from the worker Deployment's.
-        let env: [JSONValue] = [
-            ["name": "CORTEX_REDIS_URL", "value": .string(suite.redis.url)], ["name": "CORTEX_HTTP_HOST", "value": "127.0.0.1"], ["name": "CORTEX_HTTP_PORT", "value": "0"],
-            ["name": "CORTEX_COORDINATION_DIR", "value": .string(work.appendingPathComponent("coordination").path)],
-            ["name": "CORTEX_HEARTBEAT_INTERVAL", "value": "0.5"], ["name": "CORTEX_HEARTBEAT_TIMEOUT", "value": "10"], ["name": "CORTEX_CLAIM_IDLE", "value": "10"],
-            ["name": "CORTEX_INSTANCE_ID", "valueFrom": ["fieldRef": ["fieldPath": "metadata.name"]]],
-            ["name": "NODE_NAME", "valueFrom": ["fieldRef": ["fieldPath": "spec.nodeName"]]],
-            ["name": "CORTEX_EXIT_WITH_PARENT", "value": "1"],
-        ]
-        let template: JSONValue = ["metadata": ["labels": ["app.kubernetes.io/part-of": "cortex"]],
-                                   "spec": ["serviceAccountName": "cortex-worker", "containers": [["name": "worker", "image": "ghcr.io/cortex/cortex:test", "command": ["/usr/local/bin/worker"], "env": .array(env)]]]]
         let templateFile = work.appendingPathComponent("worker-job-template.json")
-        try Data(template.description.utf8).write(to: templateFile)
+        try Data(Self.workerTemplate(redisURL: suite.redis.url, work: work).description.utf8).write(to: templateFile)
         let spawn = ["CORTEX_WORKER_MODE": "jobs", "KUBECONFIG": kubeconfig.path, "CORTEX_KUBERNETES": "off", "CORTEX_WORKER_JOB_TEMPLATE": templateFile.path,
                      "CORTEX_WORKER_JOB_NAMESPACE": "cortex", "CORTEX_WORKER_JOB_TARGET": "120", "CORTEX_WORKER_ITEM_SECONDS": "60", "CORTEX_WORKER_JOB_IDLE": "2",
                      "CORTEX_WORKER_JOB_DEADLINE": "900", "CORTEX_WORKER_JOB_TTL": "300"].merging(extra) { $1 }
@@ -499,5 +529,86 @@ final class FakeJobsAPI: @unchecked Sendable {
             #expect(o.report.contains("dead-lettered after 3 OOMKills"), "\(o.report)")
             print("(c) ESCALATION: \(escalation.reason)\n(c) the inventory report's worker Jobs:\n\(o.report.components(separatedBy: "### Worker Jobs").last ?? "")")
         }
+    }
+    /// A master that runs for months forgets worker Jobs once they ended more than the retention ago: their
+    /// records, their pods, the report lines, the per-run count and their entries in the status hash go;
+    /// newer ones stay, and a replayed event about a forgotten Job's pod is ignored. The spawner runs in
+    /// the test process (real watches on the fake API, real workers, a real redis-server), so its memory
+    /// is read directly; `prune` is called with cutoffs instead of waiting out a retention.
+    @Test func finishedJobsAreForgottenAfterTheRetention() async throws {
+        #expect(WorkerJobSpawner.pruneInterval(retentionSeconds: 7 * 86_400) == .seconds(3600))
+        #expect(WorkerJobSpawner.pruneInterval(retentionSeconds: 7200) == .seconds(720))
+        #expect(WorkerJobSpawner.pruneInterval(retentionSeconds: 120) == .seconds(60))
+
+        let server = try await PrivateRedis.start()
+        let work = try temporaryDirectory("jobs-prune")
+        let redis = RedisClient(endpoint: server.endpoint)
+        let supervisor = try ProcessSupervisor(logDirectory: work.appendingPathComponent("logs"))
+        let stream = CortexNames.workStream(.catalog)
+        // The first pod that holds the item is OOMKilled: a death handled, a report line, a respawn that finishes it.
+        let killed = Locked<String?>(nil)
+        let api = FakeJobsAPI(supervisor: supervisor, redis: redis, stream: stream, preassign: true, oomPolicy: { pod, _ in
+            killed.withLock { k in
+                if k == nil { k = pod; return true }
+                return k == pod
+            }
+        })
+        try await api.start()
+        let url = "redis://127.0.0.1:\(server.server.port)"
+        let settings = try SettingValues(arguments: [], environment: ["CORTEX_REDIS_URL": url, "CORTEX_COORDINATION_DIR": work.appendingPathComponent("coordination").path],
+                                         settings: Setting.all)
+        let context = try CortexRuntime.makeContext(process: "inventory-master", settings: settings, logger: Logger(label: "prune-test"))
+        let access = try KubeAccess.kubeconfig(yaml: Self.kubeconfig.replacingOccurrences(of: "SERVER", with: "http://127.0.0.1:\(api.port)"), origin: "test", relativeTo: work)
+        let spawner = WorkerJobSpawner(context: context, role: .inventory, client: KubernetesClient(access: access), namespace: "cortex",
+                                       template: Self.workerTemplate(redisURL: url, work: work), maxActive: 4, maxPerRun: 4, perWorker: 1, deadlineSeconds: 900,
+                                       ttlSeconds: 300, idleExitSeconds: 1, oomLimit: 3, memoryCapMiB: 8192)
+        let watches = Task { await spawner.run() }
+        defer {
+            watches.cancel()
+            api.stop()
+            redis.close()
+            context.redis.close()
+            context.liveness.close()
+            Task { await server.stop() }
+        }
+
+        let item = WorkItem(id: "t-prune.inventory.0", taskID: "t-prune", runID: "run-prune", master: .inventory, pool: .catalog, skill: .languageCensus,
+                            target: try Self.bigRepository(files: 2000).path, shard: 0, shards: 1)
+        try await redis.ensureGroup(stream, group: CortexNames.Group.workers)
+        try await redis.run([.xadd(stream, fields: [("item", item.wireJSON)])])
+        let first = try #require(await spawner.spawn(pool: .catalog, runID: "run-prune", taskID: "t-prune", memoryMiB: 512, avoidNodes: [], respawnOf: nil,
+                                                    log: context.logger))
+        // Both Jobs end: the OOMKilled one and its respawn, which finishes the item and leaves when the pool is empty.
+        func records() async -> [WorkerJobRecord] {
+            ((try? await redis.hgetall(CortexNames.workerJobs(.inventory))) ?? [:]).values.compactMap { try? WireJSON.decode(WorkerJobRecord.self, from: $0) }
+        }
+        let bothEnded = await eventually(timeout: .seconds(120)) { let r = await records(); return r.count == 2 && r.allSatisfy(\.isFinished) }
+        let seen = await records()
+        #expect(bothEnded, "\(seen)")
+        let notes = await spawner.reportNotes(taskID: "t-prune")
+        #expect(notes.contains("OOMKilled") && notes.contains("respawned as"), "\(notes)")
+        let ended = await records().sorted { ($0.endedMs ?? 0) < ($1.endedMs ?? 0) }
+        #expect(ended.map(\.job).first == first && ended.map(\.state) == ["oom_killed", "succeeded"], "\(ended)")
+        let all = WorkerJobSpawner.Tracked(jobs: 2, pods: 1, tasksWithNotes: 1, runs: 1, jobsSeen: 2)
+        #expect(spawner.tracked() == all)
+
+        // Nothing ended before the first end: nothing goes.
+        #expect(await spawner.prune(endedBefore: ended[0].endedMs!).isEmpty)
+        #expect(spawner.tracked() == all)
+        // Past the first end only: that Job and its pod go; the report line (added later) and the run (one Job left) stay.
+        #expect(await spawner.prune(endedBefore: ended[0].endedMs! + 1) == [first])
+        #expect(spawner.tracked() == .init(jobs: 1, pods: 0, tasksWithNotes: 1, runs: 1, jobsSeen: 1))
+        #expect(await records().map(\.job) == [ended[1].job])
+        // Past everything: nothing is left, in memory or in the status hash.
+        #expect(await spawner.prune(endedBefore: epochMilliseconds() + 1000) == [ended[1].job])
+        #expect(spawner.tracked() == .init(jobs: 0, pods: 0, tasksWithNotes: 0, runs: 0, jobsSeen: 0))
+        #expect(try await redis.hgetall(CortexNames.workerJobs(.inventory)).isEmpty)
+        #expect(await spawner.reportNotes(taskID: "t-prune").isEmpty)
+        // A watch replaying the OOMKilled pod after a relist: the Job is not this master's any more, so the
+        // death is not handled again (no second respawn).
+        let deadPod = try #require(api.state.withLock { s in s.objects["pods"]!.values.first { $0["metadata"]?["labels"]?["job-name"]?.stringValue == first } })
+        await spawner.podEvent(.init(type: "MODIFIED", object: deadPod))
+        #expect(spawner.tracked() == .init(jobs: 0, pods: 0, tasksWithNotes: 0, runs: 0, jobsSeen: 0))
+        #expect(api.jobs.count == 2)
     }
 }

@@ -201,6 +201,7 @@ public enum RedisACL {
                         "xclaim",  // the keep-alive of a task in progress (XCLAIM ... JUSTID to itself)
                         "multi", "exec",  // the report, its handoffs and the acknowledgement in one transaction
                         "xlen", "xrange", "hsetnx",  // spawn mode (WorkerJobSpawner)
+                        "hdel",  // spawn mode: Jobs forgotten after the retention leave the status hash (WorkerJobSpawner.prune)
                      ]))
     }
 

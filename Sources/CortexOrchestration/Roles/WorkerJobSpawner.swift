@@ -60,13 +60,20 @@ public final class WorkerJobSpawner: Sendable {
     /// Status writes, one at a time (`write`).
     private let writes: AsyncStream<(job: String, done: CheckedContinuation<Void, Never>)>.Continuation
 
+    /// What the spawner keeps in memory. Every entry is dropped once it is older than the retention
+    /// (`prune`): a master that runs for months and creates tens of thousands of Jobs keeps only those of
+    /// its recent runs.
     struct State {
         var records: [String: WorkerJobRecord] = [:]
         var perRun: [String: Int] = [:]
+        /// When a Job was last counted for the run (epoch ms).
+        var runTouchedMs: [String: Int] = [:]
         /// Lines for the task's report: which Jobs died how, and what replaced them.
         var notes: [String: [String]] = [:]
-        /// Pods whose end was handled (a watch replays objects after a relist).
-        var handledPods: Set<String> = []
+        /// When a task's last line was added (epoch ms).
+        var notedMs: [String: Int] = [:]
+        /// Pods whose end was handled (a watch replays objects after a relist), with their Job.
+        var handledPods: [String: String] = [:]
         /// Tasks with a worker Job's death being handled now (how many deaths): their reports wait for it.
         var handling: [String: Int] = [:]
         /// Jobs whose create is not answered yet, and the end a watch reported for one of them meanwhile
@@ -76,6 +83,18 @@ public final class WorkerJobSpawner: Sendable {
         /// Jobs a watch has reported: they exist, whatever their create was answered.
         var observed: Set<String> = []
         var terminated: Set<String> = []
+
+        /// Adds a line to the report of `taskID`.
+        mutating func note(_ line: String, task taskID: String) {
+            notes[taskID, default: []].append(line)
+            notedMs[taskID] = epochMilliseconds()
+        }
+    }
+
+    /// How much the spawner holds in memory (`tracked`, for tests and the debug log).
+    struct Tracked: Equatable, CustomStringConvertible {
+        var jobs: Int, pods: Int, tasksWithNotes: Int, runs: Int, jobsSeen: Int
+        var description: String { "Jobs: \(jobs), pods handled: \(pods), tasks with report lines: \(tasksWithNotes), runs counted: \(runs), Jobs seen by the watches: \(jobsSeen)" }
     }
 
     /// The spawner the settings ask for: nil in pool mode. Spawn mode without Kubernetes access or a
@@ -226,6 +245,7 @@ public final class WorkerJobSpawner: Sendable {
         let reserved = state.withLock { s -> Bool in
             guard (s.perRun[runID] ?? 0) < maxPerRun else { return false }
             s.perRun[runID, default: 0] += 1
+            s.runTouchedMs[runID] = epochMilliseconds()
             return true
         }
         guard reserved else {
@@ -364,7 +384,74 @@ public final class WorkerJobSpawner: Sendable {
                 await ResourceWatch(client: client, path: podsPath, labelSelector: selector).run(
                     onEvent: { await self.podEvent($0) }, onProblem: { log.warning("worker pods watch: \($0)") })
             }
+            group.addTask { [self] in
+                let retention = context.retentionSeconds
+                while (try? await Task.sleep(for: Self.pruneInterval(retentionSeconds: retention))) != nil {
+                    await prune(endedBefore: epochMilliseconds() - retention * 1000)
+                }
+            }
         }
+    }
+
+    // MARK: forgetting
+
+    /// How often finished Jobs past the retention are forgotten: a tenth of the retention, between a
+    /// minute and an hour.
+    static func pruneInterval(retentionSeconds: Int) -> Duration { .seconds(min(3600, max(60, retentionSeconds / 10))) }
+
+    /// How much the spawner holds in memory now.
+    func tracked() -> Tracked {
+        state.withLock { s in
+            Tracked(jobs: s.records.count, pods: s.handledPods.count, tasksWithNotes: s.notes.count, runs: s.perRun.count, jobsSeen: s.observed.count)
+        }
+    }
+
+    /// Forgets what is older than `cutoffMs` (epoch ms; the retention before now): Jobs that ended before
+    /// it, with their pods, watch marks and status entries (HDEL from `CortexNames.workerJobs`, which
+    /// `cortexctl status` reads), report lines last added before it, and the per-run Job count of a run
+    /// with no Job left. A Job still pending or running, being created, or whose task's report waits for
+    /// a death, is kept whatever its age. Events a watch replays later about a forgotten Job are ignored,
+    /// as for any Job that is not this master's. Returns the Jobs forgotten.
+    ///
+    /// The per-run count is what `CORTEX_WORKER_JOBS_PER_RUN` caps; it goes only once every Job of the run
+    /// ended a retention ago, and a retention is at least twice `CORTEX_RUN_TIMEOUT`, so that run is over.
+    @discardableResult
+    func prune(endedBefore cutoffMs: Int) async -> [String] {
+        let forgotten = state.withLock { s -> [String] in
+            let old = s.records.values.filter { r in
+                r.isFinished && (r.endedMs ?? r.createdMs) < cutoffMs && !s.creating.contains(r.job) && s.handling[r.taskID] == nil
+            }.map(\.job)
+            let gone = Set(old)
+            for job in old {
+                s.records.removeValue(forKey: job)
+                s.terminated.remove(job)
+                s.observed.remove(job)
+                s.endsBeforeCreated.removeValue(forKey: job)
+            }
+            s.handledPods = s.handledPods.filter { !gone.contains($0.value) }
+            for (task, at) in s.notedMs where at < cutoffMs && s.handling[task] == nil {
+                s.notes.removeValue(forKey: task)
+                s.notedMs.removeValue(forKey: task)
+            }
+            let live = Set(s.records.values.map(\.runID))
+            for (run, at) in s.runTouchedMs where at < cutoffMs && !live.contains(run) {
+                s.perRun.removeValue(forKey: run)
+                s.runTouchedMs.removeValue(forKey: run)
+            }
+            return old.sorted()
+        }
+        guard let first = forgotten.first else { return [] }
+        do {
+            for chunk in stride(from: 0, to: forgotten.count, by: 500).map({ Array(forgotten[$0..<min($0 + 500, forgotten.count)]) }) {
+                _ = try await context.redis.send(.hdel(CortexNames.workerJobs(role), chunk)).orThrow()
+            }
+        } catch {
+            // They expire with the hash when the master writes no more records; until then `cortexctl status` lists them.
+            context.logger.warning("could not remove \(forgotten.count) forgotten worker Jobs from \(CortexNames.workerJobs(role)): \(error)")
+        }
+        await write(first)  // refreshes the per-state gauge (the record is gone, so nothing is written)
+        context.logger.info("forgot \(forgotten.count) worker Jobs that ended more than the retention ago; holding \(tracked())")
+        return forgotten
     }
 
     private func record(_ job: String) -> WorkerJobRecord? { state.withLock { $0.records[job] } }
@@ -466,7 +553,7 @@ public final class WorkerJobSpawner: Sendable {
         else if podReason == "Evicted" { end = "evicted" }
         else if podReason == "NodeLost" || (pod["status"]?["conditions"]?.arrayValue ?? []).contains(where: { $0["type"]?.stringValue == "DisruptionTarget" && $0["reason"]?.stringValue == "DeletionByPodGC" }) { end = "node_lost" }
         else { end = nil }
-        guard let end, state.withLock({ $0.handledPods.insert(podName).inserted }) else { return }
+        guard let end, state.withLock({ $0.handledPods.updateValue(jobName, forKey: podName) == nil }) else { return }
         let reason = oom.map { "container \($0["name"]?.stringValue ?? "?"): OOMKilled" } ?? pod["status"]?["message"]?.stringValue ?? podReason ?? end
         guard let record = await update(jobName, { r in
             r.state = end
@@ -518,7 +605,7 @@ public final class WorkerJobSpawner: Sendable {
                     // The task's report waits for this death to be handled (`mark` above), so the line can follow the commit.
                     if await bury(item, entry: entry, stream: stream, ooms: ooms, pod: pod, node: node, log: log) {
                         let note = "worker Job \(record.job) (\(record.memoryMiB) MiB) OOMKilled on node \(node ?? "?") holding \(item.id): dead-lettered after \(ooms) OOMKills"
-                        state.withLock { $0.notes[item.taskID, default: []].append(note) }
+                        state.withLock { $0.note(note, task: item.taskID) }
                         buried.append(item)
                     }
                 } else {
@@ -563,7 +650,7 @@ public final class WorkerJobSpawner: Sendable {
         line += replacement.map { "; respawned as \($0) with \(memory) MiB, not on \(avoid.joined(separator: ", "))" } ?? "; not respawned (\(notRespawned))"
         log.warning("\(line)")
         let tasks = Set((handedBack + buried).map(\.taskID) + [record.taskID])
-        state.withLock { s in for t in tasks { s.notes[t, default: []].append(line) } }
+        state.withLock { s in for t in tasks { s.note(line, task: t) } }
     }
 
     /// The item failed for good: its result written as failed (so its task can finish), moved to the
@@ -592,7 +679,7 @@ public final class WorkerJobSpawner: Sendable {
             // Still pending under the dead consumer: another worker claims it after the visibility timeout.
             let note = "\(item.id) could not be dead-lettered (\(error)); claimed by another worker after the visibility timeout"
             log.error("\(note)")
-            state.withLock { $0.notes[item.taskID, default: []].append(note) }
+            state.withLock { $0.note(note, task: item.taskID) }
             return false
         }
         await context.bus.notify(Escalation(severity: "high", reason: "work item \(item.id) \(reason)", subject: item.id), runID: item.runID)
