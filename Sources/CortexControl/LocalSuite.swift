@@ -69,7 +69,8 @@ public final class LocalSuite: @unchecked Sendable {
     public func startCatalog(name: String = "catalog-api", environment extra: [String: String] = ["CORTEX_CATALOG_ALLOW_ANONYMOUS": "true"]) async throws -> (process: ChildProcess, port: Int) {
         let child = try supervisor.start(name: name, executable: ExecutableLocator.path(of: "catalog-api", in: binDirectory),
                                          environment: env(instance: name).merging(extra) { $1 })
-        guard let port = await child.opsPort() else {
+        // Returns as soon as it is up; the bound is long for a loaded machine (a test suite on 2 cores).
+        guard let port = await child.opsPort(timeout: .seconds(60)) else {
             let last = child.output().split(separator: "\n").last.map(String.init) ?? ""
             throw CortexError(.failed, "catalog-api did not start: \(last)")
         }

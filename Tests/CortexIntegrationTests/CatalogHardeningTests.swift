@@ -220,14 +220,14 @@ import Glibc
             _ = c.send("GET /api/v1/events?types=ASSET_ADDED HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(Self.readToken)\r\n\r\n")
             return c
         }
-        let opened = try await BlockingExecutor.offload("sse-read") { stream.read(until: ": connected", within: .seconds(10)) }
+        let opened = try await BlockingExecutor.offload("sse-read") { stream.read(until: ": connected", within: .seconds(30)) }
         #expect(opened.contains(": connected"), "\(opened)")
         let closedEarly = try await BlockingExecutor.offload("sse-wait") { stream.waitForClose(within: .seconds(4)) }
         #expect(!closedEarly, "the SSE stream was closed as idle")
         let post = try await HTTPClient.request("POST", url: f.base + "/api/v1/assets", headers: ["Authorization": "Bearer \(Self.writeToken)"],
                                                 body: Array(#"{"type":"NODE","name":"after-idle"}"#.utf8))
         #expect(post.status == 201)
-        let event = try await BlockingExecutor.offload("sse-event") { stream.read(until: "node:after-idle", within: .seconds(10)) }
+        let event = try await BlockingExecutor.offload("sse-event") { stream.read(until: "node:after-idle", within: .seconds(30)) }
         #expect(event.contains("event: ASSET_ADDED") && event.contains("node:after-idle"), "\(event)")
         #expect(try await f.alive())
         let headerTimeouts = try await f.refused("header_timeout") ?? 0

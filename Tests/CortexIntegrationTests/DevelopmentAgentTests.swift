@@ -66,14 +66,16 @@ import Testing
         try suite.startAll(workers: 2)
         let bus = OrchestrationRunTests.bus(suite)
         let client = RunClient(bus: bus)
-        let events = Locked<[Envelope]>([])
         let request = RunRequest(goal: "development", targets: [target.path], requestedBy: "test", implement: ["Fix add() in calc.py: it subtracts"])
-        let state = try await client.follow(runID: try await client.submit(request), timeout: .seconds(120)) { e in events.withLock { $0.append(e) } }
-        let ledger = try await BudgetLedger(redis: RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: suite.redis.port)), runID: request.runID).accounts()
+        let state = try await client.follow(runID: try await client.submit(request), timeout: .seconds(120)) { _ in }
+        let ledger = try await BudgetLedger(redis: bus.redis, runID: request.runID).accounts()
+        // The run's messages from the history: the last ones (a denial, a late budget decision) can come
+        // after `follow` stopped listening.
+        let events = try await eventHistory(bus.redis)
         await suite.stop()
         llm.stop()
         let report = try String(contentsOfFile: try #require(state.reportDir) + "/masters/development-0.md", encoding: .utf8)
-        return Outcome(state: state, report: report, llm: llm, ledger: ledger, events: events.value)
+        return Outcome(state: state, report: report, llm: llm, ledger: ledger, events: events)
     }
 
     static func checkBranch(_ target: URL, runID: String) throws {
@@ -308,13 +310,13 @@ import Testing
             "CORTEX_BUDGET_REQUEST_TIMEOUT": "60",
         ])
         try suite.startAll(workers: 2)
-        let client = RunClient(bus: OrchestrationRunTests.bus(suite))
-        let events = Locked<[Envelope]>([])
+        let bus = OrchestrationRunTests.bus(suite)
+        let client = RunClient(bus: bus)
         let state = try await client.follow(runID: try await client.submit(RunRequest(goal: "security,development", targets: [target.path], requestedBy: "test")),
-                                            timeout: .seconds(120)) { e in events.withLock { $0.append(e) } }
+                                            timeout: .seconds(120)) { _ in }
         let coordinatorLog = suite.supervisor.all.first { $0.name.hasPrefix("coordinator") }.map { $0.output() } ?? ""
+        let seen = try await eventHistory(bus.redis)  // complete, unlike what `follow` relayed
         await suite.stop()
-        let seen = events.value
         // The handoff task carries the handoff's priority.
         let tasks = try WireJSON.decode(SummaryTasks.self, from: String(contentsOfFile: try #require(state.reportDir) + "/summary.json", encoding: .utf8)).tasks
         let handoff = try #require(tasks.first { $0.id.hasSuffix(".development.handoff1") }, "\(tasks.map(\.id))")

@@ -68,6 +68,19 @@ import Testing
         let replicaClient = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: replica.port))
         defer { replicaClient.close() }
         #expect(await eventually { (try? await replicaClient.send("GET", "before").string) == "1" })
+        // The sentinel learns of the replica from the primary's INFO (every 10 s at first); killed before
+        // that, the primary has no replica to fail over to as far as the sentinel knows.
+        let sentinelClient = RedisClient(endpoint: RedisEndpoint(host: "127.0.0.1", port: sentinel.port))
+        defer { sentinelClient.close() }
+        #expect(await eventually(timeout: .seconds(60)) {
+            guard let replicas = try? await sentinelClient.send("SENTINEL", "REPLICAS", "cortex").array else { return false }
+            return replicas.contains { entry in
+                let fields = entry.array?.compactMap(\.string) ?? []
+                let flags = zip(fields, fields.dropFirst()).first { $0.0 == "flags" }?.1 ?? ""
+                return fields.contains(String(replica.port)) && flags.split(separator: ",").contains("slave")
+                    && !flags.contains("s_down") && !flags.contains("disconnected")
+            }
+        }, "the sentinel never listed the replica")
 
         await primary.kill()
         // Sentinel promotes the replica; the same client object finds it and writes there.

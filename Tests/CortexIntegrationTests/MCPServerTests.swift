@@ -84,7 +84,7 @@ import Testing
             "CORTEX_REDIS_URL": suite.redis.url, "CORTEX_MCP_TRANSPORT": "http", "CORTEX_HTTP_HOST": "127.0.0.1", "CORTEX_HTTP_PORT": "\(port)",
             "CORTEX_CATALOG_TOKENS": "read:\(readToken):assistant,write:\(writeToken):operator",
         ])
-        #expect(await eventually(timeout: .seconds(20)) { mcp.output().contains("serving MCP (streamable HTTP) on http://127.0.0.1:\(port)/mcp") }, "\(mcp.output())")
+        #expect(await eventually(timeout: .seconds(60)) { mcp.output().contains("serving MCP (streamable HTTP) on http://127.0.0.1:\(port)/mcp") }, "\(mcp.output())")
         let python = try CatalogAPITests.python(SecurityMasterTests.root)
         let result = try await Subprocess.runOffloaded(python, [SecurityMasterTests.root.appendingPathComponent("Tests/Fixtures/mcp/http_client.py").path,
                                                                 "http://127.0.0.1:\(port)/mcp", readToken, writeToken, target.path],
@@ -137,7 +137,7 @@ import Testing
             "CORTEX_HTTP_PORT": "\(port)", "CORTEX_CATALOG_TOKENS": "write:\(writeToken):operator",
         ])
         defer { mcp.signal() }
-        #expect(await eventually(timeout: .seconds(20)) { mcp.output().contains("serving MCP (streamable HTTP) on http://127.0.0.1:\(port)/mcp") }, "\(mcp.output())")
+        #expect(await eventually(timeout: .seconds(60)) { mcp.output().contains("serving MCP (streamable HTTP) on http://127.0.0.1:\(port)/mcp") }, "\(mcp.output())")
         let base = "http://127.0.0.1:\(port)"
 
         // Ready: Redis answers the mcp user's PING (no token needed, as for /healthz).

@@ -58,7 +58,7 @@ import Testing
             "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
         ])
         let base = "http://127.0.0.1:\(port)"
-        let up = await eventually(timeout: .seconds(30)) {
+        let up = await eventually(timeout: .seconds(60)) {
             let samples = (try? await Self.query(base, "up == 1")) ?? []
             return samples.count == targets.count
         }

@@ -156,7 +156,7 @@ import Testing
         _ = await follow.subscriber.waitUntilSubscribed()
         let runID = try await client.submit(RunRequest(goal: "full-orchestration", targets: [try makeRepository().path], requestedBy: "test"))
         let follower = Task { try await client.follow(runID: runID, subscribedBeforeSubmit: follow, timeout: .seconds(90)) { _ in } }
-        #expect(await eventually(timeout: .seconds(30)) { all.value.contains { $0.type == .WORKER_SPAWN && $0.string("master") == "security" } })
+        #expect(await eventually(timeout: .seconds(60)) { all.value.contains { $0.type == .WORKER_SPAWN && $0.string("master") == "security" } })
         return (client, runID, follower, all)
     }
 

@@ -159,7 +159,7 @@ import Testing
         let server = try #require(ExecutableLocator.system("redis-server"))
         let second = try supervisor.start(name: "redis-again", executable: server, arguments: ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--dir", dir.path])
         defer { second.signal(SIGKILL) }
-        #expect(await eventually(timeout: .seconds(10)) { await client.ping() })
+        #expect(await eventually(timeout: .seconds(60)) { await client.ping() })
         #expect(states.value == [true, false, true])
     }
 

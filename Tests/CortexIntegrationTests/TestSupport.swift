@@ -52,6 +52,15 @@ func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -
     return try await condition()
 }
 
+/// Every message in the event history (`CortexNames.eventHistory`), decoded, oldest first. Complete, unlike
+/// what a follower relayed: `RunClient.follow` stops listening soon after the run is marked finished, and a
+/// relay stalled on a loaded machine can miss the last messages of a run.
+func eventHistory(_ redis: RedisClient) async throws -> [Envelope] {
+    try await redis.xrange(CortexNames.eventHistory).compactMap { entry in
+        entry.fields["message"].flatMap { try? EnvelopeDecoder().decode(Array($0.utf8), channel: nil).get() }
+    }
+}
+
 /// The JSON log lines a daemon wrote.
 func logLines(_ child: ChildProcess) -> [[String: Any]] {
     child.output().split(separator: "\n").compactMap { line in

@@ -82,7 +82,9 @@ final class OTLPReceiver: @unchecked Sendable {
         try await receiver.start()
         defer { receiver.stop() }
         let s = try await PlanRunTests.start("cortex-tracing", masters: [.security, .inventory],
-                                             environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": receiver.baseURL])
+                                             // The receiver runs in the test process: a loaded machine can stall it past the
+                                             // default 10 s, and a batch not answered in time is dropped.
+                                             environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": receiver.baseURL, "OTEL_EXPORTER_OTLP_TIMEOUT": "60000"])
         let target = try makeRepository()
         let state = try await PlanRunTests.run(s, RunRequest(goal: "security,inventory", targets: [target.path], requestedBy: "test"))
         let runID = state.runID
@@ -232,5 +234,12 @@ final class OTLPReceiver: @unchecked Sendable {
         #expect(throws: ConfigurationError.self) { try CortexTracing.tracesURL(bad) }
         let headers = try SettingValues(arguments: [], environment: ["OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20abc,x-tenant=ops"], settings: Setting.all)
         #expect(try CortexTracing.headers(headers) == ["authorization": "Bearer abc", "x-tenant": "ops"])
+        #expect(try CortexTracing.timeout(settings) == .seconds(10))
+        let timeouts = try SettingValues(arguments: [], environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "60000"], settings: Setting.all)
+        #expect(try CortexTracing.timeout(timeouts) == .seconds(60))
+        let tracesOnly = try SettingValues(arguments: [], environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "60000", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2500"], settings: Setting.all)
+        #expect(try CortexTracing.timeout(tracesOnly) == .milliseconds(2500))
+        let notANumber = try SettingValues(arguments: [], environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "10s"], settings: Setting.all)
+        #expect(throws: ConfigurationError.self) { try CortexTracing.timeout(notANumber) }
     }
 }

@@ -214,6 +214,10 @@ public struct Setting: Sendable, Hashable {
         help: "The full traces URL (used as is, overrides OTEL_EXPORTER_OTLP_ENDPOINT), e.g. http://otel-collector:4318/v1/traces.", usedBy: "all")
     public static let otlpHeaders = Setting(env: "OTEL_EXPORTER_OTLP_HEADERS", flag: "otlp-headers", defaultValue: "(none)",
         help: "Extra headers for the collector, comma-separated key=value (e.g. authorization=Bearer%20t0k3n; values percent-decoded).", usedBy: "all")
+    public static let otlpTimeout = Setting(env: "OTEL_EXPORTER_OTLP_TIMEOUT", flag: "otlp-timeout", defaultValue: "10000",
+        help: "Milliseconds the collector may take to answer one batch of spans (the OpenTelemetry default, 10 s); a batch not answered in time is counted failed and dropped.", usedBy: "all")
+    public static let otlpTracesTimeout = Setting(env: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", flag: "otlp-traces-timeout", defaultValue: "(OTEL_EXPORTER_OTLP_TIMEOUT)",
+        help: "The same for traces only (overrides OTEL_EXPORTER_OTLP_TIMEOUT).", usedBy: "all")
     public static let otelServiceName = Setting(env: "OTEL_SERVICE_NAME", flag: "otel-service-name", defaultValue: "(the executable's name)",
         help: "service.name of this process's spans.", usedBy: "all")
 
@@ -229,7 +233,7 @@ public struct Setting: Sendable, Hashable {
         workerJobIdle, workerJobConcurrency, workerJobOOMLimit, workerJobMemoryCap, workerIdleExit,
         kubernetes, osvDatabase, osvAPIURL, securityFixBranches, githubToken, githubTokenFile, githubAPIURL, githubHost,
         grafanaURL, grafanaToken, grafanaTokenFile, grafanaFolder, testTimeout,
-        mcpTransport, otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otelServiceName,
+        mcpTransport, otlpEndpoint, otlpTracesEndpoint, otlpHeaders, otlpTimeout, otlpTracesTimeout, otelServiceName,
     ]
 }
 

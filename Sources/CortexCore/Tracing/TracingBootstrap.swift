@@ -36,6 +36,19 @@ public enum CortexTracing {
         return headers
     }
 
+    /// How long the collector may take to answer a batch: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds (the OpenTelemetry form; default 10,000).
+    public static func timeout(_ settings: SettingValues) throws -> Duration {
+        for setting in [Setting.otlpTracesTimeout, .otlpTimeout] {
+            guard let raw = settings.raw(setting), !raw.isEmpty else { continue }
+            guard let ms = Int(raw.trimmingCharacters(in: .whitespaces)), (1...600_000).contains(ms) else {
+                throw ConfigurationError("\(setting.env) must be a whole number of milliseconds from 1 to 600000; got '\(raw.prefix(40))'")
+            }
+            return .milliseconds(ms)
+        }
+        return .seconds(10)
+    }
+
     /// Bootstraps the process-wide tracer when a traces URL is configured and returns it; nil (and
     /// nothing bootstrapped: no spans, no `traceparent` written anywhere) otherwise. Once per process.
     @discardableResult
@@ -46,7 +59,7 @@ public enum CortexTracing {
         let exporter = OTLPExporter(url: url, headers: try headers(settings), resource: [
             ("service.name", service), ("service.namespace", "cortex"), ("service.instance.id", instance),
             ("host.name", settings.raw(.nodeName) ?? ProcessIdentity.hostname), ("process.pid", String(getpid())),
-        ], logger: logger)
+        ], logger: logger, timeout: try timeout(settings))
         let tracer = CortexTracer(exporter: exporter)
         InstrumentationSystem.bootstrap(tracer)
         exporter.start()
