@@ -24,6 +24,10 @@ import Testing
             let suite = try await LocalSuite(workDirectory: work, outputDirectory: work, binDirectory: binDirectory)
             let env = ["CORTEX_CATALOG_TOKENS": "\(CatalogAPITests.writer),\(CatalogAPITests.reader)", "CORTEX_CATALOG_MAX_BODY": "200000"].merging(extra) { $1 }
             let (_, port) = try await suite.startCatalog(environment: env)
+            // Ready: its event relay is subscribed, so no change event published from here on is missed.
+            guard await eventually(timeout: .seconds(60), { (try? await HTTPClient.request(url: "http://127.0.0.1:\(port)/readyz"))?.status == 200 }) else {
+                throw CortexError(.failed, "catalog-api on port \(port) did not become ready within 60 s")
+            }
             return Fixture(suite: suite, port: port)
         }
 
@@ -33,7 +37,7 @@ import Testing
             var h = headers
             if let token { h["Authorization"] = "Bearer \(token)" }
             if body != nil { h["Content-Type"] = "application/json" }
-            let r = try await HTTPClient.request(method, url: base + path, headers: h, body: body.map { Array($0.utf8) })
+            let r = try await HTTPClient.request(method, url: base + path, headers: h, body: body.map { Array($0.utf8) }, timeout: .seconds(60))
             return (r.status, try? JSONDecoder().decode(JSONValue.self, from: Data(r.body)), r.headers)
         }
 

@@ -88,7 +88,7 @@ func metric(_ text: String, _ sample: String) -> Double? {
 
 /// Fetches a daemon's /metrics.
 func scrape(port: Int) async throws -> String {
-    try await HTTPClient.request(url: "http://127.0.0.1:\(port)/metrics").text
+    try await HTTPClient.request(url: "http://127.0.0.1:\(port)/metrics", timeout: .seconds(60)).text
 }
 
 /// A fixture repository with known contents (same as the unit tests' one, smaller).

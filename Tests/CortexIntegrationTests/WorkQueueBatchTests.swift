@@ -243,4 +243,106 @@ import Testing
         await finishA.value; await finishB.value; await finishC.value
         #expect(await waiter.value == .init(total: 1), "the commit of three frees room; one item still runs")
     }
+    /// A suspect (delivered `isolateFrom` times) runs alone: it waits for the items running beside it to
+    /// finish (finished ones waiting for the committer do not count), nothing new is read while it is held,
+    /// and once it has finished the reader reads again.
+    @Test(.timeLimit(.minutes(1))) func aSuspectRunsAloneAndNothingIsReadMeanwhile() async throws {
+        let stream = CortexNames.workStream(.catalog)
+        func delivery(_ i: Int, _ deliveries: Int?) -> StreamConsumer.Delivery {
+            StreamConsumer.Delivery(stream: stream, entry: StreamEntry(id: "1-\(i)", fields: [:]), redelivered: deliveries != nil, deliveries: deliveries)
+        }
+        func item(_ i: Int) -> WorkItem {
+            WorkItem(id: "t.\(i)", taskID: "t", runID: "run-t", master: .inventory, pool: .catalog, skill: .languageCensus, target: "/", shard: i, shards: 8)
+        }
+        func result(_ i: Int) -> WorkResult {
+            WorkResult(itemID: "t.\(i)", taskID: "t", worker: "w", node: "n", status: .succeeded, error: nil, durationMs: 0, filesExamined: 0, output: .null)
+        }
+        let work = InFlightWork(limit: 8, pools: [.catalog])
+        let log = Logger(label: "test")
+        let a = try #require(work.began(delivery(0, 2), item: item(0))), b = try #require(work.began(delivery(1, nil), item: item(1)))
+        #expect(!work.holdsSuspect)
+        let s = try #require(work.began(delivery(2, InFlightWork.isolateFrom), item: item(2), suspect: true))
+        #expect(work.holdsSuspect && work.isSuspect(s) && !work.isSuspect(a))
+        let alone = Locked(false), read = Locked(false)
+        let runner = Task { await work.runAlone(s); alone.withLock { $0 = true } }
+        let reader = Task { let room = await work.room(); read.withLock { $0 = true }; return room }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!alone.value && !read.value, "A and B still run: the suspect waits, and nothing is read though there is room")
+        let finishA = Task { await work.finish(a, result: result(0), item: item(0), delivery: delivery(0, 2), log: log) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!alone.value, "B still runs")
+        let finishB = Task { await work.finish(b, result: result(1), item: item(1), delivery: delivery(1, nil), log: log) }
+        // Finished but not committed: A and B no longer run beside it.
+        #expect(await eventually(timeout: .seconds(10)) { alone.value })
+        #expect(!read.value, "the suspect runs: still nothing read")
+        let finishS = Task { await work.finish(s, result: result(2), item: item(2), delivery: delivery(2, 3), log: log) }
+        #expect(await reader.value.total > 0, "the suspect finished: the reader reads again")
+        #expect(!work.holdsSuspect)
+        var finished: [InFlightWork.Finished] = []
+        while finished.count < 3 {
+            finished += try #require(await work.nextBatch(max: 16)).compactMap { if case .finished(let f) = $0 { f } else { nil } }
+        }
+        work.committed(finished.map(\.token))
+        for f in finished { f.committed.resume() }
+        await finishA.value; await finishB.value; await finishS.value
+        await runner.value
+    }
+
+    /// A poison item (here: any worker holding it is killed, as a crash would) read in a batch with others:
+    /// its batch-mates die with it twice at most, then each suspect runs alone, so only the poison item is
+    /// dead-lettered (after CORTEX_MAX_DELIVERIES), and every other item succeeds. Before: the stranded
+    /// batch was claimed together again and again, and every item in it was dead-lettered with the poison one.
+    @Test func aPoisonItemDoesNotTakeItsBatchMatesToTheDeadLetters() async throws {
+        let suite = try await RecoveryTests.suite("poisonbatch", ["CORTEX_HEARTBEAT_INTERVAL": "0.5", "CORTEX_HEARTBEAT_TIMEOUT": "3", "CORTEX_CLAIM_IDLE": "2",
+                                                                 "CORTEX_WORKER_CONCURRENCY": "8", "CORTEX_FILE_CACHE_MAX_MB": "0"])
+        let redis = RecoveryTests.client(suite)
+        defer { redis.close() }
+        // The poison item reads 30,000 files (seconds), its mates 300 each: all held together when it is killed.
+        let big = try SyntheticRepository.make(at: suite.workDirectory.appendingPathComponent("big"), files: 30_000)
+        let small = try SyntheticRepository.make(at: suite.workDirectory.appendingPathComponent("small"), files: 300)
+        let task = "t-poison-batch"
+        let items = (0..<8).map { i in
+            WorkItem(id: "\(task).\(i)", taskID: task, runID: "run-\(task)", master: .inventory, pool: .catalog, skill: .languageCensus,
+                     target: (i == 0 ? big : small).path, shard: 0, shards: 1)
+        }
+        let poison = items[0].id
+        try await redis.ensureGroup(Self.stream, group: CortexNames.Group.workers)
+        try await redis.run(items.map { .xadd(Self.stream, fields: [("item", $0.wireJSON)]) })
+        var worker = try suite.startWorker(pools: [.catalog])
+        var kills = 0
+        let done = try await eventually(timeout: .seconds(240)) {
+            if (try? await redis.send(.hlen(CortexNames.taskResults(task))).int) == items.count { return true }
+            // The worker running the poison item dies, and a new one starts. Running: pending under the worker and
+            // kept alive (a suspect passed on sits idle for the claim timeout), and from the third delivery on
+            // (a suspect) only once the worker says it runs alone.
+            guard let held = try? await redis.xpending(Self.stream, group: CortexNames.Group.workers, count: 100, consumer: worker.name) else { return false }
+            var running = false
+            for entry in held where entry.idleMilliseconds < 2000 {
+                guard (try? await Self.itemID(redis, entry.id)) == poison else { continue }
+                running = entry.deliveries < InFlightWork.isolateFrom
+                    || worker.output().split(separator: "\n").contains { $0.contains("runs alone now") && $0.contains(poison) }
+            }
+            guard running else { return false }
+            worker.signal(SIGKILL)
+            _ = await worker.wait(timeout: .seconds(10))
+            kills += 1
+            worker = try suite.startWorker(pools: [.catalog])
+            return false
+        }
+        let resultCount = (try? await redis.send(.hlen(CortexNames.taskResults(task))).int) ?? -1
+        #expect(done, "\(kills) kills; results: \(resultCount) of \(items.count)")
+        let results = try await redis.hgetall(CortexNames.taskResults(task)).mapValues { try WireJSON.decode(WorkResult.self, from: $0) }
+        #expect(results[poison]?.status == .failed && results[poison]?.error?.hasPrefix("dead-lettered after 6 deliveries") == true, "\(results[poison].map { "\($0.status) \($0.error ?? "")" } ?? "none")")
+        let mates = results.filter { $0.key != poison }
+        #expect(mates.count == 7 && mates.values.allSatisfy { $0.status == .succeeded }, "\(mates.mapValues { "\($0.status) \($0.error ?? "")" })")
+        let dead = try await redis.xrange(CortexNames.deadLetters)
+        #expect(dead.map { $0.fields["item_id"] } == [poison], "\(dead.map { $0.fields["item_id"] ?? "" })")
+        #expect(kills == 5, "the poison item's five deliveries each killed its worker")
+        await suite.stop()
+    }
+
+    /// The work item id of stream entry `id`.
+    static func itemID(_ redis: RedisClient, _ id: String) async throws -> String? {
+        try await redis.xrange(stream, from: id, to: id).first?.fields["item"].flatMap { try? WorkItem(wireJSON: $0).id }
+    }
 }

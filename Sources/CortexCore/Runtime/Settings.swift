@@ -65,7 +65,7 @@ public struct Setting: Sendable, Hashable {
     public static let claimIdle = Setting(env: "CORTEX_CLAIM_IDLE", flag: "claim-idle", defaultValue: "30",
         help: "Visibility timeout: seconds a delivered but unacknowledged stream entry (a work item, a task, a run request) may sit idle before another consumer claims it (XAUTOCLAIM).", usedBy: "all")
     public static let maxDeliveries = Setting(env: "CORTEX_MAX_DELIVERIES", flag: "max-deliveries", defaultValue: "5",
-        help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream.", usedBy: "worker")
+        help: "A work item delivered this many times without completing (it keeps killing workers) moves to the dead-letter stream. From its third delivery on it runs alone on its worker, so the items read with it are not charged for it (docs/architecture.md).", usedBy: "worker")
     public static let workerConcurrency = Setting(env: "CORTEX_WORKER_CONCURRENCY", flag: "worker-concurrency", defaultValue: "16",
         help: "Work items one worker runs at once. The worker reads as many entries as it has room for in one XREADGROUP and commits every item finished meanwhile in one transaction; 1 runs one item at a time.", usedBy: "worker")
     public static let workerPoolConcurrency = Setting(env: "CORTEX_WORKER_POOL_CONCURRENCY", flag: "worker-pool-concurrency", defaultValue: "implementation=1,test=1",

@@ -16,7 +16,11 @@ import Synchronization
 ///   the event threshold are announced one by one (the supervisor queues the announcement); shorter ones are
 ///   reported together in their batch's TASK_BATCH_COMPLETE;
 /// - what is waiting to be committed, in order: an announcement is queued under the same lock that decides
-///   how the item's end is reported, so TASK_STARTED always goes out before the item's TASK_COMPLETE.
+///   how the item's end is reported, so TASK_STARTED always goes out before the item's TASK_COMPLETE;
+/// - the one suspect it holds (an item delivered `isolateFrom` times or more: the workers that held it
+///   before died): it runs alone — once the items running beside it have finished, and with no new read
+///   meanwhile — so that if it is the item that kills its worker, only its own delivery count grows, not
+///   that of items that happened to be read with it. Further suspects are passed on (`WorkerService`).
 final class InFlightWork: Sendable {
     /// One running item.
     struct Running: Sendable {
@@ -65,7 +69,14 @@ final class InFlightWork: Sendable {
         var committerWaiting: CheckedContinuation<Void, Never>?
         var readerWaiting: CheckedContinuation<Void, Never>?
         var closed = false
+        /// The suspect held, from its delivery until it finishes (or is given up).
+        var suspect: Int?
+        /// The suspect waiting for the items beside it to finish (`runAlone`).
+        var aloneWaiting: CheckedContinuation<Void, Never>?
     }
+
+    /// From which delivery on an item is a suspect and runs alone: its workers died twice while holding it.
+    static let isolateFrom = 3
 
     /// The most items in flight at once.
     let limit: Int
@@ -101,6 +112,8 @@ final class InFlightWork: Sendable {
 
     /// What may be read now; nil when nothing may.
     private func readable(_ s: State) -> StreamConsumer.ReadRoom? {
+        // Nothing new while a suspect is held: it is to run alone, and soon.
+        guard s.suspect == nil else { return nil }
         // Running items against the limit; finished ones against the same number again.
         let free = min(limit - (s.running.count - s.finished), 2 * limit - s.running.count)
         guard free > 0 else { return nil }
@@ -116,8 +129,9 @@ final class InFlightWork: Sendable {
 
     /// Counts an item as in flight from its delivery on; returns its token, or nil when this worker is
     /// running that entry already (its own entry claimed back after a refresh came too late: running it
-    /// twice would only commit it twice).
-    func began(_ delivery: StreamConsumer.Delivery, item: WorkItem) -> Int? {
+    /// twice would only commit it twice). A `suspect` becomes the one this worker holds (the caller checked
+    /// `holdsSuspect` first).
+    func began(_ delivery: StreamConsumer.Delivery, item: WorkItem, suspect: Bool = false) -> Int? {
         let now = ContinuousClock.now
         let key = Self.key(delivery)
         return state.withLock { s in
@@ -128,24 +142,55 @@ final class InFlightWork: Sendable {
             s.nextToken += 1
             s.running[s.nextToken] = Running(delivery: delivery, item: item, started: now, refreshed: now)
             s.entries[key] = s.nextToken
+            if suspect { s.suspect = s.nextToken }
             return s.nextToken
         }
+    }
+
+    /// Whether a suspect is held now (another one read meanwhile is passed on, not held beside it).
+    var holdsSuspect: Bool { state.withLock { $0.suspect != nil } }
+
+    /// Whether `token` is the suspect held.
+    func isSuspect(_ token: Int) -> Bool { state.withLock { $0.suspect == token } }
+
+    /// Returns once `token` (the suspect) is the only item still running: the others have finished (their
+    /// results may still wait for the committer). No new item is read meanwhile (`readable`).
+    func runAlone(_ token: Int) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if Self.alone(token, s) { return true }
+                s.aloneWaiting = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    private static func alone(_ token: Int, _ s: State) -> Bool { s.running.allSatisfy { $0.key == token || $0.value.finished } }
+
+    /// The suspect's wait to resume, when it may run alone now (called under the lock after a change).
+    private static func releaseAlone(_ s: inout State) -> CheckedContinuation<Void, Never>? {
+        guard let suspect = s.suspect, let waiting = s.aloneWaiting, alone(suspect, s) else { return nil }
+        s.aloneWaiting = nil
+        return waiting
     }
 
     private static func key(_ delivery: StreamConsumer.Delivery) -> String { delivery.stream + "\u{0}" + delivery.entry.id }
 
     /// Removes items (committed, dead-lettered or given up) and wakes the reader if it waits for room.
     private func remove(_ tokens: [Int]) {
-        let reader = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let (reader, alone) = state.withLock { s -> (CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?) in
             for token in tokens {
                 if let r = s.running.removeValue(forKey: token) {
                     s.entries[Self.key(r.delivery)] = nil
                     if r.finished { s.finished -= 1 }
                 }
+                if s.suspect == token { s.suspect = nil }
             }
             defer { s.readerWaiting = nil }
-            return s.readerWaiting
+            return (s.readerWaiting, Self.releaseAlone(&s))
         }
+        alone?.resume()
         reader?.resume()
     }
 
@@ -162,16 +207,18 @@ final class InFlightWork: Sendable {
     func finish(_ token: Int, result: WorkResult, item: WorkItem, delivery: StreamConsumer.Delivery, log: Logger) async {
         let traceparent = TracePropagation.current
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let (committer, reader) = state.withLock { s -> (CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?) in
+            let (committer, reader, alone) = state.withLock { s -> (CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?, CheckedContinuation<Void, Never>?) in
                 if let r = s.running[token], !r.finished {
                     s.running[token]?.finished = true
                     s.finished += 1
                 }
+                if s.suspect == token { s.suspect = nil }  // it ran: the reader may read again
                 let announced = s.running[token]?.announced ?? false
                 s.pending.append(.finished(Finished(token: token, result: result, item: item, delivery: delivery, log: log, announced: announced, traceparent: traceparent, committed: c)))
                 defer { s.committerWaiting = nil; s.readerWaiting = nil }
-                return (s.committerWaiting, s.readerWaiting)
+                return (s.committerWaiting, s.readerWaiting, Self.releaseAlone(&s))
             }
+            alone?.resume()
             committer?.resume()
             reader?.resume()
         }

@@ -88,6 +88,14 @@ struct StreamConsumer {
             .map { Delivery(stream: $0.stream, entry: $0.entry, redelivered: false) }
     }
 
+    /// Leaves an entry this consumer holds pending with `deliveries` as its delivery count and idle for
+    /// `idle` (XCLAIM … IDLE … RETRYCOUNT … JUSTID to itself: JUSTID does not count a delivery), so the next
+    /// XAUTOCLAIM of another consumer takes it and counts one delivery more.
+    static func passOn(stream: String, group: String, consumer: String, entryID: String, deliveries: Int, idle: Duration, redis: RedisClient) async throws {
+        let ms = Int(idle.components.seconds * 1000 + idle.components.attoseconds / 1_000_000_000_000_000)
+        _ = try await redis.send("XCLAIM", stream, group, consumer, 0, entryID, "IDLE", ms, "RETRYCOUNT", max(0, deliveries), "JUSTID").orThrow()
+    }
+
     /// Looks up how often each redelivered entry has been delivered (one XPENDING per entry; redeliveries are rare).
     private func withDeliveryCounts(_ deliveries: [Delivery]) async throws -> [Delivery] {
         var out = deliveries

@@ -149,19 +149,40 @@ public struct WorkerService: RoleService {
                         items.addTask { await StreamConsumer.deadLetter(delivery, group: CortexNames.Group.workers, reason: "malformed work item", context: context) }
                         continue
                     }
+                    // A suspect (delivered again and again: its workers died holding it) runs alone; a worker
+                    // holds one at a time, and passes the others it reads on, uncharged, to other workers.
+                    let suspect = delivery.deliveries.map { $0 >= InFlightWork.isolateFrom && $0 <= maxDeliveries } ?? false
+                    if suspect && work.holdsSuspect {
+                        items.addTask { await passOn(delivery) }
+                        continue
+                    }
                     guard idle?.begin() ?? true else {
                         // Read in the instant this spawned worker decided to leave: back on the stream for another
                         // worker (if that fails, the entry stays pending here and is claimed after CORTEX_CLAIM_IDLE).
                         items.addTask { await handBack(delivery) }
                         continue
                     }
-                    guard let token = work.began(delivery, item: item) else { idle?.end(); continue }
+                    guard let token = work.began(delivery, item: item, suspect: suspect) else { idle?.end(); continue }
                     items.addTask {
                         await process(item, delivery: delivery, token: token, work: work)
                         idle?.end()
                     }
                 }
             }
+        }
+    }
+
+    /// A second suspect read while one is held: left pending with its delivery count as it was before this
+    /// delivery and idle for the claim timeout, so another worker claims it at once and the count is what
+    /// it was when it reached us (it never ran here). If that fails it stays ours, and runs here later.
+    private func passOn(_ delivery: StreamConsumer.Delivery) async {
+        guard let deliveries = delivery.deliveries else { return }
+        do {
+            try await StreamConsumer.passOn(stream: delivery.stream, group: CortexNames.Group.workers, consumer: workerID, entryID: delivery.entry.id,
+                                            deliveries: deliveries - 1, idle: claimIdle, redis: context.redis)
+            context.logger.info("\(delivery.entry.id) on \(delivery.stream) (delivered \(deliveries) times) passed on: this worker runs another such item alone first")
+        } catch {
+            context.logger.warning("could not pass \(delivery.entry.id) on \(delivery.stream) on: \(error); it is claimed after CORTEX_CLAIM_IDLE")
         }
     }
 
@@ -232,6 +253,11 @@ public struct WorkerService: RoleService {
             await bury(item, delivery: delivery, deliveries: deliveries, log: itemLog)
             work.abandon(token)
             return
+        }
+        if work.isSuspect(token) {
+            // If it is what kills its workers, the items beside it must not be charged for it again.
+            await work.runAlone(token)
+            itemLog.notice("delivered \(delivery.deliveries ?? 0) times (the workers that held it ended without finishing it): it runs alone now")
         }
         let started = ContinuousClock.now
         var result = WorkResult(itemID: item.id, taskID: item.taskID, worker: workerID, node: context.nodeName,
